@@ -1,0 +1,84 @@
+# nerve: make [all] | test [SANITIZE=1] | train | bench | install [PREFIX=...] | clean
+CC      ?= cc
+PREFIX  ?= /usr/local
+SANITIZE ?= 0
+
+WARN    := -Wall -Wextra -Werror
+BASE    := -std=c11 -D_POSIX_C_SOURCE=200809L -Iinclude -fPIC -fopenmp -g
+ifeq ($(SANITIZE),1)
+  BUILD   := build-san
+  OPT     := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+  LDSAN   := -fsanitize=address,undefined
+else
+  BUILD   := build
+  OPT     := -O3
+  LDSAN   :=
+endif
+CFLAGS_ALL := $(BASE) $(WARN) $(OPT) $(CFLAGS)
+LDLIBS  := -lz -lpng -lm -fopenmp $(LDSAN)
+
+LIB_SRC  := $(wildcard src/*/*.c)
+LIB_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC))
+CLI_SRC  := $(wildcard cli/*.c)
+CLI_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(CLI_SRC))
+TEST_SRC := $(wildcard tests/*.c)
+TEST_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SRC))
+EX_SRC   := $(wildcard examples/*.c)
+EX_BIN   := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EX_SRC))
+
+.PHONY: all test train bench install uninstall clean
+all: $(BUILD)/libnerve.a $(BUILD)/libnerve.so $(BUILD)/nerve $(EX_BIN) $(BUILD)/nerve.pc
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+$(BUILD)/libnerve.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libnerve.so: $(LIB_OBJ) src/libnerve.map
+	$(CC) -shared -Wl,--version-script=src/libnerve.map -Wl,-soname,libnerve.so.0 -o $@ $(LIB_OBJ) $(LDLIBS)
+
+$(BUILD)/nerve: $(CLI_OBJ) $(BUILD)/libnerve.a
+	$(CC) -o $@ $(CLI_OBJ) $(BUILD)/libnerve.a $(LDLIBS)
+
+$(BUILD)/examples/%: examples/%.c $(BUILD)/libnerve.a include/nerve.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libnerve.a $(LDLIBS)
+
+$(BUILD)/nerve_tests: $(TEST_OBJ) $(BUILD)/libnerve.a
+	$(CC) -o $@ $(TEST_OBJ) $(BUILD)/libnerve.a $(LDLIBS)
+
+$(BUILD)/nerve.pc: nerve.pc.in
+	@mkdir -p $(BUILD)
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|0.1.0|g' $< > $@
+
+# The tests see the CLI and the examples of the same build.
+test: all $(BUILD)/nerve_tests
+	NERVE_BUILD_DIR=$(BUILD) ASAN_OPTIONS=detect_leaks=1 ./$(BUILD)/nerve_tests $(T)
+
+# The main job: train the shipped MLP on Fashion-MNIST and report test accuracy.
+train: all
+	./$(BUILD)/nerve train models/mlp.cfg
+
+bench: all
+	./bench/run.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 $(BUILD)/libnerve.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/libnerve.so $(DESTDIR)$(PREFIX)/lib/libnerve.so.0
+	ln -sf libnerve.so.0 $(DESTDIR)$(PREFIX)/lib/libnerve.so
+	install -m 644 include/nerve.h $(DESTDIR)$(PREFIX)/include/
+	install -m 755 $(BUILD)/nerve $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 $(BUILD)/nerve.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/lib/libnerve.a $(DESTDIR)$(PREFIX)/lib/libnerve.so $(DESTDIR)$(PREFIX)/lib/libnerve.so.0 \
+	      $(DESTDIR)$(PREFIX)/include/nerve.h $(DESTDIR)$(PREFIX)/bin/nerve $(DESTDIR)$(PREFIX)/lib/pkgconfig/nerve.pc
+
+clean:
+	rm -rf build build-san
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)

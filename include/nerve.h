@@ -1,0 +1,674 @@
+/*
+ * nerve.h: the one public header of libnerve.
+ *
+ * libnerve is a C11 deep-learning library: float32 tensors, a graph of operators with
+ * reverse-mode automatic differentiation, layers, losses, optimisers, data loading,
+ * darknet-style cfg model descriptions, safetensors checkpoints and a training loop.
+ *
+ * Conventions (read once, true everywhere):
+ *  - Every exported name starts with nerve_ / NERVE_.
+ *  - Functions that can fail return an int status (NERVE_OK == 0, negative on error) or a
+ *    pointer/node id (NULL or a negative id on error). The message of the last error of the
+ *    calling thread is in nerve_last_error(). The library never prints and never exits.
+ *  - Tensors are dense, row-major float32. Shapes of activations carry the batch as their
+ *    first dimension; parameters have no batch dimension.
+ *  - A graph is built once, compiled once (shapes checked, every buffer allocated), then run
+ *    many times; a compiled graph's forward and backward passes allocate nothing.
+ *
+ * Sections:
+ *   1. Errors and status          8. Initialisers and layers
+ *   2. Memory accounting          9. Optimisers, schedules, clipping
+ *   3. Random numbers            10. Data sets and batches
+ *   4. Tensors                   11. Models described by cfg files
+ *   5. Graphs: building          12. Checkpoints (safetensors)
+ *   6. Graphs: operators         13. Training loop
+ *   7. Graphs: running           14. Plots and logs
+ */
+#ifndef NERVE_H
+#define NERVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NERVE_VERSION "0.1.0"
+#define NERVE_MAX_DIMS 6   /* tensors have 0..NERVE_MAX_DIMS dimensions */
+#define NERVE_MAX_INPUTS 8 /* inputs of one operator node */
+
+/* ===================================================================================== */
+/* 1. Errors and status                                                                   */
+/* ===================================================================================== */
+
+enum {
+    NERVE_OK = 0,
+    NERVE_ERR_ARG = -1,    /* a bad argument (null, out of range, unknown name) */
+    NERVE_ERR_SHAPE = -2,  /* shapes that do not fit together */
+    NERVE_ERR_NOMEM = -3,  /* allocation failed */
+    NERVE_ERR_IO = -4,     /* a file could not be read or written */
+    NERVE_ERR_FORMAT = -5, /* a file's contents are malformed */
+    NERVE_ERR_STATE = -6,  /* call made in the wrong state (e.g. running an uncompiled graph) */
+    NERVE_ERR_NUMERIC = -7 /* NaN or infinity where a finite number is required */
+};
+
+/* Message describing the last error raised in the calling thread ("" if none). */
+const char *nerve_last_error(void);
+/* Status code of the last error raised in the calling thread (NERVE_OK if none). */
+int nerve_last_status(void);
+/* Clears the calling thread's error. */
+void nerve_clear_error(void);
+/* Sets the calling thread's error (printf-style) and returns `status`; for extensions. */
+int nerve_set_error(int status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* ===================================================================================== */
+/* 2. Memory accounting                                                                   */
+/* ===================================================================================== */
+
+/* Number of heap allocations libnerve has made since the process started (all of the
+ * library's allocations go through one counted allocator). Tests use it to prove that a
+ * compiled graph's training step allocates nothing. */
+uint64_t nerve_alloc_count(void);
+/* Bytes currently held by libnerve's allocator. */
+size_t nerve_alloc_bytes(void);
+
+/* ===================================================================================== */
+/* 3. Random numbers                                                                      */
+/* ===================================================================================== */
+
+/* A small, fast, seedable generator (xoshiro128**): the same seed gives the same bits on
+ * every machine. The state is plain data, so it can be copied and checkpointed. */
+typedef struct nerve_rng {
+    uint32_t s[4];
+} nerve_rng;
+
+void nerve_rng_seed(nerve_rng *r, uint64_t seed);
+uint32_t nerve_rng_u32(nerve_rng *r);
+/* Uniform in [0, 1). */
+float nerve_rng_uniform(nerve_rng *r);
+/* Standard normal (Box-Muller, no cached second value so the state alone determines it). */
+float nerve_rng_normal(nerve_rng *r);
+/* Uniform integer in [0, n). */
+uint32_t nerve_rng_below(nerve_rng *r, uint32_t n);
+/* Fisher-Yates shuffle of idx[0..n). */
+void nerve_rng_shuffle(nerve_rng *r, int *idx, int n);
+
+/* ===================================================================================== */
+/* 4. Tensors                                                                             */
+/* ===================================================================================== */
+
+/* A dense row-major float32 tensor. `data` is owned by whoever created the tensor:
+ * nerve_tensor_create() owns it (free with nerve_tensor_free()); views returned by the
+ * graph (nerve_value(), nerve_grad()) point into the graph and must not be freed. */
+typedef struct nerve_tensor {
+    int ndim;
+    int dims[NERVE_MAX_DIMS];
+    float *data;
+} nerve_tensor;
+
+/* Number of elements of a shape (1 for ndim == 0). */
+size_t nerve_shape_numel(int ndim, const int *dims);
+size_t nerve_tensor_numel(const nerve_tensor *t);
+/* Allocates a zero-filled tensor. Returns a tensor with data == NULL on error. */
+nerve_tensor nerve_tensor_create(int ndim, const int *dims);
+void nerve_tensor_free(nerve_tensor *t);
+/* Writes "[2, 3, 4]" into buf (always terminated); returns buf. */
+char *nerve_shape_str(int ndim, const int *dims, char *buf, size_t size);
+
+/* ===================================================================================== */
+/* 5. Graphs: building                                                                    */
+/* ===================================================================================== */
+
+typedef struct nerve_graph nerve_graph;
+
+/* Kinds of nodes. */
+enum {
+    NERVE_NODE_INPUT = 0, /* fed by the caller each step (data, labels) */
+    NERVE_NODE_PARAM = 1, /* trainable parameter, updated by optimisers */
+    NERVE_NODE_STATE = 2, /* non-trainable persistent tensor (running statistics, z-score) */
+    NERVE_NODE_OP = 3     /* result of an operator */
+};
+
+nerve_graph *nerve_graph_create(void);
+void nerve_graph_free(nerve_graph *g);
+
+/* An input. dims[0] is the batch dimension: its value here is ignored and replaced by the
+ * batch size given to nerve_graph_compile() / nerve_graph_set_batch(). */
+int nerve_input(nerve_graph *g, const char *name, int ndim, const int *dims);
+/* A trainable parameter (zero-filled; see nerve_init_param()). */
+int nerve_param(nerve_graph *g, const char *name, int ndim, const int *dims);
+/* A persistent non-trainable tensor (zero-filled). */
+int nerve_state(nerve_graph *g, const char *name, int ndim, const int *dims);
+
+/* Parameters marked "no decay" (biases, batch-norm scale/shift, PReLU slopes) are skipped
+ * by weight decay and by the L1/L2 penalties. nerve_param() marks a 1-D parameter no-decay
+ * by default; this overrides. */
+int nerve_param_set_decay(nerve_graph *g, int node, int decay);
+/* Frozen parameters keep their values: no gradient is computed for them and optimisers
+ * skip them (transfer learning). */
+int nerve_param_set_frozen(nerve_graph *g, int node, int frozen);
+
+/* Node introspection. */
+int nerve_node_count(const nerve_graph *g);
+int nerve_node_kind(const nerve_graph *g, int node);
+const char *nerve_node_name(const nerve_graph *g, int node);
+const char *nerve_node_op(const nerve_graph *g, int node); /* operator name; "" for leaves */
+int nerve_node_find(const nerve_graph *g, const char *name); /* -1 if absent */
+/* Renames a node (names are unique within a graph; checkpoints use them). */
+int nerve_node_set_name(nerve_graph *g, int node, const char *name);
+/* Shape as inferred by the last compile / set_batch. */
+int nerve_node_shape(const nerve_graph *g, int node, int *ndim, int *dims);
+int nerve_node_num_inputs(const nerve_graph *g, int node);
+int nerve_node_input(const nerve_graph *g, int node, int i);
+
+/* ===================================================================================== */
+/* 6. Graphs: operators                                                                   */
+/*    Each returns the new node id, or a negative status on error.                        */
+/* ===================================================================================== */
+
+/* Matrix product of 2-D a [M,K] (or [K,M] if trans_a) and b [K,N] (or [N,K] if trans_b). */
+int nerve_matmul(nerve_graph *g, int a, int b, int trans_a, int trans_b);
+/* Fully connected: x [N, ...] is flattened to [N, in]; w is [out, in]; bias [out] or -1.
+ * y[N, out] = x w^T + b. */
+int nerve_dense(nerve_graph *g, int x, int w, int bias);
+
+/* Broadcasting (numpy rules) element-wise arithmetic. */
+int nerve_add(nerve_graph *g, int a, int b);
+int nerve_sub(nerve_graph *g, int a, int b);
+int nerve_mul(nerve_graph *g, int a, int b);
+int nerve_div(nerve_graph *g, int a, int b);
+/* y = scale * x + shift (scalars). */
+int nerve_affine(nerve_graph *g, int x, float scale, float shift);
+
+/* Reductions. axis == NERVE_AXIS_ALL reduces to a scalar (ndim 0). Negative axes count
+ * from the end. */
+#define NERVE_AXIS_ALL (-100)
+int nerve_sum(nerve_graph *g, int x, int axis, int keepdim);
+int nerve_mean(nerve_graph *g, int x, int axis, int keepdim);
+
+/* Shape operators. nerve_reshape follows ONNX: 0 copies the input's dimension, -1 is
+ * inferred (at most one). */
+int nerve_reshape(nerve_graph *g, int x, int ndim, const int *dims);
+int nerve_flatten(nerve_graph *g, int x); /* [N, ...] -> [N, prod(...)] */
+int nerve_concat(nerve_graph *g, int n, const int *xs, int axis);
+int nerve_slice(nerve_graph *g, int x, int axis, int start, int end); /* [start, end) */
+int nerve_transpose(nerve_graph *g, int x, const int *perm);           /* perm has ndim entries */
+
+/* Activations. */
+typedef enum {
+    NERVE_ACT_IDENTITY = 0,
+    NERVE_ACT_STEP,         /* 1 if u >= 0 else 0; forward only: its gradient is zero */
+    NERVE_ACT_SIGMOID,      /* 1/(1+exp(-alpha u)); alpha = slope lambda, default 1 */
+    NERVE_ACT_HARD_SIGMOID, /* clamp(alpha u + beta, 0, 1); defaults 0.2, 0.5 */
+    NERVE_ACT_TANH,
+    NERVE_ACT_RELU,
+    NERVE_ACT_LEAKY_RELU, /* max(u, alpha u); default alpha 0.01 */
+    NERVE_ACT_ELU,        /* u if u >= 0 else alpha (exp(u) - 1); default alpha 1 */
+    NERVE_ACT_SELU,       /* beta (u if u > 0 else alpha exp(u) - alpha); 1.67326, 1.0507 */
+    NERVE_ACT_SOFTPLUS,   /* log(1 + exp(u)) */
+    NERVE_ACT_SOFTSIGN,   /* u / (1 + |u|) */
+    NERVE_ACT_RELU6,      /* min(max(0, u), alpha); alpha = cap, default 6 */
+    NERVE_ACT_COUNT
+} nerve_act_type;
+
+typedef struct nerve_act {
+    nerve_act_type type;
+    float alpha, beta;
+} nerve_act;
+
+/* An activation with its default parameters. */
+nerve_act nerve_act_default(nerve_act_type type);
+/* Parses a name ("relu", "logistic"/"sigmoid", "leaky", "linear"/"identity", ...) as the
+ * cfg files use it; returns NERVE_ERR_ARG for unknown names. */
+int nerve_act_parse(const char *name, nerve_act *out);
+const char *nerve_act_name(nerve_act_type type);
+int nerve_activation(nerve_graph *g, int x, nerve_act act);
+/* PReLU: max(u, a u) with learned slope(s) a: slope is a parameter of shape [1] (shared)
+ * or [C] (one per channel, axis 1 of x). */
+int nerve_prelu(nerve_graph *g, int x, int slope);
+
+/* Softmax / log-softmax along `axis` (max-subtracted, stable). */
+int nerve_softmax(nerve_graph *g, int x, int axis);
+int nerve_log_softmax(nerve_graph *g, int x, int axis);
+
+/* Losses: each returns a scalar node (ndim 0), averaged over the batch. */
+/* Mean squared error over all elements; half != 0 gives 0.5 * mean (gradient halved). */
+int nerve_mse_loss(nerve_graph *g, int pred, int target, int half);
+/* Mean absolute error over all elements. */
+int nerve_l1_loss(nerve_graph *g, int pred, int target);
+/* Binary cross-entropy computed from logits (stable), mean over elements; target in [0,1]. */
+int nerve_bce_logits_loss(nerve_graph *g, int logits, int target);
+/* Softmax cross-entropy from logits [N, C] and integer labels [N] (stored as floats).
+ * class_weights: a node [C] (input or state) or -1; smoothing: label smoothing in [0,1).
+ * With weights, the mean is the weighted mean (sum w_y l / sum w_y), as PyTorch does. */
+int nerve_softmax_ce_loss(nerve_graph *g, int logits, int labels, int class_weights,
+                          float smoothing);
+/* Negative log-likelihood of log-probabilities [N, C] at integer labels [N]. */
+int nerve_nll_loss(nerve_graph *g, int logprobs, int labels, int class_weights);
+/* Hinge loss. scores [N, 1] with labels in {0,1} (mapped to -1/+1): mean max(0, 1 - t s).
+ * scores [N, C>1]: multi-class margin, mean over N of sum_{j != y} max(0, 1 - s_y + s_j). */
+int nerve_hinge_loss(nerve_graph *g, int scores, int labels);
+
+/* Weight penalties over every trainable, decayed parameter of the graph at the time of the
+ * call: L1 gives coef * sum |w|; L2 gives coef/2 * sum w^2. (The course's lambda/n and
+ * lambda/2n forms are coef = lambda/n.) */
+enum { NERVE_PENALTY_L1 = 1, NERVE_PENALTY_L2 = 2 };
+int nerve_penalty(nerve_graph *g, int kind, float coef);
+
+/* Inverted dropout: in training, zeroes each unit with probability p and scales the kept
+ * ones by 1/(1-p); identity in eval mode. spatial != 0 drops whole channels (axis 1). */
+int nerve_dropout(nerve_graph *g, int x, float p, int spatial);
+/* Batch normalisation over every axis but axis 1 (features / channels).
+ * gamma, beta: params [C]; running_mean, running_var: states [C].
+ * Training uses the batch statistics (biased variance) and updates the running ones as
+ * r = (1 - momentum) r + momentum * batch (unbiased variance for running_var);
+ * eval mode uses the running ones. */
+int nerve_batchnorm(nerve_graph *g, int x, int gamma, int beta, int running_mean,
+                    int running_var, float momentum, float eps);
+/* Z-score normalisation with stored statistics: (x - mean) / std per feature, where mean
+ * and std are states broadcastable to x without its batch dimension; std == 0 is treated
+ * as 1. */
+int nerve_zscore(nerve_graph *g, int x, int mean, int std);
+
+/* ===================================================================================== */
+/* 7. Graphs: running                                                                     */
+/* ===================================================================================== */
+
+/* Orders the nodes, infers and checks every shape for batch size `max_batch`, and
+ * allocates every buffer the graph will need (values, gradients, operator scratch).
+ * After this, forward and backward allocate nothing. Nodes may not be added afterwards. */
+int nerve_graph_compile(nerve_graph *g, int max_batch);
+int nerve_graph_is_compiled(const nerve_graph *g);
+/* Re-infers shapes for a batch of n <= max_batch (e.g. the last, smaller batch). */
+int nerve_graph_set_batch(nerve_graph *g, int n);
+int nerve_graph_batch(const nerve_graph *g);
+/* Training mode (dropout active, batch norm uses and updates batch statistics) or eval. */
+void nerve_graph_set_training(nerve_graph *g, int training);
+int nerve_graph_training(const nerve_graph *g);
+/* The generator used by stochastic operators (dropout). */
+nerve_rng *nerve_graph_rng(nerve_graph *g);
+
+/* Requests gradients with respect to an input node (saliency, adversarial examples). */
+int nerve_input_set_requires_grad(nerve_graph *g, int node, int on);
+
+/* Views into the graph's buffers (valid until the graph is freed). For inputs, write the
+ * batch into nerve_value(g, input).data before calling forward. */
+nerve_tensor nerve_value(nerve_graph *g, int node);
+nerve_tensor nerve_grad(nerve_graph *g, int node); /* data == NULL if it has no gradient */
+
+/* Computes every node needed for `target` (or all nodes if target < 0). */
+int nerve_forward(nerve_graph *g, int target);
+/* Back-propagates from scalar node `loss` (seeded with 1): zeroes then fills the gradients
+ * of every parameter and of inputs that asked for one. Call after nerve_forward(). */
+int nerve_backward(nerve_graph *g, int loss);
+
+/* Trainable (not frozen) parameters, in creation order. Returns the count; fills up to
+ * `cap` ids into out (out may be NULL to count). */
+int nerve_graph_params(const nerve_graph *g, int *out, int cap);
+/* Every PARAM and STATE node (what a checkpoint stores). */
+int nerve_graph_persistent(const nerve_graph *g, int *out, int cap);
+/* Total elements of all PARAM nodes (frozen included). */
+size_t nerve_graph_param_count(const nerve_graph *g);
+
+/* Finite-difference check of the gradients of scalar `loss` with respect to every
+ * parameter and every input with requires_grad: central differences with step eps,
+ * compared with |a - n| <= atol + rtol * max(|a|, |n|). Returns NERVE_OK if all agree,
+ * else NERVE_ERR_NUMERIC with the worst offender in the error message. Leaves values as
+ * they were. */
+int nerve_gradcheck(nerve_graph *g, int loss, float eps, float atol, float rtol);
+
+/* ===================================================================================== */
+/* 8. Initialisers and layers                                                             */
+/* ===================================================================================== */
+
+typedef enum {
+    NERVE_INIT_ZEROS = 0,
+    NERVE_INIT_CONSTANT,      /* a */
+    NERVE_INIT_UNIFORM,       /* U(a, b) */
+    NERVE_INIT_NORMAL,        /* N(a, b^2): a = mean, b = std */
+    NERVE_INIT_GLOROT_UNIFORM,/* U(-s, s), s = sqrt(6/(fan_in+fan_out)) */
+    NERVE_INIT_GLOROT_NORMAL, /* N(0, 2/(fan_in+fan_out)) */
+    NERVE_INIT_HE_UNIFORM,    /* U(-s, s), s = sqrt(6/fan_in) */
+    NERVE_INIT_HE_NORMAL,     /* N(0, 2/fan_in) */
+    NERVE_INIT_LECUN_UNIFORM, /* U(-s, s), s = sqrt(3/fan_in) */
+    NERVE_INIT_LECUN_NORMAL   /* N(0, 1/fan_in) */
+} nerve_init_type;
+
+typedef struct nerve_init {
+    nerve_init_type type;
+    float a, b;
+} nerve_init;
+
+/* fan_in/fan_out of a weight of shape [out, in, k...]: in*prod(k) and out*prod(k);
+ * for 1-D shapes both are dims[0]. */
+void nerve_fans(int ndim, const int *dims, int *fan_in, int *fan_out);
+int nerve_init_parse(const char *name, nerve_init *out); /* "he", "glorot", "zeros", ... */
+int nerve_init_param(nerve_graph *g, int node, nerve_init init, nerve_rng *rng);
+void nerve_init_fill(float *x, size_t n, int ndim, const int *dims, nerve_init init,
+                     nerve_rng *rng);
+
+/* Layers create their parameters (named "<name>.weight", "<name>.bias", ...) and return
+ * the output node. */
+int nerve_layer_dense(nerve_graph *g, int x, int n_out, int bias, nerve_init init,
+                      nerve_rng *rng, const char *name);
+int nerve_layer_batchnorm(nerve_graph *g, int x, float momentum, float eps,
+                          const char *name);
+int nerve_layer_prelu(nerve_graph *g, int x, int per_channel, float init_slope,
+                      const char *name);
+
+/* ===================================================================================== */
+/* 9. Optimisers, schedules, clipping                                                     */
+/* ===================================================================================== */
+
+typedef enum {
+    NERVE_OPT_SGD = 0,
+    NERVE_OPT_MOMENTUM, /* v <- m v - lr g; w <- w + v */
+    NERVE_OPT_NESTEROV, /* v <- m v - lr grad(w + m v); w <- w + v */
+    NERVE_OPT_ADAGRAD,  /* r <- r + g^2; w <- w - lr g / (delta + sqrt(r)), delta 1e-7 */
+    NERVE_OPT_RMSPROP,  /* r <- rho r + (1-rho) g^2; w <- w - lr g / sqrt(delta + r), 1e-6 */
+    NERVE_OPT_ADAM,     /* bias-corrected; w <- w - lr s^ / (sqrt(r^) + delta), 1e-8 */
+    NERVE_OPT_ADAMW,    /* Adam with decoupled weight decay */
+    NERVE_OPT_ADADELTA, /* Zeiler 2012; lr scales the update (1.0 = the paper) */
+    NERVE_OPT_COUNT
+} nerve_opt_type;
+
+typedef struct nerve_optim_config {
+    nerve_opt_type type;
+    float momentum;     /* momentum / Nesterov mu (default 0.9) */
+    float rho1, rho2;   /* Adam betas (0.9, 0.999); rho1 is RMSProp/AdaDelta rho (0.9/0.95) */
+    float delta;        /* stabiliser; 0 selects the optimiser's default */
+    float weight_decay; /* coupled (g += wd w) except AdamW/decoupled (w -= lr wd w) */
+    int decoupled;      /* decoupled decay for any optimiser (AdamW sets it implicitly) */
+    float clip_norm;    /* global-norm gradient clipping threshold; 0 = off */
+} nerve_optim_config;
+
+typedef struct nerve_optim nerve_optim;
+
+/* Defaults for a type (as the course states them). */
+nerve_optim_config nerve_optim_default(nerve_opt_type type);
+int nerve_optim_parse(const char *name, nerve_opt_type *out); /* "sgd", "adam", ... */
+const char *nerve_optim_name(nerve_opt_type type);
+/* Binds to the graph's trainable parameters at the time of the call (compiled graph). */
+nerve_optim *nerve_optim_create(nerve_graph *g, const nerve_optim_config *cfg);
+void nerve_optim_free(nerve_optim *o);
+/* Call before the forward pass of each step: Nesterov moves the weights to the look-ahead
+ * point w + m v (a no-op for the others). */
+void nerve_optim_prepare(nerve_optim *o);
+/* Applies one update with learning rate lr using the gradients in the graph (clipping and
+ * weight decay included). Returns the gradient's global norm before clipping. */
+float nerve_optim_step(nerve_optim *o, float lr);
+int64_t nerve_optim_steps(const nerve_optim *o);
+/* Optimiser state as named tensors for checkpoints: count, then i-th name/tensor view. */
+int nerve_optim_state_count(const nerve_optim *o);
+int nerve_optim_state_get(nerve_optim *o, int i, const char **name, nerve_tensor *view);
+int nerve_optim_set_steps(nerve_optim *o, int64_t steps);
+
+/* Global-norm clipping of arrays: if ||g|| > max_norm, scale all by max_norm/||g||.
+ * Returns the norm before clipping. */
+float nerve_clip_global_norm(float **grads, const size_t *sizes, int n, float max_norm);
+
+/* Newton's method for tiny models: Hessian of `loss` w.r.t. all trainable parameters by
+ * central differences of the analytic gradient, then w <- w - lr H^-1 g solved by Cholesky
+ * (with Levenberg damping added until H + damping I is positive definite). Needs forward
+ * inputs set; O(P) backward passes and O(P^2) memory. */
+int nerve_newton_step(nerve_graph *g, int loss, float lr);
+
+typedef enum {
+    NERVE_SCHED_CONSTANT = 0,
+    NERVE_SCHED_STEP,        /* lr * gamma^(floor(epoch / step)) */
+    NERVE_SCHED_MULTISTEP,   /* lr * gamma^(number of milestones <= epoch) */
+    NERVE_SCHED_EXPONENTIAL, /* lr * gamma^epoch */
+    NERVE_SCHED_LINEAR,      /* course: (1 - k/tau) lr + (k/tau) lr_end for k < tau, iterations */
+    NERVE_SCHED_COSINE,      /* linear warm-up for `warmup` iterations, then cosine to lr_end */
+    NERVE_SCHED_PLATEAU      /* lr * gamma each time the metric fails to improve `patience` times */
+} nerve_sched_type;
+
+#define NERVE_MAX_MILESTONES 16
+typedef struct nerve_schedule {
+    nerve_sched_type type;
+    float lr;       /* base learning rate */
+    float lr_end;   /* linear: eps_tau; cosine: final value */
+    float gamma;    /* decay factor (step, multistep, exponential, plateau) */
+    int step;       /* epochs between decays (step) */
+    int milestones[NERVE_MAX_MILESTONES];
+    int n_milestones;
+    int64_t tau;    /* linear: iterations until lr_end; cosine: total iterations */
+    int64_t warmup; /* cosine: warm-up iterations */
+    int patience;   /* plateau */
+    float threshold;/* plateau: relative improvement that counts (default 1e-4) */
+    /* plateau state */
+    float best;
+    int bad_epochs;
+    float plateau_scale;
+} nerve_schedule;
+
+nerve_schedule nerve_schedule_default(nerve_sched_type type, float lr);
+int nerve_schedule_parse(const char *name, nerve_sched_type *out);
+const char *nerve_schedule_name(nerve_sched_type type);
+/* Learning rate for iteration `iter` (0-based, counted over the whole run) in `epoch`. */
+float nerve_schedule_lr(const nerve_schedule *s, int64_t iter, int epoch);
+/* Plateau schedule: feed the validation metric (lower is better) once per epoch. */
+void nerve_schedule_observe(nerve_schedule *s, float metric);
+
+/* ===================================================================================== */
+/* 10. Data sets and batches                                                              */
+/* ===================================================================================== */
+
+/* An in-memory labelled data set: n samples of `sample_numel` floats each with shape
+ * dims[0..ndim) (no batch dimension), and one integer label per sample (stored as float,
+ * -1 if unlabelled). */
+typedef struct nerve_dataset {
+    int n;
+    int ndim;
+    int dims[NERVE_MAX_DIMS];
+    size_t sample_numel;
+    float *x;      /* n * sample_numel */
+    float *y;      /* n */
+    int n_classes; /* 1 + max label, 0 if unlabelled */
+} nerve_dataset;
+
+void nerve_dataset_free(nerve_dataset *d);
+/* IDX files (MNIST format, plain or gzip-compressed, detected by content). Images are
+ * scaled by `scale` (e.g. 1/255). labels_path may be NULL. Every header field and size is
+ * validated; errors name the file. */
+int nerve_dataset_load_idx(nerve_dataset *d, const char *images_path, const char *labels_path,
+                           float scale);
+/* CSV: one sample per line, numeric features and one label column (label_col, negative
+ * counts from the end; NERVE_CSV_NO_LABEL for none). A first line that is not numeric is
+ * taken as a header. Errors name file and line. */
+#define NERVE_CSV_NO_LABEL (-1000)
+int nerve_dataset_load_csv(nerve_dataset *d, const char *path, int label_col);
+/* Moves the last `fraction` of a (shuffled by seed if seed != 0) data set into val. */
+int nerve_dataset_split(nerve_dataset *d, nerve_dataset *val, float fraction, uint64_t seed);
+/* Per-feature mean and standard deviation (population), each sample_numel floats. */
+int nerve_dataset_stats(const nerve_dataset *d, float *mean, float *std);
+
+/* Mini-batch iteration. batch_size = n gives full batch, 1 gives online learning. */
+typedef struct nerve_batcher {
+    const nerve_dataset *d;
+    int batch_size;
+    int shuffle;
+    int *order;   /* permutation of 0..n-1 */
+    int pos;      /* next sample in order */
+    nerve_rng rng;
+} nerve_batcher;
+
+int nerve_batcher_init(nerve_batcher *b, const nerve_dataset *d, int batch_size, int shuffle,
+                       uint64_t seed);
+void nerve_batcher_free(nerve_batcher *b);
+/* Starts an epoch (reshuffles if shuffling). */
+void nerve_batcher_reset(nerve_batcher *b);
+/* Copies the next batch into x (batch_size * sample_numel) and y (batch_size); returns
+ * the number of samples copied (0 at the end of the epoch). */
+int nerve_batcher_next(nerve_batcher *b, float *x, float *y);
+
+/* ===================================================================================== */
+/* 11. Models described by cfg files                                                      */
+/* ===================================================================================== */
+
+/* Settings from the [net] section (see docs/cfg.md for every key). */
+typedef struct nerve_net_config {
+    int ndim;                  /* input sample shape (channels, height, width) or features */
+    int dims[NERVE_MAX_DIMS];
+    int batch;
+    int epochs;
+    uint64_t seed;
+    nerve_optim_config optim;
+    nerve_schedule schedule;
+    float validation;          /* fraction of training data held out (0 = none) */
+    int patience;              /* early stopping: epochs without improvement (0 = off) */
+    int normalize;             /* z-score inputs with training statistics */
+    float input_scale;         /* multiply raw input values (IDX: 1/255 by default) */
+    char train_images[512], train_labels[512], test_images[512], test_labels[512];
+    char train_csv[512], test_csv[512];
+    int n_classes;
+} nerve_net_config;
+
+typedef struct nerve_model nerve_model;
+
+/* Parses cfg text (filename is used in error messages: "file:line: message") and builds
+ * the graph (not compiled). */
+nerve_model *nerve_model_from_cfg(const char *text, const char *filename);
+nerve_model *nerve_model_load_cfg(const char *path);
+void nerve_model_free(nerve_model *m);
+
+nerve_graph *nerve_model_graph(nerve_model *m);
+const nerve_net_config *nerve_model_config(const nerve_model *m);
+nerve_net_config *nerve_model_config_mut(nerve_model *m);
+const char *nerve_model_cfg_text(const nerve_model *m);
+int nerve_model_input(const nerve_model *m);  /* input node */
+int nerve_model_labels(const nerve_model *m); /* label input node, -1 if none */
+int nerve_model_output(const nerve_model *m); /* scores/logits node (what predict uses) */
+int nerve_model_loss(const nerve_model *m);   /* total loss node */
+/* Compiles the model's graph for `max_batch`. */
+int nerve_model_compile(nerve_model *m, int max_batch);
+
+/* One row per layer of the cfg. */
+typedef struct nerve_layer_info {
+    char type[32];
+    char name[64];
+    int ndim;
+    int dims[NERVE_MAX_DIMS]; /* output shape without batch */
+    size_t params;
+    double flops;             /* forward FLOPs per sample (multiply-add = 2) */
+    int line;                 /* line of its section header in the cfg */
+} nerve_layer_info;
+int nerve_model_layer_count(const nerve_model *m);
+int nerve_model_layer_info(const nerve_model *m, int i, nerve_layer_info *out);
+
+/* ===================================================================================== */
+/* 12. Checkpoints (safetensors)                                                          */
+/* ===================================================================================== */
+
+/* A safetensors file: a little-endian u64 header length, a JSON header
+ * {"name": {"dtype": "F32", "shape": [...], "data_offsets": [a, b]}, ...,
+ *  "__metadata__": {"key": "string", ...}}, then the raw data. Only F32 tensors are written;
+ * F32/F16/BF16/F64/I64/I32 are read (converted to float). */
+typedef struct nerve_st_file nerve_st_file;
+
+nerve_st_file *nerve_st_open(const char *path);
+void nerve_st_close(nerve_st_file *f);
+int nerve_st_count(const nerve_st_file *f);
+const char *nerve_st_name(const nerve_st_file *f, int i);
+int nerve_st_find(const nerve_st_file *f, const char *name); /* -1 if absent */
+int nerve_st_shape(const nerve_st_file *f, int i, int *ndim, int *dims);
+/* Copies (converting to float32) tensor i into out (numel floats). */
+int nerve_st_read(const nerve_st_file *f, int i, float *out, size_t numel);
+const char *nerve_st_metadata(const nerve_st_file *f, const char *key); /* NULL if absent */
+
+typedef struct nerve_st_writer nerve_st_writer;
+nerve_st_writer *nerve_st_writer_create(void);
+/* The data is copied at add time. */
+int nerve_st_writer_add(nerve_st_writer *w, const char *name, int ndim, const int *dims,
+                        const float *data);
+int nerve_st_writer_meta(nerve_st_writer *w, const char *key, const char *value);
+/* Writes atomically: to "path.tmp", flushed and synced, then renamed over path. */
+int nerve_st_writer_save(nerve_st_writer *w, const char *path);
+void nerve_st_writer_free(nerve_st_writer *w);
+
+/* Model checkpoints: every persistent tensor of the graph under its node name, the cfg
+ * text in metadata "nerve.cfg", plus optional optimiser/training state (see nerve_fit). */
+int nerve_model_save(nerve_model *m, const char *path);
+/* Builds the model from the checkpoint's cfg text and loads its tensors. */
+nerve_model *nerve_model_load(const char *path);
+/* Loads tensors from a checkpoint into an existing model by node name; with
+ * strict != 0 every persistent tensor must be present with the same shape. */
+int nerve_model_load_weights(nerve_model *m, const char *path, int strict);
+
+/* ===================================================================================== */
+/* 13. Training loop                                                                      */
+/* ===================================================================================== */
+
+typedef struct nerve_epoch_stats {
+    int epoch;        /* 1-based */
+    double train_loss, train_acc;
+    double val_loss, val_acc; /* NaN when there is no validation set */
+    float lr;
+    double seconds;   /* wall time of the epoch */
+    double samples_per_sec;
+} nerve_epoch_stats;
+
+typedef struct nerve_progress {
+    int epoch, epochs;
+    int64_t done, total; /* samples done in this epoch / per epoch */
+    double loss;         /* running mean training loss of the epoch */
+    double samples_per_sec;
+    double eta_seconds;  /* for the epoch */
+} nerve_progress;
+
+typedef struct nerve_fit_options {
+    const char *checkpoint;     /* path for the best/last checkpoint (NULL = none) */
+    const char *resume;         /* checkpoint to resume from (NULL = fresh start) */
+    const char *log_csv;        /* per-epoch CSV log (NULL = none) */
+    const char *plot_svg;       /* SVG plot of the curves (NULL = none) */
+    int max_epochs;             /* override of the cfg's epochs when > 0 */
+    int stop_after_epochs;      /* stop (as if interrupted) after this many epochs; 0 = off */
+    /* Called about every `progress_every` batches and at the end of each epoch. */
+    void (*on_progress)(const nerve_progress *p, void *user);
+    void (*on_epoch)(const nerve_epoch_stats *s, void *user);
+    void *user;
+    int progress_every;
+} nerve_fit_options;
+
+typedef struct nerve_fit_result {
+    int epochs_run;
+    int best_epoch;
+    double best_val_loss;
+    int stopped_early;
+    double seconds;
+} nerve_fit_result;
+
+/* Trains m on train (validating on val if non-NULL: early stopping restores the best
+ * weights). A NaN or infinite loss stops with NERVE_ERR_NUMERIC, leaving the last good
+ * checkpoint on disk untouched. */
+int nerve_fit(nerve_model *m, const nerve_dataset *train, const nerve_dataset *val,
+              const nerve_fit_options *opt, nerve_fit_result *result);
+
+/* Evaluates mean loss and accuracy; confusion (n_classes^2 ints, row = truth) may be NULL. */
+int nerve_evaluate(nerve_model *m, const nerve_dataset *d, double *loss, double *accuracy,
+                   int *confusion, int n_classes);
+/* Predicted class per sample into out[d->n]. */
+int nerve_predict(nerve_model *m, const nerve_dataset *d, int *out);
+
+/* ===================================================================================== */
+/* 14. Plots and logs                                                                     */
+/* ===================================================================================== */
+
+/* Line plot of up to 8 series sharing the x values, as a standalone SVG file. */
+typedef struct nerve_series {
+    const char *label;
+    const double *y; /* NaN points are skipped */
+} nerve_series;
+int nerve_svg_lineplot(const char *path, const char *title, const char *xlabel,
+                       const double *x, int n, const nerve_series *series, int n_series);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* NERVE_H */

@@ -1,0 +1,559 @@
+/* Graphs: nodes, compilation (shape inference and memory plan), forward and backward.
+ *
+ * Nodes are appended in creation order and may only refer to earlier nodes, so creation
+ * order is a topological order: forward walks it up, backward walks it down. */
+#include "graph.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+nerve_graph *nerve_graph_create(void)
+{
+    nerve_graph *g = nerve_xcalloc(1, sizeof *g);
+    if (!g)
+        return NULL;
+    g->training = 1;
+    nerve_rng_seed(&g->rng, 0x6e65727665ull);
+    return g;
+}
+
+static void node_release(node *n)
+{
+    if (n->owns_value) {
+        nerve_xfree_aligned(n->value);
+        nerve_xfree_aligned(n->grad);
+    }
+    nerve_xfree_aligned(n->scratch);
+    n->value = n->grad = n->scratch = NULL;
+}
+
+void nerve_graph_free(nerve_graph *g)
+{
+    if (!g)
+        return;
+    for (int i = 0; i < g->n_nodes; i++)
+        node_release(&g->nodes[i]);
+    nerve_xfree(g->nodes);
+    nerve_xfree(g->mark);
+    nerve_xfree(g->penalty_params);
+    nerve_xfree(g);
+}
+
+static int check_node(const nerve_graph *g, int id)
+{
+    if (!g)
+        return nerve_set_error(NERVE_ERR_ARG, "null graph");
+    if (id < 0 || id >= g->n_nodes)
+        return nerve_set_error(NERVE_ERR_ARG, "no node %d in this graph (it has %d)", id, g->n_nodes);
+    return NERVE_OK;
+}
+
+static int name_taken(const nerve_graph *g, const char *name)
+{
+    for (int i = 0; i < g->n_nodes; i++)
+        if (strcmp(g->nodes[i].name, name) == 0)
+            return 1;
+    return 0;
+}
+
+/* Gives the node `base` as its name, or base.1, base.2, ... if taken. */
+static void assign_name(nerve_graph *g, node *n, const char *base)
+{
+    if (!name_taken(g, base)) {
+        snprintf(n->name, sizeof n->name, "%s", base);
+        return;
+    }
+    for (int k = 1;; k++) {
+        char buf[64];
+        snprintf(buf, sizeof buf, "%.50s.%d", base, k);
+        if (!name_taken(g, buf)) {
+            snprintf(n->name, sizeof n->name, "%s", buf);
+            return;
+        }
+    }
+}
+
+static node *new_node(nerve_graph *g, int kind, const char *name)
+{
+    if (g->compiled) {
+        nerve_set_error(NERVE_ERR_STATE, "graph is compiled: no nodes can be added");
+        return NULL;
+    }
+    if (g->n_nodes == g->cap_nodes) {
+        int cap = g->cap_nodes ? 2 * g->cap_nodes : 64;
+        node *p = nerve_xrealloc(g->nodes, (size_t)cap * sizeof *p);
+        if (!p)
+            return NULL;
+        g->nodes = p;
+        g->cap_nodes = cap;
+    }
+    node *n = &g->nodes[g->n_nodes];
+    memset(n, 0, sizeof *n);
+    n->id = g->n_nodes;
+    n->kind = kind;
+    g->n_nodes++;
+    assign_name(g, n, name && *name ? name : "node");
+    return n;
+}
+
+static int check_dims(int ndim, const int *dims, int allow_zero_first)
+{
+    if (ndim < 0 || ndim > NERVE_MAX_DIMS)
+        return nerve_set_error(NERVE_ERR_SHAPE, "rank %d outside 0..%d", ndim, NERVE_MAX_DIMS);
+    for (int i = 0; i < ndim; i++)
+        if (dims[i] <= 0 && !(i == 0 && allow_zero_first))
+            return nerve_set_error(NERVE_ERR_SHAPE, "dimension %d is %d; must be positive", i, dims[i]);
+    return NERVE_OK;
+}
+
+int nerve_input(nerve_graph *g, const char *name, int ndim, const int *dims)
+{
+    if (!g)
+        return nerve_set_error(NERVE_ERR_ARG, "null graph");
+    if (ndim < 1)
+        return nerve_set_error(NERVE_ERR_SHAPE, "an input needs at least the batch dimension");
+    int st = check_dims(ndim, dims, 1);
+    if (st)
+        return st;
+    node *n = new_node(g, NERVE_NODE_INPUT, name ? name : "input");
+    if (!n)
+        return nerve_last_status();
+    n->ndim = ndim;
+    memcpy(n->dims, dims, (size_t)ndim * sizeof(int));
+    n->dims[0] = 1;
+    return n->id;
+}
+
+static int new_leaf_with_data(nerve_graph *g, int kind, const char *name, int ndim, const int *dims)
+{
+    if (!g)
+        return nerve_set_error(NERVE_ERR_ARG, "null graph");
+    int st = check_dims(ndim, dims, 0);
+    if (st)
+        return st;
+    node *n = new_node(g, kind, name);
+    if (!n)
+        return nerve_last_status();
+    n->ndim = ndim;
+    memcpy(n->dims, dims, (size_t)ndim * sizeof(int));
+    n->capacity = node_numel(n);
+    n->value = nerve_xalloc_floats(n->capacity);
+    n->owns_value = 1;
+    if (!n->value) {
+        g->n_nodes--;
+        return NERVE_ERR_NOMEM;
+    }
+    if (kind == NERVE_NODE_PARAM) {
+        n->grad = nerve_xalloc_floats(n->capacity);
+        if (!n->grad) {
+            nerve_xfree_aligned(n->value);
+            g->n_nodes--;
+            return NERVE_ERR_NOMEM;
+        }
+        n->decay = ndim > 1;
+        n->needs_grad = 1;
+    }
+    return n->id;
+}
+
+int nerve_param(nerve_graph *g, const char *name, int ndim, const int *dims)
+{
+    return new_leaf_with_data(g, NERVE_NODE_PARAM, name ? name : "param", ndim, dims);
+}
+
+int nerve_state(nerve_graph *g, const char *name, int ndim, const int *dims)
+{
+    return new_leaf_with_data(g, NERVE_NODE_STATE, name ? name : "state", ndim, dims);
+}
+
+int nerve_param_set_decay(nerve_graph *g, int id, int decay)
+{
+    int st = check_node(g, id);
+    if (st)
+        return st;
+    if (g->nodes[id].kind != NERVE_NODE_PARAM)
+        return nerve_set_error(NERVE_ERR_ARG, "node '%s' is not a parameter", g->nodes[id].name);
+    g->nodes[id].decay = decay != 0;
+    return NERVE_OK;
+}
+
+/* needs_grad flows forward from trainable params and grad-requesting inputs. */
+static void propagate_needs_grad(nerve_graph *g)
+{
+    for (int i = 0; i < g->n_nodes; i++) {
+        node *n = &g->nodes[i];
+        if (n->kind == NERVE_NODE_PARAM)
+            n->needs_grad = !n->frozen;
+        else if (n->kind == NERVE_NODE_INPUT)
+            n->needs_grad = n->requires_grad;
+        else if (n->kind == NERVE_NODE_STATE)
+            n->needs_grad = 0;
+        else {
+            n->needs_grad = 0;
+            if (n->op->backward)
+                for (int k = 0; k < n->n_in; k++)
+                    n->needs_grad |= g->nodes[n->in[k]].needs_grad;
+        }
+    }
+}
+
+int nerve_param_set_frozen(nerve_graph *g, int id, int frozen)
+{
+    int st = check_node(g, id);
+    if (st)
+        return st;
+    if (g->nodes[id].kind != NERVE_NODE_PARAM)
+        return nerve_set_error(NERVE_ERR_ARG, "node '%s' is not a parameter", g->nodes[id].name);
+    g->nodes[id].frozen = frozen != 0;
+    propagate_needs_grad(g);
+    return NERVE_OK;
+}
+
+int nerve_input_set_requires_grad(nerve_graph *g, int id, int on)
+{
+    int st = check_node(g, id);
+    if (st)
+        return st;
+    if (g->nodes[id].kind != NERVE_NODE_INPUT)
+        return nerve_set_error(NERVE_ERR_ARG, "node '%s' is not an input", g->nodes[id].name);
+    g->nodes[id].requires_grad = on != 0;
+    propagate_needs_grad(g);
+    return NERVE_OK;
+}
+
+int nerve_node_count(const nerve_graph *g) { return g ? g->n_nodes : 0; }
+
+int nerve_node_kind(const nerve_graph *g, int id)
+{
+    int st = check_node(g, id);
+    return st ? st : g->nodes[id].kind;
+}
+
+const char *nerve_node_name(const nerve_graph *g, int id)
+{
+    return check_node(g, id) ? NULL : g->nodes[id].name;
+}
+
+const char *nerve_node_op(const nerve_graph *g, int id)
+{
+    if (check_node(g, id))
+        return NULL;
+    return g->nodes[id].op ? g->nodes[id].op->name : "";
+}
+
+int nerve_node_find(const nerve_graph *g, const char *name)
+{
+    if (!g || !name)
+        return -1;
+    for (int i = 0; i < g->n_nodes; i++)
+        if (strcmp(g->nodes[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+int nerve_node_set_name(nerve_graph *g, int id, const char *name)
+{
+    int st = check_node(g, id);
+    if (st)
+        return st;
+    if (!name || !*name || strlen(name) >= sizeof g->nodes[id].name)
+        return nerve_set_error(NERVE_ERR_ARG, "node names must have 1..%zu characters",
+                               sizeof g->nodes[id].name - 1);
+    int other = nerve_node_find(g, name);
+    if (other >= 0 && other != id)
+        return nerve_set_error(NERVE_ERR_ARG, "a node named '%s' already exists", name);
+    snprintf(g->nodes[id].name, sizeof g->nodes[id].name, "%s", name);
+    return NERVE_OK;
+}
+
+int nerve_node_shape(const nerve_graph *g, int id, int *ndim, int *dims)
+{
+    int st = check_node(g, id);
+    if (st)
+        return st;
+    const node *n = &g->nodes[id];
+    if (ndim)
+        *ndim = n->ndim;
+    if (dims)
+        memcpy(dims, n->dims, (size_t)n->ndim * sizeof(int));
+    return NERVE_OK;
+}
+
+int nerve_node_num_inputs(const nerve_graph *g, int id)
+{
+    int st = check_node(g, id);
+    return st ? st : g->nodes[id].n_in;
+}
+
+int nerve_node_input(const nerve_graph *g, int id, int i)
+{
+    int st = check_node(g, id);
+    if (st)
+        return st;
+    if (i < 0 || i >= g->nodes[id].n_in)
+        return nerve_set_error(NERVE_ERR_ARG, "node '%s' has no input %d", g->nodes[id].name, i);
+    return g->nodes[id].in[i];
+}
+
+int graph_add_op(nerve_graph *g, const op_def *op, int n_in, const int *in, const node_attr *attr,
+                 const char *name_hint)
+{
+    if (!g)
+        return nerve_set_error(NERVE_ERR_ARG, "null graph");
+    if (n_in < 0 || n_in > NERVE_MAX_INPUTS)
+        return nerve_set_error(NERVE_ERR_ARG, "%s: %d inputs (at most %d)", op->name, n_in,
+                               NERVE_MAX_INPUTS);
+    for (int k = 0; k < n_in; k++)
+        if (in[k] < 0 || in[k] >= g->n_nodes)
+            return nerve_set_error(NERVE_ERR_ARG, "%s: input %d is node %d, which does not exist",
+                                   op->name, k, in[k]);
+    node *n = new_node(g, NERVE_NODE_OP, name_hint ? name_hint : op->name);
+    if (!n)
+        return nerve_last_status();
+    n->op = op;
+    n->n_in = n_in;
+    memcpy(n->in, in, (size_t)n_in * sizeof(int));
+    if (attr)
+        n->attr = *attr;
+    /* Infer now with batch 1 so that builders can report shape errors immediately. */
+    int st = op->infer(g, n);
+    if (st) {
+        g->n_nodes--;
+        return st;
+    }
+    for (int k = 0; k < n_in; k++)
+        n->needs_grad |= op->backward && g->nodes[in[k]].needs_grad;
+    return n->id;
+}
+
+int op_shape_error(const node *n, const char *fmt, ...)
+{
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return nerve_set_error(NERVE_ERR_SHAPE, "%s (node '%s'): %s", n->op ? n->op->name : "leaf",
+                           n->name, msg);
+}
+
+void node_copy_shape(node *n, const node *src)
+{
+    n->ndim = src->ndim;
+    memcpy(n->dims, src->dims, sizeof n->dims);
+}
+
+int normalize_axis(int axis, int ndim)
+{
+    if (axis < 0)
+        axis += ndim;
+    return (axis >= 0 && axis < ndim) ? axis : -1;
+}
+
+/* ---- compile and batch size ---------------------------------------------------------- */
+
+static int infer_all(nerve_graph *g, int batch)
+{
+    for (int i = 0; i < g->n_nodes; i++) {
+        node *n = &g->nodes[i];
+        if (n->kind == NERVE_NODE_INPUT)
+            n->dims[0] = batch;
+        else if (n->kind == NERVE_NODE_OP) {
+            int st = n->op->infer(g, n);
+            if (st)
+                return st;
+        }
+    }
+    return NERVE_OK;
+}
+
+int nerve_graph_compile(nerve_graph *g, int max_batch)
+{
+    if (!g)
+        return nerve_set_error(NERVE_ERR_ARG, "null graph");
+    if (g->compiled)
+        return nerve_set_error(NERVE_ERR_STATE, "graph is already compiled");
+    if (max_batch < 1)
+        return nerve_set_error(NERVE_ERR_ARG, "batch size %d; must be at least 1", max_batch);
+    int st = infer_all(g, max_batch);
+    if (st)
+        return st;
+    g->mark = nerve_xcalloc((size_t)g->n_nodes + 1, 1);
+    if (!g->mark)
+        return NERVE_ERR_NOMEM;
+    propagate_needs_grad(g);
+    for (int i = 0; i < g->n_nodes; i++) {
+        node *n = &g->nodes[i];
+        if (n->kind == NERVE_NODE_PARAM || n->kind == NERVE_NODE_STATE)
+            continue;
+        n->capacity = node_numel(n);
+        if (n->kind == NERVE_NODE_OP && n->op->alias_input) {
+            node *src = &g->nodes[n->in[0]];
+            n->value = src->value;
+            n->grad = src->grad;
+            n->owns_value = 0;
+        } else {
+            n->value = nerve_xalloc_floats(n->capacity);
+            /* Every input and operator gets a gradient buffer so that requires_grad and
+             * frozen can change after compilation without allocating. */
+            n->grad = nerve_xalloc_floats(n->capacity);
+            n->owns_value = 1;
+            if (!n->value || !n->grad)
+                return NERVE_ERR_NOMEM;
+        }
+        if (n->kind == NERVE_NODE_OP && n->op->scratch) {
+            n->scratch_n = n->op->scratch(g, n);
+            if (n->scratch_n) {
+                n->scratch = nerve_xalloc_floats(n->scratch_n);
+                if (!n->scratch)
+                    return NERVE_ERR_NOMEM;
+            }
+        }
+    }
+    g->max_batch = g->batch = max_batch;
+    g->compiled = 1;
+    return NERVE_OK;
+}
+
+int nerve_graph_is_compiled(const nerve_graph *g) { return g && g->compiled; }
+
+int nerve_graph_set_batch(nerve_graph *g, int n)
+{
+    if (!g || !g->compiled)
+        return nerve_set_error(NERVE_ERR_STATE, "set_batch needs a compiled graph");
+    if (n < 1 || n > g->max_batch)
+        return nerve_set_error(NERVE_ERR_ARG, "batch %d outside 1..%d (the compiled maximum)", n,
+                               g->max_batch);
+    if (n == g->batch)
+        return NERVE_OK;
+    int st = infer_all(g, n);
+    if (st)
+        return st;
+    g->batch = n;
+    return NERVE_OK;
+}
+
+int nerve_graph_batch(const nerve_graph *g) { return g ? g->batch : 0; }
+void nerve_graph_set_training(nerve_graph *g, int training) { if (g) g->training = training != 0; }
+int nerve_graph_training(const nerve_graph *g) { return g && g->training; }
+nerve_rng *nerve_graph_rng(nerve_graph *g) { return g ? &g->rng : NULL; }
+
+nerve_tensor nerve_value(nerve_graph *g, int id)
+{
+    nerve_tensor t = {0};
+    if (check_node(g, id))
+        return t;
+    node *n = &g->nodes[id];
+    t.ndim = n->ndim;
+    memcpy(t.dims, n->dims, sizeof t.dims);
+    t.data = n->value;
+    if (!t.data)
+        nerve_set_error(NERVE_ERR_STATE, "node '%s' has no buffer before the graph is compiled", n->name);
+    return t;
+}
+
+nerve_tensor nerve_grad(nerve_graph *g, int id)
+{
+    nerve_tensor t = {0};
+    if (check_node(g, id))
+        return t;
+    node *n = &g->nodes[id];
+    t.ndim = n->ndim;
+    memcpy(t.dims, n->dims, sizeof t.dims);
+    t.data = n->needs_grad ? n->grad : NULL;
+    return t;
+}
+
+/* ---- running --------------------------------------------------------------------------- */
+
+/* Marks target and its ancestors in g->mark (all nodes if target < 0). */
+static void mark_ancestors(nerve_graph *g, int target)
+{
+    if (target < 0) {
+        memset(g->mark, 1, (size_t)g->n_nodes);
+        return;
+    }
+    memset(g->mark, 0, (size_t)g->n_nodes);
+    g->mark[target] = 1;
+    for (int i = target; i >= 0; i--) {
+        if (!g->mark[i])
+            continue;
+        node *n = &g->nodes[i];
+        for (int k = 0; k < n->n_in; k++)
+            g->mark[n->in[k]] = 1;
+    }
+}
+
+int nerve_forward(nerve_graph *g, int target)
+{
+    if (!g || !g->compiled)
+        return nerve_set_error(NERVE_ERR_STATE, "forward needs a compiled graph");
+    if (target >= g->n_nodes)
+        return nerve_set_error(NERVE_ERR_ARG, "no node %d", target);
+    mark_ancestors(g, target);
+    for (int i = 0; i < g->n_nodes; i++) {
+        node *n = &g->nodes[i];
+        if (g->mark[i] && n->kind == NERVE_NODE_OP && !n->op->alias_input)
+            n->op->forward(g, n);
+    }
+    return NERVE_OK;
+}
+
+int nerve_backward(nerve_graph *g, int loss)
+{
+    int st = check_node(g, loss);
+    if (st)
+        return st;
+    if (!g->compiled)
+        return nerve_set_error(NERVE_ERR_STATE, "backward needs a compiled graph");
+    node *l = &g->nodes[loss];
+    if (node_numel(l) != 1)
+        return nerve_set_error(NERVE_ERR_SHAPE, "backward from '%s': it has %zu elements, not 1",
+                               l->name, node_numel(l));
+    for (int i = 0; i < g->n_nodes; i++) {
+        node *n = &g->nodes[i];
+        if (n->needs_grad && n->owns_value && n->grad)
+            memset(n->grad, 0, node_numel(n) * sizeof(float));
+    }
+    if (!l->needs_grad)
+        return NERVE_OK; /* nothing trainable upstream */
+    mark_ancestors(g, loss);
+    l->grad[0] = 1.0f;
+    for (int i = loss; i >= 0; i--) {
+        node *n = &g->nodes[i];
+        if (g->mark[i] && n->kind == NERVE_NODE_OP && n->needs_grad && n->op->backward &&
+            !n->op->alias_input)
+            n->op->backward(g, n);
+    }
+    return NERVE_OK;
+}
+
+static int list_nodes(const nerve_graph *g, int *out, int cap, int want_state, int want_frozen)
+{
+    int count = 0;
+    for (int i = 0; g && i < g->n_nodes; i++) {
+        const node *n = &g->nodes[i];
+        int take = (n->kind == NERVE_NODE_PARAM && (want_frozen || !n->frozen)) ||
+                   (want_state && n->kind == NERVE_NODE_STATE);
+        if (!take)
+            continue;
+        if (out && count < cap)
+            out[count] = i;
+        count++;
+    }
+    return count;
+}
+
+int nerve_graph_params(const nerve_graph *g, int *out, int cap) { return list_nodes(g, out, cap, 0, 0); }
+int nerve_graph_persistent(const nerve_graph *g, int *out, int cap) { return list_nodes(g, out, cap, 1, 1); }
+
+size_t nerve_graph_param_count(const nerve_graph *g)
+{
+    size_t total = 0;
+    for (int i = 0; g && i < g->n_nodes; i++)
+        if (g->nodes[i].kind == NERVE_NODE_PARAM)
+            total += node_numel(&g->nodes[i]);
+    return total;
+}

@@ -1,0 +1,96 @@
+/* Internal view of graphs for operators (src/ops) and the layers above.
+ *
+ * The operator contract: an operator is one `op_def` (name, infer, scratch, forward,
+ * backward). infer() checks the inputs' shapes and sets the node's; it runs at compile
+ * and at every batch-size change, so it must not allocate. scratch() says how many floats
+ * of private storage the node needs between its forward and backward (dropout masks,
+ * saved statistics, workspace), computed at the compiled maximum batch. forward() writes
+ * n->value; backward() reads n->grad and ADDS into the gradients of the inputs that have
+ * one (node_grad() returns NULL for those that do not). Neither allocates nor prints. */
+#ifndef NERVE_GRAPH_H
+#define NERVE_GRAPH_H
+
+#include "../core/core.h"
+
+#define NERVE_MAX_ATTR 8
+
+typedef struct node node;
+
+typedef struct op_def {
+    const char *name;
+    int (*infer)(nerve_graph *g, node *n);
+    size_t (*scratch)(const nerve_graph *g, const node *n); /* may be NULL: none */
+    void (*forward)(nerve_graph *g, node *n);
+    void (*backward)(nerve_graph *g, node *n); /* NULL: not differentiable (zero gradient) */
+    int alias_input;                           /* value/grad share input 0's buffers */
+} op_def;
+
+typedef struct node_attr {
+    float f[NERVE_MAX_ATTR];
+    int i[NERVE_MAX_ATTR];
+    int ints[NERVE_MAX_DIMS]; /* shapes and permutations */
+} node_attr;
+
+struct node {
+    const op_def *op; /* NULL for leaves */
+    int kind;         /* NERVE_NODE_* */
+    int id;
+    char name[64];
+    int n_in;
+    int in[NERVE_MAX_INPUTS];
+    int ndim;
+    int dims[NERVE_MAX_DIMS];
+    node_attr attr;
+
+    float *value;    /* numel() floats valid; capacity floats allocated */
+    float *grad;     /* NULL if the node never carries a gradient */
+    float *scratch;  /* scratch_n floats, owned */
+    size_t capacity;
+    size_t scratch_n;
+    int owns_value;  /* value/grad allocated for this node (not aliased) */
+
+    int needs_grad;  /* derived: depends on a trainable param or a grad-requesting input */
+    int frozen;      /* PARAM only */
+    int decay;       /* PARAM only: weight decay / penalties apply */
+    int requires_grad; /* INPUT only */
+};
+
+struct nerve_graph {
+    node *nodes;
+    int n_nodes, cap_nodes;
+    int compiled;
+    int max_batch, batch;
+    int training;
+    nerve_rng rng;
+    unsigned char *mark; /* n_nodes bytes, preallocated at compile for forward/backward */
+    int *penalty_params; /* scratch for nerve_penalty: list of params */
+};
+
+static inline size_t node_numel(const node *n) { return nerve_shape_numel(n->ndim, n->dims); }
+static inline node *graph_node(nerve_graph *g, int id) { return &g->nodes[id]; }
+static inline node *node_input(nerve_graph *g, const node *n, int i) { return &g->nodes[n->in[i]]; }
+/* Gradient buffer of input i of n, or NULL when that input needs no gradient. */
+static inline float *node_input_grad(nerve_graph *g, const node *n, int i)
+{
+    node *x = &g->nodes[n->in[i]];
+    return x->needs_grad ? x->grad : NULL;
+}
+
+/* Adds an operator node; checks that inputs exist. Returns the id or a negative status. */
+int graph_add_op(nerve_graph *g, const op_def *op, int n_in, const int *in, const node_attr *attr,
+                 const char *name_hint);
+/* Sets an error "<op> (node 'name'): message" and returns NERVE_ERR_SHAPE. */
+int op_shape_error(const node *n, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Copies shape of src into n. */
+void node_copy_shape(node *n, const node *src);
+/* Normalises a possibly negative axis for rank ndim; -1 (invalid) if out of range. */
+int normalize_axis(int axis, int ndim);
+
+/* Looks an operator up by name across every family (NULL if unknown). */
+const op_def *op_find(const char *name);
+
+#endif

@@ -1,0 +1,16 @@
+/* Operator families. Each family file under src/ops defines its op_defs and a
+ * NULL-terminated table `ops_<family>`; registry.c lists the tables. */
+#ifndef NERVE_OPS_H
+#define NERVE_OPS_H
+
+#include "../graph/graph.h"
+
+extern const op_def *const ops_linear[];      /* matmul, dense */
+extern const op_def *const ops_elementwise[]; /* add, sub, mul, div, affine */
+extern const op_def *const ops_reduce[];      /* sum, mean */
+extern const op_def *const ops_shape[];       /* reshape, flatten, concat, slice, transpose */
+extern const op_def *const ops_activation[];  /* activation, prelu, softmax, log_softmax */
+extern const op_def *const ops_loss[];        /* mse, l1, bce, softmax_ce, nll, hinge, penalty */
+extern const op_def *const ops_norm[];        /* dropout, batchnorm, zscore */
+
+#endif

@@ -1,0 +1,82 @@
+/* The test harness: TEST(name) { ... } registers a test; CHECK* record failures.
+ * tests/runner.c runs each test in its own child process so a crash fails one test,
+ * not the run, and prints "N passed, M failed" at the end. */
+#ifndef NERVE_TEST_H
+#define NERVE_TEST_H
+
+#include "nerve.h"
+
+#include <math.h>
+#include <stdio.h>
+
+void test_register(const char *name, void (*fn)(void), const char *file);
+void test_fail(const char *file, int line, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+int test_failed(void);
+/* Directory of the build (for running the CLI and examples from tests). */
+const char *test_build_dir(void);
+/* A fresh temporary directory for this test (removed by the runner afterwards). */
+const char *test_tmpdir(void);
+
+#define TEST(name)                                                                   \
+    static void name(void);                                                          \
+    __attribute__((constructor)) static void register_##name(void)                   \
+    {                                                                                \
+        test_register(#name, name, __FILE__);                                        \
+    }                                                                                \
+    static void name(void)
+
+#define CHECK(cond)                                                                  \
+    do {                                                                             \
+        if (!(cond)) {                                                               \
+            test_fail(__FILE__, __LINE__, "CHECK(%s) failed [%s]", #cond,            \
+                      nerve_last_error());                                           \
+            return;                                                                  \
+        }                                                                            \
+    } while (0)
+
+#define CHECK_MSG(cond, ...)                                                         \
+    do {                                                                             \
+        if (!(cond)) {                                                               \
+            test_fail(__FILE__, __LINE__, __VA_ARGS__);                              \
+            return;                                                                  \
+        }                                                                            \
+    } while (0)
+
+#define CHECK_OK(expr)                                                               \
+    do {                                                                             \
+        int check_ok_status_ = (expr);                                               \
+        if (check_ok_status_ < 0) {                                                  \
+            test_fail(__FILE__, __LINE__, "%s returned %d: %s", #expr,               \
+                      check_ok_status_, nerve_last_error());                         \
+            return;                                                                  \
+        }                                                                            \
+    } while (0)
+
+#define CHECK_NEAR(a, b, tol)                                                        \
+    do {                                                                             \
+        double check_a_ = (double)(a), check_b_ = (double)(b);                       \
+        if (!(fabs(check_a_ - check_b_) <= (double)(tol))) {                         \
+            test_fail(__FILE__, __LINE__, "%s = %.9g, expected %s = %.9g (tol %g)",  \
+                      #a, check_a_, #b, check_b_, (double)(tol));                    \
+            return;                                                                  \
+        }                                                                            \
+    } while (0)
+
+/* Element-wise comparison of n floats. */
+#define CHECK_ARRAY_NEAR(got, want, n, tol)                                          \
+    do {                                                                             \
+        for (size_t check_i_ = 0; check_i_ < (size_t)(n); check_i_++) {              \
+            double check_g_ = (got)[check_i_], check_w_ = (want)[check_i_];          \
+            if (!(fabs(check_g_ - check_w_) <= (double)(tol))) {                     \
+                test_fail(__FILE__, __LINE__, "%s[%zu] = %.9g, expected %.9g",       \
+                          #got, check_i_, check_g_, check_w_);                       \
+                return;                                                              \
+            }                                                                        \
+        }                                                                            \
+    } while (0)
+
+#endif
