@@ -548,6 +548,11 @@ int nerve_model_output(const nerve_model *m); /* scores/logits node (what predic
 int nerve_model_loss(const nerve_model *m);   /* total loss node */
 /* Compiles the model's graph for `max_batch`. */
 int nerve_model_compile(nerve_model *m, int max_batch);
+/* Sets the stored input statistics used by z-score normalisation ([net] normalize=1);
+ * each array has one value per input feature. NERVE_ERR_STATE if the model does not
+ * normalise. */
+int nerve_model_set_input_stats(nerve_model *m, const float *mean, const float *std);
+int nerve_model_normalizes(const nerve_model *m);
 
 /* One row per layer of the cfg. */
 typedef struct nerve_layer_info {
@@ -595,6 +600,11 @@ void nerve_st_writer_free(nerve_st_writer *w);
 /* Model checkpoints: every persistent tensor of the graph under its node name, the cfg
  * text in metadata "nerve.cfg", plus optional optimiser/training state (see nerve_fit). */
 int nerve_model_save(nerve_model *m, const char *path);
+/* The model's persistent tensors and cfg metadata added to a writer / read from an open
+ * file (what nerve_model_save / nerve_model_load_weights do, for callers that add more,
+ * such as the training loop's optimiser state). */
+int nerve_model_write_into(nerve_model *m, nerve_st_writer *w);
+int nerve_model_read_from(nerve_model *m, const nerve_st_file *f, int strict);
 /* Builds the model from the checkpoint's cfg text and loads its tensors. */
 nerve_model *nerve_model_load(const char *path);
 /* Loads tensors from a checkpoint into an existing model by node name; with

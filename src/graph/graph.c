@@ -37,7 +37,6 @@ void nerve_graph_free(nerve_graph *g)
         node_release(&g->nodes[i]);
     nerve_xfree(g->nodes);
     nerve_xfree(g->mark);
-    nerve_xfree(g->penalty_params);
     nerve_xfree(g);
 }
 

@@ -63,7 +63,6 @@ struct nerve_graph {
     int training;
     nerve_rng rng;
     unsigned char *mark; /* n_nodes bytes, preallocated at compile for forward/backward */
-    int *penalty_params; /* scratch for nerve_penalty: list of params */
 };
 
 static inline size_t node_numel(const node *n) { return nerve_shape_numel(n->ndim, n->dims); }
