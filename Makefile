@@ -25,6 +25,8 @@ TEST_SRC := $(wildcard tests/*.c)
 TEST_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SRC))
 EX_SRC   := $(wildcard examples/*.c)
 EX_BIN   := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EX_SRC))
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
 .PHONY: all test train bench install uninstall clean
 all: $(BUILD)/libnerve.a $(BUILD)/libnerve.so $(BUILD)/nerve $(EX_BIN) $(BUILD)/nerve.pc
@@ -47,6 +49,10 @@ $(BUILD)/examples/%: examples/%.c $(BUILD)/libnerve.a include/nerve.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libnerve.a $(LDLIBS)
 
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libnerve.a include/nerve.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Isrc -o $@ $< $(BUILD)/libnerve.a $(LDLIBS)
+
 $(BUILD)/nerve_tests: $(TEST_OBJ) $(BUILD)/libnerve.a
 	$(CC) -o $@ $(TEST_OBJ) $(BUILD)/libnerve.a $(LDLIBS)
 
@@ -62,8 +68,8 @@ test: all $(BUILD)/nerve_tests
 train: all
 	./$(BUILD)/nerve train models/mlp.cfg
 
-bench: all
-	./bench/run.sh
+bench: all $(BENCH_BIN)
+	BUILD=$(BUILD) ./bench/run.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig

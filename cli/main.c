@@ -1,4 +1,118 @@
-/* PLACEHOLDER: replaced by the real CLI. */
-#include "nerve.h"
+/* nerve: train, evaluate, summarise and use neural networks described in cfg files. */
+#include "cli.h"
+
+#include <errno.h>
 #include <stdio.h>
-int main(void) { printf("nerve %s\n", NERVE_VERSION); return 0; }
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char *USAGE =
+    "usage: nerve <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  train CFG [--out DIR] [--resume CKPT] [--epochs N] [--threads N] [--quiet]\n"
+    "        train the network described by CFG on the data its [net] section names;\n"
+    "        writes DIR/model.safetensors (checkpoint, every epoch), DIR/log.csv and\n"
+    "        DIR/curves.svg (DIR defaults to runs/<cfg name>) and ends with the line\n"
+    "        'test accuracy: 0.XXXX' when the cfg names test data\n"
+    "  eval CKPT [--images F --labels F | --csv F] [--threads N]\n"
+    "        accuracy and confusion matrix of a checkpoint (default: the cfg's test data)\n"
+    "  predict CKPT FILE [--label-col K] [--threads N]\n"
+    "        one predicted class per line for each sample of FILE (IDX images, or CSV\n"
+    "        of features; --label-col K says which CSV column is a label to ignore)\n"
+    "  summary CFG\n"
+    "        table of layers with output shapes, parameters and FLOPs\n"
+    "  help     this text\n"
+    "  version  the version\n"
+    "\n"
+    "Threads default to $NERVE_THREADS, else every core. See docs/cli.md and docs/cfg.md.\n";
+
+int cli_fail(const char *context)
+{
+    const char *msg = nerve_last_error();
+    if (context)
+        fprintf(stderr, "nerve: %s: %s\n", context, msg[0] ? msg : "failed");
+    else
+        fprintf(stderr, "nerve: %s\n", msg[0] ? msg : "failed");
+    return 1;
+}
+
+int cli_parse_int(const char *opt, const char *value)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(value, &end, 10);
+    if (errno || *end || v < 1 || v > 1000000000) {
+        fprintf(stderr, "nerve: %s needs a positive integer, got '%s'\n", opt, value);
+        return -1;
+    }
+    return (int)v;
+}
+
+const char *cli_option_value(int argc, char **argv, int *i, const char *name)
+{
+    if (strcmp(argv[*i], name) != 0)
+        return NULL;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "nerve: %s needs a value\n", name);
+        exit(2);
+    }
+    *i += 1;
+    return argv[*i];
+}
+
+int cli_mkdirs(const char *path)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(buf, 0777) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+int cli_load_data(nerve_dataset *d, const char *images, const char *labels, const char *csv, float scale,
+                  int label_col)
+{
+    if (csv)
+        return nerve_dataset_load_csv(d, csv, label_col);
+    return nerve_dataset_load_idx(d, images, labels, scale);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(USAGE, stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+        fputs(USAGE, stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        printf("nerve %s\n", NERVE_VERSION);
+        return 0;
+    }
+    for (int i = 2; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(USAGE, stdout);
+            return 0;
+        }
+    if (!strcmp(cmd, "train"))
+        return cmd_train(argc - 2, argv + 2);
+    if (!strcmp(cmd, "eval"))
+        return cmd_eval(argc - 2, argv + 2);
+    if (!strcmp(cmd, "predict"))
+        return cmd_predict(argc - 2, argv + 2);
+    if (!strcmp(cmd, "summary"))
+        return cmd_summary(argc - 2, argv + 2);
+    fprintf(stderr, "nerve: unknown command '%s'\n\n%s", cmd, USAGE);
+    return 2;
+}

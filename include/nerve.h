@@ -78,6 +78,11 @@ uint64_t nerve_alloc_count(void);
 /* Bytes currently held by libnerve's allocator. */
 size_t nerve_alloc_bytes(void);
 
+/* Worker threads used by the kernels (default: $NERVE_THREADS, else every core). Results
+ * for a given seed and thread count are identical run to run. */
+void nerve_set_threads(int n);
+int nerve_threads(void);
+
 /* ===================================================================================== */
 /* 3. Random numbers                                                                      */
 /* ===================================================================================== */
@@ -438,8 +443,9 @@ typedef struct nerve_schedule {
     int step;       /* epochs between decays (step) */
     int milestones[NERVE_MAX_MILESTONES];
     int n_milestones;
-    int64_t tau;    /* linear: iterations until lr_end; cosine: total iterations */
-    int64_t warmup; /* cosine: warm-up iterations */
+    int64_t tau;    /* linear: iterations until lr_end; cosine: total iterations (<= 0: unset,
+                       the rate stays lr; the default leaves it unset) */
+    int64_t warmup; /* cosine: warm-up iterations (lr (k+1)/warmup at iteration k) */
     int patience;   /* plateau */
     float threshold;/* plateau: relative improvement that counts (default 1e-4) */
     /* plateau state */
@@ -451,7 +457,8 @@ typedef struct nerve_schedule {
 nerve_schedule nerve_schedule_default(nerve_sched_type type, float lr);
 int nerve_schedule_parse(const char *name, nerve_sched_type *out);
 const char *nerve_schedule_name(nerve_sched_type type);
-/* Learning rate for iteration `iter` (0-based, counted over the whole run) in `epoch`. */
+/* Learning rate for iteration `iter` (0-based, counted over the whole run) in `epoch`
+ * (0-based: the number of completed epochs). */
 float nerve_schedule_lr(const nerve_schedule *s, int64_t iter, int epoch);
 /* Plateau schedule: feed the validation metric (lower is better) once per epoch. */
 void nerve_schedule_observe(nerve_schedule *s, float metric);
@@ -473,6 +480,10 @@ typedef struct nerve_dataset {
     int n_classes; /* 1 + max label, 0 if unlabelled */
 } nerve_dataset;
 
+/* Allocates a data set of n samples of shape dims[0..ndim): x zero-filled, every label -1
+ * (unlabelled), n_classes 0; the caller fills it in. x and y are the library's to free. */
+int nerve_dataset_alloc(nerve_dataset *d, int n, int ndim, const int *dims);
+/* Frees x and y of a data set made by the library and zeroes the struct. */
 void nerve_dataset_free(nerve_dataset *d);
 /* IDX files (MNIST format, plain or gzip-compressed, detected by content). Images are
  * scaled by `scale` (e.g. 1/255). labels_path may be NULL. Every header field and size is
@@ -574,7 +585,9 @@ int nerve_model_layer_info(const nerve_model *m, int i, nerve_layer_info *out);
 /* A safetensors file: a little-endian u64 header length, a JSON header
  * {"name": {"dtype": "F32", "shape": [...], "data_offsets": [a, b]}, ...,
  *  "__metadata__": {"key": "string", ...}}, then the raw data. Only F32 tensors are written;
- * F32/F16/BF16/F64/I64/I32 are read (converted to float). */
+ * F32/F16/BF16/F64/I64/I32/I16/I8/U8/BOOL are read (converted to float). The reader
+ * checks that the tensors tile the data section exactly; malformed files give
+ * NERVE_ERR_FORMAT with the file's name in the message. */
 typedef struct nerve_st_file nerve_st_file;
 
 nerve_st_file *nerve_st_open(const char *path);
@@ -589,9 +602,11 @@ const char *nerve_st_metadata(const nerve_st_file *f, const char *key); /* NULL 
 
 typedef struct nerve_st_writer nerve_st_writer;
 nerve_st_writer *nerve_st_writer_create(void);
-/* The data is copied at add time. */
+/* The data is copied at add time. Names must be unique and valid UTF-8; tensors are
+ * written in the order they were added. */
 int nerve_st_writer_add(nerve_st_writer *w, const char *name, int ndim, const int *dims,
                         const float *data);
+/* Metadata string (valid UTF-8); setting a key again replaces its value. */
 int nerve_st_writer_meta(nerve_st_writer *w, const char *key, const char *value);
 /* Writes atomically: to "path.tmp", flushed and synced, then renamed over path. */
 int nerve_st_writer_save(nerve_st_writer *w, const char *path);
@@ -654,6 +669,10 @@ typedef struct nerve_fit_result {
     double seconds;
 } nerve_fit_result;
 
+/* Loads the training and test sets named by a [net] section (IDX image/label pairs or CSV
+ * files; IDX pixels scaled by input_scale). Either output may be NULL to skip it. */
+int nerve_config_load_data(const nerve_net_config *c, nerve_dataset *train, nerve_dataset *test);
+
 /* Trains m on train (validating on val if non-NULL: early stopping restores the best
  * weights). A NaN or infinite loss stops with NERVE_ERR_NUMERIC, leaving the last good
  * checkpoint on disk untouched. */
@@ -670,7 +689,8 @@ int nerve_predict(nerve_model *m, const nerve_dataset *d, int *out);
 /* 14. Plots and logs                                                                     */
 /* ===================================================================================== */
 
-/* Line plot of up to 8 series sharing the x values, as a standalone SVG file. */
+/* Line plot of up to 8 series sharing the x values (x may be NULL: 0..n-1), as a
+ * standalone SVG file. */
 typedef struct nerve_series {
     const char *label;
     const double *y; /* NaN points are skipped */

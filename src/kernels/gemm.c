@@ -1,16 +1,52 @@
-/* SGEMM. This first version is a cache-blocked portable loop; the packed, vectorised
- * micro-kernels replace it behind the same interface. */
+/* SGEMM driver: GotoBLAS-style cache blocking around register-tiled micro-kernels.
+ *
+ * Each thread owns a rectangle of C and runs, with its own packing buffers:
+ *   for ic over M step MC            A block  [mc x kc], MR-row panels   (L3)
+ *     for pc over K step KC          (first K block applies beta, later ones add)
+ *       pack A block
+ *       for jc over N step NC        B block  [kc x nc], NR-column panels (L2)
+ *         pack B block (skipped when one A panel covers the rectangle: B is read in place)
+ *         for ir over mc step MR     A micro-panel [MR x kc] stays in L1
+ *           for jr over nc step NR   micro-kernel on a [MR x NR] tile of C
+ * Every element of C sees the same K blocking and the same FMA order whatever rectangle
+ * it falls in, so results do not depend on the thread count. */
 #include "kernels.h"
 
+#include "../core/core.h"
+
+#include <omp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
-static float elem(const float *M, int ld, int trans, int r, int c)
-{
-    return trans ? M[(size_t)c * ld + r] : M[(size_t)r * ld + c];
-}
+#ifndef GEMM_KC
+#define GEMM_KC 512  /* A micro-panel MR x KC floats fits L1 */
+#endif
+#ifndef GEMM_NC
+#define GEMM_NC 256  /* B block KC x NC floats fits half of L2 */
+#endif
+#ifndef GEMM_MC
+#define GEMM_MC 1536 /* A block MC x KC floats lives in L3 */
+#endif
+/* Products below this many multiply-adds per thread are not worth a fork/join. */
+#define GEMM_MIN_FMAS_PER_THREAD (1 << 20)
 
-void kern_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
-                int lda, const float *B, int ldb, float beta, float *C, int ldc)
+typedef struct {
+    int ta, tb, M, N, K;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+    int lda, ldb, ldc;
+} gemm_args;
+
+static int imin(int a, int b) { return a < b ? a : b; }
+static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+/* ---- fallbacks for degenerate cases and allocation failure ------------------------- */
+
+/* C = beta * C over [M,N] (beta == 0 writes zeros). */
+static void scale_c(float *C, int ldc, int M, int N, float beta)
 {
     for (int i = 0; i < M; i++) {
         float *c = C + (size_t)i * ldc;
@@ -19,23 +55,313 @@ void kern_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, cons
         else if (beta != 1.0f)
             for (int j = 0; j < N; j++)
                 c[j] *= beta;
-        for (int k = 0; k < K; k++) {
-            float a = alpha * elem(A, lda, trans_a, i, k);
-            if (!trans_b) {
-                const float *b = B + (size_t)k * ldb;
-                for (int j = 0; j < N; j++)
-                    c[j] += a * b[j];
-            } else {
-                for (int j = 0; j < N; j++)
-                    c[j] += a * B[(size_t)j * ldb + k];
-            }
+    }
+}
+
+/* Unblocked loop; used only when the packing buffers cannot be allocated. */
+static void gemm_unpacked(const gemm_args *g)
+{
+    scale_c(g->C, g->ldc, g->M, g->N, g->beta);
+    for (int i = 0; i < g->M; i++) {
+        float *c = g->C + (size_t)i * g->ldc;
+        for (int k = 0; k < g->K; k++) {
+            float a = g->alpha * (g->ta ? g->A[(size_t)k * g->lda + i] : g->A[(size_t)i * g->lda + k]);
+            for (int j = 0; j < g->N; j++)
+                c[j] += a * (g->tb ? g->B[(size_t)j * g->ldb + k] : g->B[(size_t)k * g->ldb + j]);
         }
     }
 }
 
-static const char *isa = "portable";
-int kern_set_isa(const char *name) { return strcmp(name, "portable") == 0 || strcmp(name, "auto") == 0; }
-const char *kern_isa_name(void) { return isa; }
-static int threads = 1;
-void kern_set_threads(int n) { threads = n > 0 ? n : 1; }
-int kern_threads(void) { return threads; }
+/* ---- packing ------------------------------------------------------------------------ */
+
+/* dst[k*P + r] = src[k*ld + r] for r < w, then zero rows w..P-1 so that full-width
+ * kernels never meet stale values. */
+static void pack_copy(int kc, int w, const float *src, ptrdiff_t ld, int P, float *dst)
+{
+    for (int k = 0; k < kc; k++)
+        memcpy(dst + (size_t)k * P, src + k * ld, (size_t)w * sizeof(float));
+}
+
+static void zero_pad(int kc, int w, int P, float *dst)
+{
+    if (w < P)
+        for (int k = 0; k < kc; k++)
+            memset(dst + (size_t)k * P + w, 0, (size_t)(P - w) * sizeof(float));
+}
+
+/* Packs op(A)[i0:i0+mc, k0:k0+kc] as MR-row panels, panel p at dst + p*MR*kc. */
+static void pack_a(const kern_gemm_impl *im, const gemm_args *g, int i0, int mc, int k0, int kc,
+                   float *dst)
+{
+    int P = im->mr;
+    for (int p = 0; p < mc; p += P, dst += (size_t)P * kc) {
+        int w = imin(P, mc - p), i = i0 + p;
+        if (g->ta)
+            pack_copy(kc, w, g->A + (size_t)k0 * g->lda + i, g->lda, P, dst);
+        else
+            im->pack_t(kc, w, g->A + (size_t)i * g->lda + k0, g->lda, P, dst);
+        zero_pad(kc, w, P, dst);
+    }
+}
+
+/* Packs op(B)[k0:k0+kc, j0:j0+nc] as NR-column panels, panel p at dst + p*NR*kc. */
+static void pack_b(const kern_gemm_impl *im, const gemm_args *g, int k0, int kc, int j0, int nc,
+                   float *dst)
+{
+    int P = im->nr;
+    for (int p = 0; p < nc; p += P, dst += (size_t)P * kc) {
+        int w = imin(P, nc - p), j = j0 + p;
+        if (g->tb)
+            im->pack_t(kc, w, g->B + (size_t)j * g->ldb + k0, g->ldb, P, dst);
+        else
+            pack_copy(kc, w, g->B + (size_t)k0 * g->ldb + j, g->ldb, P, dst);
+        zero_pad(kc, w, P, dst);
+    }
+}
+
+/* ---- the blocked product on one rectangle of C ----------------------------------------- */
+
+typedef struct {
+    int mc, kc, nc;    /* block sizes, clipped to the problem */
+    size_t a_floats;   /* per-thread packed A block */
+    size_t b_floats;   /* per-thread packed B block */
+} gemm_blocking;
+
+static gemm_blocking blocking_for(const kern_gemm_impl *im, int M, int N, int K)
+{
+    gemm_blocking b;
+    int mc_max = GEMM_MC / im->mr * im->mr, nc_max = GEMM_NC / im->nr * im->nr;
+    b.kc = imin(K, GEMM_KC);
+    b.mc = imin(M, mc_max);
+    b.nc = imin(N, nc_max);
+    b.a_floats = round16((size_t)((b.mc + im->mr - 1) / im->mr * im->mr) * b.kc);
+    b.b_floats = round16((size_t)((b.nc + im->nr - 1) / im->nr * im->nr) * b.kc);
+    return b;
+}
+
+/* Multiplies the kc-deep slice of one packed A block by C's columns [n0,n1). */
+static void block_times_b(const kern_gemm_impl *im, const gemm_args *g, const float *pa, int i0,
+                          int mc, int k0, int kc, int n0, int n1, int nc_max, float beta,
+                          float *pb)
+{
+    /* One A panel uses each B element once: packing B would cost more than it saves. */
+    int in_place = !g->tb && mc <= im->mr;
+    for (int jc = n0; jc < n1; jc += nc_max) {
+        int nc = imin(nc_max, n1 - jc);
+        const float *b = g->B + (size_t)k0 * g->ldb + jc;
+        ptrdiff_t ldb = g->ldb, b_step = 1;
+        if (!in_place) {
+            pack_b(im, g, k0, kc, jc, nc, pb);
+            b = pb;
+            ldb = im->nr;
+            b_step = kc;
+        }
+        for (int ir = 0; ir < mc; ir += im->mr) {
+            const float *a = pa + (size_t)ir * kc;
+            float *c = g->C + (size_t)(i0 + ir) * g->ldc + jc;
+            int mr = imin(im->mr, mc - ir);
+            for (int jr = 0; jr < nc; jr += im->nr)
+                im->micro(kc, a, b + jr * b_step, ldb, c + jr, g->ldc, mr, imin(im->nr, nc - jr),
+                          g->alpha, beta);
+        }
+    }
+}
+
+static void gemm_rect(const kern_gemm_impl *im, const gemm_args *g, const gemm_blocking *bl,
+                      int m0, int m1, int n0, int n1, float *pa, float *pb)
+{
+    for (int ic = m0; ic < m1; ic += bl->mc) {
+        int mc = imin(bl->mc, m1 - ic);
+        for (int pc = 0; pc < g->K; pc += bl->kc) {
+            int kc = imin(bl->kc, g->K - pc);
+            pack_a(im, g, ic, mc, pc, kc, pa);
+            block_times_b(im, g, pa, ic, mc, pc, kc, n0, n1, bl->nc, pc == 0 ? g->beta : 1.0f,
+                          pb);
+        }
+    }
+}
+
+/* ---- threads: a static grid of rectangles ------------------------------------------- */
+
+/* Splits T threads into a tm x tn grid over (M, N) minimising the packing each thread
+ * repeats (~ M/tm + N/tn), with at least one register tile per rectangle. */
+static void thread_grid(const kern_gemm_impl *im, int M, int N, int T, int *tm, int *tn)
+{
+    int mt = (M + im->mr - 1) / im->mr, nt = (N + im->nr - 1) / im->nr;
+    double best = -1;
+    *tm = *tn = 1;
+    for (int a = 1; a <= T; a++) {
+        if (T % a || a > mt || T / a > nt)
+            continue;
+        double cost = (double)M / a + (double)N / (T / a);
+        if (best < 0 || cost < best) {
+            best = cost;
+            *tm = a;
+            *tn = T / a;
+        }
+    }
+}
+
+/* Bounds of part `i` of `parts` over `tiles` tiles of size `t`, clipped to `len`. */
+static int part_start(int i, int parts, int len, int t)
+{
+    int tiles = (len + t - 1) / t;
+    return imin(len, (int)((long long)tiles * i / parts) * t);
+}
+
+static void gemm_thread(const kern_gemm_impl *im, const gemm_args *g, const gemm_blocking *bl,
+                        int id, int nthreads, float *ws)
+{
+    int tm, tn;
+    thread_grid(im, g->M, g->N, nthreads, &tm, &tn);
+    if (id >= tm * tn)
+        return;
+    int pm = id / tn, pn = id % tn;
+    float *pa = ws + (size_t)id * (bl->a_floats + bl->b_floats), *pb = pa + bl->a_floats;
+    gemm_rect(im, g, bl, part_start(pm, tm, g->M, im->mr), part_start(pm + 1, tm, g->M, im->mr),
+              part_start(pn, tn, g->N, im->nr), part_start(pn + 1, tn, g->N, im->nr), pa, pb);
+}
+
+static int threads_for(int M, int N, int K)
+{
+    double fmas = (double)M * N * K;
+    int T = kern_threads();
+    if (fmas < (double)T * GEMM_MIN_FMAS_PER_THREAD)
+        T = (int)(fmas / GEMM_MIN_FMAS_PER_THREAD);
+    return T < 1 ? 1 : T;
+}
+
+/* ---- per-thread packing workspace ------------------------------------------------------ */
+
+/* Grown once per calling thread, then reused; freed when that thread exits. */
+static _Thread_local float *ws_buf;
+static _Thread_local size_t ws_cap;
+static pthread_key_t ws_key;
+static pthread_once_t ws_once = PTHREAD_ONCE_INIT;
+
+static void ws_release(void *p)
+{
+    nerve_xfree_aligned(p);
+    ws_buf = NULL;
+    ws_cap = 0;
+}
+static void ws_make_key(void) { (void)pthread_key_create(&ws_key, ws_release); }
+
+static float *workspace(size_t floats)
+{
+    if (floats <= ws_cap)
+        return ws_buf;
+    pthread_once(&ws_once, ws_make_key);
+    nerve_xfree_aligned(ws_buf);
+    ws_buf = nerve_xalloc_floats(floats);
+    ws_cap = ws_buf ? floats : 0;
+    (void)pthread_setspecific(ws_key, ws_buf);
+    return ws_buf;
+}
+
+/* ---- ISA dispatch --------------------------------------------------------------------- */
+
+static int isa_supported(const kern_gemm_impl *im)
+{
+    __builtin_cpu_init();
+    if (im == &kern_gemm_avx512_impl)
+        return __builtin_cpu_supports("avx512f");
+    if (im == &kern_gemm_avx2_impl)
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return 1;
+}
+
+static const kern_gemm_impl *best_impl(void)
+{
+    if (isa_supported(&kern_gemm_avx512_impl))
+        return &kern_gemm_avx512_impl;
+    if (isa_supported(&kern_gemm_avx2_impl))
+        return &kern_gemm_avx2_impl;
+    return &kern_gemm_portable_impl;
+}
+
+static const kern_gemm_impl *_Atomic active_impl;
+
+static const kern_gemm_impl *current_impl(void)
+{
+    const kern_gemm_impl *im = atomic_load(&active_impl);
+    if (!im) {
+        im = best_impl();
+        atomic_store(&active_impl, im);
+    }
+    return im;
+}
+
+int kern_set_isa(const char *name)
+{
+    static const kern_gemm_impl *const all[] = {&kern_gemm_portable_impl, &kern_gemm_avx2_impl,
+                                                &kern_gemm_avx512_impl};
+    if (strcmp(name, "auto") == 0) {
+        atomic_store(&active_impl, best_impl());
+        return 1;
+    }
+    for (size_t i = 0; i < NERVE_ARRAY_LEN(all); i++)
+        if (strcmp(name, all[i]->name) == 0 && isa_supported(all[i])) {
+            atomic_store(&active_impl, all[i]);
+            return 1;
+        }
+    return 0;
+}
+
+const char *kern_isa_name(void) { return current_impl()->name; }
+
+/* ---- threads setting ---------------------------------------------------------------- */
+
+static _Atomic int thread_setting; /* 0: default */
+
+static int default_threads(void)
+{
+    const char *env = getenv("NERVE_THREADS");
+    if (env) {
+        int n = atoi(env);
+        if (n > 0)
+            return n;
+    }
+    int n = omp_get_max_threads();
+    return n > 0 ? n : 1;
+}
+
+void kern_set_threads(int n) { atomic_store(&thread_setting, n > 0 ? n : default_threads()); }
+
+int kern_threads(void)
+{
+    int n = atomic_load(&thread_setting);
+    if (n == 0) {
+        n = default_threads();
+        atomic_store(&thread_setting, n);
+    }
+    return n;
+}
+
+/* ---- entry point ---------------------------------------------------------------------- */
+
+void kern_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+                int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    if (M <= 0 || N <= 0)
+        return;
+    if (K <= 0 || alpha == 0.0f) {
+        scale_c(C, ldc, M, N, beta);
+        return;
+    }
+    gemm_args g = {trans_a != 0, trans_b != 0, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc};
+    const kern_gemm_impl *im = current_impl();
+    gemm_blocking bl = blocking_for(im, M, N, K);
+    int T = threads_for(M, N, K);
+    float *ws = workspace((size_t)T * (bl.a_floats + bl.b_floats));
+    if (!ws) {
+        gemm_unpacked(&g);
+        return;
+    }
+    if (T == 1) {
+        gemm_thread(im, &g, &bl, 0, 1, ws);
+        return;
+    }
+#pragma omp parallel num_threads(T)
+    gemm_thread(im, &g, &bl, omp_get_thread_num(), omp_get_num_threads(), ws);
+}

@@ -8,17 +8,50 @@
 /* C[M,N] = alpha * op(A)[M,K] op(B)[K,N] + beta * C, op = transpose when trans_* != 0.
  * A is [M,K] (lda >= K) or, transposed, [K,M] (lda >= M); likewise B. beta == 0 ignores
  * C's previous contents (NaN included). Dispatches at run time to the best kernel for the
- * CPU (AVX-512, AVX2+FMA, portable C) and uses the thread pool for large products. */
+ * CPU (AVX-512, AVX2+FMA, portable C) and uses the thread pool for large products.
+ * Packing buffers are grown once per calling thread and reused: a call no larger than an
+ * earlier one on the same thread allocates nothing. Results depend only on the shapes and
+ * the kernel path, never on the thread count or scheduling. */
 void kern_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
                 int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
 /* Forces a kernel path ("auto", "portable", "avx2", "avx512") for tests; returns 0 if
- * the path is not available on this CPU. */
+ * the path is not available on this CPU (the active path is then unchanged). */
 int kern_set_isa(const char *name);
 const char *kern_isa_name(void);
 
-/* Number of worker threads used by kernels (default: NERVE_THREADS or the cores). */
+/* Number of worker threads used by kernels (default: NERVE_THREADS or the cores).
+ * n <= 0 restores the default. */
 void kern_set_threads(int n);
 int kern_threads(void);
+
+/* ---- GEMM internals, shared by src/kernels/gemm*.c only ----------------------------- */
+
+/* Micro-kernel: C[mr,nr] = alpha * sum_k a[k*MR + r] * b[k*ldb + j] + beta * C (beta == 0
+ * ignores C), for mr <= MR, nr <= NR of its implementation. `a` is a packed A panel
+ * (MR floats per k); `b` is a packed B panel (ldb == NR) or rows of B itself. Columns
+ * j >= nr of b are never read. */
+typedef void (*kern_gemm_micro)(int kc, const float *a, const float *b, ptrdiff_t ldb,
+                                float *c, ptrdiff_t ldc, int mr, int nr, float alpha,
+                                float beta);
+
+/* Packs a panel of w <= P vectors, each kc long: dst[k*P + r] = src[r*ld + k] (transpose)
+ * for r < w, k < kc. Entries r >= w are left untouched. */
+typedef void (*kern_gemm_pack_t)(int kc, int w, const float *src, ptrdiff_t ld, int P,
+                                 float *dst);
+
+typedef struct {
+    const char *name;
+    int mr, nr;              /* register tile of the micro-kernel */
+    kern_gemm_micro micro;
+    kern_gemm_pack_t pack_t; /* transposing pack */
+} kern_gemm_impl;
+
+extern const kern_gemm_impl kern_gemm_portable_impl;
+extern const kern_gemm_impl kern_gemm_avx2_impl;
+extern const kern_gemm_impl kern_gemm_avx512_impl;
+void kern_gemm_pack_t_portable(int kc, int w, const float *src, ptrdiff_t ld, int P,
+                               float *dst);
+void kern_gemm_pack_t_avx2(int kc, int w, const float *src, ptrdiff_t ld, int P, float *dst);
 
 #endif

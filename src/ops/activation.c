@@ -1,3 +1,399 @@
-/* PLACEHOLDER: replaced by the real family. */
+/* Activation operators: the element-wise activation family, PReLU, softmax, log-softmax.
+ *
+ *   activation: y = phi(u), every nerve_act_type    dx += dy * phi'(u)
+ *   prelu:      y = u > 0 ? u : a_c u               dx += dy * (u > 0 ? 1 : a_c),
+ *                                                   da_c += sum of dy * u over u <= 0
+ *   softmax:    y_i = e^{u_i - m} / sum_j e^{u_j - m}          dx = y (dy - sum dy y)
+ *   log_softmax: y_i = u_i - m - log sum_j e^{u_j - m}          dx = dy - e^y sum dy
+ *
+ * The maths of every activation type lives in act_value() and act_derivative(); the
+ * operators only own the loops. */
 #include "ops.h"
-const op_def *const ops_activation[] = {NULL};
+
+#include <math.h>
+#include <stdio.h>
+#include <strings.h>
+
+/* ---- the activation types ------------------------------------------------------------ */
+
+/* SELU's constants (Klambauer et al. 2017), to double precision. */
+#define SELU_ALPHA 1.6732632423543772f
+#define SELU_LAMBDA 1.0507009873554805f
+
+/* 1/(1+e^-z) without overflow: exp() only ever sees a non-positive argument. */
+static inline float stable_sigmoid(float z)
+{
+    if (z >= 0.0f)
+        return 1.0f / (1.0f + expf(-z));
+    float e = expf(z);
+    return e / (1.0f + e);
+}
+
+/* log(1+e^u) = max(u,0) + log(1+e^-|u|): finite for every finite u. */
+static inline float stable_softplus(float u) { return fmaxf(u, 0.0f) + log1pf(expf(-fabsf(u))); }
+
+static inline float act_value(nerve_act_type type, float alpha, float beta, float u)
+{
+    switch (type) {
+    case NERVE_ACT_STEP:
+        return u >= 0.0f ? 1.0f : 0.0f;
+    case NERVE_ACT_SIGMOID:
+        return stable_sigmoid(alpha * u);
+    case NERVE_ACT_HARD_SIGMOID:
+        return fminf(fmaxf(alpha * u + beta, 0.0f), 1.0f);
+    case NERVE_ACT_TANH:
+        return tanhf(u);
+    case NERVE_ACT_RELU:
+        return u > 0.0f ? u : 0.0f;
+    case NERVE_ACT_LEAKY_RELU: /* the standard piecewise form; max(u, alpha u) when alpha <= 1 */
+        return u > 0.0f ? u : alpha * u;
+    case NERVE_ACT_ELU:
+        return u >= 0.0f ? u : alpha * expm1f(u);
+    case NERVE_ACT_SELU:
+        return beta * (u > 0.0f ? u : alpha * expm1f(u));
+    case NERVE_ACT_SOFTPLUS:
+        return stable_softplus(u);
+    case NERVE_ACT_SOFTSIGN:
+        return u / (1.0f + fabsf(u));
+    case NERVE_ACT_RELU6:
+        return fminf(fmaxf(u, 0.0f), alpha);
+    case NERVE_ACT_IDENTITY:
+    default:
+        return u;
+    }
+}
+
+/* phi'(u), given u and y = phi(u): sigmoid and tanh reuse the output. Kinks take the
+ * derivative of the flat side (ReLU'(0) = 0). */
+static inline float act_derivative(nerve_act_type type, float alpha, float beta, float u, float y)
+{
+    switch (type) {
+    case NERVE_ACT_STEP:
+        return 0.0f;
+    case NERVE_ACT_SIGMOID:
+        return alpha * y * (1.0f - y);
+    case NERVE_ACT_HARD_SIGMOID: {
+        float v = alpha * u + beta;
+        return (v > 0.0f && v < 1.0f) ? alpha : 0.0f;
+    }
+    case NERVE_ACT_TANH:
+        return 1.0f - y * y;
+    case NERVE_ACT_RELU:
+        return u > 0.0f ? 1.0f : 0.0f;
+    case NERVE_ACT_LEAKY_RELU:
+        return u > 0.0f ? 1.0f : alpha;
+    case NERVE_ACT_ELU:
+        return u >= 0.0f ? 1.0f : alpha * expf(u);
+    case NERVE_ACT_SELU:
+        return beta * (u > 0.0f ? 1.0f : alpha * expf(u));
+    case NERVE_ACT_SOFTPLUS:
+        return stable_sigmoid(u);
+    case NERVE_ACT_SOFTSIGN: {
+        float d = 1.0f + fabsf(u);
+        return 1.0f / (d * d);
+    }
+    case NERVE_ACT_RELU6:
+        return (u > 0.0f && u < alpha) ? 1.0f : 0.0f;
+    case NERVE_ACT_IDENTITY:
+    default:
+        return 1.0f;
+    }
+}
+
+/* ---- names ----------------------------------------------------------------------------- */
+
+static const char *const canonical_names[NERVE_ACT_COUNT] = {
+    [NERVE_ACT_IDENTITY] = "linear",        [NERVE_ACT_STEP] = "step",
+    [NERVE_ACT_SIGMOID] = "logistic",       [NERVE_ACT_HARD_SIGMOID] = "hardsigmoid",
+    [NERVE_ACT_TANH] = "tanh",              [NERVE_ACT_RELU] = "relu",
+    [NERVE_ACT_LEAKY_RELU] = "leaky_relu",  [NERVE_ACT_ELU] = "elu",
+    [NERVE_ACT_SELU] = "selu",              [NERVE_ACT_SOFTPLUS] = "softplus",
+    [NERVE_ACT_SOFTSIGN] = "softsign",      [NERVE_ACT_RELU6] = "relu6",
+};
+
+/* Every accepted spelling. alpha != 0 overrides the type's default: darknet's "leaky"
+ * uses slope 0.1 (what its cfg files and weights were trained with), while "leaky_relu"
+ * keeps the course's default 0.01. */
+static const struct act_alias {
+    const char *name;
+    nerve_act_type type;
+    float alpha;
+} act_aliases[] = {
+    {"linear", NERVE_ACT_IDENTITY, 0},         {"identity", NERVE_ACT_IDENTITY, 0},
+    {"step", NERVE_ACT_STEP, 0},               {"threshold", NERVE_ACT_STEP, 0},
+    {"logistic", NERVE_ACT_SIGMOID, 0},        {"sigmoid", NERVE_ACT_SIGMOID, 0},
+    {"hardsigmoid", NERVE_ACT_HARD_SIGMOID, 0}, {"hard_sigmoid", NERVE_ACT_HARD_SIGMOID, 0},
+    {"tanh", NERVE_ACT_TANH, 0},               {"relu", NERVE_ACT_RELU, 0},
+    {"leaky", NERVE_ACT_LEAKY_RELU, 0.1f},     {"leaky_relu", NERVE_ACT_LEAKY_RELU, 0},
+    {"elu", NERVE_ACT_ELU, 0},                 {"selu", NERVE_ACT_SELU, 0},
+    {"softplus", NERVE_ACT_SOFTPLUS, 0},       {"softsign", NERVE_ACT_SOFTSIGN, 0},
+    {"relu6", NERVE_ACT_RELU6, 0},
+};
+
+nerve_act nerve_act_default(nerve_act_type type)
+{
+    nerve_act a = {type, 0.0f, 0.0f};
+    switch (type) {
+    case NERVE_ACT_SIGMOID:      a.alpha = 1.0f; break;
+    case NERVE_ACT_HARD_SIGMOID: a.alpha = 0.2f; a.beta = 0.5f; break;
+    case NERVE_ACT_LEAKY_RELU:   a.alpha = 0.01f; break;
+    case NERVE_ACT_ELU:          a.alpha = 1.0f; break;
+    case NERVE_ACT_SELU:         a.alpha = SELU_ALPHA; a.beta = SELU_LAMBDA; break;
+    case NERVE_ACT_RELU6:        a.alpha = 6.0f; break;
+    default:                     break;
+    }
+    return a;
+}
+
+const char *nerve_act_name(nerve_act_type type)
+{
+    if ((int)type < 0 || type >= NERVE_ACT_COUNT)
+        return "unknown";
+    return canonical_names[type];
+}
+
+int nerve_act_parse(const char *name, nerve_act *out)
+{
+    if (!name || !out)
+        return nerve_set_error(NERVE_ERR_ARG, "nerve_act_parse: null argument");
+    for (size_t i = 0; i < NERVE_ARRAY_LEN(act_aliases); i++)
+        if (strcasecmp(name, act_aliases[i].name) == 0) {
+            *out = nerve_act_default(act_aliases[i].type);
+            if (act_aliases[i].alpha != 0.0f)
+                out->alpha = act_aliases[i].alpha;
+            return NERVE_OK;
+        }
+    char valid[512];
+    size_t len = 0;
+    for (size_t i = 0; i < NERVE_ARRAY_LEN(act_aliases) && len < sizeof valid; i++)
+        len += (size_t)snprintf(valid + len, sizeof valid - len, "%s%s", i ? ", " : "",
+                                act_aliases[i].name);
+    return nerve_set_error(NERVE_ERR_ARG, "unknown activation '%s' (valid: %s)", name, valid);
+}
+
+/* ---- activation: attr.i[0] = type, attr.f[0] = alpha, attr.f[1] = beta ------------------ */
+
+static int same_shape_infer(nerve_graph *g, node *n)
+{
+    node_copy_shape(n, node_input(g, n, 0));
+    return NERVE_OK;
+}
+
+static void activation_forward(nerve_graph *g, node *n)
+{
+    const float *u = node_input(g, n, 0)->value;
+    nerve_act_type type = (nerve_act_type)n->attr.i[0];
+    float alpha = n->attr.f[0], beta = n->attr.f[1];
+    size_t count = node_numel(n);
+    for (size_t i = 0; i < count; i++)
+        n->value[i] = act_value(type, alpha, beta, u[i]);
+}
+
+static void activation_backward(nerve_graph *g, node *n)
+{
+    float *du = node_input_grad(g, n, 0);
+    nerve_act_type type = (nerve_act_type)n->attr.i[0];
+    if (!du || type == NERVE_ACT_STEP) /* the step's gradient is zero: nothing to add */
+        return;
+    const float *u = node_input(g, n, 0)->value;
+    float alpha = n->attr.f[0], beta = n->attr.f[1];
+    size_t count = node_numel(n);
+    for (size_t i = 0; i < count; i++)
+        du[i] += n->grad[i] * act_derivative(type, alpha, beta, u[i], n->value[i]);
+}
+
+static const op_def op_activation = {"activation", same_shape_infer, NULL, activation_forward,
+                                     activation_backward, 0};
+
+int nerve_activation(nerve_graph *g, int x, nerve_act act)
+{
+    if ((int)act.type < 0 || act.type >= NERVE_ACT_COUNT)
+        return nerve_set_error(NERVE_ERR_ARG, "activation: unknown type %d", (int)act.type);
+    if (!isfinite(act.alpha) || !isfinite(act.beta))
+        return nerve_set_error(NERVE_ERR_ARG, "activation %s: alpha and beta must be finite",
+                               nerve_act_name(act.type));
+    node_attr at = {0};
+    at.i[0] = (int)act.type;
+    at.f[0] = act.alpha;
+    at.f[1] = act.beta;
+    return graph_add_op(g, &op_activation, 1, (int[]){x}, &at, nerve_act_name(act.type));
+}
+
+/* ---- axis views ---------------------------------------------------------------------- */
+
+/* A tensor seen as [outer, len, inner] around one axis: element (o, j, k) lies at
+ * (o * len + j) * inner + k. */
+typedef struct {
+    size_t outer, len, inner;
+} axis_view;
+
+static axis_view view_around(const node *n, int axis)
+{
+    axis_view v = {1, (size_t)n->dims[axis], 1};
+    for (int d = 0; d < axis; d++)
+        v.outer *= (size_t)n->dims[d];
+    for (int d = axis + 1; d < n->ndim; d++)
+        v.inner *= (size_t)n->dims[d];
+    return v;
+}
+
+/* ---- prelu: inputs x, slope ([1] shared or [C] per channel, axis 1) ------------------------ */
+
+static int prelu_infer(nerve_graph *g, node *n)
+{
+    node *x = node_input(g, n, 0), *a = node_input(g, n, 1);
+    if (a->ndim != 1)
+        return op_shape_error(n, "slope must be 1-D ([1] or [channels]), got rank %d", a->ndim);
+    if (a->dims[0] != 1 && (x->ndim < 2 || a->dims[0] != x->dims[1]))
+        return op_shape_error(n, "slope has %d entries; needs 1 or one per channel (axis 1 of x%s)",
+                              a->dims[0], x->ndim < 2 ? ", which has none" : "");
+    node_copy_shape(n, x);
+    return NERVE_OK;
+}
+
+/* A shared slope sees x as one channel; a per-channel slope as [N, C, rest]. */
+static axis_view prelu_view(nerve_graph *g, const node *n)
+{
+    const node *x = node_input(g, n, 0), *a = node_input(g, n, 1);
+    if (a->dims[0] == 1 || x->ndim < 2)
+        return (axis_view){1, 1, node_numel(x)};
+    return view_around(x, 1);
+}
+
+static void prelu_forward(nerve_graph *g, node *n)
+{
+    const float *u = node_input(g, n, 0)->value, *slope = node_input(g, n, 1)->value;
+    axis_view v = prelu_view(g, n);
+    for (size_t o = 0; o < v.outer; o++)
+        for (size_t c = 0; c < v.len; c++) {
+            size_t base = (o * v.len + c) * v.inner;
+            for (size_t k = 0; k < v.inner; k++)
+                n->value[base + k] = act_value(NERVE_ACT_LEAKY_RELU, slope[c], 0.0f, u[base + k]);
+        }
+}
+
+static void prelu_backward(nerve_graph *g, node *n)
+{
+    const float *u = node_input(g, n, 0)->value, *slope = node_input(g, n, 1)->value;
+    float *du = node_input_grad(g, n, 0), *dslope = node_input_grad(g, n, 1);
+    axis_view v = prelu_view(g, n);
+    for (size_t c = 0; c < v.len; c++) {
+        double ds = 0.0;
+        for (size_t o = 0; o < v.outer; o++) {
+            size_t base = (o * v.len + c) * v.inner;
+            for (size_t k = 0; k < v.inner; k++) {
+                float x = u[base + k], dy = n->grad[base + k];
+                if (du)
+                    du[base + k] += dy * act_derivative(NERVE_ACT_LEAKY_RELU, slope[c], 0.0f, x, 0.0f);
+                if (x <= 0.0f)
+                    ds += (double)dy * x;
+            }
+        }
+        if (dslope)
+            dslope[c] += (float)ds;
+    }
+}
+
+static const op_def op_prelu = {"prelu", prelu_infer, NULL, prelu_forward, prelu_backward, 0};
+
+int nerve_prelu(nerve_graph *g, int x, int slope)
+{
+    return graph_add_op(g, &op_prelu, 2, (int[]){x, slope}, NULL, "prelu");
+}
+
+/* ---- softmax and log_softmax: attr.i[0] = axis (as given), attr.i[1] = 1 for log ------- */
+
+static int softmax_infer(nerve_graph *g, node *n)
+{
+    node *x = node_input(g, n, 0);
+    if (normalize_axis(n->attr.i[0], x->ndim) < 0)
+        return op_shape_error(n, "axis %d outside a rank-%d input", n->attr.i[0], x->ndim);
+    node_copy_shape(n, x);
+    return NERVE_OK;
+}
+
+/* One softmax row: len values spaced by `stride`. Subtracting the max keeps every exp()
+ * at most 1; log-softmax uses log-sum-exp instead of log(softmax), which underflows. */
+static void softmax_row(const float *u, float *y, size_t len, size_t stride, int log_space)
+{
+    float m = u[0];
+    for (size_t j = 1; j < len; j++)
+        m = fmaxf(m, u[j * stride]);
+    double sum = 0.0;
+    for (size_t j = 0; j < len; j++) {
+        float e = expf(u[j * stride] - m);
+        if (!log_space)
+            y[j * stride] = e;
+        sum += e;
+    }
+    if (log_space) {
+        float log_sum = (float)log(sum);
+        for (size_t j = 0; j < len; j++)
+            y[j * stride] = (u[j * stride] - m) - log_sum;
+    } else {
+        float inv = (float)(1.0 / sum);
+        for (size_t j = 0; j < len; j++)
+            y[j * stride] *= inv;
+    }
+}
+
+/* Backward of one row, added into du: with p = softmax,
+ *   softmax:     du += y (dy - sum dy y)
+ *   log_softmax: du += dy - p sum dy,  p = e^y */
+static void softmax_row_backward(const float *y, const float *dy, float *du, size_t len,
+                                 size_t stride, int log_space)
+{
+    double dot = 0.0;
+    for (size_t j = 0; j < len; j++)
+        dot += log_space ? (double)dy[j * stride] : (double)dy[j * stride] * y[j * stride];
+    float s = (float)dot;
+    for (size_t j = 0; j < len; j++) {
+        size_t i = j * stride;
+        du[i] += log_space ? dy[i] - expf(y[i]) * s : y[i] * (dy[i] - s);
+    }
+}
+
+static void softmax_forward(nerve_graph *g, node *n)
+{
+    const float *u = node_input(g, n, 0)->value;
+    axis_view v = view_around(n, normalize_axis(n->attr.i[0], n->ndim));
+    for (size_t o = 0; o < v.outer; o++)
+        for (size_t k = 0; k < v.inner; k++) {
+            size_t base = o * v.len * v.inner + k;
+            softmax_row(u + base, n->value + base, v.len, v.inner, n->attr.i[1]);
+        }
+}
+
+static void softmax_backward(nerve_graph *g, node *n)
+{
+    float *du = node_input_grad(g, n, 0);
+    if (!du)
+        return;
+    axis_view v = view_around(n, normalize_axis(n->attr.i[0], n->ndim));
+    for (size_t o = 0; o < v.outer; o++)
+        for (size_t k = 0; k < v.inner; k++) {
+            size_t base = o * v.len * v.inner + k;
+            softmax_row_backward(n->value + base, n->grad + base, du + base, v.len, v.inner,
+                                 n->attr.i[1]);
+        }
+}
+
+static const op_def op_softmax = {"softmax", softmax_infer, NULL, softmax_forward,
+                                  softmax_backward, 0};
+static const op_def op_log_softmax = {"log_softmax", softmax_infer, NULL, softmax_forward,
+                                      softmax_backward, 0};
+
+static int add_softmax(nerve_graph *g, int x, int axis, int log_space)
+{
+    node_attr at = {0};
+    at.i[0] = axis;
+    at.i[1] = log_space;
+    const op_def *op = log_space ? &op_log_softmax : &op_softmax;
+    return graph_add_op(g, op, 1, (int[]){x}, &at, op->name);
+}
+
+int nerve_softmax(nerve_graph *g, int x, int axis) { return add_softmax(g, x, axis, 0); }
+int nerve_log_softmax(nerve_graph *g, int x, int axis) { return add_softmax(g, x, axis, 1); }
+
+const op_def *const ops_activation[] = {&op_activation, &op_prelu, &op_softmax, &op_log_softmax,
+                                        NULL};

@@ -1,3 +1,364 @@
-/* PLACEHOLDER: replaced by the real family. */
+/* Element-wise operators: add, sub, mul, div with numpy broadcasting, and affine.
+ *
+ *   y = f(a, b): shapes are aligned on their trailing dimensions; a missing or size-1
+ *   dimension broadcasts. backward: da += reduce(dy * df/da) over the dimensions along
+ *   which a was broadcast (likewise b), so a bias [C] added to [N, C] receives the sum of
+ *   its N rows of gradient.
+ *
+ *   affine: y = scale * x + shift (scalars in attr.f[0], attr.f[1]); dx += scale * dy.
+ *
+ * One broadcasting walk serves every binary operator and both directions: it visits the
+ * output as contiguous rows and hands each row to a row function, which the operation
+ * parameterises (forward value, or the gradient for operand a or b). */
 #include "ops.h"
-const op_def *const ops_elementwise[] = {NULL};
+
+#include <string.h>
+
+/* ---- the operations: value and partial derivatives ----------------------------------- */
+
+enum { BIN_ADD, BIN_SUB, BIN_MUL, BIN_DIV };
+
+static inline float bin_value(int op, float a, float b)
+{
+    switch (op) {
+    case BIN_ADD: return a + b;
+    case BIN_SUB: return a - b;
+    case BIN_MUL: return a * b;
+    default:      return a / b;
+    }
+}
+
+/* d y / d a (wrt == 0) or d y / d b (wrt == 1), given the operands and the output y. */
+static inline float bin_partial(int op, int wrt, float a, float b, float y)
+{
+    switch (op) {
+    case BIN_ADD: return 1.0f;
+    case BIN_SUB: return wrt ? -1.0f : 1.0f;
+    case BIN_MUL: return wrt ? a : b;
+    default:      return wrt ? -y / b : 1.0f / b; /* d(a/b)/db = -a/b^2 = -y/b */
+    }
+}
+
+/* ---- rows ------------------------------------------------------------------------------ */
+
+/* Everything a row function reads or writes, as whole buffers; a row is located by the
+ * offsets oa, ob (into a, b) and oy (into y, dy). Within a row the output is contiguous
+ * and a, b advance by sa, sb, each 0 (broadcast) or 1. */
+typedef struct bin_args {
+    const float *a, *b, *y, *dy;
+    float *y_out; /* forward destination */
+    float *grad;  /* backward destination: gradient of a or of b */
+    size_t sa, sb;
+} bin_args;
+
+typedef void (*bin_row_fn)(const bin_args *r, size_t oa, size_t ob, size_t oy, size_t n);
+
+/* The strides are compile-time constants at every call site below, so each instance
+ * becomes a plain contiguous (or scalar-broadcast) loop. */
+static inline void value_row(int op, size_t sa, size_t sb, const float *a, const float *b,
+                             float *y, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        y[i] = bin_value(op, a[i * sa], b[i * sb]);
+}
+
+static inline void forward_row(int op, const bin_args *r, size_t oa, size_t ob, size_t oy, size_t n)
+{
+    const float *a = r->a + oa, *b = r->b + ob;
+    float *y = r->y_out + oy;
+    if (r->sa && r->sb)
+        value_row(op, 1, 1, a, b, y, n);
+    else if (r->sa)
+        value_row(op, 1, 0, a, b, y, n);
+    else if (r->sb)
+        value_row(op, 0, 1, a, b, y, n);
+    else
+        value_row(op, 0, 0, a, b, y, n);
+}
+
+/* grad[i * sg] += dy[i] * partial: with sg == 0 the row collapses onto one element of the
+ * broadcast operand, so it is summed first, in eight double lanes (independent chains the
+ * compiler can vectorise; double keeps long sums accurate). */
+static inline void grad_row_strided(int op, int wrt, size_t sa, size_t sb, const float *a,
+                                    const float *b, const float *y, const float *dy, float *g,
+                                    size_t n)
+{
+#define GRAD_TERM(i) (dy[i] * bin_partial(op, wrt, a[(i) * sa], b[(i) * sb], y[i]))
+    if (wrt ? sb : sa) {
+        for (size_t i = 0; i < n; i++)
+            g[i] += GRAD_TERM(i);
+        return;
+    }
+    enum { LANES = 8 };
+    double lane[LANES] = {0}, acc = 0.0;
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (size_t j = 0; j < LANES; j++)
+            lane[j] += GRAD_TERM(i + j);
+    for (; i < n; i++)
+        acc += GRAD_TERM(i);
+    for (int j = 0; j < LANES; j++)
+        acc += lane[j];
+    g[0] += (float)acc;
+#undef GRAD_TERM
+}
+
+static inline void grad_row(int op, int wrt, const bin_args *r, size_t oa, size_t ob, size_t oy,
+                            size_t n)
+{
+    const float *a = r->a + oa, *b = r->b + ob, *y = r->y + oy, *dy = r->dy + oy;
+    float *g = r->grad + (wrt ? ob : oa);
+    if (r->sa && r->sb)
+        grad_row_strided(op, wrt, 1, 1, a, b, y, dy, g, n);
+    else if (r->sa)
+        grad_row_strided(op, wrt, 1, 0, a, b, y, dy, g, n);
+    else if (r->sb)
+        grad_row_strided(op, wrt, 0, 1, a, b, y, dy, g, n);
+    else
+        grad_row_strided(op, wrt, 0, 0, a, b, y, dy, g, n);
+}
+
+/* One instance of the row functions per operation (the operation constant-folds). */
+#define BIN_ROW_FUNCS(name, OP)                                                               \
+    static void name##_forward_row(const bin_args *r, size_t oa, size_t ob, size_t oy,       \
+                                   size_t n)                                                  \
+    {                                                                                         \
+        forward_row(OP, r, oa, ob, oy, n);                                                    \
+    }                                                                                         \
+    static void name##_grad_a_row(const bin_args *r, size_t oa, size_t ob, size_t oy,        \
+                                  size_t n)                                                   \
+    {                                                                                         \
+        grad_row(OP, 0, r, oa, ob, oy, n);                                                    \
+    }                                                                                         \
+    static void name##_grad_b_row(const bin_args *r, size_t oa, size_t ob, size_t oy,        \
+                                  size_t n)                                                   \
+    {                                                                                         \
+        grad_row(OP, 1, r, oa, ob, oy, n);                                                    \
+    }
+
+BIN_ROW_FUNCS(add, BIN_ADD)
+BIN_ROW_FUNCS(sub, BIN_SUB)
+BIN_ROW_FUNCS(mul, BIN_MUL)
+BIN_ROW_FUNCS(div, BIN_DIV)
+
+typedef struct bin_kind {
+    bin_row_fn forward, grad[2];
+} bin_kind;
+
+/* Indexed like binary_ops below. */
+static const bin_kind bin_kinds[] = {
+    {add_forward_row, {add_grad_a_row, add_grad_b_row}},
+    {sub_forward_row, {sub_grad_a_row, sub_grad_b_row}},
+    {mul_forward_row, {mul_grad_a_row, mul_grad_b_row}},
+    {div_forward_row, {div_grad_a_row, div_grad_b_row}},
+};
+
+/* ---- broadcasting ---------------------------------------------------------------------- */
+
+/* Dimension i (of the output's rank ndim) of x aligned on the trailing dimensions; 1 where
+ * x has fewer dimensions. */
+static int aligned_dim(const node *x, int ndim, int i)
+{
+    int k = i - (ndim - x->ndim);
+    return k >= 0 ? x->dims[k] : 1;
+}
+
+/* 1 if x has exactly the last x->ndim dimensions of y and is not y's shape: x repeats as a
+ * block of y (the [N, C] op [C] case). Single elements are left to the general walk, which
+ * treats them as one broadcast row instead of many one-element blocks. */
+static int is_trailing_block(const node *x, const node *y)
+{
+    if (x->ndim >= y->ndim || node_numel(x) < 2)
+        return 0;
+    return memcmp(x->dims, y->dims + (y->ndim - x->ndim), (size_t)x->ndim * sizeof(int)) == 0;
+}
+
+static int same_shape(const node *x, const node *y)
+{
+    return x->ndim == y->ndim && memcmp(x->dims, y->dims, (size_t)x->ndim * sizeof(int)) == 0;
+}
+
+/* The output as nested loops with the innermost first: dims[0] is the contiguous row.
+ * Output dimensions of size 1 are dropped and neighbours that are contiguous for both
+ * operands are merged, so the walk has as few levels and as long rows as possible. */
+typedef struct bcast_plan {
+    int ndim;
+    size_t dims[NERVE_MAX_DIMS];
+    size_t sa[NERVE_MAX_DIMS], sb[NERVE_MAX_DIMS]; /* operand strides, 0 when broadcast */
+} bcast_plan;
+
+static void plan_broadcast(bcast_plan *p, const node *y, const node *a, const node *b)
+{
+    size_t stride_a = 1, stride_b = 1;
+    p->ndim = 0;
+    for (int i = y->ndim - 1; i >= 0; i--) {
+        size_t d = (size_t)y->dims[i];
+        size_t da = (size_t)aligned_dim(a, y->ndim, i), db = (size_t)aligned_dim(b, y->ndim, i);
+        size_t sa = da == 1 ? 0 : stride_a, sb = db == 1 ? 0 : stride_b;
+        stride_a *= da;
+        stride_b *= db;
+        if (d == 1)
+            continue;
+        int k = p->ndim - 1;
+        if (k >= 0 && sa == p->sa[k] * p->dims[k] && sb == p->sb[k] * p->dims[k]) {
+            p->dims[k] *= d; /* contiguous continuation for both operands */
+            continue;
+        }
+        p->dims[p->ndim] = d;
+        p->sa[p->ndim] = sa;
+        p->sb[p->ndim] = sb;
+        p->ndim++;
+    }
+    if (p->ndim == 0) { /* a single element */
+        p->ndim = 1;
+        p->dims[0] = 1;
+        p->sa[0] = p->sb[0] = 0;
+    }
+}
+
+/* Visits every row of the output, odometer style (no per-element index arithmetic). */
+static void walk_plan(const bcast_plan *p, bin_row_fn fn, bin_args *r)
+{
+    size_t n = p->dims[0], rows = 1, idx[NERVE_MAX_DIMS] = {0}, oa = 0, ob = 0;
+    for (int k = 1; k < p->ndim; k++)
+        rows *= p->dims[k];
+    r->sa = p->sa[0] ? 1 : 0;
+    r->sb = p->sb[0] ? 1 : 0;
+    for (size_t row = 0; row < rows; row++) {
+        fn(r, oa, ob, row * n, n);
+        for (int k = 1; k < p->ndim; k++) {
+            oa += p->sa[k];
+            ob += p->sb[k];
+            if (++idx[k] < p->dims[k])
+                break;
+            oa -= p->sa[k] * p->dims[k];
+            ob -= p->sb[k] * p->dims[k];
+            idx[k] = 0;
+        }
+    }
+}
+
+/* Applies a row function over the whole output of binary node n, taking the fast path
+ * for equal shapes and for one operand repeating as a trailing block of the other. */
+static void broadcast_apply(nerve_graph *g, const node *n, bin_row_fn fn, bin_args *r)
+{
+    const node *a = node_input(g, n, 0), *b = node_input(g, n, 1);
+    size_t total = node_numel(n);
+    if (same_shape(a, n) && same_shape(b, n)) {
+        r->sa = r->sb = 1;
+        fn(r, 0, 0, 0, total);
+        return;
+    }
+    int a_full = same_shape(a, n), b_full = same_shape(b, n);
+    if ((a_full && is_trailing_block(b, n)) || (b_full && is_trailing_block(a, n))) {
+        size_t block = a_full ? node_numel(b) : node_numel(a);
+        r->sa = r->sb = 1;
+        for (size_t off = 0; off < total; off += block)
+            fn(r, a_full ? off : 0, b_full ? off : 0, off, block);
+        return;
+    }
+    bcast_plan p;
+    plan_broadcast(&p, n, a, b);
+    walk_plan(&p, fn, r);
+}
+
+/* ---- add, sub, mul, div ---------------------------------------------------------------- */
+
+static const op_def binary_ops[4];
+
+static const bin_kind *kind_of(const node *n) { return &bin_kinds[n->op - binary_ops]; }
+
+static int binary_infer(nerve_graph *g, node *n)
+{
+    node *a = node_input(g, n, 0), *b = node_input(g, n, 1);
+    int ndim = a->ndim > b->ndim ? a->ndim : b->ndim;
+    for (int i = 0; i < ndim; i++) {
+        int da = aligned_dim(a, ndim, i), db = aligned_dim(b, ndim, i);
+        if (da != db && da != 1 && db != 1) {
+            char sa[96], sb[96];
+            return op_shape_error(n, "cannot broadcast %s with %s (dimension %d: %d vs %d)",
+                                  nerve_shape_str(a->ndim, a->dims, sa, sizeof sa),
+                                  nerve_shape_str(b->ndim, b->dims, sb, sizeof sb), i, da, db);
+        }
+        n->dims[i] = da == 1 ? db : da;
+    }
+    n->ndim = ndim;
+    return NERVE_OK;
+}
+
+static void binary_forward(nerve_graph *g, node *n)
+{
+    bin_args r = {.a = node_input(g, n, 0)->value, .b = node_input(g, n, 1)->value,
+                  .y_out = n->value};
+    broadcast_apply(g, n, kind_of(n)->forward, &r);
+}
+
+static void binary_backward(nerve_graph *g, node *n)
+{
+    bin_args r = {.a = node_input(g, n, 0)->value, .b = node_input(g, n, 1)->value,
+                  .y = n->value, .dy = n->grad};
+    for (int wrt = 0; wrt < 2; wrt++) {
+        r.grad = node_input_grad(g, n, wrt);
+        if (r.grad)
+            broadcast_apply(g, n, kind_of(n)->grad[wrt], &r);
+    }
+}
+
+static const op_def binary_ops[] = {
+    {"add", binary_infer, NULL, binary_forward, binary_backward, 0},
+    {"sub", binary_infer, NULL, binary_forward, binary_backward, 0},
+    {"mul", binary_infer, NULL, binary_forward, binary_backward, 0},
+    {"div", binary_infer, NULL, binary_forward, binary_backward, 0},
+};
+
+static int binary(nerve_graph *g, int op, int a, int b)
+{
+    return graph_add_op(g, &binary_ops[op], 2, (int[]){a, b}, NULL, binary_ops[op].name);
+}
+
+int nerve_add(nerve_graph *g, int a, int b) { return binary(g, BIN_ADD, a, b); }
+int nerve_sub(nerve_graph *g, int a, int b) { return binary(g, BIN_SUB, a, b); }
+int nerve_mul(nerve_graph *g, int a, int b) { return binary(g, BIN_MUL, a, b); }
+int nerve_div(nerve_graph *g, int a, int b) { return binary(g, BIN_DIV, a, b); }
+
+/* ---- affine: attr.f[0] = scale, attr.f[1] = shift --------------------------------------- */
+
+static int affine_infer(nerve_graph *g, node *n)
+{
+    node_copy_shape(n, node_input(g, n, 0));
+    return NERVE_OK;
+}
+
+static void affine_forward(nerve_graph *g, node *n)
+{
+    const float *x = node_input(g, n, 0)->value;
+    float scale = n->attr.f[0], shift = n->attr.f[1];
+    size_t total = node_numel(n);
+    for (size_t i = 0; i < total; i++)
+        n->value[i] = scale * x[i] + shift;
+}
+
+static void affine_backward(nerve_graph *g, node *n)
+{
+    float *dx = node_input_grad(g, n, 0);
+    if (!dx)
+        return;
+    float scale = n->attr.f[0];
+    size_t total = node_numel(n);
+    for (size_t i = 0; i < total; i++)
+        dx[i] += scale * n->grad[i];
+}
+
+static const op_def op_affine = {"affine", affine_infer, NULL, affine_forward, affine_backward, 0};
+
+int nerve_affine(nerve_graph *g, int x, float scale, float shift)
+{
+    node_attr at = {0};
+    at.f[0] = scale;
+    at.f[1] = shift;
+    return graph_add_op(g, &op_affine, 1, &x, &at, "affine");
+}
+
+const op_def *const ops_elementwise[] = {&binary_ops[BIN_ADD], &binary_ops[BIN_SUB],
+                                         &binary_ops[BIN_MUL], &binary_ops[BIN_DIV], &op_affine,
+                                         NULL};

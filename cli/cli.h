@@ -1,0 +1,24 @@
+/* The nerve command line: argument parsing and printing only; the work is libnerve's. */
+#ifndef NERVE_CLI_H
+#define NERVE_CLI_H
+
+#include "nerve.h"
+
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
+int cmd_summary(int argc, char **argv);
+
+/* Prints "nerve: <message>" for the library's last error and returns 1. */
+int cli_fail(const char *context);
+/* Parses a positive integer option value; prints an error and returns -1 if invalid. */
+int cli_parse_int(const char *opt, const char *value);
+/* True if a is the option name (e.g. "--epochs") and a value follows; advances *i. */
+const char *cli_option_value(int argc, char **argv, int *i, const char *name);
+/* Creates a directory and its parents (like mkdir -p); 0 on success. */
+int cli_mkdirs(const char *path);
+/* Loads IDX images/labels or a CSV file for predict/eval. */
+int cli_load_data(nerve_dataset *d, const char *images, const char *labels, const char *csv, float scale,
+                  int label_col);
+
+#endif

@@ -1,0 +1,193 @@
+/* nerve eval / predict / summary: using a trained checkpoint or inspecting a cfg. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && !strcmp(s + a - b, suffix);
+}
+
+static void print_confusion(const int *conf, int k)
+{
+    printf("confusion matrix (rows: true class, columns: predicted)\n      ");
+    for (int j = 0; j < k; j++)
+        printf("%6d", j);
+    printf("\n");
+    for (int i = 0; i < k; i++) {
+        printf("%6d", i);
+        for (int j = 0; j < k; j++)
+            printf("%6d", conf[i * k + j]);
+        printf("\n");
+    }
+}
+
+int cmd_eval(int argc, char **argv)
+{
+    const char *ckpt = NULL, *images = NULL, *labels = NULL, *csv = NULL, *v;
+    for (int i = 0; i < argc; i++) {
+        if ((v = cli_option_value(argc, argv, &i, "--images")))
+            images = v;
+        else if ((v = cli_option_value(argc, argv, &i, "--labels")))
+            labels = v;
+        else if ((v = cli_option_value(argc, argv, &i, "--csv")))
+            csv = v;
+        else if ((v = cli_option_value(argc, argv, &i, "--threads"))) {
+            int t = cli_parse_int("--threads", v);
+            if (t < 0)
+                return 2;
+            nerve_set_threads(t);
+        } else if (argv[i][0] == '-') {
+            fprintf(stderr, "nerve eval: unknown option '%s' (see nerve help)\n", argv[i]);
+            return 2;
+        } else if (!ckpt)
+            ckpt = argv[i];
+        else {
+            fprintf(stderr, "nerve eval: unexpected argument '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!ckpt) {
+        fprintf(stderr, "nerve eval: missing CKPT (usage: nerve eval CKPT [--images F --labels F | --csv F])\n");
+        return 2;
+    }
+    if ((images != NULL) != (labels != NULL)) {
+        fprintf(stderr, "nerve eval: --images and --labels go together\n");
+        return 2;
+    }
+    nerve_model *m = nerve_model_load(ckpt);
+    if (!m)
+        return cli_fail(NULL);
+    const nerve_net_config *c = nerve_model_config(m);
+    nerve_dataset d = {0};
+    int st;
+    if (images || csv)
+        st = cli_load_data(&d, images, labels, csv, c->input_scale > 0 ? c->input_scale : 1.0f, -1);
+    else
+        st = nerve_config_load_data(c, NULL, &d);
+    if (st != NERVE_OK) {
+        nerve_model_free(m);
+        return cli_fail(NULL);
+    }
+    int k = d.n_classes;
+    int nd, dims[NERVE_MAX_DIMS];
+    nerve_node_shape(nerve_model_graph(m), nerve_model_output(m), &nd, dims);
+    if (nd == 2 && dims[1] > k)
+        k = dims[1];
+    int *conf = calloc((size_t)k * (size_t)k, sizeof(int));
+    double loss, acc;
+    int rc = 0;
+    if (!conf || nerve_evaluate(m, &d, &loss, &acc, conf, k) != NERVE_OK)
+        rc = cli_fail("evaluation");
+    else {
+        printf("samples: %d\n", d.n);
+        print_confusion(conf, k);
+        printf("test loss: %.4f\n", loss);
+        printf("test accuracy: %.4f\n", acc);
+    }
+    free(conf);
+    nerve_dataset_free(&d);
+    nerve_model_free(m);
+    return rc;
+}
+
+int cmd_predict(int argc, char **argv)
+{
+    const char *ckpt = NULL, *file = NULL, *v;
+    int label_col = NERVE_CSV_NO_LABEL;
+    for (int i = 0; i < argc; i++) {
+        if ((v = cli_option_value(argc, argv, &i, "--label-col"))) {
+            char *end;
+            label_col = (int)strtol(v, &end, 10);
+            if (*end) {
+                fprintf(stderr, "nerve predict: --label-col needs an integer, got '%s'\n", v);
+                return 2;
+            }
+        } else if ((v = cli_option_value(argc, argv, &i, "--threads"))) {
+            int t = cli_parse_int("--threads", v);
+            if (t < 0)
+                return 2;
+            nerve_set_threads(t);
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "nerve predict: unknown option '%s' (see nerve help)\n", argv[i]);
+            return 2;
+        } else if (!ckpt)
+            ckpt = argv[i];
+        else if (!file)
+            file = argv[i];
+        else {
+            fprintf(stderr, "nerve predict: unexpected argument '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!ckpt || !file) {
+        fprintf(stderr, "nerve predict: usage: nerve predict CKPT FILE\n");
+        return 2;
+    }
+    nerve_model *m = nerve_model_load(ckpt);
+    if (!m)
+        return cli_fail(NULL);
+    const nerve_net_config *c = nerve_model_config(m);
+    nerve_dataset d = {0};
+    int csv = ends_with(file, ".csv") || ends_with(file, ".CSV");
+    if (cli_load_data(&d, csv ? NULL : file, NULL, csv ? file : NULL, c->input_scale > 0 ? c->input_scale : 1.0f,
+                      label_col) != NERVE_OK) {
+        nerve_model_free(m);
+        return cli_fail(NULL);
+    }
+    int *pred = malloc((size_t)(d.n ? d.n : 1) * sizeof(int));
+    int rc = 0;
+    if (!pred || nerve_predict(m, &d, pred) != NERVE_OK)
+        rc = cli_fail("predict");
+    else
+        for (int i = 0; i < d.n; i++)
+            printf("%d\n", pred[i]);
+    free(pred);
+    nerve_dataset_free(&d);
+    nerve_model_free(m);
+    return rc;
+}
+
+static void human(double v, char *buf, size_t n)
+{
+    if (v >= 1e9)
+        snprintf(buf, n, "%.2fG", v / 1e9);
+    else if (v >= 1e6)
+        snprintf(buf, n, "%.2fM", v / 1e6);
+    else if (v >= 1e3)
+        snprintf(buf, n, "%.2fK", v / 1e3);
+    else
+        snprintf(buf, n, "%.0f", v);
+}
+
+int cmd_summary(int argc, char **argv)
+{
+    if (argc != 1 || argv[0][0] == '-') {
+        fprintf(stderr, "nerve summary: usage: nerve summary CFG\n");
+        return 2;
+    }
+    nerve_model *m = nerve_model_load_cfg(argv[0]);
+    if (!m)
+        return cli_fail(NULL);
+    int n = nerve_model_layer_count(m);
+    printf("%-4s %-20s %-14s %-20s %14s %12s\n", "#", "name", "type", "output", "parameters", "FLOPs");
+    double total_flops = 0;
+    char shape[96], fl[32];
+    for (int i = 0; i < n; i++) {
+        nerve_layer_info li;
+        if (nerve_model_layer_info(m, i, &li) != NERVE_OK)
+            continue;
+        nerve_shape_str(li.ndim, li.dims, shape, sizeof shape);
+        human(li.flops, fl, sizeof fl);
+        printf("%-4d %-20s %-14s %-20s %14zu %12s\n", i, li.name, li.type, shape, li.params, fl);
+        total_flops += li.flops;
+    }
+    human(total_flops, fl, sizeof fl);
+    printf("total FLOPs per sample (forward): %s (%.0f)\n", fl, total_flops);
+    printf("total parameters: %zu\n", nerve_graph_param_count(nerve_model_graph(m)));
+    nerve_model_free(m);
+    return 0;
+}

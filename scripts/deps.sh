@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the Debian packages nerve needs to build, test and train (run as root or with sudo).
+# Optional: NERVE_BENCH_DEPS=1 also installs python3-torch, the reference for `make bench`.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+pkgs="build-essential zlib1g-dev libpng-dev pkg-config dataset-fashion-mnist"
+if [ "${NERVE_BENCH_DEPS:-0}" = 1 ]; then pkgs="$pkgs python3-torch"; fi
+missing=""
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    echo "installing:$missing"
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi

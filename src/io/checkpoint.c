@@ -1,0 +1,216 @@
+/* Model checkpoints: a safetensors file holding every persistent tensor of the model's
+ * graph (parameters and states) under its node name, with the cfg text in the metadata so
+ * that one file rebuilds the model. Loading checks every shape before it changes anything,
+ * so a failed load leaves the model as it was. */
+#include "../core/core.h"
+#include "../nn/model.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CHECKPOINT_FORMAT "nerve-checkpoint-1"
+
+/* The persistent nodes of the model's graph (caller frees). */
+static int persistent_nodes(nerve_model *m, int **ids)
+{
+    int n = nerve_graph_persistent(m->g, NULL, 0);
+    *ids = nerve_xmalloc((size_t)(n > 0 ? n : 1) * sizeof(int));
+    if (!*ids)
+        return NERVE_ERR_NOMEM;
+    nerve_graph_persistent(m->g, *ids, n);
+    return n;
+}
+
+/* Absolute form of the directory relative data paths were resolved against, so that a
+ * checkpoint moved elsewhere still finds the data its cfg names. */
+static void absolute_base_dir(const nerve_model *m, char *out, size_t size)
+{
+    char cwd[PATH_MAX];
+    if (m->base_dir[0] == '/' || !getcwd(cwd, sizeof cwd))
+        snprintf(out, size, "%s", m->base_dir);
+    else if (m->base_dir[0])
+        snprintf(out, size, "%s/%s", cwd, m->base_dir);
+    else
+        snprintf(out, size, "%s", cwd);
+}
+
+int nerve_model_write_into(nerve_model *m, nerve_st_writer *w)
+{
+    if (!m || !w)
+        return nerve_set_error(NERVE_ERR_ARG, "write_into: null model or writer");
+    int *ids;
+    int n = persistent_nodes(m, &ids);
+    if (n < 0)
+        return n;
+    int st = NERVE_OK;
+    for (int i = 0; i < n && st == NERVE_OK; i++) {
+        nerve_tensor t = nerve_value(m->g, ids[i]);
+        st = t.data ? nerve_st_writer_add(w, nerve_node_name(m->g, ids[i]), t.ndim, t.dims,
+                                          t.data)
+                    : nerve_last_status();
+    }
+    nerve_xfree(ids);
+    char dir[PATH_MAX + 520];
+    absolute_base_dir(m, dir, sizeof dir);
+    if (st == NERVE_OK)
+        st = nerve_st_writer_meta(w, "nerve.format", CHECKPOINT_FORMAT);
+    if (st == NERVE_OK)
+        st = nerve_st_writer_meta(w, "nerve.cfg", m->text ? m->text : "");
+    if (st == NERVE_OK)
+        st = nerve_st_writer_meta(w, "nerve.cfg_dir", dir);
+    return st;
+}
+
+int nerve_model_save(nerve_model *m, const char *path)
+{
+    if (!m || !path)
+        return nerve_set_error(NERVE_ERR_ARG, "save: null model or path");
+    nerve_st_writer *w = nerve_st_writer_create();
+    if (!w)
+        return nerve_last_status() ? nerve_last_status() : NERVE_ERR_NOMEM;
+    int st = nerve_model_write_into(m, w);
+    if (st == NERVE_OK)
+        st = nerve_st_writer_save(w, path);
+    nerve_st_writer_free(w);
+    return st;
+}
+
+static int same_shape(int na, const int *a, int nb, const int *b)
+{
+    if (na != nb)
+        return 0;
+    for (int i = 0; i < na; i++)
+        if (a[i] != b[i])
+            return 0;
+    return 1;
+}
+
+/* Where node id's tensor is in f (-1: absent and allowed), after checking its shape. */
+static int locate(nerve_model *m, const nerve_st_file *f, int id, int strict, int *where)
+{
+    const char *name = nerve_node_name(m->g, id);
+    int nd, dims[NERVE_MAX_DIMS];
+    nerve_node_shape(m->g, id, &nd, dims);
+    char want[96], got[96];
+    nerve_shape_str(nd, dims, want, sizeof want);
+    int k = nerve_st_find(f, name);
+    *where = k;
+    if (k < 0)
+        return strict ? nerve_set_error(NERVE_ERR_FORMAT,
+                                        "tensor '%s' (shape %s in the model) is missing from "
+                                        "the checkpoint", name, want)
+                      : NERVE_OK;
+    int fnd, fdims[NERVE_MAX_DIMS];
+    int st = nerve_st_shape(f, k, &fnd, fdims);
+    if (st)
+        return st;
+    if (!same_shape(nd, dims, fnd, fdims))
+        return nerve_set_error(NERVE_ERR_SHAPE,
+                               "tensor '%s': the checkpoint has shape %s, the model has %s",
+                               name, nerve_shape_str(fnd, fdims, got, sizeof got), want);
+    return NERVE_OK;
+}
+
+int nerve_model_read_from(nerve_model *m, const nerve_st_file *f, int strict)
+{
+    if (!m || !f)
+        return nerve_set_error(NERVE_ERR_ARG, "read_from: null model or file");
+    const char *format = nerve_st_metadata(f, "nerve.format");
+    if (format && strcmp(format, CHECKPOINT_FORMAT) != 0) {
+        char q[64];
+        snprintf(q, sizeof q, "%s", format);
+        return nerve_set_error(NERVE_ERR_FORMAT,
+                               "checkpoint format '%s' is not supported; expected '%s'", q,
+                               CHECKPOINT_FORMAT);
+    }
+    int *ids;
+    int n = persistent_nodes(m, &ids);
+    if (n < 0)
+        return n;
+    int *where = nerve_xmalloc((size_t)(n > 0 ? n : 1) * sizeof(int));
+    int st = where ? NERVE_OK : NERVE_ERR_NOMEM;
+    /* First every check, then every copy: a failed load changes nothing. */
+    for (int i = 0; i < n && st == NERVE_OK; i++)
+        st = locate(m, f, ids[i], strict, &where[i]);
+    for (int i = 0; i < n && st == NERVE_OK; i++) {
+        if (where[i] < 0)
+            continue;
+        nerve_tensor t = nerve_value(m->g, ids[i]);
+        st = nerve_st_read(f, where[i], t.data, nerve_tensor_numel(&t));
+    }
+    nerve_xfree(where);
+    nerve_xfree(ids);
+    return st;
+}
+
+/* Prefixes the current error message with the checkpoint's path. */
+static int with_path(const char *path, int st)
+{
+    const char *msg = nerve_last_error();
+    size_t len = strlen(path);
+    if (strncmp(msg, path, len) == 0 && msg[len] == ':')
+        return st; /* already names the file */
+    char copy[900];
+    snprintf(copy, sizeof copy, "%s", msg);
+    return nerve_set_error(st, "%s: %s", path, copy);
+}
+
+int nerve_model_load_weights(nerve_model *m, const char *path, int strict)
+{
+    if (!m || !path)
+        return nerve_set_error(NERVE_ERR_ARG, "load_weights: null model or path");
+    nerve_st_file *f = nerve_st_open(path);
+    if (!f)
+        return nerve_last_status() ? nerve_last_status() : NERVE_ERR_IO;
+    int st = nerve_model_read_from(m, f, strict);
+    nerve_st_close(f);
+    return st ? with_path(path, st) : NERVE_OK;
+}
+
+static void dir_of(const char *path, char *out, size_t size)
+{
+    const char *slash = strrchr(path, '/');
+    size_t n = !slash ? 0 : slash == path ? 1 : (size_t)(slash - path);
+    if (n >= size)
+        n = size - 1;
+    memcpy(out, path, n);
+    out[n] = '\0';
+}
+
+nerve_model *nerve_model_load(const char *path)
+{
+    if (!path) {
+        nerve_set_error(NERVE_ERR_ARG, "load: null path");
+        return NULL;
+    }
+    nerve_st_file *f = nerve_st_open(path);
+    if (!f)
+        return NULL;
+    const char *text = nerve_st_metadata(f, "nerve.cfg");
+    if (!text) {
+        nerve_set_error(NERVE_ERR_FORMAT,
+                        "%s: not a nerve checkpoint (no 'nerve.cfg' in its metadata)", path);
+        nerve_st_close(f);
+        return NULL;
+    }
+    /* Data paths in the cfg are relative to where the cfg was, not to the checkpoint. */
+    char base[PATH_MAX], cfg_name[PATH_MAX + 8];
+    const char *dir = nerve_st_metadata(f, "nerve.cfg_dir");
+    if (dir)
+        snprintf(base, sizeof base, "%s", dir);
+    else
+        dir_of(path, base, sizeof base);
+    snprintf(cfg_name, sizeof cfg_name, "%s:cfg", path);
+    nerve_model *m = model_from_cfg(text, cfg_name, base);
+    int st = m ? nerve_model_read_from(m, f, 1) : NERVE_OK;
+    nerve_st_close(f);
+    if (st != NERVE_OK) {
+        with_path(path, st);
+        nerve_model_free(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,222 @@
+/* Standalone SVG line plots (training curves): no plotting dependency, opens in any
+ * browser. One <polyline> per series; axes with "nice" ticks (1, 2 or 5 times a power of
+ * ten); a legend on the right. */
+#include "../core/core.h"
+
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+#define WIDTH 760
+#define HEIGHT 460
+#define PLOT_LEFT 72.0
+#define PLOT_RIGHT (WIDTH - 180.0)
+#define PLOT_TOP 48.0
+#define PLOT_BOTTOM (HEIGHT - 64.0)
+#define MAX_SERIES 8
+#define MAX_TICKS 50
+
+static const char *const colours[MAX_SERIES] = {"#1f6fb4", "#e8731a", "#2a9d3a", "#d0312d",
+                                                "#8a5cc0", "#8c564b", "#d44fb0", "#6b6b6b"};
+
+/* Text as XML character data: markup characters escaped, control characters that XML 1.0
+ * forbids dropped. */
+static void put_escaped(FILE *fp, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        switch (c) {
+        case '&': fputs("&amp;", fp); break;
+        case '<': fputs("&lt;", fp); break;
+        case '>': fputs("&gt;", fp); break;
+        case '"': fputs("&quot;", fp); break;
+        case '\'': fputs("&apos;", fp); break;
+        default:
+            if (c >= 0x20 || c == '\t' || c == '\n' || c == '\r')
+                fputc(c, fp);
+        }
+    }
+}
+
+typedef struct {
+    double lo, hi;   /* axis range (tick-aligned) */
+    double step;     /* tick spacing, 0 if the range is unusable for ticks */
+} axis;
+
+/* 1, 2 or 5 times a power of ten, close to span / 5. */
+static double nice_step(double span)
+{
+    double raw = span / 5.0, mag = pow(10.0, floor(log10(raw))), f = raw / mag;
+    return (f < 1.5 ? 1.0 : f < 3.0 ? 2.0 : f < 7.0 ? 5.0 : 10.0) * mag;
+}
+
+/* An axis covering [lo, hi]; empty or degenerate ranges are widened so nothing divides by
+ * zero (a constant series sits in the middle). */
+static axis make_axis(double lo, double hi)
+{
+    if (!(lo <= hi)) /* no finite data */
+        lo = 0.0, hi = 1.0;
+    if (lo == hi) {
+        double pad = lo == 0.0 ? 1.0 : fabs(lo) * 0.1;
+        lo -= pad, hi += pad;
+    }
+    axis a = {lo, hi, nice_step(hi - lo)};
+    if (!(isfinite(a.step) && a.step > 0.0)) {
+        a.step = 0.0;
+        return a;
+    }
+    a.lo = floor(lo / a.step) * a.step;
+    a.hi = ceil(hi / a.step) * a.step;
+    if (!(a.hi > a.lo)) { /* rounding swallowed the range */
+        a.lo = lo, a.hi = hi, a.step = 0.0;
+    }
+    return a;
+}
+
+static double x_at(const double *x, int i) { return x ? x[i] : (double)i; }
+
+static void data_ranges(const double *x, int n, const nerve_series *series, int n_series,
+                        axis *ax, axis *ay)
+{
+    double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
+    for (int i = 0; i < n; i++) {
+        double xv = x_at(x, i);
+        if (!isfinite(xv))
+            continue;
+        xlo = fmin(xlo, xv), xhi = fmax(xhi, xv);
+        for (int s = 0; s < n_series; s++) {
+            double yv = series[s].y[i];
+            if (isfinite(yv))
+                ylo = fmin(ylo, yv), yhi = fmax(yhi, yv);
+        }
+    }
+    *ax = make_axis(xlo, xhi);
+    *ay = make_axis(ylo, yhi);
+}
+
+static double to_px(const axis *a, double v, double p0, double p1)
+{
+    return p0 + (v - a->lo) / (a->hi - a->lo) * (p1 - p0);
+}
+
+static void tick_label(FILE *fp, double v, double step)
+{
+    if (fabs(v) < step * 1e-9)
+        v = 0.0; /* -0 and 1e-17 from accumulated rounding */
+    fprintf(fp, "%.6g", v);
+}
+
+/* Grid lines and tick labels of both axes, then the axis frame. */
+static void draw_axes(FILE *fp, const axis *ax, const axis *ay)
+{
+    const axis *axes[2] = {ax, ay};
+    for (int which = 0; which < 2; which++) {
+        const axis *a = axes[which];
+        double step = a->step ? a->step : a->hi - a->lo;
+        for (int k = 0; k < MAX_TICKS; k++) {
+            double v = k ? a->lo + k * step : a->lo;
+            if (v > a->hi + step * 1e-9)
+                break;
+            if (which == 0) {
+                double px = to_px(a, v, PLOT_LEFT, PLOT_RIGHT);
+                fprintf(fp, "<line x1=\"%.2f\" y1=\"%.1f\" x2=\"%.2f\" y2=\"%.1f\" "
+                            "stroke=\"#e4e4e4\"/>\n", px, PLOT_TOP, px, PLOT_BOTTOM);
+                fprintf(fp, "<text x=\"%.2f\" y=\"%.1f\" text-anchor=\"middle\">", px,
+                        PLOT_BOTTOM + 18);
+            } else {
+                double py = to_px(a, v, PLOT_BOTTOM, PLOT_TOP);
+                fprintf(fp, "<line x1=\"%.1f\" y1=\"%.2f\" x2=\"%.1f\" y2=\"%.2f\" "
+                            "stroke=\"#e4e4e4\"/>\n", PLOT_LEFT, py, PLOT_RIGHT, py);
+                fprintf(fp, "<text x=\"%.1f\" y=\"%.2f\" text-anchor=\"end\">", PLOT_LEFT - 6,
+                        py + 4);
+            }
+            tick_label(fp, v, step);
+            fputs("</text>\n", fp);
+        }
+    }
+    fprintf(fp, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" "
+                "stroke=\"#333\"/>\n",
+            PLOT_LEFT, PLOT_TOP, PLOT_RIGHT - PLOT_LEFT, PLOT_BOTTOM - PLOT_TOP);
+}
+
+/* One polyline through the finite points (NaN points are skipped); a lone point also
+ * gets a dot, since a one-point polyline draws nothing. */
+static void draw_series(FILE *fp, const axis *ax, const axis *ay, const double *x, int n,
+                        const double *y, const char *colour)
+{
+    int finite = 0;
+    double lx = 0, ly = 0;
+    fprintf(fp, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" "
+                "stroke-linejoin=\"round\" points=\"", colour);
+    for (int i = 0; i < n; i++) {
+        double xv = x_at(x, i), yv = y[i];
+        if (!isfinite(xv) || !isfinite(yv))
+            continue;
+        lx = to_px(ax, xv, PLOT_LEFT, PLOT_RIGHT);
+        ly = to_px(ay, yv, PLOT_BOTTOM, PLOT_TOP);
+        fprintf(fp, "%s%.2f,%.2f", finite++ ? " " : "", lx, ly);
+    }
+    fputs("\"/>\n", fp);
+    if (finite == 1)
+        fprintf(fp, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"3\" fill=\"%s\"/>\n", lx, ly, colour);
+}
+
+static void draw_legend(FILE *fp, const nerve_series *series, int n_series)
+{
+    for (int s = 0; s < n_series; s++) {
+        double y = PLOT_TOP + 12 + 22.0 * s, x = PLOT_RIGHT + 16;
+        fprintf(fp, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
+                    "stroke-width=\"3\"/>\n", x, y, x + 24, y, colours[s]);
+        fprintf(fp, "<text x=\"%.1f\" y=\"%.1f\">", x + 30, y + 4);
+        if (series[s].label)
+            put_escaped(fp, series[s].label);
+        else
+            fprintf(fp, "series %d", s + 1);
+        fputs("</text>\n", fp);
+    }
+}
+
+static void draw_plot(FILE *fp, const char *title, const char *xlabel, const double *x, int n,
+                      const nerve_series *series, int n_series)
+{
+    axis ax, ay;
+    data_ranges(x, n, series, n_series, &ax, &ay);
+    fprintf(fp, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+                "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"12\">\n",
+            WIDTH, HEIGHT, WIDTH, HEIGHT);
+    fprintf(fp, "<rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n", WIDTH, HEIGHT);
+    fprintf(fp, "<text x=\"%.1f\" y=\"28\" text-anchor=\"middle\" font-size=\"16\">",
+            (PLOT_LEFT + PLOT_RIGHT) / 2);
+    put_escaped(fp, title ? title : "");
+    fputs("</text>\n", fp);
+    draw_axes(fp, &ax, &ay);
+    fprintf(fp, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">",
+            (PLOT_LEFT + PLOT_RIGHT) / 2, (double)HEIGHT - 20);
+    put_escaped(fp, xlabel ? xlabel : "");
+    fputs("</text>\n", fp);
+    for (int s = 0; s < n_series; s++)
+        draw_series(fp, &ax, &ay, x, n, series[s].y, colours[s]);
+    draw_legend(fp, series, n_series);
+    fputs("</svg>\n", fp);
+}
+
+int nerve_svg_lineplot(const char *path, const char *title, const char *xlabel,
+                       const double *x, int n, const nerve_series *series, int n_series)
+{
+    if (!path || n < 1 || n_series < 0 || n_series > MAX_SERIES || (n_series && !series))
+        return nerve_set_error(NERVE_ERR_ARG,
+                               "svg plot: bad arguments (%d points, %d series; at most %d)", n,
+                               n_series, MAX_SERIES);
+    for (int s = 0; s < n_series; s++)
+        if (!series[s].y)
+            return nerve_set_error(NERVE_ERR_ARG, "svg plot: series %d has no values", s);
+    FILE *fp = fopen(path, "w");
+    if (!fp)
+        return nerve_set_error(NERVE_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+    draw_plot(fp, title, xlabel, x, n, series, n_series);
+    int bad = ferror(fp);
+    bad |= fclose(fp) != 0;
+    if (bad)
+        return nerve_set_error(NERVE_ERR_IO, "%s: write error", path);
+    return NERVE_OK;
+}

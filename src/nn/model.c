@@ -1,0 +1,1029 @@
+/* Models described by darknet-style cfg files.
+ *
+ * The [net] section fills a nerve_net_config (input shape, optimiser, schedule, training
+ * and data settings); every later section appends one layer to the graph; a [softmax] or
+ * [cost] head, which must come last, defines the labels input and the loss. Every error
+ * reads "<file>:<line>: ..." with the line of the offending key or section. See
+ * docs/cfg.md for every key. */
+#include "model.h"
+
+#include "../core/core.h"
+#include "../io/cfg.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Sizes beyond these are surely typos; refusing them keeps garbage from asking the
+ * allocator for terabytes. */
+#define MAX_FEATURES (1 << 24) /* elements of one input sample */
+#define MAX_SIDE (1 << 16)     /* height, width */
+#define MAX_UNITS (1 << 20)    /* outputs of one layer */
+#define MAX_WEIGHTS (1 << 27)  /* elements of one weight matrix */
+
+#define BN_MOMENTUM 0.1f
+#define BN_EPS 1e-5f
+
+#define TRY(expr)                       \
+    do {                                \
+        int try_st_ = (expr);           \
+        if (try_st_ < 0)                \
+            return try_st_;             \
+    } while (0)
+
+/* Declares `has` as the result of a cfg getter (1 present, 0 absent), returning on error. */
+#define GET(has, expr)  \
+    int has = (expr);   \
+    if (has < 0)        \
+        return has
+
+static const cfg_range R_POS = {0, INFINITY, 1, 0};    /* > 0 */
+static const cfg_range R_NONNEG = {0, INFINITY, 0, 0}; /* >= 0 */
+static const cfg_range R_PROB = {0, 1, 0, 1};          /* [0, 1) */
+static const cfg_range R_UNIT_OPEN = {0, 1, 1, 0};     /* (0, 1] */
+
+/* ===================================================================================== */
+/* [net]                                                                                  */
+/* ===================================================================================== */
+
+static const char *const net_keys[] = {
+    "inputs", "height", "width", "channels", "batch", "epochs", "seed", "learning_rate",
+    "optimizer", "momentum", "decay", "beta1", "beta2", "rho", "epsilon", "decoupled_decay",
+    "clip_norm", "policy", "gamma", "scale", "step", "steps", "scales", "lr_end", "tau",
+    "warmup", "plateau_patience", "patience", "validation", "normalize", "input_scale",
+    "classes", "train_images", "train_labels", "test_images", "test_labels", "train_csv",
+    "test_csv", NULL};
+
+static int net_input_shape(const cfg_doc *d, const cfg_section *s, nerve_net_config *c)
+{
+    int inputs = 0, h = 0, w = 0, ch = 1;
+    GET(has_in, cfg_get_int(d, s, "inputs", 1, MAX_FEATURES, &inputs));
+    GET(has_h, cfg_get_int(d, s, "height", 1, MAX_SIDE, &h));
+    GET(has_w, cfg_get_int(d, s, "width", 1, MAX_SIDE, &w));
+    GET(has_c, cfg_get_int(d, s, "channels", 1, 1 << 16, &ch));
+    if (has_in && (has_h || has_w || has_c))
+        return cfg_error(d, NERVE_ERR_FORMAT, cfg_find(s, "inputs")->line,
+                         "give either inputs= (a vector) or height=, width=, channels= (an "
+                         "image), not both");
+    if (has_in) {
+        c->ndim = 1;
+        c->dims[0] = inputs;
+        return NERVE_OK;
+    }
+    if (!has_h || !has_w) {
+        if (has_h || has_w || has_c) {
+            const char *given = has_h ? "height" : has_w ? "width" : "channels";
+            return cfg_error(d, NERVE_ERR_FORMAT, cfg_find(s, given)->line,
+                             "%s= alone does not give an image shape; expected height= and "
+                             "width= (and channels=, default 1)", given);
+        }
+        return cfg_error(d, NERVE_ERR_FORMAT, s->line,
+                         "[net] gives no input shape; expected inputs=N (a vector) or height=, "
+                         "width= and channels= (an image)");
+    }
+    if ((double)h * w * ch > MAX_FEATURES)
+        return cfg_error(d, NERVE_ERR_FORMAT, s->line,
+                         "an input of %d x %d x %d values is too large; at most %d", ch, h, w,
+                         MAX_FEATURES);
+    c->ndim = 3;
+    c->dims[0] = ch;
+    c->dims[1] = h;
+    c->dims[2] = w;
+    return NERVE_OK;
+}
+
+/* A key that only some optimisers read is an error with the others: a silently ignored
+ * momentum=0.9 is the classic darknet-to-anything surprise. */
+static int only_for(const cfg_doc *d, const cfg_section *s, const char *key, int applies,
+                     const char *which)
+{
+    const cfg_entry *e = cfg_find(s, key);
+    if (!e || applies)
+        return NERVE_OK;
+    const cfg_entry *opt = cfg_find(s, "optimizer");
+    return cfg_error(d, NERVE_ERR_FORMAT, e->line,
+                     "%s has no effect with optimizer=%s; it is used by optimizer=%s", key,
+                     opt ? opt->value : "sgd (the default)", which);
+}
+
+static int net_optimizer(const cfg_doc *d, const cfg_section *s, nerve_net_config *c)
+{
+    nerve_opt_type t = NERVE_OPT_SGD;
+    const cfg_entry *e = cfg_find(s, "optimizer");
+    char q[80];
+    if (e && nerve_optim_parse(e->value, &t) < 0)
+        return cfg_error(d, NERVE_ERR_FORMAT, e->line,
+                         "optimizer = '%s' is unknown; expected one of: sgd, momentum, nesterov, "
+                         "adagrad, rmsprop, adam, adamw, adadelta",
+                         cfg_quote(e->value, q, sizeof q));
+    nerve_optim_config *o = &c->optim;
+    *o = nerve_optim_default(t);
+    float momentum = 0;
+    GET(has_m, cfg_get_float(d, s, "momentum", R_PROB, &momentum));
+    int uses_momentum = t == NERVE_OPT_MOMENTUM || t == NERVE_OPT_NESTEROV;
+    int adam = t == NERVE_OPT_ADAM || t == NERVE_OPT_ADAMW;
+    int uses_rho = t == NERVE_OPT_RMSPROP || t == NERVE_OPT_ADADELTA;
+    if (has_m && momentum > 0)
+        TRY(only_for(d, s, "momentum", uses_momentum, "momentum or nesterov"));
+    if (has_m && uses_momentum)
+        o->momentum = momentum;
+    TRY(only_for(d, s, "beta1", adam, "adam or adamw"));
+    TRY(only_for(d, s, "beta2", adam, "adam or adamw"));
+    TRY(only_for(d, s, "rho", uses_rho, "rmsprop or adadelta"));
+    TRY(cfg_get_float(d, s, "beta1", R_PROB, &o->rho1));
+    TRY(cfg_get_float(d, s, "beta2", R_PROB, &o->rho2));
+    TRY(cfg_get_float(d, s, "rho", R_PROB, &o->rho1));
+    TRY(cfg_get_float(d, s, "epsilon", R_POS, &o->delta));
+    TRY(cfg_get_float(d, s, "decay", R_NONNEG, &o->weight_decay));
+    TRY(cfg_get_bool(d, s, "decoupled_decay", &o->decoupled));
+    TRY(cfg_get_float(d, s, "clip_norm", R_NONNEG, &o->clip_norm));
+    return NERVE_OK;
+}
+
+/* Policies by darknet's names first (steps = multistep, exp = exponential), then nerve's. */
+static int parse_policy(const char *name, nerve_sched_type *t)
+{
+    if (strcmp(name, "steps") == 0) {
+        *t = NERVE_SCHED_MULTISTEP;
+        return NERVE_OK;
+    }
+    if (strcmp(name, "exp") == 0) {
+        *t = NERVE_SCHED_EXPONENTIAL;
+        return NERVE_OK;
+    }
+    return nerve_schedule_parse(name, t);
+}
+
+enum {
+    P_CONSTANT = 1 << NERVE_SCHED_CONSTANT,
+    P_STEP = 1 << NERVE_SCHED_STEP,
+    P_MULTI = 1 << NERVE_SCHED_MULTISTEP,
+    P_EXP = 1 << NERVE_SCHED_EXPONENTIAL,
+    P_LINEAR = 1 << NERVE_SCHED_LINEAR,
+    P_COSINE = 1 << NERVE_SCHED_COSINE,
+    P_PLATEAU = 1 << NERVE_SCHED_PLATEAU
+};
+
+static const struct {
+    const char *key;
+    unsigned policies;
+    const char *used_by;
+} schedule_keys[] = {
+    {"gamma", P_STEP | P_MULTI | P_EXP | P_PLATEAU, "step, steps, exp or plateau"},
+    {"scale", P_STEP | P_MULTI | P_EXP | P_PLATEAU, "step, steps, exp or plateau"},
+    {"step", P_STEP, "step"},
+    {"steps", P_MULTI, "steps"},
+    {"scales", P_MULTI, "steps"},
+    {"lr_end", P_LINEAR | P_COSINE, "linear or cosine"},
+    {"tau", P_LINEAR | P_COSINE, "linear or cosine"},
+    {"warmup", P_COSINE, "cosine"},
+    {"plateau_patience", P_PLATEAU, "plateau"},
+};
+
+static int check_schedule_keys(const cfg_doc *d, const cfg_section *s, nerve_sched_type t)
+{
+    const cfg_entry *pol = cfg_find(s, "policy");
+    for (size_t i = 0; i < NERVE_ARRAY_LEN(schedule_keys); i++) {
+        const cfg_entry *e = cfg_find(s, schedule_keys[i].key);
+        if (e && !(schedule_keys[i].policies & (1u << t)))
+            return cfg_error(d, NERVE_ERR_FORMAT, e->line,
+                             "%s has no effect with policy=%s; it is used by policy=%s", e->key,
+                             pol ? pol->value : "constant (the default)",
+                             schedule_keys[i].used_by);
+    }
+    return NERVE_OK;
+}
+
+/* darknet's steps= / scales= pair: nerve's multistep has one gamma, so the scales must
+ * agree (with each other and with gamma=/scale= if given). */
+static int schedule_milestones(const cfg_doc *d, const cfg_section *s, nerve_schedule *sc,
+                               int has_gamma)
+{
+    GET(has_steps, cfg_get_int_list(d, s, "steps", 0, INT_MAX, sc->milestones,
+                                    NERVE_MAX_MILESTONES, &sc->n_milestones));
+    if (!has_steps)
+        return cfg_error(d, NERVE_ERR_FORMAT, cfg_find(s, "policy")->line,
+                         "policy=steps needs steps= (comma-separated epochs at which the "
+                         "learning rate is multiplied by gamma)");
+    const cfg_entry *e = cfg_find(s, "steps");
+    for (int i = 1; i < sc->n_milestones; i++)
+        if (sc->milestones[i] <= sc->milestones[i - 1])
+            return cfg_error(d, NERVE_ERR_FORMAT, e->line,
+                             "steps must be strictly increasing epochs (%d follows %d)",
+                             sc->milestones[i], sc->milestones[i - 1]);
+    float scales[NERVE_MAX_MILESTONES];
+    int n_scales = 0;
+    GET(has_scales, cfg_get_float_list(d, s, "scales", R_POS, scales, NERVE_MAX_MILESTONES,
+                                       &n_scales));
+    if (!has_scales)
+        return NERVE_OK;
+    const cfg_entry *se = cfg_find(s, "scales");
+    if (n_scales != sc->n_milestones)
+        return cfg_error(d, NERVE_ERR_FORMAT, se->line,
+                         "scales has %d values but steps has %d; expected one scale per step",
+                         n_scales, sc->n_milestones);
+    for (int i = 0; i < n_scales; i++)
+        if (scales[i] != scales[0] || (has_gamma && scales[i] != sc->gamma))
+            return cfg_error(d, NERVE_ERR_FORMAT, se->line,
+                             "scales must all be equal%s: nerve multiplies the learning rate by "
+                             "one factor (gamma) at every step",
+                             has_gamma ? " and equal to gamma" : "");
+    sc->gamma = scales[0];
+    return NERVE_OK;
+}
+
+static int net_schedule(const cfg_doc *d, const cfg_section *s, nerve_net_config *c, float lr)
+{
+    nerve_sched_type t = NERVE_SCHED_CONSTANT;
+    const cfg_entry *e = cfg_find(s, "policy");
+    char q[80];
+    if (e && parse_policy(e->value, &t) < 0)
+        return cfg_error(d, NERVE_ERR_FORMAT, e->line,
+                         "policy = '%s' is unknown; expected one of: constant, step, steps, exp, "
+                         "linear, cosine, plateau", cfg_quote(e->value, q, sizeof q));
+    TRY(check_schedule_keys(d, s, t));
+    nerve_schedule *sc = &c->schedule;
+    *sc = nerve_schedule_default(t, lr);
+    GET(has_gamma, cfg_get_float(d, s, "gamma", R_POS, &sc->gamma));
+    float scale = 0;
+    GET(has_scale, cfg_get_float(d, s, "scale", R_POS, &scale));
+    if (has_gamma && has_scale)
+        return cfg_error(d, NERVE_ERR_FORMAT, cfg_find(s, "scale")->line,
+                         "scale (darknet's name) and gamma are the same setting; give one");
+    if (has_scale)
+        sc->gamma = scale;
+    TRY(cfg_get_int(d, s, "step", 1, INT_MAX, &sc->step));
+    if (t == NERVE_SCHED_MULTISTEP)
+        TRY(schedule_milestones(d, s, sc, has_gamma || has_scale));
+    TRY(cfg_get_float(d, s, "lr_end", R_NONNEG, &sc->lr_end));
+    TRY(cfg_get_int64(d, s, "tau", 1, INT64_MAX, &sc->tau));
+    TRY(cfg_get_int64(d, s, "warmup", 0, INT64_MAX, &sc->warmup));
+    TRY(cfg_get_int(d, s, "plateau_patience", 0, INT_MAX, &sc->patience));
+    return NERVE_OK;
+}
+
+static int resolve_path(const cfg_doc *d, const cfg_entry *e, const char *base, char *out,
+                        size_t size)
+{
+    int n;
+    if (e->value[0] == '/' || !base[0])
+        n = snprintf(out, size, "%s", e->value);
+    else
+        n = snprintf(out, size, "%s/%s", base, e->value);
+    if (n < 0 || (size_t)n >= size)
+        return cfg_error(d, NERVE_ERR_FORMAT, e->line, "%s: the path is %d characters long; at "
+                         "most %zu", e->key, n, size - 1);
+    return NERVE_OK;
+}
+
+static int net_paths(const cfg_doc *d, const cfg_section *s, nerve_net_config *c,
+                     const char *base)
+{
+    struct { const char *key; char *dst; } paths[] = {
+        {"train_images", c->train_images}, {"train_labels", c->train_labels},
+        {"test_images", c->test_images},   {"test_labels", c->test_labels},
+        {"train_csv", c->train_csv},       {"test_csv", c->test_csv},
+    };
+    for (size_t i = 0; i < NERVE_ARRAY_LEN(paths); i++) {
+        const cfg_entry *e = cfg_find(s, paths[i].key);
+        if (e)
+            TRY(resolve_path(d, e, base, paths[i].dst, sizeof c->train_images));
+    }
+    return NERVE_OK;
+}
+
+static int net_training(const cfg_doc *d, const cfg_section *s, nerve_net_config *c)
+{
+    c->batch = 32;
+    c->epochs = 10;
+    TRY(cfg_get_int(d, s, "batch", 1, 1 << 20, &c->batch));
+    TRY(cfg_get_int(d, s, "epochs", 1, 1000000, &c->epochs));
+    TRY(cfg_get_u64(d, s, "seed", &c->seed));
+    TRY(cfg_get_float(d, s, "validation", R_PROB, &c->validation));
+    TRY(cfg_get_int(d, s, "patience", 0, INT_MAX, &c->patience));
+    TRY(cfg_get_bool(d, s, "normalize", &c->normalize));
+    TRY(cfg_get_int(d, s, "classes", 1, MAX_UNITS, &c->n_classes));
+    /* IDX images are bytes: 1/255 maps them to [0, 1]; CSV values are taken as they are. */
+    c->input_scale = cfg_find(s, "train_images") || cfg_find(s, "test_images") ? 1.0f / 255
+                                                                                : 1.0f;
+    TRY(cfg_get_float(d, s, "input_scale", R_POS, &c->input_scale));
+    return NERVE_OK;
+}
+
+static int parse_net(const cfg_doc *d, const cfg_section *s, nerve_net_config *c,
+                     const char *base)
+{
+    memset(c, 0, sizeof *c);
+    TRY(cfg_check_keys(d, s, net_keys));
+    TRY(net_input_shape(d, s, c));
+    TRY(net_training(d, s, c));
+    float lr = 0.01f;
+    TRY(cfg_get_float(d, s, "learning_rate", R_POS, &lr));
+    TRY(net_optimizer(d, s, c));
+    TRY(net_schedule(d, s, c, lr));
+    return net_paths(d, s, c, base);
+}
+
+/* ===================================================================================== */
+/* Layers                                                                                 */
+/* ===================================================================================== */
+
+typedef struct build_ctx {
+    nerve_model *m;
+    nerve_graph *g;
+    const cfg_doc *d;
+    const cfg_section *s;
+    char name[48];  /* the layer's name: name= or "<section><index>" */
+    int x;          /* the layer's input node; builders leave their output here */
+    double flops;   /* builders set the forward FLOPs per sample */
+    int is_head;    /* set by [softmax] / [cost] */
+    nerve_rng rng;  /* initialisers, seeded from [net] seed */
+} build_ctx;
+
+/* A graph builder failed: keep its message, prefixed with the layer's section. */
+static int graph_fail(build_ctx *b, int st)
+{
+    char msg[800];
+    snprintf(msg, sizeof msg, "%s", nerve_last_error());
+    return cfg_error(b->d, st < 0 ? st : NERVE_ERR_SHAPE, b->s->line, "[%s] %s: %s",
+                     b->s->name, b->name, msg);
+}
+
+static size_t sample_numel(nerve_graph *g, int node)
+{
+    int nd, dims[NERVE_MAX_DIMS];
+    if (nerve_node_shape(g, node, &nd, dims) < 0 || nd < 1)
+        return 0;
+    return nerve_shape_numel(nd - 1, dims + 1);
+}
+
+static int get_activation(build_ctx *b, nerve_act *act)
+{
+    *act = nerve_act_default(NERVE_ACT_IDENTITY);
+    const cfg_entry *e = cfg_find(b->s, "activation");
+    if (!e || nerve_act_parse(e->value, act) >= 0)
+        return NERVE_OK;
+    char names[400] = "", q[80];
+    size_t used = 0;
+    for (int t = 0; t < NERVE_ACT_COUNT && used < sizeof names; t++) {
+        const char *n = nerve_act_name((nerve_act_type)t);
+        used += (size_t)snprintf(names + used, sizeof names - used, "%s%s", t ? ", " : "",
+                                 n ? n : "?");
+    }
+    return cfg_error(b->d, NERVE_ERR_FORMAT, e->line,
+                     "activation = '%s' is unknown; expected one of: %s",
+                     cfg_quote(e->value, q, sizeof q), names);
+}
+
+static int relu_family(nerve_act_type t)
+{
+    return t == NERVE_ACT_RELU || t == NERVE_ACT_LEAKY_RELU || t == NERVE_ACT_RELU6 ||
+           t == NERVE_ACT_ELU;
+}
+
+/* init=, by default He for the ReLU family and Glorot for the rest. */
+static int get_init(build_ctx *b, nerve_act act, nerve_init *init)
+{
+    const cfg_entry *e = cfg_find(b->s, "init");
+    const char *name = e ? e->value : relu_family(act.type) ? "he" : "glorot";
+    if (nerve_init_parse(name, init) >= 0)
+        return NERVE_OK;
+    char msg[600], q[80];
+    snprintf(msg, sizeof msg, "%s", nerve_last_error());
+    return cfg_error(b->d, NERVE_ERR_FORMAT, e ? e->line : b->s->line, "init = '%s': %s",
+                     cfg_quote(name, q, sizeof q), msg);
+}
+
+static const char *const connected_keys[] = {"output", "activation", "batch_normalize", "bias",
+                                             "init", "dropout", "name", NULL};
+
+/* darknet's connected layer: dense, then (batch_normalize=1: without bias) batch norm,
+ * then the activation; nerve adds an optional dropout after it. */
+static int build_connected(build_ctx *b)
+{
+    const cfg_doc *d = b->d;
+    const cfg_section *s = b->s;
+    int out = 0, bn = 0, bias = 1;
+    float drop = 0;
+    nerve_act act;
+    nerve_init init;
+    GET(has_out, cfg_get_int(d, s, "output", 1, MAX_UNITS, &out));
+    if (!has_out)
+        return cfg_error(d, NERVE_ERR_FORMAT, s->line,
+                         "[connected] needs output= (the number of units)");
+    TRY(get_activation(b, &act));
+    TRY(cfg_get_bool(d, s, "batch_normalize", &bn));
+    GET(has_bias, cfg_get_bool(d, s, "bias", &bias));
+    if (bn && has_bias && bias)
+        return cfg_error(d, NERVE_ERR_FORMAT, cfg_find(s, "bias")->line,
+                         "bias=1 with batch_normalize=1: the batch norm's shift is the bias; "
+                         "expected bias=0 or no bias=");
+    TRY(get_init(b, act, &init));
+    TRY(cfg_get_float(d, s, "dropout", R_PROB, &drop));
+    size_t in = sample_numel(b->g, b->x);
+    if ((double)in * out > MAX_WEIGHTS)
+        return cfg_error(d, NERVE_ERR_FORMAT, s->line,
+                         "[connected] from %zu inputs to %d outputs needs %.3g weights; at most %d",
+                         in, out, (double)in * out, MAX_WEIGHTS);
+    int y = nerve_layer_dense(b->g, b->x, out, bn ? 0 : bias, init, &b->rng, b->name);
+    if (y < 0)
+        return graph_fail(b, y);
+    b->flops = 2.0 * (double)in * out + (!bn && bias ? out : 0);
+    if (bn) {
+        char bn_name[64];
+        snprintf(bn_name, sizeof bn_name, "%s.bn", b->name);
+        if ((y = nerve_layer_batchnorm(b->g, y, BN_MOMENTUM, BN_EPS, bn_name)) < 0)
+            return graph_fail(b, y);
+        b->flops += 2.0 * out;
+    }
+    if (act.type != NERVE_ACT_IDENTITY) {
+        if ((y = nerve_activation(b->g, y, act)) < 0)
+            return graph_fail(b, y);
+        b->flops += out;
+    }
+    if (drop > 0 && (y = nerve_dropout(b->g, y, drop, 0)) < 0)
+        return graph_fail(b, y);
+    b->x = y;
+    return NERVE_OK;
+}
+
+static const char *const activation_keys[] = {"activation", "name", NULL};
+
+static int build_activation(build_ctx *b)
+{
+    nerve_act act;
+    TRY(get_activation(b, &act));
+    int y = nerve_activation(b->g, b->x, act);
+    if (y < 0)
+        return graph_fail(b, y);
+    b->flops = act.type == NERVE_ACT_IDENTITY ? 0 : (double)sample_numel(b->g, y);
+    b->x = y;
+    return NERVE_OK;
+}
+
+static const char *const dropout_keys[] = {"probability", "spatial", "name", NULL};
+
+static int build_dropout(build_ctx *b)
+{
+    float p = 0.5f; /* darknet's default */
+    int spatial = 0;
+    TRY(cfg_get_float(b->d, b->s, "probability", R_PROB, &p));
+    TRY(cfg_get_bool(b->d, b->s, "spatial", &spatial));
+    int y = nerve_dropout(b->g, b->x, p, spatial);
+    if (y < 0)
+        return graph_fail(b, y);
+    b->flops = 0; /* the identity at inference */
+    b->x = y;
+    return NERVE_OK;
+}
+
+static const char *const batchnorm_keys[] = {"momentum", "epsilon", "name", NULL};
+
+static int build_batchnorm(build_ctx *b)
+{
+    float momentum = BN_MOMENTUM, eps = BN_EPS;
+    TRY(cfg_get_float(b->d, b->s, "momentum", R_UNIT_OPEN, &momentum));
+    TRY(cfg_get_float(b->d, b->s, "epsilon", R_POS, &eps));
+    int y = nerve_layer_batchnorm(b->g, b->x, momentum, eps, b->name);
+    if (y < 0)
+        return graph_fail(b, y);
+    b->flops = 2.0 * (double)sample_numel(b->g, y);
+    b->x = y;
+    return NERVE_OK;
+}
+
+static const char *const prelu_keys[] = {"per_channel", "init", "name", NULL};
+
+static int build_prelu(build_ctx *b)
+{
+    int per_channel = 0;
+    float slope = 0.25f;
+    TRY(cfg_get_bool(b->d, b->s, "per_channel", &per_channel));
+    TRY(cfg_get_float(b->d, b->s, "init", (cfg_range){-INFINITY, INFINITY, 0, 0}, &slope));
+    int y = nerve_layer_prelu(b->g, b->x, per_channel, slope, b->name);
+    if (y < 0)
+        return graph_fail(b, y);
+    b->flops = (double)sample_numel(b->g, y);
+    b->x = y;
+    return NERVE_OK;
+}
+
+/* ---- heads -------------------------------------------------------------------------- */
+
+/* Adds the l1= / l2= penalties of a head's section to its loss. */
+static int add_penalties(build_ctx *b, int loss)
+{
+    static const struct { const char *key; int kind; } pens[] = {
+        {"l1", NERVE_PENALTY_L1}, {"l2", NERVE_PENALTY_L2}};
+    for (size_t i = 0; i < NERVE_ARRAY_LEN(pens); i++) {
+        float coef = 0;
+        GET(has, cfg_get_float(b->d, b->s, pens[i].key, R_NONNEG, &coef));
+        if (!has || coef == 0)
+            continue;
+        int p = nerve_penalty(b->g, pens[i].kind, coef);
+        if (p < 0 || (loss = nerve_add(b->g, loss, p)) < 0)
+            return graph_fail(b, p < 0 ? p : loss);
+    }
+    return loss;
+}
+
+static int finish_head(build_ctx *b, int pred, int labels, int loss)
+{
+    loss = add_penalties(b, loss);
+    if (loss < 0)
+        return loss;
+    if (nerve_node_find(b->g, "loss") < 0)
+        nerve_node_set_name(b->g, loss, "loss");
+    b->m->output = pred;
+    b->m->labels = labels;
+    b->m->loss = loss;
+    b->is_head = 1;
+    return NERVE_OK;
+}
+
+/* Class weights as a state [C] "<layer>.class_weights" (its values come from the cfg). */
+static int class_weights_node(build_ctx *b, int classes, int *node)
+{
+    float w[4096];
+    int n = 0;
+    *node = -1;
+    GET(has, cfg_get_float_list(b->d, b->s, "class_weights", R_NONNEG, w,
+                                (int)NERVE_ARRAY_LEN(w), &n));
+    if (!has)
+        return NERVE_OK;
+    if (n != classes)
+        return cfg_error(b->d, NERVE_ERR_FORMAT, cfg_find(b->s, "class_weights")->line,
+                         "class_weights has %d values; expected %d (one per class)", n, classes);
+    char name[80];
+    snprintf(name, sizeof name, "%s.class_weights", b->name);
+    int id = nerve_state(b->g, name, 1, &classes);
+    if (id < 0)
+        return graph_fail(b, id);
+    memcpy(nerve_value(b->g, id).data, w, (size_t)n * sizeof(float));
+    *node = id;
+    return NERVE_OK;
+}
+
+static const char *const softmax_keys[] = {"label_smoothing", "class_weights", "l1", "l2",
+                                           "name", NULL};
+
+/* The classification head: softmax cross-entropy on the previous layer's output (the
+ * logits, which are also the model's output) against integer labels [N]. */
+static int build_softmax(build_ctx *b)
+{
+    const cfg_doc *d = b->d;
+    const cfg_section *s = b->s;
+    float smoothing = 0;
+    TRY(cfg_get_float(d, s, "label_smoothing", R_PROB, &smoothing));
+    int nd, dims[NERVE_MAX_DIMS];
+    nerve_node_shape(b->g, b->x, &nd, dims);
+    if (nd != 2) {
+        char shape[64];
+        return cfg_error(d, NERVE_ERR_SHAPE, s->line,
+                         "[softmax] needs one vector of class scores per sample; the layer "
+                         "before outputs %s per sample (add a [connected] layer)",
+                         nerve_shape_str(nd - 1, dims + 1, shape, sizeof shape));
+    }
+    int classes = dims[1];
+    nerve_net_config *c = &b->m->cfg;
+    if (c->n_classes && c->n_classes != classes)
+        return cfg_error(d, NERVE_ERR_SHAPE, s->line,
+                         "[softmax] receives %d class scores but [net] says classes=%d", classes,
+                         c->n_classes);
+    c->n_classes = classes;
+    int weights;
+    TRY(class_weights_node(b, classes, &weights));
+    int labels = nerve_input(b->g, "labels", 1, (int[]){1});
+    if (labels < 0)
+        return graph_fail(b, labels);
+    int loss = nerve_softmax_ce_loss(b->g, b->x, labels, weights, smoothing);
+    if (loss < 0)
+        return graph_fail(b, loss);
+    b->flops = 3.0 * classes;
+    return finish_head(b, b->x, labels, loss);
+}
+
+static const char *const cost_keys[] = {"type", "l1", "l2", "name", NULL};
+
+enum { COST_MSE, COST_HALF_MSE, COST_L1, COST_BCE, COST_HINGE };
+
+static int parse_cost_type(build_ctx *b, int *type)
+{
+    static const struct { const char *name; int type; } names[] = {
+        {"mse", COST_MSE}, {"sse", COST_MSE}, {"half_mse", COST_HALF_MSE},
+        {"l1", COST_L1},   {"L1", COST_L1},   {"bce", COST_BCE},
+        {"hinge", COST_HINGE}};
+    const cfg_entry *e = cfg_find(b->s, "type");
+    *type = COST_MSE; /* darknet's default, sse */
+    if (!e)
+        return NERVE_OK;
+    for (size_t i = 0; i < NERVE_ARRAY_LEN(names); i++)
+        if (strcmp(e->value, names[i].name) == 0) {
+            *type = names[i].type;
+            return NERVE_OK;
+        }
+    char q[80];
+    return cfg_error(b->d, NERVE_ERR_FORMAT, e->line,
+                     "type = '%s' is unknown; expected one of: mse, sse, half_mse, l1, bce, hinge",
+                     cfg_quote(e->value, q, sizeof q));
+}
+
+/* Regression and other heads: the prediction is the previous layer's output; targets
+ * are shaped like it, except for hinge (one label per sample). */
+static int build_cost(build_ctx *b)
+{
+    int type;
+    TRY(parse_cost_type(b, &type));
+    int nd, dims[NERVE_MAX_DIMS];
+    nerve_node_shape(b->g, b->x, &nd, dims);
+    int labels = type == COST_HINGE ? nerve_input(b->g, "labels", 1, (int[]){1})
+                                    : nerve_input(b->g, "labels", nd, dims);
+    if (labels < 0)
+        return graph_fail(b, labels);
+    int loss;
+    switch (type) {
+    case COST_MSE: loss = nerve_mse_loss(b->g, b->x, labels, 0); break;
+    case COST_HALF_MSE: loss = nerve_mse_loss(b->g, b->x, labels, 1); break;
+    case COST_L1: loss = nerve_l1_loss(b->g, b->x, labels); break;
+    case COST_BCE: loss = nerve_bce_logits_loss(b->g, b->x, labels); break;
+    default: loss = nerve_hinge_loss(b->g, b->x, labels); break;
+    }
+    if (loss < 0)
+        return graph_fail(b, loss);
+    static const double per_element[] = {3, 3, 2, 4, 2};
+    b->flops = per_element[type] * (double)sample_numel(b->g, b->x);
+    return finish_head(b, b->x, labels, loss);
+}
+
+/* ---- the layer table ------------------------------------------------------------------ */
+
+typedef struct layer_kind {
+    const char *section;
+    const char *const *keys;
+    int (*build)(build_ctx *b);
+} layer_kind;
+
+static const layer_kind layer_kinds[] = {
+    {"connected", connected_keys, build_connected},
+    {"activation", activation_keys, build_activation},
+    {"dropout", dropout_keys, build_dropout},
+    {"batchnorm", batchnorm_keys, build_batchnorm},
+    {"prelu", prelu_keys, build_prelu},
+    {"softmax", softmax_keys, build_softmax},
+    {"cost", cost_keys, build_cost},
+};
+
+static int is_net(const char *name) { return strcmp(name, "net") == 0 || strcmp(name, "network") == 0; }
+
+static const layer_kind *find_kind(const cfg_doc *d, const cfg_section *s)
+{
+    for (size_t i = 0; i < NERVE_ARRAY_LEN(layer_kinds); i++)
+        if (strcmp(layer_kinds[i].section, s->name) == 0)
+            return &layer_kinds[i];
+    char q[80];
+    if (is_net(s->name))
+        cfg_error(d, NERVE_ERR_FORMAT, s->line, "[%s] may appear only once, as the first section",
+                  s->name);
+    else
+        cfg_error(d, NERVE_ERR_FORMAT, s->line,
+                  "unknown section [%s]; expected one of: connected, activation, dropout, "
+                  "batchnorm, prelu, softmax, cost (after [net])",
+                  cfg_quote(s->name, q, sizeof q));
+    return NULL;
+}
+
+static int valid_layer_name(const char *s)
+{
+    if (!*s || strlen(s) > 40)
+        return 0;
+    for (; *s; s++)
+        if (!(('a' <= *s && *s <= 'z') || ('A' <= *s && *s <= 'Z') || ('0' <= *s && *s <= '9') ||
+              *s == '_' || *s == '-'))
+            return 0;
+    return 1;
+}
+
+/* name= or "<section><index>"; names are unique and may not shadow the model's inputs. */
+static int layer_name(build_ctx *b, int index)
+{
+    nerve_model *m = b->m;
+    const cfg_entry *e = cfg_find(b->s, "name");
+    char q[80];
+    if (e && !valid_layer_name(e->value))
+        return cfg_error(b->d, NERVE_ERR_FORMAT, e->line,
+                         "name = '%s' is not a valid layer name; expected 1 to 40 letters, "
+                         "digits, '_' or '-'", cfg_quote(e->value, q, sizeof q));
+    snprintf(b->name, sizeof b->name, "%s", e ? e->value : "");
+    if (!e)
+        snprintf(b->name, sizeof b->name, "%.30s%d", b->s->name, index);
+    int line = e ? e->line : b->s->line;
+    if (strcmp(b->name, "input") == 0 || strcmp(b->name, "labels") == 0 ||
+        strcmp(b->name, "loss") == 0)
+        return cfg_error(b->d, NERVE_ERR_FORMAT, line,
+                         "layer name '%s' is reserved for the model's %s node", b->name, b->name);
+    for (int i = 0; i < m->n_layers; i++)
+        if (strcmp(m->layers[i].name, b->name) == 0)
+            return cfg_error(b->d, NERVE_ERR_FORMAT, line,
+                             "layer name '%s' is already used by the layer on line %d; set "
+                             "name= to another", b->name, m->layers[i].line);
+    return NERVE_OK;
+}
+
+static int push_layer_info(nerve_model *m, const nerve_layer_info *li)
+{
+    if (m->n_layers == m->cap_layers) {
+        int cap = m->cap_layers ? 2 * m->cap_layers : 16;
+        nerve_layer_info *p = nerve_xrealloc(m->layers, (size_t)cap * sizeof *p);
+        if (!p)
+            return NERVE_ERR_NOMEM;
+        m->layers = p;
+        m->cap_layers = cap;
+    }
+    m->layers[m->n_layers++] = *li;
+    return NERVE_OK;
+}
+
+/* The layer's output node carries the layer's name (so that "connected2" is what the
+ * layer outputs, after its activation); an inner node of the layer that took the name
+ * first (the dense product) becomes "<name>.<op>". */
+static void name_layer_output(build_ctx *b, int first_node)
+{
+    if (b->x < first_node)
+        return; /* a head: its output is the previous layer's */
+    int holder = nerve_node_find(b->g, b->name);
+    if (holder == b->x)
+        return;
+    if (holder >= first_node) {
+        char inner[64];
+        snprintf(inner, sizeof inner, "%.40s.%.20s", b->name, nerve_node_op(b->g, holder));
+        if (nerve_node_find(b->g, inner) >= 0 || nerve_node_set_name(b->g, holder, inner) < 0)
+            return;
+    } else if (holder >= 0) {
+        return;
+    }
+    nerve_node_set_name(b->g, b->x, b->name);
+}
+
+/* One row of the layer table: shape without batch, parameters created since first_node. */
+static int record_layer(build_ctx *b, int first_node)
+{
+    nerve_layer_info li;
+    memset(&li, 0, sizeof li);
+    snprintf(li.type, sizeof li.type, "%s", b->s->name);
+    snprintf(li.name, sizeof li.name, "%s", b->name);
+    int nd, dims[NERVE_MAX_DIMS];
+    nerve_node_shape(b->g, b->x, &nd, dims);
+    li.ndim = nd > 0 ? nd - 1 : 0;
+    memcpy(li.dims, dims + 1, (size_t)li.ndim * sizeof(int));
+    for (int i = first_node; i < nerve_node_count(b->g); i++)
+        if (nerve_node_kind(b->g, i) == NERVE_NODE_PARAM) {
+            int pn, pd[NERVE_MAX_DIMS];
+            nerve_node_shape(b->g, i, &pn, pd);
+            li.params += nerve_shape_numel(pn, pd);
+        }
+    li.flops = b->flops;
+    li.line = b->s->line;
+    name_layer_output(b, first_node);
+    return push_layer_info(b->m, &li);
+}
+
+static int build_layer(build_ctx *b, const cfg_section *s, int index)
+{
+    if (b->is_head)
+        return cfg_error(b->d, NERVE_ERR_FORMAT, s->line,
+                         "[%s] follows the [%s] head; the head must be the last section",
+                         s->name, b->m->layers[b->m->n_layers - 1].type);
+    const layer_kind *k = find_kind(b->d, s);
+    if (!k)
+        return nerve_last_status();
+    b->s = s;
+    b->flops = 0;
+    TRY(cfg_check_keys(b->d, s, k->keys));
+    TRY(layer_name(b, index));
+    int first = nerve_node_count(b->g);
+    TRY(k->build(b));
+    return record_layer(b, first);
+}
+
+/* ===================================================================================== */
+/* The model                                                                              */
+/* ===================================================================================== */
+
+/* The input node "input" [N, sample...], then z-score normalisation if asked for. */
+static int build_input(nerve_model *m, const cfg_doc *d, const cfg_section *net)
+{
+    nerve_net_config *c = &m->cfg;
+    int dims[NERVE_MAX_DIMS] = {1};
+    memcpy(dims + 1, c->dims, (size_t)c->ndim * sizeof(int));
+    m->input = nerve_input(m->g, "input", c->ndim + 1, dims);
+    if (m->input < 0)
+        return m->input;
+    if (!c->normalize)
+        return m->input;
+    m->mean = nerve_state(m->g, "input.mean", c->ndim, c->dims);
+    m->std = nerve_state(m->g, "input.std", c->ndim, c->dims);
+    if (m->mean < 0 || m->std < 0)
+        return nerve_last_status();
+    nerve_tensor sd = nerve_value(m->g, m->std);
+    for (size_t i = 0; i < nerve_tensor_numel(&sd); i++)
+        sd.data[i] = 1.0f; /* the identity until statistics are set */
+    int x = nerve_zscore(m->g, m->input, m->mean, m->std);
+    if (x < 0) {
+        char msg[800];
+        snprintf(msg, sizeof msg, "%s", nerve_last_error());
+        return cfg_error(d, x, net->line, "[net] normalize=1: %s", msg);
+    }
+    return x;
+}
+
+static void base_dir_of(const char *filename, char *out, size_t size)
+{
+    const char *slash = filename ? strrchr(filename, '/') : NULL;
+    if (!slash) {
+        out[0] = '\0';
+        return;
+    }
+    size_t n = slash == filename ? 1 : (size_t)(slash - filename); /* "/x.cfg" -> "/" */
+    if (n >= size)
+        n = size - 1;
+    memcpy(out, filename, n);
+    out[n] = '\0';
+}
+
+static int build_model(nerve_model *m, const cfg_doc *d)
+{
+    if (d->n_sections == 0)
+        return cfg_error(d, NERVE_ERR_FORMAT, d->n_lines,
+                         "no sections; a cfg starts with [net] followed by its layers");
+    const cfg_section *net = &d->sections[0];
+    if (!is_net(net->name)) {
+        char q[80];
+        return cfg_error(d, NERVE_ERR_FORMAT, net->line,
+                         "the first section must be [net], found [%s]",
+                         cfg_quote(net->name, q, sizeof q));
+    }
+    TRY(parse_net(d, net, &m->cfg, m->base_dir));
+    if (d->n_sections == 1)
+        return cfg_error(d, NERVE_ERR_FORMAT, d->n_lines, "no layers after [net]");
+    int x = build_input(m, d, net);
+    if (x < 0)
+        return x;
+    build_ctx b;
+    memset(&b, 0, sizeof b);
+    b.m = m;
+    b.g = m->g;
+    b.d = d;
+    b.x = x;
+    nerve_rng_seed(&b.rng, m->cfg.seed);
+    nerve_rng_seed(nerve_graph_rng(m->g), m->cfg.seed + 1);
+    for (int i = 1; i < d->n_sections; i++)
+        TRY(build_layer(&b, &d->sections[i], i));
+    if (!b.is_head)
+        m->output = b.x;
+    return NERVE_OK;
+}
+
+nerve_model *model_from_cfg(const char *text, const char *filename, const char *base_dir)
+{
+    if (!text) {
+        nerve_set_error(NERVE_ERR_ARG, "%s: no cfg text", filename ? filename : "<cfg>");
+        return NULL;
+    }
+    nerve_model *m = nerve_xcalloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    m->input = m->labels = m->output = m->loss = m->mean = m->std = -1;
+    if (base_dir)
+        snprintf(m->base_dir, sizeof m->base_dir, "%s", base_dir);
+    else
+        base_dir_of(filename, m->base_dir, sizeof m->base_dir);
+    m->text = nerve_xstrdup(text);
+    m->g = nerve_graph_create();
+    cfg_doc d;
+    int st = m->text && m->g ? cfg_parse(&d, text, filename) : NERVE_ERR_NOMEM;
+    if (st == NERVE_OK) {
+        st = build_model(m, &d);
+        cfg_free(&d);
+    }
+    if (st != NERVE_OK) {
+        nerve_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+nerve_model *nerve_model_from_cfg(const char *text, const char *filename)
+{
+    return model_from_cfg(text, filename, NULL);
+}
+
+/* Reads a whole text file; a NUL byte is an error (it would silently end the text). */
+static char *read_text(const char *path)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        nerve_set_error(NERVE_ERR_IO, "%s: cannot open the cfg file", path);
+        return NULL;
+    }
+    size_t cap = 4096, len = 0;
+    char *buf = nerve_xmalloc(cap);
+    while (buf) {
+        if (len + 1 >= cap) {
+            if (cap >= ((size_t)16 << 20)) {
+                nerve_set_error(NERVE_ERR_FORMAT, "%s: larger than 16 MiB; not a cfg file", path);
+                break;
+            }
+            char *p = nerve_xrealloc(buf, cap * 2);
+            if (!p)
+                break;
+            buf = p;
+            cap *= 2;
+        }
+        size_t got = fread(buf + len, 1, cap - 1 - len, fp);
+        len += got;
+        if (got == 0) {
+            fclose(fp);
+            buf[len] = '\0';
+            if (strlen(buf) == len)
+                return buf;
+            int line = 1;
+            for (const char *p = buf; *p; p++)
+                line += *p == '\n';
+            nerve_set_error(NERVE_ERR_FORMAT, "%s:%d: a NUL byte; a cfg is a text file", path,
+                            line);
+            nerve_xfree(buf);
+            return NULL;
+        }
+    }
+    nerve_xfree(buf);
+    fclose(fp);
+    return NULL;
+}
+
+nerve_model *nerve_model_load_cfg(const char *path)
+{
+    if (!path) {
+        nerve_set_error(NERVE_ERR_ARG, "null cfg path");
+        return NULL;
+    }
+    char *text = read_text(path);
+    if (!text)
+        return NULL;
+    nerve_model *m = nerve_model_from_cfg(text, path);
+    nerve_xfree(text);
+    return m;
+}
+
+void nerve_model_free(nerve_model *m)
+{
+    if (!m)
+        return;
+    nerve_graph_free(m->g);
+    nerve_xfree(m->text);
+    nerve_xfree(m->layers);
+    nerve_xfree(m);
+}
+
+nerve_graph *nerve_model_graph(nerve_model *m) { return m ? m->g : NULL; }
+const nerve_net_config *nerve_model_config(const nerve_model *m) { return m ? &m->cfg : NULL; }
+nerve_net_config *nerve_model_config_mut(nerve_model *m) { return m ? &m->cfg : NULL; }
+const char *nerve_model_cfg_text(const nerve_model *m) { return m ? m->text : NULL; }
+int nerve_model_input(const nerve_model *m) { return m ? m->input : -1; }
+int nerve_model_labels(const nerve_model *m) { return m ? m->labels : -1; }
+int nerve_model_output(const nerve_model *m) { return m ? m->output : -1; }
+int nerve_model_loss(const nerve_model *m) { return m ? m->loss : -1; }
+int nerve_model_normalizes(const nerve_model *m) { return m && m->mean >= 0; }
+int nerve_model_layer_count(const nerve_model *m) { return m ? m->n_layers : 0; }
+
+int nerve_model_compile(nerve_model *m, int max_batch)
+{
+    if (!m)
+        return nerve_set_error(NERVE_ERR_ARG, "null model");
+    return nerve_graph_compile(m->g, max_batch > 0 ? max_batch : m->cfg.batch);
+}
+
+int nerve_model_set_input_stats(nerve_model *m, const float *mean, const float *std)
+{
+    if (!m || !mean || !std)
+        return nerve_set_error(NERVE_ERR_ARG, "set_input_stats: null argument");
+    if (m->mean < 0)
+        return nerve_set_error(NERVE_ERR_STATE,
+                               "the model does not normalise its inputs ([net] normalize=0)");
+    nerve_tensor mt = nerve_value(m->g, m->mean), st = nerve_value(m->g, m->std);
+    size_t n = nerve_tensor_numel(&mt);
+    memcpy(mt.data, mean, n * sizeof(float));
+    memcpy(st.data, std, n * sizeof(float));
+    return NERVE_OK;
+}
+
+int nerve_model_layer_info(const nerve_model *m, int i, nerve_layer_info *out)
+{
+    if (!m || !out)
+        return nerve_set_error(NERVE_ERR_ARG, "layer_info: null argument");
+    if (i < 0 || i >= m->n_layers)
+        return nerve_set_error(NERVE_ERR_ARG, "layer %d outside 0..%d", i, m->n_layers - 1);
+    *out = m->layers[i];
+    return NERVE_OK;
+}
