@@ -4,7 +4,7 @@ PREFIX  ?= /usr/local
 SANITIZE ?= 0
 
 WARN    := -Wall -Wextra -Werror
-BASE    := -std=c11 -D_POSIX_C_SOURCE=200809L -Iinclude -fPIC -fopenmp -g
+BASE    := -std=c11 -D_POSIX_C_SOURCE=200809L -Iinclude -fPIC -fopenmp -fno-math-errno -g
 ifeq ($(SANITIZE),1)
   BUILD   := build-san
   OPT     := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
@@ -29,7 +29,7 @@ BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
 .PHONY: all test train bench install uninstall clean
-all: $(BUILD)/libnerve.a $(BUILD)/libnerve.so $(BUILD)/nerve $(EX_BIN) $(BUILD)/nerve.pc
+all: $(BUILD)/libnerve.a $(BUILD)/libnerve.so $(BUILD)/nerve $(EX_BIN)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -56,10 +56,6 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libnerve.a include/nerve.h
 $(BUILD)/nerve_tests: $(TEST_OBJ) $(BUILD)/libnerve.a
 	$(CC) -o $@ $(TEST_OBJ) $(BUILD)/libnerve.a $(LDLIBS)
 
-$(BUILD)/nerve.pc: nerve.pc.in
-	@mkdir -p $(BUILD)
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|0.1.0|g' $< > $@
-
 # The tests see the CLI and the examples of the same build.
 test: all $(BUILD)/nerve_tests
 	NERVE_BUILD_DIR=$(BUILD) ASAN_OPTIONS=detect_leaks=1 ./$(BUILD)/nerve_tests $(T)
@@ -78,7 +74,8 @@ install: all
 	ln -sf libnerve.so.0 $(DESTDIR)$(PREFIX)/lib/libnerve.so
 	install -m 644 include/nerve.h $(DESTDIR)$(PREFIX)/include/
 	install -m 755 $(BUILD)/nerve $(DESTDIR)$(PREFIX)/bin/
-	install -m 644 $(BUILD)/nerve.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|0.1.0|g' nerve.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/nerve.pc
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then ldconfig 2>/dev/null || true; fi
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/lib/libnerve.a $(DESTDIR)$(PREFIX)/lib/libnerve.so $(DESTDIR)$(PREFIX)/lib/libnerve.so.0 \

@@ -100,11 +100,23 @@ int main(int argc, char **argv)
         printf("nerve %s\n", NERVE_VERSION);
         return 0;
     }
-    for (int i = 2; i < argc; i++)
+    /* Options every command takes: --help, and --threads N (removed from argv here). */
+    int kept = 2;
+    for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(USAGE, stdout);
             return 0;
         }
+        const char *v = cli_option_value(argc, argv, &i, "--threads");
+        if (v) {
+            int t = cli_parse_int("--threads", v);
+            if (t < 0)
+                return 2;
+            nerve_set_threads(t);
+        } else
+            argv[kept++] = argv[i];
+    }
+    argc = kept;
     if (!strcmp(cmd, "train"))
         return cmd_train(argc - 2, argv + 2);
     if (!strcmp(cmd, "eval"))

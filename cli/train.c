@@ -86,11 +86,6 @@ int cmd_train(int argc, char **argv)
         else if ((v = cli_option_value(argc, argv, &i, "--epochs"))) {
             if ((epochs = cli_parse_int("--epochs", v)) < 0)
                 return 2;
-        } else if ((v = cli_option_value(argc, argv, &i, "--threads"))) {
-            int t = cli_parse_int("--threads", v);
-            if (t < 0)
-                return 2;
-            nerve_set_threads(t);
         } else if (!strcmp(argv[i], "--quiet"))
             quiet = 1;
         else if (argv[i][0] == '-') {

@@ -35,12 +35,7 @@ int cmd_eval(int argc, char **argv)
             labels = v;
         else if ((v = cli_option_value(argc, argv, &i, "--csv")))
             csv = v;
-        else if ((v = cli_option_value(argc, argv, &i, "--threads"))) {
-            int t = cli_parse_int("--threads", v);
-            if (t < 0)
-                return 2;
-            nerve_set_threads(t);
-        } else if (argv[i][0] == '-') {
+        else if (argv[i][0] == '-') {
             fprintf(stderr, "nerve eval: unknown option '%s' (see nerve help)\n", argv[i]);
             return 2;
         } else if (!ckpt)
@@ -106,11 +101,6 @@ int cmd_predict(int argc, char **argv)
                 fprintf(stderr, "nerve predict: --label-col needs an integer, got '%s'\n", v);
                 return 2;
             }
-        } else if ((v = cli_option_value(argc, argv, &i, "--threads"))) {
-            int t = cli_parse_int("--threads", v);
-            if (t < 0)
-                return 2;
-            nerve_set_threads(t);
         } else if (argv[i][0] == '-' && argv[i][1]) {
             fprintf(stderr, "nerve predict: unknown option '%s' (see nerve help)\n", argv[i]);
             return 2;

@@ -250,7 +250,7 @@ int nerve_l1_loss(nerve_graph *g, int pred, int target);
 /* Binary cross-entropy computed from logits (stable), mean over elements; target in [0,1]. */
 int nerve_bce_logits_loss(nerve_graph *g, int logits, int target);
 /* Softmax cross-entropy from logits [N, C] and integer labels [N] (stored as floats).
- * class_weights: a node [C] (input or state) or -1; smoothing: label smoothing in [0,1).
+ * class_weights: a state node [C] or -1; smoothing: label smoothing in [0,1).
  * With weights, the mean is the weighted mean (sum w_y l / sum w_y), as PyTorch does. */
 int nerve_softmax_ce_loss(nerve_graph *g, int logits, int labels, int class_weights,
                           float smoothing);
@@ -443,8 +443,8 @@ typedef struct nerve_schedule {
     int step;       /* epochs between decays (step) */
     int milestones[NERVE_MAX_MILESTONES];
     int n_milestones;
-    int64_t tau;    /* linear: iterations until lr_end; cosine: total iterations (<= 0: unset,
-                       the rate stays lr; the default leaves it unset) */
+    int64_t tau;    /* linear: iterations until lr_end; cosine: total iterations (<= 0: unset;
+                       nerve_fit then uses the whole run, epochs x batches per epoch) */
     int64_t warmup; /* cosine: warm-up iterations (lr (k+1)/warmup at iteration k) */
     int patience;   /* plateau */
     float threshold;/* plateau: relative improvement that counts (default 1e-4) */
@@ -557,7 +557,7 @@ int nerve_model_input(const nerve_model *m);  /* input node */
 int nerve_model_labels(const nerve_model *m); /* label input node, -1 if none */
 int nerve_model_output(const nerve_model *m); /* scores/logits node (what predict uses) */
 int nerve_model_loss(const nerve_model *m);   /* total loss node */
-/* Compiles the model's graph for `max_batch`. */
+/* Compiles the model's graph for `max_batch` (<= 0: the cfg's batch). */
 int nerve_model_compile(nerve_model *m, int max_batch);
 /* Sets the stored input statistics used by z-score normalisation ([net] normalize=1);
  * each array has one value per input feature. NERVE_ERR_STATE if the model does not

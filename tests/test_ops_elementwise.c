@@ -428,6 +428,30 @@ TEST(mean_over_the_batch_follows_batch_changes)
     nerve_graph_free(g);
 }
 
+TEST(every_operator_adds_into_gradients_it_shares)
+{
+    /* x feeds the operator and the loss directly: an operator that overwrites its input's
+     * gradient instead of adding to it loses the direct path */
+    for (int which = 0; which < 9; which++) {
+        nerve_graph *g = nerve_graph_create();
+        int x = nerve_param(g, "x", 2, (int[]){2, 3}), b = nerve_param(g, "b", 1, (int[]){3});
+        int y = which < 4   ? builders[which](g, x, b)
+                : which == 4 ? nerve_affine(g, x, 1.5f, -0.5f)
+                : which == 5 ? nerve_sum(g, x, -1, 0)
+                : which == 6 ? nerve_mean(g, x, 0, 1)
+                : which == 7 ? nerve_sum(g, x, NERVE_AXIS_ALL, 0)
+                             : builders[which - 6](g, b, x); /* broadcast operand first */
+        int loss = nerve_add(g, weighted_loss(g, y, 0), weighted_loss(g, x, 0));
+        CHECK_OK(loss);
+        CHECK_OK(nerve_graph_compile(g, 1));
+        randomize_leaves(g, 60 + (uint64_t)which);
+        keep_away_from_zero(g, b);
+        int st = nerve_gradcheck(g, loss, 1e-2f, 1e-3f, 1e-2f);
+        CHECK_MSG(st == NERVE_OK, "operator %d: %s", which, nerve_last_error());
+        nerve_graph_free(g);
+    }
+}
+
 TEST(reduction_axis_errors_name_the_operator)
 {
     nerve_graph *g = nerve_graph_create();

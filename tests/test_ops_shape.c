@@ -365,6 +365,28 @@ TEST(transpose_gradients_pass_finite_differences)
     }
 }
 
+TEST(every_shape_operator_adds_into_gradients_it_shares)
+{
+    /* x feeds the operator and the loss directly: an operator that overwrites its input's
+     * gradient instead of adding to it loses the direct path */
+    for (int which = 0; which < 5; which++) {
+        nerve_graph *g = nerve_graph_create();
+        int x = nerve_param(g, "x", 3, (int[]){2, 3, 4});
+        int y = which == 0   ? nerve_reshape(g, x, 2, (int[]){4, -1})
+                : which == 1 ? nerve_flatten(g, x)
+                : which == 2 ? nerve_concat(g, 2, (int[]){x, x}, 1)
+                : which == 3 ? nerve_slice(g, x, 2, 1, 3)
+                             : nerve_transpose(g, x, (int[]){2, 0, 1});
+        int loss = nerve_add(g, weighted_loss(g, y, 0), weighted_loss(g, x, 0));
+        CHECK_OK(loss);
+        CHECK_OK(nerve_graph_compile(g, 1));
+        randomize_leaves(g, 70 + (uint64_t)which);
+        int st = nerve_gradcheck(g, loss, 1e-2f, 1e-3f, 1e-2f);
+        CHECK_MSG(st == NERVE_OK, "operator %d: %s", which, nerve_last_error());
+        nerve_graph_free(g);
+    }
+}
+
 TEST(transpose_errors_name_the_operator)
 {
     nerve_graph *g = nerve_graph_create();

@@ -5,8 +5,8 @@
  *     for pc over K step KC          (first K block applies beta, later ones add)
  *       pack A block
  *       for jc over N step NC        B block  [kc x nc], NR-column panels (L2)
- *         pack B block (skipped when one A panel covers the rectangle: B is read in place)
- *         for ir over mc step MR     A micro-panel [MR x kc] stays in L1
+ *         pack B block (skipped for few A panels and untransposed B: read in place)
+ *         for each row panel (<= MR rows)  A micro-panel [MR x kc] stays in L1
  *           for jr over nc step NR   micro-kernel on a [MR x NR] tile of C
  * Every element of C sees the same K blocking and the same FMA order whatever rectangle
  * it falls in, so results do not depend on the thread count. */
@@ -29,6 +29,8 @@
 #ifndef GEMM_MC
 #define GEMM_MC 1536 /* A block MC x KC floats lives in L3 */
 #endif
+/* Up to this many A panels per block, an untransposed B is read in place, not packed. */
+#define GEMM_IN_PLACE_PANELS 6
 /* Products below this many multiply-adds per thread are not worth a fork/join. */
 #define GEMM_MIN_FMAS_PER_THREAD (1 << 20)
 
@@ -89,13 +91,19 @@ static void zero_pad(int kc, int w, int P, float *dst)
             memset(dst + (size_t)k * P + w, 0, (size_t)(P - w) * sizeof(float));
 }
 
-/* Packs op(A)[i0:i0+mc, k0:k0+kc] as MR-row panels, panel p at dst + p*MR*kc. */
+/* Row panels of an mc-row block: as many as MR-row tiles need, with heights differing by at
+ * most one, so that no panel is a thin straggler (M = 64 with MR = 12 runs 6 panels of 10-11
+ * rows instead of 5 x 12 + 4). Panel p covers rows [panel_start(p), panel_start(p + 1)). */
+static int panel_count(int mc, int MR) { return (mc + MR - 1) / MR; }
+static int panel_start(int p, int np, int mc) { return (int)((long long)p * mc / np); }
+
+/* Packs op(A)[i0:i0+mc, k0:k0+kc] as row panels, panel p at dst + p*MR*kc. */
 static void pack_a(const kern_gemm_impl *im, const gemm_args *g, int i0, int mc, int k0, int kc,
                    float *dst)
 {
-    int P = im->mr;
-    for (int p = 0; p < mc; p += P, dst += (size_t)P * kc) {
-        int w = imin(P, mc - p), i = i0 + p;
+    int P = im->mr, np = panel_count(mc, P);
+    for (int p = 0; p < np; p++, dst += (size_t)P * kc) {
+        int r0 = panel_start(p, np, mc), w = panel_start(p + 1, np, mc) - r0, i = i0 + r0;
         if (g->ta)
             pack_copy(kc, w, g->A + (size_t)k0 * g->lda + i, g->lda, P, dst);
         else
@@ -131,7 +139,7 @@ static gemm_blocking blocking_for(const kern_gemm_impl *im, int M, int N, int K)
 {
     gemm_blocking b;
     int mc_max = GEMM_MC / im->mr * im->mr, nc_max = GEMM_NC / im->nr * im->nr;
-    b.kc = imin(K, GEMM_KC);
+    b.kc = (K + (K + GEMM_KC - 1) / GEMM_KC - 1) / ((K + GEMM_KC - 1) / GEMM_KC); /* balanced */
     b.mc = imin(M, mc_max);
     b.nc = imin(N, nc_max);
     b.a_floats = round16((size_t)((b.mc + im->mr - 1) / im->mr * im->mr) * b.kc);
@@ -144,8 +152,9 @@ static void block_times_b(const kern_gemm_impl *im, const gemm_args *g, const fl
                           int mc, int k0, int kc, int n0, int n1, int nc_max, float beta,
                           float *pb)
 {
-    /* One A panel uses each B element once: packing B would cost more than it saves. */
-    int in_place = !g->tb && mc <= im->mr;
+    /* With few A panels, B is streamed only a few times: reading it in place (prefetched
+     * by the kernel) overlaps the traffic with the FMAs, while packing it would not. */
+    int in_place = !g->tb && mc <= GEMM_IN_PLACE_PANELS * im->mr;
     for (int jc = n0; jc < n1; jc += nc_max) {
         int nc = imin(nc_max, n1 - jc);
         const float *b = g->B + (size_t)k0 * g->ldb + jc;
@@ -156,10 +165,11 @@ static void block_times_b(const kern_gemm_impl *im, const gemm_args *g, const fl
             ldb = im->nr;
             b_step = kc;
         }
-        for (int ir = 0; ir < mc; ir += im->mr) {
-            const float *a = pa + (size_t)ir * kc;
-            float *c = g->C + (size_t)(i0 + ir) * g->ldc + jc;
-            int mr = imin(im->mr, mc - ir);
+        int np = panel_count(mc, im->mr);
+        for (int p = 0; p < np; p++) {
+            int r0 = panel_start(p, np, mc), mr = panel_start(p + 1, np, mc) - r0;
+            const float *a = pa + (size_t)p * im->mr * kc;
+            float *c = g->C + (size_t)(i0 + r0) * g->ldc + jc;
             for (int jr = 0; jr < nc; jr += im->nr)
                 im->micro(kc, a, b + jr * b_step, ldb, c + jr, g->ldc, mr, imin(im->nr, nc - jr),
                           g->alpha, beta);

@@ -5,6 +5,7 @@
 #include "../graph/graph.h"
 
 #include <math.h>
+#include <strings.h>
 
 void nerve_fans(int ndim, const int *dims, int *fan_in, int *fan_out)
 {
@@ -52,20 +53,10 @@ static const init_name init_names[] = {
     {"lecun_uniform", NERVE_INIT_LECUN_UNIFORM},
 };
 
-static int same_word(const char *a, const char *b)
-{
-    for (; *a && *b; a++, b++) {
-        char x = *a >= 'A' && *a <= 'Z' ? (char)(*a - 'A' + 'a') : *a;
-        if (x != *b)
-            return 0;
-    }
-    return *a == *b;
-}
-
 int nerve_init_parse(const char *name, nerve_init *out)
 {
     for (size_t i = 0; name && i < NERVE_ARRAY_LEN(init_names); i++) {
-        if (!same_word(name, init_names[i].name))
+        if (strcasecmp(name, init_names[i].name) != 0)
             continue;
         nerve_init it = {init_names[i].type, 0.0f, 0.0f};
         if (it.type == NERVE_INIT_UNIFORM) { /* U(-0.05, 0.05) unless the caller says */

@@ -18,6 +18,7 @@
 #include "../graph/graph.h"
 
 #include <math.h>
+#include <strings.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -89,20 +90,10 @@ nerve_optim_config nerve_optim_default(nerve_opt_type type)
     return c;
 }
 
-static int same_word(const char *a, const char *b)
-{
-    for (; *a && *b; a++, b++) {
-        char x = *a >= 'A' && *a <= 'Z' ? (char)(*a - 'A' + 'a') : *a;
-        if (x != *b)
-            return 0;
-    }
-    return *a == *b;
-}
-
 int nerve_optim_parse(const char *name, nerve_opt_type *out)
 {
     for (int t = 0; name && t < NERVE_OPT_COUNT; t++)
-        if (same_word(name, opt_names[t])) {
+        if (strcasecmp(name, opt_names[t]) == 0) {
             if (out)
                 *out = (nerve_opt_type)t;
             return NERVE_OK;

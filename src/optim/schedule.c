@@ -13,6 +13,7 @@
 #include "nerve.h"
 
 #include <math.h>
+#include <strings.h>
 
 static const char *const sched_names[] = {"constant", "step",   "multistep", "exponential",
                                           "linear",   "cosine", "plateau"};
@@ -38,25 +39,15 @@ nerve_schedule nerve_schedule_default(nerve_sched_type type, float lr)
     return s;
 }
 
-static int same_word(const char *a, const char *b)
-{
-    for (; *a && *b; a++, b++) {
-        char x = *a >= 'A' && *a <= 'Z' ? (char)(*a - 'A' + 'a') : *a;
-        if (x != *b)
-            return 0;
-    }
-    return *a == *b;
-}
-
 int nerve_schedule_parse(const char *name, nerve_sched_type *out)
 {
-    if (name && same_word(name, "exp")) {
+    if (name && strcasecmp(name, "exp") == 0) {
         if (out)
             *out = NERVE_SCHED_EXPONENTIAL;
         return NERVE_OK;
     }
     for (int t = 0; name && t < N_SCHED; t++)
-        if (same_word(name, sched_names[t])) {
+        if (strcasecmp(name, sched_names[t]) == 0) {
             if (out)
                 *out = (nerve_sched_type)t;
             return NERVE_OK;

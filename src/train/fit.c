@@ -595,6 +595,12 @@ int nerve_fit(nerve_model *m, const nerve_dataset *train, const nerve_dataset *v
     f.ybuf = nerve_xmalloc((size_t)nerve_graph_batch(g) * sizeof(float));
     nerve_optim *optim = nerve_optim_create(g, &c->optim);
     nerve_schedule sched = c->schedule;
+    if ((sched.type == NERVE_SCHED_LINEAR || sched.type == NERVE_SCHED_COSINE) && sched.tau <= 0) {
+        /* unset tau: decay over the whole run */
+        int epochs = opt && opt->max_epochs > 0 ? opt->max_epochs : c->epochs;
+        int64_t per_epoch = (train->n + nerve_graph_batch(g) - 1) / nerve_graph_batch(g);
+        sched.tau = per_epoch * (epochs > 0 ? epochs : 1);
+    }
     run_state r = {0};
     snapshot best = {0};
     if (!f.ybuf || !optim)
