@@ -16,6 +16,7 @@
  *
  * State arrays are allocated once at create; prepare() and step() never allocate. */
 #include "../graph/graph.h"
+#include "../kernels/kernels.h"
 
 #include <math.h>
 #include <strings.h>
@@ -204,21 +205,25 @@ static inline float eff_grad(const step_ctx *c, float g, float w) { return c->gs
 /* θ after decoupled decay (unchanged when there is none). */
 static inline float decayed(const step_ctx *c, float w) { return w - c->lr_wd * w; }
 
-typedef void (*rule_fn)(const step_ctx *c, opt_param *p, float *w, const float *gr, size_t n);
+/* A rule updates elements [lo, hi) of one parameter; elements are independent, so the
+ * range can be split across threads without changing a bit. */
+typedef void (*rule_fn)(const step_ctx *c, opt_param *p, float *w, const float *gr, size_t lo, size_t hi);
 
-static void rule_sgd(const step_ctx *c, opt_param *p, float *w, const float *gr, size_t n)
+static void rule_sgd(const step_ctx *c, opt_param *p, float *w, const float *gr, size_t lo,
+                     size_t hi)
 {
     (void)p;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = lo; i < hi; i++) {
         float g = eff_grad(c, gr[i], w[i]);
         w[i] = decayed(c, w[i]) - c->lr * g;
     }
 }
 
-static void rule_momentum(const step_ctx *c, opt_param *p, float *w, const float *gr, size_t n)
+static void rule_momentum(const step_ctx *c, opt_param *p, float *w, const float *gr, size_t lo,
+                     size_t hi)
 {
     float *v = p->slot[0];
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = lo; i < hi; i++) {
         float g = eff_grad(c, gr[i], w[i]);
         v[i] = c->mu * v[i] - c->lr * g;
         w[i] = decayed(c, w[i]) + v[i];
@@ -226,10 +231,11 @@ static void rule_momentum(const step_ctx *c, opt_param *p, float *w, const float
 }
 
 /* w holds θ + μv if prepare() ran (p->ahead), else θ; the update starts from θ. */
-static void rule_nesterov(const step_ctx *c, opt_param *p, float *w, const float *gr, size_t n)
+static void rule_nesterov(const step_ctx *c, opt_param *p, float *w, const float *gr, size_t lo,
+                     size_t hi)
 {
     float *v = p->slot[0];
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = lo; i < hi; i++) {
         float g = eff_grad(c, gr[i], w[i]);
         float theta = p->ahead ? p->saved[i] : w[i];
         v[i] = c->mu * v[i] - c->lr * g;
@@ -238,30 +244,33 @@ static void rule_nesterov(const step_ctx *c, opt_param *p, float *w, const float
     p->ahead = 0;
 }
 
-static void rule_adagrad(const step_ctx *c, opt_param *p, float *w, const float *gr, size_t n)
+static void rule_adagrad(const step_ctx *c, opt_param *p, float *w, const float *gr, size_t lo,
+                     size_t hi)
 {
     float *r = p->slot[0];
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = lo; i < hi; i++) {
         float g = eff_grad(c, gr[i], w[i]);
         r[i] += g * g;
         w[i] = decayed(c, w[i]) - c->lr * g / (c->delta + sqrtf(r[i]));
     }
 }
 
-static void rule_rmsprop(const step_ctx *c, opt_param *p, float *w, const float *gr, size_t n)
+static void rule_rmsprop(const step_ctx *c, opt_param *p, float *w, const float *gr, size_t lo,
+                     size_t hi)
 {
     float *r = p->slot[0];
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = lo; i < hi; i++) {
         float g = eff_grad(c, gr[i], w[i]);
         r[i] = c->rho1 * r[i] + (1.0f - c->rho1) * g * g;
         w[i] = decayed(c, w[i]) - c->lr * g / sqrtf(c->delta + r[i]);
     }
 }
 
-static void rule_adam(const step_ctx *c, opt_param *p, float *w, const float *gr, size_t n)
+static void rule_adam(const step_ctx *c, opt_param *p, float *w, const float *gr, size_t lo,
+                     size_t hi)
 {
     float *s = p->slot[0], *r = p->slot[1];
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = lo; i < hi; i++) {
         float g = eff_grad(c, gr[i], w[i]);
         s[i] = c->rho1 * s[i] + (1.0f - c->rho1) * g;
         r[i] = c->rho2 * r[i] + (1.0f - c->rho2) * g * g;
@@ -270,10 +279,11 @@ static void rule_adam(const step_ctx *c, opt_param *p, float *w, const float *gr
     }
 }
 
-static void rule_adadelta(const step_ctx *c, opt_param *p, float *w, const float *gr, size_t n)
+static void rule_adadelta(const step_ctx *c, opt_param *p, float *w, const float *gr, size_t lo,
+                     size_t hi)
 {
     float *r = p->slot[0], *u = p->slot[1];
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = lo; i < hi; i++) {
         float g = eff_grad(c, gr[i], w[i]);
         r[i] = c->rho1 * r[i] + (1.0f - c->rho1) * g * g;
         float d = sqrtf(u[i] + c->delta) / sqrtf(r[i] + c->delta) * g;
@@ -285,6 +295,23 @@ static void rule_adadelta(const step_ctx *c, opt_param *p, float *w, const float
 static const rule_fn rules[NERVE_OPT_COUNT] = {
     rule_sgd,     rule_momentum, rule_nesterov, rule_adagrad,
     rule_rmsprop, rule_adam,     rule_adam,     rule_adadelta};
+
+/* Large parameters are updated by the kernels' threads in contiguous chunks. */
+static void apply_rule(rule_fn rule, const step_ctx *c, opt_param *p, float *w, const float *gr, size_t n)
+{
+    enum { CHUNK = 1 << 15 };
+    int threads = kern_threads();
+    if (threads < 2 || n < 2 * CHUNK) {
+        rule(c, p, w, gr, 0, n);
+        return;
+    }
+    long chunks = (long)((n + CHUNK - 1) / CHUNK);
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (long k = 0; k < chunks; k++) {
+        size_t lo = (size_t)k * CHUNK, hi = lo + CHUNK < n ? lo + CHUNK : n;
+        rule(c, p, w, gr, lo, hi);
+    }
+}
 
 /* ---- prepare / step -------------------------------------------------------------------- */
 
@@ -363,7 +390,7 @@ float nerve_optim_step(nerve_optim *o, float lr)
         float wd = nd->decay ? o->cfg.weight_decay : 0.0f;
         c.wd = o->decoupled ? 0.0f : wd;
         c.lr_wd = o->decoupled ? lr * wd : 0.0f;
-        rules[o->cfg.type](&c, p, nd->value, nd->grad, node_numel(nd));
+        apply_rule(rules[o->cfg.type], &c, p, nd->value, nd->grad, node_numel(nd));
     }
     return (float)norm;
 }
