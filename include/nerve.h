@@ -281,6 +281,63 @@ int nerve_batchnorm(nerve_graph *g, int x, int gamma, int beta, int running_mean
  * as 1. */
 int nerve_zscore(nerve_graph *g, int x, int mean, int std);
 
+/* ---- 6b. Recurrent operators --------------------------------------------------------- */
+/* Sequences are time-major: x [T, N, F]. `lengths` is an input [N] of valid lengths (floats
+ * holding integers in 1..T), or -1 when every sequence has all T steps; past its length a
+ * sequence's state stays unchanged and its outputs are zero. */
+typedef enum { NERVE_CELL_RNN = 0, NERVE_CELL_LSTM, NERVE_CELL_GRU } nerve_cell_type;
+enum { NERVE_LSTM_PEEPHOLE = 1, NERVE_LSTM_COUPLED = 2 }; /* LSTM variant flags */
+/* GRU forms: the course's (reset applied to h before the product: W_c [r * h, x]) and the
+ * linear-before-reset form of ONNX/PyTorch (r * (W_hn h + b_hn)); both use
+ * h_t = (1 - z) * n + z * h_{t-1} as PyTorch does (the course swaps z's role). */
+enum { NERVE_GRU_COURSE = 0, NERVE_GRU_LINEAR_BEFORE_RESET = 1 };
+
+typedef struct nerve_rnn_config {
+    nerve_cell_type cell;
+    int hidden;           /* H */
+    int lstm_flags;       /* NERVE_LSTM_* bits */
+    int gru_form;         /* NERVE_GRU_* */
+    int bidirectional;    /* D = 2: outputs concatenate forward and backward (2H features) */
+    int return_sequences; /* 1: y [T, N, D*H]; 0: y [N, D*H], each sequence's last valid step
+                             (for the backward direction, its output at t = 0) */
+} nerve_rnn_config;
+
+/* Parameters of one recurrent layer per direction d (0 forward, 1 backward), with G gates
+ * (RNN 1; LSTM 4 in PyTorch's order i, f, g, o; GRU 3 in PyTorch's order r, z, n):
+ * w_ih [G*H, F], w_hh [G*H, H], b_ih [G*H], b_hh [G*H], peephole [3, H] (LSTM with
+ * NERVE_LSTM_PEEPHOLE: rows for i, f, o), -1 where absent. */
+typedef struct nerve_rnn_params {
+    int w_ih[2], w_hh[2], b_ih[2], b_hh[2], peephole[2];
+} nerve_rnn_params;
+
+/* The fused sequence operator (the whole time loop inside one forward/backward pair).
+ * h0, c0: nodes [D, N, H] or -1 for zeros. */
+int nerve_rnn(nerve_graph *g, int x, int lengths, int h0, int c0, const nerve_rnn_params *p,
+              const nerve_rnn_config *cfg);
+/* Final state of a nerve_rnn node, [D, N, H]: which = 0 hidden, 1 cell (LSTM only).
+ * Differentiable: its gradient flows back into the sequence. */
+int nerve_rnn_state(nerve_graph *g, int rnn, int which);
+/* Layer builder: creates "<name>.w_ih", "<name>.w_hh", "<name>.b_ih", "<name>.b_hh"
+ * ("<name>.reverse.*" for the backward direction, "<name>.peephole" if used), initialised
+ * U(-1/sqrt(H), 1/sqrt(H)) as PyTorch does, and returns the nerve_rnn node. carry != 0
+ * makes it a truncated-BPTT layer: its initial state is kept in STATE nodes
+ * "<name>.h_carry" (and "<name>.c_carry") that each training forward overwrites with the
+ * final state, so the next chunk continues the sequence while gradients stop at the chunk
+ * boundary. */
+int nerve_layer_rnn(nerve_graph *g, int x, int lengths, const nerve_rnn_config *cfg, int carry,
+                    nerve_rng *rng, const char *name);
+/* Zeroes a carried layer's state (start of a new sequence or epoch). */
+int nerve_rnn_reset_carry(nerve_graph *g, int rnn);
+/* Embedding lookup: indices of any shape (floats holding integers in 0..V-1) -> [..., E];
+ * table is a parameter [V, E]. */
+int nerve_embedding(nerve_graph *g, int indices, int table);
+
+/* ---- 6c. Convolution operators (src/ops/conv.c) ---------------------------------------- */
+/* (declarations added by the convolution family) */
+
+/* ---- 6d. Pooling and resampling operators (src/ops/pool.c) ----------------------------- */
+/* (declarations added by the pooling family) */
+
 /* ===================================================================================== */
 /* 7. Graphs: running                                                                     */
 /* ===================================================================================== */

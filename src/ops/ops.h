@@ -12,5 +12,8 @@ extern const op_def *const ops_shape[];       /* reshape, flatten, concat, slice
 extern const op_def *const ops_activation[];  /* activation, prelu, softmax, log_softmax */
 extern const op_def *const ops_loss[];        /* mse, l1, bce, softmax_ce, nll, hinge, penalty */
 extern const op_def *const ops_norm[];        /* dropout, batchnorm, zscore */
+extern const op_def *const ops_recurrent[];   /* rnn, rnn_state, embedding */
+extern const op_def *const ops_conv[];        /* conv, conv_transpose, local */
+extern const op_def *const ops_pool[];        /* pooling, unpooling, resampling, lrn, pixel CE */
 
 #endif
