@@ -8,6 +8,13 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_summary(int argc, char **argv);
+int cmd_textgen(int argc, char **argv);
+int cmd_ensemble(int argc, char **argv);
+int cmd_viz(int argc, char **argv);
+/* nerve train CFG --bag K (cli/ensemble.c): trains K members of the cfg on bootstrap
+ * resamples of train, saving DIR/member-<k>.safetensors; reports the ensemble on test. */
+int cli_train_bag(const char *cfg, const char *dir, int bag, const nerve_dataset *train, const nerve_dataset *val,
+                  const nerve_dataset *test, int epochs);
 
 /* Prints "nerve: <message>" for the library's last error and returns 1. */
 int cli_fail(const char *context);

@@ -12,6 +12,7 @@ static const char *USAGE =
     "\n"
     "commands:\n"
     "  train CFG [--out DIR] [--resume CKPT] [--epochs N] [--threads N] [--quiet]\n"
+    "            [--init CKPT [--freeze N]] [--bag K]\n"
     "        train the network described by CFG on the data its [net] section names;\n"
     "        writes DIR/model.safetensors (checkpoint, every epoch), DIR/log.csv and\n"
     "        DIR/curves.svg (DIR defaults to runs/<cfg name>) and ends with the line\n"
@@ -23,10 +24,24 @@ static const char *USAGE =
     "        of features; --label-col K says which CSV column is a label to ignore)\n"
     "  summary CFG\n"
     "        table of layers with output shapes, parameters and FLOPs\n"
+    "  textgen train TEXTFILE [--out DIR] [--hidden H] [--seq T] [--batch B] [--steps N]\n"
+    "                [--lr X] [--clip C] [--embed E] [--holdout F] [--eval-every N]\n"
+    "                [--seed S] [--temperature X]\n"
+    "        train a character-level LSTM language model on the bytes of TEXTFILE (the\n"
+    "        last 10% held out); reports held-out bits per character, writes\n"
+    "        DIR/model.safetensors (DIR defaults to runs/textgen) and prints a sample\n"
+    "  textgen sample CKPT [--length N] [--temperature X] [--prime STRING] [--seed S]\n"
+    "        generate text one character at a time (temperature 0: most likely byte)\n"
+    "  ensemble CKPT [CKPT...] [--images F --labels F | --csv F] [--tta CROP]\n"
+    "        each model's accuracy and that of their averaged softmax outputs\n"
+    "  viz filters CKPT [--layer NAME] [--out FILE.png]\n"
+    "  viz activations CKPT IMAGE-INDEX [--layer NAME] [--out FILE.png]\n"
+    "        PNG grid of a layer's weights, or of its output for one test image\n"
     "  help     this text\n"
     "  version  the version\n"
     "\n"
-    "Threads default to $NERVE_THREADS, else every core. See docs/cli.md and docs/cfg.md.\n";
+    "Threads default to $NERVE_THREADS, else every core. See docs/cli.md, docs/cfg.md and\n"
+    "docs/textgen.md.\n";
 
 int cli_fail(const char *context)
 {
@@ -125,6 +140,12 @@ int main(int argc, char **argv)
         return cmd_predict(argc - 2, argv + 2);
     if (!strcmp(cmd, "summary"))
         return cmd_summary(argc - 2, argv + 2);
+    if (!strcmp(cmd, "textgen"))
+        return cmd_textgen(argc - 2, argv + 2);
+    if (!strcmp(cmd, "ensemble"))
+        return cmd_ensemble(argc - 2, argv + 2);
+    if (!strcmp(cmd, "viz"))
+        return cmd_viz(argc - 2, argv + 2);
     fprintf(stderr, "nerve: unknown command '%s'\n\n%s", cmd, USAGE);
     return 2;
 }

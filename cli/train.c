@@ -76,8 +76,8 @@ static void default_out_dir(const char *cfg, char *buf, size_t n)
 
 int cmd_train(int argc, char **argv)
 {
-    const char *cfg = NULL, *out = NULL, *resume = NULL, *v;
-    int epochs = 0, quiet = 0;
+    const char *cfg = NULL, *out = NULL, *resume = NULL, *init = NULL, *v;
+    int epochs = 0, quiet = 0, freeze = 0, bag = 0;
     for (int i = 0; i < argc; i++) {
         if ((v = cli_option_value(argc, argv, &i, "--out")))
             out = v;
@@ -85,6 +85,14 @@ int cmd_train(int argc, char **argv)
             resume = v;
         else if ((v = cli_option_value(argc, argv, &i, "--epochs"))) {
             if ((epochs = cli_parse_int("--epochs", v)) < 0)
+                return 2;
+        } else if ((v = cli_option_value(argc, argv, &i, "--init")))
+            init = v;
+        else if ((v = cli_option_value(argc, argv, &i, "--freeze"))) {
+            if ((freeze = cli_parse_int("--freeze", v)) < 0)
+                return 2;
+        } else if ((v = cli_option_value(argc, argv, &i, "--bag"))) {
+            if ((bag = cli_parse_int("--bag", v)) < 0)
                 return 2;
         } else if (!strcmp(argv[i], "--quiet"))
             quiet = 1;
@@ -100,6 +108,10 @@ int cmd_train(int argc, char **argv)
     }
     if (!cfg) {
         fprintf(stderr, "nerve train: missing CFG (usage: nerve train CFG [options])\n");
+        return 2;
+    }
+    if (bag && (resume || init)) {
+        fprintf(stderr, "nerve train: --bag trains fresh members; it does not combine with --resume or --init\n");
         return 2;
     }
     nerve_model *m = nerve_model_load_cfg(cfg);
@@ -126,6 +138,23 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr, "nerve: cannot create the output directory %s\n", dir);
         rc = 1;
         goto done;
+    }
+    if (bag) {
+        rc = cli_train_bag(cfg, dir, bag, &train, &val, has_test ? &test : NULL, epochs);
+        goto done;
+    }
+    if (init || freeze) {
+        int loaded = 0, skipped = 0, frozen = 0;
+        if ((init && nerve_model_load_matching(m, init, 1, &loaded, &skipped) != NERVE_OK) ||
+            (frozen = nerve_model_freeze(m, freeze)) < 0) {
+            rc = cli_fail(init ? init : cfg);
+            goto done;
+        }
+        if (init)
+            printf("initialised from %s: %d tensors loaded, %d kept (absent or of another shape)\n", init,
+                   loaded, skipped);
+        if (freeze)
+            printf("froze the first %d layers (%d parameter tensors)\n", freeze, frozen);
     }
     snprintf(ckpt, sizeof ckpt, "%s/model.safetensors", dir);
     snprintf(log, sizeof log, "%s/log.csv", dir);

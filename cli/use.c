@@ -163,20 +163,26 @@ int cmd_summary(int argc, char **argv)
     if (!m)
         return cli_fail(NULL);
     int n = nerve_model_layer_count(m);
-    printf("%-4s %-20s %-14s %-20s %14s %12s\n", "#", "name", "type", "output", "parameters", "FLOPs");
-    double total_flops = 0;
-    char shape[96], fl[32];
+    printf("%-4s %-20s %-14s %-20s %14s %12s %12s\n", "#", "name", "type", "output", "parameters",
+           "MACs", "FLOPs");
+    double total_flops = 0, total_macs = 0;
+    char shape[96], fl[32], mac[32];
     for (int i = 0; i < n; i++) {
         nerve_layer_info li;
         if (nerve_model_layer_info(m, i, &li) != NERVE_OK)
             continue;
         nerve_shape_str(li.ndim, li.dims, shape, sizeof shape);
         human(li.flops, fl, sizeof fl);
-        printf("%-4d %-20s %-14s %-20s %14zu %12s\n", i, li.name, li.type, shape, li.params, fl);
+        human(li.macs, mac, sizeof mac);
+        printf("%-4d %-20s %-14s %-20s %14zu %12s %12s\n", i, li.name, li.type, shape, li.params,
+               mac, fl);
         total_flops += li.flops;
+        total_macs += li.macs;
     }
     human(total_flops, fl, sizeof fl);
     printf("total FLOPs per sample (forward): %s (%.0f)\n", fl, total_flops);
+    human(total_macs, mac, sizeof mac);
+    printf("total multiply-accumulates per sample: %.0f (%s)\n", total_macs, mac);
     printf("total parameters: %zu\n", nerve_graph_param_count(nerve_model_graph(m)));
     nerve_model_free(m);
     return 0;

@@ -23,6 +23,8 @@
  *   5. Graphs: building          12. Checkpoints (safetensors)
  *   6. Graphs: operators         13. Training loop
  *   7. Graphs: running           14. Plots and logs
+ *  10b. Augmentation             15. Text generation
+ *                                16. Visualisation
  */
 #ifndef NERVE_H
 #define NERVE_H
@@ -284,7 +286,8 @@ int nerve_zscore(nerve_graph *g, int x, int mean, int std);
 /* ---- 6b. Recurrent operators --------------------------------------------------------- */
 /* Sequences are time-major: x [T, N, F]. `lengths` is an input [N] of valid lengths (floats
  * holding integers in 1..T), or -1 when every sequence has all T steps; past its length a
- * sequence's state stays unchanged and its outputs are zero. */
+ * sequence's state stays unchanged and its outputs are zero. (Lengths are truncated to
+ * integers and clamped to 0..T, NaN counting as 0; padding values of x must be finite.) */
 typedef enum { NERVE_CELL_RNN = 0, NERVE_CELL_LSTM, NERVE_CELL_GRU } nerve_cell_type;
 enum { NERVE_LSTM_PEEPHOLE = 1, NERVE_LSTM_COUPLED = 2 }; /* LSTM variant flags */
 /* GRU forms: the course's (reset applied to h before the product: W_c [r * h, x]) and the
@@ -305,16 +308,21 @@ typedef struct nerve_rnn_config {
 /* Parameters of one recurrent layer per direction d (0 forward, 1 backward), with G gates
  * (RNN 1; LSTM 4 in PyTorch's order i, f, g, o; GRU 3 in PyTorch's order r, z, n):
  * w_ih [G*H, F], w_hh [G*H, H], b_ih [G*H], b_hh [G*H], peephole [3, H] (LSTM with
- * NERVE_LSTM_PEEPHOLE: rows for i, f, o), -1 where absent. */
+ * NERVE_LSTM_PEEPHOLE: rows for i, f, o), -1 where absent. w_ih and w_hh are required;
+ * peephole is given exactly when the flag is set. A coupled LSTM keeps G = 4: the i rows
+ * (and the peephole's i row) are ignored, i = 1 - f, and their gradient is zero. */
 typedef struct nerve_rnn_params {
     int w_ih[2], w_hh[2], b_ih[2], b_hh[2], peephole[2];
 } nerve_rnn_params;
 
 /* The fused sequence operator (the whole time loop inside one forward/backward pair).
- * h0, c0: nodes [D, N, H] or -1 for zeros. */
+ * h0, c0: nodes [D, N, H] or -1 for zeros (c0: LSTM only); they may carry gradients.
+ * Each direction's parameters are grouped under a helper node (op "rnn_params") that
+ * nerve_rnn adds just before the rnn node. */
 int nerve_rnn(nerve_graph *g, int x, int lengths, int h0, int c0, const nerve_rnn_params *p,
               const nerve_rnn_config *cfg);
-/* Final state of a nerve_rnn node, [D, N, H]: which = 0 hidden, 1 cell (LSTM only).
+/* Final state of a nerve_rnn node, [D, N, H]: which = 0 hidden, 1 cell (LSTM only); for
+ * each sequence, the state after its last valid step (backward direction: after t = 0).
  * Differentiable: its gradient flows back into the sequence. */
 int nerve_rnn_state(nerve_graph *g, int rnn, int which);
 /* Layer builder: creates "<name>.w_ih", "<name>.w_hh", "<name>.b_ih", "<name>.b_hh"
@@ -323,20 +331,149 @@ int nerve_rnn_state(nerve_graph *g, int rnn, int which);
  * makes it a truncated-BPTT layer: its initial state is kept in STATE nodes
  * "<name>.h_carry" (and "<name>.c_carry") that each training forward overwrites with the
  * final state, so the next chunk continues the sequence while gradients stop at the chunk
- * boundary. */
+ * boundary. The carried states are created [D, N, H] with the N of x as built (1 for a
+ * batch-derived x) and grow to the compiled maximum batch when the graph is compiled; a
+ * batch of n uses their first n rows. Eval-mode forwards start from them but leave them
+ * unchanged. The peephole is marked no-decay. Returns the rnn node, named <name> when
+ * that name is free. */
 int nerve_layer_rnn(nerve_graph *g, int x, int lengths, const nerve_rnn_config *cfg, int carry,
                     nerve_rng *rng, const char *name);
 /* Zeroes a carried layer's state (start of a new sequence or epoch). */
 int nerve_rnn_reset_carry(nerve_graph *g, int rnn);
 /* Embedding lookup: indices of any shape (floats holding integers in 0..V-1) -> [..., E];
- * table is a parameter [V, E]. */
+ * table is a parameter [V, E]. An index outside 0..V-1 (or NaN) gives a zero row and
+ * contributes no gradient; the indices themselves get none. */
 int nerve_embedding(nerve_graph *g, int indices, int table);
 
 /* ---- 6c. Convolution operators (src/ops/conv.c) ---------------------------------------- */
-/* (declarations added by the convolution family) */
+/* Convolutions over S = 1, 2 or 3 spatial dimensions: x [N, C, *spatial] (S dims, e.g.
+ * [N, C, H, W]); the kernel's rank fixes S. Per-dimension settings are read from entries
+ * 0..S-1 of each array, in the order of x's spatial dimensions (depth, height, width).
+ * Along a dimension of input size n, kernel size k, stride s, dilation d and padding pb
+ * before / pe after, the output has floor((n + pb + pe - d(k-1) - 1) / s) + 1 positions;
+ * output position o reads input o*s - pb + t*d for kernel tap t (zero in the padding).
+ *
+ * "same" (same != 0) ignores pad_begin/pad_end and gives ceil(n / s) outputs with total
+ * padding P = max((ceil(n/s) - 1) s + d(k-1) + 1 - n, 0) split as pb = floor(P/2),
+ * pe = P - pb: when P is odd (e.g. even kernels at stride 1) the extra zero goes at the
+ * END. For odd k and stride 1 this is the usual symmetric (k-1)/2.
+ *
+ * Correlation is the default (flip == 0): y[o] = sum_t x[o*s - pb + t*d] w[t], as deep
+ * learning uses it. flip != 0 is the mathematical convolution: the kernel is reversed along
+ * every spatial dimension (tap t uses w[k-1-t]); with padding k-1 on both sides it gives
+ * the full convolution, with none its valid part.
+ *
+ * groups G splits the C input and O output channels into G groups; output channel o sees
+ * only the C/G input channels of its group (G == C: depthwise). C and O must be multiples
+ * of G. A parameter count is O * (C/G) * prod(k) + O with a bias. */
+typedef struct nerve_conv_config {
+    int stride[3];    /* >= 1 */
+    int pad_begin[3]; /* zero padding before each spatial dimension, >= 0 */
+    int pad_end[3];   /* zero padding after each spatial dimension, >= 0 */
+    int dilation[3];  /* >= 1 (atrous: effective kernel extent d(k-1) + 1) */
+    int groups;       /* >= 1 */
+    int same;         /* != 0: "same" padding as described above */
+    int flip;         /* != 0: true convolution (kernel reversed) instead of correlation */
+} nerve_conv_config;
+
+/* Stride 1, no padding, dilation 1, one group, correlation. */
+nerve_conv_config nerve_conv_default(void);
+
+/* Convolution: x [N, C, *n], w [O, C/G, *k] (S = rank(w) - 2), bias [O] or -1;
+ * y [N, O, *out]. cfg may be NULL for the defaults. A 1x1 kernel with stride 1 and no
+ * padding is computed as a direct channel-mixing GEMM. */
+int nerve_conv(nerve_graph *g, int x, int w, int bias, const nerve_conv_config *cfg);
+
+/* Transposed convolution (the adjoint of nerve_conv with the same weight and settings):
+ * x [N, C, *n], w [C, O/G, *k], bias [O] or -1; y [N, O, *out] with
+ *   out = (n - 1) s - pb - pe + d(k-1) + output_padding + 1,
+ * each input value scattering its kernel-weighted copy to positions i*s - pb + t*d.
+ * output_padding (S entries, or NULL for zeros; each 0 <= op < max(s, d)) adds rows at the
+ * end, where a strided conv's size is ambiguous. "same" gives out = n*s: total padding
+ * P = d(k-1) + 1 - s split as for nerve_conv (extra at the end), or, when P < 0, no
+ * padding and output_padding -P; explicit output_padding is then ignored. */
+int nerve_conv_transpose(nerve_graph *g, int x, int w, int bias, const nerve_conv_config *cfg,
+                         const int *output_padding);
+
+/* Locally connected layer (unshared weights: every output position has its own kernel).
+ * x [N, C, *n] (S = 1..3), w [L, O, C, *k] where L = prod(out) is the number of output
+ * positions in row-major order: for 2-D, w is [OH*OW, O, C, KH, KW], i.e. the position
+ * l = oh*OW + ow owns the matrix w[l] [O, C*KH*KW] (memory identical to
+ * [OH*OW, O, C*KH*KW]). y[n, o, l] = sum_{c,t} w[l, o, c, t] x[n, c, patch l at tap t]
+ * + bias. bias is [O] (shared by all positions), [O, *out] (one per output element) or -1.
+ * Stride, padding ("same" included), dilation and flip as for nerve_conv; groups must be
+ * 1. */
+int nerve_local(nerve_graph *g, int x, int w, int bias, const nerve_conv_config *cfg);
 
 /* ---- 6d. Pooling and resampling operators (src/ops/pool.c) ----------------------------- */
-/* (declarations added by the pooling family) */
+/* Spatial operators take x [N, C, H, W], or [N, C, L] for 1-D signals (seen as H = 1: the
+ * first entry of a configuration's pairs then applies to L). */
+typedef enum {
+    NERVE_POOL_MAX = 0,    /* window maximum; the gradient goes to the argmax (the first in
+                              row-major order on ties); overlapping windows accumulate */
+    NERVE_POOL_AVG,        /* window mean (see count_include_pad) */
+    NERVE_POOL_L2,         /* sqrt of the window's sum of squares; gradient x / y (0 if y = 0) */
+    NERVE_POOL_GLOBAL_AVG, /* mean of each map: y [N, C, 1, 1]; kernel/stride/pad ignored */
+    NERVE_POOL_GLOBAL_MAX  /* maximum of each map: y [N, C, 1, 1] */
+} nerve_pool_type;
+
+typedef struct nerve_pool_config {
+    nerve_pool_type type;
+    int kernel[2];         /* window (height, width) */
+    int stride[2];         /* 0: the kernel size */
+    int pad[2];            /* implicit padding on both sides, at most half the kernel; it
+                              never wins a max and adds nothing to a sum */
+    int ceil_mode;         /* output size floor((in + 2 pad - k) / s) + 1 rounds up instead;
+                              a window that would start in the right/bottom padding is dropped */
+    int count_include_pad; /* AVG: divide by the window's size clipped to the padded input
+                              (padding counts as zeros) instead of by its real elements */
+} nerve_pool_config;
+
+/* A square window: kernel k, stride s (0: k), padding p; floor mode, padding not counted. */
+nerve_pool_config nerve_pool_config_make(nerve_pool_type type, int k, int s, int p);
+/* Pooling. Max pooling keeps each output's argmax (an index into its input map, exact for
+ * maps up to 2^24 elements) in its scratch for backward and for nerve_max_unpool. */
+int nerve_pool(nerve_graph *g, int x, const nerve_pool_config *c);
+/* Max unpooling (SegNet): y has the shape of the pool's input and is zero except at the
+ * argmax positions recorded by `pool` (a NERVE_POOL_MAX or NERVE_POOL_GLOBAL_MAX node of the
+ * same graph), which receive x (x has the pool's output shape); where overlapping windows
+ * share an argmax their values add. The indices are read from the pool's scratch, so the
+ * pool must run first in the same forward pass: this node takes `pool` as its second input,
+ * which guarantees it (no gradient flows into the pool through this node). */
+int nerve_max_unpool(nerve_graph *g, int x, int pool);
+
+/* Upsampling by an integer factor along every spatial axis (L only for [N, C, L]). */
+typedef enum {
+    NERVE_UPSAMPLE_NEAREST = 0,  /* each value fills its scale x scale block (nearest unpooling) */
+    NERVE_UPSAMPLE_BED_OF_NAILS, /* the value at the block's top-left corner, zeros elsewhere */
+    NERVE_UPSAMPLE_BILINEAR      /* align_corners = 0, PyTorch's default: output pixel o samples
+                                    the input at (o + 0.5) / scale - 0.5, clamped to the edges */
+} nerve_upsample_mode;
+int nerve_upsample(nerve_graph *g, int x, int scale, nerve_upsample_mode mode);
+
+/* Depth-to-space [N, C b^2, H, W] -> [N, C, H b, W b] and its inverse space-to-depth, in
+ * ONNX's default DCR order: y[n, c, h b + i, w b + j] = x[n, (i b + j) C + c, h, w].
+ * For [N, C, L] the block is 1-D: [N, C b, L] <-> [N, C, L b]. */
+int nerve_depth_to_space(nerve_graph *g, int x, int block);
+int nerve_space_to_depth(nerve_graph *g, int x, int block);
+
+/* Local response normalisation (AlexNet; course formula):
+ *   y_c = x_c / (k + alpha sum_{j = max(0, c - n/2)}^{min(C - 1, c + n/2)} x_j^2)^beta
+ * across channels (axis 1, any rank >= 2), or with within_map != 0 over the n x n spatial
+ * neighbourhood of the same map (n/2 rounds down in both). alpha is NOT divided by n (nor
+ * by n^2) as PyTorch and Caffe do: pass alpha / n to match them. AlexNet's values follow. */
+#define NERVE_LRN_SIZE 5
+#define NERVE_LRN_ALPHA 1e-4f
+#define NERVE_LRN_BETA 0.75f
+#define NERVE_LRN_K 2.0f
+int nerve_lrn(nerve_graph *g, int x, int size, float alpha, float beta, float k, int within_map);
+
+/* Pixel-wise softmax cross-entropy for segmentation: logits [N, C, H, W] (or [N, C, L]),
+ * labels [N, H, W] (or [N, 1, H, W]) holding class indices as floats, class_weights a
+ * state [C] or -1. Softmax over the channels at each pixel; the loss is the mean over all
+ * pixels of the batch, or with weights sum w_y (-log p_y) / sum w_y. A label that is not a
+ * class makes the loss NaN. */
+int nerve_pixel_softmax_ce_loss(nerve_graph *g, int logits, int labels, int class_weights);
 
 /* ===================================================================================== */
 /* 7. Graphs: running                                                                     */
@@ -556,6 +693,9 @@ int nerve_dataset_load_csv(nerve_dataset *d, const char *path, int label_col);
 int nerve_dataset_split(nerve_dataset *d, nerve_dataset *val, float fraction, uint64_t seed);
 /* Per-feature mean and standard deviation (population), each sample_numel floats. */
 int nerve_dataset_stats(const nerve_dataset *d, float *mean, float *std);
+/* Bootstrap resample for bagging: dst gets src->n samples drawn uniformly with replacement
+ * by a generator seeded with seed (about 63.2% of the samples appear at least once). */
+int nerve_dataset_bootstrap(const nerve_dataset *src, nerve_dataset *dst, uint64_t seed);
 
 /* Mini-batch iteration. batch_size = n gives full batch, 1 gives online learning. */
 typedef struct nerve_batcher {
@@ -577,6 +717,101 @@ void nerve_batcher_reset(nerve_batcher *b);
 int nerve_batcher_next(nerve_batcher *b, float *x, float *y);
 
 /* ===================================================================================== */
+/* 10b. Augmentation                                                                      */
+/* ===================================================================================== */
+
+/* Random transforms of images [C, H, W], applied in place to a batch [B, C, H, W] (see
+ * docs/augment.md). Every random number comes from the nerve_rng passed in, drawn in a
+ * fixed order, so one generator state gives one result bit for bit. The training loop
+ * augments each training batch (never validation or test data) when [net] augment= is
+ * set. */
+enum {
+    NERVE_AUG_CROP = 1 << 0,       /* pad crop_pad zeros per side, crop H x W back at a random
+                                      offset (a shift by U{-p..p} per axis, zero fill) */
+    NERVE_AUG_FLIP = 1 << 1,       /* horizontal mirror with probability flip */
+    NERVE_AUG_TRANSLATE = 1 << 2,  /* shift by U{-t..t} pixels per axis, zero fill */
+    NERVE_AUG_ROTATE = 1 << 3,     /* U(-rotate, rotate) degrees about the centre, bilinear */
+    NERVE_AUG_RESCALE = 1 << 4,    /* zoom by U(scale_min, scale_max) about the centre */
+    NERVE_AUG_NOISE = 1 << 5,      /* + N(0, noise^2) per value */
+    NERVE_AUG_CUTOUT = 1 << 6,     /* a random cutout x cutout square (inside) set to 0 */
+    NERVE_AUG_BRIGHTNESS = 1 << 7, /* + U(-brightness, brightness) */
+    NERVE_AUG_CONTRAST = 1 << 8,   /* (x - mean) * U(1 - contrast, 1 + contrast) + mean */
+    NERVE_AUG_PCA = 1 << 9,        /* AlexNet colour: + sum_i a_i lambda_i p_i, a_i ~ N(0, pca^2) */
+    NERVE_AUG_ELASTIC = 1 << 10    /* smoothed random displacement fields (Simard et al. 2003) */
+};
+
+typedef struct nerve_augment {
+    unsigned on;                 /* NERVE_AUG_* bits of the transforms to apply */
+    int crop_pad;                /* default 4 */
+    float flip;                  /* probability, default 0.5 */
+    int translate;               /* maximum shift in pixels, default 2 */
+    float rotate;                /* maximum angle in degrees, default 10 */
+    float scale_min, scale_max;  /* default 0.9, 1.1 */
+    float noise;                 /* sigma, default 0.05 */
+    int cutout;                  /* side of the square, default 8 */
+    float brightness, contrast;  /* default 0.2, 0.2 */
+    float pca;                   /* sigma of the alphas, default 0.1 */
+    int pca_fitted;              /* pca_eigval/eigvec are set (nerve_pca_colour_fit) */
+    float pca_eigval[3];         /* lambda_i, descending */
+    float pca_eigvec[3][3];      /* p_i = pca_eigvec[i], unit RGB vectors */
+    float elastic_alpha, elastic_sigma; /* scale and Gaussian sigma, default 34, 4 */
+} nerve_augment;
+
+/* Every parameter at its default, no transform on. */
+nerve_augment nerve_augment_default(void);
+/* Turns on the transforms of a comma-separated list ("crop,flip"); names: crop, flip,
+ * translate, rotate, rescale, noise, cutout, brightness, contrast, pca, elastic. An unknown
+ * name is NERVE_ERR_ARG, naming it. */
+int nerve_augment_parse(const char *list, nerve_augment *a);
+const char *nerve_augment_name(unsigned bit); /* "crop" for NERVE_AUG_CROP; NULL if none */
+/* Floats of scratch that nerve_augment_apply / nerve_aug_elastic need for images [c, h, w]
+ * with masks of mask_c channels. */
+size_t nerve_augment_scratch(int c, int h, int w, int mask_c);
+/* Applies the transforms that are on to each of the n images x [n, c, h, w], in this order:
+ * crop, flip, translate, rotate+rescale (one resampling), elastic, brightness+contrast,
+ * pca, noise, cutout. mask [n, mask_c, h, w] (NULL: none) gets the same geometric
+ * transforms with nearest-neighbour sampling (labels stay labels) and no photometric ones.
+ * scratch: nerve_augment_scratch() floats, or NULL to allocate for the call. */
+int nerve_augment_apply(const nerve_augment *a, float *x, float *mask, int n, int c, int h,
+                        int w, int mask_c, nerve_rng *rng, float *scratch);
+/* Seeds r for batch `batch` (0-based) of epoch `epoch` (1-based) of a run seeded `seed`:
+ * what the training loop uses, so a resumed run replays the same augmentations. */
+void nerve_augment_seed(nerve_rng *r, uint64_t seed, int epoch, int batch);
+
+/* The transforms with explicit parameters, on one image x [c, h, w]. */
+void nerve_aug_flip(float *x, int c, int h, int w);
+/* Moves the content by (dy, dx) pixels (down, right), zero fill. Padding by p and cropping
+ * at offset (oy, ox) is the shift (p - oy, p - ox). */
+void nerve_aug_shift(float *x, int c, int h, int w, int dy, int dx);
+/* Rotation by `degrees` counter-clockwise as displayed (rows down) and zoom by `scale`, both
+ * about the centre ((h-1)/2, (w-1)/2); bilinear (nearest if nearest != 0), zero outside.
+ * scratch: h * w floats. */
+void nerve_aug_rotate_scale(float *x, int c, int h, int w, float degrees, float scale,
+                            int nearest, float *scratch);
+void nerve_aug_noise(float *x, size_t n, float sigma, nerve_rng *rng);
+/* Zeroes rows y0..y0+size-1, columns x0..x0+size-1 (clipped to the image). */
+void nerve_aug_cutout(float *x, int c, int h, int w, int y0, int x0, int size);
+/* x <- (x - m) * contrast + m + brightness, m the mean of all the image's values; no
+ * clipping (inputs need not lie in [0, 1]). */
+void nerve_aug_brightness_contrast(float *x, int c, int h, int w, float brightness,
+                                   float contrast);
+/* Adds sum_i alpha[i] eigval[i] eigvec[i] (an RGB offset) to every pixel of x [3, h, w]. */
+void nerve_aug_pca_colour(float *x, int h, int w, const float eigval[3],
+                          const float eigvec[3][3], const float alpha[3]);
+/* Eigen-decomposition of the 3x3 (population) covariance of the RGB values of every pixel
+ * of a data set of [3, H, W] images: eigval descending, eigvec[i] the unit eigenvector of
+ * eigval[i]. */
+int nerve_pca_colour_fit(const nerve_dataset *d, float eigval[3], float eigvec[3][3]);
+/* Eigen-decomposition of a symmetric 3x3 matrix by Jacobi rotations (sorted as above). */
+void nerve_eigen_sym3(const double a[3][3], float eigval[3], float eigvec[3][3]);
+/* Elastic deformation: displacement fields of U(-1, 1) per pixel and axis, smoothed by a
+ * Gaussian of `sigma` pixels and scaled by `alpha`; pixel p takes the value at p + d, with
+ * coordinates clamped to the image: bilinear for x, nearest for mask [mask_c, h, w] (may be
+ * NULL). alpha = 0 is the identity. scratch: nerve_augment_scratch(c, h, w, mask_c). */
+void nerve_aug_elastic(float *x, int c, float *mask, int mask_c, int h, int w, float alpha,
+                       float sigma, nerve_rng *rng, float *scratch);
+
+/* ===================================================================================== */
 /* 11. Models described by cfg files                                                      */
 /* ===================================================================================== */
 
@@ -596,6 +831,7 @@ typedef struct nerve_net_config {
     char train_images[512], train_labels[512], test_images[512], test_labels[512];
     char train_csv[512], test_csv[512];
     int n_classes;
+    nerve_augment augment;     /* training-batch augmentation (augment= and its keys) */
 } nerve_net_config;
 
 typedef struct nerve_model nerve_model;
@@ -630,6 +866,9 @@ typedef struct nerve_layer_info {
     int dims[NERVE_MAX_DIMS]; /* output shape without batch */
     size_t params;
     double flops;             /* forward FLOPs per sample (multiply-add = 2) */
+    double macs;              /* forward multiply-accumulates per sample: the products of
+                                 dense, conv, local and recurrent layers, one per element of
+                                 batch norm (see docs/cfg.md) */
     int line;                 /* line of its section header in the cfg */
 } nerve_layer_info;
 int nerve_model_layer_count(const nerve_model *m);
@@ -682,6 +921,18 @@ nerve_model *nerve_model_load(const char *path);
 /* Loads tensors from a checkpoint into an existing model by node name; with
  * strict != 0 every persistent tensor must be present with the same shape. */
 int nerve_model_load_weights(nerve_model *m, const char *path, int strict);
+
+/* Transfer learning (src/apps/transfer.c). Loads every tensor of the checkpoint whose name
+ * the model has; tensors the model has but the file lacks are left as they are, and with
+ * skip_mismatched != 0 so are tensors whose shapes differ (a new head with another class
+ * count) instead of being an error. *loaded and *skipped (either may be NULL) receive the
+ * number of the model's tensors copied and left alone. Checks everything before copying. */
+int nerve_model_load_matching(nerve_model *m, const char *path, int skip_mismatched,
+                              int *loaded, int *skipped);
+/* Freezes the parameters (named "<layer>.*") of the first n_layers cfg layers: optimisers
+ * created afterwards skip them and their values stay bit-identical. Returns the number of
+ * parameter tensors frozen. */
+int nerve_model_freeze(nerve_model *m, int n_layers);
 
 /* ===================================================================================== */
 /* 13. Training loop                                                                      */
@@ -742,6 +993,21 @@ int nerve_evaluate(nerve_model *m, const nerve_dataset *d, double *loss, double 
 /* Predicted class per sample into out[d->n]. */
 int nerve_predict(nerve_model *m, const nerve_dataset *d, int *out);
 
+/* Test-time augmentation for image models (src/apps/ensemble.c): each image is seen as
+ * 10 views, the 10-crop of AlexNet kept at the input size: for each of the five crop x crop
+ * windows (four corners and centre), the image shifted so that the window's centre lands on
+ * the image centre (zero fill), and the mirror of each. The softmax outputs of the views
+ * are averaged (sigmoid for a single output); loss is the mean of -log(averaged probability
+ * of the true class), accuracy that of the averaged prediction. crop = the image side gives
+ * the image and its mirror. */
+int nerve_evaluate_tta(nerve_model *m, const nerve_dataset *d, int crop, double *loss,
+                       double *accuracy);
+/* Ensembles: the average of k models' softmax outputs (sigmoid for a single output) on d.
+ * loss and accuracy as for nerve_evaluate_tta; member_acc (k doubles, may be NULL) receives
+ * each member's own accuracy. Every model must take d's samples and give as many classes. */
+int nerve_ensemble_evaluate(nerve_model **models, int k, const nerve_dataset *d, double *loss,
+                            double *accuracy, double *member_acc);
+
 /* ===================================================================================== */
 /* 14. Plots and logs                                                                     */
 /* ===================================================================================== */
@@ -754,6 +1020,126 @@ typedef struct nerve_series {
 } nerve_series;
 int nerve_svg_lineplot(const char *path, const char *title, const char *xlabel,
                        const double *x, int n, const nerve_series *series, int n_series);
+
+/* PNG images, 8 bits per channel (src/io/png.c): values are clamped to [0, 1] and rounded
+ * to 0..255. gray: data [h, w]; rgb: planes [3, h, w] (the framework's image layout). */
+int nerve_png_write_gray(const char *path, int w, int h, const float *data);
+int nerve_png_write_rgb(const char *path, int w, int h, const float *data);
+/* Tiles k maps [channels, h, w] (channels 1: gray, 3: RGB) into one image of `cols` tiles
+ * per row (<= 0: ceil(sqrt(k))), each map normalised by its own min/max to [0, 1] (a
+ * constant map becomes 0.5), with a 1-pixel white border around and between the tiles.
+ * nerve_image_grid computes it into out [channels, *out_h, *out_w] (out may be NULL to get
+ * the size); nerve_png_write_grid writes it. */
+int nerve_image_grid(const float *maps, int k, int channels, int h, int w, int cols,
+                     float *out, int *out_h, int *out_w);
+int nerve_png_write_grid(const char *path, const float *maps, int k, int channels, int h,
+                         int w, int cols);
+
+/* ===================================================================================== */
+/* 15. Text generation                                                                    */
+/* ===================================================================================== */
+
+/* A character-level language model (src/apps/textgen.c; docs/textgen.md). The vocabulary
+ * is the set of distinct bytes of the text, sorted by value (UTF-8 text is modelled byte
+ * by byte, so any file works and round-trips exactly). Each character enters as a one-hot
+ * vector (embed == 0) or through a learned embedding [V, embed], then one LSTM layer of
+ * `hidden` units, then a dense layer to V scores; the loss is the softmax cross-entropy of
+ * the next character (mean NLL in nats; bits per character = NLL / ln 2).
+ *
+ * Training is truncated BPTT: the training part of the text is cut into `batch` equal
+ * streams read in parallel, `seq` characters per step; the LSTM state is carried from one
+ * chunk to the next (nerve_layer_rnn with carry) and reset when the streams wrap around.
+ * Adam with global-norm clipping. The last `holdout` fraction of the text is never trained
+ * on; its bits per character are measured reading it from its first byte with a zero state,
+ * batch 1. */
+typedef struct nerve_textgen_config {
+    int hidden;       /* LSTM units H (default 128) */
+    int embed;        /* embedding size; 0: one-hot inputs (default 0) */
+    int seq;          /* T: characters per step and stream (default 64) */
+    int batch;        /* B: parallel streams (default 32) */
+    int64_t steps;    /* training steps (default 1000) */
+    float lr;         /* Adam's learning rate (default 2e-3) */
+    float clip;       /* global-norm clipping threshold; 0: off (default 5) */
+    float holdout;    /* fraction of the text, at its end, held out (default 0.1; 0: none) */
+    int eval_every;   /* steps between reports with a held-out evaluation; 0: at the end only
+                         (default 100) */
+    uint64_t seed;    /* weight initialisation (default 1) */
+} nerve_textgen_config;
+
+nerve_textgen_config nerve_textgen_default(void);
+
+typedef struct nerve_textgen nerve_textgen;
+
+typedef struct nerve_textgen_report {
+    int64_t step, steps;  /* steps done / asked for */
+    double train_bpc;     /* mean training bits per character since the previous report */
+    double val_bpc;       /* held-out bits per character; NaN without held-out text */
+    double chars_per_sec; /* training throughput so far (evaluations excluded) */
+    double seconds;       /* training time so far (evaluations excluded) */
+} nerve_textgen_report;
+
+typedef void (*nerve_textgen_callback)(const nerve_textgen_report *r, void *user);
+
+/* An untrained model whose vocabulary is the distinct bytes of text[0..len) (len >= 1),
+ * initialised from c->seed (c may be NULL: the defaults). */
+nerve_textgen *nerve_textgen_create(const char *text, size_t len, const nerve_textgen_config *c);
+void nerve_textgen_free(nerve_textgen *t);
+/* Trains for the config's `steps` on text (every byte must be in the vocabulary), holding
+ * out its last `holdout` fraction. Calls cb (may be NULL) every eval_every steps and at the
+ * end; the last report is also written to *last (may be NULL). Training again continues
+ * from the current weights with a fresh optimiser. */
+int nerve_textgen_train(nerve_textgen *t, const char *text, size_t len, nerve_textgen_callback cb,
+                        void *user, nerve_textgen_report *last);
+/* Reads a whole file and trains a new model on it. NULL on error: NERVE_ERR_IO when the file
+ * cannot be read, NERVE_ERR_FORMAT when it is empty or too short for one training step;
+ * messages name the file. */
+nerve_textgen *nerve_textgen_train_file(const char *path, const nerve_textgen_config *c,
+                                        nerve_textgen_callback cb, void *user,
+                                        nerve_textgen_report *last);
+/* Mean bits per character of predicting text[1..len) from what precedes it, starting from
+ * a zero state (len >= 2). */
+int nerve_textgen_bpc(nerve_textgen *t, const char *text, size_t len, double *bpc);
+
+/* The vocabulary size V; copies min(V, cap) bytes of the sorted vocabulary into out (out may
+ * be NULL). */
+int nerve_textgen_vocab(const nerve_textgen *t, unsigned char *out, int cap);
+const nerve_textgen_config *nerve_textgen_get_config(const nerve_textgen *t);
+/* The graph used for prediction and sampling (batch 1, one step); for introspection. */
+nerve_graph *nerve_textgen_graph(nerve_textgen *t);
+
+/* One character at a time: reset zeroes the LSTM state; next feeds one byte (which must be
+ * in the vocabulary) and writes the predicted distribution of the following byte, V
+ * probabilities in vocabulary order, into probs (may be NULL). */
+int nerve_textgen_reset(nerve_textgen *t);
+int nerve_textgen_next(nerve_textgen *t, int byte, float *probs);
+/* Resets the state, feeds prime[0..prime_len) (prime_len 0: a newline if the vocabulary has
+ * one, else its first byte, which is not part of the output), then draws `length` bytes,
+ * each fed back, into out (not terminated). temperature > 0 divides the scores before the
+ * softmax; 0 takes the most likely byte. The same seed gives the same text. Returns the
+ * number of bytes written. */
+int nerve_textgen_sample(nerve_textgen *t, const char *prime, size_t prime_len, int length,
+                         float temperature, uint64_t seed, char *out);
+
+/* Checkpoints: a safetensors file with the model's parameters under their node names and
+ * the vocabulary and settings in its metadata ("nerve.format" = "nerve-textgen-1"). */
+int nerve_textgen_save(nerve_textgen *t, const char *path);
+nerve_textgen *nerve_textgen_load(const char *path);
+
+/* ===================================================================================== */
+/* 16. Visualisation                                                                      */
+/* ===================================================================================== */
+
+/* The weights of a layer as a PNG grid (src/apps/viz.c): layer NULL takes the first layer
+ * with a "<layer>.weight" parameter. A dense weight [O, in] on image inputs [C, H, W] gives
+ * one tile per unit (RGB if C = 3, else one gray H x W tile per channel); on a vector input
+ * one square-ish tile per unit. A convolution weight [O, C, k, k] gives one k x k tile per
+ * filter (RGB if C = 3, else one per channel). *tiles (may be NULL) gets the tile count. */
+int nerve_viz_filters(nerve_model *m, const char *layer, const char *png_path, int *tiles);
+/* Runs sample `index` of d through the model in eval mode and writes the output of layer
+ * `layer` (NULL: the first layer) as a grid: [C, H, W] outputs give C tiles of H x W, any
+ * other shape one square-ish tile of its values (unused cells at the minimum). */
+int nerve_viz_activations(nerve_model *m, const nerve_dataset *d, int index, const char *layer,
+                          const char *png_path, int *tiles);
 
 #ifdef __cplusplus
 }

@@ -54,4 +54,36 @@ void kern_gemm_pack_t_portable(int kc, int w, const float *src, ptrdiff_t ld, in
                                float *dst);
 void kern_gemm_pack_t_avx2(int kc, int w, const float *src, ptrdiff_t ld, int P, float *dst);
 
+/* ---- im2col / col2im: patch matrices for convolutions (src/kernels/im2col.c) ---------- */
+
+/* Geometry of one convolution pass over one image, always 3-D (depth, height, width):
+ * 1-D and 2-D convolutions set the leading extents to 1 (kernel 1, stride 1, pad 0,
+ * dilation 1). Output position o reads image index o * stride + t * dilation - pad along
+ * each dimension, for kernel tap t = k (correlation) or K - 1 - k (flip: true
+ * convolution); indices outside the image read zero. */
+typedef struct kern_conv_shape {
+    int channels;    /* image channels handled by the call */
+    int image[3];    /* image extent per dimension */
+    int kernel[3];
+    int out[3];      /* output positions per dimension (padding after only bounds these) */
+    int stride[3];
+    int pad[3];      /* zero padding before each dimension */
+    int dilation[3];
+    int flip;
+} kern_conv_shape;
+
+/* Rows of the column matrix: channels * prod(kernel), ordered (c, kd, kh, kw). */
+size_t kern_conv_rows(const kern_conv_shape *s);
+/* Columns: prod(out), output positions in row-major (od, oh, ow) order. */
+size_t kern_conv_cols(const kern_conv_shape *s);
+
+/* col [rows, cols] = patches of im [channels, image...] (zero where they read padding). */
+void kern_im2col(const kern_conv_shape *s, const float *im, float *col);
+/* im [channels, image...] += col [rows, cols] scattered back (the adjoint of im2col). */
+void kern_col2im(const kern_conv_shape *s, const float *col, float *im);
+/* The same with the patch-major layout row [cols, rows]: one contiguous patch per output
+ * position (locally connected layers). */
+void kern_im2row(const kern_conv_shape *s, const float *im, float *row);
+void kern_row2im(const kern_conv_shape *s, const float *row, float *im);
+
 #endif

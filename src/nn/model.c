@@ -8,6 +8,7 @@
 #include "model.h"
 
 #include "../core/core.h"
+#include "../data/augment.h"
 #include "../io/cfg.h"
 
 #include <limits.h>
@@ -54,7 +55,7 @@ static const char *const net_keys[] = {
     "clip_norm", "policy", "gamma", "scale", "step", "steps", "scales", "lr_end", "tau",
     "warmup", "plateau_patience", "patience", "validation", "normalize", "input_scale",
     "classes", "train_images", "train_labels", "test_images", "test_labels", "train_csv",
-    "test_csv", NULL};
+    "test_csv", AUGMENT_CFG_KEYS, NULL};
 
 static int net_input_shape(const cfg_doc *d, const cfg_section *s, nerve_net_config *c)
 {
@@ -319,6 +320,7 @@ static int parse_net(const cfg_doc *d, const cfg_section *s, nerve_net_config *c
     TRY(cfg_check_keys(d, s, net_keys));
     TRY(net_input_shape(d, s, c));
     TRY(net_training(d, s, c));
+    TRY(augment_from_cfg(d, s, c, &c->augment));
     float lr = 0.01f;
     TRY(cfg_get_float(d, s, "learning_rate", R_POS, &lr));
     TRY(net_optimizer(d, s, c));
@@ -330,20 +332,10 @@ static int parse_net(const cfg_doc *d, const cfg_section *s, nerve_net_config *c
 /* Layers                                                                                 */
 /* ===================================================================================== */
 
-typedef struct build_ctx {
-    nerve_model *m;
-    nerve_graph *g;
-    const cfg_doc *d;
-    const cfg_section *s;
-    char name[48];  /* the layer's name: name= or "<section><index>" */
-    int x;          /* the layer's input node; builders leave their output here */
-    double flops;   /* builders set the forward FLOPs per sample */
-    int is_head;    /* set by [softmax] / [cost] */
-    nerve_rng rng;  /* initialisers, seeded from [net] seed */
-} build_ctx;
+/* build_ctx (the builder's state) is in model.h: the builders of model_conv.c share it. */
 
 /* A graph builder failed: keep its message, prefixed with the layer's section. */
-static int graph_fail(build_ctx *b, int st)
+int graph_fail(build_ctx *b, int st)
 {
     char msg[800];
     snprintf(msg, sizeof msg, "%s", nerve_last_error());
@@ -351,7 +343,7 @@ static int graph_fail(build_ctx *b, int st)
                      b->s->name, b->name, msg);
 }
 
-static size_t sample_numel(nerve_graph *g, int node)
+size_t sample_numel(nerve_graph *g, int node)
 {
     int nd, dims[NERVE_MAX_DIMS];
     if (nerve_node_shape(g, node, &nd, dims) < 0 || nd < 1)
@@ -359,7 +351,7 @@ static size_t sample_numel(nerve_graph *g, int node)
     return nerve_shape_numel(nd - 1, dims + 1);
 }
 
-static int get_activation(build_ctx *b, nerve_act *act)
+int get_activation(build_ctx *b, nerve_act *act)
 {
     *act = nerve_act_default(NERVE_ACT_IDENTITY);
     const cfg_entry *e = cfg_find(b->s, "activation");
@@ -384,12 +376,15 @@ static int relu_family(nerve_act_type t)
 }
 
 /* init=, by default He for the ReLU family and Glorot for the rest. */
-static int get_init(build_ctx *b, nerve_act act, nerve_init *init)
+int get_init(build_ctx *b, nerve_act act, nerve_init *init)
 {
     const cfg_entry *e = cfg_find(b->s, "init");
     const char *name = e ? e->value : relu_family(act.type) ? "he" : "glorot";
-    if (nerve_init_parse(name, init) >= 0)
+    if (nerve_init_parse(name, init) >= 0) {
+        if (b->no_init)
+            *init = (nerve_init){NERVE_INIT_ZEROS, 0, 0};
         return NERVE_OK;
+    }
     char msg[600], q[80];
     snprintf(msg, sizeof msg, "%s", nerve_last_error());
     return cfg_error(b->d, NERVE_ERR_FORMAT, e ? e->line : b->s->line, "init = '%s': %s",
@@ -506,6 +501,158 @@ static int build_prelu(build_ctx *b)
     if (y < 0)
         return graph_fail(b, y);
     b->flops = (double)sample_numel(b->g, y);
+    b->x = y;
+    return NERVE_OK;
+}
+
+/* ---- recurrent layers and embeddings ------------------------------------------------ */
+
+/* Layers pass batch-major tensors to each other ([N, ...], as the layer table shows them);
+ * the recurrent operators read time-major sequences [T, N, F]. A recurrent layer therefore
+ * reorders its input: an image [N, C, H, W] is read row by row (T = H steps of the C*W
+ * values of a row), a sequence [N, T, F] (an [embedding], or a recurrent layer with
+ * return_sequences=1) is transposed. */
+static int time_major_input(build_ctx *b, int *out)
+{
+    int nd, dims[NERVE_MAX_DIMS];
+    nerve_node_shape(b->g, b->x, &nd, dims);
+    int x;
+    if (nd == 4) {
+        x = nerve_transpose(b->g, b->x, (int[]){2, 0, 1, 3}); /* [H, N, C, W] */
+        if (x >= 0)
+            x = nerve_reshape(b->g, x, 3, (int[]){0, 0, -1}); /* [H, N, C*W] */
+    } else if (nd == 3) {
+        x = nerve_transpose(b->g, b->x, (int[]){1, 0, 2}); /* [T, N, F] */
+    } else {
+        char shape[64];
+        return cfg_error(b->d, NERVE_ERR_SHAPE, b->s->line,
+                         "[%s] needs a sequence per sample: an image (read row by row), an "
+                         "[embedding] or a recurrent layer with return_sequences=1; the layer "
+                         "before outputs %s per sample", b->s->name,
+                         nerve_shape_str(nd - 1, dims + 1, shape, sizeof shape));
+    }
+    if (x < 0)
+        return graph_fail(b, x);
+    *out = x;
+    return NERVE_OK;
+}
+
+static int is_recurrent_section(const char *name)
+{
+    return !strcmp(name, "rnn") || !strcmp(name, "lstm") || !strcmp(name, "gru");
+}
+
+/* return_sequences defaults to 1 exactly when the next section is another recurrent
+ * layer, which needs the whole sequence (a stacked RNN). */
+static int next_is_recurrent(const build_ctx *b)
+{
+    const cfg_section *next = b->s + 1;
+    return next < b->d->sections + b->d->n_sections && is_recurrent_section(next->name);
+}
+
+static int parse_gru_form(build_ctx *b, int *form)
+{
+    const cfg_entry *e = cfg_find(b->s, "gru_form");
+    *form = NERVE_GRU_COURSE;
+    if (!e || !strcmp(e->value, "course"))
+        return NERVE_OK;
+    if (!strcmp(e->value, "linear_before_reset")) {
+        *form = NERVE_GRU_LINEAR_BEFORE_RESET;
+        return NERVE_OK;
+    }
+    char q[80];
+    return cfg_error(b->d, NERVE_ERR_FORMAT, e->line,
+                     "gru_form = '%s' is unknown; expected course or linear_before_reset",
+                     cfg_quote(e->value, q, sizeof q));
+}
+
+/* Forward FLOPs per sample: per step and direction, the two products (2 G H (F + H)), the
+ * two biases (2 G H) and the cell's element-wise work per unit. */
+static double recurrent_flops(const nerve_rnn_config *rc, int steps, int features)
+{
+    static const double gates[] = {1, 4, 3}, per_unit[] = {1, 9, 7};
+    double g = gates[rc->cell], h = rc->hidden;
+    double cell = per_unit[rc->cell] + (rc->lstm_flags & NERVE_LSTM_PEEPHOLE ? 6 : 0);
+    double dirs = rc->bidirectional ? 2 : 1;
+    return steps * dirs * (2 * g * h * (features + h) + 2 * g * h + cell * h);
+}
+
+static int build_recurrent(build_ctx *b, nerve_cell_type cell)
+{
+    const cfg_doc *d = b->d;
+    const cfg_section *s = b->s;
+    nerve_rnn_config rc;
+    memset(&rc, 0, sizeof rc);
+    rc.cell = cell;
+    GET(has_out, cfg_get_int(d, s, "output", 1, MAX_UNITS, &rc.hidden));
+    if (!has_out)
+        return cfg_error(d, NERVE_ERR_FORMAT, s->line,
+                         "[%s] needs output= (the hidden size)", s->name);
+    TRY(cfg_get_bool(d, s, "bidirectional", &rc.bidirectional));
+    rc.return_sequences = next_is_recurrent(b);
+    TRY(cfg_get_bool(d, s, "return_sequences", &rc.return_sequences));
+    int peephole = 0, coupled = 0;
+    TRY(cfg_get_bool(d, s, "peephole", &peephole));
+    TRY(cfg_get_bool(d, s, "coupled", &coupled));
+    rc.lstm_flags = (peephole ? NERVE_LSTM_PEEPHOLE : 0) | (coupled ? NERVE_LSTM_COUPLED : 0);
+    TRY(parse_gru_form(b, &rc.gru_form));
+    int x = -1;
+    TRY(time_major_input(b, &x));
+    int nd, dims[NERVE_MAX_DIMS];
+    nerve_node_shape(b->g, x, &nd, dims); /* [T, N, F] */
+    double gates = cell == NERVE_CELL_LSTM ? 4 : cell == NERVE_CELL_GRU ? 3 : 1;
+    if (gates * rc.hidden * ((double)dims[2] + rc.hidden) > MAX_WEIGHTS)
+        return cfg_error(d, NERVE_ERR_FORMAT, s->line,
+                         "[%s] with %d features and output=%d needs too many weights; at most %d "
+                         "per matrix", s->name, dims[2], rc.hidden, MAX_WEIGHTS);
+    int y = nerve_layer_rnn(b->g, x, -1, &rc, 0, &b->rng, b->name);
+    if (y >= 0 && rc.return_sequences)
+        y = nerve_transpose(b->g, y, (int[]){1, 0, 2}); /* back to batch-major [N, T, D*H] */
+    if (y < 0)
+        return graph_fail(b, y);
+    b->flops = recurrent_flops(&rc, dims[0], dims[2]);
+    b->x = y;
+    return NERVE_OK;
+}
+
+static const char *const rnn_keys[] = {"output", "bidirectional", "return_sequences", "name",
+                                       NULL};
+static const char *const lstm_keys[] = {"output", "bidirectional", "return_sequences",
+                                        "peephole", "coupled", "name", NULL};
+static const char *const gru_keys[] = {"output", "bidirectional", "return_sequences",
+                                       "gru_form", "name", NULL};
+
+static int build_rnn(build_ctx *b) { return build_recurrent(b, NERVE_CELL_RNN); }
+static int build_lstm(build_ctx *b) { return build_recurrent(b, NERVE_CELL_LSTM); }
+static int build_gru(build_ctx *b) { return build_recurrent(b, NERVE_CELL_GRU); }
+
+static const char *const embedding_keys[] = {"vocab", "size", "name", NULL};
+
+/* A lookup table "<layer>.weight" [vocab, size], initialised N(0, 1) as PyTorch does; the
+ * input values are indices, the output gains a last axis of `size` values. */
+static int build_embedding(build_ctx *b)
+{
+    int vocab = 0, size = 0;
+    GET(has_vocab, cfg_get_int(b->d, b->s, "vocab", 1, MAX_UNITS, &vocab));
+    GET(has_size, cfg_get_int(b->d, b->s, "size", 1, MAX_UNITS, &size));
+    if (!has_vocab || !has_size)
+        return cfg_error(b->d, NERVE_ERR_FORMAT, b->s->line,
+                         "[embedding] needs vocab= (the number of distinct indices) and size= "
+                         "(the length of each embedding vector)");
+    if ((double)vocab * size > MAX_WEIGHTS)
+        return cfg_error(b->d, NERVE_ERR_FORMAT, b->s->line,
+                         "[embedding] of %d x %d needs too many weights; at most %d", vocab,
+                         size, MAX_WEIGHTS);
+    char name[64];
+    snprintf(name, sizeof name, "%s.weight", b->name);
+    int table = nerve_param(b->g, name, 2, (int[]){vocab, size});
+    int st = table < 0 ? table
+                       : nerve_init_param(b->g, table, (nerve_init){NERVE_INIT_NORMAL, 0, 1},
+                                          &b->rng);
+    int y = st < 0 ? st : nerve_embedding(b->g, b->x, table);
+    if (y < 0)
+        return graph_fail(b, y);
+    b->flops = 0; /* a copy */
     b->x = y;
     return NERVE_OK;
 }
@@ -673,6 +820,20 @@ static const layer_kind layer_kinds[] = {
     {"prelu", prelu_keys, build_prelu},
     {"softmax", softmax_keys, build_softmax},
     {"cost", cost_keys, build_cost},
+    {"rnn", rnn_keys, build_rnn},
+    {"lstm", lstm_keys, build_lstm},
+    {"gru", gru_keys, build_gru},
+    {"embedding", embedding_keys, build_embedding},
+    {"convolutional", convolutional_keys, build_convolutional},
+    {"deconvolutional", deconvolutional_keys, build_deconvolutional},
+    {"maxpool", maxpool_keys, build_maxpool},
+    {"avgpool", avgpool_keys, build_avgpool},
+    {"local", local_keys, build_local},
+    {"normalization", normalization_keys, build_normalization},
+    {"route", route_keys, build_route},
+    {"shortcut", shortcut_keys, build_shortcut},
+    {"upsample", upsample_keys, build_upsample},
+    {"reorg", reorg_keys, build_reorg},
 };
 
 static int is_net(const char *name) { return strcmp(name, "net") == 0 || strcmp(name, "network") == 0; }
@@ -682,15 +843,18 @@ static const layer_kind *find_kind(const cfg_doc *d, const cfg_section *s)
     for (size_t i = 0; i < NERVE_ARRAY_LEN(layer_kinds); i++)
         if (strcmp(layer_kinds[i].section, s->name) == 0)
             return &layer_kinds[i];
-    char q[80];
+    char q[80], names[400] = "";
+    size_t used = 0; /* the list comes from the table, so new layer kinds appear in it */
+    for (size_t i = 0; i < NERVE_ARRAY_LEN(layer_kinds) && used < sizeof names; i++)
+        used += (size_t)snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "",
+                                 layer_kinds[i].section);
     if (is_net(s->name))
         cfg_error(d, NERVE_ERR_FORMAT, s->line, "[%s] may appear only once, as the first section",
                   s->name);
     else
         cfg_error(d, NERVE_ERR_FORMAT, s->line,
-                  "unknown section [%s]; expected one of: connected, activation, dropout, "
-                  "batchnorm, prelu, softmax, cost (after [net])",
-                  cfg_quote(s->name, q, sizeof q));
+                  "unknown section [%s]; expected one of: %s (after [net])",
+                  cfg_quote(s->name, q, sizeof q), names);
     return NULL;
 }
 
@@ -731,16 +895,20 @@ static int layer_name(build_ctx *b, int index)
     return NERVE_OK;
 }
 
-static int push_layer_info(nerve_model *m, const nerve_layer_info *li)
+static int push_layer_info(nerve_model *m, const nerve_layer_info *li, int out)
 {
     if (m->n_layers == m->cap_layers) {
         int cap = m->cap_layers ? 2 * m->cap_layers : 16;
         nerve_layer_info *p = nerve_xrealloc(m->layers, (size_t)cap * sizeof *p);
-        if (!p)
+        if (p)
+            m->layers = p;
+        int *o = p ? nerve_xrealloc(m->layer_out, (size_t)cap * sizeof *o) : NULL;
+        if (!o)
             return NERVE_ERR_NOMEM;
-        m->layers = p;
+        m->layer_out = o;
         m->cap_layers = cap;
     }
+    m->layer_out[m->n_layers] = out;
     m->layers[m->n_layers++] = *li;
     return NERVE_OK;
 }
@@ -784,9 +952,10 @@ static int record_layer(build_ctx *b, int first_node)
             li.params += nerve_shape_numel(pn, pd);
         }
     li.flops = b->flops;
+    li.macs = model_layer_macs(b->g, first_node);
     li.line = b->s->line;
     name_layer_output(b, first_node);
-    return push_layer_info(b->m, &li);
+    return push_layer_info(b->m, &li, b->x);
 }
 
 static int build_layer(build_ctx *b, const cfg_section *s, int index)
@@ -876,6 +1045,7 @@ static int build_model(nerve_model *m, const cfg_doc *d)
     b.g = m->g;
     b.d = d;
     b.x = x;
+    b.no_init = m->no_init;
     nerve_rng_seed(&b.rng, m->cfg.seed);
     nerve_rng_seed(nerve_graph_rng(m->g), m->cfg.seed + 1);
     for (int i = 1; i < d->n_sections; i++)
@@ -887,6 +1057,12 @@ static int build_model(nerve_model *m, const cfg_doc *d)
 
 nerve_model *model_from_cfg(const char *text, const char *filename, const char *base_dir)
 {
+    return model_from_cfg_ex(text, filename, base_dir, 1);
+}
+
+nerve_model *model_from_cfg_ex(const char *text, const char *filename, const char *base_dir,
+                               int init_weights)
+{
     if (!text) {
         nerve_set_error(NERVE_ERR_ARG, "%s: no cfg text", filename ? filename : "<cfg>");
         return NULL;
@@ -895,6 +1071,7 @@ nerve_model *model_from_cfg(const char *text, const char *filename, const char *
     if (!m)
         return NULL;
     m->input = m->labels = m->output = m->loss = m->mean = m->std = -1;
+    m->no_init = !init_weights;
     if (base_dir)
         snprintf(m->base_dir, sizeof m->base_dir, "%s", base_dir);
     else
@@ -983,6 +1160,7 @@ void nerve_model_free(nerve_model *m)
     nerve_graph_free(m->g);
     nerve_xfree(m->text);
     nerve_xfree(m->layers);
+    nerve_xfree(m->layer_out);
     nerve_xfree(m);
 }
 

@@ -1,8 +1,11 @@
-/* The model object (internal view shared by src/nn/model.c and src/io/checkpoint.c). */
+/* The model object (internal view shared by src/nn/model.c and src/io/checkpoint.c) and the
+ * cfg -> graph builder's state, shared by the layer builders of src/nn/model.c and
+ * src/nn/model_conv.c. */
 #ifndef NERVE_NN_MODEL_H
 #define NERVE_NN_MODEL_H
 
 #include "nerve.h"
+#include "../io/cfg.h"
 
 struct nerve_model {
     nerve_graph *g;
@@ -12,11 +15,62 @@ struct nerve_model {
     int input, labels, output, loss;
     int mean, std;       /* z-score states ("input.mean", "input.std") or -1 */
     nerve_layer_info *layers;
+    int *layer_out;      /* output node of each layer ([route] / [shortcut] read them) */
     int n_layers, cap_layers;
+    int no_init;         /* built by model_from_cfg_ex without initialising the weights */
 };
 
 /* Builds a model from cfg text; relative data paths are resolved against base_dir
  * (NULL: the directory of `filename`). */
 nerve_model *model_from_cfg(const char *text, const char *filename, const char *base_dir);
+/* init_weights == 0 leaves every weight at zero: inspecting a large architecture (shapes,
+ * parameter counts, MACs) then costs its allocation only (tests use it). */
+nerve_model *model_from_cfg_ex(const char *text, const char *filename, const char *base_dir,
+                               int init_weights);
+
+/* ---- the layer builders' state and helpers (src/nn/model.c) ------------------------- */
+
+typedef struct build_ctx {
+    nerve_model *m;
+    nerve_graph *g;
+    const cfg_doc *d;
+    const cfg_section *s;
+    char name[48];  /* the layer's name: name= or "<section><index>" */
+    int x;          /* the layer's input node; builders leave their output here */
+    double flops;   /* builders set the forward FLOPs per sample */
+    int is_head;    /* set by [softmax] / [cost] */
+    nerve_rng rng;  /* initialisers, seeded from [net] seed */
+    int no_init;    /* get_init() gives zeros (model_from_cfg_ex) */
+} build_ctx;
+
+/* A graph builder failed: keep its message, prefixed with "file:line: [section] name: ". */
+int graph_fail(build_ctx *b, int st);
+/* Elements of one sample of node (its shape without the batch dimension). */
+size_t sample_numel(nerve_graph *g, int node);
+/* activation= (default linear) and init= (default He for the ReLU family, else Glorot). */
+int get_activation(build_ctx *b, nerve_act *act);
+int get_init(build_ctx *b, nerve_act act, nerve_init *init);
+
+/* ---- convolutional layers (src/nn/model_conv.c; see docs/cfg.md) -------------------- */
+
+extern const char *const convolutional_keys[], *const deconvolutional_keys[],
+    *const maxpool_keys[], *const avgpool_keys[], *const local_keys[],
+    *const normalization_keys[], *const route_keys[], *const shortcut_keys[],
+    *const upsample_keys[], *const reorg_keys[];
+int build_convolutional(build_ctx *b);
+int build_deconvolutional(build_ctx *b);
+int build_maxpool(build_ctx *b);
+int build_avgpool(build_ctx *b);
+int build_local(build_ctx *b);
+int build_normalization(build_ctx *b);
+int build_route(build_ctx *b);
+int build_shortcut(build_ctx *b);
+int build_upsample(build_ctx *b);
+int build_reorg(build_ctx *b);
+
+/* Forward multiply-accumulates per sample of the nodes first_node.. of g (one layer's):
+ * the products of dense, conv, conv_transpose, local and rnn nodes, and one per element of
+ * batch norm (its inference form is one multiply-add per element). */
+double model_layer_macs(const nerve_graph *g, int first_node);
 
 #endif

@@ -14,6 +14,8 @@ extern const op_def *const ops_loss[];        /* mse, l1, bce, softmax_ce, nll, 
 extern const op_def *const ops_norm[];        /* dropout, batchnorm, zscore */
 extern const op_def *const ops_recurrent[];   /* rnn, rnn_state, embedding */
 extern const op_def *const ops_conv[];        /* conv, conv_transpose, local */
-extern const op_def *const ops_pool[];        /* pooling, unpooling, resampling, lrn, pixel CE */
+extern const op_def *const ops_pool[];        /* pool, max_unpool */
+extern const op_def *const ops_resample[];    /* upsample, depth_to_space, space_to_depth */
+extern const op_def *const ops_lrn[];         /* lrn, pixel_softmax_ce_loss */
 
 #endif

@@ -1,3 +1,357 @@
-/* PLACEHOLDER: replaced by the real family. */
+/* Pooling operators: max, average, L2-norm and global pooling, and max unpooling.
+ *
+ * x [N, C, H, W] (or [N, C, L], seen as H = 1) is a stack of N*C maps; each output
+ * y[oy, ox] reduces the window of rows oy*sh - ph .. + kh and columns ox*sw - pw .. + kw,
+ * clipped to the map (padding never wins a max and adds nothing to a sum):
+ *   max  y = x[a], a = argmax over the window      dx[a] += dy
+ *   avg  y = sum / d                               dx[i] += dy / d for i in the window
+ *        d = real elements, or with count_include_pad the window clipped to the padded map
+ *   L2   y = sqrt(sum x^2)                         dx[i] += dy x[i] / y  (0 where y = 0)
+ *   global avg / max: one window covering the whole map.
+ * Output size per axis: floor((in + 2p - k) / s) + 1; ceil mode rounds up, then drops a
+ * last window that would start at or past in + p (entirely in the padding).
+ * Max pooling saves each output's argmax (an index into its map, as a float: exact below
+ * 2^24) in scratch; max unpooling reads them back to scatter its input there:
+ *   max_unpool  y[a(o)] += x[o]                    dx[o] += dy[a(o)]
+ *
+ * attr.i[0] = type, i[1] = ceil_mode, i[2] = count_include_pad;
+ * attr.ints[0..1] = kernel (h, w), ints[2..3] = stride, ints[4..5] = padding. */
 #include "ops.h"
-const op_def *const ops_pool[] = {NULL};
+
+#include <math.h>
+#include <string.h>
+
+#define MAX_MAP_ELEMENTS (1 << 24) /* argmax indices are stored exactly as floats */
+
+/* One pooling problem: `planes` maps of H x W reduced to OH x OW. */
+typedef struct pool_geom {
+    size_t planes;
+    int H, W, OH, OW;
+    int kh, kw, sh, sw, ph, pw;
+    int ceil_mode;
+} pool_geom;
+
+static int is_global(int type) { return type == NERVE_POOL_GLOBAL_AVG || type == NERVE_POOL_GLOBAL_MAX; }
+static int takes_argmax(int type) { return type == NERVE_POOL_MAX || type == NERVE_POOL_GLOBAL_MAX; }
+
+static int pooled_extent(int in, int k, int s, int p, int ceil_mode)
+{
+    int span = in + 2 * p - k;
+    int out = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
+    if (ceil_mode && (out - 1) * s >= in + p) /* the last window starts in the padding */
+        out--;
+    return out;
+}
+
+/* The geometry of pooling x with attributes a (the output size is left to the caller). */
+static pool_geom pool_geometry(const node *x, const node_attr *a)
+{
+    pool_geom p = {0};
+    int one_d = x->ndim == 3;
+    p.planes = (size_t)x->dims[0] * (size_t)x->dims[1];
+    p.H = one_d ? 1 : x->dims[2];
+    p.W = one_d ? x->dims[2] : x->dims[3];
+    if (is_global(a->i[0])) {
+        p.kh = p.H, p.kw = p.W, p.sh = p.sw = 1;
+    } else if (one_d) { /* the configuration's first entries apply to L */
+        p.kh = p.sh = 1;
+        p.kw = a->ints[0], p.sw = a->ints[2], p.pw = a->ints[4];
+        p.ceil_mode = a->i[1];
+    } else {
+        p.kh = a->ints[0], p.kw = a->ints[1];
+        p.sh = a->ints[2], p.sw = a->ints[3];
+        p.ph = a->ints[4], p.pw = a->ints[5];
+        p.ceil_mode = a->i[1];
+    }
+    return p;
+}
+
+static void complete_output(pool_geom *p)
+{
+    p->OH = pooled_extent(p->H, p->kh, p->sh, p->ph, p->ceil_mode);
+    p->OW = pooled_extent(p->W, p->kw, p->sw, p->pw, p->ceil_mode);
+}
+
+/* Window of output (oy, ox): rows y0..y1 and columns x0..x1 (exclusive ends) clipped to
+ * the map, and `padded`, its size clipped to the padded map (the count_include_pad divisor). */
+typedef struct window {
+    int y0, y1, x0, x1;
+    int padded;
+} window;
+
+static int min_int(int a, int b) { return a < b ? a : b; }
+static int max_int(int a, int b) { return a > b ? a : b; }
+
+static window pool_window(const pool_geom *p, int oy, int ox)
+{
+    window w;
+    int ys = oy * p->sh - p->ph, xs = ox * p->sw - p->pw;
+    int ye = min_int(ys + p->kh, p->H + p->ph), xe = min_int(xs + p->kw, p->W + p->pw);
+    w.padded = (ye - ys) * (xe - xs);
+    w.y0 = max_int(ys, 0), w.x0 = max_int(xs, 0);
+    w.y1 = min_int(ye, p->H), w.x1 = min_int(xe, p->W);
+    return w;
+}
+
+/* The first maximum of the window in row-major order; a NaN wins and stays, so that a NaN
+ * input shows in the output. */
+static int window_argmax(const float *map, int W, const window *w)
+{
+    int best = w->y0 * W + w->x0;
+    for (int y = w->y0; y < w->y1; y++)
+        for (int x = w->x0; x < w->x1; x++) {
+            float v = map[y * W + x], b = map[best];
+            if (v > b || (v != v && b == b))
+                best = y * W + x;
+        }
+    return best;
+}
+
+/* Sum of the window's elements, or of their squares. */
+static double window_sum(const float *map, int W, const window *w, int squares)
+{
+    double s = 0;
+    for (int y = w->y0; y < w->y1; y++)
+        for (int x = w->x0; x < w->x1; x++) {
+            double v = map[y * W + x];
+            s += squares ? v * v : v;
+        }
+    return s;
+}
+
+/* dmap[i] += scale * (map[i] if map else 1) over the window. */
+static void window_spread(float *dmap, const float *map, int W, const window *w, float scale)
+{
+    for (int y = w->y0; y < w->y1; y++)
+        for (int x = w->x0; x < w->x1; x++)
+            dmap[y * W + x] += scale * (map ? map[y * W + x] : 1.0f);
+}
+
+static int average_divisor(const node *n, const window *w)
+{
+    if (n->attr.i[0] == NERVE_POOL_AVG && n->attr.i[2])
+        return w->padded;
+    return (w->y1 - w->y0) * (w->x1 - w->x0);
+}
+
+/* ---- pool ------------------------------------------------------------------------------ */
+
+static int pool_infer(nerve_graph *g, node *n)
+{
+    const node *x = node_input(g, n, 0);
+    if (x->ndim != 3 && x->ndim != 4)
+        return op_shape_error(n, "input must be [N, C, H, W] or [N, C, L], got rank %d", x->ndim);
+    pool_geom p = pool_geometry(x, &n->attr);
+    if (p.H + 2 * p.ph < p.kh || p.W + 2 * p.pw < p.kw)
+        return op_shape_error(n, "a %dx%d window does not fit a %dx%d map padded by (%d, %d)",
+                              p.kh, p.kw, p.H, p.W, p.ph, p.pw);
+    if (takes_argmax(n->attr.i[0]) && (size_t)p.H * (size_t)p.W > MAX_MAP_ELEMENTS)
+        return op_shape_error(n, "max pooling handles maps of at most %d elements, got %dx%d",
+                              MAX_MAP_ELEMENTS, p.H, p.W);
+    complete_output(&p);
+    node_copy_shape(n, x);
+    n->dims[n->ndim - 1] = p.OW;
+    if (n->ndim == 4)
+        n->dims[2] = p.OH;
+    return NERVE_OK;
+}
+
+static size_t pool_scratch(const nerve_graph *g, const node *n)
+{
+    (void)g;
+    return takes_argmax(n->attr.i[0]) ? node_numel(n) : 0;
+}
+
+/* The node's geometry as of its last infer. */
+static pool_geom node_geometry(nerve_graph *g, const node *n)
+{
+    pool_geom p = pool_geometry(node_input(g, n, 0), &n->attr);
+    complete_output(&p);
+    return p;
+}
+
+static float pool_window_value(const node *n, const float *map, const pool_geom *p,
+                               const window *w, float *argmax)
+{
+    switch (n->attr.i[0]) {
+    case NERVE_POOL_MAX:
+    case NERVE_POOL_GLOBAL_MAX: {
+        int a = window_argmax(map, p->W, w);
+        *argmax = (float)a;
+        return map[a];
+    }
+    case NERVE_POOL_L2:
+        return (float)sqrt(window_sum(map, p->W, w, 1));
+    default:
+        return (float)(window_sum(map, p->W, w, 0) / average_divisor(n, w));
+    }
+}
+
+static void pool_forward(nerve_graph *g, node *n)
+{
+    const float *x = node_input(g, n, 0)->value;
+    pool_geom p = node_geometry(g, n);
+    size_t in_map = (size_t)p.H * p.W, out_map = (size_t)p.OH * p.OW;
+    for (size_t m = 0; m < p.planes; m++)
+        for (int oy = 0; oy < p.OH; oy++)
+            for (int ox = 0; ox < p.OW; ox++) {
+                size_t o = m * out_map + (size_t)oy * p.OW + ox;
+                window w = pool_window(&p, oy, ox);
+                float *argmax = n->scratch ? n->scratch + o : NULL; /* max types only */
+                n->value[o] = pool_window_value(n, x + m * in_map, &p, &w, argmax);
+            }
+}
+
+static void pool_window_backward(const node *n, float *dmap, const float *map, const pool_geom *p,
+                                 const window *w, size_t o)
+{
+    float dy = n->grad[o];
+    switch (n->attr.i[0]) {
+    case NERVE_POOL_MAX:
+    case NERVE_POOL_GLOBAL_MAX:
+        dmap[(size_t)n->scratch[o]] += dy; /* overlapping windows add up here */
+        break;
+    case NERVE_POOL_L2: {
+        float y = n->value[o];
+        if (y > 0.0f)
+            window_spread(dmap, map, p->W, w, dy / y);
+        break;
+    }
+    default:
+        window_spread(dmap, NULL, p->W, w, dy / (float)average_divisor(n, w));
+    }
+}
+
+static void pool_backward(nerve_graph *g, node *n)
+{
+    float *dx = node_input_grad(g, n, 0);
+    if (!dx)
+        return;
+    const float *x = node_input(g, n, 0)->value;
+    pool_geom p = node_geometry(g, n);
+    size_t in_map = (size_t)p.H * p.W, out_map = (size_t)p.OH * p.OW;
+    for (size_t m = 0; m < p.planes; m++)
+        for (int oy = 0; oy < p.OH; oy++)
+            for (int ox = 0; ox < p.OW; ox++) {
+                window w = pool_window(&p, oy, ox);
+                pool_window_backward(n, dx + m * in_map, x + m * in_map, &p, &w,
+                                     m * out_map + (size_t)oy * p.OW + ox);
+            }
+}
+
+static const op_def op_pool = {"pool", pool_infer, pool_scratch, pool_forward, pool_backward, 0};
+
+nerve_pool_config nerve_pool_config_make(nerve_pool_type type, int k, int s, int p)
+{
+    nerve_pool_config c = {0};
+    c.type = type;
+    c.kernel[0] = c.kernel[1] = k;
+    c.stride[0] = c.stride[1] = s;
+    c.pad[0] = c.pad[1] = p;
+    return c;
+}
+
+static int check_pool_config(const nerve_pool_config *c)
+{
+    if ((int)c->type < NERVE_POOL_MAX || (int)c->type > NERVE_POOL_GLOBAL_MAX)
+        return nerve_set_error(NERVE_ERR_ARG, "pool: unknown type %d", (int)c->type);
+    if (is_global(c->type))
+        return NERVE_OK;
+    for (int a = 0; a < 2; a++) {
+        if (c->kernel[a] < 1 || c->stride[a] < 0 || c->pad[a] < 0)
+            return nerve_set_error(NERVE_ERR_ARG,
+                                   "pool: kernel %d, stride %d, padding %d on axis %d (need "
+                                   "kernel >= 1, stride >= 0, padding >= 0)",
+                                   c->kernel[a], c->stride[a], c->pad[a], a);
+        if (2 * c->pad[a] > c->kernel[a]) /* keeps every window on some real element */
+            return nerve_set_error(NERVE_ERR_ARG, "pool: padding %d exceeds half the kernel %d",
+                                   c->pad[a], c->kernel[a]);
+    }
+    return NERVE_OK;
+}
+
+int nerve_pool(nerve_graph *g, int x, const nerve_pool_config *c)
+{
+    if (!c)
+        return nerve_set_error(NERVE_ERR_ARG, "pool: null configuration");
+    int st = check_pool_config(c);
+    if (st)
+        return st;
+    node_attr at = {0};
+    at.i[0] = c->type;
+    at.i[1] = c->ceil_mode != 0;
+    at.i[2] = c->count_include_pad != 0;
+    for (int a = 0; a < 2; a++) {
+        at.ints[a] = c->kernel[a];
+        at.ints[2 + a] = c->stride[a] ? c->stride[a] : c->kernel[a];
+        at.ints[4 + a] = c->pad[a];
+    }
+    static const char *const hints[] = {"maxpool", "avgpool", "l2pool", "global_avgpool",
+                                        "global_maxpool"};
+    return graph_add_op(g, &op_pool, 1, (int[]){x}, &at, hints[c->type]);
+}
+
+/* ---- max unpooling: inputs x (the pool's output shape), pool ------------------------------
+ * Input 1 is the max-pool node itself: its value is not used, but being an input makes it
+ * run before this node and fixes its shapes. */
+
+static int same_shape(const node *a, const node *b)
+{
+    if (a->ndim != b->ndim)
+        return 0;
+    for (int d = 0; d < a->ndim; d++)
+        if (a->dims[d] != b->dims[d])
+            return 0;
+    return 1;
+}
+
+static int max_unpool_infer(nerve_graph *g, node *n)
+{
+    const node *x = node_input(g, n, 0), *pool = node_input(g, n, 1);
+    if (pool->op != &op_pool || !takes_argmax(pool->attr.i[0]))
+        return op_shape_error(n, "input 1 ('%s') must be a max-pool node", pool->name);
+    if (!same_shape(x, pool)) {
+        char xs[64], ps[64];
+        return op_shape_error(n, "input %s must have the pool's output shape %s",
+                              nerve_shape_str(x->ndim, x->dims, xs, sizeof xs),
+                              nerve_shape_str(pool->ndim, pool->dims, ps, sizeof ps));
+    }
+    node_copy_shape(n, node_input(g, pool, 0));
+    return NERVE_OK;
+}
+
+/* Index into y (the pool's input shape) where element o of x goes: its map's argmax. */
+static size_t unpool_target(nerve_graph *g, const node *n, size_t o)
+{
+    const node *x = node_input(g, n, 0), *pool = node_input(g, n, 1);
+    size_t maps = (size_t)n->dims[0] * (size_t)n->dims[1];
+    size_t in_map = node_numel(x) / maps, out_map = node_numel(n) / maps;
+    return (o / in_map) * out_map + (size_t)pool->scratch[o];
+}
+
+static void max_unpool_forward(nerve_graph *g, node *n)
+{
+    const float *x = node_input(g, n, 0)->value;
+    size_t count = node_numel(node_input(g, n, 0));
+    memset(n->value, 0, node_numel(n) * sizeof(float));
+    for (size_t o = 0; o < count; o++)
+        n->value[unpool_target(g, n, o)] += x[o];
+}
+
+static void max_unpool_backward(nerve_graph *g, node *n)
+{
+    float *dx = node_input_grad(g, n, 0);
+    size_t count = node_numel(node_input(g, n, 0));
+    for (size_t o = 0; dx && o < count; o++)
+        dx[o] += n->grad[unpool_target(g, n, o)];
+}
+
+static const op_def op_max_unpool = {"max_unpool", max_unpool_infer, NULL, max_unpool_forward,
+                                     max_unpool_backward, 0};
+
+int nerve_max_unpool(nerve_graph *g, int x, int pool)
+{
+    return graph_add_op(g, &op_max_unpool, 2, (int[]){x, pool}, NULL, "max_unpool");
+}
+
+const op_def *const ops_pool[] = {&op_pool, &op_max_unpool, NULL};

@@ -446,6 +446,40 @@ static int write_plot(const char *path, const char *history)
     return st;
 }
 
+/* ---- augmentation of training batches ------------------------------------------------ */
+
+/* A copy of the cfg's augmentation with the PCA colour statistics of the training set (a
+ * function of the data only, so a resumed run recomputes the same), and its scratch. */
+static int augment_prepare(const nerve_net_config *c, const nerve_dataset *train, nerve_augment *a,
+                           float **scratch)
+{
+    *a = c->augment;
+    *scratch = NULL;
+    if (!a->on)
+        return NERVE_OK;
+    if ((a->on & NERVE_AUG_PCA) && !a->pca_fitted) {
+        nerve_dataset images = *train; /* seen with the model's [3, H, W] (CSV rows are flat) */
+        images.ndim = 3;
+        memcpy(images.dims, c->dims, 3 * sizeof(int));
+        int st = nerve_pca_colour_fit(&images, a->pca_eigval, a->pca_eigvec);
+        if (st)
+            return st;
+        a->pca_fitted = 1;
+    }
+    *scratch = nerve_xalloc_floats(nerve_augment_scratch(c->dims[0], c->dims[1], c->dims[2], 0));
+    return *scratch ? NERVE_OK : NERVE_ERR_NOMEM;
+}
+
+/* Augments batch `batch` of `epoch` in place with a generator that depends on (seed, epoch,
+ * batch) only, so that --resume replays it bit for bit. */
+static int augment_batch(const nerve_net_config *c, const nerve_augment *a, float *x, int n, int epoch,
+                         int batch, float *scratch)
+{
+    nerve_rng r;
+    nerve_augment_seed(&r, c->seed, epoch, batch);
+    return nerve_augment_apply(a, x, NULL, n, c->dims[0], c->dims[1], c->dims[2], 0, &r, scratch);
+}
+
 /* ---- the loop ------------------------------------------------------------------------- */
 
 static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_dataset *val,
@@ -462,6 +496,12 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
     int st = nerve_batcher_init(&b, train, max_batch, 1, c->seed);
     if (st)
         return st;
+    nerve_augment aug;
+    float *aug_scratch;
+    if ((st = augment_prepare(c, train, &aug, &aug_scratch)) != NERVE_OK) {
+        nerve_batcher_free(&b);
+        return st;
+    }
     float *x = nerve_value(g, f->input).data;
     double t_run = now_seconds();
     int ran = 0;
@@ -477,6 +517,8 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
         int batches = 0, n;
         float lr = nerve_schedule_lr(sched, r->iter, epoch - 1);
         while ((n = nerve_batcher_next(&b, x, f->ybuf)) > 0) {
+            if (aug.on && (st = augment_batch(c, &aug, x, n, epoch, batches, aug_scratch)) != NERVE_OK)
+                break;
             if (n != nerve_graph_batch(g) && (st = nerve_graph_set_batch(g, n)) != NERVE_OK)
                 break;
             feed_labels(f, n);
@@ -550,6 +592,7 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
             break;
     }
     nerve_batcher_free(&b);
+    nerve_xfree_aligned(aug_scratch);
     res->epochs_run = ran;
     res->best_epoch = r->best_epoch;
     res->best_val_loss = r->best_val;

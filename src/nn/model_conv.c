@@ -1,0 +1,676 @@
+/* Convolutional layers of cfg files: [convolutional], [deconvolutional], [maxpool],
+ * [avgpool], [local], [normalization], [route], [shortcut], [upsample], [reorg].
+ *
+ * Each builder reads its section (darknet's keys with darknet's meanings, plus nerve's),
+ * adds its nodes after b->x, leaves its output in b->x and sets b->flops. Image layers
+ * take [N, C, H, W]. See docs/cfg.md for every key. */
+#include "model.h"
+
+#include "../core/core.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define MAX_FILTERS (1 << 16)
+#define MAX_KERNEL 1024
+#define MAX_WEIGHTS (1 << 27) /* elements of one weight tensor, as for [connected] */
+#define BN_MOMENTUM 0.1f
+#define BN_EPS 1e-5f
+
+#define TRY(expr)                       \
+    do {                                \
+        int try_st_ = (expr);           \
+        if (try_st_ < 0)                \
+            return try_st_;             \
+    } while (0)
+
+#define GET(has, expr)  \
+    int has = (expr);   \
+    if (has < 0)        \
+        return has
+
+/* ---- shared pieces ------------------------------------------------------------------ */
+
+/* The input of an image layer: [N, C, H, W]; dims receives that shape (N = 1 as built). */
+static int image_input(build_ctx *b, int *dims)
+{
+    int nd;
+    nerve_node_shape(b->g, b->x, &nd, dims);
+    if (nd == 4)
+        return NERVE_OK;
+    char shape[64];
+    return cfg_error(b->d, NERVE_ERR_SHAPE, b->s->line,
+                     "[%s] needs an image (channels, height, width) per sample; the layer "
+                     "before outputs %s per sample", b->s->name,
+                     nerve_shape_str(nd - 1, dims + 1, shape, sizeof shape));
+}
+
+static int weight_param(build_ctx *b, const char *base, const char *role, int ndim,
+                        const int *dims, int *id)
+{
+    char full[96];
+    snprintf(full, sizeof full, "%s.%s", base, role);
+    *id = nerve_param(b->g, full, ndim, dims);
+    return *id < 0 ? graph_fail(b, *id) : NERVE_OK;
+}
+
+/* "<base>.bias" of the given shape, zeros, no decay. */
+static int bias_param(build_ctx *b, const char *base, int ndim, const int *dims, int *id)
+{
+    TRY(weight_param(b, base, "bias", ndim, dims, id));
+    nerve_param_set_decay(b->g, *id, 0);
+    return NERVE_OK;
+}
+
+static int check_weights(build_ctx *b, double n)
+{
+    if (n <= MAX_WEIGHTS)
+        return NERVE_OK;
+    return cfg_error(b->d, NERVE_ERR_FORMAT, b->s->line,
+                     "[%s] needs %.4g weights in one tensor; at most %d", b->s->name, n,
+                     MAX_WEIGHTS);
+}
+
+/* darknet's pad=1 (padding = size/2) or padding=N (explicit, per side); nerve's same=1. */
+static int conv_padding(build_ctx *b, int size, nerve_conv_config *cc)
+{
+    const cfg_doc *d = b->d;
+    const cfg_section *s = b->s;
+    int pad = 0, padding = 0;
+    GET(has_pad, cfg_get_bool(d, s, "pad", &pad));
+    GET(has_padding, cfg_get_int(d, s, "padding", 0, MAX_KERNEL, &padding));
+    TRY(cfg_get_bool(d, s, "same", &cc->same));
+    if (has_pad && has_padding)
+        return cfg_error(d, NERVE_ERR_FORMAT, cfg_find(s, "padding")->line,
+                         "give pad= (1: size/2 zeros per side, darknet) or padding= (zeros per "
+                         "side), not both");
+    if (cc->same && (has_pad || has_padding))
+        return cfg_error(d, NERVE_ERR_FORMAT, cfg_find(s, "same")->line,
+                         "same=1 chooses the padding itself; remove pad= / padding=");
+    int p = pad ? size / 2 : padding;
+    cc->pad_begin[0] = cc->pad_begin[1] = cc->pad_end[0] = cc->pad_end[1] = p;
+    return NERVE_OK;
+}
+
+/* The settings shared by [convolutional], [deconvolutional] and [local]. */
+typedef struct conv_spec {
+    int filters, size;
+    nerve_conv_config cc;
+    nerve_act act;
+    nerve_init init;
+    int bn, bias;
+} conv_spec;
+
+static int parse_conv_spec(build_ctx *b, conv_spec *sp, int grouped)
+{
+    const cfg_doc *d = b->d;
+    const cfg_section *s = b->s;
+    memset(sp, 0, sizeof *sp);
+    sp->cc = nerve_conv_default();
+    sp->size = 1; /* darknet's default */
+    sp->bias = 1;
+    GET(has_filters, cfg_get_int(d, s, "filters", 1, MAX_FILTERS, &sp->filters));
+    if (!has_filters)
+        return cfg_error(d, NERVE_ERR_FORMAT, s->line,
+                         "[%s] needs filters= (the number of output channels)", s->name);
+    TRY(cfg_get_int(d, s, "size", 1, MAX_KERNEL, &sp->size));
+    int stride = 1, dilation = 1;
+    TRY(cfg_get_int(d, s, "stride", 1, MAX_KERNEL, &stride));
+    sp->cc.stride[0] = sp->cc.stride[1] = stride;
+    if (cfg_find(s, "dilation")) {
+        TRY(cfg_get_int(d, s, "dilation", 1, MAX_KERNEL, &dilation));
+        sp->cc.dilation[0] = sp->cc.dilation[1] = dilation;
+    }
+    if (grouped)
+        TRY(cfg_get_int(d, s, "groups", 1, MAX_FILTERS, &sp->cc.groups));
+    TRY(conv_padding(b, sp->size, &sp->cc));
+    if (cfg_find(s, "flip"))
+        TRY(cfg_get_bool(d, s, "flip", &sp->cc.flip));
+    TRY(get_activation(b, &sp->act));
+    if (cfg_find(s, "batch_normalize"))
+        TRY(cfg_get_bool(d, s, "batch_normalize", &sp->bn));
+    GET(has_bias, cfg_get_bool(d, s, "bias", &sp->bias));
+    if (sp->bn && has_bias && sp->bias)
+        return cfg_error(d, NERVE_ERR_FORMAT, cfg_find(s, "bias")->line,
+                         "bias=1 with batch_normalize=1: the batch norm's shift is the bias; "
+                         "expected bias=0 or no bias=");
+    if (sp->bn)
+        sp->bias = 0;
+    return get_init(b, sp->act, &sp->init);
+}
+
+/* Batch norm "<name>.bn" (batch_normalize=1), then the activation: darknet's order. */
+static int norm_and_activate(build_ctx *b, int y, int bn, nerve_act act, const char *base,
+                             int *out)
+{
+    size_t n = sample_numel(b->g, y);
+    if (bn) {
+        char name[64];
+        snprintf(name, sizeof name, "%.50s.bn", base);
+        if ((y = nerve_layer_batchnorm(b->g, y, BN_MOMENTUM, BN_EPS, name)) < 0)
+            return graph_fail(b, y);
+        b->flops += 2.0 * (double)n;
+    }
+    if (act.type != NERVE_ACT_IDENTITY) {
+        if ((y = nerve_activation(b->g, y, act)) < 0)
+            return graph_fail(b, y);
+        b->flops += (double)n;
+    }
+    *out = y;
+    return NERVE_OK;
+}
+
+/* A convolution of b->x's image x (channels c) with "<base>.weight" [O, C/G, k, k] and
+ * "<base>.bias" [O] when bias != 0; *out receives the conv node. */
+static int add_conv(build_ctx *b, int x, int c, const conv_spec *sp, const char *base,
+                    int *out)
+{
+    int groups = sp->cc.groups;
+    if (c % groups || sp->filters % groups)
+        return cfg_error(b->d, NERVE_ERR_SHAPE, b->s->line,
+                         "[%s] groups=%d must divide the %d input channels and the %d filters",
+                         b->s->name, groups, c, sp->filters);
+    int wd[4] = {sp->filters, c / groups, sp->size, sp->size};
+    TRY(check_weights(b, (double)wd[0] * wd[1] * wd[2] * wd[3]));
+    int w, bias = -1;
+    TRY(weight_param(b, base, "weight", 4, wd, &w));
+    if (!b->no_init && nerve_init_param(b->g, w, sp->init, &b->rng) < 0)
+        return graph_fail(b, nerve_last_status());
+    if (sp->bias)
+        TRY(bias_param(b, base, 1, &sp->filters, &bias));
+    int y = nerve_conv(b->g, x, w, bias, &sp->cc);
+    if (y < 0)
+        return graph_fail(b, y);
+    double outputs = (double)sample_numel(b->g, y);
+    b->flops += 2.0 * outputs * (c / groups) * sp->size * sp->size + (sp->bias ? outputs : 0);
+    *out = y;
+    return NERVE_OK;
+}
+
+/* ---- [convolutional], [deconvolutional], [local] ------------------------------------- */
+
+const char *const convolutional_keys[] = {
+    "filters", "size", "stride", "pad", "padding", "dilation", "groups", "same", "flip",
+    "batch_normalize", "bias", "activation", "init", "name", NULL};
+
+int build_convolutional(build_ctx *b)
+{
+    conv_spec sp;
+    int dims[NERVE_MAX_DIMS], y = -1;
+    TRY(image_input(b, dims));
+    TRY(parse_conv_spec(b, &sp, 1));
+    TRY(add_conv(b, b->x, dims[1], &sp, b->name, &y));
+    TRY(norm_and_activate(b, y, sp.bn, sp.act, b->name, &b->x));
+    return NERVE_OK;
+}
+
+const char *const deconvolutional_keys[] = {
+    "filters", "size", "stride", "pad", "padding", "output_padding", "dilation", "groups",
+    "same", "flip", "batch_normalize", "bias", "activation", "init", "name", NULL};
+
+/* Transposed convolution: "<name>.weight" [C, O/G, k, k]. */
+int build_deconvolutional(build_ctx *b)
+{
+    conv_spec sp;
+    int dims[NERVE_MAX_DIMS];
+    TRY(image_input(b, dims));
+    TRY(parse_conv_spec(b, &sp, 1));
+    int op = 0, c = dims[1], groups = sp.cc.groups;
+    TRY(cfg_get_int(b->d, b->s, "output_padding", 0, MAX_KERNEL, &op));
+    if (c % groups || sp.filters % groups)
+        return cfg_error(b->d, NERVE_ERR_SHAPE, b->s->line,
+                         "[deconvolutional] groups=%d must divide the %d input channels and the "
+                         "%d filters", groups, c, sp.filters);
+    int wd[4] = {c, sp.filters / groups, sp.size, sp.size};
+    TRY(check_weights(b, (double)wd[0] * wd[1] * wd[2] * wd[3]));
+    int w, bias = -1;
+    TRY(weight_param(b, b->name, "weight", 4, wd, &w));
+    if (!b->no_init && nerve_init_param(b->g, w, sp.init, &b->rng) < 0)
+        return graph_fail(b, nerve_last_status());
+    if (sp.bias)
+        TRY(bias_param(b, b->name, 1, &sp.filters, &bias));
+    int y = nerve_conv_transpose(b->g, b->x, w, bias, &sp.cc, (int[]){op, op});
+    if (y < 0)
+        return graph_fail(b, y);
+    double in = (double)sample_numel(b->g, b->x);
+    b->flops = 2.0 * in * wd[1] * sp.size * sp.size +
+               (sp.bias ? (double)sample_numel(b->g, y) : 0);
+    return norm_and_activate(b, y, sp.bn, sp.act, b->name, &b->x);
+}
+
+const char *const local_keys[] = {"filters", "size", "stride", "pad", "padding", "same",
+                                  "flip", "bias", "activation", "init", "name", NULL};
+
+static int out_size(int n, int k, int s, int pb, int pe) { return (n + pb + pe - k) / s + 1; }
+
+/* Locally connected: "<name>.weight" [OH*OW, O, C, k, k] and, as darknet has it, one bias
+ * per output element "<name>.bias" [O, OH, OW]. */
+int build_local(build_ctx *b)
+{
+    conv_spec sp;
+    int dims[NERVE_MAX_DIMS];
+    TRY(image_input(b, dims));
+    TRY(parse_conv_spec(b, &sp, 0));
+    const nerve_conv_config *cc = &sp.cc;
+    int oh = cc->same ? (dims[2] + cc->stride[0] - 1) / cc->stride[0]
+                      : out_size(dims[2], sp.size, cc->stride[0], cc->pad_begin[0], cc->pad_end[0]);
+    int ow = cc->same ? (dims[3] + cc->stride[1] - 1) / cc->stride[1]
+                      : out_size(dims[3], sp.size, cc->stride[1], cc->pad_begin[1], cc->pad_end[1]);
+    if (oh < 1 || ow < 1)
+        return cfg_error(b->d, NERVE_ERR_SHAPE, b->s->line,
+                         "[local] a %dx%d kernel does not fit the %dx%d input", sp.size,
+                         sp.size, dims[2], dims[3]);
+    int wd[5] = {oh * ow, sp.filters, dims[1], sp.size, sp.size};
+    double n = (double)wd[0] * wd[1] * wd[2] * wd[3] * wd[4];
+    TRY(check_weights(b, n));
+    int w, bias = -1;
+    TRY(weight_param(b, b->name, "weight", 5, wd, &w));
+    /* Fans of one position's kernel [O, C, k, k], not of the stacked tensor. */
+    if (!b->no_init)
+        nerve_init_fill(nerve_value(b->g, w).data, (size_t)n, 4, wd + 1, sp.init, &b->rng);
+    if (sp.bias)
+        TRY(bias_param(b, b->name, 3, (int[]){sp.filters, oh, ow}, &bias));
+    int y = nerve_local(b->g, b->x, w, bias, cc);
+    if (y < 0)
+        return graph_fail(b, y);
+    b->flops = 2.0 * n + (sp.bias ? (double)sample_numel(b->g, y) : 0);
+    return norm_and_activate(b, y, 0, sp.act, b->name, &b->x);
+}
+
+/* ---- pooling ------------------------------------------------------------------------- */
+
+const char *const maxpool_keys[] = {"size", "stride", "padding", "ceil_mode", "name", NULL};
+
+static int pool_node(build_ctx *b, int x, const nerve_pool_config *pc, int *out)
+{
+    int y = nerve_pool(b->g, x, pc);
+    if (y < 0)
+        return graph_fail(b, y);
+    *out = y;
+    return NERVE_OK;
+}
+
+/* ceil_mode=1 (PyTorch's): symmetric padding/2 per side, sizes rounded up. */
+static int ceil_pool(build_ctx *b, nerve_pool_config *pc, int total, int *y)
+{
+    if (total % 2)
+        return cfg_error(b->d, NERVE_ERR_FORMAT, cfg_find(b->s, "padding")->line,
+                         "with ceil_mode=1, padding=%d must be even (padding/2 zeros per side)",
+                         total);
+    pc->pad[0] = pc->pad[1] = total / 2;
+    pc->ceil_mode = 1;
+    return pool_node(b, b->x, pc, y);
+}
+
+/* darknet's total padding P: windows start at o*s - floor(P/2) and there are
+ * floor((n + P - k)/s) + 1 of them; out-of-image positions never win. nerve's pool pads
+ * symmetrically, so an odd P is mapped exactly: at stride 1 by padding ceil(P/2) per side
+ * and dropping the first row and column, at larger strides by padding floor(P/2) and
+ * rounding the size up (ceil mode) when darknet's formula gives one more window. */
+static int darknet_pool(build_ctx *b, nerve_pool_config *pc, int total, const int *dims,
+                        int *y)
+{
+    int k = pc->kernel[0], s = pc->stride[0], half = total / 2;
+    if (total % 2 == 0 || s > 1) {
+        pc->pad[0] = pc->pad[1] = half;
+        int a = dims[2] + 2 * half - k, c = dims[3] + 2 * half - k;
+        pc->ceil_mode = total % 2 && ((a + 1) % s == 0 || (c + 1) % s == 0);
+        if (pc->ceil_mode && (a + 1) % s != (c + 1) % s)
+            return cfg_error(b->d, NERVE_ERR_FORMAT, b->s->line,
+                             "[maxpool] an odd padding=%d on a non-square %dx%d input cannot be "
+                             "mapped; give an even padding", total, dims[2], dims[3]);
+        return pool_node(b, b->x, pc, y);
+    }
+    pc->pad[0] = pc->pad[1] = half + 1;
+    int p = -1;
+    TRY(pool_node(b, b->x, pc, &p));
+    int ph = nerve_slice(b->g, p, 2, 1, dims[2] + total - k + 2);
+    int pw = ph < 0 ? ph : nerve_slice(b->g, ph, 3, 1, dims[3] + total - k + 2);
+    if (pw < 0)
+        return graph_fail(b, pw);
+    *y = pw;
+    return NERVE_OK;
+}
+
+int build_maxpool(build_ctx *b)
+{
+    const cfg_doc *d = b->d;
+    const cfg_section *s = b->s;
+    int dims[NERVE_MAX_DIMS];
+    TRY(image_input(b, dims));
+    int stride = 1, size = 0, ceil_mode = 0;
+    TRY(cfg_get_int(d, s, "stride", 1, MAX_KERNEL, &stride));
+    size = stride; /* darknet: size defaults to the stride, the stride to 1 */
+    TRY(cfg_get_int(d, s, "size", 1, MAX_KERNEL, &size));
+    TRY(cfg_get_bool(d, s, "ceil_mode", &ceil_mode));
+    int total = ceil_mode ? 0 : size - 1;
+    TRY(cfg_get_int(d, s, "padding", 0, 2 * size - 2, &total));
+    if (total / 2 + total % 2 > size / 2)
+        return cfg_error(d, NERVE_ERR_FORMAT, cfg_find(s, "padding")->line,
+                         "padding=%d is too large for size=%d: at most %d", total, size,
+                         size % 2 ? size - 1 : size);
+    nerve_pool_config pc = nerve_pool_config_make(NERVE_POOL_MAX, size, stride, 0);
+    int y = -1;
+    TRY(ceil_mode ? ceil_pool(b, &pc, total, &y) : darknet_pool(b, &pc, total, dims, &y));
+    b->flops = (double)sample_numel(b->g, y) * size * size;
+    b->x = y;
+    return NERVE_OK;
+}
+
+const char *const avgpool_keys[] = {"size", "stride", "padding", "ceil_mode",
+                                    "count_include_pad", "name", NULL};
+
+/* darknet's [avgpool] is global: [N, C, H, W] -> [N, C] (a vector, as darknet treats its
+ * C x 1 x 1 output). size= makes it a windowed average pool (nerve). */
+int build_avgpool(build_ctx *b)
+{
+    const cfg_doc *d = b->d;
+    const cfg_section *s = b->s;
+    int dims[NERVE_MAX_DIMS];
+    TRY(image_input(b, dims));
+    int size = 0, stride = 0, total = 0, y = -1;
+    GET(has_size, cfg_get_int(d, s, "size", 1, MAX_KERNEL, &size));
+    if (!has_size) {
+        for (const char *const *k = avgpool_keys; strcmp(*k, "name"); k++)
+            if (strcmp(*k, "size") && cfg_find(s, *k))
+                return cfg_error(d, NERVE_ERR_FORMAT, cfg_find(s, *k)->line,
+                                 "%s has no effect on a global [avgpool]; give size= for a "
+                                 "windowed one", *k);
+        nerve_pool_config pc = nerve_pool_config_make(NERVE_POOL_GLOBAL_AVG, 1, 1, 0);
+        TRY(pool_node(b, b->x, &pc, &y));
+        if ((y = nerve_flatten(b->g, y)) < 0)
+            return graph_fail(b, y);
+        b->flops = (double)dims[1] * dims[2] * dims[3];
+        b->x = y;
+        return NERVE_OK;
+    }
+    stride = size;
+    TRY(cfg_get_int(d, s, "stride", 1, MAX_KERNEL, &stride));
+    TRY(cfg_get_int(d, s, "padding", 0, size, &total));
+    if (total % 2)
+        return cfg_error(d, NERVE_ERR_FORMAT, cfg_find(s, "padding")->line,
+                         "[avgpool] padding=%d must be even (padding/2 zeros per side)", total);
+    nerve_pool_config pc = nerve_pool_config_make(NERVE_POOL_AVG, size, stride, total / 2);
+    TRY(cfg_get_bool(d, s, "ceil_mode", &pc.ceil_mode));
+    TRY(cfg_get_bool(d, s, "count_include_pad", &pc.count_include_pad));
+    TRY(pool_node(b, b->x, &pc, &y));
+    b->flops = (double)sample_numel(b->g, y) * size * size;
+    b->x = y;
+    return NERVE_OK;
+}
+
+/* ---- [normalization]: local response normalisation ---------------------------------- */
+
+const char *const normalization_keys[] = {"size", "alpha", "beta", "kappa", "within_map",
+                                          "name", NULL};
+
+int build_normalization(build_ctx *b)
+{
+    const cfg_doc *d = b->d;
+    const cfg_section *s = b->s;
+    int size = 5, within = 0;
+    float alpha = 1e-4f, beta = 0.75f, kappa = 1.0f; /* darknet's defaults */
+    const cfg_range any_pos = {0, INFINITY, 1, 0}, non_neg = {0, INFINITY, 0, 0};
+    TRY(cfg_get_int(d, s, "size", 1, MAX_KERNEL, &size));
+    TRY(cfg_get_float(d, s, "alpha", non_neg, &alpha));
+    TRY(cfg_get_float(d, s, "beta", non_neg, &beta));
+    TRY(cfg_get_float(d, s, "kappa", any_pos, &kappa));
+    TRY(cfg_get_bool(d, s, "within_map", &within));
+    int y = nerve_lrn(b->g, b->x, size, alpha, beta, kappa, within);
+    if (y < 0)
+        return graph_fail(b, y);
+    double window = within ? (double)size * size : size;
+    b->flops = (double)sample_numel(b->g, y) * (2 * window + 4);
+    b->x = y;
+    return NERVE_OK;
+}
+
+/* ---- [route] and [shortcut] ------------------------------------------------------------ */
+
+/* A layer index as darknet reads it: negative is relative to this layer, otherwise
+ * absolute (0 = the first layer after [net]); it must name an earlier layer. */
+static int resolve_layer(build_ctx *b, const char *key, int index, int *layer)
+{
+    int here = b->m->n_layers, at = index < 0 ? here + index : index;
+    if (at < 0 || at >= here)
+        return cfg_error(b->d, NERVE_ERR_FORMAT, cfg_find(b->s, key)->line,
+                         "%s = %d does not name an earlier layer: this is layer %d, so relative "
+                         "indices run from -1 to %d and absolute ones from 0 to %d",
+                         key, index, here, -here, here - 1);
+    *layer = at;
+    return NERVE_OK;
+}
+
+static void layer_shape(build_ctx *b, int layer, int *nd, int *dims, char *str, size_t size)
+{
+    nerve_node_shape(b->g, b->m->layer_out[layer], nd, dims);
+    nerve_shape_str(*nd - 1, dims + 1, str, size);
+}
+
+const char *const route_keys[] = {"layers", "name", NULL};
+
+/* Concatenation of earlier layers' outputs along the channels; one layer: its output. */
+int build_route(build_ctx *b)
+{
+    int idx[NERVE_MAX_INPUTS], n = 0, xs[NERVE_MAX_INPUTS];
+    GET(has, cfg_get_int_list(b->d, b->s, "layers", INT_MIN / 2, INT_MAX / 2, idx,
+                              NERVE_MAX_INPUTS, &n));
+    if (!has || n == 0)
+        return cfg_error(b->d, NERVE_ERR_FORMAT, b->s->line,
+                         "[route] needs layers= (a comma list of earlier layers: -1 the "
+                         "previous one, 0 the first after [net])");
+    int nd0, d0[NERVE_MAX_DIMS];
+    char s0[64], si[64];
+    for (int i = 0; i < n; i++) {
+        int at = 0, nd, dims[NERVE_MAX_DIMS];
+        TRY(resolve_layer(b, "layers", idx[i], &at));
+        xs[i] = b->m->layer_out[at];
+        layer_shape(b, at, i ? &nd : &nd0, i ? dims : d0, i ? si : s0, sizeof s0);
+        if (i == 0)
+            continue;
+        int fits = nd == nd0 && nd >= 2;
+        for (int k = 2; fits && k < nd; k++)
+            fits = dims[k] == d0[k];
+        if (!fits)
+            return cfg_error(b->d, NERVE_ERR_SHAPE, cfg_find(b->s, "layers")->line,
+                             "[route] cannot concatenate layer %d's %s with layer %d's %s along "
+                             "the channels: every other axis must match", at, si,
+                             idx[0] < 0 ? b->m->n_layers + idx[0] : idx[0], s0);
+    }
+    int y = n == 1 ? xs[0] : nerve_concat(b->g, n, xs, 1);
+    if (y < 0)
+        return graph_fail(b, y);
+    b->flops = 0; /* a copy */
+    b->x = y;
+    return NERVE_OK;
+}
+
+const char *const shortcut_keys[] = {"from", "activation", "batch_normalize", "init", "name",
+                                     NULL};
+
+/* The stride s of a 1x1 projection taking an h x w map to oh x ow: ceil(h/s) == oh and
+ * ceil(w/s) == ow; 0 if there is none. */
+static int projection_stride(int h, int w, int oh, int ow)
+{
+    for (int s = 1; s <= h || s <= w; s++)
+        if ((h + s - 1) / s == oh && (w + s - 1) / s == ow)
+            return s;
+    return 0;
+}
+
+/* from's output projected to the previous layer's shape: a 1x1 convolution with the
+ * needed stride and channels ("<name>.proj"), batch norm without bias if
+ * batch_normalize=1. */
+static int project(build_ctx *b, int src, const int *sd, const int *pd, int *out)
+{
+    conv_spec sp;
+    memset(&sp, 0, sizeof sp);
+    sp.cc = nerve_conv_default();
+    sp.cc.stride[0] = sp.cc.stride[1] = projection_stride(sd[2], sd[3], pd[2], pd[3]);
+    sp.filters = pd[1];
+    sp.size = 1;
+    TRY(cfg_get_bool(b->d, b->s, "batch_normalize", &sp.bn));
+    sp.bias = !sp.bn;
+    const cfg_entry *e = cfg_find(b->s, "init");
+    char q[80];
+    if (nerve_init_parse(e ? e->value : "he", &sp.init) < 0)
+        return cfg_error(b->d, NERVE_ERR_FORMAT, e->line, "init = '%s' is unknown",
+                         cfg_quote(e->value, q, sizeof q));
+    char base[64];
+    snprintf(base, sizeof base, "%.40s.proj", b->name);
+    int y;
+    TRY(add_conv(b, src, sd[1], &sp, base, &y));
+    return norm_and_activate(b, y, sp.bn, nerve_act_default(NERVE_ACT_IDENTITY), base, out);
+}
+
+/* Residual addition: activation(previous layer + layer `from`). When the shapes differ,
+ * `from` goes through a projection (nerve's addition to darknet, as ResNet does). */
+int build_shortcut(build_ctx *b)
+{
+    int from = 0, at = 0;
+    GET(has_from, cfg_get_int(b->d, b->s, "from", INT_MIN / 2, INT_MAX / 2, &from));
+    if (!has_from)
+        return cfg_error(b->d, NERVE_ERR_FORMAT, b->s->line,
+                         "[shortcut] needs from= (the earlier layer added to the previous one, "
+                         "e.g. -3)");
+    TRY(resolve_layer(b, "from", from, &at));
+    nerve_act act;
+    TRY(get_activation(b, &act));
+    int snd, sd[NERVE_MAX_DIMS], pnd, pd[NERVE_MAX_DIMS];
+    char ss[64], ps[64];
+    layer_shape(b, at, &snd, sd, ss, sizeof ss);
+    nerve_node_shape(b->g, b->x, &pnd, pd);
+    nerve_shape_str(pnd - 1, pd + 1, ps, sizeof ps);
+    int src = b->m->layer_out[at];
+    int same = snd == pnd && !memcmp(sd, pd, (size_t)snd * sizeof(int));
+    if (!same) {
+        if (snd != 4 || pnd != 4 || !projection_stride(sd[2], sd[3], pd[2], pd[3]))
+            return cfg_error(b->d, NERVE_ERR_SHAPE, cfg_find(b->s, "from")->line,
+                             "[shortcut] layer %d's %s cannot be projected onto the previous "
+                             "layer's %s: a 1x1 convolution with stride s gives "
+                             "ceil(height/s) x ceil(width/s) maps of an image", at, ss, ps);
+        TRY(project(b, src, sd, pd, &src));
+    } else if (cfg_find(b->s, "batch_normalize")) {
+        return cfg_error(b->d, NERVE_ERR_FORMAT, cfg_find(b->s, "batch_normalize")->line,
+                         "batch_normalize applies to the projection, and layer %d's %s needs "
+                         "none: it already matches the previous layer", at, ss);
+    }
+    int y = nerve_add(b->g, b->x, src);
+    if (y < 0)
+        return graph_fail(b, y);
+    b->flops += (double)sample_numel(b->g, y);
+    return norm_and_activate(b, y, 0, act, b->name, &b->x);
+}
+
+/* ---- resampling ---------------------------------------------------------------------- */
+
+const char *const upsample_keys[] = {"stride", "mode", "name", NULL};
+
+int build_upsample(build_ctx *b)
+{
+    static const struct { const char *name; nerve_upsample_mode mode; } modes[] = {
+        {"nearest", NERVE_UPSAMPLE_NEAREST},
+        {"bilinear", NERVE_UPSAMPLE_BILINEAR},
+        {"bed_of_nails", NERVE_UPSAMPLE_BED_OF_NAILS}};
+    int dims[NERVE_MAX_DIMS], stride = 2;
+    TRY(image_input(b, dims));
+    TRY(cfg_get_int(b->d, b->s, "stride", 1, MAX_KERNEL, &stride));
+    const cfg_entry *e = cfg_find(b->s, "mode");
+    size_t i = 0;
+    while (e && i < NERVE_ARRAY_LEN(modes) && strcmp(e->value, modes[i].name))
+        i++;
+    if (i == NERVE_ARRAY_LEN(modes)) {
+        char q[80];
+        return cfg_error(b->d, NERVE_ERR_FORMAT, e->line,
+                         "mode = '%s' is unknown; expected nearest, bilinear or bed_of_nails",
+                         cfg_quote(e->value, q, sizeof q));
+    }
+    int y = nerve_upsample(b->g, b->x, stride, modes[i].mode);
+    if (y < 0)
+        return graph_fail(b, y);
+    b->flops = modes[i].mode == NERVE_UPSAMPLE_BILINEAR ? 4.0 * (double)sample_numel(b->g, y) : 0;
+    b->x = y;
+    return NERVE_OK;
+}
+
+const char *const reorg_keys[] = {"stride", "reverse", "name", NULL};
+
+/* Space-to-depth by stride (reverse=1: depth-to-space), in nerve's (ONNX DCR) order. */
+int build_reorg(build_ctx *b)
+{
+    int dims[NERVE_MAX_DIMS], stride = 2, reverse = 0;
+    TRY(image_input(b, dims));
+    TRY(cfg_get_int(b->d, b->s, "stride", 1, MAX_KERNEL, &stride));
+    TRY(cfg_get_bool(b->d, b->s, "reverse", &reverse));
+    int y = reverse ? nerve_depth_to_space(b->g, b->x, stride)
+                    : nerve_space_to_depth(b->g, b->x, stride);
+    if (y < 0)
+        return graph_fail(b, y);
+    b->flops = 0;
+    b->x = y;
+    return NERVE_OK;
+}
+
+/* ---- multiply-accumulates ------------------------------------------------------------ */
+
+static size_t node_sample_numel(const nerve_graph *g, int node)
+{
+    int nd, dims[NERVE_MAX_DIMS];
+    if (nerve_node_shape(g, node, &nd, dims) < 0 || nd < 1)
+        return 0;
+    return nerve_shape_numel(nd - 1, dims + 1);
+}
+
+static double node_numel(const nerve_graph *g, int node)
+{
+    int nd, dims[NERVE_MAX_DIMS];
+    if (nerve_node_shape(g, node, &nd, dims) < 0)
+        return 0;
+    return (double)nerve_shape_numel(nd, dims);
+}
+
+static int dim0(const nerve_graph *g, int node)
+{
+    int nd, dims[NERVE_MAX_DIMS];
+    return nerve_node_shape(g, node, &nd, dims) < 0 || nd < 1 ? 1 : dims[0];
+}
+
+/* The rnn node's products: every 2-D parameter of the layer (w_ih, w_hh, peephole) is used
+ * once per step. */
+static double rnn_macs(const nerve_graph *g, int rnn, int first_node)
+{
+    double per_step = 0;
+    for (int i = first_node; i < rnn; i++) {
+        int nd, dims[NERVE_MAX_DIMS];
+        if (nerve_node_kind(g, i) == NERVE_NODE_PARAM && nerve_node_shape(g, i, &nd, dims) == 0 &&
+            nd == 2)
+            per_step += (double)dims[0] * dims[1];
+    }
+    return per_step * dim0(g, nerve_node_input(g, rnn, 0));
+}
+
+double model_layer_macs(const nerve_graph *g, int first_node)
+{
+    double macs = 0;
+    for (int i = first_node; i < nerve_node_count(g); i++) {
+        const char *op = nerve_node_op(g, i);
+        if (!strcmp(op, "dense") || !strcmp(op, "conv")) {
+            /* w [O, ...]: each output element costs numel(w) / O */
+            int w = nerve_node_input(g, i, 1);
+            macs += (double)node_sample_numel(g, i) * node_numel(g, w) / dim0(g, w);
+        } else if (!strcmp(op, "conv_transpose")) {
+            /* w [C, ...]: each input element scatters numel(w) / C products */
+            int x = nerve_node_input(g, i, 0), w = nerve_node_input(g, i, 1);
+            macs += (double)node_sample_numel(g, x) * node_numel(g, w) / dim0(g, w);
+        } else if (!strcmp(op, "local")) {
+            macs += node_numel(g, nerve_node_input(g, i, 1)); /* each weight once */
+        } else if (!strcmp(op, "batchnorm")) {
+            macs += (double)node_sample_numel(g, i);
+        } else if (!strcmp(op, "rnn")) {
+            macs += rnn_macs(g, i, first_node);
+        }
+    }
+    return macs;
+}

@@ -1,0 +1,450 @@
+/* Pooling family: max / average / L2 / global pooling, ceil mode and padding, and
+ * unpooling (nearest, bed of nails, max unpooling through a paired pool). The course's
+ * test vectors, values worked out by hand below, and finite-difference gradient checks. */
+#include "test.h"
+
+#include <string.h>
+
+/* ---- helpers ----------------------------------------------------------------------------- */
+
+static void set_values(nerve_graph *g, int id, const float *v, size_t n)
+{
+    memcpy(nerve_value(g, id).data, v, n * sizeof(float));
+}
+
+static void fill_uniform(nerve_graph *g, int id, float lo, float hi, nerve_rng *r)
+{
+    nerve_tensor t = nerve_value(g, id);
+    for (size_t k = 0; k < nerve_tensor_numel(&t); k++)
+        t.data[k] = lo + (hi - lo) * nerve_rng_uniform(r);
+}
+
+/* Distinct values 0.1 apart in a random order (centred on 0): no two elements of a max
+ * window are closer than a finite-difference step, so the argmax never flips. */
+static void fill_distinct(nerve_graph *g, int id, nerve_rng *r)
+{
+    nerve_tensor t = nerve_value(g, id);
+    size_t n = nerve_tensor_numel(&t);
+    int order[512];
+    for (size_t k = 0; k < n; k++)
+        order[k] = (int)k;
+    nerve_rng_shuffle(r, order, (int)n);
+    for (size_t k = 0; k < n; k++)
+        t.data[k] = 0.1f * (float)order[k] - 0.05f * (float)n;
+}
+
+/* loss = sum(y * w) with w a parameter of y's per-sample shape: linear in y, so the finite
+ * differences of piecewise-linear operators are exact, and dloss/dy = w. */
+static int linear_loss(nerve_graph *g, int y, int *w)
+{
+    int nd, dims[NERVE_MAX_DIMS];
+    *w = -1;
+    if (nerve_node_shape(g, y, &nd, dims) < 0)
+        return nerve_last_status();
+    *w = nerve_param(g, "loss_w", nd - 1, dims + 1);
+    return nerve_sum(g, nerve_mul(g, y, *w), NERVE_AXIS_ALL, 0);
+}
+
+static nerve_pool_config pool_cfg(nerve_pool_type type, int k, int s, int p, int ceil_mode,
+                                  int include_pad)
+{
+    nerve_pool_config c = nerve_pool_config_make(type, k, s, p);
+    c.ceil_mode = ceil_mode;
+    c.count_include_pad = include_pad;
+    return c;
+}
+
+/* Pools a single map of h x w given row-major into out (the output's numel). */
+static int pool_map(const nerve_pool_config *c, int h, int w, const float *x, float *out,
+                    int *oh, int *ow)
+{
+    nerve_graph *g = nerve_graph_create();
+    int in = nerve_input(g, "x", 4, (int[]){1, 1, h, w});
+    int y = nerve_pool(g, in, c);
+    int st = y < 0 ? y : nerve_graph_compile(g, 1);
+    if (st >= 0) {
+        set_values(g, in, x, (size_t)h * w);
+        nerve_forward(g, y);
+        nerve_tensor t = nerve_value(g, y);
+        *oh = t.dims[2];
+        *ow = t.dims[3];
+        memcpy(out, t.data, nerve_tensor_numel(&t) * sizeof(float));
+    }
+    nerve_graph_free(g);
+    return st;
+}
+
+/* ---- forward values ---------------------------------------------------------------------- */
+
+TEST(max_pool_matches_the_course_vector)
+{
+    const float x[] = {1, 0, 2, 3, 4, 6, 6, 8, 3, 1, 1, 0, 1, 2, 2, 4};
+    const float want[] = {6, 8, 3, 4};
+    nerve_pool_config c = nerve_pool_config_make(NERVE_POOL_MAX, 2, 0, 0);
+    float y[16];
+    int oh, ow;
+    CHECK_OK(pool_map(&c, 4, 4, x, y, &oh, &ow));
+    CHECK(oh == 2 && ow == 2);
+    CHECK_ARRAY_NEAR(y, want, 4, 0);
+}
+
+TEST(average_pool_counts_padding_only_when_asked)
+{
+    /* [[1,2,3],[4,5,6],[7,8,9]], 2x2 windows, stride 2, padding 1: the windows hold
+     * {1}, {2,3}, {4,7}, {5,6,8,9}; padded, each window has 4 places. */
+    const float x[] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    const float real[] = {1, 2.5f, 5.5f, 7}, padded[] = {0.25f, 1.25f, 2.75f, 7};
+    float y[16];
+    int oh, ow;
+    nerve_pool_config c = pool_cfg(NERVE_POOL_AVG, 2, 2, 1, 0, 0);
+    CHECK_OK(pool_map(&c, 3, 3, x, y, &oh, &ow));
+    CHECK(oh == 2 && ow == 2);
+    CHECK_ARRAY_NEAR(y, real, 4, 1e-6);
+    c.count_include_pad = 1;
+    CHECK_OK(pool_map(&c, 3, 3, x, y, &oh, &ow));
+    CHECK_ARRAY_NEAR(y, padded, 4, 1e-6);
+}
+
+TEST(ceil_mode_average_windows_stop_at_the_padded_edge)
+{
+    /* 5x5 map x[i][j] = 5i + j, 2x2/2, ceil mode: 3x3 outputs; the last row/column of
+     * windows holds one real row/column, and even with count_include_pad the divisor only
+     * counts places inside the (unpadded) map, since the window overhangs no padding. */
+    float x[25], y[16];
+    for (int i = 0; i < 25; i++)
+        x[i] = (float)i;
+    const float want[] = {3, 5, 6.5f, 13, 15, 16.5f, 20.5f, 22.5f, 24};
+    for (int include = 0; include <= 1; include++) {
+        nerve_pool_config c = pool_cfg(NERVE_POOL_AVG, 2, 2, 0, 1, include);
+        int oh, ow;
+        CHECK_OK(pool_map(&c, 5, 5, x, y, &oh, &ow));
+        CHECK(oh == 3 && ow == 3);
+        CHECK_ARRAY_NEAR(y, want, 9, 1e-6);
+    }
+}
+
+TEST(ceil_mode_output_sizes_round_up_and_drop_windows_in_the_padding)
+{
+    float x[36] = {0}, y[64];
+    int oh, ow;
+    for (int i = 0; i < 36; i++)
+        x[i] = (float)i; /* x[i][j] = 6i + j */
+    /* 3x3/2 on 6x6: floor((6 - 3) / 2) + 1 = 2, ceil: 3 */
+    nerve_pool_config c = pool_cfg(NERVE_POOL_MAX, 3, 2, 0, 0, 0);
+    CHECK_OK(pool_map(&c, 6, 6, x, y, &oh, &ow));
+    CHECK(oh == 2 && ow == 2);
+    const float floor_want[] = {14, 16, 26, 28};
+    CHECK_ARRAY_NEAR(y, floor_want, 4, 0);
+    c.ceil_mode = 1;
+    CHECK_OK(pool_map(&c, 6, 6, x, y, &oh, &ow));
+    CHECK(oh == 3 && ow == 3);
+    const float ceil_want[] = {14, 16, 17, 26, 28, 29, 32, 34, 35}; /* last windows: 2 wide */
+    CHECK_ARRAY_NEAR(y, ceil_want, 9, 0);
+    /* 2x2/2 with padding 1 on 5x5: ceil((5 + 2 - 2) / 2) + 1 = 4, but the 4th window would
+     * start at 5 = in + pad, entirely in the padding: dropped, so 3 (as floor gives). */
+    c = pool_cfg(NERVE_POOL_MAX, 2, 2, 1, 1, 0);
+    CHECK_OK(pool_map(&c, 5, 5, x, y, &oh, &ow));
+    CHECK(oh == 3 && ow == 3);
+    /* 2x2/2 with padding 1 on 4x4, ceil: ceil(4/2) + 1 = 3, last starts at 3 < 5: kept */
+    CHECK_OK(pool_map(&c, 4, 4, x, y, &oh, &ow));
+    CHECK(oh == 3 && ow == 3);
+}
+
+TEST(l2_pool_is_the_root_of_the_sum_of_squares)
+{
+    const float x[] = {3, 0, 1, 2, 4, 0, 2, 4}; /* 2x4: windows {3,0,4,0}, {1,2,2,4} */
+    const float want[] = {5, 5};
+    float y[4];
+    int oh, ow;
+    nerve_pool_config c = nerve_pool_config_make(NERVE_POOL_L2, 2, 2, 0);
+    CHECK_OK(pool_map(&c, 2, 4, x, y, &oh, &ow));
+    CHECK(oh == 1 && ow == 2);
+    CHECK_ARRAY_NEAR(y, want, 2, 1e-6);
+}
+
+TEST(global_pools_reduce_each_map_to_one_value)
+{
+    nerve_graph *g = nerve_graph_create();
+    int x = nerve_input(g, "x", 4, (int[]){1, 2, 2, 3});
+    nerve_pool_config avg = {.type = NERVE_POOL_GLOBAL_AVG};
+    nerve_pool_config max = {.type = NERVE_POOL_GLOBAL_MAX};
+    int ya = nerve_pool(g, x, &avg), ym = nerve_pool(g, x, &max);
+    CHECK_OK(ya);
+    CHECK_OK(ym);
+    CHECK_OK(nerve_graph_compile(g, 2));
+    const float v[] = {1, 2, 3, 4, 5, 6, -1, -7, -3, -2, -5, -6, /* sample 0 */
+                       0, 0, 0, 0, 0, 12, 9, 1, 1, 1, 1, 1};      /* sample 1 */
+    set_values(g, x, v, 24);
+    CHECK_OK(nerve_forward(g, -1));
+    int nd, dims[NERVE_MAX_DIMS];
+    CHECK_OK(nerve_node_shape(g, ya, &nd, dims));
+    CHECK(nd == 4 && dims[0] == 2 && dims[1] == 2 && dims[2] == 1 && dims[3] == 1);
+    const float want_avg[] = {3.5f, -4, 2, 14.0f / 6}, want_max[] = {6, -1, 12, 9};
+    CHECK_ARRAY_NEAR(nerve_value(g, ya).data, want_avg, 4, 1e-6);
+    CHECK_ARRAY_NEAR(nerve_value(g, ym).data, want_max, 4, 0);
+    nerve_graph_free(g);
+}
+
+TEST(one_dimensional_pooling_uses_the_first_configuration_entries)
+{
+    nerve_graph *g = nerve_graph_create();
+    int x = nerve_input(g, "x", 3, (int[]){1, 1, 5});
+    nerve_pool_config c = pool_cfg(NERVE_POOL_MAX, 2, 2, 0, 0, 0);
+    c.kernel[1] = c.stride[1] = 99; /* ignored for [N, C, L] */
+    int y = nerve_pool(g, x, &c);
+    CHECK_OK(y);
+    c.ceil_mode = 1;
+    int yc = nerve_pool(g, x, &c);
+    CHECK_OK(nerve_graph_compile(g, 1));
+    set_values(g, x, (const float[]){1, 3, 2, 5, 4}, 5);
+    CHECK_OK(nerve_forward(g, -1));
+    nerve_tensor t = nerve_value(g, y), tc = nerve_value(g, yc);
+    CHECK(t.ndim == 3 && t.dims[2] == 2 && tc.dims[2] == 3);
+    CHECK_ARRAY_NEAR(t.data, ((const float[]){3, 5}), 2, 0);
+    CHECK_ARRAY_NEAR(tc.data, ((const float[]){3, 5, 4}), 3, 0);
+    nerve_graph_free(g);
+}
+
+/* ---- gradients --------------------------------------------------------------------------- */
+
+TEST(overlapping_max_windows_accumulate_the_gradient_at_a_shared_maximum)
+{
+    /* 3x3 map, 2x2 windows at stride 1: the centre 9 is the maximum of all four windows
+     * and receives all four output gradients 1 + 2 + 3 + 4. */
+    nerve_graph *g = nerve_graph_create();
+    int x = nerve_input(g, "x", 4, (int[]){1, 1, 3, 3});
+    nerve_pool_config c = nerve_pool_config_make(NERVE_POOL_MAX, 2, 1, 0);
+    int y = nerve_pool(g, x, &c), w;
+    int loss = linear_loss(g, y, &w);
+    CHECK_OK(loss);
+    CHECK_OK(nerve_input_set_requires_grad(g, x, 1));
+    CHECK_OK(nerve_graph_compile(g, 1));
+    set_values(g, x, (const float[]){1, 2, 3, 4, 9, 5, 6, 7, 8}, 9);
+    set_values(g, w, (const float[]){1, 2, 3, 4}, 4);
+    CHECK_OK(nerve_forward(g, loss));
+    CHECK_ARRAY_NEAR(nerve_value(g, y).data, ((const float[]){9, 9, 9, 9}), 4, 0);
+    CHECK_OK(nerve_backward(g, loss));
+    const float want[] = {0, 0, 0, 0, 10, 0, 0, 0, 0};
+    CHECK_ARRAY_NEAR(nerve_grad(g, x).data, want, 9, 0);
+    nerve_graph_free(g);
+}
+
+TEST(max_pool_ties_route_the_gradient_to_the_first_maximum_in_row_major_order)
+{
+    nerve_graph *g = nerve_graph_create();
+    int x = nerve_input(g, "x", 4, (int[]){1, 1, 2, 4});
+    nerve_pool_config c = nerve_pool_config_make(NERVE_POOL_MAX, 2, 2, 0);
+    int y = nerve_pool(g, x, &c), w;
+    int loss = linear_loss(g, y, &w);
+    CHECK_OK(loss);
+    CHECK_OK(nerve_input_set_requires_grad(g, x, 1));
+    CHECK_OK(nerve_graph_compile(g, 1));
+    set_values(g, x, (const float[]){5, 5, 1, 7, 5, 5, 7, 7}, 8);
+    set_values(g, w, (const float[]){1, 1}, 2);
+    CHECK_OK(nerve_forward(g, loss));
+    CHECK_OK(nerve_backward(g, loss));
+    CHECK_ARRAY_NEAR(nerve_grad(g, x).data, ((const float[]){1, 0, 0, 1, 0, 0, 0, 0}), 8, 0);
+    nerve_value(g, x).data[4] = NAN; /* a NaN shows in its window's output */
+    CHECK_OK(nerve_forward(g, y));
+    CHECK(isnan(nerve_value(g, y).data[0]) && nerve_value(g, y).data[1] == 7);
+    nerve_graph_free(g);
+}
+
+TEST(average_and_l2_pool_gradients_match_hand_values)
+{
+    /* avg 2x2/2 pad 1 over 3x3 without padding counted: each real element of a window of
+     * m real elements gets dy/m. L2 2x2/2 on [[3,0],[4,0]]: dx = dy x / 5. */
+    nerve_graph *g = nerve_graph_create();
+    int x = nerve_input(g, "x", 4, (int[]){1, 1, 3, 3});
+    int x2 = nerve_input(g, "x2", 4, (int[]){1, 1, 2, 2});
+    nerve_pool_config avg = pool_cfg(NERVE_POOL_AVG, 2, 2, 1, 0, 0);
+    nerve_pool_config l2 = nerve_pool_config_make(NERVE_POOL_L2, 2, 2, 0);
+    int ya = nerve_pool(g, x, &avg), yl = nerve_pool(g, x2, &l2), wa;
+    int la = linear_loss(g, ya, &wa);
+    int ll = nerve_sum(g, yl, NERVE_AXIS_ALL, 0);
+    CHECK_OK(la);
+    CHECK_OK(ll);
+    CHECK_OK(nerve_input_set_requires_grad(g, x, 1));
+    CHECK_OK(nerve_input_set_requires_grad(g, x2, 1));
+    CHECK_OK(nerve_graph_compile(g, 1));
+    set_values(g, x, (const float[]){1, 2, 3, 4, 5, 6, 7, 8, 9}, 9);
+    set_values(g, wa, (const float[]){1, 2, 3, 4}, 4);
+    set_values(g, x2, (const float[]){3, 0, 4, 0}, 4);
+    CHECK_OK(nerve_forward(g, -1));
+    CHECK_OK(nerve_backward(g, la));
+    const float want_a[] = {1, 1, 1, 1.5f, 1, 1, 1.5f, 1, 1};
+    CHECK_ARRAY_NEAR(nerve_grad(g, x).data, want_a, 9, 1e-6);
+    CHECK_OK(nerve_backward(g, ll));
+    CHECK_ARRAY_NEAR(nerve_grad(g, x2).data, ((const float[]){0.6f, 0, 0.8f, 0}), 4, 1e-6);
+    nerve_graph_free(g);
+}
+
+/* Builds x [N, 2, h, w] (or [N, 2, w] if h == 0) -> pool(c) -> linear loss and runs the
+ * finite-difference check on x and the loss weights. */
+static int pool_gradcheck(const nerve_pool_config *c, int h, int w, int N)
+{
+    nerve_graph *g = nerve_graph_create();
+    nerve_rng r;
+    nerve_rng_seed(&r, 7);
+    int x = h ? nerve_input(g, "x", 4, (int[]){1, 2, h, w}) : nerve_input(g, "x", 3, (int[]){1, 2, w});
+    int y = nerve_pool(g, x, c), lw = -1;
+    int loss = y < 0 ? y : linear_loss(g, y, &lw);
+    int st = loss < 0 ? loss : nerve_input_set_requires_grad(g, x, 1);
+    if (st >= 0)
+        st = nerve_graph_compile(g, N);
+    if (st >= 0) {
+        fill_distinct(g, x, &r);
+        fill_uniform(g, lw, -1, 1, &r);
+        st = nerve_gradcheck(g, loss, 1e-2f, 1e-3f, 1e-2f);
+    }
+    nerve_graph_free(g);
+    return st;
+}
+
+TEST(every_pool_type_passes_gradcheck_with_padding_ceil_mode_and_overlap)
+{
+    for (int type = NERVE_POOL_MAX; type <= NERVE_POOL_GLOBAL_MAX; type++)
+        for (int include = 0; include <= 1; include++) {
+            nerve_pool_config c = pool_cfg((nerve_pool_type)type, 3, 2, 1, 1, include);
+            int st = pool_gradcheck(&c, 5, 6, 2);
+            CHECK_MSG(st == NERVE_OK, "type %d include_pad %d: %s", type, include, nerve_last_error());
+            c.kernel[1] = 2, c.stride[1] = 1, c.pad[1] = 0, c.ceil_mode = 0; /* non-square */
+            st = pool_gradcheck(&c, 5, 6, 1);
+            CHECK_MSG(st == NERVE_OK, "type %d rectangular: %s", type, nerve_last_error());
+            st = pool_gradcheck(&c, 0, 7, 2); /* 1-D */
+            CHECK_MSG(st == NERVE_OK, "type %d 1-D: %s", type, nerve_last_error());
+        }
+}
+
+/* ---- unpooling --------------------------------------------------------------------------- */
+
+static int upsample_map(nerve_upsample_mode mode, const float *x, float *out)
+{
+    nerve_graph *g = nerve_graph_create();
+    int in = nerve_input(g, "x", 4, (int[]){1, 1, 2, 2});
+    int y = nerve_upsample(g, in, 2, mode);
+    int st = y < 0 ? y : nerve_graph_compile(g, 1);
+    if (st >= 0) {
+        set_values(g, in, x, 4);
+        nerve_forward(g, y);
+        memcpy(out, nerve_value(g, y).data, 16 * sizeof(float));
+    }
+    nerve_graph_free(g);
+    return st;
+}
+
+TEST(nearest_and_bed_of_nails_unpooling_match_the_course_vectors)
+{
+    const float x[] = {1, 2, 3, 4};
+    const float nearest[] = {1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4};
+    const float nails[] = {1, 0, 2, 0, 0, 0, 0, 0, 3, 0, 4, 0, 0, 0, 0, 0};
+    float y[16];
+    CHECK_OK(upsample_map(NERVE_UPSAMPLE_NEAREST, x, y));
+    CHECK_ARRAY_NEAR(y, nearest, 16, 0);
+    CHECK_OK(upsample_map(NERVE_UPSAMPLE_BED_OF_NAILS, x, y));
+    CHECK_ARRAY_NEAR(y, nails, 16, 0);
+}
+
+TEST(max_unpooling_puts_values_at_the_paired_pools_argmax)
+{
+    nerve_graph *g = nerve_graph_create();
+    int x = nerve_input(g, "x", 4, (int[]){1, 1, 4, 4});
+    int u = nerve_input(g, "u", 4, (int[]){1, 1, 2, 2});
+    nerve_pool_config c = nerve_pool_config_make(NERVE_POOL_MAX, 2, 2, 0);
+    int p = nerve_pool(g, x, &c);
+    int y = nerve_max_unpool(g, u, p), w;
+    int loss = linear_loss(g, y, &w);
+    CHECK_OK(loss);
+    CHECK_OK(nerve_input_set_requires_grad(g, u, 1));
+    CHECK_OK(nerve_graph_compile(g, 1));
+    set_values(g, x, (const float[]){1, 2, 6, 3, 3, 5, 2, 1, 1, 2, 2, 1, 7, 3, 4, 8}, 16);
+    set_values(g, u, (const float[]){1, 2, 3, 4}, 4);
+    for (int i = 0; i < 16; i++)
+        nerve_value(g, w).data[i] = (float)(i + 1);
+    CHECK_OK(nerve_forward(g, loss)); /* the pool runs first: it is an input of y */
+    CHECK_ARRAY_NEAR(nerve_value(g, p).data, ((const float[]){5, 6, 7, 8}), 4, 0);
+    const float want[] = {0, 0, 2, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, 0, 0, 4};
+    CHECK_ARRAY_NEAR(nerve_value(g, y).data, want, 16, 0);
+    /* du[o] = w at o's argmax: positions 5, 2, 12, 15 (0-based), weights i + 1 */
+    CHECK_OK(nerve_backward(g, loss));
+    CHECK_ARRAY_NEAR(nerve_grad(g, u).data, ((const float[]){6, 3, 13, 16}), 4, 0);
+    nerve_graph_free(g);
+}
+
+TEST(max_unpooling_passes_gradcheck_and_rejects_a_non_max_pool)
+{
+    nerve_graph *g = nerve_graph_create();
+    nerve_rng r;
+    nerve_rng_seed(&r, 3);
+    int x = nerve_input(g, "x", 4, (int[]){1, 3, 5, 5});
+    nerve_pool_config c = pool_cfg(NERVE_POOL_MAX, 3, 2, 1, 1, 0); /* overlapping windows */
+    int p = nerve_pool(g, x, &c);
+    int y = nerve_max_unpool(g, p, p), w; /* SegNet-style: unpool the pooled values */
+    int loss = linear_loss(g, y, &w);
+    CHECK_OK(loss);
+    nerve_pool_config avg = nerve_pool_config_make(NERVE_POOL_AVG, 2, 2, 0);
+    int pa = nerve_pool(g, x, &avg);
+    CHECK(nerve_max_unpool(g, pa, pa) == NERVE_ERR_SHAPE);
+    CHECK(strstr(nerve_last_error(), "max-pool") != NULL);
+    CHECK(nerve_max_unpool(g, x, p) == NERVE_ERR_SHAPE); /* wrong shape */
+    CHECK_OK(nerve_input_set_requires_grad(g, x, 1));
+    CHECK_OK(nerve_graph_compile(g, 2));
+    fill_distinct(g, x, &r);
+    fill_uniform(g, w, -1, 1, &r);
+    CHECK_OK(nerve_gradcheck(g, loss, 1e-2f, 1e-3f, 1e-2f));
+    nerve_graph_free(g);
+}
+
+TEST(pool_configuration_errors_are_reported)
+{
+    nerve_graph *g = nerve_graph_create();
+    int x = nerve_input(g, "x", 4, (int[]){1, 1, 4, 4});
+    int x2 = nerve_input(g, "x2", 2, (int[]){1, 4});
+    nerve_pool_config c = nerve_pool_config_make(NERVE_POOL_MAX, 2, 2, 2);
+    CHECK(nerve_pool(g, x, &c) == NERVE_ERR_ARG); /* padding more than half the kernel */
+    c = nerve_pool_config_make(NERVE_POOL_MAX, 0, 1, 0);
+    CHECK(nerve_pool(g, x, &c) == NERVE_ERR_ARG);
+    c = nerve_pool_config_make(NERVE_POOL_MAX, 5, 1, 0);
+    CHECK(nerve_pool(g, x, &c) == NERVE_ERR_SHAPE); /* window larger than the map */
+    c = nerve_pool_config_make(NERVE_POOL_MAX, 2, 2, 0);
+    CHECK(nerve_pool(g, x2, &c) == NERVE_ERR_SHAPE);
+    CHECK(nerve_pool(g, x, NULL) == NERVE_ERR_ARG);
+    nerve_graph_free(g);
+}
+
+TEST(pooling_follows_batch_changes_without_allocating)
+{
+    nerve_graph *g = nerve_graph_create();
+    nerve_rng r;
+    nerve_rng_seed(&r, 11);
+    int x = nerve_input(g, "x", 4, (int[]){1, 2, 6, 6});
+    nerve_pool_config cm = pool_cfg(NERVE_POOL_MAX, 3, 2, 1, 1, 0);
+    nerve_pool_config ca = pool_cfg(NERVE_POOL_AVG, 2, 2, 0, 0, 1);
+    nerve_pool_config cg = {.type = NERVE_POOL_GLOBAL_AVG};
+    int pm = nerve_pool(g, x, &cm);
+    int un = nerve_max_unpool(g, pm, pm);
+    int pa = nerve_pool(g, un, &ca);
+    int pg = nerve_pool(g, pa, &cg), w;
+    int loss = linear_loss(g, pg, &w);
+    CHECK_OK(loss);
+    CHECK_OK(nerve_input_set_requires_grad(g, x, 1));
+    CHECK_OK(nerve_graph_compile(g, 3));
+    fill_distinct(g, x, &r);
+    fill_uniform(g, w, -1, 1, &r);
+    CHECK_OK(nerve_forward(g, loss));
+    CHECK_OK(nerve_backward(g, loss));
+    float first[2 * 2];
+    memcpy(first, nerve_value(g, pg).data, sizeof first); /* samples 0 and 1 */
+    uint64_t allocs = nerve_alloc_count();
+    CHECK_OK(nerve_forward(g, loss));
+    CHECK_OK(nerve_backward(g, loss));
+    CHECK_OK(nerve_graph_set_batch(g, 2));
+    CHECK_OK(nerve_forward(g, loss));
+    CHECK_OK(nerve_backward(g, loss));
+    CHECK(nerve_alloc_count() == allocs);
+    nerve_tensor t = nerve_value(g, pg);
+    CHECK(t.dims[0] == 2);
+    CHECK_ARRAY_NEAR(t.data, first, 4, 0); /* the first two samples are unchanged */
+    CHECK_OK(nerve_gradcheck(g, loss, 1e-2f, 1e-3f, 1e-2f));
+    nerve_graph_free(g);
+}
