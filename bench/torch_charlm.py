@@ -4,7 +4,12 @@ number of steps in PyTorch. The text's distinct bytes (sorted) are the vocabular
 carried between steps (detached) and zeroed when the streams wrap around.
 usage: torch_charlm.py THREADS STEPS [TEXT]
 prints "bpc <held-out bits/char>" and "chars_per_sec <training characters per second>" """
-import math, sys, time
+import math, os, sys, time
+
+# Debian's torch does its matrix products in OpenBLAS, whose own thread pool fights torch's
+# OpenMP threads (ten times slower with both at 2 on 2 cores): one BLAS thread is torch's
+# best setting here.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import torch
 import torch.nn.functional as F
 

@@ -552,10 +552,12 @@ int build_shortcut(build_ctx *b)
                              "layer's %s: a 1x1 convolution with stride s gives "
                              "ceil(height/s) x ceil(width/s) maps of an image", at, ss, ps);
         TRY(project(b, src, sd, pd, &src));
-    } else if (cfg_find(b->s, "batch_normalize")) {
-        return cfg_error(b->d, NERVE_ERR_FORMAT, cfg_find(b->s, "batch_normalize")->line,
-                         "batch_normalize applies to the projection, and layer %d's %s needs "
-                         "none: it already matches the previous layer", at, ss);
+    } else {
+        const cfg_entry *e = cfg_find(b->s, "batch_normalize");
+        if (e || (e = cfg_find(b->s, "init")))
+            return cfg_error(b->d, NERVE_ERR_FORMAT, e->line,
+                             "%s applies to the projection, and layer %d's %s needs none: it "
+                             "already matches the previous layer", e->key, at, ss);
     }
     int y = nerve_add(b->g, b->x, src);
     if (y < 0)
