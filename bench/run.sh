@@ -26,7 +26,7 @@ done
 # Character LSTM (H 128, one-hot, T 64, B 32, Adam, clip 5) on GPL-3, the same steps in both:
 # held-out bits per character (ratio nerve/pytorch: lower is better, 1.00 = equal quality)
 # and training throughput in characters per second (ratio: higher is better).
-CHAR_STEPS=${CHAR_STEPS:-1000}
+CHAR_STEPS=${CHAR_STEPS:-600}
 t=2
 out=$(NERVE_THREADS=$t $BUILD/bench/bench_charlm $t $CHAR_STEPS)
 nb=$(echo "$out" | field bpc); nc=$(echo "$out" | field chars_per_sec)

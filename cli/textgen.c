@@ -114,10 +114,6 @@ static int textgen_train(int argc, char **argv)
     }
     if (steps > 0)
         c.steps = steps;
-    if (cli_mkdirs(out) != 0) {
-        fprintf(stderr, "nerve: cannot create the output directory %s\n", out);
-        return 1;
-    }
     printf("training a character LSTM on %s: hidden %d, %s input, seq %d, batch %d, %" PRId64
            " steps, lr %g, %d threads\n",
            file, c.hidden, c.embed ? "embedded" : "one-hot", c.seq, c.batch, c.steps,
@@ -130,7 +126,10 @@ static int textgen_train(int argc, char **argv)
     char ckpt[1100];
     snprintf(ckpt, sizeof ckpt, "%s/model.safetensors", out);
     int rc = 0;
-    if (nerve_textgen_save(t, ckpt) != NERVE_OK) {
+    if (cli_mkdirs(out) != 0) { /* made only now, so that a failed run leaves nothing */
+        fprintf(stderr, "nerve: cannot create the output directory %s\n", out);
+        rc = 1;
+    } else if (nerve_textgen_save(t, ckpt) != NERVE_OK) {
         rc = cli_fail(NULL);
     } else {
         printf("vocabulary %d bytes; trained in %.1fs; checkpoint %s\n",

@@ -246,6 +246,10 @@ TEST(textgen_cli_train_and_sample)
     snprintf(cmd, sizeof cmd, "%s/nerve textgen sample %s/run/model.safetensors --prime Q 2>&1",
              test_build_dir(), test_tmpdir());
     CHECK(run(cmd, out, sizeof out) == 1 && strstr(out, "'Q'"));
-    snprintf(cmd, sizeof cmd, "%s/nerve textgen train /nonexistent/x.txt 2>&1", test_build_dir());
+    snprintf(cmd, sizeof cmd, "%s/nerve textgen train /nonexistent/x.txt --out %s/bad 2>&1",
+             test_build_dir(), test_tmpdir());
     CHECK(run(cmd, out, sizeof out) == 1 && strstr(out, "/nonexistent/x.txt"));
+    snprintf(cmd, sizeof cmd, "%s/nerve help", test_build_dir());
+    CHECK(run(cmd, out, sizeof out) == 0);
+    CHECK(strstr(out, "textgen train TEXTFILE") && strstr(out, "textgen sample CKPT"));
 }

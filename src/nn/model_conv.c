@@ -231,7 +231,7 @@ int build_deconvolutional(build_ctx *b)
         return graph_fail(b, nerve_last_status());
     if (sp.bias)
         TRY(bias_param(b, b->name, 1, &sp.filters, &bias));
-    int y = nerve_conv_transpose(b->g, b->x, w, bias, &sp.cc, (int[]){op, op});
+    int y = nerve_conv_transpose(b->g, b->x, w, bias, &sp.cc, (int[3]){op, op, 0});
     if (y < 0)
         return graph_fail(b, y);
     double in = (double)sample_numel(b->g, b->x);
