@@ -1,6 +1,11 @@
 """Reference for bench_mlp.c: the same MLP, data, batch, optimiser and thread count in PyTorch.
 usage: torch_mlp.py THREADS STEPS   prints "samples_per_sec <value>" """
-import gzip, sys, time
+import gzip, os, sys, time
+
+# Debian's torch does its matrix products in OpenBLAS, whose own thread pool fights torch's
+# OpenMP threads: one BLAS thread is torch's best setting on this kind of machine (measured
+# with bench/torch_charlm.py). Set OPENBLAS_NUM_THREADS to override.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np
 import torch
 

@@ -540,7 +540,13 @@ static const op_def op_conv_transpose = {"conv_transpose", conv_transpose_infer,
 int nerve_conv_transpose(nerve_graph *g, int x, int w, int bias, const nerve_conv_config *cfg,
                          const int *output_padding)
 {
-    return add_conv_op(g, &op_conv_transpose, x, w, bias, cfg, output_padding);
+    /* The caller gives S = rank(w) - 2 entries: copy exactly those. */
+    int padding[MAX_SPATIAL] = {0};
+    int wdims = 0;
+    if (output_padding && nerve_node_shape(g, w, &wdims, NULL) == NERVE_OK)
+        for (int d = 0; d < wdims - 2 && d < MAX_SPATIAL; d++)
+            padding[d] = output_padding[d];
+    return add_conv_op(g, &op_conv_transpose, x, w, bias, cfg, padding);
 }
 
 /* ---- local: x [N, C, *n], w [L, O, C, *k], bias [O] or [O, *out] ------------------------ */
