@@ -5,16 +5,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static int same_shape(int na, const int *a, int nb, const int *b)
-{
-    if (na != nb)
-        return 0;
-    for (int i = 0; i < na; i++)
-        if (a[i] != b[i])
-            return 0;
-    return 1;
-}
-
 /* Where each persistent node's tensor is in f (-1: skipped), counting the skipped ones;
  * a shape mismatch is an error unless skip_mismatched. */
 static int match_tensors(nerve_graph *g, const nerve_st_file *f, const int *ids, int n,
@@ -29,7 +19,7 @@ static int match_tensors(nerve_graph *g, const nerve_st_file *f, const int *ids,
             int st = nerve_st_shape(f, k, &fnd, fdims);
             if (st)
                 return st;
-            if (!same_shape(nd, dims, fnd, fdims)) {
+            if (!nerve_same_shape(nd, dims, fnd, fdims)) {
                 char a[96], b[96];
                 if (!skip_mismatched)
                     return nerve_set_error(NERVE_ERR_SHAPE,

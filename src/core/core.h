@@ -17,6 +17,17 @@ float *nerve_xalloc_floats(size_t n);
 void nerve_xfree_aligned(void *p);
 char *nerve_xstrdup(const char *s);
 
+/* Same rank and dimensions. */
+static inline int nerve_same_shape(int na, const int *a, int nb, const int *b)
+{
+    if (na != nb)
+        return 0;
+    for (int i = 0; i < na; i++)
+        if (a[i] != b[i])
+            return 0;
+    return 1;
+}
+
 #define NERVE_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif

@@ -78,16 +78,6 @@ int nerve_model_save(nerve_model *m, const char *path)
     return st;
 }
 
-static int same_shape(int na, const int *a, int nb, const int *b)
-{
-    if (na != nb)
-        return 0;
-    for (int i = 0; i < na; i++)
-        if (a[i] != b[i])
-            return 0;
-    return 1;
-}
-
 /* Where node id's tensor is in f (-1: absent and allowed), after checking its shape. */
 static int locate(nerve_model *m, const nerve_st_file *f, int id, int strict, int *where)
 {
@@ -107,7 +97,7 @@ static int locate(nerve_model *m, const nerve_st_file *f, int id, int strict, in
     int st = nerve_st_shape(f, k, &fnd, fdims);
     if (st)
         return st;
-    if (!same_shape(nd, dims, fnd, fdims))
+    if (!nerve_same_shape(nd, dims, fnd, fdims))
         return nerve_set_error(NERVE_ERR_SHAPE,
                                "tensor '%s': the checkpoint has shape %s, the model has %s",
                                name, nerve_shape_str(fnd, fdims, got, sizeof got), want);

@@ -22,23 +22,6 @@
 #define MAX_FEATURES (1 << 24) /* elements of one input sample */
 #define MAX_SIDE (1 << 16)     /* height, width */
 #define MAX_UNITS (1 << 20)    /* outputs of one layer */
-#define MAX_WEIGHTS (1 << 27)  /* elements of one weight matrix */
-
-#define BN_MOMENTUM 0.1f
-#define BN_EPS 1e-5f
-
-#define TRY(expr)                       \
-    do {                                \
-        int try_st_ = (expr);           \
-        if (try_st_ < 0)                \
-            return try_st_;             \
-    } while (0)
-
-/* Declares `has` as the result of a cfg getter (1 present, 0 absent), returning on error. */
-#define GET(has, expr)  \
-    int has = (expr);   \
-    if (has < 0)        \
-        return has
 
 static const cfg_range R_POS = {0, INFINITY, 1, 0};    /* > 0 */
 static const cfg_range R_NONNEG = {0, INFINITY, 0, 0}; /* >= 0 */

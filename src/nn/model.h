@@ -7,6 +7,25 @@
 #include "nerve.h"
 #include "../io/cfg.h"
 
+/* Shared by the layer builders of model.c and model_conv.c. */
+#define MAX_WEIGHTS (1 << 27) /* elements of one weight tensor: larger is surely a typo */
+#define BN_MOMENTUM 0.1f
+#define BN_EPS 1e-5f
+
+/* Returns a negative status from expr to the caller. */
+#define TRY(expr)                       \
+    do {                                \
+        int try_st_ = (expr);           \
+        if (try_st_ < 0)                \
+            return try_st_;             \
+    } while (0)
+
+/* Declares `has` as the result of a cfg getter (1 present, 0 absent), returning on error. */
+#define GET(has, expr)  \
+    int has = (expr);   \
+    if (has < 0)        \
+        return has
+
 struct nerve_model {
     nerve_graph *g;
     nerve_net_config cfg;

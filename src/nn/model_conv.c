@@ -15,22 +15,6 @@
 
 #define MAX_FILTERS (1 << 16)
 #define MAX_KERNEL 1024
-#define MAX_WEIGHTS (1 << 27) /* elements of one weight tensor, as for [connected] */
-#define BN_MOMENTUM 0.1f
-#define BN_EPS 1e-5f
-
-#define TRY(expr)                       \
-    do {                                \
-        int try_st_ = (expr);           \
-        if (try_st_ < 0)                \
-            return try_st_;             \
-    } while (0)
-
-#define GET(has, expr)  \
-    int has = (expr);   \
-    if (has < 0)        \
-        return has
-
 /* ---- shared pieces ------------------------------------------------------------------ */
 
 /* The input of an image layer: [N, C, H, W]; dims receives that shape (N = 1 as built). */
