@@ -11,6 +11,7 @@
 #include "ops.h"
 
 #include <math.h>
+#include <string.h>
 #include <stdio.h>
 #include <strings.h>
 
@@ -62,6 +63,12 @@ static inline float act_value(nerve_act_type type, float alpha, float beta, floa
         return u;
     }
 }
+
+/* Every type but the identity (handled as the default), for specialised loops. */
+#define ACT_TYPES(X)                                                                        \
+    X(NERVE_ACT_STEP) X(NERVE_ACT_SIGMOID) X(NERVE_ACT_HARD_SIGMOID) X(NERVE_ACT_TANH)     \
+    X(NERVE_ACT_RELU) X(NERVE_ACT_LEAKY_RELU) X(NERVE_ACT_ELU) X(NERVE_ACT_SELU)           \
+    X(NERVE_ACT_SOFTPLUS) X(NERVE_ACT_SOFTSIGN) X(NERVE_ACT_RELU6)
 
 /* phi'(u), given u and y = phi(u): sigmoid and tanh reuse the output. Kinks take the
  * derivative of the flat side (ReLU'(0) = 0). */
@@ -185,8 +192,19 @@ static void activation_forward(nerve_graph *g, node *n)
     nerve_act_type type = (nerve_act_type)n->attr.i[0];
     float alpha = n->attr.f[0], beta = n->attr.f[1];
     size_t count = node_numel(n);
-    for (size_t i = 0; i < count; i++)
-        n->value[i] = act_value(type, alpha, beta, u[i]);
+    float *y = n->value;
+    /* One loop per type, so that the type is a constant inside it and the loop vectorises. */
+    switch (type) {
+#define FORWARD_LOOP(T)                                    \
+    case T:                                                \
+        for (size_t i = 0; i < count; i++)                 \
+            y[i] = act_value(T, alpha, beta, u[i]);        \
+        break;
+        ACT_TYPES(FORWARD_LOOP)
+#undef FORWARD_LOOP
+    default:
+        memcpy(y, u, count * sizeof(float));
+    }
 }
 
 static void activation_backward(nerve_graph *g, node *n)
@@ -198,8 +216,19 @@ static void activation_backward(nerve_graph *g, node *n)
     const float *u = node_input(g, n, 0)->value;
     float alpha = n->attr.f[0], beta = n->attr.f[1];
     size_t count = node_numel(n);
-    for (size_t i = 0; i < count; i++)
-        du[i] += n->grad[i] * act_derivative(type, alpha, beta, u[i], n->value[i]);
+    const float *dy = n->grad, *y = n->value;
+    switch (type) {
+#define BACKWARD_LOOP(T)                                              \
+    case T:                                                           \
+        for (size_t i = 0; i < count; i++)                            \
+            du[i] += dy[i] * act_derivative(T, alpha, beta, u[i], y[i]); \
+        break;
+        ACT_TYPES(BACKWARD_LOOP)
+#undef BACKWARD_LOOP
+    default:
+        for (size_t i = 0; i < count; i++)
+            du[i] += dy[i];
+    }
 }
 
 static const op_def op_activation = {"activation", same_shape_infer, NULL, activation_forward,
