@@ -348,10 +348,14 @@ int kern_threads(void)
     return n;
 }
 
-/* ---- entry point ---------------------------------------------------------------------- */
+/* ---- entry points ------------------------------------------------------------------- */
 
-void kern_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
-                int lda, const float *B, int ldb, float beta, float *C, int ldc)
+int kern_sgemm_threads(int M, int N, int K) { return threads_for(M, N, K); }
+
+/* The product on at most `max_threads` threads (the size rule may choose fewer). */
+static void sgemm_on(int max_threads, int trans_a, int trans_b, int M, int N, int K, float alpha,
+                     const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                     int ldc)
 {
     if (M <= 0 || N <= 0)
         return;
@@ -362,7 +366,7 @@ void kern_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, cons
     gemm_args g = {trans_a != 0, trans_b != 0, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc};
     const kern_gemm_impl *im = current_impl();
     gemm_blocking bl = blocking_for(im, M, N, K);
-    int T = threads_for(M, N, K);
+    int T = imin(threads_for(M, N, K), max_threads);
     float *ws = workspace((size_t)T * (bl.a_floats + bl.b_floats));
     if (!ws) {
         gemm_unpacked(&g);
@@ -374,4 +378,17 @@ void kern_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, cons
     }
 #pragma omp parallel num_threads(T)
     gemm_thread(im, &g, &bl, omp_get_thread_num(), omp_get_num_threads(), ws);
+}
+
+void kern_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+                int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    sgemm_on(kern_threads(), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void kern_sgemm_serial(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                       const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                       int ldc)
+{
+    sgemm_on(1, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }

@@ -9,7 +9,8 @@
  * One walker visits the matrix as segments (one kernel tap, one output row (od, oh), every
  * ow); gathering and scattering differ only in what they do with a segment. Channels are
  * independent (each owns its image plane and its rows), so large calls split them across
- * threads; the result does not depend on the split. */
+ * threads; the result does not depend on the split. Inside a parallel region (callers that
+ * already run one image per thread) the walk stays on the calling thread. */
 #include "kernels.h"
 
 #include <omp.h>
@@ -157,7 +158,7 @@ static void walk(const kern_conv_shape *s, segment_fn fn, const patch_io *io)
     size_t work = kern_conv_rows(s) * kern_conv_cols(s);
     int T = (int)(work / IM2COL_MIN_FLOATS_PER_THREAD);
     T = imin(imin(T, kern_threads()), s->channels);
-    if (T < 2) {
+    if (T < 2 || omp_in_parallel()) {
         for (int c = 0; c < s->channels; c++)
             walk_channel(s, c, fn, io);
         return;

@@ -15,6 +15,15 @@
 void kern_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
                 int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
+/* The same product on the calling thread only (callers that already run one product per
+ * thread); bit-identical to kern_sgemm, whose results never depend on the thread count. */
+void kern_sgemm_serial(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                       const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                       int ldc);
+/* Threads kern_sgemm would use for an M x N x K product (1 below the size that pays for a
+ * fork/join): callers with many small products parallelise over them instead. */
+int kern_sgemm_threads(int M, int N, int K);
+
 /* Forces a kernel path ("auto", "portable", "avx2", "avx512") for tests; returns 0 if
  * the path is not available on this CPU (the active path is then unchanged). */
 int kern_set_isa(const char *name);
@@ -77,7 +86,9 @@ size_t kern_conv_rows(const kern_conv_shape *s);
 /* Columns: prod(out), output positions in row-major (od, oh, ow) order. */
 size_t kern_conv_cols(const kern_conv_shape *s);
 
-/* col [rows, cols] = patches of im [channels, image...] (zero where they read padding). */
+/* Large calls split channels across kern_threads() threads, except when called from inside
+ * a parallel region, where they run on the calling thread.
+ * col [rows, cols] = patches of im [channels, image...] (zero where they read padding). */
 void kern_im2col(const kern_conv_shape *s, const float *im, float *col);
 /* im [channels, image...] += col [rows, cols] scattered back (the adjoint of im2col). */
 void kern_col2im(const kern_conv_shape *s, const float *col, float *im);

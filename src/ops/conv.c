@@ -10,7 +10,8 @@
  * conv:           big = x, small = y: forward correlate; dx adjoint; dW weight.
  * conv_transpose: big = y, small = x: forward adjoint; dx correlate; dW weight (its weight
  *                 [C, O/G, *k] is exactly the weight of the conv it is the adjoint of).
- * Images go one at a time so the scratch is one group's column matrix of one image. A 1x1
+ * Each thread takes its images one at a time, so the scratch is one group's column matrix of
+ * one image per thread (see "images across threads" for the split). A 1x1
  * kernel with stride 1 and no padding needs no im2col: big_g is its own column matrix.
  *
  * local (unshared weights) gathers every image's patches position-major (im2row) and
@@ -22,6 +23,7 @@
 #include "../kernels/kernels.h"
 #include "ops.h"
 
+#include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -321,57 +323,190 @@ static const float *patches(const conv_geom *cg, const float *big_g, float *col)
     return col;
 }
 
-/* small = beta * small + W . im2col(big), every image and group. */
-static void conv_correlate(const conv_geom *cg, const float *w, const float *big, float *small,
-                           float beta, float *col)
+/* ---- images across threads -------------------------------------------------------------
+ * When one image's products are too small for kern_sgemm to use every thread, the batch is
+ * split instead: thread t of T takes a contiguous block of images, single-threaded products,
+ * and slice t of the node's scratch, [column matrix | partial weight gradient]. Images are
+ * independent, so the value and input gradient do not depend on T; the weight gradient sums
+ * the partials in thread order, so it is reproducible for a given T. */
+
+typedef void (*gemm_fn)(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                        const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                        int ldc);
+
+/* Images [i0, i1) with their column buffer and the product to run. */
+typedef struct image_block {
+    int i0, i1;
+    float *col;
+    gemm_fn gemm;
+} image_block;
+
+static size_t column_floats(const conv_geom *cg) { return cg->direct ? 0 : cg->rows * cg->small_plane; }
+static size_t weight_floats(const conv_geom *cg) { return (size_t)cg->small_c * cg->rows; }
+static size_t slice_floats(const conv_geom *cg) { return column_floats(cg) + weight_floats(cg); }
+
+/* Threads worth giving to the images of a batch of `batch`: 1 when there is one image or
+ * when kern_sgemm already threads one image's products. */
+static int image_threads(const conv_geom *cg, int batch)
+{
+    int T = kern_threads();
+    int per_image = kern_sgemm_threads(cg->small_c / cg->groups, (int)cg->small_plane,
+                                       (int)cg->rows);
+    if (T < 2 || batch < 2 || per_image >= T)
+        return 1;
+    return T < batch ? T : batch;
+}
+
+/* One group's column matrix of one image (none when direct), or one slice per thread. */
+static size_t engine_scratch(const conv_geom *cg)
+{
+    int T = image_threads(cg, cg->batch);
+    return T > 1 ? (size_t)T * slice_floats(cg) : column_floats(cg);
+}
+
+/* Threads for this pass: as planned, but never more than the scratch has slices for (the
+ * thread setting may have grown since compilation). */
+static int engine_threads(const conv_geom *cg, size_t scratch_n)
+{
+    size_t slices = scratch_n >= 2 * slice_floats(cg) ? scratch_n / slice_floats(cg) : 1;
+    int T = image_threads(cg, cg->batch);
+    return (size_t)T < slices ? T : (int)slices;
+}
+
+static image_block whole_batch(const conv_geom *cg, float *scratch)
+{
+    return (image_block){0, cg->batch, scratch, kern_sgemm};
+}
+
+/* Thread t's images of T, and its slice of the scratch. */
+static image_block thread_block(const conv_geom *cg, float *scratch, int t, int T)
+{
+    return (image_block){(int)((long long)cg->batch * t / T),
+                         (int)((long long)cg->batch * (t + 1) / T),
+                         scratch + (size_t)t * slice_floats(cg), kern_sgemm_serial};
+}
+
+static float *thread_partial(const conv_geom *cg, float *scratch, int t)
+{
+    return scratch + (size_t)t * slice_floats(cg) + column_floats(cg);
+}
+
+/* ---- the three passes, over a block of images ----------------------------------------- */
+
+/* small = beta * small + W . im2col(big) */
+static void correlate_images(const conv_geom *cg, const image_block *ib, const float *w,
+                             const float *big, float *small, float beta)
 {
     int Cb = cg->big_c / cg->groups, Cs = cg->small_c / cg->groups;
     int Ls = (int)cg->small_plane, R = (int)cg->rows;
-    for (int i = 0; i < cg->batch; i++)
+    for (int i = ib->i0; i < ib->i1; i++)
         for (int g = 0; g < cg->groups; g++) {
             const float *big_g = big + group_offset(i * cg->groups + g, Cb, cg->big_plane);
             float *small_g = small + group_offset(i * cg->groups + g, Cs, cg->small_plane);
-            const float *cols = patches(cg, big_g, col);
-            kern_sgemm(0, 0, Cs, Ls, R, 1.0f, group_weight(cg, w, g), R, cols, Ls, beta, small_g,
-                       Ls);
+            const float *cols = patches(cg, big_g, ib->col);
+            ib->gemm(0, 0, Cs, Ls, R, 1.0f, group_weight(cg, w, g), R, cols, Ls, beta, small_g,
+                     Ls);
         }
 }
 
-/* big += col2im(W^T . small), every image and group. */
-static void conv_adjoint(const conv_geom *cg, const float *w, const float *small, float *big,
-                         float *col)
+/* big += col2im(W^T . small) */
+static void adjoint_images(const conv_geom *cg, const image_block *ib, const float *w,
+                           const float *small, float *big)
 {
     int Cb = cg->big_c / cg->groups, Cs = cg->small_c / cg->groups;
     int Ls = (int)cg->small_plane, R = (int)cg->rows;
-    for (int i = 0; i < cg->batch; i++)
+    for (int i = ib->i0; i < ib->i1; i++)
         for (int g = 0; g < cg->groups; g++) {
             const float *small_g = small + group_offset(i * cg->groups + g, Cs, cg->small_plane);
             float *big_g = big + group_offset(i * cg->groups + g, Cb, cg->big_plane);
             if (cg->direct) { /* the column matrix is big_g: accumulate straight into it */
-                kern_sgemm(1, 0, R, Ls, Cs, 1.0f, group_weight(cg, w, g), R, small_g, Ls, 1.0f,
-                           big_g, Ls);
+                ib->gemm(1, 0, R, Ls, Cs, 1.0f, group_weight(cg, w, g), R, small_g, Ls, 1.0f,
+                         big_g, Ls);
                 continue;
             }
-            kern_sgemm(1, 0, R, Ls, Cs, 1.0f, group_weight(cg, w, g), R, small_g, Ls, 0.0f, col,
-                       Ls);
-            kern_col2im(&cg->ks, col, big_g);
+            ib->gemm(1, 0, R, Ls, Cs, 1.0f, group_weight(cg, w, g), R, small_g, Ls, 0.0f,
+                     ib->col, Ls);
+            kern_col2im(&cg->ks, ib->col, big_g);
         }
 }
 
-/* dW += dsmall . im2col(big)^T, summed over images. */
-static void conv_weight_grad(const conv_geom *cg, const float *big, const float *dsmall,
-                             float *dw, float *col)
+/* dW += dsmall . im2col(big)^T, summed over the block's images. */
+static void weight_grad_images(const conv_geom *cg, const image_block *ib, const float *big,
+                               const float *dsmall, float *dw)
 {
     int Cb = cg->big_c / cg->groups, Cs = cg->small_c / cg->groups;
     int Ls = (int)cg->small_plane, R = (int)cg->rows;
-    for (int i = 0; i < cg->batch; i++)
+    for (int i = ib->i0; i < ib->i1; i++)
         for (int g = 0; g < cg->groups; g++) {
             const float *big_g = big + group_offset(i * cg->groups + g, Cb, cg->big_plane);
             const float *ds_g = dsmall + group_offset(i * cg->groups + g, Cs, cg->small_plane);
-            const float *cols = patches(cg, big_g, col);
+            const float *cols = patches(cg, big_g, ib->col);
             float *dw_g = dw + (size_t)g * (size_t)Cs * cg->rows;
-            kern_sgemm(0, 1, Cs, R, Ls, 1.0f, ds_g, Ls, cols, Ls, 1.0f, dw_g, R);
+            ib->gemm(0, 1, Cs, R, Ls, 1.0f, ds_g, Ls, cols, Ls, 1.0f, dw_g, R);
         }
+}
+
+/* ---- the passes over the whole batch -------------------------------------------------- */
+
+static void conv_correlate(const conv_geom *cg, const float *w, const float *big, float *small,
+                           float beta, float *scratch, size_t scratch_n)
+{
+    int T = engine_threads(cg, scratch_n);
+    if (T == 1) {
+        image_block ib = whole_batch(cg, scratch);
+        correlate_images(cg, &ib, w, big, small, beta);
+        return;
+    }
+#pragma omp parallel num_threads(T)
+    {
+        image_block ib = thread_block(cg, scratch, omp_get_thread_num(), omp_get_num_threads());
+        correlate_images(cg, &ib, w, big, small, beta);
+    }
+}
+
+static void conv_adjoint(const conv_geom *cg, const float *w, const float *small, float *big,
+                         float *scratch, size_t scratch_n)
+{
+    int T = engine_threads(cg, scratch_n);
+    if (T == 1) {
+        image_block ib = whole_batch(cg, scratch);
+        adjoint_images(cg, &ib, w, small, big);
+        return;
+    }
+#pragma omp parallel num_threads(T)
+    {
+        image_block ib = thread_block(cg, scratch, omp_get_thread_num(), omp_get_num_threads());
+        adjoint_images(cg, &ib, w, small, big);
+    }
+}
+
+/* Each thread sums its images into its own partial; after a barrier, thread t adds every
+ * partial, in thread order, into its share of dW's elements. */
+static void conv_weight_grad(const conv_geom *cg, const float *big, const float *dsmall,
+                             float *dw, float *scratch, size_t scratch_n)
+{
+    int T = engine_threads(cg, scratch_n);
+    if (T == 1) {
+        image_block ib = whole_batch(cg, scratch);
+        weight_grad_images(cg, &ib, big, dsmall, dw);
+        return;
+    }
+    size_t nw = weight_floats(cg);
+#pragma omp parallel num_threads(T)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        image_block ib = thread_block(cg, scratch, t, nt);
+        float *part = thread_partial(cg, scratch, t);
+        memset(part, 0, nw * sizeof(float));
+        weight_grad_images(cg, &ib, big, dsmall, part);
+#pragma omp barrier
+        size_t j0 = nw * (size_t)t / (size_t)nt, j1 = nw * (size_t)(t + 1) / (size_t)nt;
+        for (int s = 0; s < nt; s++) {
+            const float *p = thread_partial(cg, scratch, s);
+            for (size_t j = j0; j < j1; j++)
+                dw[j] += p[j];
+        }
+    }
 }
 
 /* ---- bias over [N, C, plane]: one value per channel, or per (channel, position) ------- */
@@ -430,12 +565,6 @@ static int conv_infer(nerve_graph *g, node *n)
     return NERVE_OK;
 }
 
-/* One group's column matrix of one image (none when direct). */
-static size_t engine_scratch(const conv_geom *cg)
-{
-    return cg->direct ? 0 : cg->rows * cg->small_plane;
-}
-
 static size_t conv_scratch(const nerve_graph *g, const node *n)
 {
     conv_geom cg;
@@ -450,7 +579,7 @@ static void conv_forward(nerve_graph *g, node *n)
     if (b)
         bias_fill(n->value, b, cg.batch, cg.small_c, cg.small_plane, 0);
     conv_correlate(&cg, node_input(g, n, 1)->value, node_input(g, n, 0)->value, n->value,
-                   b ? 1.0f : 0.0f, n->scratch);
+                   b ? 1.0f : 0.0f, n->scratch, n->scratch_n);
 }
 
 static void conv_backward(nerve_graph *g, node *n)
@@ -460,9 +589,9 @@ static void conv_backward(nerve_graph *g, node *n)
     const node *x = node_input(g, n, 0), *w = node_input(g, n, 1);
     float *dx = node_input_grad(g, n, 0), *dw = node_input_grad(g, n, 1), *db = bias_gradient(g, n);
     if (dw)
-        conv_weight_grad(&cg, x->value, n->grad, dw, n->scratch);
+        conv_weight_grad(&cg, x->value, n->grad, dw, n->scratch, n->scratch_n);
     if (dx)
-        conv_adjoint(&cg, w->value, n->grad, dx, n->scratch);
+        conv_adjoint(&cg, w->value, n->grad, dx, n->scratch, n->scratch_n);
     if (db)
         bias_grad(n->grad, db, cg.batch, cg.small_c, cg.small_plane, 0);
 }
@@ -516,7 +645,7 @@ static void conv_transpose_forward(nerve_graph *g, node *n)
     conv_transpose_geometry(g, n, &cg);
     bias_fill(n->value, bias_value(g, n), cg.batch, cg.big_c, cg.big_plane, 0);
     conv_adjoint(&cg, node_input(g, n, 1)->value, node_input(g, n, 0)->value, n->value,
-                 n->scratch);
+                 n->scratch, n->scratch_n);
 }
 
 static void conv_transpose_backward(nerve_graph *g, node *n)
@@ -526,9 +655,9 @@ static void conv_transpose_backward(nerve_graph *g, node *n)
     const node *x = node_input(g, n, 0), *w = node_input(g, n, 1);
     float *dx = node_input_grad(g, n, 0), *dw = node_input_grad(g, n, 1), *db = bias_gradient(g, n);
     if (dw)
-        conv_weight_grad(&cg, n->grad, x->value, dw, n->scratch);
+        conv_weight_grad(&cg, n->grad, x->value, dw, n->scratch, n->scratch_n);
     if (dx)
-        conv_correlate(&cg, w->value, n->grad, dx, 1.0f, n->scratch);
+        conv_correlate(&cg, w->value, n->grad, dx, 1.0f, n->scratch, n->scratch_n);
     if (db)
         bias_grad(n->grad, db, cg.batch, cg.big_c, cg.big_plane, 0);
 }
