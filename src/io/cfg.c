@@ -317,15 +317,23 @@ static int in_range(double v, cfg_range r)
     return 1;
 }
 
-/* Parses one number from [a, b) (surrounding spaces allowed); 0 on success. */
-static int parse_double(const char *a, const char *b, double *out)
+/* Copies the trimmed token [a, b) into buf as a string; -1 if empty or too long. */
+static int token_copy(const char *a, const char *b, char *buf, size_t size)
 {
     trim(&a, &b);
-    char buf[64];
-    if (a == b || (size_t)(b - a) >= sizeof buf)
+    if (a == b || (size_t)(b - a) >= size)
         return -1;
     memcpy(buf, a, (size_t)(b - a));
     buf[b - a] = '\0';
+    return 0;
+}
+
+/* Parses one number from [a, b) (surrounding spaces allowed); 0 on success. */
+static int parse_double(const char *a, const char *b, double *out)
+{
+    char buf[64];
+    if (token_copy(a, b, buf, sizeof buf))
+        return -1;
     char *end;
     errno = 0;
     double v = strtod(buf, &end);
@@ -337,12 +345,9 @@ static int parse_double(const char *a, const char *b, double *out)
 
 static int parse_long(const char *a, const char *b, long *out)
 {
-    trim(&a, &b);
     char buf[32];
-    if (a == b || (size_t)(b - a) >= sizeof buf)
+    if (token_copy(a, b, buf, sizeof buf))
         return -1;
-    memcpy(buf, a, (size_t)(b - a));
-    buf[b - a] = '\0';
     char *end;
     errno = 0;
     long v = strtol(buf, &end, 10);
