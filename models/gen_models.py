@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes the architecture cfgs of models/ that are too repetitive to keep by hand:
-alexnet, vgg11, vgg16, googlenet, resnet18, resnet34, squeezenet, resnet_small.
+alexnet, vgg11, vgg16, googlenet, resnet18, resnet34, squeezenet, resnet_small, resnet20.
 
     python3 models/gen_models.py        # rewrites them next to this script
 
@@ -243,6 +243,29 @@ and horizontal flips; SGD with momentum and a cosine schedule. Test accuracy aft
     c.write("resnet_small.cfg")
 
 
+def resnet20():
+    net = """[net]
+height=32
+width=32
+channels=3
+batch=128
+optimizer=momentum
+momentum=0.9
+learning_rate=0.1
+classes=10
+"""
+    c = Cfg("""ResNet-20 for 32x32x3 images (He et al. 2015, CIFAR-10 variant): a 3x3 stem, three stages
+of 16/32/64 channels (32x32, 16x16, 8x8) with three basic blocks each, projection shortcuts
+(1x1 conv + BN) where the shape changes, global average pool, 10 classes. The training
+workload of `make bench` (synthetic data: no CIFAR-10 set ships with Debian).""", net)
+    c.conv(16, 3, bn=1, comment="stem: 32x32x16")
+    resnet_blocks(c, [(16, 3), (32, 3), (64, 3)], 2)
+    c.add("avgpool", "global average: 64 features")
+    c.add("connected", output=10)
+    c.add("softmax")
+    c.write("resnet20.cfg")
+
+
 if __name__ == "__main__":
     alexnet()
     vgg("vgg11", [[64], [128], [256, 256], [512, 512], [512, 512]], "132,863,336")
@@ -252,3 +275,4 @@ if __name__ == "__main__":
     resnet("resnet34", [3, 4, 6, 3], "21,797,672")
     squeezenet()
     resnet_small()
+    resnet20()

@@ -34,6 +34,25 @@ const char *kern_isa_name(void);
 void kern_set_threads(int n);
 int kern_threads(void);
 
+/* ---- the thread pool (src/kernels/threads.c) ----------------------------------------- */
+
+/* Every parallel loop of the library goes through these. Partitions are static (a thread's
+ * share depends only on n, T and its index), so results are bit-identical run to run at a
+ * given thread count. A call from inside a running task runs serially on the caller. */
+
+/* Runs fn(ctx, t, T) for t = 0..T-1 on T threads (the caller is t = 0; T is clamped to
+ * 1..kern_threads()) and returns when all have finished. */
+typedef void (*kern_task_fn)(void *ctx, int t, int T);
+void kern_run(int T, kern_task_fn fn, void *ctx);
+/* Inside a kern_run task: waits until all T threads of that run have arrived. */
+void kern_barrier(void);
+/* Splits [0, n) into at most kern_threads() contiguous ranges of at least `grain` items
+ * (one range, on the caller, when n < 2 * grain) and calls fn(ctx, begin, end) on each. */
+typedef void (*kern_range_fn)(void *ctx, size_t begin, size_t end);
+void kern_parallel_for(size_t n, size_t grain, kern_range_fn fn, void *ctx);
+/* The range [begin, end) of thread t of T in a static split of [0, n). */
+void kern_split(size_t n, int t, int T, size_t *begin, size_t *end);
+
 /* ---- GEMM internals, shared by src/kernels/gemm*.c only ----------------------------- */
 
 /* Micro-kernel: C[mr,nr] = alpha * sum_k a[k*MR + r] * b[k*ldb + j] + beta * C (beta == 0
