@@ -4,7 +4,7 @@ PREFIX  ?= /usr/local
 SANITIZE ?= 0
 
 WARN    := -Wall -Wextra -Werror
-BASE    := -std=c11 -D_POSIX_C_SOURCE=200809L -Iinclude -fPIC -fopenmp -fno-math-errno -g
+BASE    := -std=c11 -D_POSIX_C_SOURCE=200809L -Iinclude -fPIC -fopenmp-simd -fno-math-errno -g
 ifeq ($(SANITIZE),1)
   BUILD   := build-san
   OPT     := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
@@ -15,7 +15,7 @@ else
   LDSAN   :=
 endif
 CFLAGS_ALL := $(BASE) $(WARN) $(OPT) $(CFLAGS)
-LDLIBS  := -lz -lpng -lm -fopenmp $(LDSAN)
+LDLIBS  := -lz -lpng -lm -pthread $(LDSAN)
 
 LIB_SRC  := $(wildcard src/*/*.c)
 LIB_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC))

@@ -1,9 +1,17 @@
 /* SGEMM benchmark: GFLOP/s of kern_sgemm against the machine's measured FMA peak.
  *
  * Build (after `make`):
- *   cc -std=c11 -D_POSIX_C_SOURCE=200809L -O3 -fopenmp -Iinclude -Isrc bench/gemm_bench.c \
- *      build/libnerve.a -lz -lpng -lm -o build/gemm_bench
- * Run:  build/gemm_bench [repeats]      (each figure: best and median of `repeats` runs)
+ *   cc -std=c11 -D_POSIX_C_SOURCE=200809L -O3 -Iinclude -Isrc bench/gemm_bench.c \
+ *      build/libnerve.a -lz -lpng -lm -pthread -o build/gemm_bench   (or: make build/bench/gemm_bench)
+ * Run:  build/gemm_bench [repeats [path]]  (each figure: best and median of `repeats` runs;
+ *       path: auto, portable, avx2, avx512)
+ *
+ * Besides the table, one line per measurement for scripts (best figure, fraction of the
+ * measured peak for that many threads):
+ *   peak_gflops_per_core <GFLOP/s>
+ *   peak_gflops_threads <threads> <GFLOP/s>
+ *   sgemm <size> <threads> <GFLOP/s> <fraction>            square M = N = K = size
+ *   sgemm_shape <M> <N> <K> <tA> <tB> <threads> <GFLOP/s> <fraction>
  *
  * The peak is measured in the same run with independent FMA chains (24 accumulators per
  * core, more than latency x pipes), on 1 and 2 threads at once, using the widest vector
@@ -12,7 +20,6 @@
 #include "nerve.h"
 
 #include <immintrin.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,15 +78,29 @@ __attribute__((target("avx2,fma"), noinline)) static float fma_loop_256(long ite
 
 static volatile float sink;
 
+typedef struct {
+    long iters;
+    int wide;
+} fma_job;
+
+static void fma_task(void *p, int t, int T)
+{
+    (void)t;
+    (void)T;
+    fma_job *j = p;
+    sink = j->wide ? fma_loop_512(j->iters) : fma_loop_256(j->iters);
+}
+
 /* GFLOP/s of `threads` cores each running the FMA loop (best of `repeats`). */
 static double fma_peak(int threads, int repeats, int wide)
 {
     long iters = 20000000;
     double flops_per_iter = wide ? CHAINS * 32.0 : 12 * 16.0, best = 0;
     for (int r = 0; r < repeats; r++) {
+        fma_job job = {iters, wide};
+        kern_set_threads(threads);
         double t0 = now();
-#pragma omp parallel num_threads(threads)
-        sink = wide ? fma_loop_512(iters) : fma_loop_256(iters);
+        kern_run(threads, fma_task, &job);
         double g = threads * iters * flops_per_iter / (now() - t0) / 1e9;
         best = g > best ? g : best;
     }
@@ -146,6 +167,8 @@ int main(int argc, char **argv)
     printf("kernel path: %s\n", kern_isa_name());
     printf("FMA peak (%s, best of 5): 1 thread %.1f GFLOP/s, 2 threads %.1f GFLOP/s\n",
            wide ? "zmm" : "ymm", peak[1], peak[2]);
+    printf("peak_gflops_per_core %.1f\npeak_gflops_threads 1 %.1f\npeak_gflops_threads 2 %.1f\n",
+           peak[1], peak[1], peak[2]);
     const shape shapes[] = {
         {0, 0, 256, 256, 256, "square"},      {0, 0, 1024, 1024, 1024, "square"},
         {0, 0, 2048, 2048, 2048, "square"},   {0, 1, 64, 512, 784, "dense fwd x W^T"},
@@ -162,6 +185,11 @@ int main(int argc, char **argv)
             printf("%-18s %2d %2d %5d %5d %5d %3d %9.1f %9.1f %6.1f%% %6.1f%%\n", s->what, s->ta,
                    s->tb, s->M, s->N, s->K, t, best, median, 100 * best / peak[t],
                    100 * median / peak[t]);
+            if (s->M == s->N && s->N == s->K && !s->ta && !s->tb)
+                printf("sgemm %d %d %.1f %.3f\n", s->M, t, best, best / peak[t]);
+            else
+                printf("sgemm_shape %d %d %d %d %d %d %.1f %.3f\n", s->M, s->N, s->K, s->ta, s->tb, t,
+                       best, best / peak[t]);
             fflush(stdout);
         }
     /* The machine is shared: a second peak measurement shows how stable the run was. */

@@ -1,40 +1,89 @@
 #!/usr/bin/env bash
-# make bench: nerve against PyTorch (Debian's python3-torch) on the same machine, same run.
-# Prints: workload | nerve | reference | ratio. Set BUILD=build-san etc. to use another build.
+# make bench: nerve against PyTorch (Debian's python3-torch) on the same machine, in the same
+# run. Prints one table: workload | nerve | pytorch | ratio (nerve relative to PyTorch; the
+# last column says which direction is better). Without torch the reference column says so.
+#
+# Environment: BUILD (default build), QUICK=1 (fewer steps, for a smoke test).
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
-STEPS=${STEPS:-400}
 PY=/usr/bin/python3
+QUICK=${QUICK:-0}
 have_torch=0
-if $PY -c "import torch" 2>/dev/null; then have_torch=1; fi
+if [ -x $PY ] && $PY -c "import torch" 2>/dev/null; then have_torch=1; fi
+steps() { if [ "$QUICK" = 1 ]; then echo "$2"; else echo "$1"; fi; }
 
-field() { awk -v k="$1" '$1 == k { print $2 }'; }
+field() { awk -v k="$1" '$1 == k { print $2; exit }'; }
+# ratio A B higher|lower: A/B, marked with the better direction
+ratio() {
+    if [ -z "$1" ] || [ -z "$2" ]; then echo "-"; return; fi
+    awk -v a="$1" -v b="$2" -v d="$3" 'BEGIN { printf "%.2fx %s", a / b, (d == "higher" ? "(>1 better)" : "(<1 better)") }'
+}
+row() { printf "%-44s %16s %16s   %s\n" "$1" "$2" "$3" "$4"; }
 
-printf "%-34s %14s %14s %8s\n" "workload" "nerve" "pytorch" "ratio"
+row "workload" "nerve" "pytorch" "nerve/pytorch"
+
+# 1. SGEMM: GFLOP/s and the fraction of the FMA peak measured in the same run.
+gb=$($BUILD/bench/gemm_bench $(steps 5 2) 2>/dev/null)
+peak=$(echo "$gb" | field peak_gflops_per_core)
 for t in 1 2; do
-    n=$(NERVE_THREADS=$t $BUILD/bench/bench_mlp $t $STEPS | field samples_per_sec)
-    if [ $have_torch = 1 ]; then
-        r=$($PY bench/torch_mlp.py $t $STEPS | field samples_per_sec)
-        ratio=$(awk -v a="$n" -v b="$r" 'BEGIN { printf "%.2fx", a / b }')
-    else
-        r="(no torch)"; ratio="-"
-    fi
-    printf "%-34s %14s %14s %8s\n" "MLP 784-512-256-10 train b64 ${t}T" "$n/s" "$r/s" "$ratio"
+    tg=""
+    [ $have_torch = 1 ] && tg=$($PY bench/torch_gemm.py $t 256 1024 2048)
+    for s in 256 1024 2048; do
+        n=$(echo "$gb" | awk -v s=$s -v t=$t '$1 == "sgemm" && $2 == s && $3 == t { print $4; exit }')
+        f=$(echo "$gb" | awk -v s=$s -v t=$t '$1 == "sgemm" && $2 == s && $3 == t { printf "%.0f%%", 100 * $5; exit }')
+        r=$(echo "$tg" | awk -v s=$s '$1 == "sgemm" && $2 == s { print $4; exit }')
+        row "SGEMM ${s}^3 ${t}T GFLOP/s (of peak)" "$n ($f)" "${r:-(no torch)}" "$(ratio "$n" "$r" higher)"
+    done
 done
+[ -n "$peak" ] && row "  (FMA peak per core, measured)" "$peak" "" ""
 
-# Character LSTM (H 128, one-hot, T 64, B 32, Adam, clip 5) on GPL-3, the same steps in both:
-# held-out bits per character (ratio nerve/pytorch: lower is better, 1.00 = equal quality)
-# and training throughput in characters per second (ratio: higher is better).
-CHAR_STEPS=${CHAR_STEPS:-600}
-t=2
-out=$(NERVE_THREADS=$t $BUILD/bench/bench_charlm $t $CHAR_STEPS)
+# 2.-4. Training throughput (samples/s) and 5. batch-1 latency; 6. peak resident memory.
+# nerve_cmd / torch_cmd print "<key> <value>" lines (and peak_rss_mb).
+declare -A RSS_N RSS_T
+measure() { # label key direction rsskey nerve_cmd torch_cmd
+    local label=$1 key=$2 dir=$3 rk=$4 nout tout n r
+    nout=$(eval "$5")
+    n=$(echo "$nout" | field "$key")
+    if [ $have_torch = 1 ]; then tout=$(eval "$6"); r=$(echo "$tout" | field "$key"); else tout=""; r=""; fi
+    row "$label" "$n" "${r:-(no torch)}" "$(ratio "$n" "$r" "$dir")"
+    if [ -n "$rk" ]; then
+        RSS_N[$rk]=$(echo "$nout" | field peak_rss_mb)
+        RSS_T[$rk]=$(echo "$tout" | field peak_rss_mb)
+    fi
+}
+for t in 1 2; do
+    S=$(steps 400 50)
+    measure "MLP 784-512-256-10 train b64 ${t}T /s" samples_per_sec higher "" \
+        "NERVE_THREADS=$t $BUILD/bench/bench_mlp $t $S" "$PY bench/torch_mlp.py $t $S"
+done
+S=$(steps 300 30)
+measure "LeNet-5 train b64 2T samples/s" samples_per_sec higher lenet \
+    "$BUILD/bench/bench_cfg models/lenet5.cfg train 64 2 $S" "$PY bench/torch_conv.py lenet5 2 $S"
+S=$(steps 20 3)
+for t in 1 2; do
+    measure "ResNet-20 32x32x3 train b128 ${t}T samples/s" samples_per_sec higher "resnet20_$t" \
+        "$BUILD/bench/bench_cfg models/resnet20.cfg train 128 $t $S" "$PY bench/torch_conv.py resnet20 $t $S"
+done
+S=$(steps 500 50)
+measure "LeNet-5 latency b1 2T ms (median)" latency_ms lower "" \
+    "$BUILD/bench/bench_cfg models/lenet5.cfg latency 1 2 $S" "$PY bench/torch_conv.py latency_lenet5 2 $S"
+S=$(steps 30 5)
+measure "ResNet-18 224x224 latency b1 2T ms (median)" latency_ms lower "" \
+    "$BUILD/bench/bench_cfg models/resnet18.cfg latency 1 2 $S" "$PY bench/torch_conv.py latency_resnet18 2 $S"
+row "peak RSS MB, LeNet-5 training (above)" "${RSS_N[lenet]:-}" "${RSS_T[lenet]:-(no torch)}" \
+    "$(ratio "${RSS_N[lenet]:-}" "${RSS_T[lenet]:-}" lower)"
+row "peak RSS MB, ResNet-20 training 2T (above)" "${RSS_N[resnet20_2]:-}" "${RSS_T[resnet20_2]:-(no torch)}" \
+    "$(ratio "${RSS_N[resnet20_2]:-}" "${RSS_T[resnet20_2]:-}" lower)"
+
+# 7. Character LSTM (H 128, one-hot, T 64, B 32, Adam, clip 5) on GPL-3, the same steps in
+# both: held-out bits per character (equal quality = 1.00) and characters per second.
+S=$(steps 600 60)
+out=$(NERVE_THREADS=2 $BUILD/bench/bench_charlm 2 $S)
 nb=$(echo "$out" | field bpc); nc=$(echo "$out" | field chars_per_sec)
+rb=""; rc=""
 if [ $have_torch = 1 ]; then
-    out=$($PY bench/torch_charlm.py $t $CHAR_STEPS)
-    rb=$(echo "$out" | field bpc); rc=$(echo "$out" | field chars_per_sec)
-    ratio=$(awk -v a="$nb" -v b="$rb" -v c="$nc" -v d="$rc" 'BEGIN { printf "%.3f / %.2fx", a / b, c / d }')
-else
-    rb="-"; rc="(no torch)"; ratio="-"
+    out=$($PY bench/torch_charlm.py 2 $S); rb=$(echo "$out" | field bpc); rc=$(echo "$out" | field chars_per_sec)
 fi
-printf "%-34s %24s %24s %14s\n" "char-LSTM GPL-3 bits/char, chars/s ${t}T" "$nb b/c $nc/s" "$rb b/c $rc/s" "$ratio"
+row "char-LSTM GPL-3 2T held-out bits/char" "$nb" "${rb:-(no torch)}" "$(ratio "$nb" "$rb" lower)"
+row "char-LSTM GPL-3 2T chars/s" "$nc" "${rc:-(no torch)}" "$(ratio "$nc" "$rc" higher)"

@@ -77,7 +77,9 @@ static perceptron perceptron_build(void)
     p.u = check(nerve_dense(p.g, p.x, p.w, -1), "nerve_dense"); /* -1: no bias */
     p.y = check(nerve_activation(p.g, p.u, nerve_act_default(NERVE_ACT_STEP)),
                 "nerve_activation");
-    /* Online learning: one sample at a time, so a batch of 1. */
+    /* We print u after each forward pass: keep its buffer (by default the step may be
+     * computed in place over it). Online learning: one sample at a time, so a batch of 1. */
+    nerve_graph_keep_buffers(p.g, 1);
     check(nerve_graph_compile(p.g, 1), "nerve_graph_compile");
     return p;
 }

@@ -76,6 +76,7 @@ static neuron neuron_build(int loss_kind, float w0, float b0)
         n.loss = check(nerve_mse_loss(n.g, n.a, n.d, 1), "nerve_mse_loss"); /* half: 1/2 */
     else
         n.loss = check(nerve_bce_logits_loss(n.g, n.z, n.d), "nerve_bce_logits_loss");
+    nerve_graph_keep_buffers(n.g, 1); /* z is printed: no sigmoid in place over it */
     check(nerve_graph_compile(n.g, 1), "nerve_graph_compile");
 
     nerve_value(n.g, n.x).data[0] = 1.0f; /* the one training sample: x = 1, d = 0 */

@@ -484,6 +484,13 @@ int nerve_pixel_softmax_ce_loss(nerve_graph *g, int logits, int labels, int clas
  * After this, forward and backward allocate nothing. Nodes may not be added afterwards. */
 int nerve_graph_compile(nerve_graph *g, int max_batch);
 int nerve_graph_is_compiled(const nerve_graph *g);
+/* The compiled memory plan shares buffers between operator nodes: their gradients live in
+ * a pool (so nerve_grad() of an operator node gives NULL after compile; parameters and
+ * inputs keep theirs), and some activations overwrite their input's value (which then
+ * reads as the activation's output after forward). keep = 1, called before compile, gives
+ * every node a private value and gradient instead (inspecting intermediate gradients or
+ * values); no effect once compiled. */
+void nerve_graph_keep_buffers(nerve_graph *g, int keep);
 /* Re-infers shapes for a batch of n <= max_batch (e.g. the last, smaller batch). */
 int nerve_graph_set_batch(nerve_graph *g, int n);
 int nerve_graph_batch(const nerve_graph *g);

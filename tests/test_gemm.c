@@ -160,6 +160,45 @@ TEST(gemm_blocked_shapes_match_reference)
     }
 }
 
+TEST(gemm_few_rows_match_reference)
+{
+    /* M <= KERN_GEMM_SMALL_M takes the unpacked path (M = 5 the blocked one): column tails of
+     * every width, K below, at and above one vector. */
+    static const int Ns[] = {1, 10, 33, 129, 300};
+    static const int Ks[] = {1, 15, 17, 100};
+    nerve_rng r;
+    nerve_rng_seed(&r, 16);
+    for (int M = 1; M <= KERN_GEMM_SMALL_M + 1; M++)
+        for (size_t n = 0; n < ARRAY_LEN(Ns); n++)
+            for (size_t k = 0; k < ARRAY_LEN(Ks); k++)
+                CHECK(check_shape(M, Ns[n], Ks[k], (int)(n + k) % 3 * 3, &r));
+}
+
+TEST(gemm_few_rows_split_across_threads_bit_identically)
+{
+    int M = 2, N = 2100, K = 600; /* 2.5M multiply-adds: two threads */
+    nerve_rng r;
+    nerve_rng_seed(&r, 17);
+    float *A = random_floats(&r, (size_t)M * K), *B = random_floats(&r, (size_t)K * N);
+    size_t bytes = (size_t)M * N * sizeof(float);
+    float *C[4];
+    kern_set_threads(2);
+    int split = kern_sgemm_threads(M, N, K) == 2;
+    for (int tb = 0; tb < 2; tb++) {
+        C[2 * tb] = malloc(bytes);
+        C[2 * tb + 1] = malloc(bytes);
+        kern_sgemm(0, tb, M, N, K, 1.0f, A, K, B, tb ? K : N, 0.0f, C[2 * tb], N);
+        kern_sgemm_serial(0, tb, M, N, K, 1.0f, A, K, B, tb ? K : N, 0.0f, C[2 * tb + 1], N);
+    }
+    kern_set_threads(0);
+    int same = memcmp(C[0], C[1], bytes) == 0 && memcmp(C[2], C[3], bytes) == 0;
+    for (int i = 0; i < 4; i++)
+        free(C[i]);
+    free(A), free(B);
+    CHECK(split);
+    CHECK(same);
+}
+
 TEST(gemm_degenerate_sizes)
 {
     float A[4] = {1, 2, 3, 4}, B[4] = {1, 1, 1, 1}, C[4] = {1, 2, NAN, 4};

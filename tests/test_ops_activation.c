@@ -550,3 +550,135 @@ TEST(activation_operators_add_into_a_shared_input_gradient)
     }
     nerve_graph_free(g);
 }
+
+/* ---- large tensors: threads, and derivatives taken from the output ----------------------- */
+
+/* phi'(u) in double, from the course's table (the library takes it from y where it can). */
+static double ref_act_derivative(nerve_act a, double u)
+{
+    switch (a.type) {
+    case NERVE_ACT_STEP:         return 0;
+    case NERVE_ACT_SIGMOID: {
+        double s = 1 / (1 + exp(-a.alpha * u));
+        return a.alpha * s * (1 - s);
+    }
+    case NERVE_ACT_HARD_SIGMOID: {
+        double v = a.alpha * u + a.beta;
+        return v > 0 && v < 1 ? a.alpha : 0;
+    }
+    case NERVE_ACT_TANH:         return 1 - tanh(u) * tanh(u);
+    case NERVE_ACT_RELU:         return u > 0 ? 1 : 0;
+    case NERVE_ACT_LEAKY_RELU:   return u > 0 ? 1 : a.alpha;
+    case NERVE_ACT_ELU:          return u >= 0 ? 1 : a.alpha * exp(u);
+    case NERVE_ACT_SELU:         return a.beta * (u > 0 ? 1 : a.alpha * exp(u));
+    case NERVE_ACT_SOFTPLUS:     return 1 / (1 + exp(-u));
+    case NERVE_ACT_SOFTSIGN:     return 1 / ((1 + fabs(u)) * (1 + fabs(u)));
+    case NERVE_ACT_RELU6:        return u > 0 && u < a.alpha ? 1 : 0;
+    default:                     return 1;
+    }
+}
+
+enum { BIG_N = 4, BIG_F = 10000 }; /* 40000 elements: two threads get one half each */
+
+/* y = act(x) and dx for loss = sum(y * w) (so dy = w) on x [BIG_N, BIG_F], with the given
+ * thread count. xv, wv: the inputs; y, dx: BIG_N * BIG_F floats out. */
+static int act_run_big(nerve_act act, int threads, const float *xv, const float *wv, float *y,
+                       float *dx)
+{
+    size_t count = (size_t)BIG_N * BIG_F;
+    nerve_set_threads(threads);
+    nerve_graph *g = nerve_graph_create();
+    int x = nerve_input(g, "x", 2, (int[]){1, BIG_F});
+    int w = nerve_input(g, "w", 2, (int[]){1, BIG_F});
+    int a = nerve_activation(g, x, act);
+    int loss = a < 0 ? a : nerve_sum(g, nerve_mul(g, a, w), NERVE_AXIS_ALL, 0);
+    int st = loss < 0 ? loss : nerve_input_set_requires_grad(g, x, 1);
+    if (st == NERVE_OK)
+        st = nerve_graph_compile(g, BIG_N);
+    if (st == NERVE_OK) {
+        memcpy(nerve_value(g, x).data, xv, count * sizeof(float));
+        memcpy(nerve_value(g, w).data, wv, count * sizeof(float));
+        st = nerve_forward(g, loss);
+        memcpy(y, nerve_value(g, a).data, count * sizeof(float));
+    }
+    if (st == NERVE_OK)
+        st = nerve_backward(g, loss);
+    if (st == NERVE_OK)
+        memcpy(dx, nerve_grad(g, x).data, count * sizeof(float));
+    nerve_graph_free(g);
+    nerve_set_threads(0);
+    return st;
+}
+
+TEST(activations_on_two_threads_match_one_thread_bit_for_bit_and_the_reference)
+{
+    size_t count = (size_t)BIG_N * BIG_F;
+    static float xv[BIG_N * BIG_F], wv[BIG_N * BIG_F], y1[BIG_N * BIG_F], d1[BIG_N * BIG_F],
+        y2[BIG_N * BIG_F], d2[BIG_N * BIG_F];
+    nerve_rng r;
+    nerve_rng_seed(&r, 21);
+    for (size_t i = 0; i < count; i++) { /* +-[0.2, 2]: clear of every kink */
+        float m = 0.2f + 1.8f * nerve_rng_uniform(&r);
+        xv[i] = (nerve_rng_u32(&r) & 1) ? m : -m;
+        wv[i] = 2.0f * nerve_rng_uniform(&r) - 1.0f;
+    }
+    /* Every type with its defaults, then parameters under which y no longer determines
+     * phi'(u) (the backward reads u) or that move the kinks. */
+    nerve_act acts[NERVE_ACT_COUNT + 4];
+    int n_acts = 0;
+    for (int t = 0; t < NERVE_ACT_COUNT; t++)
+        acts[n_acts++] = nerve_act_default((nerve_act_type)t);
+    acts[n_acts++] = (nerve_act){NERVE_ACT_LEAKY_RELU, -0.5f, 0.0f};
+    acts[n_acts++] = (nerve_act){NERVE_ACT_ELU, 0.5f, 0.0f};
+    acts[n_acts++] = (nerve_act){NERVE_ACT_ELU, -0.7f, 0.0f};
+    acts[n_acts++] = (nerve_act){NERVE_ACT_SELU, 1.2f, -0.8f};
+    for (int k = 0; k < n_acts; k++) {
+        nerve_act a = acts[k];
+        CHECK_OK(act_run_big(a, 1, xv, wv, y1, d1));
+        CHECK_OK(act_run_big(a, 2, xv, wv, y2, d2));
+        CHECK_MSG(memcmp(y1, y2, sizeof y1) == 0, "%s: forward differs across threads",
+                  nerve_act_name(a.type));
+        CHECK_MSG(memcmp(d1, d2, sizeof d1) == 0, "%s: backward differs across threads",
+                  nerve_act_name(a.type));
+        for (size_t i = 0; i < count; i++) {
+            double want_y = ref_act(a, xv[i]), want_d = wv[i] * ref_act_derivative(a, xv[i]);
+            CHECK_MSG(fabs(y1[i] - want_y) <= 1e-6 * fmax(1, fabs(want_y)),
+                      "%s(%g, alpha %g) = %.9g, expected %.9g", nerve_act_name(a.type), xv[i],
+                      a.alpha, y1[i], want_y);
+            CHECK_MSG(fabs(d1[i] - want_d) <= 1e-6 * fmax(1, fabs(want_d)),
+                      "%s'(%g, alpha %g) * %g = %.9g, expected %.9g", nerve_act_name(a.type),
+                      xv[i], a.alpha, wv[i], d1[i], want_d);
+        }
+    }
+}
+
+TEST(derivatives_from_the_output_hold_at_zero_and_in_the_tails)
+{
+    /* The backward reads y = phi(u): check the points where that is least obvious. In ELU's
+     * tail phi' = y + alpha is accurate to y's resolution (absolute, about 1e-7), not
+     * relatively: 2e-9 at u = -20 comes out as 0. Softplus keeps relative accuracy. */
+    static const struct {
+        nerve_act_type type;
+        float u;
+        double want;
+    } cases[] = {
+        {NERVE_ACT_ELU, 0.0f, 1.0},         /* y = 0 is the linear side */
+        {NERVE_ACT_ELU, -20.0f, 2.061153622438558e-09},
+        {NERVE_ACT_LEAKY_RELU, 0.0f, 0.01}, /* the flat side at the kink */
+        {NERVE_ACT_SELU, 0.0f, 1.0507009873554805 * 1.6732632423543772},
+        {NERVE_ACT_SOFTPLUS, -30.0f, 9.357622968839299e-14},
+        {NERVE_ACT_SOFTPLUS, 30.0f, 1.0},
+        {NERVE_ACT_SOFTSIGN, -3.0f, 0.0625},
+        {NERVE_ACT_RELU6, 6.0f, 0.0},
+        {NERVE_ACT_RELU6, 0.0f, 0.0},
+        {NERVE_ACT_HARD_SIGMOID, -2.5f, 0.0},
+        {NERVE_ACT_HARD_SIGMOID, 2.0f, 0.2},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        float d;
+        CHECK_OK(act_grad_at(nerve_act_default(cases[i].type), cases[i].u, &d));
+        double tol = cases[i].type == NERVE_ACT_SOFTPLUS ? 1e-6 * fabs(cases[i].want) : 1e-7;
+        CHECK_MSG(fabs(d - cases[i].want) <= tol, "%s'(%g) = %.9g, expected %.9g",
+                  nerve_act_name(cases[i].type), cases[i].u, d, cases[i].want);
+    }
+}

@@ -883,6 +883,201 @@ TEST(conv_results_are_reproducible_at_each_thread_count)
     }
 }
 
+/* ---- thread routes and Winograd --------------------------------------------------------- */
+
+/* dx and dW of loss = sum(y * r) for a 2-D, stride-1, undilated, one-group conv, by plain
+ * loops (r is one image's worth, broadcast over the batch):
+ *   dx[n, c, h, w] = sum over k, i, j of W[k, c, i, j] r[k, h - i + pad_h, w - j + pad_w]
+ *   dW[k, c, i, j] = sum over n, oh, ow of r[k, oh, ow] x[n, c, oh + i - pad_h, ow + j - pad_w] */
+static void ref_conv_grads(const problem *p, const float *x, const float *w, const float *r,
+                           float *dx, float *dw)
+{
+    geom3 gr = resolve(p);
+    int H = p->n[0], W = p->n[1], OH = gr.out[1], OW = gr.out[2], kh = p->k[0], kw = p->k[1];
+    size_t nx = (size_t)p->N * p->C * H * W, nw = (size_t)p->O * p->C * kh * kw;
+    memset(dx, 0, nx * sizeof *dx);
+    memset(dw, 0, nw * sizeof *dw);
+    for (int n = 0; n < p->N; n++)
+        for (int k = 0; k < p->O; k++)
+            for (int c = 0; c < p->C; c++)
+                for (int i = 0; i < kh; i++)
+                    for (int j = 0; j < kw; j++)
+                        for (int oh = 0; oh < OH; oh++)
+                            for (int ow = 0; ow < OW; ow++) {
+                                int h = oh + i - gr.pb[1], v = ow + j - gr.pb[2];
+                                if (h < 0 || h >= H || v < 0 || v >= W)
+                                    continue;
+                                size_t xi = (((size_t)n * p->C + c) * H + h) * W + v;
+                                size_t wi = (((size_t)k * p->C + c) * kh + i) * kw + j;
+                                float g = r[((size_t)k * OH + oh) * OW + ow];
+                                dx[xi] += w[wi] * g;
+                                dw[wi] += x[xi] * g;
+                            }
+}
+
+/* Runs forward and backward of loss = sum(y * r) on the current thread setting and checks
+ * dx and dW against ref_conv_grads. */
+static void check_grads_against_loops(const problem *p, uint64_t seed)
+{
+    built m;
+    nerve_rng r;
+    nerve_rng_seed(&r, seed);
+    CHECK_OK(build(p, &m));
+    int rn = 0, rd[NERVE_MAX_DIMS];
+    CHECK_OK(nerve_node_shape(m.g, m.y, &rn, rd));
+    int rs = nerve_state(m.g, "r", rn, rd);
+    int loss = nerve_sum(m.g, nerve_mul(m.g, m.y, rs), NERVE_AXIS_ALL, 0);
+    CHECK_OK(nerve_input_set_requires_grad(m.g, m.x, 1));
+    CHECK_OK(nerve_graph_compile(m.g, p->N));
+    fill_uniform(m.g, m.x, &r), fill_uniform(m.g, m.w, &r), fill_uniform(m.g, m.b, &r);
+    fill_uniform(m.g, rs, &r);
+    CHECK_OK(nerve_forward(m.g, loss));
+    CHECK_OK(nerve_backward(m.g, loss));
+    nerve_tensor dx = nerve_grad(m.g, m.x), dw = nerve_grad(m.g, m.w), rt = nerve_value(m.g, rs);
+    geom3 gr = resolve(p);
+    CHECK(nerve_tensor_numel(&rt) == (size_t)p->O * gr.out[1] * gr.out[2]);
+    size_t nx = nerve_tensor_numel(&dx), nw = nerve_tensor_numel(&dw);
+    float *want_dx = malloc(nx * sizeof(float)), *want_dw = malloc(nw * sizeof(float));
+    ref_conv_grads(p, nerve_value(m.g, m.x).data, nerve_value(m.g, m.w).data, rt.data, want_dx,
+                   want_dw);
+    CHECK_ARRAY_NEAR(dx.data, want_dx, nx, 1e-4);
+    CHECK_ARRAY_NEAR(dw.data, want_dw, nw, 1e-3);
+    free(want_dx), free(want_dw);
+    nerve_graph_free(m.g);
+}
+
+/* Batches smaller than the thread count split each image's work instead of the images:
+ * the forward by output channels (or by column blocks when an image has several), the
+ * input gradient by input channels. Each problem below takes one of those routes at two
+ * threads; all must match the plain loops and finite differences there, reproduce bit for
+ * bit run to run, and agree with one thread within rounding. */
+static int small_batch_problems(problem *ps)
+{
+    int np = 0;
+    /* one block per image: forward split by output channels, adjoint by input channels */
+    ps[np] = make_problem(OP_CONV, 2, 1, 8, 6, 1, (int[]){10, 10}, (int[]){3, 3});
+    set_dims(ps[np].cfg.pad_begin, 2, 1, 1, 0), set_dims(ps[np].cfg.pad_end, 2, 1, 1, 0);
+    ps[np].bias = 1, np++;
+    /* several column blocks per image (units across threads), asymmetric padding */
+    ps[np] = make_problem(OP_CONV, 2, 1, 16, 5, 1, (int[]){40, 37}, (int[]){3, 3});
+    set_dims(ps[np].cfg.pad_begin, 2, 1, 0, 0), set_dims(ps[np].cfg.pad_end, 2, 1, 2, 0), np++;
+    /* 1x1 direct, groups, strided, 1-D and conv_transpose */
+    ps[np] = make_problem(OP_CONV, 2, 1, 6, 5, 1, (int[]){9, 7}, (int[]){1, 1});
+    ps[np].bias = 1, np++;
+    ps[np] = make_problem(OP_CONV, 2, 1, 4, 6, 2, (int[]){7, 8}, (int[]){3, 2});
+    set_dims(ps[np].cfg.stride, 2, 2, 1, 0), np++;
+    ps[np] = make_problem(OP_CONV, 1, 1, 3, 4, 1, (int[]){300}, (int[]){5});
+    ps[np].cfg.same = 1, np++;
+    ps[np] = make_problem(OP_TCONV, 2, 1, 6, 4, 1, (int[]){6, 5}, (int[]){3, 3});
+    set_dims(ps[np].cfg.stride, 2, 2, 2, 0), ps[np].bias = 1, np++;
+    return np;
+}
+
+TEST(conv_small_batch_routes_match_references_on_two_threads)
+{
+    problem ps[8];
+    int np = small_batch_problems(ps);
+    nerve_rng r;
+    nerve_rng_seed(&r, 23);
+    nerve_set_threads(2);
+    for (int i = 0; i < np; i++) {
+        char msg[256], what[512];
+        describe(&ps[i], what, sizeof what);
+        CHECK_MSG(check_against_reference(&ps[i], &r, msg, sizeof msg) == 0, "%s: %s", what,
+                  msg);
+        if (i == 1) { /* several blocks: too big for finite differences */
+            check_grads_against_loops(&ps[i], 30);
+            continue;
+        }
+        problem small = ps[i]; /* finite differences on a cheaper copy of the same route */
+        if (small.S == 1)
+            small.n[0] = 40;
+        CHECK_MSG(gradcheck_problem(&small, 30 + (uint64_t)i) == NERVE_OK, "%s: %s", what,
+                  nerve_last_error());
+    }
+    nerve_set_threads(0);
+}
+
+TEST(conv_small_batch_routes_are_reproducible)
+{
+    problem ps[8];
+    int np = small_batch_problems(ps);
+    for (int i = 0; i < np; i++) {
+        float *one[3], *two[3], *again[3];
+        size_t n[3];
+        run_on_threads(&ps[i], 1, one, n);
+        run_on_threads(&ps[i], 2, two, n);
+        run_on_threads(&ps[i], 2, again, n);
+        for (int k = 0; k < 3; k++) {
+            CHECK_MSG(memcmp(two[k], again[k], n[k] * sizeof(float)) == 0,
+                      "problem %d result %d not reproducible", i, k);
+            CHECK_ARRAY_NEAR(one[k], two[k], n[k], 1e-4);
+            free(one[k]), free(two[k]), free(again[k]);
+        }
+    }
+}
+
+/* 3x3 stride-1 convolutions with >= 16 channels run forward through Winograd; other
+ * settings keep the column product. Both sides of each boundary match the plain loops.
+ * (The backward is the engine's whatever the forward route; finite differences of a
+ * Winograd forward are dominated by its rounding, so they are not checked here.) */
+TEST(conv_winograd_route_matches_plain_loops)
+{
+    problem ps[8];
+    int np = 0, wino[8];
+    ps[np] = make_problem(OP_CONV, 2, 2, 16, 16, 1, (int[]){8, 8}, (int[]){3, 3});
+    ps[np].cfg.same = 1, ps[np].bias = 1, wino[np++] = 1;
+    ps[np] = make_problem(OP_CONV, 2, 1, 17, 24, 1, (int[]){9, 11}, (int[]){3, 3});
+    wino[np++] = 1; /* no padding */
+    ps[np] = make_problem(OP_CONV, 2, 3, 20, 16, 1, (int[]){13, 10}, (int[]){3, 3});
+    ps[np].cfg.same = 1, wino[np++] = 1;
+    ps[np] = ps[0], ps[np].cfg.flip = 1, wino[np++] = 0;
+    ps[np] = ps[0], ps[np].cfg.stride[0] = 2, wino[np++] = 0;
+    ps[np] = ps[0], ps[np].cfg.pad_end[1] = 2, ps[np].cfg.same = 0, wino[np++] = 0;
+    ps[np] = make_problem(OP_CONV, 2, 2, 16, 15, 1, (int[]){8, 8}, (int[]){3, 3});
+    wino[np++] = 0; /* too few output channels */
+    nerve_rng r;
+    nerve_rng_seed(&r, 29);
+    for (int threads = 1; threads <= 2; threads++) {
+        nerve_set_threads(threads);
+        for (int i = 0; i < np; i++) {
+            char msg[256], what[512];
+            describe(&ps[i], what, sizeof what);
+            CHECK_MSG(check_against_reference(&ps[i], &r, msg, sizeof msg) == 0,
+                      "threads %d %s: %s", threads, what, msg);
+            built m;
+            CHECK_OK(build(&ps[i], &m));
+            CHECK_OK(nerve_graph_compile(m.g, ps[i].N));
+            geom3 gr = resolve(&ps[i]);
+            size_t ws = kern_winograd_workspace(ps[i].N, ps[i].C, ps[i].n[0], ps[i].n[1],
+                                                ps[i].O, gr.pb[1], gr.pb[2], threads);
+            if (wino[i]) /* the scratch holds the route's workspace */
+                CHECK_MSG(m.g->nodes[m.y].scratch_n >= ws, "%s: scratch %zu < %zu", what,
+                          m.g->nodes[m.y].scratch_n, ws);
+            nerve_graph_free(m.g);
+        }
+    }
+    nerve_set_threads(0);
+}
+
+/* The gradients of Winograd-eligible convs (dx by Winograd, as a correlation of dy with
+ * the flipped, transposed weights; dW by columns) against plain loops, for padding 0, 1
+ * and 2, on one and two threads. */
+TEST(conv_winograd_input_gradient_matches_plain_loops)
+{
+    int pads[3] = {1, 0, 2};
+    for (int threads = 1; threads <= 2; threads++)
+        for (int t = 0; t < 3; t++) {
+            nerve_set_threads(threads);
+            problem p = make_problem(OP_CONV, 2, 3, 16, 17, 1, (int[]){10, 9}, (int[]){3, 3});
+            set_dims(p.cfg.pad_begin, 2, pads[t], pads[t], 0);
+            set_dims(p.cfg.pad_end, 2, pads[t], pads[t], 0);
+            p.bias = 1;
+            check_grads_against_loops(&p, 51 + (uint64_t)t);
+        }
+    nerve_set_threads(0);
+}
+
 /* ---- errors ------------------------------------------------------------------------------ */
 
 static int conv_status(const int *xd, int wn, const int *wd, const nerve_conv_config *c,

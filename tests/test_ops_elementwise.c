@@ -462,3 +462,82 @@ TEST(reduction_axis_errors_name_the_operator)
     CHECK(strstr(nerve_last_error(), "mean"));
     nerve_graph_free(g);
 }
+
+/* ---- large operands: threads ---------------------------------------------------------------- */
+
+enum { EB_N = 64, EB_F = 1024, EB_COUNT = EB_N * EB_F };
+
+typedef struct {
+    float y[EB_COUNT], da[EB_COUNT], db[EB_COUNT];
+} eb_result;
+
+/* op(a [EB_N, EB_F], b) with b [EB_N, EB_F] (full) or [EB_F] (a repeating block), or
+ * affine (op 4) of a; loss = sum(y * w) so dy = w. One forward and backward. */
+static int eb_run(int op, int full_b, int threads, const float *av, const float *bv,
+                  const float *wv, eb_result *out)
+{
+    nerve_set_threads(threads);
+    nerve_graph *g = nerve_graph_create();
+    int a = nerve_input(g, "a", 2, (int[]){1, EB_F});
+    int b = full_b ? nerve_input(g, "b", 2, (int[]){1, EB_F}) : nerve_param(g, "b", 1, (int[]){EB_F});
+    int w = nerve_input(g, "w", 2, (int[]){1, EB_F});
+    int y = op < 4 ? builders[op](g, a, b) : nerve_affine(g, a, -1.5f, 0.25f);
+    int loss = y < 0 ? y : nerve_sum(g, nerve_mul(g, y, w), NERVE_AXIS_ALL, 0);
+    int st = loss < 0 ? loss : nerve_input_set_requires_grad(g, a, 1);
+    if (st == NERVE_OK && full_b)
+        st = nerve_input_set_requires_grad(g, b, 1);
+    if (st == NERVE_OK)
+        st = nerve_graph_compile(g, EB_N);
+    if (st == NERVE_OK) {
+        set_values(g, a, av, EB_COUNT);
+        set_values(g, b, bv, full_b ? EB_COUNT : EB_F);
+        set_values(g, w, wv, EB_COUNT);
+        st = nerve_forward(g, loss);
+        memcpy(out->y, nerve_value(g, y).data, sizeof out->y);
+    }
+    if (st == NERVE_OK)
+        st = nerve_backward(g, loss);
+    if (st == NERVE_OK) {
+        memcpy(out->da, nerve_grad(g, a).data, sizeof out->da);
+        memset(out->db, 0, sizeof out->db);
+        if (op < 4)
+            memcpy(out->db, nerve_grad(g, b).data, (full_b ? EB_COUNT : EB_F) * sizeof(float));
+    }
+    nerve_graph_free(g);
+    nerve_set_threads(0);
+    return st;
+}
+
+TEST(elementwise_on_two_threads_matches_one_thread_bit_for_bit)
+{
+    static float av[EB_COUNT], bv[EB_COUNT], wv[EB_COUNT];
+    static eb_result one, two;
+    nerve_rng r;
+    nerve_rng_seed(&r, 23);
+    for (int i = 0; i < EB_COUNT; i++) {
+        av[i] = 2.0f * nerve_rng_uniform(&r) - 1.0f;
+        float m = 0.5f + nerve_rng_uniform(&r); /* safe denominators */
+        bv[i] = (nerve_rng_u32(&r) & 1) ? m : -m;
+        wv[i] = 2.0f * nerve_rng_uniform(&r) - 1.0f;
+    }
+    for (int op = 0; op <= 4; op++)
+        for (int full_b = 0; full_b <= 1; full_b++) {
+            CHECK_OK(eb_run(op, full_b, 1, av, bv, wv, &one));
+            CHECK_OK(eb_run(op, full_b, 2, av, bv, wv, &two));
+            CHECK_MSG(memcmp(&one, &two, sizeof one) == 0, "op %d, full b %d: results differ",
+                      op, full_b);
+            for (int i = 0; i < EB_COUNT; i++) {
+                float b = bv[full_b ? i : i % EB_F];
+                float want = op < 4 ? reference_op(op, av[i], b) : -1.5f * av[i] + 0.25f;
+                CHECK_MSG(one.y[i] == want, "op %d: y[%d] = %.9g, expected %.9g", op, i,
+                          one.y[i], want);
+            }
+            if (op == 2 && !full_b) /* mul: db_j = sum_n w a over the 64 rows */
+                for (int j = 0; j < EB_F; j++) {
+                    double want = 0;
+                    for (int n = 0; n < EB_N; n++)
+                        want += (double)wv[n * EB_F + j] * av[n * EB_F + j];
+                    CHECK_NEAR(one.db[j], want, 1e-5);
+                }
+        }
+}

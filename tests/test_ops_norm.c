@@ -524,3 +524,163 @@ TEST(norm_operators_add_into_a_shared_input_gradient)
     }
     nerve_graph_free(g);
 }
+
+/* ---- batchnorm on large tensors: threads and accuracy ------------------------------------ */
+
+enum { BB_N = 32, BB_C = 8, BB_INNER = 256, BB_COUNT = BB_N * BB_C * BB_INNER };
+
+typedef struct {
+    float y[BB_COUNT], dx[BB_COUNT], dgamma[BB_C], dbeta[BB_C], rmean[BB_C], rvar[BB_C];
+} bn_big_result;
+
+/* x [BB_N, BB_C, 16, 16] -> batchnorm (gamma_c = 1 + c/8, beta_c = c/10 - 0.3, running
+ * statistics 0 and 1) -> loss = sum(y * w), so dy = w; one forward and backward with the
+ * given thread count and mode. */
+static int bn_big_run(int threads, int training, const float *xv, const float *wv,
+                      bn_big_result *out)
+{
+    nerve_set_threads(threads);
+    nerve_graph *g = nerve_graph_create();
+    int x = nerve_input(g, "x", 4, (int[]){1, BB_C, 16, 16});
+    int w = nerve_input(g, "w", 4, (int[]){1, BB_C, 16, 16});
+    int gamma = nerve_param(g, "gamma", 1, (int[]){BB_C});
+    int beta = nerve_param(g, "beta", 1, (int[]){BB_C});
+    int rmean = nerve_state(g, "rmean", 1, (int[]){BB_C});
+    int rvar = nerve_state(g, "rvar", 1, (int[]){BB_C});
+    int y = nerve_batchnorm(g, x, gamma, beta, rmean, rvar, 0.1f, 1e-5f);
+    int loss = y < 0 ? y : nerve_sum(g, nerve_mul(g, y, w), NERVE_AXIS_ALL, 0);
+    int st = loss < 0 ? loss : nerve_input_set_requires_grad(g, x, 1);
+    if (st == NERVE_OK)
+        st = nerve_graph_compile(g, BB_N);
+    if (st == NERVE_OK) {
+        memcpy(nerve_value(g, x).data, xv, BB_COUNT * sizeof(float));
+        memcpy(nerve_value(g, w).data, wv, BB_COUNT * sizeof(float));
+        for (int c = 0; c < BB_C; c++) {
+            nerve_value(g, gamma).data[c] = 1.0f + (float)c / 8;
+            nerve_value(g, beta).data[c] = (float)c / 10 - 0.3f;
+            nerve_value(g, rvar).data[c] = 1.0f;
+        }
+        nerve_graph_set_training(g, training);
+        st = nerve_forward(g, loss);
+        memcpy(out->y, nerve_value(g, y).data, sizeof out->y);
+    }
+    if (st == NERVE_OK)
+        st = nerve_backward(g, loss);
+    if (st == NERVE_OK) {
+        memcpy(out->dx, nerve_grad(g, x).data, sizeof out->dx);
+        memcpy(out->dgamma, nerve_grad(g, gamma).data, sizeof out->dgamma);
+        memcpy(out->dbeta, nerve_grad(g, beta).data, sizeof out->dbeta);
+        memcpy(out->rmean, nerve_value(g, rmean).data, sizeof out->rmean);
+        memcpy(out->rvar, nerve_value(g, rvar).data, sizeof out->rvar);
+    }
+    nerve_graph_free(g);
+    nerve_set_threads(0);
+    return st;
+}
+
+/* Channel c of x [BB_N, BB_C, BB_INNER] around offset[c] with spread scale[c]. */
+static void bn_big_fill(float *xv, float *wv, const float *offset, const float *scale,
+                        nerve_rng *r)
+{
+    for (int i = 0; i < BB_COUNT; i++) {
+        int c = (i / BB_INNER) % BB_C;
+        xv[i] = offset[c] + scale[c] * nerve_rng_normal(r);
+        wv[i] = 2.0f * nerve_rng_uniform(r) - 1.0f;
+    }
+}
+
+/* Training-mode y, dx, dgamma, dbeta of channel c from the closed forms, in double. */
+static void bn_big_reference(const float *xv, const float *wv, int c, double *y, double *dx,
+                             double *dgamma, double *dbeta)
+{
+    double m = BB_N * BB_INNER, s = 0, q = 0, sdy = 0, sdyx = 0;
+    double gamma = 1.0 + c / 8.0, beta = (float)c / 10 - 0.3f;
+    for (int n = 0; n < BB_N; n++)
+        for (int k = 0; k < BB_INNER; k++)
+            s += xv[(n * BB_C + c) * BB_INNER + k];
+    double mean = s / m;
+    for (int n = 0; n < BB_N; n++)
+        for (int k = 0; k < BB_INNER; k++) {
+            double d = xv[(n * BB_C + c) * BB_INNER + k] - mean;
+            q += d * d;
+        }
+    double istd = 1.0 / sqrt(q / m + 1e-5);
+    for (int n = 0; n < BB_N; n++)
+        for (int k = 0; k < BB_INNER; k++) {
+            int i = (n * BB_C + c) * BB_INNER + k;
+            sdy += wv[i];
+            sdyx += wv[i] * (xv[i] - mean) * istd;
+        }
+    *dgamma = sdyx;
+    *dbeta = sdy;
+    for (int n = 0; n < BB_N; n++)
+        for (int k = 0; k < BB_INNER; k++) {
+            int i = (n * BB_C + c) * BB_INNER + k, j = n * BB_INNER + k;
+            double xhat = (xv[i] - mean) * istd;
+            y[j] = gamma * xhat + beta;
+            dx[j] = gamma * istd * (wv[i] - sdy / m - xhat * sdyx / m);
+        }
+}
+
+TEST(batchnorm_on_two_threads_matches_one_thread_bit_for_bit)
+{
+    static float xv[BB_COUNT], wv[BB_COUNT];
+    static bn_big_result one, two;
+    static double ry[BB_N * BB_INNER], rdx[BB_N * BB_INNER];
+    const float offset[BB_C] = {0, 1, -2, 3, 0.5f, -1, 2, 10};
+    const float scale[BB_C] = {1, 0.5f, 2, 1, 3, 0.1f, 1, 4};
+    nerve_rng r;
+    nerve_rng_seed(&r, 17);
+    bn_big_fill(xv, wv, offset, scale, &r);
+    for (int training = 1; training >= 0; training--) {
+        CHECK_OK(bn_big_run(1, training, xv, wv, &one));
+        CHECK_OK(bn_big_run(2, training, xv, wv, &two));
+        CHECK_MSG(memcmp(&one, &two, sizeof one) == 0, "training %d: results differ", training);
+    }
+    CHECK_OK(bn_big_run(1, 1, xv, wv, &one));
+    for (int c = 0; c < BB_C; c++) {
+        double dgamma, dbeta;
+        bn_big_reference(xv, wv, c, ry, rdx, &dgamma, &dbeta);
+        CHECK_NEAR(one.dgamma[c], dgamma, 1e-6 * BB_N * BB_INNER);
+        CHECK_NEAR(one.dbeta[c], dbeta, 1e-6 * BB_N * BB_INNER);
+        for (int n = 0; n < BB_N; n++)
+            for (int k = 0; k < BB_INNER; k++) {
+                int i = (n * BB_C + c) * BB_INNER + k, j = n * BB_INNER + k;
+                CHECK_NEAR(one.y[i], ry[j], 1e-5 * fmax(1, fabs(ry[j])));
+                CHECK_NEAR(one.dx[i], rdx[j], 1e-5);
+            }
+    }
+}
+
+TEST(batchnorm_variance_stays_accurate_for_a_large_mean)
+{
+    /* Channels at 10000 + 0.05 * noise: the variance is 2.5e-11 of the squared mean, where
+     * a sum of squares around zero loses its digits (in float entirely). The output must
+     * still have the variance gamma^2 var / (var + eps) of the definition. */
+    static float xv[BB_COUNT], wv[BB_COUNT];
+    static bn_big_result out;
+    float offset[BB_C], scale[BB_C];
+    for (int c = 0; c < BB_C; c++)
+        offset[c] = 10000.0f + (float)c, scale[c] = 0.05f;
+    nerve_rng r;
+    nerve_rng_seed(&r, 19);
+    bn_big_fill(xv, wv, offset, scale, &r);
+    CHECK_OK(bn_big_run(2, 1, xv, wv, &out));
+    for (int c = 0; c < BB_C; c++) {
+        double xs = 0, xq = 0, ys = 0, yq = 0, m = BB_N * BB_INNER;
+        for (int n = 0; n < BB_N; n++)
+            for (int k = 0; k < BB_INNER; k++) {
+                int i = (n * BB_C + c) * BB_INNER + k;
+                xs += xv[i], ys += out.y[i];
+            }
+        for (int n = 0; n < BB_N; n++)
+            for (int k = 0; k < BB_INNER; k++) {
+                int i = (n * BB_C + c) * BB_INNER + k;
+                xq += (xv[i] - xs / m) * (xv[i] - xs / m);
+                yq += (out.y[i] - ys / m) * (out.y[i] - ys / m);
+            }
+        double gamma = 1.0 + c / 8.0, xvar = xq / m;
+        CHECK_NEAR(yq / m, gamma * gamma * xvar / (xvar + 1e-5), 1e-3 * gamma * gamma);
+        CHECK_NEAR(out.rvar[c], 0.9 + 0.1 * xvar * m / (m - 1), 1e-6);
+    }
+}

@@ -448,3 +448,164 @@ TEST(pooling_follows_batch_changes_without_allocating)
     CHECK_OK(nerve_gradcheck(g, loss, 1e-2f, 1e-3f, 1e-2f));
     nerve_graph_free(g);
 }
+
+/* ---- interior fast paths and threads ------------------------------------------------------ */
+
+/* The definition, written independently of the library: max = the first maximum of the
+ * clipped window in row-major order (a NaN wins and stays), avg = double sum / divisor.
+ * Backward: dx += dy at the argmax, or dy / divisor over the window, windows in row-major
+ * order (the order fixes the float sums, so results compare bit for bit). */
+static void ref_pool_map(const nerve_pool_config *c, int H, int W, int OH, int OW,
+                         const float *x, const float *dy, float *y, float *dx)
+{
+    int k = c->kernel[0], s = c->stride[0], p = c->pad[0];
+    for (int oy = 0; oy < OH; oy++)
+        for (int ox = 0; ox < OW; ox++) {
+            int ys = oy * s - p, xs = ox * s - p;
+            int ye = ys + k < H + p ? ys + k : H + p, xe = xs + k < W + p ? xs + k : W + p;
+            int padded = (ye - ys) * (xe - xs);
+            int y0 = ys > 0 ? ys : 0, x0 = xs > 0 ? xs : 0;
+            int y1 = ye < H ? ye : H, x1 = xe < W ? xe : W;
+            int best = y0 * W + x0, o = oy * OW + ox;
+            double sum = 0;
+            for (int i = y0; i < y1; i++)
+                for (int j = x0; j < x1; j++) {
+                    float v = x[i * W + j], b = x[best];
+                    if (v > b || (isnan(v) && !isnan(b)))
+                        best = i * W + j;
+                    sum += v;
+                }
+            int divisor = c->count_include_pad ? padded : (y1 - y0) * (x1 - x0);
+            if (c->type == NERVE_POOL_MAX) {
+                y[o] = x[best];
+                if (dx)
+                    dx[best] += dy[o];
+                continue;
+            }
+            y[o] = (float)(sum / divisor);
+            for (int i = y0; dx && i < y1; i++)
+                for (int j = x0; j < x1; j++)
+                    dx[i * W + j] += dy[o] / (float)divisor;
+        }
+}
+
+/* Pools x [N, C, H, W] with the given thread count: y and the input gradient for
+ * loss = sum(y * w), w of one sample's output shape (so dy = w in every sample). wv must
+ * hold C * OH * OW floats; returns the output size in oh, ow. */
+static int pool_run(const nerve_pool_config *c, int threads, int N, int C, int H, int W,
+                    const float *xv, const float *wv, float *y, float *dx, int *oh, int *ow)
+{
+    nerve_set_threads(threads);
+    nerve_graph *g = nerve_graph_create();
+    int x = nerve_input(g, "x", 4, (int[]){1, C, H, W});
+    int p = nerve_pool(g, x, c), w;
+    int loss = p < 0 ? p : linear_loss(g, p, &w);
+    int st = loss < 0 ? loss : nerve_input_set_requires_grad(g, x, 1);
+    if (st == NERVE_OK)
+        st = nerve_graph_compile(g, N);
+    if (st == NERVE_OK) {
+        nerve_tensor t = nerve_value(g, p);
+        *oh = t.dims[2];
+        *ow = t.dims[3];
+        set_values(g, x, xv, (size_t)N * C * H * W);
+        set_values(g, w, wv, (size_t)C * *oh * *ow);
+        st = nerve_forward(g, loss);
+        memcpy(y, t.data, nerve_tensor_numel(&t) * sizeof(float));
+    }
+    if (st == NERVE_OK)
+        st = nerve_backward(g, loss);
+    if (st == NERVE_OK)
+        memcpy(dx, nerve_grad(g, x).data, (size_t)N * C * H * W * sizeof(float));
+    nerve_graph_free(g);
+    nerve_set_threads(0);
+    return st;
+}
+
+enum { FP_N = 2, FP_C = 3, FP_MAX = FP_N * FP_C * 12 * 12 };
+
+TEST(interior_fast_paths_match_the_definition_bit_for_bit)
+{
+    /* The shapes with fast paths (2x2/2, 3x3/2 with padding 0 and 1) and one without
+     * (3x3/1), on even and odd maps, ceil mode on and off, with and without padding in the
+     * divisor; values drawn from a few integers (ties, -0 next to +0) so that the first
+     * maximum matters. */
+    static const int shapes[][3] = {{2, 2, 0}, {3, 2, 0}, {3, 2, 1}, {3, 1, 1}};
+    static const int maps[][2] = {{8, 8}, {11, 9}, {12, 7}};
+    static float xv[FP_MAX], wv[FP_MAX], y[FP_MAX], dx[FP_MAX], ry[FP_MAX], rdx[FP_MAX];
+    nerve_rng r;
+    nerve_rng_seed(&r, 5);
+    for (int i = 0; i < FP_MAX; i++) {
+        int v = (int)nerve_rng_below(&r, 5) - 2;
+        xv[i] = v == 0 && (i & 1) ? -0.0f : (float)v;
+        wv[i] = 2.0f * nerve_rng_uniform(&r) - 1.0f;
+    }
+    for (int type = NERVE_POOL_MAX; type <= NERVE_POOL_AVG; type++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (size_t m = 0; m < sizeof maps / sizeof maps[0]; m++)
+                for (int mode = 0; mode < 4; mode++) {
+                    nerve_pool_config c = pool_cfg((nerve_pool_type)type, shapes[s][0],
+                                                   shapes[s][1], shapes[s][2], mode & 1, mode >> 1);
+                    int H = maps[m][0], W = maps[m][1], oh, ow;
+                    CHECK_OK(pool_run(&c, 1, FP_N, FP_C, H, W, xv, wv, y, dx, &oh, &ow));
+                    size_t in_map = (size_t)H * W, out_map = (size_t)oh * ow;
+                    memset(rdx, 0, sizeof rdx);
+                    for (size_t k = 0; k < (size_t)FP_N * FP_C; k++)
+                        ref_pool_map(&c, H, W, oh, ow, xv + k * in_map, wv + (k % FP_C) * out_map,
+                                     ry + k * out_map, rdx + k * in_map);
+                    size_t ny = FP_N * FP_C * out_map, nx = FP_N * FP_C * in_map;
+                    CHECK_MSG(memcmp(y, ry, ny * sizeof(float)) == 0,
+                              "type %d k%d s%d p%d on %dx%d mode %d: forward differs", type,
+                              shapes[s][0], shapes[s][1], shapes[s][2], H, W, mode);
+                    CHECK_MSG(memcmp(dx, rdx, nx * sizeof(float)) == 0,
+                              "type %d k%d s%d p%d on %dx%d mode %d: backward differs", type,
+                              shapes[s][0], shapes[s][1], shapes[s][2], H, W, mode);
+                }
+}
+
+TEST(max_pool_fast_path_keeps_the_first_nan)
+{
+    /* 4x4 map, 2x2/2 (all windows interior): a NaN wins its window, the first of two NaNs
+     * stays (its gradient goes there), and -0 before +0 stays -0. */
+    const float nan = NAN;
+    const float x[] = {1, nan, 0, 3, nan, 2, 0, 0, -0.0f, 0, -1, -1, 0, 0, -2, -1};
+    nerve_pool_config c = pool_cfg(NERVE_POOL_MAX, 2, 2, 0, 0, 0);
+    float y[4];
+    int oh, ow;
+    CHECK_OK(pool_map(&c, 4, 4, x, y, &oh, &ow));
+    CHECK(isnan(y[0]) && y[1] == 3 && y[3] == -1);
+    CHECK(y[2] == 0 && signbit(y[2])); /* the first of -0, 0, 0, 0 */
+    /* The gradient goes to each window's argmax: dy = w = 1, 2, 3, 4. */
+    const float w[] = {1, 2, 3, 4};
+    float y2[4], dx[16];
+    CHECK_OK(pool_run(&c, 1, 1, 1, 4, 4, x, w, y2, dx, &oh, &ow));
+    CHECK(dx[1] == 1 && dx[4] == 0); /* the NaN at index 1 came first */
+    CHECK(dx[3] == 2 && dx[8] == 3 && dx[9] == 0 && dx[10] == 4 && dx[15] == 0);
+}
+
+TEST(pooling_on_two_threads_matches_one_thread_bit_for_bit)
+{
+    /* [8, 16, 24, 24]: 73728 input elements, split by maps across two threads. */
+    enum { N = 8, C = 16, H = 24, W = 24, COUNT = N * C * H * W };
+    static float xv[COUNT], wv[C * H * W], y1[COUNT], d1[COUNT], y2[COUNT], d2[COUNT];
+    nerve_rng r;
+    nerve_rng_seed(&r, 9);
+    for (int i = 0; i < COUNT; i++)
+        xv[i] = 2.0f * nerve_rng_uniform(&r) - 1.0f;
+    for (int i = 0; i < C * H * W; i++)
+        wv[i] = 2.0f * nerve_rng_uniform(&r) - 1.0f;
+    nerve_pool_config cfgs[] = {
+        pool_cfg(NERVE_POOL_MAX, 2, 2, 0, 0, 0), pool_cfg(NERVE_POOL_MAX, 3, 2, 1, 1, 0),
+        pool_cfg(NERVE_POOL_AVG, 2, 2, 0, 0, 0), pool_cfg(NERVE_POOL_AVG, 3, 2, 1, 0, 1),
+        pool_cfg(NERVE_POOL_L2, 3, 1, 1, 0, 0),  {.type = NERVE_POOL_GLOBAL_AVG},
+        {.type = NERVE_POOL_GLOBAL_MAX},
+    };
+    for (size_t k = 0; k < sizeof cfgs / sizeof cfgs[0]; k++) {
+        int oh, ow, oh2, ow2;
+        CHECK_OK(pool_run(&cfgs[k], 1, N, C, H, W, xv, wv, y1, d1, &oh, &ow));
+        CHECK_OK(pool_run(&cfgs[k], 2, N, C, H, W, xv, wv, y2, d2, &oh2, &ow2));
+        CHECK(oh == oh2 && ow == ow2);
+        CHECK_MSG(memcmp(y1, y2, (size_t)N * C * oh * ow * sizeof(float)) == 0,
+                  "config %zu: forward differs across threads", k);
+        CHECK_MSG(memcmp(d1, d2, sizeof d1) == 0, "config %zu: backward differs across threads", k);
+    }
+}

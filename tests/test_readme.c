@@ -44,7 +44,7 @@ TEST(readme_c_example_compiles_and_trains_xor)
     free(readme);
     const char *build = test_build_dir();
     const char *san = strstr(build, "san") ? "-fsanitize=address,undefined" : "";
-    snprintf(cmd, sizeof cmd, "cc -std=c11 -Wall -Wextra -Werror -Iinclude %s %s -o %s %s/libnerve.a -lz -lpng -lm -fopenmp",
+    snprintf(cmd, sizeof cmd, "cc -std=c11 -Wall -Wextra -Werror -Iinclude %s %s -o %s %s/libnerve.a -lz -lpng -lm -pthread",
              san, src, exe, build);
     CHECK_MSG(system(cmd) == 0, "compiling the README example failed: %s", cmd);
     snprintf(cmd, sizeof cmd, "%s", exe);

@@ -1,10 +1,12 @@
 /* The counted allocator. A small header in front of each block records its size so that
  * nerve_alloc_bytes() can report what is held. */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #include "core.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 static atomic_uint_fast64_t alloc_count;
 static atomic_size_t alloc_bytes;
@@ -66,31 +68,65 @@ void *nerve_xrealloc(void *p, size_t bytes)
     return q + HEADER;
 }
 
+/* Float blocks carry a 64-byte header (the size, then how the block was obtained) so that
+ * the data stays 64-byte aligned. Blocks of at least LAZY_BYTES come straight from mmap:
+ * anonymous pages are zero already and cost no resident memory until touched, so a large
+ * buffer that is never written (an input's gradient nobody asks for) stays free and
+ * compiling a big graph does not sweep gigabytes with memset. */
+#define FLOAT_HEADER 64
+#define LAZY_BYTES ((size_t)1 << 20)
+enum { BLOCK_HEAP, BLOCK_MAPPED };
+
+static void *alloc_zeroed_block(size_t total, int *how)
+{
+    if (total >= LAZY_BYTES) {
+        void *p = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        *how = BLOCK_MAPPED;
+        return p == MAP_FAILED ? NULL : p;
+    }
+    void *p = NULL;
+    *how = BLOCK_HEAP;
+    if (posix_memalign(&p, 64, total) != 0)
+        return NULL;
+    memset(p, 0, total);
+    return p;
+}
+
 float *nerve_xalloc_floats(size_t n)
 {
+    if (n > ((size_t)-1 - 2 * FLOAT_HEADER) / sizeof(float)) {
+        nerve_set_error(NERVE_ERR_NOMEM, "allocation size overflow (%zu floats)", n);
+        return NULL;
+    }
     size_t bytes = (n ? n : 1) * sizeof(float);
     bytes = (bytes + 63) & ~(size_t)63;
-    void *p = NULL;
-    if (posix_memalign(&p, 64, bytes + 64) != 0) {
+    int how;
+    char *p = alloc_zeroed_block(bytes + FLOAT_HEADER, &how);
+    if (!p) {
         nerve_set_error(NERVE_ERR_NOMEM, "out of memory allocating %zu floats", n);
         return NULL;
     }
     memcpy(p, &bytes, sizeof bytes);
-    memset((char *)p + 64, 0, bytes);
+    memcpy(p + sizeof bytes, &how, sizeof how);
     atomic_fetch_add(&alloc_count, 1);
     atomic_fetch_add(&alloc_bytes, bytes);
-    return (float *)((char *)p + 64);
+    return (float *)(p + FLOAT_HEADER);
 }
 
 void nerve_xfree_aligned(void *p)
 {
     if (!p)
         return;
-    char *base = (char *)p - 64;
+    char *base = (char *)p - FLOAT_HEADER;
     size_t bytes;
+    int how;
     memcpy(&bytes, base, sizeof bytes);
+    memcpy(&how, base + sizeof bytes, sizeof how);
     atomic_fetch_sub(&alloc_bytes, bytes);
-    free(base);
+    if (how == BLOCK_MAPPED)
+        munmap(base, bytes + FLOAT_HEADER);
+    else
+        free(base);
 }
 
 char *nerve_xstrdup(const char *s)

@@ -21,10 +21,10 @@ nerve_graph *nerve_graph_create(void)
 
 static void node_release(node *n)
 {
-    if (n->owns_value) {
+    if (n->owns_value)
         nerve_xfree_aligned(n->value);
+    if (n->owns_grad)
         nerve_xfree_aligned(n->grad);
-    }
     nerve_xfree_aligned(n->scratch);
     n->value = n->grad = n->scratch = NULL;
 }
@@ -35,8 +35,12 @@ void nerve_graph_free(nerve_graph *g)
         return;
     for (int i = 0; i < g->n_nodes; i++)
         node_release(&g->nodes[i]);
+    for (int i = 0; i < g->n_grad_pool; i++)
+        nerve_xfree_aligned(g->grad_pool[i]);
+    nerve_xfree(g->grad_pool);
     nerve_xfree(g->nodes);
     nerve_xfree(g->mark);
+    nerve_xfree(g->zeroed);
     nerve_xfree(g);
 }
 
@@ -91,6 +95,7 @@ static node *new_node(nerve_graph *g, int kind, const char *name)
     node *n = &g->nodes[g->n_nodes];
     memset(n, 0, sizeof *n);
     n->id = g->n_nodes;
+    n->grad_root = n->id;
     n->kind = kind;
     g->n_nodes++;
     assign_name(g, n, name && *name ? name : "node");
@@ -151,6 +156,7 @@ static int new_leaf_with_data(nerve_graph *g, int kind, const char *name, int nd
             g->n_nodes--;
             return NERVE_ERR_NOMEM;
         }
+        n->owns_grad = 1;
         n->decay = ndim > 1;
         n->needs_grad = 1;
     }
@@ -368,6 +374,223 @@ static int infer_all(nerve_graph *g, int batch)
     return NERVE_OK;
 }
 
+/* ---- the memory plan ---------------------------------------------------------------------
+ *
+ * Values: every node owns its value buffer, except aliases (input 0's buffers) and nodes
+ * that run in place (input 0's value buffer, overwritten by their forward).
+ * Gradients: leaves own theirs (optimisers and saliency read them after backward); the
+ * gradients of operator nodes come from a pool. Backward walks ids downward, and the
+ * gradient of node v is live from the backward of its last consumer (highest id) down to
+ * v's own backward: nodes whose live intervals do not overlap share one buffer, which the
+ * backward pass zeroes just before its first writer runs. nerve_graph_keep_buffers(g, 1)
+ * turns all of this off (a private value and gradient per node). */
+
+void nerve_graph_keep_buffers(nerve_graph *g, int keep)
+{
+    if (g && !g->compiled)
+        g->keep_buffers = keep != 0;
+}
+
+/* What needs_grad would be with every parameter trainable and every input asking for a
+ * gradient: frozen and requires_grad may change after compile, when nothing may allocate. */
+static void potential_grads(const nerve_graph *g, unsigned char *pot)
+{
+    for (int i = 0; i < g->n_nodes; i++) {
+        const node *n = &g->nodes[i];
+        pot[i] = n->kind == NERVE_NODE_PARAM || n->kind == NERVE_NODE_INPUT;
+        if (n->kind == NERVE_NODE_OP && n->op->backward)
+            for (int k = 0; k < n->n_in; k++)
+                pot[i] |= pot[n->in[k]];
+    }
+}
+
+static int is_alias(const node *n)
+{
+    return n->kind == NERVE_NODE_OP && (n->op->flags & OP_ALIAS_INPUT);
+}
+
+/* uses[i]: how many input slots of operator nodes (aliases included) read node i. */
+static void count_uses(const nerve_graph *g, int *uses)
+{
+    memset(uses, 0, (size_t)g->n_nodes * sizeof *uses);
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int k = 0; k < g->nodes[i].n_in; k++)
+            uses[g->nodes[i].in[k]]++;
+}
+
+/* An operator may overwrite input 0's value when its backward never reads that value, the
+ * input is an operator (not a leaf, not a view of another buffer) whose own backward never
+ * reads its output, and nothing else reads the input. */
+static int can_run_in_place(const nerve_graph *g, const node *n, const int *uses)
+{
+    if (g->keep_buffers || n->kind != NERVE_NODE_OP || n->n_in < 1)
+        return 0;
+    unsigned f = n->op->flags;
+    if (!(f & OP_INPLACE) || ((f & OP_INPLACE_PER_NODE) && !op_activation_in_place_ok(n)))
+        return 0;
+    const node *x = &g->nodes[n->in[0]];
+    return x->kind == NERVE_NODE_OP && !(x->op->flags & OP_ALIAS_INPUT) &&
+           (x->op->flags & OP_OUTPUT_UNREAD) && uses[x->id] == 1 && node_numel(x) == node_numel(n);
+}
+
+static int plan_values(nerve_graph *g, const int *uses)
+{
+    for (int i = 0; i < g->n_nodes; i++) {
+        node *n = &g->nodes[i];
+        if (n->kind == NERVE_NODE_PARAM || n->kind == NERVE_NODE_STATE)
+            continue;
+        n->capacity = node_numel(n);
+        if (is_alias(n) || can_run_in_place(g, n, uses)) {
+            n->value = g->nodes[n->in[0]].value;
+            n->in_place = !is_alias(n);
+            continue;
+        }
+        n->value = nerve_xalloc_floats(n->capacity);
+        if (!n->value)
+            return NERVE_ERR_NOMEM;
+        n->owns_value = 1;
+    }
+    return NERVE_OK;
+}
+
+/* Index of the pool buffer for `need` floats among the n_free free ones (sizes in size[]):
+ * the smallest that is big enough, else the largest one grown, else a new one. */
+static int take_buffer(size_t *size, int *free_ids, int *n_free, int *n_buffers, size_t need)
+{
+    int best = -1, largest = -1;
+    for (int j = 0; j < *n_free; j++) {
+        size_t sz = size[free_ids[j]];
+        if (sz >= need && (best < 0 || sz < size[free_ids[best]]))
+            best = j;
+        if (largest < 0 || sz > size[free_ids[largest]])
+            largest = j;
+    }
+    int j = best >= 0 ? best : largest;
+    if (j < 0) {
+        size[*n_buffers] = need;
+        return (*n_buffers)++;
+    }
+    int id = free_ids[j];
+    free_ids[j] = free_ids[--*n_free];
+    if (size[id] < need)
+        size[id] = need;
+    return id;
+}
+
+/* The greedy interval assignment over per-node work arrays w (4 * n ints) and sizes. */
+static int assign_grad_buffers(nerve_graph *g, const unsigned char *pooled, int *w, size_t *size)
+{
+    int n = g->n_nodes, *last_use = w, *head = w + n, *next = w + 2 * n, *free_ids = w + 3 * n;
+    int *buffer = last_use; /* reused once a node's interval has started */
+    for (int i = 0; i < n; i++) {
+        last_use[i] = i;
+        head[i] = -1;
+    }
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < g->nodes[i].n_in; k++) {
+            int r = g->nodes[g->nodes[i].in[k]].grad_root;
+            if (last_use[r] < i)
+                last_use[r] = i;
+        }
+    for (int i = 0; i < n; i++)
+        if (pooled[i]) {
+            next[i] = head[last_use[i]];
+            head[last_use[i]] = i;
+        }
+    int n_free = 0, n_buffers = 0;
+    for (int t = n - 1; t >= 0; t--) {
+        for (int v = head[t]; v >= 0; v = next[v])
+            buffer[v] = take_buffer(size, free_ids, &n_free, &n_buffers, g->nodes[v].capacity);
+        if (pooled[t])
+            free_ids[n_free++] = buffer[t];
+    }
+    g->grad_pool = nerve_xcalloc((size_t)(n_buffers ? n_buffers : 1), sizeof *g->grad_pool);
+    if (!g->grad_pool)
+        return NERVE_ERR_NOMEM;
+    for (int b = 0; b < n_buffers; b++) {
+        g->grad_pool[b] = nerve_xalloc_floats(size[b]);
+        if (!g->grad_pool[b])
+            return NERVE_ERR_NOMEM;
+        g->n_grad_pool++;
+    }
+    for (int i = 0; i < n; i++)
+        if (pooled[i])
+            g->nodes[i].grad = g->grad_pool[buffer[i]];
+    return NERVE_OK;
+}
+
+/* Gradient buffers: private for leaves (and for every node with keep_buffers), pooled for
+ * operators that can carry a gradient, shared with the source for aliases. */
+static int plan_grads(nerve_graph *g, const unsigned char *pot, unsigned char *pooled)
+{
+    g->shared_grads = !g->keep_buffers;
+    for (int i = 0; i < g->n_nodes; i++) {
+        node *n = &g->nodes[i];
+        pooled[i] = 0;
+        if (is_alias(n)) {
+            n->grad_root = g->nodes[n->in[0]].grad_root;
+            continue;
+        }
+        int private_grad = n->kind == NERVE_NODE_INPUT || (n->kind == NERVE_NODE_OP && !g->shared_grads);
+        pooled[i] = n->kind == NERVE_NODE_OP && g->shared_grads && pot[i];
+        if (private_grad) {
+            n->grad = nerve_xalloc_floats(n->capacity);
+            if (!n->grad)
+                return NERVE_ERR_NOMEM;
+            n->owns_grad = 1;
+        }
+    }
+    int st = NERVE_OK;
+    if (g->shared_grads) {
+        int *w = nerve_xmalloc((size_t)g->n_nodes * 4 * sizeof *w);
+        size_t *size = nerve_xmalloc((size_t)g->n_nodes * sizeof *size);
+        st = w && size ? assign_grad_buffers(g, pooled, w, size) : NERVE_ERR_NOMEM;
+        nerve_xfree(w);
+        nerve_xfree(size);
+    }
+    for (int i = 0; i < g->n_nodes; i++) /* aliases follow their root, which comes first */
+        if (is_alias(&g->nodes[i]))
+            g->nodes[i].grad = g->nodes[g->nodes[i].grad_root].grad;
+    return st;
+}
+
+static int alloc_scratch(nerve_graph *g)
+{
+    for (int i = 0; i < g->n_nodes; i++) {
+        node *n = &g->nodes[i];
+        if (n->kind != NERVE_NODE_OP || !n->op->scratch)
+            continue;
+        n->scratch_n = n->op->scratch(g, n);
+        if (n->scratch_n) {
+            n->scratch = nerve_xalloc_floats(n->scratch_n);
+            if (!n->scratch)
+                return NERVE_ERR_NOMEM;
+        }
+    }
+    return NERVE_OK;
+}
+
+static int plan_memory(nerve_graph *g)
+{
+    size_t n = (size_t)g->n_nodes + 1;
+    int *uses = nerve_xmalloc(n * sizeof *uses);
+    unsigned char *pot = nerve_xmalloc(n), *pooled = nerve_xmalloc(n);
+    int st = uses && pot && pooled ? NERVE_OK : NERVE_ERR_NOMEM;
+    if (!st) {
+        count_uses(g, uses);
+        potential_grads(g, pot);
+        st = plan_values(g, uses);
+    }
+    if (!st)
+        st = plan_grads(g, pot, pooled);
+    if (!st)
+        st = alloc_scratch(g);
+    nerve_xfree(uses);
+    nerve_xfree(pot);
+    nerve_xfree(pooled);
+    return st;
+}
+
 int nerve_graph_compile(nerve_graph *g, int max_batch)
 {
     if (!g)
@@ -380,37 +603,13 @@ int nerve_graph_compile(nerve_graph *g, int max_batch)
     if (st)
         return st;
     g->mark = nerve_xcalloc((size_t)g->n_nodes + 1, 1);
-    if (!g->mark)
+    g->zeroed = nerve_xcalloc((size_t)g->n_nodes + 1, 1);
+    if (!g->mark || !g->zeroed)
         return NERVE_ERR_NOMEM;
     propagate_needs_grad(g);
-    for (int i = 0; i < g->n_nodes; i++) {
-        node *n = &g->nodes[i];
-        if (n->kind == NERVE_NODE_PARAM || n->kind == NERVE_NODE_STATE)
-            continue;
-        n->capacity = node_numel(n);
-        if (n->kind == NERVE_NODE_OP && n->op->alias_input) {
-            node *src = &g->nodes[n->in[0]];
-            n->value = src->value;
-            n->grad = src->grad;
-            n->owns_value = 0;
-        } else {
-            n->value = nerve_xalloc_floats(n->capacity);
-            /* Every input and operator gets a gradient buffer so that requires_grad and
-             * frozen can change after compilation without allocating. */
-            n->grad = nerve_xalloc_floats(n->capacity);
-            n->owns_value = 1;
-            if (!n->value || !n->grad)
-                return NERVE_ERR_NOMEM;
-        }
-        if (n->kind == NERVE_NODE_OP && n->op->scratch) {
-            n->scratch_n = n->op->scratch(g, n);
-            if (n->scratch_n) {
-                n->scratch = nerve_xalloc_floats(n->scratch_n);
-                if (!n->scratch)
-                    return NERVE_ERR_NOMEM;
-            }
-        }
-    }
+    st = plan_memory(g);
+    if (st)
+        return st;
     g->max_batch = g->batch = max_batch;
     g->compiled = 1;
     return NERVE_OK;
@@ -462,6 +661,11 @@ nerve_tensor nerve_grad(nerve_graph *g, int id)
     t.ndim = n->ndim;
     memcpy(t.dims, n->dims, sizeof t.dims);
     t.data = n->needs_grad ? n->grad : NULL;
+    if (t.data && g->shared_grads && g->nodes[n->grad_root].kind == NERVE_NODE_OP) {
+        t.data = NULL; /* a pooled buffer: another node's gradient by the end of backward */
+        nerve_set_error(NERVE_ERR_STATE, "the gradient of operator node '%s' is not kept after "
+                        "backward; call nerve_graph_keep_buffers(g, 1) before compiling", n->name);
+    }
     return t;
 }
 
@@ -494,10 +698,43 @@ int nerve_forward(nerve_graph *g, int target)
     mark_ancestors(g, target);
     for (int i = 0; i < g->n_nodes; i++) {
         node *n = &g->nodes[i];
-        if (g->mark[i] && n->kind == NERVE_NODE_OP && !n->op->alias_input)
+        if (g->mark[i] && n->kind == NERVE_NODE_OP && !(n->op->flags & OP_ALIAS_INPUT))
             n->op->forward(g, n);
     }
     return NERVE_OK;
+}
+
+/* Zeroes a pooled gradient before its first writer of this pass (once: a node may read the
+ * same input twice). Leaves were zeroed at the start of the pass. */
+static void zero_grad_once(nerve_graph *g, node *n)
+{
+    node *r = &g->nodes[n->grad_root];
+    if (r->kind != NERVE_NODE_OP || g->zeroed[r->id] || !r->grad)
+        return;
+    memset(r->grad, 0, node_numel(r) * sizeof(float));
+    g->zeroed[r->id] = 1;
+}
+
+/* Zeroes every gradient a backward pass accumulates into from scratch: leaves always, the
+ * operators' private buffers too when the plan keeps them (so they read as zero, not stale,
+ * where nothing flows). Pooled buffers wait for zero_grad_once. */
+static void zero_grads_at_start(nerve_graph *g)
+{
+    for (int i = 0; i < g->n_nodes; i++) {
+        node *n = &g->nodes[i];
+        if (n->needs_grad && n->owns_grad)
+            memset(n->grad, 0, node_numel(n) * sizeof(float));
+    }
+    memset(g->zeroed, g->shared_grads ? 0 : 1, (size_t)g->n_nodes);
+}
+
+static void run_backward(nerve_graph *g, node *n)
+{
+    zero_grad_once(g, n); /* reached by no consumer: its gradient is zero */
+    for (int k = 0; k < n->n_in; k++)
+        if (g->nodes[n->in[k]].needs_grad)
+            zero_grad_once(g, &g->nodes[n->in[k]]);
+    n->op->backward(g, n);
 }
 
 int nerve_backward(nerve_graph *g, int loss)
@@ -511,20 +748,17 @@ int nerve_backward(nerve_graph *g, int loss)
     if (node_numel(l) != 1)
         return nerve_set_error(NERVE_ERR_SHAPE, "backward from '%s': it has %zu elements, not 1",
                                l->name, node_numel(l));
-    for (int i = 0; i < g->n_nodes; i++) {
-        node *n = &g->nodes[i];
-        if (n->needs_grad && n->owns_value && n->grad)
-            memset(n->grad, 0, node_numel(n) * sizeof(float));
-    }
+    zero_grads_at_start(g);
     if (!l->needs_grad)
         return NERVE_OK; /* nothing trainable upstream */
     mark_ancestors(g, loss);
+    zero_grad_once(g, l);
     l->grad[0] = 1.0f;
     for (int i = loss; i >= 0; i--) {
         node *n = &g->nodes[i];
         if (g->mark[i] && n->kind == NERVE_NODE_OP && n->needs_grad && n->op->backward &&
-            !n->op->alias_input)
-            n->op->backward(g, n);
+            !(n->op->flags & OP_ALIAS_INPUT))
+            run_backward(g, n);
     }
     return NERVE_OK;
 }

@@ -6,7 +6,12 @@
  * of private storage the node needs between its forward and backward (dropout masks,
  * saved statistics, workspace), computed at the compiled maximum batch. forward() writes
  * n->value; backward() reads n->grad and ADDS into the gradients of the inputs that have
- * one (node_grad() returns NULL for those that do not). Neither allocates nor prints. */
+ * one (node_grad() returns NULL for those that do not). Neither allocates nor prints.
+ *
+ * The memory plan (see nerve_graph_compile and docs/ARCHITECTURE.md) lets nodes share
+ * buffers: the gradient of an operator node is valid only from the backward of its first
+ * consumer to the end of its own backward, and an operator flagged OP_INPLACE may receive
+ * input 0's value buffer as its own. The flags at the end of op_def say what is safe. */
 #ifndef NERVE_GRAPH_H
 #define NERVE_GRAPH_H
 
@@ -16,13 +21,25 @@
 
 typedef struct node node;
 
+/* op_def.flags (existing initializers that end in 0 or 1 keep their meaning). OP_INPLACE
+ * and OP_OUTPUT_UNREAD tell the memory plan (graph.c) what it may do with the buffers. */
+enum {
+    OP_ALIAS_INPUT = 1,   /* a view: value and grad are input 0's buffers; never run */
+    OP_INPLACE = 2,       /* forward may write n->value over input 0's value (same size):
+                           * backward never reads input 0's value */
+    OP_OUTPUT_UNREAD = 4, /* backward never reads n->value: an in-place consumer may
+                           * overwrite it */
+    OP_INPLACE_PER_NODE = 8, /* with OP_INPLACE: only where op_activation_in_place_ok(n)
+                              * (the activation family: some types need their input) */
+};
+
 typedef struct op_def {
     const char *name;
     int (*infer)(nerve_graph *g, node *n);
     size_t (*scratch)(const nerve_graph *g, const node *n); /* may be NULL: none */
     void (*forward)(nerve_graph *g, node *n);
     void (*backward)(nerve_graph *g, node *n); /* NULL: not differentiable (zero gradient) */
-    int alias_input;                           /* value/grad share input 0's buffers */
+    unsigned flags;                            /* OP_* above; 0 for none */
 } op_def;
 
 typedef struct node_attr {
@@ -47,7 +64,10 @@ struct node {
     float *scratch;  /* scratch_n floats, owned */
     size_t capacity;
     size_t scratch_n;
-    int owns_value;  /* value/grad allocated for this node (not aliased) */
+    int owns_value;  /* value allocated for this node (not aliased, not in place) */
+    int owns_grad;   /* grad allocated for this node alone (not from the shared pool) */
+    int grad_root;   /* node whose gradient buffer this one uses (itself unless aliased) */
+    int in_place;    /* value is input 0's buffer, overwritten by forward */
 
     int needs_grad;  /* derived: depends on a trainable param or a grad-requesting input */
     int frozen;      /* PARAM only */
@@ -63,6 +83,12 @@ struct nerve_graph {
     int training;
     nerve_rng rng;
     unsigned char *mark; /* n_nodes bytes, preallocated at compile for forward/backward */
+    /* memory plan */
+    int keep_buffers;      /* private buffers for every node (no sharing, no in-place) */
+    int shared_grads;      /* operator gradients come from grad_pool, zeroed just in time */
+    float **grad_pool;     /* n_grad_pool shared gradient buffers, owned by the graph */
+    int n_grad_pool;
+    unsigned char *zeroed; /* n_nodes bytes: gradient zeroed in this backward pass */
 };
 
 static inline size_t node_numel(const node *n) { return nerve_shape_numel(n->ndim, n->dims); }
@@ -88,6 +114,10 @@ int op_shape_error(const node *n, const char *fmt, ...)
 void node_copy_shape(node *n, const node *src);
 /* Normalises a possibly negative axis for rank ndim; -1 (invalid) if out of range. */
 int normalize_axis(int axis, int ndim);
+
+/* 1 when activation node n may run in place over its input: its backward then reads only
+ * its output (src/ops/activation.c). */
+int op_activation_in_place_ok(const node *n);
 
 /* Looks an operator up by name across every family (NULL if unknown). */
 const op_def *op_find(const char *name);

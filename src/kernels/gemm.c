@@ -14,7 +14,6 @@
 
 #include "../core/core.h"
 
-#include <omp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -232,6 +231,19 @@ static void gemm_thread(const kern_gemm_impl *im, const gemm_args *g, const gemm
               part_start(pn, tn, g->N, im->nr), part_start(pn + 1, tn, g->N, im->nr), pa, pb);
 }
 
+typedef struct {
+    const kern_gemm_impl *im;
+    const gemm_args *g;
+    const gemm_blocking *bl;
+    float *ws; /* room for the packing buffers of every thread */
+} gemm_job;
+
+static void gemm_task(void *p, int t, int T)
+{
+    gemm_job *j = p;
+    gemm_thread(j->im, j->g, j->bl, t, T, j->ws);
+}
+
 static int threads_for(int M, int N, int K)
 {
     double fmas = (double)M * N * K;
@@ -239,6 +251,34 @@ static int threads_for(int M, int N, int K)
     if (fmas < (double)T * GEMM_MIN_FMAS_PER_THREAD)
         T = (int)(fmas / GEMM_MIN_FMAS_PER_THREAD);
     return T < 1 ? 1 : T;
+}
+
+/* ---- small M: no packing, threads split the columns ------------------------------------ */
+
+typedef struct {
+    const kern_gemm_impl *im;
+    const gemm_args *g;
+} small_job;
+
+static void small_task(void *p, int t, int T)
+{
+    small_job *j = p;
+    const gemm_args *g = j->g;
+    int n0 = part_start(t, T, g->N, 16), n1 = part_start(t + 1, T, g->N, 16);
+    if (n0 < n1)
+        j->im->small_m(g->tb, g->M, n0, n1, g->K, g->alpha, g->A, g->lda, g->B, g->ldb, g->beta,
+                       g->C, g->ldc);
+}
+
+/* Batch-1 and other few-row products stream B once; packing it would cost more than the
+ * product itself. */
+static void gemm_small_m(const kern_gemm_impl *im, const gemm_args *g, int T)
+{
+    small_job job = {im, g};
+    if (T == 1)
+        small_task(&job, 0, 1);
+    else
+        kern_run(T, small_task, &job);
 }
 
 /* ---- per-thread packing workspace ------------------------------------------------------ */
@@ -320,34 +360,6 @@ int kern_set_isa(const char *name)
 
 const char *kern_isa_name(void) { return current_impl()->name; }
 
-/* ---- threads setting ---------------------------------------------------------------- */
-
-static _Atomic int thread_setting; /* 0: default */
-
-static int default_threads(void)
-{
-    const char *env = getenv("NERVE_THREADS");
-    if (env) {
-        int n = atoi(env);
-        if (n > 0)
-            return n;
-    }
-    int n = omp_get_max_threads();
-    return n > 0 ? n : 1;
-}
-
-void kern_set_threads(int n) { atomic_store(&thread_setting, n > 0 ? n : default_threads()); }
-
-int kern_threads(void)
-{
-    int n = atomic_load(&thread_setting);
-    if (n == 0) {
-        n = default_threads();
-        atomic_store(&thread_setting, n);
-    }
-    return n;
-}
-
 /* ---- entry points ------------------------------------------------------------------- */
 
 int kern_sgemm_threads(int M, int N, int K) { return threads_for(M, N, K); }
@@ -367,17 +379,22 @@ static void sgemm_on(int max_threads, int trans_a, int trans_b, int M, int N, in
     const kern_gemm_impl *im = current_impl();
     gemm_blocking bl = blocking_for(im, M, N, K);
     int T = imin(threads_for(M, N, K), max_threads);
+    /* Grown even when the small-M path will not use it: whether a call allocates then
+     * depends on the shapes seen so far, not on the kernel path taken. */
     float *ws = workspace((size_t)T * (bl.a_floats + bl.b_floats));
+    if (M <= KERN_GEMM_SMALL_M && !g.ta && im->small_m) {
+        gemm_small_m(im, &g, T);
+        return;
+    }
     if (!ws) {
         gemm_unpacked(&g);
         return;
     }
-    if (T == 1) {
-        gemm_thread(im, &g, &bl, 0, 1, ws);
-        return;
-    }
-#pragma omp parallel num_threads(T)
-    gemm_thread(im, &g, &bl, omp_get_thread_num(), omp_get_num_threads(), ws);
+    gemm_job job = {im, &g, &bl, ws};
+    if (T == 1)
+        gemm_task(&job, 0, 1);
+    else
+        kern_run(T, gemm_task, &job);
 }
 
 void kern_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,

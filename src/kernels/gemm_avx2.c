@@ -142,4 +142,5 @@ AVX2 void kern_gemm_pack_t_avx2(int kc, int w, const float *src, ptrdiff_t ld, i
             dst[(size_t)k * P + r] = src[r * ld + k];
 }
 
-const kern_gemm_impl kern_gemm_avx2_impl = {"avx2", MR, NR, micro_avx2, kern_gemm_pack_t_avx2};
+const kern_gemm_impl kern_gemm_avx2_impl = {"avx2", MR, NR, micro_avx2, kern_gemm_pack_t_avx2,
+                                            NULL};

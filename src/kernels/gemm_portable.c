@@ -45,4 +45,4 @@ void kern_gemm_pack_t_portable(int kc, int w, const float *src, ptrdiff_t ld, in
 }
 
 const kern_gemm_impl kern_gemm_portable_impl = {"portable", MR, NR, micro_portable,
-                                                kern_gemm_pack_t_portable};
+                                                kern_gemm_pack_t_portable, NULL};

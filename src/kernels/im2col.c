@@ -6,17 +6,36 @@
  * with t = k, or K - 1 - k when the kernel is flipped, and zero outside the image.
  * col2im is its adjoint: it adds every entry back where it was read from.
  *
- * One walker visits the matrix as segments (one kernel tap, one output row (od, oh), every
- * ow); gathering and scattering differ only in what they do with a segment. Channels are
- * independent (each owns its image plane and its rows), so large calls split them across
- * threads; the result does not depend on the split. Inside a parallel region (callers that
- * already run one image per thread) the walk stays on the calling thread. */
+ * A matrix row is one kernel tap of one channel. For a tap, the output positions that read
+ * inside the image form a box [lo, hi) per dimension (computed once per tap and shared by
+ * all channels, so the inner loops never test bounds). Consecutive output rows (od, oh)
+ * outside the box are zeros; a row inside copies (or adds back) its ow in [lo, hi) from one
+ * image row, with zeros around. With stride 1 and output rows as wide as the image's (the
+ * usual "same" convolution), a run of inside rows reads one stretch of the image: it is
+ * copied as one long vector loop and the few entries that read padding are zeroed after.
+ * The patch-major layout (im2row, one patch per position) takes the same walk with a
+ * position stride. Calls may cover a range of output rows only (column blocks that stay in
+ * cache). Channels are independent (each owns its image plane and its rows), so large
+ * whole-matrix calls split them across the thread pool; the result does not depend on the
+ * split. Inside a running task the walk stays on the calling thread. */
 #include "kernels.h"
 
-#include <omp.h>
-#include <string.h>
-
 #define IM2COL_MIN_FLOATS_PER_THREAD (1 << 16)
+
+/* The row loops below are a few floats long: GCC would turn them into memcpy / memset
+ * calls whose overhead exceeds the copy itself. Keep them as inline vector loops. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define INLINE_LOOPS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define INLINE_LOOPS
+#endif
+/* The walk, with the loops above inlined, compiled for wide vectors where the CPU has them
+ * (chosen once at load time). */
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__)
+#define WIDE_VECTORS __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define WIDE_VECTORS
+#endif
 
 size_t kern_conv_rows(const kern_conv_shape *s)
 {
@@ -29,20 +48,13 @@ size_t kern_conv_cols(const kern_conv_shape *s)
     return (size_t)s->out[0] * (size_t)s->out[1] * (size_t)s->out[2];
 }
 
-/* Image index read at output position 0 by tap k along dimension d. */
-static int tap_offset(const kern_conv_shape *s, int d, int k)
-{
-    int t = s->flip ? s->kernel[d] - 1 - k : k;
-    return t * s->dilation[d] - s->pad[d];
-}
+static int imin(int a, int b) { return a < b ? a : b; }
+static int ceil_div_nonneg(int a, int b) { return a <= 0 ? 0 : (a + b - 1) / b; }
 
 /* [lo, hi): the output positions o < n_out whose index o * stride + off lies in [0, n). */
 typedef struct span {
     int lo, hi;
 } span;
-
-static int ceil_div_nonneg(int a, int b) { return a <= 0 ? 0 : (a + b - 1) / b; }
-static int imin(int a, int b) { return a < b ? a : b; }
 
 static span inside_span(int off, int stride, int n, int n_out)
 {
@@ -53,124 +65,270 @@ static span inside_span(int off, int stride, int n, int n_out)
     return sp;
 }
 
-static int in_span(span sp, int o) { return o >= sp.lo && o < sp.hi; }
+/* One kernel tap: the image index read at output position 0 and the box of output
+ * positions that read inside the image, per dimension. */
+typedef struct tap {
+    int off[3];
+    span in[3];
+} tap;
+
+static tap tap_at(const kern_conv_shape *s, const int k[3])
+{
+    tap t;
+    for (int d = 0; d < 3; d++) {
+        int kk = s->flip ? s->kernel[d] - 1 - k[d] : k[d];
+        t.off[d] = kk * s->dilation[d] - s->pad[d];
+        t.in[d] = inside_span(t.off[d], s->stride[d], s->image[d], s->out[d]);
+    }
+    return t;
+}
 
 /* Where entry (row r, position p) of the patch matrix lives: r * row_step + p * pos_step. */
 typedef struct patch_layout {
     size_t row_step, pos_step;
 } patch_layout;
 
-/* One segment: the OW consecutive positions of one patch-matrix row for one (od, oh). Its
- * image row (unless it lies in the padding) is touched at ow * stride + off for ow in
- * `inside`; the other positions read zero. */
-typedef struct segment {
-    size_t at;  /* index of the segment's first entry in the patch matrix */
-    size_t row; /* index of the image row's first element; unused when outside */
-    int outside;
-    int off, stride, n_out;
-    span inside;
-} segment;
+/* ---- one output row (od, oh) of one tap: OW entries ----------------------------------- */
 
-typedef struct patch_io {
-    const float *im_in; /* gather: read */
-    float *im_acc;      /* scatter: added into */
-    const float *col_in;
-    float *col_out;
-    patch_layout lay;
-} patch_io;
-
-static void gather_segment(const segment *sg, const patch_io *io)
+INLINE_LOOPS static inline void zero_entries(float *dst, size_t ps, int n)
 {
-    float *dst = io->col_out + sg->at;
-    size_t ps = io->lay.pos_step;
-    if (sg->outside) {
-        for (int o = 0; o < sg->n_out; o++)
-            dst[o * ps] = 0.0f;
+    if (ps == 1) {
+        for (int o = 0; o < n; o++)
+            dst[o] = 0.0f;
         return;
     }
-    const float *src = io->im_in + sg->row;
-    for (int o = 0; o < sg->inside.lo; o++)
-        dst[o * ps] = 0.0f;
-    if (ps == 1 && sg->stride == 1)
-        memcpy(dst + sg->inside.lo, src + sg->inside.lo + sg->off,
-               (size_t)(sg->inside.hi - sg->inside.lo) * sizeof(float));
-    else
-        for (int o = sg->inside.lo; o < sg->inside.hi; o++)
-            dst[o * ps] = src[o * sg->stride + sg->off];
-    for (int o = sg->inside.hi; o < sg->n_out; o++)
+    for (int o = 0; o < n; o++)
         dst[o * ps] = 0.0f;
 }
 
-static void scatter_segment(const segment *sg, const patch_io *io)
+/* dst[o] = src[o * stride] for o < n, dst entries ps apart. */
+INLINE_LOOPS static inline void copy_entries(float *restrict dst, size_t ps,
+                                             const float *restrict src, int stride, int n)
 {
-    if (sg->outside)
-        return;
-    const float *src = io->col_in + sg->at;
-    float *dst = io->im_acc + sg->row;
-    size_t ps = io->lay.pos_step;
-    if (ps == 1 && sg->stride == 1) { /* contiguous on both sides: a vectorisable add */
-        float *d = dst + sg->off;
-        for (int o = sg->inside.lo; o < sg->inside.hi; o++)
-            d[o] += src[o];
-        return;
+    if (ps == 1 && stride == 1) {
+        for (int o = 0; o < n; o++)
+            dst[o] = src[o];
+    } else if (ps == 1) {
+        for (int o = 0; o < n; o++)
+            dst[o] = src[o * stride];
+    } else {
+        for (int o = 0; o < n; o++)
+            dst[o * ps] = src[o * stride];
     }
-    for (int o = sg->inside.lo; o < sg->inside.hi; o++)
-        dst[o * sg->stride + sg->off] += src[o * ps];
 }
 
-typedef void (*segment_fn)(const segment *sg, const patch_io *io);
-
-/* Visits every segment of channel c's rows. */
-static void walk_channel(const kern_conv_shape *s, int c, segment_fn fn, const patch_io *io)
+/* dst[o * stride] += src[o] for o < n, src entries ps apart. */
+INLINE_LOOPS static inline void add_entries(float *restrict dst, int stride,
+                                            const float *restrict src, size_t ps, int n)
 {
-    const int OD = s->out[0], OH = s->out[1], OW = s->out[2];
-    const int IH = s->image[1], IW = s->image[2];
-    const size_t plane = (size_t)s->image[0] * IH * IW;
-    size_t r = (size_t)c * s->kernel[0] * s->kernel[1] * s->kernel[2];
-    for (int kd = 0; kd < s->kernel[0]; kd++)
-        for (int kh = 0; kh < s->kernel[1]; kh++)
-            for (int kw = 0; kw < s->kernel[2]; kw++, r++) {
-                int offd = tap_offset(s, 0, kd), offh = tap_offset(s, 1, kh);
-                span sd = inside_span(offd, s->stride[0], s->image[0], OD);
-                span sh = inside_span(offh, s->stride[1], IH, OH);
-                segment sg = {0};
-                sg.off = tap_offset(s, 2, kw);
-                sg.stride = s->stride[2];
-                sg.n_out = OW;
-                sg.inside = inside_span(sg.off, s->stride[2], IW, OW);
-                size_t p = 0;
-                for (int od = 0; od < OD; od++)
-                    for (int oh = 0; oh < OH; oh++, p += (size_t)OW) {
-                        sg.at = r * io->lay.row_step + p * io->lay.pos_step;
-                        sg.outside = !in_span(sd, od) || !in_span(sh, oh);
-                        if (!sg.outside) {
-                            size_t id = (size_t)(od * s->stride[0] + offd);
-                            size_t ih = (size_t)(oh * s->stride[1] + offh);
-                            sg.row = (size_t)c * plane + (id * (size_t)IH + ih) * (size_t)IW;
-                        }
-                        fn(&sg, io);
-                    }
+    if (ps == 1 && stride == 1) {
+        for (int o = 0; o < n; o++)
+            dst[o] += src[o];
+    } else {
+        for (int o = 0; o < n; o++)
+            dst[o * stride] += src[o * ps];
+    }
+}
+
+/* ---- one tap of one channel ------------------------------------------------------------ */
+
+/* Index in the channel's plane of the image element that output row (od, oh) of tap t
+ * reads at its first inside position ow = t->in[2].lo; position ow reads (ow - lo) * stride
+ * further on. */
+static size_t first_read(const kern_conv_shape *s, const tap *t, int od, int oh)
+{
+    size_t id = (size_t)(od * s->stride[0] + t->off[0]);
+    size_t ih = (size_t)(oh * s->stride[1] + t->off[1]);
+    size_t iw = (size_t)(t->in[2].lo * s->stride[2] + t->off[2]);
+    return (id * (size_t)s->image[1] + ih) * (size_t)s->image[2] + iw;
+}
+
+/* Output rows q = od * OH + oh in [q0, q1): the slice of the matrix that a call handles.
+ * A matrix row's entries for those output rows lie at dst[((q - q0) * OW + ow) * ps]. */
+typedef struct row_range {
+    int q0, q1;
+} row_range;
+
+/* The output rows from (od, oh) on, at most `left`, that share the output plane od and lie
+ * all inside the tap's box or all outside it (*inside says which): their count. */
+static int run_length(const kern_conv_shape *s, const tap *t, int od, int oh, int left,
+                      int *inside)
+{
+    const span h = t->in[1];
+    int n = imin(left, s->out[1] - oh);
+    *inside = 0;
+    if (od < t->in[0].lo || od >= t->in[0].hi || t->in[2].lo >= t->in[2].hi || oh >= h.hi)
+        return n;
+    if (oh < h.lo)
+        return imin(n, h.lo - oh);
+    *inside = 1;
+    return imin(n, h.hi - oh);
+}
+
+/* Steps the output row (od, oh) n rows on (n never crosses more than one plane end). */
+static void advance_row(const kern_conv_shape *s, int *od, int *oh, int n)
+{
+    *oh += n;
+    if (*oh >= s->out[1]) {
+        *oh -= s->out[1];
+        ++*od;
+    }
+}
+
+/* Whether a run of inside rows reads one stretch of its image plane: stride 1 along height
+ * and width, and output rows as wide as image rows, so that every entry of the run reads
+ * the image element a fixed distance after its own index. The entries that read padding
+ * (ow outside the tap's width span) then fall in the gaps between the rows' inside parts. */
+static int runs_are_contiguous(const kern_conv_shape *s, size_t ps)
+{
+    return ps == 1 && s->stride[1] == 1 && s->stride[2] == 1 && s->out[2] == s->image[2];
+}
+
+/* The gaps of an n-row contiguous run starting at dst: the entries before the first row's
+ * inside part, between the rows' inside parts and after the last one. */
+INLINE_LOOPS static void zero_run_gaps(float *dst, int n, int OW, span w)
+{
+    zero_entries(dst, 1, w.lo);
+    for (int r = 0; r + 1 < n; r++)
+        zero_entries(dst + (size_t)r * OW + w.hi, 1, OW - w.hi + w.lo);
+    zero_entries(dst + (size_t)(n - 1) * OW + w.hi, 1, OW - w.hi);
+}
+
+/* Stretch length of an n-row contiguous run: from the first row's inside part to the end
+ * of the last one's. */
+static size_t run_stretch(int n, int OW, span w)
+{
+    return (size_t)(n - 1) * (size_t)OW + (size_t)(w.hi - w.lo);
+}
+
+/* Fills rows [q0, q1) of one matrix row (the tap t of the channel whose image plane is
+ * `plane`): runs of rows outside the box are zeros; inside runs are one long copy when
+ * contiguous, else one copy per output row. */
+WIDE_VECTORS INLINE_LOOPS static void gather_tap(const kern_conv_shape *s, const tap *t,
+                                                 row_range rr, const float *plane, float *dst,
+                                                 size_t ps)
+{
+    const int OW = s->out[2], sw = s->stride[2];
+    const span w = t->in[2];
+    const int contiguous = runs_are_contiguous(s, ps);
+    int od = rr.q0 / s->out[1], oh = rr.q0 % s->out[1];
+    for (int q = rr.q0, inside, n; q < rr.q1; q += n, advance_row(s, &od, &oh, n)) {
+        n = run_length(s, t, od, oh, rr.q1 - q, &inside);
+        float *d = dst + (size_t)(q - rr.q0) * OW * ps;
+        if (!inside) {
+            zero_entries(d, ps, n * OW);
+        } else if (contiguous) {
+            copy_entries(d + w.lo, 1, plane + first_read(s, t, od, oh), 1,
+                         (int)run_stretch(n, OW, w));
+            zero_run_gaps(d, n, OW, w);
+        } else {
+            for (int r = 0; r < n; r++, d += (size_t)OW * ps) {
+                zero_entries(d, ps, w.lo);
+                copy_entries(d + w.lo * ps, ps, plane + first_read(s, t, od, oh + r), sw,
+                             w.hi - w.lo);
+                zero_entries(d + w.hi * ps, ps, OW - w.hi);
             }
-}
-
-static void walk(const kern_conv_shape *s, segment_fn fn, const patch_io *io)
-{
-    size_t work = kern_conv_rows(s) * kern_conv_cols(s);
-    int T = (int)(work / IM2COL_MIN_FLOATS_PER_THREAD);
-    T = imin(imin(T, kern_threads()), s->channels);
-    if (T < 2 || omp_in_parallel()) {
-        for (int c = 0; c < s->channels; c++)
-            walk_channel(s, c, fn, io);
-        return;
+        }
     }
-#pragma omp parallel for num_threads(T) schedule(static)
-    for (int c = 0; c < s->channels; c++)
-        walk_channel(s, c, fn, io);
 }
 
-static patch_layout column_major_patches(const kern_conv_shape *s)
+/* Adds rows [q0, q1) of one matrix row back into the channel's image plane. With a
+ * writable `scratch_src` (the same matrix row), contiguous runs zero their gaps there and
+ * then add as one stretch: the gaps land on image elements that other positions read, and
+ * adding zero leaves them as they are. */
+WIDE_VECTORS INLINE_LOOPS static void scatter_tap(const kern_conv_shape *s, const tap *t,
+                                                  row_range rr, const float *src,
+                                                  float *scratch_src, float *plane, size_t ps)
 {
-    return (patch_layout){kern_conv_cols(s), 1};
+    const int OW = s->out[2], sw = s->stride[2];
+    const span w = t->in[2];
+    const int contiguous = scratch_src && runs_are_contiguous(s, ps);
+    int od = rr.q0 / s->out[1], oh = rr.q0 % s->out[1];
+    for (int q = rr.q0, inside, n; q < rr.q1; q += n, advance_row(s, &od, &oh, n)) {
+        n = run_length(s, t, od, oh, rr.q1 - q, &inside);
+        size_t at = (size_t)(q - rr.q0) * OW * ps;
+        if (!inside)
+            continue;
+        if (contiguous) {
+            zero_run_gaps(scratch_src + at, n, OW, w);
+            add_entries(plane + first_read(s, t, od, oh), 1, src + at + w.lo, 1,
+                        (int)run_stretch(n, OW, w));
+            continue;
+        }
+        for (int r = 0; r < n; r++, at += (size_t)OW * ps)
+            add_entries(plane + first_read(s, t, od, oh + r), sw, src + at + w.lo * ps, ps,
+                        w.hi - w.lo);
+    }
+}
+
+/* ---- channels, and threads over them ---------------------------------------------------- */
+
+typedef struct patch_job {
+    const kern_conv_shape *s;
+    row_range rr;
+    patch_layout lay;
+    const float *im_in; /* gather: read */
+    float *col_out;
+    const float *col_in; /* scatter: read */
+    float *col_scratch;  /* scatter: col_in itself when it may be overwritten, else NULL */
+    float *im_acc;       /* added into */
+} patch_job;
+
+static size_t plane_floats(const kern_conv_shape *s)
+{
+    return (size_t)s->image[0] * s->image[1] * s->image[2];
+}
+
+#define TAP_CHUNK 64
+
+/* Visits the taps of channels [c0, c1), gathering or scattering each matrix row. The taps'
+ * geometry is the same for every channel: it is computed once per chunk of taps. */
+static void channels_range(void *p, size_t c0, size_t c1)
+{
+    const patch_job *j = p;
+    const kern_conv_shape *s = j->s;
+    const size_t plane = plane_floats(s);
+    const int KH = s->kernel[1], KW = s->kernel[2];
+    const int taps = s->kernel[0] * KH * KW;
+    tap chunk[TAP_CHUNK];
+    for (int k0 = 0; k0 < taps; k0 += TAP_CHUNK) {
+        int nk = imin(TAP_CHUNK, taps - k0);
+        for (int k = 0; k < nk; k++) {
+            int kk = k0 + k, at[3] = {kk / (KH * KW), kk / KW % KH, kk % KW};
+            chunk[k] = tap_at(s, at);
+        }
+        for (size_t c = c0; c < c1; c++)
+            for (int k = 0; k < nk; k++) {
+                size_t at = (c * (size_t)taps + (size_t)(k0 + k)) * j->lay.row_step;
+                if (j->col_out)
+                    gather_tap(s, &chunk[k], j->rr, j->im_in + c * plane, j->col_out + at,
+                               j->lay.pos_step);
+                else
+                    scatter_tap(s, &chunk[k], j->rr, j->col_in + at,
+                                j->col_scratch ? j->col_scratch + at : NULL,
+                                j->im_acc + c * plane, j->lay.pos_step);
+            }
+    }
+}
+
+static void walk(const patch_job *j)
+{
+    const kern_conv_shape *s = j->s;
+    size_t per_channel = kern_conv_rows(s) / (size_t)(s->channels > 0 ? s->channels : 1) *
+                         kern_conv_cols(s);
+    size_t grain = per_channel ? (IM2COL_MIN_FLOATS_PER_THREAD + per_channel - 1) / per_channel
+                               : 1;
+    kern_parallel_for((size_t)s->channels, grain, channels_range, (void *)j);
+}
+
+static row_range all_rows(const kern_conv_shape *s)
+{
+    return (row_range){0, s->out[0] * s->out[1]};
+}
+
+static patch_layout column_major_patches(const kern_conv_shape *s, row_range rr)
+{
+    return (patch_layout){(size_t)(rr.q1 - rr.q0) * (size_t)s->out[2], 1};
 }
 
 static patch_layout row_major_patches(const kern_conv_shape *s)
@@ -180,24 +338,42 @@ static patch_layout row_major_patches(const kern_conv_shape *s)
 
 void kern_im2col(const kern_conv_shape *s, const float *im, float *col)
 {
-    patch_io io = {.im_in = im, .col_out = col, .lay = column_major_patches(s)};
-    walk(s, gather_segment, &io);
+    patch_job j = {.s = s, .rr = all_rows(s), .im_in = im, .col_out = col};
+    j.lay = column_major_patches(s, j.rr);
+    walk(&j);
 }
 
 void kern_col2im(const kern_conv_shape *s, const float *col, float *im)
 {
-    patch_io io = {.im_acc = im, .col_in = col, .lay = column_major_patches(s)};
-    walk(s, scatter_segment, &io);
+    patch_job j = {.s = s, .rr = all_rows(s), .col_in = col, .im_acc = im};
+    j.lay = column_major_patches(s, j.rr);
+    walk(&j);
+}
+
+void kern_im2col_rows(const kern_conv_shape *s, int q0, int q1, const float *im, float *col)
+{
+    patch_job j = {.s = s, .rr = {q0, q1}, .im_in = im, .col_out = col};
+    j.lay = column_major_patches(s, j.rr);
+    channels_range(&j, 0, (size_t)s->channels);
+}
+
+void kern_col2im_rows(const kern_conv_shape *s, int q0, int q1, float *col, float *im)
+{
+    patch_job j = {.s = s, .rr = {q0, q1}, .col_in = col, .col_scratch = col, .im_acc = im};
+    j.lay = column_major_patches(s, j.rr);
+    channels_range(&j, 0, (size_t)s->channels);
 }
 
 void kern_im2row(const kern_conv_shape *s, const float *im, float *row)
 {
-    patch_io io = {.im_in = im, .col_out = row, .lay = row_major_patches(s)};
-    walk(s, gather_segment, &io);
+    patch_job j = {.s = s, .rr = all_rows(s), .lay = row_major_patches(s), .im_in = im,
+                   .col_out = row};
+    walk(&j);
 }
 
 void kern_row2im(const kern_conv_shape *s, const float *row, float *im)
 {
-    patch_io io = {.im_acc = im, .col_in = row, .lay = row_major_patches(s)};
-    walk(s, scatter_segment, &io);
+    patch_job j = {.s = s, .rr = all_rows(s), .lay = row_major_patches(s), .col_in = row,
+                   .im_acc = im};
+    walk(&j);
 }

@@ -68,11 +68,21 @@ typedef void (*kern_gemm_micro)(int kc, const float *a, const float *b, ptrdiff_
 typedef void (*kern_gemm_pack_t)(int kc, int w, const float *src, ptrdiff_t ld, int P,
                                  float *dst);
 
+/* Small-M product without packing, for M <= KERN_GEMM_SMALL_M and op(A) = A: for columns
+ * j in [n0, n1), C[m,j] = alpha * sum_k A[m*lda + k] op(B)[k,j] + beta * C[m,j] (beta == 0
+ * ignores C). op(B) = B^T (tb != 0) takes dot products along B's rows; B itself streams
+ * its rows. One pass over B; a column's result does not depend on n0 and n1. */
+#define KERN_GEMM_SMALL_M 4
+typedef void (*kern_gemm_small_fn)(int tb, int M, int n0, int n1, int K, float alpha,
+                                   const float *A, ptrdiff_t lda, const float *B, ptrdiff_t ldb,
+                                   float beta, float *C, ptrdiff_t ldc);
+
 typedef struct {
     const char *name;
     int mr, nr;              /* register tile of the micro-kernel */
     kern_gemm_micro micro;
     kern_gemm_pack_t pack_t; /* transposing pack */
+    kern_gemm_small_fn small_m; /* NULL: small M goes through the blocked path */
 } kern_gemm_impl;
 
 extern const kern_gemm_impl kern_gemm_portable_impl;
@@ -111,9 +121,30 @@ size_t kern_conv_cols(const kern_conv_shape *s);
 void kern_im2col(const kern_conv_shape *s, const float *im, float *col);
 /* im [channels, image...] += col [rows, cols] scattered back (the adjoint of im2col). */
 void kern_col2im(const kern_conv_shape *s, const float *col, float *im);
+/* The same for the output rows q = od * OH + oh in [q0, q1) only (columns [q0 * OW,
+ * q1 * OW)), with col [rows, (q1 - q0) * OW]: column blocks small enough to stay in cache
+ * between the gather and the product that reads them. These run on the calling thread.
+ * kern_col2im_rows treats col as scratch: it may zero the entries that read padding. */
+void kern_im2col_rows(const kern_conv_shape *s, int q0, int q1, const float *im, float *col);
+void kern_col2im_rows(const kern_conv_shape *s, int q0, int q1, float *col, float *im);
 /* The same with the patch-major layout row [cols, rows]: one contiguous patch per output
  * position (locally connected layers). */
 void kern_im2row(const kern_conv_shape *s, const float *im, float *row);
 void kern_row2im(const kern_conv_shape *s, const float *row, float *im);
+
+/* ---- winograd: 3x3 stride-1 convolutions by F(4x4, 3x3) (src/kernels/winograd.c) ------- */
+
+/* Floats of workspace kern_winograd_conv3x3 needs for this shape on up to `threads`
+ * threads (it runs on kern_threads() threads: size with threads >= that). */
+size_t kern_winograd_workspace(int N, int C, int H, int W, int K, int pad_h, int pad_w,
+                               int threads);
+/* out[n,k,y,x] = bias[k] + sum_c sum_{i,j<3} w[k,c,i,j] * in[n,c,y+i-pad_h,x+j-pad_w] (zero
+ * outside), in [N,C,H,W], w [K,C,3,3], out [N,K,H+2*pad_h-2,W+2*pad_w-2] overwritten; bias
+ * may be NULL. Stride 1, dilation 1, one group (cross-correlation). Weights are transformed
+ * on every call. Never allocates; results depend on the kernel path (kern_isa_name()), not
+ * on the thread count. Does nothing when an extent is < 1. */
+void kern_winograd_conv3x3(int N, int C, int H, int W, int K, int pad_h, int pad_w,
+                           const float *in, const float *w, const float *bias, float *out,
+                           float *ws);
 
 #endif

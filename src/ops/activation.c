@@ -6,9 +6,12 @@
  *   softmax:    y_i = e^{u_i - m} / sum_j e^{u_j - m}          dx = y (dy - sum dy y)
  *   log_softmax: y_i = u_i - m - log sum_j e^{u_j - m}          dx = dy - e^y sum dy
  *
- * The maths of every activation type lives in act_value() and act_derivative(); the
- * operators only own the loops. */
+ * The maths of every activation type lives in act_value() and act_derivative_from_output()
+ * (or _from_input() for the parameters where y does not determine phi'); the operators only
+ * own the loops, which the thread pool splits into ranges. */
 #include "ops.h"
+#include "loops.h"
+#include "../kernels/kernels.h"
 
 #include <math.h>
 #include <string.h>
@@ -70,41 +73,86 @@ static inline float act_value(nerve_act_type type, float alpha, float beta, floa
     X(NERVE_ACT_RELU) X(NERVE_ACT_LEAKY_RELU) X(NERVE_ACT_ELU) X(NERVE_ACT_SELU)           \
     X(NERVE_ACT_SOFTPLUS) X(NERVE_ACT_SOFTSIGN) X(NERVE_ACT_RELU6)
 
-/* phi'(u), given u and y = phi(u): sigmoid and tanh reuse the output. Kinks take the
- * derivative of the flat side (ReLU'(0) = 0). */
-static inline float act_derivative(nerve_act_type type, float alpha, float beta, float u, float y)
+/* phi'(u) from the output y = phi(u) alone, for the types and parameters where y
+ * determines it (act_derivative_needs_input() is 0): an activation computed in place over
+ * its input can still be differentiated. Kinks take the derivative of the flat side
+ * (ReLU'(0) = 0); the comparisons test bit patterns so that the loops vectorise (see
+ * loops.h). Why y suffices:
+ *   ReLU, leaky ReLU (alpha >= 0): y > 0 exactly when u > 0
+ *   ELU (alpha > 0): y < 0 exactly when u < 0, and there phi' = alpha e^u = y + alpha
+ *   SELU (alpha, beta > 0): y > 0 exactly when u > 0, else phi' = y + alpha beta
+ *   hard sigmoid, ReLU6: the slope is non-zero exactly where the clamp leaves v unchanged
+ *   softplus: sigma(u) = 1 - e^-y;  softsign: 1/(1+|u|)^2 = (1 - |y|)^2 */
+static inline float act_derivative_from_output(nerve_act_type type, float alpha, float beta,
+                                               float y)
 {
     switch (type) {
     case NERVE_ACT_STEP:
         return 0.0f;
     case NERVE_ACT_SIGMOID:
         return alpha * y * (1.0f - y);
-    case NERVE_ACT_HARD_SIGMOID: {
-        float v = alpha * u + beta;
-        return (v > 0.0f && v < 1.0f) ? alpha : 0.0f;
-    }
+    case NERVE_ACT_HARD_SIGMOID:
+        return ops_between_zero_and(y, 1.0f) ? alpha : 0.0f;
     case NERVE_ACT_TANH:
         return 1.0f - y * y;
     case NERVE_ACT_RELU:
-        return u > 0.0f ? 1.0f : 0.0f;
+        return ops_positive(y) ? 1.0f : 0.0f;
+    case NERVE_ACT_LEAKY_RELU:
+        return ops_positive(y) ? 1.0f : alpha;
+    case NERVE_ACT_ELU:
+        return ops_negative(y) ? y + alpha : 1.0f;
+    case NERVE_ACT_SELU:
+        return ops_positive(y) ? beta : y + alpha * beta;
+    case NERVE_ACT_SOFTPLUS:
+        return -expm1f(-y);
+    case NERVE_ACT_SOFTSIGN: {
+        float d = 1.0f - fabsf(y);
+        return d * d;
+    }
+    case NERVE_ACT_RELU6:
+        return ops_between_zero_and(y, alpha) ? 1.0f : 0.0f;
+    case NERVE_ACT_IDENTITY:
+    default:
+        return 1.0f;
+    }
+}
+
+/* phi'(u) from the input, for the parameters where y does not determine it: a negative
+ * leaky slope, a non-positive ELU alpha, SELU constants that are not both positive. */
+static inline float act_derivative_from_input(nerve_act_type type, float alpha, float beta,
+                                              float u)
+{
+    switch (type) {
     case NERVE_ACT_LEAKY_RELU:
         return u > 0.0f ? 1.0f : alpha;
     case NERVE_ACT_ELU:
         return u >= 0.0f ? 1.0f : alpha * expf(u);
     case NERVE_ACT_SELU:
         return beta * (u > 0.0f ? 1.0f : alpha * expf(u));
-    case NERVE_ACT_SOFTPLUS:
-        return stable_sigmoid(u);
-    case NERVE_ACT_SOFTSIGN: {
-        float d = 1.0f + fabsf(u);
-        return 1.0f / (d * d);
-    }
-    case NERVE_ACT_RELU6:
-        return (u > 0.0f && u < alpha) ? 1.0f : 0.0f;
-    case NERVE_ACT_IDENTITY:
     default:
-        return 1.0f;
+        return act_derivative_from_output(type, alpha, beta, act_value(type, alpha, beta, u));
     }
+}
+
+/* 1 when the backward pass of the activation needs its input u, 0 when the output y is
+ * enough (then the forward may overwrite u: see act_derivative_from_output()). */
+static int act_derivative_needs_input(nerve_act_type type, float alpha, float beta)
+{
+    switch (type) {
+    case NERVE_ACT_LEAKY_RELU: return !(alpha >= 0.0f);
+    case NERVE_ACT_ELU:        return !(alpha > 0.0f);
+    case NERVE_ACT_SELU:       return !(alpha > 0.0f && beta > 0.0f);
+    default:                   return 0;
+    }
+}
+
+/* For the memory planner: 1 when activation node n may run in place over its input (its
+ * backward reads only y, dy and du), 0 for any other node. */
+int op_activation_in_place_ok(const node *n)
+{
+    return n->op && strcmp(n->op->name, "activation") == 0 &&
+           !act_derivative_needs_input((nerve_act_type)n->attr.i[0], n->attr.f[0],
+                                       n->attr.f[1]);
 }
 
 /* ---- names ----------------------------------------------------------------------------- */
@@ -186,25 +234,102 @@ static int same_shape_infer(nerve_graph *g, node *n)
     return NERVE_OK;
 }
 
-static void activation_forward(nerve_graph *g, node *n)
+/* One activation pass over a range of elements, as a thread-pool task. */
+typedef struct act_job {
+    nerve_act_type type;
+    float alpha, beta;
+    const float *u, *y, *dy;
+    float *out; /* forward: y; backward: du */
+} act_job;
+
+/* y[i] = phi(u[i]) over n elements. u == y (in place) is fine: each element is read before
+ * it is written. One loop per type, so that the type is a constant inside it. */
+OPS_INLINE void act_forward_span(nerve_act_type type, float alpha, float beta, const float *u,
+                                 float *y, size_t n)
 {
-    const float *u = node_input(g, n, 0)->value;
-    nerve_act_type type = (nerve_act_type)n->attr.i[0];
-    float alpha = n->attr.f[0], beta = n->attr.f[1];
-    size_t count = node_numel(n);
-    float *y = n->value;
-    /* One loop per type, so that the type is a constant inside it and the loop vectorises. */
     switch (type) {
 #define FORWARD_LOOP(T)                                    \
     case T:                                                \
-        for (size_t i = 0; i < count; i++)                 \
+        for (size_t i = 0; i < n; i++)                     \
             y[i] = act_value(T, alpha, beta, u[i]);        \
         break;
         ACT_TYPES(FORWARD_LOOP)
 #undef FORWARD_LOOP
     default:
-        memcpy(y, u, count * sizeof(float));
+        if (y != u)
+            memcpy(y, u, n * sizeof(float));
     }
+}
+
+OPS_VECTOR_CLONES static void act_forward_range(void *ctx, size_t begin, size_t end)
+{
+    const act_job *j = ctx;
+    float *y = j->out + begin;
+    if (j->u == j->out) /* in place: one pointer, so the compiler needs no overlap test */
+        act_forward_span(j->type, j->alpha, j->beta, y, y, end - begin);
+    else
+        act_forward_span(j->type, j->alpha, j->beta, j->u + begin, y, end - begin);
+}
+
+static void activation_forward(nerve_graph *g, node *n)
+{
+    act_job j = {(nerve_act_type)n->attr.i[0], n->attr.f[0], n->attr.f[1],
+                 node_input(g, n, 0)->value, NULL, NULL, n->value};
+    kern_parallel_for(node_numel(n), OPS_GRAIN, act_forward_range, &j);
+}
+
+/* du[i] += dy[i] * phi'(y[i]) over n elements (du never aliases y or dy). */
+OPS_INLINE void act_backward_span_from_output(nerve_act_type type, float alpha, float beta,
+                                              const float *restrict y,
+                                              const float *restrict dy, float *restrict du,
+                                              size_t n)
+{
+    switch (type) {
+#define BACKWARD_LOOP(T)                                                       \
+    case T:                                                                    \
+        for (size_t i = 0; i < n; i++)                                         \
+            du[i] += dy[i] * act_derivative_from_output(T, alpha, beta, y[i]); \
+        break;
+        ACT_TYPES(BACKWARD_LOOP)
+#undef BACKWARD_LOOP
+    default:
+        for (size_t i = 0; i < n; i++)
+            du[i] += dy[i];
+    }
+}
+
+/* du[i] += dy[i] * phi'(u[i]) for the types whose derivative needs the input. */
+OPS_INLINE void act_backward_span_from_input(nerve_act_type type, float alpha, float beta,
+                                             const float *restrict u,
+                                             const float *restrict dy, float *restrict du,
+                                             size_t n)
+{
+    switch (type) {
+#define BACKWARD_LOOP(T)                                                      \
+    case T:                                                                   \
+        for (size_t i = 0; i < n; i++)                                        \
+            du[i] += dy[i] * act_derivative_from_input(T, alpha, beta, u[i]); \
+        break;
+        BACKWARD_LOOP(NERVE_ACT_LEAKY_RELU)
+        BACKWARD_LOOP(NERVE_ACT_ELU)
+        BACKWARD_LOOP(NERVE_ACT_SELU)
+#undef BACKWARD_LOOP
+    default:
+        for (size_t i = 0; i < n; i++)
+            du[i] += dy[i] * act_derivative_from_input(type, alpha, beta, u[i]);
+    }
+}
+
+/* u is NULL when the derivative comes from the output. */
+OPS_VECTOR_CLONES static void act_backward_range(void *ctx, size_t begin, size_t end)
+{
+    const act_job *j = ctx;
+    if (j->u)
+        act_backward_span_from_input(j->type, j->alpha, j->beta, j->u + begin, j->dy + begin,
+                                     j->out + begin, end - begin);
+    else
+        act_backward_span_from_output(j->type, j->alpha, j->beta, j->y + begin,
+                                      j->dy + begin, j->out + begin, end - begin);
 }
 
 static void activation_backward(nerve_graph *g, node *n)
@@ -213,26 +338,15 @@ static void activation_backward(nerve_graph *g, node *n)
     nerve_act_type type = (nerve_act_type)n->attr.i[0];
     if (!du || type == NERVE_ACT_STEP) /* the step's gradient is zero: nothing to add */
         return;
-    const float *u = node_input(g, n, 0)->value;
     float alpha = n->attr.f[0], beta = n->attr.f[1];
-    size_t count = node_numel(n);
-    const float *dy = n->grad, *y = n->value;
-    switch (type) {
-#define BACKWARD_LOOP(T)                                              \
-    case T:                                                           \
-        for (size_t i = 0; i < count; i++)                            \
-            du[i] += dy[i] * act_derivative(T, alpha, beta, u[i], y[i]); \
-        break;
-        ACT_TYPES(BACKWARD_LOOP)
-#undef BACKWARD_LOOP
-    default:
-        for (size_t i = 0; i < count; i++)
-            du[i] += dy[i];
-    }
+    const float *u = act_derivative_needs_input(type, alpha, beta) ? node_input(g, n, 0)->value
+                                                                   : NULL;
+    act_job j = {type, alpha, beta, u, n->value, n->grad, du};
+    kern_parallel_for(node_numel(n), OPS_GRAIN, act_backward_range, &j);
 }
 
 static const op_def op_activation = {"activation", same_shape_infer, NULL, activation_forward,
-                                     activation_backward, 0};
+                                     activation_backward, OP_INPLACE | OP_INPLACE_PER_NODE};
 
 int nerve_activation(nerve_graph *g, int x, nerve_act act)
 {
@@ -313,7 +427,7 @@ static void prelu_backward(nerve_graph *g, node *n)
             for (size_t k = 0; k < v.inner; k++) {
                 float x = u[base + k], dy = n->grad[base + k];
                 if (du)
-                    du[base + k] += dy * act_derivative(NERVE_ACT_LEAKY_RELU, slope[c], 0.0f, x, 0.0f);
+                    du[base + k] += dy * act_derivative_from_input(NERVE_ACT_LEAKY_RELU, slope[c], 0.0f, x);
                 if (x <= 0.0f)
                     ds += (double)dy * x;
             }

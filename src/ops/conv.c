@@ -10,9 +10,12 @@
  * conv:           big = x, small = y: forward correlate; dx adjoint; dW weight.
  * conv_transpose: big = y, small = x: forward adjoint; dx correlate; dW weight (its weight
  *                 [C, O/G, *k] is exactly the weight of the conv it is the adjoint of).
- * Each thread takes its images one at a time, so the scratch is one group's column matrix of
- * one image per thread (see "images across threads" for the split). A 1x1
- * kernel with stride 1 and no padding needs no im2col: big_g is its own column matrix.
+ * The work is cut into units (one image, one group, one block of output rows whose column
+ * matrix stays in cache), run by single-threaded products; the scratch is one column block
+ * per thread (see "threads" for how units, or the channels of one unit when a batch is
+ * smaller than the thread count, are split). A 1x1 kernel with stride 1 and no padding
+ * needs no im2col: big_g is its own column matrix. The forward and the input gradient of
+ * 3x3 stride-1 convolutions with enough channels go through Winograd instead.
  *
  * local (unshared weights) gathers every image's patches position-major (im2row) and
  * takes one dot product per (position, output channel).
@@ -23,7 +26,6 @@
 #include "../kernels/kernels.h"
 #include "ops.h"
 
-#include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -115,6 +117,7 @@ typedef struct conv_geom {
     kern_conv_shape ks;            /* one group of one image: ks.channels = big_c / groups */
     size_t rows;                   /* patch rows of one group: big_c/groups * prod(k) */
     int direct;                    /* 1x1, stride 1, no padding: im2col(big) is big itself */
+    int block_rows, n_blocks;      /* column blocks: output rows per block, blocks per image */
 } conv_geom;
 
 /* A shape with every dimension neutral; spatial dim d of S lands at 3 - S + d. */
@@ -204,6 +207,8 @@ static int is_direct(const kern_conv_shape *ks)
     return 1;
 }
 
+static void plan_blocks(conv_geom *cg);
+
 static void finish_geom(conv_geom *cg)
 {
     cg->ks.channels = cg->big_c / cg->groups;
@@ -211,6 +216,7 @@ static void finish_geom(conv_geom *cg)
     cg->small_plane = image_plane(cg->ks.out);
     cg->rows = kern_conv_rows(&cg->ks);
     cg->direct = is_direct(&cg->ks);
+    plan_blocks(cg);
 }
 
 static int check_bias(const nerve_graph *g, const node *n, int channels)
@@ -302,6 +308,35 @@ static int conv_transpose_geometry(const nerve_graph *g, const node *n, conv_geo
 
 /* ---- the engine ----------------------------------------------------------------------- */
 
+/* Column blocks. One image's output positions are processed in blocks of whole output rows
+ * (q = od * OH + oh), so that a block's column matrix [rows, cols of the block] is still in
+ * cache when the product reads it (or, for the adjoint, when col2im reads it back): about
+ * COL_BLOCK_FLOATS floats, but never narrower than COL_BLOCK_MIN_COLS columns, below which
+ * the product repacks its weights too often to gain from the cache. A direct convolution
+ * has no column matrix and takes the image in one block. */
+#ifndef COL_BLOCK_FLOATS
+#define COL_BLOCK_FLOATS (1 << 17)
+#endif
+#ifndef COL_BLOCK_MIN_COLS
+#define COL_BLOCK_MIN_COLS 256
+#endif
+
+static void plan_blocks(conv_geom *cg)
+{
+    int out_rows = cg->ks.out[0] * cg->ks.out[1], ow = cg->ks.out[2];
+    int br = out_rows;
+    if (!cg->direct) {
+        size_t fit = COL_BLOCK_FLOATS / (cg->rows * (size_t)ow);
+        int min_rows = (COL_BLOCK_MIN_COLS + ow - 1) / ow;
+        br = fit > (size_t)min_rows ? (int)(fit < (size_t)out_rows ? fit : (size_t)out_rows)
+                                    : min_rows;
+        if (br > out_rows)
+            br = out_rows;
+    }
+    cg->block_rows = br;
+    cg->n_blocks = (out_rows + br - 1) / br;
+}
+
 /* Group g's slice of one image of a side with `plane` elements per channel. */
 static size_t group_offset(int g, int group_channels, size_t plane)
 {
@@ -314,199 +349,294 @@ static const float *group_weight(const conv_geom *cg, const float *w, int g)
     return w + (size_t)g * (size_t)(cg->small_c / cg->groups) * cg->rows;
 }
 
-/* im2col of big_g into col, or big_g itself when the convolution is direct. */
-static const float *patches(const conv_geom *cg, const float *big_g, float *col)
+/* A unit of work: output rows [q0, q1) of group g of image i. Units are numbered
+ * ((i * groups + g) * n_blocks + block); pairs (i, g) are numbered i * groups + g. */
+typedef struct conv_unit {
+    const float *big_g, *small_g; /* the pair's slices (cast back for the side written) */
+    int g;
+    int q0, q1;
+    size_t col0, ncol; /* the block's columns: [col0, col0 + ncol) */
+} conv_unit;
+
+static int pair_count(const conv_geom *cg) { return cg->batch * cg->groups; }
+static int unit_count(const conv_geom *cg) { return pair_count(cg) * cg->n_blocks; }
+
+static conv_unit unit_at(const conv_geom *cg, const float *big, const float *small, int u)
 {
-    if (cg->direct)
-        return big_g;
-    kern_im2col(&cg->ks, big_g, col);
+    int pair = u / cg->n_blocks, b = u % cg->n_blocks;
+    int out_rows = cg->ks.out[0] * cg->ks.out[1];
+    conv_unit un;
+    un.g = pair % cg->groups;
+    un.big_g = big + group_offset(pair, cg->big_c / cg->groups, cg->big_plane);
+    un.small_g = small + group_offset(pair, cg->small_c / cg->groups, cg->small_plane);
+    un.q0 = b * cg->block_rows;
+    un.q1 = un.q0 + cg->block_rows < out_rows ? un.q0 + cg->block_rows : out_rows;
+    un.col0 = (size_t)un.q0 * (size_t)cg->ks.out[2];
+    un.ncol = (size_t)(un.q1 - un.q0) * (size_t)cg->ks.out[2];
+    return un;
+}
+
+/* The unit's column matrix [rows, ncol] and its row stride: gathered into col, or, when the
+ * convolution is direct, the big side itself. */
+static const float *unit_columns(const conv_geom *cg, const conv_unit *un, float *col, int *ld)
+{
+    if (cg->direct) {
+        *ld = (int)cg->small_plane;
+        return un->big_g + un->col0;
+    }
+    kern_im2col_rows(&cg->ks, un->q0, un->q1, un->big_g, col);
+    *ld = (int)un->ncol;
     return col;
 }
 
-/* ---- images across threads -------------------------------------------------------------
- * When one image's products are too small for kern_sgemm to use every thread, the batch is
- * split instead: thread t of T takes a contiguous block of images, single-threaded products,
- * and slice t of the node's scratch, [column matrix | partial weight gradient]. Images are
- * independent, so the value and input gradient do not depend on T; the weight gradient sums
- * the partials in thread order, so it is reproducible for a given T. */
+/* small[:, block] = beta * small[:, block] + W_g . columns */
+static void correlate_unit(const conv_geom *cg, const conv_unit *un, const float *w, float *small,
+                           float beta, float *col)
+{
+    int Cs = cg->small_c / cg->groups, Ls = (int)cg->small_plane, R = (int)cg->rows, ld;
+    const float *cols = unit_columns(cg, un, col, &ld);
+    float *out = small + (un->small_g - small) + un->col0;
+    kern_sgemm_serial(0, 0, Cs, (int)un->ncol, R, 1.0f, group_weight(cg, w, un->g), R, cols, ld,
+                      beta, out, Ls);
+}
 
-typedef void (*gemm_fn)(int trans_a, int trans_b, int M, int N, int K, float alpha,
-                        const float *A, int lda, const float *B, int ldb, float beta, float *C,
-                        int ldc);
+/* dW_g += dsmall[:, block] . columns^T */
+static void weight_grad_unit(const conv_geom *cg, const conv_unit *un, float *dw, float *col)
+{
+    int Cs = cg->small_c / cg->groups, Ls = (int)cg->small_plane, R = (int)cg->rows, ld;
+    const float *cols = unit_columns(cg, un, col, &ld);
+    kern_sgemm_serial(0, 1, Cs, R, (int)un->ncol, 1.0f, un->small_g + un->col0, Ls, cols, ld,
+                      1.0f, dw + (size_t)un->g * (size_t)Cs * cg->rows, R);
+}
 
-/* Images [i0, i1) with their column buffer and the product to run. */
-typedef struct image_block {
-    int i0, i1;
-    float *col;
-    gemm_fn gemm;
-} image_block;
+/* Big channels [c0, c1) of the unit's group += col2im(W_g[:, their rows]^T . small[:, block]).
+ * Disjoint channel ranges touch disjoint image planes, so threads may share a unit. */
+static void adjoint_unit_channels(const conv_geom *cg, const conv_unit *un, const float *w,
+                                  float *big, int c0, int c1, float *col)
+{
+    int Cs = cg->small_c / cg->groups, Ls = (int)cg->small_plane, R = (int)cg->rows;
+    size_t taps = cg->rows / (size_t)cg->ks.channels;
+    int nr = (int)((size_t)(c1 - c0) * taps);
+    const float *wg = group_weight(cg, w, un->g) + (size_t)c0 * taps;
+    const float *ds = un->small_g + un->col0;
+    float *big_c = big + (un->big_g - big) + (size_t)c0 * cg->big_plane;
+    if (nr <= 0)
+        return;
+    if (cg->direct) { /* the column matrix is big itself: accumulate straight into it */
+        kern_sgemm_serial(1, 0, nr, (int)un->ncol, Cs, 1.0f, wg, R, ds, Ls, 1.0f,
+                          big_c + un->col0, Ls);
+        return;
+    }
+    kern_sgemm_serial(1, 0, nr, (int)un->ncol, Cs, 1.0f, wg, R, ds, Ls, 0.0f, col,
+                      (int)un->ncol);
+    kern_conv_shape sub = cg->ks;
+    sub.channels = c1 - c0;
+    kern_col2im_rows(&sub, un->q0, un->q1, col, big_c);
+}
 
-static size_t column_floats(const conv_geom *cg) { return cg->direct ? 0 : cg->rows * cg->small_plane; }
+/* ---- threads ---------------------------------------------------------------------------
+ * Thread t of T owns slice t of the node's scratch: [column block | partial weight gradient]
+ * (one thread needs only the column block). The passes split their work so that results
+ * never depend on the split, except the weight gradient, which sums per-thread partials in
+ * thread order (reproducible for a given T):
+ *   forward (correlate): units across threads when there are at least T of them; otherwise
+ *     (a batch of one with few, wide blocks) each block is gathered by channels into slice
+ *     0 and its product split by output channels, with barriers between.
+ *   adjoint: (image, group) pairs across threads, each pair's blocks in order on one thread
+ *     (col2im of two blocks of one image adds into the same pixels); with fewer pairs than
+ *     threads, each thread takes a range of big channels of every block.
+ *   weight gradient: units across threads, each into its partial; then a reduction. */
+
+static size_t column_floats(const conv_geom *cg)
+{
+    return cg->direct ? 0 : cg->rows * (size_t)cg->block_rows * (size_t)cg->ks.out[2];
+}
 static size_t weight_floats(const conv_geom *cg) { return (size_t)cg->small_c * cg->rows; }
 static size_t slice_floats(const conv_geom *cg) { return column_floats(cg) + weight_floats(cg); }
 
-/* Threads worth giving to the images of a batch of `batch`: 1 when there is one image or
- * when kern_sgemm already threads one image's products. */
-static int image_threads(const conv_geom *cg, int batch)
-{
-    int T = kern_threads();
-    int per_image = kern_sgemm_threads(cg->small_c / cg->groups, (int)cg->small_plane,
-                                       (int)cg->rows);
-    if (T < 2 || batch < 2 || per_image >= T)
-        return 1;
-    return T < batch ? T : batch;
-}
-
-/* One group's column matrix of one image (none when direct), or one slice per thread. */
 static size_t engine_scratch(const conv_geom *cg)
 {
-    int T = image_threads(cg, cg->batch);
+    int T = kern_threads();
     return T > 1 ? (size_t)T * slice_floats(cg) : column_floats(cg);
 }
 
-/* Threads for this pass: as planned, but never more than the scratch has slices for (the
- * thread setting may have grown since compilation). */
+/* Threads for this pass: the setting, but never more than the scratch has slices for (the
+ * setting may have grown since compilation). */
 static int engine_threads(const conv_geom *cg, size_t scratch_n)
 {
     size_t slices = scratch_n >= 2 * slice_floats(cg) ? scratch_n / slice_floats(cg) : 1;
-    int T = image_threads(cg, cg->batch);
+    int T = kern_threads();
     return (size_t)T < slices ? T : (int)slices;
 }
 
-static image_block whole_batch(const conv_geom *cg, float *scratch)
+static float *thread_col(const conv_geom *cg, float *scratch, int t)
 {
-    return (image_block){0, cg->batch, scratch, kern_sgemm};
-}
-
-/* Thread t's images of T, and its slice of the scratch. */
-static image_block thread_block(const conv_geom *cg, float *scratch, int t, int T)
-{
-    return (image_block){(int)((long long)cg->batch * t / T),
-                         (int)((long long)cg->batch * (t + 1) / T),
-                         scratch + (size_t)t * slice_floats(cg), kern_sgemm_serial};
+    return scratch + (size_t)t * slice_floats(cg);
 }
 
 static float *thread_partial(const conv_geom *cg, float *scratch, int t)
 {
-    return scratch + (size_t)t * slice_floats(cg) + column_floats(cg);
+    return thread_col(cg, scratch, t) + column_floats(cg);
 }
 
-/* ---- the three passes, over a block of images ----------------------------------------- */
+/* One pass, as handed to the thread pool. */
+typedef struct pass_job {
+    const conv_geom *cg;
+    const float *w, *big, *small; /* operands (the written side is cast back) */
+    float *out, *dw;
+    float beta;
+    float *scratch;
+} pass_job;
 
-/* small = beta * small + W . im2col(big) */
-static void correlate_images(const conv_geom *cg, const image_block *ib, const float *w,
-                             const float *big, float *small, float beta)
+/* The share [*u0, *u1) of `n` items of thread t of T. */
+static void share(int n, int t, int T, int *u0, int *u1)
 {
-    int Cb = cg->big_c / cg->groups, Cs = cg->small_c / cg->groups;
-    int Ls = (int)cg->small_plane, R = (int)cg->rows;
-    for (int i = ib->i0; i < ib->i1; i++)
-        for (int g = 0; g < cg->groups; g++) {
-            const float *big_g = big + group_offset(i * cg->groups + g, Cb, cg->big_plane);
-            float *small_g = small + group_offset(i * cg->groups + g, Cs, cg->small_plane);
-            const float *cols = patches(cg, big_g, ib->col);
-            ib->gemm(0, 0, Cs, Ls, R, 1.0f, group_weight(cg, w, g), R, cols, Ls, beta, small_g,
-                     Ls);
-        }
+    size_t b, e;
+    kern_split((size_t)n, t, T, &b, &e);
+    *u0 = (int)b;
+    *u1 = (int)e;
 }
 
-/* big += col2im(W^T . small) */
-static void adjoint_images(const conv_geom *cg, const image_block *ib, const float *w,
-                           const float *small, float *big)
+static void correlate_units_task(void *p, int t, int T)
 {
-    int Cb = cg->big_c / cg->groups, Cs = cg->small_c / cg->groups;
-    int Ls = (int)cg->small_plane, R = (int)cg->rows;
-    for (int i = ib->i0; i < ib->i1; i++)
-        for (int g = 0; g < cg->groups; g++) {
-            const float *small_g = small + group_offset(i * cg->groups + g, Cs, cg->small_plane);
-            float *big_g = big + group_offset(i * cg->groups + g, Cb, cg->big_plane);
-            if (cg->direct) { /* the column matrix is big_g: accumulate straight into it */
-                ib->gemm(1, 0, R, Ls, Cs, 1.0f, group_weight(cg, w, g), R, small_g, Ls, 1.0f,
-                         big_g, Ls);
-                continue;
-            }
-            ib->gemm(1, 0, R, Ls, Cs, 1.0f, group_weight(cg, w, g), R, small_g, Ls, 0.0f,
-                     ib->col, Ls);
-            kern_col2im(&cg->ks, ib->col, big_g);
-        }
+    const pass_job *j = p;
+    int u0, u1;
+    share(unit_count(j->cg), t, T, &u0, &u1);
+    for (int u = u0; u < u1; u++) {
+        conv_unit un = unit_at(j->cg, j->big, j->out, u);
+        correlate_unit(j->cg, &un, j->w, j->out, j->beta, thread_col(j->cg, j->scratch, t));
+    }
 }
 
-/* dW += dsmall . im2col(big)^T, summed over the block's images. */
-static void weight_grad_images(const conv_geom *cg, const image_block *ib, const float *big,
-                               const float *dsmall, float *dw)
+/* Every unit by all threads: big channels gathered into the shared block, then output
+ * channels multiplied. */
+static void correlate_channels_task(void *p, int t, int T)
 {
-    int Cb = cg->big_c / cg->groups, Cs = cg->small_c / cg->groups;
-    int Ls = (int)cg->small_plane, R = (int)cg->rows;
-    for (int i = ib->i0; i < ib->i1; i++)
-        for (int g = 0; g < cg->groups; g++) {
-            const float *big_g = big + group_offset(i * cg->groups + g, Cb, cg->big_plane);
-            const float *ds_g = dsmall + group_offset(i * cg->groups + g, Cs, cg->small_plane);
-            const float *cols = patches(cg, big_g, ib->col);
-            float *dw_g = dw + (size_t)g * (size_t)Cs * cg->rows;
-            ib->gemm(0, 1, Cs, R, Ls, 1.0f, ds_g, Ls, cols, Ls, 1.0f, dw_g, R);
+    const pass_job *j = p;
+    const conv_geom *cg = j->cg;
+    int Cs = cg->small_c / cg->groups, Ls = (int)cg->small_plane, R = (int)cg->rows;
+    size_t taps = cg->rows / (size_t)cg->ks.channels;
+    float *col = j->scratch;
+    int c0, c1, m0, m1;
+    share(cg->ks.channels, t, T, &c0, &c1);
+    share(Cs, t, T, &m0, &m1);
+    for (int u = 0; u < unit_count(cg); u++) {
+        conv_unit un = unit_at(cg, j->big, j->out, u);
+        int ld = (int)cg->small_plane;
+        const float *cols = un.big_g + un.col0;
+        if (!cg->direct) {
+            kern_conv_shape sub = cg->ks;
+            sub.channels = c1 - c0;
+            if (c1 > c0)
+                kern_im2col_rows(&sub, un.q0, un.q1, un.big_g + (size_t)c0 * cg->big_plane,
+                                 col + (size_t)c0 * taps * un.ncol);
+            kern_barrier();
+            cols = col;
+            ld = (int)un.ncol;
         }
+        float *out = j->out + (un.small_g - j->out) + (size_t)m0 * cg->small_plane + un.col0;
+        if (m1 > m0)
+            kern_sgemm_serial(0, 0, m1 - m0, (int)un.ncol, R, 1.0f,
+                              group_weight(cg, j->w, un.g) + (size_t)m0 * cg->rows, R, cols, ld,
+                              j->beta, out, Ls);
+        if (!cg->direct)
+            kern_barrier(); /* the block is read before the next one overwrites it */
+    }
+}
+
+static void adjoint_pairs_task(void *p, int t, int T)
+{
+    const pass_job *j = p;
+    const conv_geom *cg = j->cg;
+    int p0, p1;
+    share(pair_count(cg), t, T, &p0, &p1);
+    for (int u = p0 * cg->n_blocks; u < p1 * cg->n_blocks; u++) {
+        conv_unit un = unit_at(cg, j->out, j->small, u);
+        adjoint_unit_channels(cg, &un, j->w, j->out, 0, cg->ks.channels,
+                              thread_col(cg, j->scratch, t));
+    }
+}
+
+static void adjoint_channels_task(void *p, int t, int T)
+{
+    const pass_job *j = p;
+    const conv_geom *cg = j->cg;
+    int c0, c1;
+    share(cg->ks.channels, t, T, &c0, &c1);
+    for (int u = 0; u < unit_count(cg); u++) {
+        conv_unit un = unit_at(cg, j->out, j->small, u);
+        adjoint_unit_channels(cg, &un, j->w, j->out, c0, c1, thread_col(cg, j->scratch, t));
+    }
+}
+
+/* Units [u0, u1) into dw, on the calling thread with column buffer col. */
+static void weight_grad_units(const pass_job *j, int u0, int u1, float *dw, float *col)
+{
+    for (int u = u0; u < u1; u++) {
+        conv_unit un = unit_at(j->cg, j->big, j->small, u);
+        weight_grad_unit(j->cg, &un, dw, col);
+    }
+}
+
+/* Each thread sums its units into its own partial; after a barrier, thread t adds every
+ * partial, in thread order, into its share of dW's elements. */
+static void weight_grad_task(void *p, int t, int T)
+{
+    const pass_job *j = p;
+    const conv_geom *cg = j->cg;
+    size_t nw = weight_floats(cg), k0, k1;
+    float *part = thread_partial(cg, j->scratch, t);
+    int u0, u1;
+    memset(part, 0, nw * sizeof(float));
+    share(unit_count(cg), t, T, &u0, &u1);
+    weight_grad_units(j, u0, u1, part, thread_col(cg, j->scratch, t));
+    kern_barrier();
+    kern_split(nw, t, T, &k0, &k1);
+    for (int s = 0; s < T; s++) {
+        const float *src = thread_partial(cg, j->scratch, s);
+        for (size_t k = k0; k < k1; k++)
+            j->dw[k] += src[k];
+    }
 }
 
 /* ---- the passes over the whole batch -------------------------------------------------- */
 
+/* small = beta * small + W . im2col(big) */
 static void conv_correlate(const conv_geom *cg, const float *w, const float *big, float *small,
                            float beta, float *scratch, size_t scratch_n)
 {
+    pass_job j = {.cg = cg, .w = w, .big = big, .out = small, .beta = beta, .scratch = scratch};
     int T = engine_threads(cg, scratch_n);
-    if (T == 1) {
-        image_block ib = whole_batch(cg, scratch);
-        correlate_images(cg, &ib, w, big, small, beta);
-        return;
-    }
-#pragma omp parallel num_threads(T)
-    {
-        image_block ib = thread_block(cg, scratch, omp_get_thread_num(), omp_get_num_threads());
-        correlate_images(cg, &ib, w, big, small, beta);
-    }
+    if (T == 1)
+        correlate_units_task(&j, 0, 1);
+    else
+        kern_run(T, unit_count(cg) >= T ? correlate_units_task : correlate_channels_task, &j);
 }
 
+/* big += col2im(W^T . small) */
 static void conv_adjoint(const conv_geom *cg, const float *w, const float *small, float *big,
                          float *scratch, size_t scratch_n)
 {
+    pass_job j = {.cg = cg, .w = w, .small = small, .out = big, .scratch = scratch};
     int T = engine_threads(cg, scratch_n);
-    if (T == 1) {
-        image_block ib = whole_batch(cg, scratch);
-        adjoint_images(cg, &ib, w, small, big);
-        return;
-    }
-#pragma omp parallel num_threads(T)
-    {
-        image_block ib = thread_block(cg, scratch, omp_get_thread_num(), omp_get_num_threads());
-        adjoint_images(cg, &ib, w, small, big);
-    }
+    if (T == 1)
+        adjoint_pairs_task(&j, 0, 1);
+    else
+        kern_run(T, pair_count(cg) >= T ? adjoint_pairs_task : adjoint_channels_task, &j);
 }
 
-/* Each thread sums its images into its own partial; after a barrier, thread t adds every
- * partial, in thread order, into its share of dW's elements. */
+/* dW += dsmall . im2col(big)^T, summed over the batch. */
 static void conv_weight_grad(const conv_geom *cg, const float *big, const float *dsmall,
                              float *dw, float *scratch, size_t scratch_n)
 {
-    int T = engine_threads(cg, scratch_n);
-    if (T == 1) {
-        image_block ib = whole_batch(cg, scratch);
-        weight_grad_images(cg, &ib, big, dsmall, dw);
-        return;
-    }
-    size_t nw = weight_floats(cg);
-#pragma omp parallel num_threads(T)
-    {
-        int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        image_block ib = thread_block(cg, scratch, t, nt);
-        float *part = thread_partial(cg, scratch, t);
-        memset(part, 0, nw * sizeof(float));
-        weight_grad_images(cg, &ib, big, dsmall, part);
-#pragma omp barrier
-        size_t j0 = nw * (size_t)t / (size_t)nt, j1 = nw * (size_t)(t + 1) / (size_t)nt;
-        for (int s = 0; s < nt; s++) {
-            const float *p = thread_partial(cg, scratch, s);
-            for (size_t j = j0; j < j1; j++)
-                dw[j] += p[j];
-        }
-    }
+    pass_job j = {.cg = cg, .big = big, .small = dsmall, .dw = dw, .scratch = scratch};
+    int T = engine_threads(cg, scratch_n), units = unit_count(cg);
+    if (T > units)
+        T = units;
+    if (T <= 1)
+        weight_grad_units(&j, 0, units, dw, scratch);
+    else
+        kern_run(T, weight_grad_task, &j);
 }
 
 /* ---- bias over [N, C, plane]: one value per channel, or per (channel, position) ------- */
@@ -565,21 +695,149 @@ static int conv_infer(nerve_graph *g, node *n)
     return NERVE_OK;
 }
 
+/* ---- Winograd route for the forward of 3x3 stride-1 convolutions ----------------------
+ * kern_winograd_conv3x3 needs 2.25x fewer multiply-adds than the column product and beats
+ * it on every 3x3 layer of ResNet-18 (batch 1) and ResNet-20 (batch 128) measured, from 16
+ * channels and 8x8 images up. It takes a plain, one-group, same-size-padded 2-D
+ * correlation; the rest goes through the engine. Its workspace shares the node's scratch. */
+enum { WINOGRAD_MIN_CHANNELS = 16, WINOGRAD_MIN_EXTENT = 8 };
+
+static int winograd_fits(const conv_geom *cg)
+{
+    const kern_conv_shape *k = &cg->ks;
+    if (cg->groups != 1 || k->flip || k->image[0] != 1 || k->kernel[0] != 1)
+        return 0;
+    for (int d = 1; d < MAX_SPATIAL; d++)
+        if (k->kernel[d] != 3 || k->stride[d] != 1 || k->dilation[d] != 1 ||
+            k->out[d] != k->image[d] + 2 * k->pad[d] - 2 || k->image[d] < WINOGRAD_MIN_EXTENT)
+            return 0;
+    return cg->big_c >= WINOGRAD_MIN_CHANNELS && cg->small_c >= WINOGRAD_MIN_CHANNELS;
+}
+
+/* Floats of Winograd workspace for the batch of cg on `threads` threads; 0 when the route
+ * does not apply. */
+static size_t winograd_floats(const conv_geom *cg, int threads)
+{
+    if (!winograd_fits(cg))
+        return 0;
+    return kern_winograd_workspace(cg->batch, cg->big_c, cg->ks.image[1], cg->ks.image[2],
+                                   cg->small_c, cg->ks.pad[1], cg->ks.pad[2], threads);
+}
+
+/* Runs the forward by Winograd when it applies and the scratch holds its workspace for
+ * the current thread setting (which may have grown since compilation); returns 0 if not. */
+static int winograd_forward(const conv_geom *cg, const float *x, const float *w, const float *b,
+                            float *y, float *scratch, size_t scratch_n)
+{
+    size_t need = winograd_floats(cg, kern_threads());
+    if (!need || need > scratch_n)
+        return 0;
+    kern_winograd_conv3x3(cg->batch, cg->big_c, cg->ks.image[1], cg->ks.image[2], cg->small_c,
+                          cg->ks.pad[1], cg->ks.pad[2], x, w, b, y, scratch);
+    return 1;
+}
+
+/* The input gradient of such a convolution is itself one: dx = dy correlated with the
+ * weights flipped in space and transposed in channels, W'[c, k] = flip(W[k, c]), padded by
+ * 2 - pad. Winograd computes it a chunk of images at a time into the scratch, which is then
+ * added into dx (gradients accumulate). Scratch: [W' | chunk of dx | Winograd workspace]. */
+#define WINOGRAD_ADJOINT_CHUNK_FLOATS (1 << 16)
+
+typedef struct wino_adjoint {
+    int images;        /* images per chunk */
+    size_t w_floats, out_floats, ws_floats;
+} wino_adjoint;
+
+static int winograd_adjoint_plan(const conv_geom *cg, int threads, wino_adjoint *wa)
+{
+    const kern_conv_shape *k = &cg->ks;
+    if (!winograd_fits(cg) || k->pad[1] > 2 || k->pad[2] > 2 || k->out[1] < WINOGRAD_MIN_EXTENT ||
+        k->out[2] < WINOGRAD_MIN_EXTENT)
+        return 0;
+    size_t per_image = (size_t)cg->big_c * cg->big_plane;
+    size_t fit = WINOGRAD_ADJOINT_CHUNK_FLOATS / per_image;
+    wa->images = fit < 1 ? 1 : fit > (size_t)cg->batch ? cg->batch : (int)fit;
+    wa->w_floats = (size_t)cg->small_c * cg->rows;
+    wa->out_floats = (size_t)wa->images * per_image;
+    wa->ws_floats = kern_winograd_workspace(wa->images, cg->small_c, k->out[1], k->out[2],
+                                            cg->big_c, 2 - k->pad[1], 2 - k->pad[2], threads);
+    return 1;
+}
+
+static size_t winograd_adjoint_floats(const conv_geom *cg, int threads)
+{
+    wino_adjoint wa;
+    return winograd_adjoint_plan(cg, threads, &wa) ? wa.w_floats + wa.out_floats + wa.ws_floats
+                                                   : 0;
+}
+
+/* W'[c, k, i, j] = W[k, c, 2 - i, 2 - j] for W [K, C, 3, 3]. */
+static void flip_transpose_3x3(const float *w, int K, int C, float *wt)
+{
+    for (int k = 0; k < K; k++)
+        for (int c = 0; c < C; c++)
+            for (int t = 0; t < 9; t++)
+                wt[((size_t)c * K + k) * 9 + (size_t)(8 - t)] = w[((size_t)k * C + c) * 9 + t];
+}
+
+typedef struct add_job {
+    float *dst;
+    const float *src;
+} add_job;
+
+static void add_range(void *p, size_t i0, size_t i1)
+{
+    const add_job *j = p;
+    for (size_t i = i0; i < i1; i++)
+        j->dst[i] += j->src[i];
+}
+
+/* dx += dy correlated with W' by Winograd; returns 0 (nothing done) when the route does not
+ * apply or the scratch is too small for the current thread setting. */
+static int winograd_adjoint(const conv_geom *cg, const float *w, const float *dy, float *dx,
+                            float *scratch, size_t scratch_n)
+{
+    wino_adjoint wa;
+    if (!winograd_adjoint_plan(cg, kern_threads(), &wa) ||
+        wa.w_floats + wa.out_floats + wa.ws_floats > scratch_n)
+        return 0;
+    const kern_conv_shape *k = &cg->ks;
+    float *wt = scratch, *out = wt + wa.w_floats, *ws = out + wa.out_floats;
+    size_t in_image = (size_t)cg->small_c * cg->small_plane;
+    size_t out_image = (size_t)cg->big_c * cg->big_plane;
+    flip_transpose_3x3(w, cg->small_c, cg->big_c, wt);
+    for (int i = 0; i < cg->batch; i += wa.images) {
+        int n = cg->batch - i < wa.images ? cg->batch - i : wa.images;
+        kern_winograd_conv3x3(n, cg->small_c, k->out[1], k->out[2], cg->big_c, 2 - k->pad[1],
+                              2 - k->pad[2], dy + (size_t)i * in_image, wt, NULL, out, ws);
+        add_job j = {dx + (size_t)i * out_image, out};
+        kern_parallel_for((size_t)n * out_image, 1 << 14, add_range, &j);
+    }
+    return 1;
+}
+
 static size_t conv_scratch(const nerve_graph *g, const node *n)
 {
     conv_geom cg;
-    return conv_geometry(g, n, &cg) ? 0 : engine_scratch(&cg);
+    if (conv_geometry(g, n, &cg))
+        return 0;
+    size_t need = engine_scratch(&cg), wino = winograd_floats(&cg, kern_threads());
+    size_t adjoint = winograd_adjoint_floats(&cg, kern_threads());
+    need = need > wino ? need : wino;
+    return need > adjoint ? need : adjoint;
 }
 
 static void conv_forward(nerve_graph *g, node *n)
 {
     conv_geom cg;
     conv_geometry(g, n, &cg);
+    const float *x = node_input(g, n, 0)->value, *w = node_input(g, n, 1)->value;
     const float *b = bias_value(g, n);
+    if (winograd_forward(&cg, x, w, b, n->value, n->scratch, n->scratch_n))
+        return;
     if (b)
         bias_fill(n->value, b, cg.batch, cg.small_c, cg.small_plane, 0);
-    conv_correlate(&cg, node_input(g, n, 1)->value, node_input(g, n, 0)->value, n->value,
-                   b ? 1.0f : 0.0f, n->scratch, n->scratch_n);
+    conv_correlate(&cg, w, x, n->value, b ? 1.0f : 0.0f, n->scratch, n->scratch_n);
 }
 
 static void conv_backward(nerve_graph *g, node *n)
@@ -590,13 +848,14 @@ static void conv_backward(nerve_graph *g, node *n)
     float *dx = node_input_grad(g, n, 0), *dw = node_input_grad(g, n, 1), *db = bias_gradient(g, n);
     if (dw)
         conv_weight_grad(&cg, x->value, n->grad, dw, n->scratch, n->scratch_n);
-    if (dx)
+    if (dx && !winograd_adjoint(&cg, w->value, n->grad, dx, n->scratch, n->scratch_n))
         conv_adjoint(&cg, w->value, n->grad, dx, n->scratch, n->scratch_n);
     if (db)
         bias_grad(n->grad, db, cg.batch, cg.small_c, cg.small_plane, 0);
 }
 
-static const op_def op_conv = {"conv", conv_infer, conv_scratch, conv_forward, conv_backward, 0};
+static const op_def op_conv = {"conv", conv_infer, conv_scratch, conv_forward, conv_backward,
+                               OP_OUTPUT_UNREAD};
 
 static const nerve_conv_config *config_or_default(const nerve_conv_config *c,
                                                   nerve_conv_config *fallback)

@@ -11,6 +11,8 @@
  * output as contiguous rows and hands each row to a row function, which the operation
  * parameterises (forward value, or the gradient for operand a or b). */
 #include "ops.h"
+#include "loops.h"
+#include "../kernels/kernels.h"
 
 #include <string.h>
 
@@ -55,14 +57,14 @@ typedef void (*bin_row_fn)(const bin_args *r, size_t oa, size_t ob, size_t oy, s
 
 /* The strides are compile-time constants at every call site below, so each instance
  * becomes a plain contiguous (or scalar-broadcast) loop. */
-static inline void value_row(int op, size_t sa, size_t sb, const float *a, const float *b,
+OPS_INLINE void value_row(int op, size_t sa, size_t sb, const float *a, const float *b,
                              float *y, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         y[i] = bin_value(op, a[i * sa], b[i * sb]);
 }
 
-static inline void forward_row(int op, const bin_args *r, size_t oa, size_t ob, size_t oy, size_t n)
+OPS_INLINE void forward_row(int op, const bin_args *r, size_t oa, size_t ob, size_t oy, size_t n)
 {
     const float *a = r->a + oa, *b = r->b + ob;
     float *y = r->y_out + oy;
@@ -79,7 +81,7 @@ static inline void forward_row(int op, const bin_args *r, size_t oa, size_t ob, 
 /* grad[i * sg] += dy[i] * partial: with sg == 0 the row collapses onto one element of the
  * broadcast operand, so it is summed first, in eight double lanes (independent chains the
  * compiler can vectorise; double keeps long sums accurate). */
-static inline void grad_row_strided(int op, int wrt, size_t sa, size_t sb, const float *a,
+OPS_INLINE void grad_row_strided(int op, int wrt, size_t sa, size_t sb, const float *a,
                                     const float *b, const float *y, const float *dy, float *g,
                                     size_t n)
 {
@@ -103,7 +105,7 @@ static inline void grad_row_strided(int op, int wrt, size_t sa, size_t sb, const
 #undef GRAD_TERM
 }
 
-static inline void grad_row(int op, int wrt, const bin_args *r, size_t oa, size_t ob, size_t oy,
+OPS_INLINE void grad_row(int op, int wrt, const bin_args *r, size_t oa, size_t ob, size_t oy,
                             size_t n)
 {
     const float *a = r->a + oa, *b = r->b + ob, *y = r->y + oy, *dy = r->dy + oy;
@@ -120,17 +122,17 @@ static inline void grad_row(int op, int wrt, const bin_args *r, size_t oa, size_
 
 /* One instance of the row functions per operation (the operation constant-folds). */
 #define BIN_ROW_FUNCS(name, OP)                                                               \
-    static void name##_forward_row(const bin_args *r, size_t oa, size_t ob, size_t oy,       \
+    OPS_VECTOR_CLONES static void name##_forward_row(const bin_args *r, size_t oa, size_t ob, size_t oy,       \
                                    size_t n)                                                  \
     {                                                                                         \
         forward_row(OP, r, oa, ob, oy, n);                                                    \
     }                                                                                         \
-    static void name##_grad_a_row(const bin_args *r, size_t oa, size_t ob, size_t oy,        \
+    OPS_VECTOR_CLONES static void name##_grad_a_row(const bin_args *r, size_t oa, size_t ob, size_t oy,        \
                                   size_t n)                                                   \
     {                                                                                         \
         grad_row(OP, 0, r, oa, ob, oy, n);                                                    \
     }                                                                                         \
-    static void name##_grad_b_row(const bin_args *r, size_t oa, size_t ob, size_t oy,        \
+    OPS_VECTOR_CLONES static void name##_grad_b_row(const bin_args *r, size_t oa, size_t ob, size_t oy,        \
                                   size_t n)                                                   \
     {                                                                                         \
         grad_row(OP, 1, r, oa, ob, oy, n);                                                    \
@@ -238,23 +240,69 @@ static void walk_plan(const bcast_plan *p, bin_row_fn fn, bin_args *r)
     }
 }
 
-/* Applies a row function over the whole output of binary node n, taking the fast path
- * for equal shapes and for one operand repeating as a trailing block of the other. */
-static void broadcast_apply(nerve_graph *g, const node *n, bin_row_fn fn, bin_args *r)
+/* A row function applied over part of the output, as a thread-pool task. Every split
+ * below gives each output element (or each element of a summed gradient) to one thread,
+ * which does exactly what the serial loop does for it: results are bit-identical whatever
+ * the thread count. */
+typedef struct bin_job {
+    bin_row_fn fn;
+    const bin_args *r;
+    size_t block, blocks; /* the trailing-block case: one operand repeats `blocks` times */
+    int a_full, b_full;   /* operand has the output's shape */
+} bin_job;
+
+/* Equal shapes: elements [begin, end) are one row. */
+static void same_shape_range(void *ctx, size_t begin, size_t end)
+{
+    const bin_job *j = ctx;
+    j->fn(j->r, begin, begin, begin, end - begin);
+}
+
+/* Whole blocks [begin, end): the forward, and the gradient of the full operand. */
+static void block_range(void *ctx, size_t begin, size_t end)
+{
+    const bin_job *j = ctx;
+    for (size_t k = begin; k < end; k++) {
+        size_t off = k * j->block;
+        j->fn(j->r, j->a_full ? off : 0, j->b_full ? off : 0, off, j->block);
+    }
+}
+
+/* Columns [begin, end) of every block, blocks in order: the gradient of the repeating
+ * operand, where all blocks add into the same elements. */
+static void column_range(void *ctx, size_t begin, size_t end)
+{
+    const bin_job *j = ctx;
+    for (size_t k = 0; k < j->blocks; k++) {
+        size_t off = k * j->block;
+        j->fn(j->r, (j->a_full ? off : 0) + begin, (j->b_full ? off : 0) + begin, off + begin,
+              end - begin);
+    }
+}
+
+/* Applies a row function over the whole output of binary node n, taking the (threaded)
+ * fast path for equal shapes and for one operand repeating as a trailing block of the
+ * other. target: -1 for the forward, else the operand whose gradient fn adds to. */
+static void broadcast_apply(nerve_graph *g, const node *n, bin_row_fn fn, bin_args *r,
+                            int target)
 {
     const node *a = node_input(g, n, 0), *b = node_input(g, n, 1);
     size_t total = node_numel(n);
-    if (same_shape(a, n) && same_shape(b, n)) {
+    bin_job j = {fn, r, 0, 0, same_shape(a, n), same_shape(b, n)};
+    if (j.a_full && j.b_full) {
         r->sa = r->sb = 1;
-        fn(r, 0, 0, 0, total);
+        kern_parallel_for(total, OPS_GRAIN, same_shape_range, &j);
         return;
     }
-    int a_full = same_shape(a, n), b_full = same_shape(b, n);
-    if ((a_full && is_trailing_block(b, n)) || (b_full && is_trailing_block(a, n))) {
-        size_t block = a_full ? node_numel(b) : node_numel(a);
+    if ((j.a_full && is_trailing_block(b, n)) || (j.b_full && is_trailing_block(a, n))) {
+        j.block = j.a_full ? node_numel(b) : node_numel(a);
+        j.blocks = total / j.block;
         r->sa = r->sb = 1;
-        for (size_t off = 0; off < total; off += block)
-            fn(r, a_full ? off : 0, b_full ? off : 0, off, block);
+        int per_block = target < 0 || (target == 0 ? j.a_full : j.b_full);
+        if (per_block)
+            kern_parallel_for(j.blocks, ops_grain(j.block), block_range, &j);
+        else
+            kern_parallel_for(j.block, ops_grain(j.blocks), column_range, &j);
         return;
     }
     bcast_plan p;
@@ -290,7 +338,7 @@ static void binary_forward(nerve_graph *g, node *n)
 {
     bin_args r = {.a = node_input(g, n, 0)->value, .b = node_input(g, n, 1)->value,
                   .y_out = n->value};
-    broadcast_apply(g, n, kind_of(n)->forward, &r);
+    broadcast_apply(g, n, kind_of(n)->forward, &r, -1);
 }
 
 static void binary_backward(nerve_graph *g, node *n)
@@ -300,14 +348,14 @@ static void binary_backward(nerve_graph *g, node *n)
     for (int wrt = 0; wrt < 2; wrt++) {
         r.grad = node_input_grad(g, n, wrt);
         if (r.grad)
-            broadcast_apply(g, n, kind_of(n)->grad[wrt], &r);
+            broadcast_apply(g, n, kind_of(n)->grad[wrt], &r, wrt);
     }
 }
 
 static const op_def binary_ops[] = {
-    {"add", binary_infer, NULL, binary_forward, binary_backward, 0},
-    {"sub", binary_infer, NULL, binary_forward, binary_backward, 0},
-    {"mul", binary_infer, NULL, binary_forward, binary_backward, 0},
+    {"add", binary_infer, NULL, binary_forward, binary_backward, OP_OUTPUT_UNREAD},
+    {"sub", binary_infer, NULL, binary_forward, binary_backward, OP_OUTPUT_UNREAD},
+    {"mul", binary_infer, NULL, binary_forward, binary_backward, OP_OUTPUT_UNREAD},
     {"div", binary_infer, NULL, binary_forward, binary_backward, 0},
 };
 
@@ -329,13 +377,37 @@ static int affine_infer(nerve_graph *g, node *n)
     return NERVE_OK;
 }
 
+/* An affine pass over elements [begin, end), as a thread-pool task. */
+typedef struct affine_job {
+    const float *x, *dy;
+    float *out; /* forward: y; backward: dx */
+    float scale, shift;
+} affine_job;
+
+/* y = scale * x + shift; x == y (in place) is fine. */
+OPS_VECTOR_CLONES static void affine_forward_range(void *ctx, size_t begin, size_t end)
+{
+    const affine_job *j = ctx;
+    const float *x = j->x;
+    float *y = j->out, scale = j->scale, shift = j->shift;
+    for (size_t i = begin; i < end; i++)
+        y[i] = scale * x[i] + shift;
+}
+
+OPS_VECTOR_CLONES static void affine_backward_range(void *ctx, size_t begin, size_t end)
+{
+    const affine_job *j = ctx;
+    const float *restrict dy = j->dy;
+    float *restrict dx = j->out;
+    float scale = j->scale;
+    for (size_t i = begin; i < end; i++)
+        dx[i] += scale * dy[i];
+}
+
 static void affine_forward(nerve_graph *g, node *n)
 {
-    const float *x = node_input(g, n, 0)->value;
-    float scale = n->attr.f[0], shift = n->attr.f[1];
-    size_t total = node_numel(n);
-    for (size_t i = 0; i < total; i++)
-        n->value[i] = scale * x[i] + shift;
+    affine_job j = {node_input(g, n, 0)->value, NULL, n->value, n->attr.f[0], n->attr.f[1]};
+    kern_parallel_for(node_numel(n), OPS_GRAIN, affine_forward_range, &j);
 }
 
 static void affine_backward(nerve_graph *g, node *n)
@@ -343,10 +415,8 @@ static void affine_backward(nerve_graph *g, node *n)
     float *dx = node_input_grad(g, n, 0);
     if (!dx)
         return;
-    float scale = n->attr.f[0];
-    size_t total = node_numel(n);
-    for (size_t i = 0; i < total; i++)
-        dx[i] += scale * n->grad[i];
+    affine_job j = {NULL, n->grad, dx, n->attr.f[0], 0.0f};
+    kern_parallel_for(node_numel(n), OPS_GRAIN, affine_backward_range, &j);
 }
 
 static const op_def op_affine = {"affine", affine_infer, NULL, affine_forward, affine_backward, 0};

@@ -52,7 +52,8 @@ static void matmul_backward(nerve_graph *g, node *n)
     }
 }
 
-static const op_def op_matmul = {"matmul", matmul_infer, NULL, matmul_forward, matmul_backward, 0};
+static const op_def op_matmul = {"matmul", matmul_infer, NULL, matmul_forward, matmul_backward,
+                                 OP_OUTPUT_UNREAD};
 
 int nerve_matmul(nerve_graph *g, int a, int b, int trans_a, int trans_b)
 {
@@ -118,7 +119,8 @@ static void dense_backward(nerve_graph *g, node *n)
     }
 }
 
-static const op_def op_dense = {"dense", dense_infer, NULL, dense_forward, dense_backward, 0};
+static const op_def op_dense = {"dense", dense_infer, NULL, dense_forward, dense_backward,
+                                OP_OUTPUT_UNREAD};
 
 int nerve_dense(nerve_graph *g, int x, int w, int bias)
 {

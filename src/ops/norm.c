@@ -7,6 +7,8 @@
  *
  * Channels are axis 1; a tensor is seen as [outer, C, inner] around it. */
 #include "ops.h"
+#include "loops.h"
+#include "../kernels/kernels.h"
 
 #include <math.h>
 #include <string.h>
@@ -136,40 +138,132 @@ static size_t batchnorm_scratch(const nerve_graph *g, const node *n)
     return 2 * (size_t)n->dims[1] + 1;
 }
 
-/* Biased mean and variance of channel c (two passes: no cancellation). */
-static void channel_moments(const float *x, channel_view v, size_t c, double *mean, double *var)
+/* ---- batchnorm loops ---------------------------------------------------------------------
+ * Threads split the channels: every sum of a channel is computed by one thread, in one
+ * order, so results do not depend on the thread count. Sums run in eight double lanes
+ * (independent chains that vectorise), combined in a fixed order at the end. */
+
+enum { LANES = 8 };
+
+static double lane_total(const double *lane)
 {
-    double sum = 0.0, sq = 0.0;
-    for (size_t o = 0; o < v.outer; o++) {
-        const float *p = x + (o * v.len + c) * v.inner;
-        for (size_t k = 0; k < v.inner; k++)
-            sum += p[k];
-    }
-    double m = (double)(v.outer * v.inner);
-    *mean = sum / m;
-    for (size_t o = 0; o < v.outer; o++) {
-        const float *p = x + (o * v.len + c) * v.inner;
-        for (size_t k = 0; k < v.inner; k++)
-            sq += (p[k] - *mean) * (p[k] - *mean);
-    }
-    *var = sq / m;
+    double t = 0.0;
+    for (int l = 0; l < LANES; l++)
+        t += lane[l];
+    return t;
 }
 
-/* Batch statistics of every channel into mean/istd, and the running update
- * r = (1 - momentum) r + momentum * batch, with the unbiased variance for running_var. */
-static void batchnorm_batch_stats(nerve_graph *g, node *n, channel_view v, float *mean, float *istd)
+/* s1 += x - shift, s2 += (x - shift)^2 over n floats, lane by lane. */
+OPS_INLINE void shifted_sums(const float *restrict x, size_t n, double shift,
+                             double *restrict s1, double *restrict s2)
 {
-    float momentum = n->attr.f[0], eps = n->attr.f[1];
-    float *rmean = node_input(g, n, BN_RMEAN)->value, *rvar = node_input(g, n, BN_RVAR)->value;
-    size_t m = v.outer * v.inner;
-    double unbias = m > 1 ? (double)m / (double)(m - 1) : 1.0;
-    for (size_t c = 0; c < v.len; c++) {
-        double mu, var;
-        channel_moments(node_input(g, n, BN_X)->value, v, c, &mu, &var);
-        mean[c] = (float)mu;
-        istd[c] = (float)(1.0 / sqrt(var + eps));
-        rmean[c] = (1.0f - momentum) * rmean[c] + momentum * (float)mu;
-        rvar[c] = (1.0f - momentum) * rvar[c] + momentum * (float)(var * unbias);
+    size_t k = 0;
+    for (; k + LANES <= n; k += LANES)
+        for (int l = 0; l < LANES; l++) {
+            double d = (double)x[k + l] - shift;
+            s1[l] += d;
+            s2[l] += d * d;
+        }
+    for (int l = 0; k < n; k++, l++) {
+        double d = (double)x[k] - shift;
+        s1[l] += d;
+        s2[l] += d * d;
+    }
+}
+
+/* sum_dy += dy, sum_dy_xhat += dy * xhat over n elements, xhat = (x - mean) * istd. */
+OPS_INLINE void gradient_sums(const float *restrict x, const float *restrict dy, size_t n,
+                              float mean, float istd, double *restrict sum_dy,
+                              double *restrict sum_dy_xhat)
+{
+    size_t k = 0;
+    for (; k + LANES <= n; k += LANES)
+        for (int l = 0; l < LANES; l++) {
+            float xhat = (x[k + l] - mean) * istd;
+            sum_dy[l] += dy[k + l];
+            sum_dy_xhat[l] += (double)dy[k + l] * xhat;
+        }
+    for (int l = 0; k < n; k++, l++) {
+        float xhat = (x[k] - mean) * istd;
+        sum_dy[l] += dy[k];
+        sum_dy_xhat[l] += (double)dy[k] * xhat;
+    }
+}
+
+/* y = x * scale + shift over n elements. */
+OPS_INLINE void scale_shift(const float *restrict x, float *restrict y, size_t n, float scale,
+                            float shift)
+{
+    for (size_t k = 0; k < n; k++)
+        y[k] = x[k] * scale + shift;
+}
+
+/* dx += scale * (dy - mean_dy - xhat * mean_dy_xhat) over n elements. */
+OPS_INLINE void input_gradient(const float *restrict x, const float *restrict dy,
+                               float *restrict dx, size_t n, float mean, float istd,
+                               float scale, float mean_dy, float mean_dy_xhat)
+{
+    for (size_t k = 0; k < n; k++) {
+        float xhat = (x[k] - mean) * istd;
+        dx[k] += scale * (dy[k] - mean_dy - xhat * mean_dy_xhat);
+    }
+}
+
+/* Everything a batchnorm pass over a range of channels reads or writes. */
+typedef struct bn_job {
+    channel_view v;
+    const float *x, *gamma, *beta, *dy;
+    float *y, *dx, *dgamma, *dbeta;
+    float *rmean, *rvar; /* forward in training: the running statistics to update */
+    float *mean, *istd;  /* the statistics the forward used (scratch) */
+    float momentum, eps;
+    int through_stats;   /* training: the statistics depend on x */
+} bn_job;
+
+/* The element (o, c, 0) of the [outer, C, inner] view. */
+static size_t segment(const channel_view *v, size_t o, size_t c)
+{
+    return (o * v->len + c) * v->inner;
+}
+
+/* Biased mean and variance of channel c. The sums are taken around the channel's first
+ * element, which is close to the mean on the scale of the spread, so that the one-pass
+ * variance S2/m - (S1/m)^2 does not cancel away its digits. */
+OPS_INLINE void channel_moments(const bn_job *j, size_t c, double *mean, double *var)
+{
+    double s1[LANES] = {0}, s2[LANES] = {0};
+    double shift = j->x[segment(&j->v, 0, c)];
+    for (size_t o = 0; o < j->v.outer; o++)
+        shifted_sums(j->x + segment(&j->v, o, c), j->v.inner, shift, s1, s2);
+    double m = (double)(j->v.outer * j->v.inner), d = lane_total(s1) / m;
+    *mean = shift + d;
+    *var = fmax(lane_total(s2) / m - d * d, 0.0);
+}
+
+/* Batch statistics of channel c into mean/istd, and the running update
+ * r = (1 - momentum) r + momentum * batch, with the unbiased variance for running_var. */
+OPS_INLINE void channel_batch_stats(const bn_job *j, size_t c)
+{
+    size_t m = j->v.outer * j->v.inner;
+    double unbias = m > 1 ? (double)m / (double)(m - 1) : 1.0, mu, var;
+    channel_moments(j, c, &mu, &var);
+    j->mean[c] = (float)mu;
+    j->istd[c] = (float)(1.0 / sqrt(var + j->eps));
+    j->rmean[c] = (1.0f - j->momentum) * j->rmean[c] + j->momentum * (float)mu;
+    j->rvar[c] = (1.0f - j->momentum) * j->rvar[c] + j->momentum * (float)(var * unbias);
+}
+
+OPS_VECTOR_CLONES static void batchnorm_forward_channels(void *ctx, size_t begin, size_t end)
+{
+    const bn_job *j = ctx;
+    for (size_t c = begin; c < end; c++) {
+        if (j->through_stats)
+            channel_batch_stats(j, c);
+        float scale = j->gamma[c] * j->istd[c], shift = j->beta[c] - j->mean[c] * scale;
+        for (size_t o = 0; o < j->v.outer; o++) {
+            size_t at = segment(&j->v, o, c);
+            scale_shift(j->x + at, j->y + at, j->v.inner, scale, shift);
+        }
     }
 }
 
@@ -182,69 +276,80 @@ static void batchnorm_running_stats(nerve_graph *g, node *n, size_t C, float *me
     }
 }
 
+static bn_job batchnorm_job(nerve_graph *g, node *n)
+{
+    bn_job j = {0};
+    j.v = view_channels(n);
+    j.x = node_input(g, n, BN_X)->value;
+    j.gamma = node_input(g, n, BN_GAMMA)->value;
+    j.beta = node_input(g, n, BN_BETA)->value;
+    j.rmean = node_input(g, n, BN_RMEAN)->value;
+    j.rvar = node_input(g, n, BN_RVAR)->value;
+    j.y = n->value;
+    j.dy = n->grad;
+    j.mean = n->scratch;
+    j.istd = n->scratch + j.v.len;
+    j.momentum = n->attr.f[0];
+    j.eps = n->attr.f[1];
+    return j;
+}
+
 static void batchnorm_forward(nerve_graph *g, node *n)
 {
-    const float *x = node_input(g, n, BN_X)->value;
-    const float *gamma = node_input(g, n, BN_GAMMA)->value, *beta = node_input(g, n, BN_BETA)->value;
-    channel_view v = view_channels(n);
-    float *mean = n->scratch, *istd = n->scratch + v.len;
-    int training = nerve_graph_training(g);
-    if (training)
-        batchnorm_batch_stats(g, n, v, mean, istd);
-    else
-        batchnorm_running_stats(g, n, v.len, mean, istd);
-    n->scratch[2 * v.len] = (float)training;
-    for (size_t o = 0; o < v.outer; o++)
-        for (size_t c = 0; c < v.len; c++) {
-            size_t base = (o * v.len + c) * v.inner;
-            float scale = gamma[c] * istd[c], shift = beta[c] - mean[c] * scale;
-            for (size_t k = 0; k < v.inner; k++)
-                n->value[base + k] = x[base + k] * scale + shift;
-        }
+    bn_job j = batchnorm_job(g, n);
+    j.through_stats = nerve_graph_training(g);
+    if (!j.through_stats)
+        batchnorm_running_stats(g, n, j.v.len, j.mean, j.istd);
+    n->scratch[2 * j.v.len] = (float)j.through_stats;
+    kern_parallel_for(j.v.len, ops_grain(j.v.outer * j.v.inner), batchnorm_forward_channels, &j);
 }
 
 /* In training, mu and var depend on every x of the channel, which adds the two mean terms
  * of the closed form; with running statistics they are constants and only the scale is left. */
-static void batchnorm_backward(nerve_graph *g, node *n)
+OPS_VECTOR_CLONES static void batchnorm_backward_channels(void *ctx, size_t begin, size_t end)
 {
-    const float *x = node_input(g, n, BN_X)->value, *gamma = node_input(g, n, BN_GAMMA)->value;
-    float *dx = node_input_grad(g, n, BN_X), *dgamma = node_input_grad(g, n, BN_GAMMA);
-    float *dbeta = node_input_grad(g, n, BN_BETA);
-    channel_view v = view_channels(n);
-    const float *mean = n->scratch, *istd = n->scratch + v.len;
-    int through_stats = n->scratch[2 * v.len] != 0.0f;
-    double m = (double)(v.outer * v.inner);
-    for (size_t c = 0; c < v.len; c++) {
-        double sum_dy = 0.0, sum_dy_xhat = 0.0;
-        for (size_t o = 0; o < v.outer; o++) {
-            size_t base = (o * v.len + c) * v.inner;
-            for (size_t k = 0; k < v.inner; k++) {
-                float xhat = (x[base + k] - mean[c]) * istd[c];
-                sum_dy += n->grad[base + k];
-                sum_dy_xhat += (double)n->grad[base + k] * xhat;
-            }
+    const bn_job *j = ctx;
+    double m = (double)(j->v.outer * j->v.inner);
+    for (size_t c = begin; c < end; c++) {
+        double lane_dy[LANES] = {0}, lane_dy_xhat[LANES] = {0};
+        for (size_t o = 0; o < j->v.outer; o++) {
+            size_t at = segment(&j->v, o, c);
+            gradient_sums(j->x + at, j->dy + at, j->v.inner, j->mean[c], j->istd[c], lane_dy,
+                          lane_dy_xhat);
         }
-        if (dgamma)
-            dgamma[c] += (float)sum_dy_xhat;
-        if (dbeta)
-            dbeta[c] += (float)sum_dy;
-        if (!dx)
+        double sum_dy = lane_total(lane_dy), sum_dy_xhat = lane_total(lane_dy_xhat);
+        if (j->dgamma)
+            j->dgamma[c] += (float)sum_dy_xhat;
+        if (j->dbeta)
+            j->dbeta[c] += (float)sum_dy;
+        if (!j->dx)
             continue;
-        float scale = gamma[c] * istd[c];
-        float mean_dy = through_stats ? (float)(sum_dy / m) : 0.0f;
-        float mean_dy_xhat = through_stats ? (float)(sum_dy_xhat / m) : 0.0f;
-        for (size_t o = 0; o < v.outer; o++) {
-            size_t base = (o * v.len + c) * v.inner;
-            for (size_t k = 0; k < v.inner; k++) {
-                float xhat = (x[base + k] - mean[c]) * istd[c];
-                dx[base + k] += scale * (n->grad[base + k] - mean_dy - xhat * mean_dy_xhat);
-            }
+        float scale = j->gamma[c] * j->istd[c];
+        float mean_dy = j->through_stats ? (float)(sum_dy / m) : 0.0f;
+        float mean_dy_xhat = j->through_stats ? (float)(sum_dy_xhat / m) : 0.0f;
+        for (size_t o = 0; o < j->v.outer; o++) {
+            size_t at = segment(&j->v, o, c);
+            input_gradient(j->x + at, j->dy + at, j->dx + at, j->v.inner, j->mean[c],
+                           j->istd[c], scale, mean_dy, mean_dy_xhat);
         }
     }
 }
 
+static void batchnorm_backward(nerve_graph *g, node *n)
+{
+    bn_job j = batchnorm_job(g, n);
+    j.dx = node_input_grad(g, n, BN_X);
+    j.dgamma = node_input_grad(g, n, BN_GAMMA);
+    j.dbeta = node_input_grad(g, n, BN_BETA);
+    j.through_stats = n->scratch[2 * j.v.len] != 0.0f;
+    if (!j.dx && !j.dgamma && !j.dbeta)
+        return;
+    kern_parallel_for(j.v.len, ops_grain(2 * j.v.outer * j.v.inner), batchnorm_backward_channels,
+                      &j);
+}
+
 static const op_def op_batchnorm = {"batchnorm", batchnorm_infer, batchnorm_scratch,
-                                    batchnorm_forward, batchnorm_backward, 0};
+                                    batchnorm_forward, batchnorm_backward, OP_OUTPUT_UNREAD};
 
 int nerve_batchnorm(nerve_graph *g, int x, int gamma, int beta, int running_mean,
                     int running_var, float momentum, float eps)

@@ -14,9 +14,15 @@
  * 2^24) in scratch; max unpooling reads them back to scatter its input there:
  *   max_unpool  y[a(o)] += x[o]                    dx[o] += dy[a(o)]
  *
+ * Maps are split across the thread pool (each map belongs to one thread). Max and average
+ * windows that lie inside the map take a fast path computing exactly the same values;
+ * the general per-window path serves the border windows, L2 pooling, and everything else.
+ *
  * attr.i[0] = type, i[1] = ceil_mode, i[2] = count_include_pad;
  * attr.ints[0..1] = kernel (h, w), ints[2..3] = stride, ints[4..5] = padding. */
 #include "ops.h"
+#include "loops.h"
+#include "../kernels/kernels.h"
 
 #include <math.h>
 #include <string.h>
@@ -187,21 +193,6 @@ static float pool_window_value(const node *n, const float *map, const pool_geom 
     }
 }
 
-static void pool_forward(nerve_graph *g, node *n)
-{
-    const float *x = node_input(g, n, 0)->value;
-    pool_geom p = node_geometry(g, n);
-    size_t in_map = (size_t)p.H * p.W, out_map = (size_t)p.OH * p.OW;
-    for (size_t m = 0; m < p.planes; m++)
-        for (int oy = 0; oy < p.OH; oy++)
-            for (int ox = 0; ox < p.OW; ox++) {
-                size_t o = m * out_map + (size_t)oy * p.OW + ox;
-                window w = pool_window(&p, oy, ox);
-                float *argmax = n->scratch ? n->scratch + o : NULL; /* max types only */
-                n->value[o] = pool_window_value(n, x + m * in_map, &p, &w, argmax);
-            }
-}
-
 static void pool_window_backward(const node *n, float *dmap, const float *map, const pool_geom *p,
                                  const window *w, size_t o)
 {
@@ -222,21 +213,236 @@ static void pool_window_backward(const node *n, float *dmap, const float *map, c
     }
 }
 
+/* ---- interior windows ------------------------------------------------------------------
+ * A window that lies entirely inside the map needs no clipping, and its divisor is kh * kw
+ * whatever count_include_pad says. These loops compute exactly what the general path does
+ * for such windows (the same first maximum, the same double sums in the same order); the
+ * common shapes (2x2 and 3x3 windows, stride 2) get instances with constant extents. */
+
+/* Outputs [lo, hi) along one axis whose windows lie inside [0, in). */
+static void interior_span(int in, int out, int k, int s, int p, int *lo, int *hi)
+{
+    *lo = min_int((p + s - 1) / s, out);
+    *hi = in >= k - p ? min_int((in - k + p) / s + 1, out) : 0;
+    if (*hi < *lo)
+        *hi = *lo;
+}
+
+/* An integer that orders floats as `>` does, with -0 == +0 and every NaN above all numbers
+ * and equal to the other NaNs: "the first maximum; a NaN wins and stays" (window_argmax)
+ * becomes one integer comparison, which the row loops below can vectorise. */
+static inline int32_t max_key(float v)
+{
+    int32_t b = ops_float_bits(v), mag = b & 0x7fffffff;
+    int32_t key = b < 0 ? -mag : mag;
+    return mag > 0x7f800000 ? INT32_MAX : key;
+}
+
+/* Max over the windows of outputs ox in [x0, x1) of one row whose windows start at `top`:
+ * the value and its index in the map. */
+OPS_INLINE void max_row_interior(const float *map, int W, int top, int x0, int x1, int kh,
+                                 int kw, int sw, int pw, float *y, float *argmax)
+{
+    for (int ox = x0; ox < x1; ox++) {
+        int start = top * W + ox * sw - pw, best = start;
+        float b = map[start];
+        int32_t best_key = max_key(b);
+        for (int r = 0; r < kh; r++)
+            for (int c = 0; c < kw; c++) {
+                int at = start + r * W + c;
+                float v = map[at];
+                int32_t key = max_key(v);
+                int wins = key > best_key;
+                best = wins ? at : best;
+                b = wins ? v : b;
+                best_key = wins ? key : best_key;
+            }
+        y[ox] = b;
+        argmax[ox] = (float)best;
+    }
+}
+
+/* The average over the same windows. */
+OPS_INLINE void avg_row_interior(const float *map, int W, int top, int x0, int x1, int kh,
+                                 int kw, int sw, int pw, float *y)
+{
+    for (int ox = x0; ox < x1; ox++) {
+        const float *win = map + top * W + ox * sw - pw;
+        double sum = 0;
+        for (int r = 0; r < kh; r++)
+            for (int c = 0; c < kw; c++)
+                sum += win[r * W + c];
+        y[ox] = (float)(sum / (kh * kw));
+    }
+}
+
+/* dmap += dy[ox] / (kh kw) over the same windows, in the general path's order. */
+OPS_INLINE void avg_row_interior_backward(float *dmap, int W, int top, int x0, int x1, int kh,
+                                          int kw, int sw, int pw, const float *dy)
+{
+    for (int ox = x0; ox < x1; ox++) {
+        float *win = dmap + top * W + ox * sw - pw, scale = dy[ox] / (float)(kh * kw);
+        for (int r = 0; r < kh; r++)
+            for (int c = 0; c < kw; c++)
+                win[r * W + c] += scale;
+    }
+}
+
+enum { ROW_MAX, ROW_AVG, ROW_AVG_BACKWARD };
+
+/* Output rows [oy0, oy1), columns [x0, x1) of one map, all interior, with constant extents
+ * for the common shapes. `in`, `dmap`: the input map or its gradient; `out`, `argmax`,
+ * `dy`: the output map's values, argmax indices or gradient (what `kind` uses). */
+#define INTERIOR_ROWS(kh, kw, sw, pw)                                                        \
+    for (int oy = oy0; oy < oy1; oy++) {                                                     \
+        int top = oy * p->sh - p->ph;                                                        \
+        size_t row = (size_t)oy * p->OW;                                                     \
+        if (kind == ROW_MAX)                                                                 \
+            max_row_interior(in, W, top, x0, x1, kh, kw, sw, pw, out + row, argmax + row);   \
+        else if (kind == ROW_AVG)                                                            \
+            avg_row_interior(in, W, top, x0, x1, kh, kw, sw, pw, out + row);                 \
+        else                                                                                 \
+            avg_row_interior_backward(dmap, W, top, x0, x1, kh, kw, sw, pw, dy + row);       \
+    }
+
+OPS_VECTOR_CLONES static void interior_rows(int kind, const pool_geom *p, int oy0, int oy1,
+                                            int x0, int x1, const float *in, float *out,
+                                            float *argmax, float *dmap, const float *dy)
+{
+    int W = p->W;
+    if (p->kh == 2 && p->kw == 2 && p->sw == 2 && p->pw == 0)
+        INTERIOR_ROWS(2, 2, 2, 0)
+    else if (p->kh == 3 && p->kw == 3 && p->sw == 2 && p->pw == 0)
+        INTERIOR_ROWS(3, 3, 2, 0)
+    else if (p->kh == 3 && p->kw == 3 && p->sw == 2 && p->pw == 1)
+        INTERIOR_ROWS(3, 3, 2, 1)
+    else
+        INTERIOR_ROWS(p->kh, p->kw, p->sw, p->pw)
+}
+#undef INTERIOR_ROWS
+
+/* ---- planes ------------------------------------------------------------------------------ */
+
+/* A pass over a range of maps, as a thread-pool task. */
+typedef struct pool_job {
+    const node *n;
+    pool_geom p;
+    int iy0, iy1, ix0, ix1; /* outputs whose windows are interior */
+    const float *x;         /* the input */
+    float *dx;              /* backward: the input's gradient */
+} pool_job;
+
+static int has_interior_path(int type) { return type != NERVE_POOL_L2; }
+
+static pool_job pool_job_make(nerve_graph *g, const node *n)
+{
+    pool_job j = {n, node_geometry(g, n), 0, 0, 0, 0, node_input(g, n, 0)->value,
+                  node_input_grad(g, n, 0)};
+    if (has_interior_path(n->attr.i[0])) {
+        interior_span(j.p.H, j.p.OH, j.p.kh, j.p.sh, j.p.ph, &j.iy0, &j.iy1);
+        interior_span(j.p.W, j.p.OW, j.p.kw, j.p.sw, j.p.pw, &j.ix0, &j.ix1);
+    }
+    return j;
+}
+
+/* Outputs [x0, x1) of row oy of map m through the general path. */
+static void general_row_forward(const pool_job *j, size_t m, int oy, int x0, int x1)
+{
+    const pool_geom *p = &j->p;
+    size_t in_map = (size_t)p->H * p->W, out_map = (size_t)p->OH * p->OW;
+    for (int ox = x0; ox < x1; ox++) {
+        size_t o = m * out_map + (size_t)oy * p->OW + ox;
+        window w = pool_window(p, oy, ox);
+        float *argmax = j->n->scratch ? j->n->scratch + o : NULL; /* max types only */
+        j->n->value[o] = pool_window_value(j->n, j->x + m * in_map, p, &w, argmax);
+    }
+}
+
+static void general_row_backward(const pool_job *j, size_t m, int oy, int x0, int x1)
+{
+    const pool_geom *p = &j->p;
+    size_t in_map = (size_t)p->H * p->W, out_map = (size_t)p->OH * p->OW;
+    for (int ox = x0; ox < x1; ox++) {
+        window w = pool_window(p, oy, ox);
+        pool_window_backward(j->n, j->dx + m * in_map, j->x + m * in_map, p, &w,
+                             m * out_map + (size_t)oy * p->OW + ox);
+    }
+}
+
+/* Forward over maps [begin, end): the interior block in one call, then the border windows
+ * (rows above and below it, columns left and right of it) through the general path. */
+static void pool_forward_maps(void *ctx, size_t begin, size_t end)
+{
+    const pool_job *j = ctx;
+    const pool_geom *p = &j->p;
+    size_t in_map = (size_t)p->H * p->W, out_map = (size_t)p->OH * p->OW;
+    int max = takes_argmax(j->n->attr.i[0]);
+    int rows = j->ix0 < j->ix1 ? j->iy1 : j->iy0; /* interior rows end (none without columns) */
+    for (size_t m = begin; m < end; m++) {
+        if (rows > j->iy0)
+            interior_rows(max ? ROW_MAX : ROW_AVG, p, j->iy0, rows, j->ix0, j->ix1,
+                          j->x + m * in_map, j->n->value + m * out_map,
+                          max ? j->n->scratch + m * out_map : NULL, NULL, NULL);
+        for (int oy = 0; oy < p->OH; oy++) {
+            if (oy >= j->iy0 && oy < rows) {
+                general_row_forward(j, m, oy, 0, j->ix0);
+                general_row_forward(j, m, oy, j->ix1, p->OW);
+            } else {
+                general_row_forward(j, m, oy, 0, p->OW);
+            }
+        }
+    }
+}
+
+static void pool_forward(nerve_graph *g, node *n)
+{
+    pool_job j = pool_job_make(g, n);
+    size_t in_map = (size_t)j.p.H * j.p.W, out_map = (size_t)j.p.OH * j.p.OW;
+    kern_parallel_for(j.p.planes, ops_grain(in_map + out_map), pool_forward_maps, &j);
+}
+
+/* Max pooling sends each output's gradient to its saved argmax, whatever the window. */
+static void max_backward_map(float *restrict dmap, const float *restrict dy,
+                               const float *restrict argmax, size_t count)
+{
+    for (size_t o = 0; o < count; o++)
+        dmap[(size_t)argmax[o]] += dy[o]; /* overlapping windows add up here */
+}
+
+static void pool_backward_maps(void *ctx, size_t begin, size_t end)
+{
+    const pool_job *j = ctx;
+    const pool_geom *p = &j->p;
+    size_t in_map = (size_t)p->H * p->W, out_map = (size_t)p->OH * p->OW;
+    for (size_t m = begin; m < end; m++) {
+        float *dmap = j->dx + m * in_map;
+        if (takes_argmax(j->n->attr.i[0])) {
+            max_backward_map(dmap, j->n->grad + m * out_map, j->n->scratch + m * out_map,
+                             out_map);
+            continue;
+        }
+        /* Overlapping windows add into shared elements: keep the general path's row-major
+         * order of windows, so the sums come out the same. */
+        for (int oy = 0; oy < p->OH; oy++) {
+            if (oy < j->iy0 || oy >= j->iy1 || j->ix0 == j->ix1) {
+                general_row_backward(j, m, oy, 0, p->OW);
+                continue;
+            }
+            general_row_backward(j, m, oy, 0, j->ix0);
+            interior_rows(ROW_AVG_BACKWARD, p, oy, oy + 1, j->ix0, j->ix1, NULL, NULL, NULL,
+                          dmap, j->n->grad + m * out_map);
+            general_row_backward(j, m, oy, j->ix1, p->OW);
+        }
+    }
+}
+
 static void pool_backward(nerve_graph *g, node *n)
 {
-    float *dx = node_input_grad(g, n, 0);
-    if (!dx)
+    pool_job j = pool_job_make(g, n);
+    if (!j.dx)
         return;
-    const float *x = node_input(g, n, 0)->value;
-    pool_geom p = node_geometry(g, n);
-    size_t in_map = (size_t)p.H * p.W, out_map = (size_t)p.OH * p.OW;
-    for (size_t m = 0; m < p.planes; m++)
-        for (int oy = 0; oy < p.OH; oy++)
-            for (int ox = 0; ox < p.OW; ox++) {
-                window w = pool_window(&p, oy, ox);
-                pool_window_backward(n, dx + m * in_map, x + m * in_map, &p, &w,
-                                     m * out_map + (size_t)oy * p.OW + ox);
-            }
+    size_t in_map = (size_t)j.p.H * j.p.W, out_map = (size_t)j.p.OH * j.p.OW;
+    kern_parallel_for(j.p.planes, ops_grain(in_map + out_map), pool_backward_maps, &j);
 }
 
 static const op_def op_pool = {"pool", pool_infer, pool_scratch, pool_forward, pool_backward, 0};

@@ -165,7 +165,8 @@ static void concat_move(nerve_graph *g, node *n, int backward)
 static void concat_forward(nerve_graph *g, node *n) { concat_move(g, n, 0); }
 static void concat_backward(nerve_graph *g, node *n) { concat_move(g, n, 1); }
 
-static const op_def op_concat = {"concat", concat_infer, NULL, concat_forward, concat_backward, 0};
+static const op_def op_concat = {"concat", concat_infer, NULL, concat_forward, concat_backward,
+                                 OP_OUTPUT_UNREAD};
 
 int nerve_concat(nerve_graph *g, int n, const int *xs, int axis)
 {

@@ -296,21 +296,26 @@ static const rule_fn rules[NERVE_OPT_COUNT] = {
     rule_sgd,     rule_momentum, rule_nesterov, rule_adagrad,
     rule_rmsprop, rule_adam,     rule_adam,     rule_adadelta};
 
-/* Large parameters are updated by the kernels' threads in contiguous chunks. */
+typedef struct {
+    rule_fn rule;
+    const step_ctx *c;
+    opt_param *p;
+    float *w;
+    const float *gr;
+} rule_job;
+
+static void rule_range(void *job, size_t lo, size_t hi)
+{
+    rule_job *j = job;
+    j->rule(j->c, j->p, j->w, j->gr, lo, hi);
+}
+
+/* Large parameters are updated by the kernels' threads in contiguous ranges (every element
+ * is updated on its own, so the split does not change the results). */
 static void apply_rule(rule_fn rule, const step_ctx *c, opt_param *p, float *w, const float *gr, size_t n)
 {
-    enum { CHUNK = 1 << 15 };
-    int threads = kern_threads();
-    if (threads < 2 || n < 2 * CHUNK) {
-        rule(c, p, w, gr, 0, n);
-        return;
-    }
-    long chunks = (long)((n + CHUNK - 1) / CHUNK);
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (long k = 0; k < chunks; k++) {
-        size_t lo = (size_t)k * CHUNK, hi = lo + CHUNK < n ? lo + CHUNK : n;
-        rule(c, p, w, gr, lo, hi);
-    }
+    rule_job j = {rule, c, p, w, gr};
+    kern_parallel_for(n, 1 << 15, rule_range, &j);
 }
 
 /* ---- prepare / step -------------------------------------------------------------------- */

@@ -1,0 +1,334 @@
+/* The thread pool: kern_run gives each index exactly once, barriers order phases, nested
+ * calls run serially, kern_parallel_for and kern_split cover ranges exactly once, GEMM on
+ * the pool is bit-identical to the serial product, and many tiny runs (including ones that
+ * let the workers fall asleep) neither deadlock nor lose a wake-up. */
+#include "../src/kernels/kernels.h"
+#include "test.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_T 8
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void sleep_us(long us)
+{
+    struct timespec t = {0, us * 1000};
+    nanosleep(&t, NULL);
+}
+
+/* ---- kern_run: each index once, with the right T, the caller as thread 0 ---------------- */
+
+typedef struct {
+    atomic_int count[MAX_T];
+    atomic_int bad_T;
+    int want_T;
+    pthread_t caller;
+    atomic_int caller_not_zero;
+} census;
+
+static void count_task(void *p, int t, int T)
+{
+    census *c = p;
+    if (T != c->want_T || t < 0 || t >= MAX_T)
+        atomic_fetch_add(&c->bad_T, 1);
+    else
+        atomic_fetch_add(&c->count[t], 1);
+    if (t == 0 && !pthread_equal(pthread_self(), c->caller))
+        atomic_fetch_add(&c->caller_not_zero, 1);
+}
+
+/* Runs kern_run(T) with `threads` set; checks each of the `want` indices ran once. */
+static int run_census(int threads, int T, int want)
+{
+    census c;
+    memset(&c, 0, sizeof c);
+    c.want_T = want;
+    c.caller = pthread_self();
+    kern_set_threads(threads);
+    kern_run(T, count_task, &c);
+    kern_set_threads(0);
+    if (atomic_load(&c.bad_T) || atomic_load(&c.caller_not_zero))
+        return 0;
+    for (int t = 0; t < MAX_T; t++)
+        if (atomic_load(&c.count[t]) != (t < want ? 1 : 0))
+            return 0;
+    return 1;
+}
+
+TEST(threads_run_gives_each_index_once)
+{
+    CHECK(run_census(4, 4, 4));
+    CHECK(run_census(4, 3, 3));
+    CHECK(run_census(2, 5, 2)); /* clamped to the setting */
+    CHECK(run_census(3, 1, 1));
+    CHECK(run_census(3, 0, 1)); /* T < 1 runs once on the caller */
+    CHECK(run_census(6, 6, 6)); /* the pool grows with the setting */
+    CHECK(run_census(2, 2, 2)); /* and shrinks back */
+}
+
+/* ---- barriers ---------------------------------------------------------------------------- */
+
+#define ROUNDS 200
+
+typedef struct {
+    int slot[MAX_T];
+    atomic_int errors;
+} phases;
+
+/* Round r: every thread writes its slot, waits, checks every slot, waits again. Without a
+ * working barrier some thread reads a slot of the previous round. */
+static void phase_task(void *p, int t, int T)
+{
+    phases *ph = p;
+    for (int r = 0; r < ROUNDS; r++) {
+        ph->slot[t] = r * MAX_T + t;
+        if (r % 50 == 7 && t == T - 1)
+            sleep_us(300); /* late arrival: the others block in the kernel */
+        kern_barrier();
+        for (int i = 0; i < T; i++)
+            if (ph->slot[i] != r * MAX_T + i)
+                atomic_fetch_add(&ph->errors, 1);
+        kern_barrier();
+    }
+}
+
+TEST(threads_barrier_orders_phases)
+{
+    for (int T = 2; T <= 4; T++) {
+        phases ph;
+        memset(&ph, 0, sizeof ph);
+        kern_set_threads(T);
+        kern_run(T, phase_task, &ph);
+        kern_set_threads(0);
+        CHECK_MSG(atomic_load(&ph.errors) == 0, "T=%d: %d stale reads", T, atomic_load(&ph.errors));
+    }
+}
+
+/* ---- nested calls run serially on the caller ----------------------------------------------- */
+
+typedef struct {
+    atomic_int bad;
+    atomic_int inner_calls;
+} nest;
+
+typedef struct {
+    nest *n;
+    pthread_t outer;
+} inner_ctx;
+
+static void inner_task(void *p, int t, int T)
+{
+    inner_ctx *c = p;
+    atomic_fetch_add(&c->n->inner_calls, 1);
+    if (t != 0 || T != 1 || !pthread_equal(pthread_self(), c->outer))
+        atomic_fetch_add(&c->n->bad, 1);
+    kern_barrier(); /* a no-op in a serial run */
+}
+
+static void inner_range(void *p, size_t b, size_t e)
+{
+    inner_ctx *c = p;
+    if (b != 0 || e != 1000 || !pthread_equal(pthread_self(), c->outer))
+        atomic_fetch_add(&c->n->bad, 1);
+}
+
+static void outer_task(void *p, int t, int T)
+{
+    (void)t;
+    (void)T;
+    inner_ctx c = {p, pthread_self()};
+    kern_run(4, inner_task, &c);
+    kern_parallel_for(1000, 1, inner_range, &c);
+    kern_barrier(); /* the outer barrier still works after the nested call */
+}
+
+TEST(threads_nested_calls_run_serially)
+{
+    nest n;
+    memset(&n, 0, sizeof n);
+    kern_set_threads(3);
+    kern_run(3, outer_task, &n);
+    kern_set_threads(0);
+    CHECK(atomic_load(&n.bad) == 0);
+    CHECK(atomic_load(&n.inner_calls) == 3);
+}
+
+/* ---- kern_parallel_for and kern_split ---------------------------------------------------- */
+
+typedef struct {
+    unsigned char *hits;
+    atomic_int calls, short_ranges, off_caller;
+    size_t grain;
+    pthread_t caller;
+} coverage;
+
+static void cover_range(void *p, size_t b, size_t e)
+{
+    coverage *c = p;
+    atomic_fetch_add(&c->calls, 1);
+    if (e - b < c->grain)
+        atomic_fetch_add(&c->short_ranges, 1);
+    if (!pthread_equal(pthread_self(), c->caller))
+        atomic_fetch_add(&c->off_caller, 1);
+    for (size_t i = b; i < e; i++)
+        c->hits[i]++;
+}
+
+static int check_cover(size_t n, size_t grain, int threads)
+{
+    coverage c;
+    memset(&c, 0, sizeof c);
+    c.hits = calloc(n + 1, 1);
+    c.grain = grain ? grain : 1;
+    c.caller = pthread_self();
+    kern_set_threads(threads);
+    kern_parallel_for(n, grain, cover_range, &c);
+    kern_set_threads(0);
+    int ok = 1;
+    for (size_t i = 0; i < n; i++)
+        ok &= c.hits[i] == 1;
+    int calls = atomic_load(&c.calls);
+    ok &= n == 0 ? calls == 0 : calls >= 1 && calls <= threads;
+    ok &= calls < 2 || atomic_load(&c.short_ranges) == 0; /* several ranges: each >= grain */
+    if (n < 2 * c.grain) /* one range, on the caller */
+        ok &= calls <= 1 && atomic_load(&c.off_caller) == 0;
+    free(c.hits);
+    if (!ok)
+        test_fail(__FILE__, __LINE__, "n=%zu grain=%zu threads=%d: %d calls", n, grain, threads,
+                  calls);
+    return ok;
+}
+
+TEST(threads_parallel_for_covers_each_index_once)
+{
+    static const size_t ns[] = {0, 1, 2, 5, 7, 100, 1001, 65537};
+    static const size_t grains[] = {0, 1, 3, 64, 1000};
+    for (int threads = 1; threads <= 4; threads++)
+        for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++)
+            for (size_t g = 0; g < sizeof grains / sizeof grains[0]; g++)
+                if (!check_cover(ns[i], grains[g], threads))
+                    return;
+}
+
+TEST(threads_split_partitions_contiguously)
+{
+    static const size_t ns[] = {0, 1, 5, 16, 17, 1000003};
+    for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++)
+        for (int T = 1; T <= 7; T++) {
+            size_t expect = 0, n = ns[i];
+            for (int t = 0; t < T; t++) {
+                size_t b, e;
+                kern_split(n, t, T, &b, &e);
+                CHECK_MSG(b == expect && e >= b, "n=%zu T=%d t=%d: [%zu,%zu)", n, T, t, b, e);
+                /* balanced: every share is floor(n/T) or one more, larger ones first */
+                CHECK(e - b == n / T + ((size_t)t < n % T ? 1 : 0));
+                expect = e;
+            }
+            CHECK(expect == n);
+        }
+}
+
+/* ---- GEMM on the pool ---------------------------------------------------------------------- */
+
+TEST(threads_gemm_bit_identical_to_serial)
+{
+    enum { M = 150, N = 200, K = 170 };
+    nerve_rng r;
+    nerve_rng_seed(&r, 21);
+    float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N);
+    float *C = malloc(sizeof(float) * M * N), *S = malloc(sizeof(float) * M * N);
+    for (int i = 0; i < M * K; i++)
+        A[i] = nerve_rng_uniform(&r) - 0.5f;
+    for (int i = 0; i < K * N; i++)
+        B[i] = nerve_rng_uniform(&r) - 0.5f;
+    kern_set_threads(2);
+    int split = kern_sgemm_threads(M, N, K) == 2;
+    kern_sgemm_serial(0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, S, N);
+    int same = 1;
+    for (int rep = 0; rep < 5; rep++) {
+        memset(C, 0, sizeof(float) * M * N);
+        kern_sgemm(0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
+        same &= memcmp(C, S, sizeof(float) * M * N) == 0;
+    }
+    kern_set_threads(0);
+    free(A), free(B), free(C), free(S);
+    CHECK(split); /* the shape really is shared between two threads */
+    CHECK(same);
+}
+
+/* ---- many tiny runs: no lost wake-up, no deadlock ---------------------------------------- */
+
+static void touch_task(void *p, int t, int T)
+{
+    atomic_fetch_add((atomic_int *)p, t + 1);
+    if (T > 1)
+        kern_barrier();
+}
+
+TEST(threads_many_tiny_runs_finish_quickly)
+{
+    atomic_int sum = 0;
+    kern_set_threads(2);
+    double t0 = now_s();
+    for (int i = 0; i < 10000; i++) {
+        kern_run(2, touch_task, &sum);
+        if (i % 1000 == 999)
+            sleep_us(500); /* the workers stop spinning and block */
+    }
+    double seconds = now_s() - t0;
+    kern_set_threads(0);
+    CHECK(atomic_load(&sum) == 10000 * 3);
+    CHECK_MSG(seconds < 5.0, "10000 runs took %.2f s", seconds);
+}
+
+/* Two application threads share the pool: their runs queue, none is lost. */
+static void *app_thread(void *p)
+{
+    for (int i = 0; i < 2000; i++)
+        kern_run(2, touch_task, p);
+    return NULL;
+}
+
+TEST(threads_concurrent_callers_share_the_pool)
+{
+    atomic_int sum = 0;
+    kern_set_threads(2);
+    pthread_t other;
+    CHECK(pthread_create(&other, NULL, app_thread, &sum) == 0);
+    app_thread(&sum);
+    pthread_join(other, NULL);
+    kern_set_threads(0);
+    CHECK(atomic_load(&sum) == 2 * 2000 * 3);
+}
+
+/* A child forked after the pool started gets a working pool of its own. */
+TEST(threads_pool_works_after_fork)
+{
+    atomic_int sum = 0;
+    kern_set_threads(2);
+    kern_run(2, touch_task, &sum);
+    pid_t pid = fork();
+    if (pid == 0) {
+        atomic_int child = 0;
+        for (int i = 0; i < 100; i++)
+            kern_run(2, touch_task, &child);
+        _exit(atomic_load(&child) == 300 ? 0 : 1);
+    }
+    CHECK(pid > 0);
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    kern_set_threads(0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
