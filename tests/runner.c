@@ -3,6 +3,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "test.h"
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,14 @@ const char *test_build_dir(void)
 
 const char *test_tmpdir(void) { return tmpdir; }
 
+/* Seconds a test may run: NERVE_TEST_TIMEOUT, default 300 (sanitised builds are slow). */
+static unsigned test_timeout(void)
+{
+    const char *env = getenv("NERVE_TEST_TIMEOUT");
+    int v = env ? atoi(env) : 0;
+    return v > 0 ? (unsigned)v : 300u;
+}
+
 static int selected(const test_case *t, int argc, char **argv)
 {
     if (argc < 2)
@@ -90,6 +99,9 @@ int main(int argc, char **argv)
         fflush(NULL);
         pid_t pid = fork();
         if (pid == 0) {
+            /* A hung test (a deadlock, say) fails after TEST_TIMEOUT seconds instead of
+             * stalling the whole run. */
+            alarm(test_timeout());
             nerve_clear_error();
             t->fn();
             fflush(NULL);
@@ -104,7 +116,10 @@ int main(int argc, char **argv)
             passed++;
         else
             failed++;
-        const char *why = ok ? "" : WIFSIGNALED(status) ? " (crashed)" : "";
+        const char *why = ok                                                ? ""
+                          : WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM ? " (timed out)"
+                          : WIFSIGNALED(status)                              ? " (crashed)"
+                                                                             : "";
         printf("%s %-48s %6.2fs  %s%s\n", ok ? "PASS" : "FAIL", t->name, secs, t->file, why);
         fflush(stdout);
         snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);

@@ -160,6 +160,23 @@ TEST(gemm_blocked_shapes_match_reference)
     }
 }
 
+TEST(gemm_in_place_b_and_thread_grids_match_reference)
+{
+    /* 7 to 24 row panels: B read in place when its K block is small enough to stay cached
+     * ({170, 96, 130}: 15 panels on one thread, 8 per thread on a grid that splits M;
+     * {80, 300, 90}: split N), packed when it is not ({75, 700, 100}). {M, N, K, threads};
+     * sanitized builds check the first only. */
+    static const int shapes[][4] = {{170, 96, 130, 2}, {170, 96, 130, 1}, {80, 300, 90, 2},
+                                    {75, 700, 100, 2}};
+    nerve_rng r;
+    nerve_rng_seed(&r, 16);
+    for (size_t i = 0; i < (SLOW_BUILD ? 1 : ARRAY_LEN(shapes)); i++) {
+        kern_set_threads(shapes[i][3]);
+        CHECK(check_shape(shapes[i][0], shapes[i][1], shapes[i][2], 5, &r));
+    }
+    kern_set_threads(0);
+}
+
 TEST(gemm_few_rows_match_reference)
 {
     /* M <= KERN_GEMM_SMALL_M takes the unpacked path (M = 5 the blocked one): column tails of

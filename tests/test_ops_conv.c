@@ -885,10 +885,11 @@ TEST(conv_results_are_reproducible_at_each_thread_count)
 
 /* ---- thread routes and Winograd --------------------------------------------------------- */
 
-/* dx and dW of loss = sum(y * r) for a 2-D, stride-1, undilated, one-group conv, by plain
- * loops (r is one image's worth, broadcast over the batch):
- *   dx[n, c, h, w] = sum over k, i, j of W[k, c, i, j] r[k, h - i + pad_h, w - j + pad_w]
- *   dW[k, c, i, j] = sum over n, oh, ow of r[k, oh, ow] x[n, c, oh + i - pad_h, ow + j - pad_w] */
+/* dx and dW of loss = sum(y * r) for a 2-D, undilated, one-group conv with strides s_h, s_w,
+ * by plain loops (r is one image's worth, broadcast over the batch); with h = oh * s_h + i -
+ * pad_h and w = ow * s_w + j - pad_w inside the image:
+ *   dx[n, c, h, w] += W[k, c, i, j] r[k, oh, ow]      for every k, i, j, oh, ow
+ *   dW[k, c, i, j] += r[k, oh, ow] x[n, c, h, w]       for every n, oh, ow */
 static void ref_conv_grads(const problem *p, const float *x, const float *w, const float *r,
                            float *dx, float *dw)
 {
@@ -904,7 +905,8 @@ static void ref_conv_grads(const problem *p, const float *x, const float *w, con
                     for (int j = 0; j < kw; j++)
                         for (int oh = 0; oh < OH; oh++)
                             for (int ow = 0; ow < OW; ow++) {
-                                int h = oh + i - gr.pb[1], v = ow + j - gr.pb[2];
+                                int h = oh * gr.s[1] + i - gr.pb[1];
+                                int v = ow * gr.s[2] + j - gr.pb[2];
                                 if (h < 0 || h >= H || v < 0 || v >= W)
                                     continue;
                                 size_t xi = (((size_t)n * p->C + c) * H + h) * W + v;
@@ -1075,6 +1077,55 @@ TEST(conv_winograd_input_gradient_matches_plain_loops)
             p.bias = 1;
             check_grads_against_loops(&p, 51 + (uint64_t)t);
         }
+    nerve_set_threads(0);
+}
+
+/* The weight gradient of stride-1, one-group convs with >= 8 input channels skips the
+ * column matrix (a pixel-major copy of each image read in place, one product per kernel
+ * row, over a padded width). Against plain loops: odd sizes, asymmetric and no padding,
+ * non-square and 1x1 and 5x5 kernels, and on both sides of the route (stride 2, too few
+ * channels), for batch 1 and 3 on one and two threads (a batch of one on two threads
+ * keeps the column route, which splits one image's blocks). */
+TEST(conv_weight_gradient_routes_match_plain_loops)
+{
+    problem ps[8];
+    int np = 0;
+    ps[np] = make_problem(OP_CONV, 2, 1, 16, 16, 1, (int[]){10, 9}, (int[]){3, 3});
+    ps[np].cfg.same = 1, np++;
+    ps[np] = make_problem(OP_CONV, 2, 1, 8, 5, 1, (int[]){7, 12}, (int[]){3, 2});
+    set_dims(ps[np].cfg.pad_begin, 2, 2, 0, 0), set_dims(ps[np].cfg.pad_end, 2, 0, 1, 0), np++;
+    ps[np] = make_problem(OP_CONV, 2, 1, 9, 13, 1, (int[]){6, 5}, (int[]){1, 1});
+    np++;
+    ps[np] = make_problem(OP_CONV, 2, 1, 12, 7, 1, (int[]){11, 8}, (int[]){5, 5});
+    set_dims(ps[np].cfg.pad_begin, 2, 2, 2, 0), set_dims(ps[np].cfg.pad_end, 2, 2, 2, 0), np++;
+    ps[np] = make_problem(OP_CONV, 2, 1, 10, 6, 1, (int[]){9, 8}, (int[]){3, 3});
+    np++; /* no padding */
+    ps[np] = make_problem(OP_CONV, 2, 1, 8, 6, 1, (int[]){9, 9}, (int[]){3, 3});
+    set_dims(ps[np].cfg.stride, 2, 2, 2, 0), ps[np].cfg.same = 1, np++;
+    ps[np] = make_problem(OP_CONV, 2, 1, 4, 6, 1, (int[]){9, 9}, (int[]){3, 3});
+    ps[np].cfg.same = 1, np++;
+    for (int threads = 1; threads <= 2; threads++)
+        for (int batch = 1; batch <= 3; batch += 2)
+            for (int i = 0; i < np; i++) {
+                nerve_set_threads(threads);
+                problem p = ps[i];
+                p.N = batch;
+                p.bias = i % 2;
+                check_grads_against_loops(&p, 70 + (uint64_t)i);
+            }
+    nerve_set_threads(0);
+}
+
+/* The same route for 1-D convs, by finite differences. */
+TEST(conv_weight_gradient_route_1d_passes_finite_differences)
+{
+    problem p = make_problem(OP_CONV, 1, 2, 8, 3, 1, (int[]){13}, (int[]){3});
+    p.cfg.pad_begin[0] = 2;
+    p.bias = 1;
+    for (int threads = 1; threads <= 2; threads++) {
+        nerve_set_threads(threads);
+        CHECK_MSG(gradcheck_problem(&p, 90) == NERVE_OK, "%s", nerve_last_error());
+    }
     nerve_set_threads(0);
 }
 

@@ -609,3 +609,49 @@ TEST(pooling_on_two_threads_matches_one_thread_bit_for_bit)
         CHECK_MSG(memcmp(d1, d2, sizeof d1) == 0, "config %zu: backward differs across threads", k);
     }
 }
+
+TEST(two_by_two_pools_on_wide_rows_match_the_definition_bit_for_bit)
+{
+    /* 2x2/2 windows take a vector route of 16 outputs per step (two input rows, 32 floats
+     * each): rows of 14 and 5 outputs (LeNet's maps), 16 exactly, and 18 and 33 (a full
+     * step and a short tail), odd sizes leaving a border column and row. Values from a few
+     * integers with -0, +-inf and NaNs, so ties, "a NaN wins" and the first of two NaNs
+     * all occur within and across the vectors. */
+    static const int maps[][2] = {{28, 28}, {10, 10}, {4, 32}, {5, 37}, {3, 67}, {9, 11}};
+    enum { N = 2, C = 2, MAXN = N * C * 28 * 28 };
+    static float xv[MAXN], wv[MAXN], y[MAXN], dx[MAXN], ry[MAXN], rdx[MAXN];
+    nerve_rng r;
+    nerve_rng_seed(&r, 21);
+    for (int i = 0; i < MAXN; i++) {
+        int v = (int)nerve_rng_below(&r, 9) - 4;
+        xv[i] = v == 0 && (i & 1) ? -0.0f : v == 4 ? NAN : v == -4 ? -INFINITY : (float)v;
+        wv[i] = 2.0f * nerve_rng_uniform(&r) - 1.0f;
+    }
+    for (int type = NERVE_POOL_MAX; type <= NERVE_POOL_AVG; type++)
+        for (size_t m = 0; m < sizeof maps / sizeof maps[0]; m++) {
+            nerve_pool_config c = pool_cfg((nerve_pool_type)type, 2, 2, 0, m & 1, 0);
+            int H = maps[m][0], W = maps[m][1], oh, ow;
+            CHECK(N * C * H * W <= MAXN);
+            CHECK_OK(pool_run(&c, 1, N, C, H, W, xv, wv, y, dx, &oh, &ow));
+            size_t in_map = (size_t)H * W, out_map = (size_t)oh * ow;
+            memset(rdx, 0, sizeof rdx);
+            for (size_t k = 0; k < (size_t)N * C; k++)
+                ref_pool_map(&c, H, W, oh, ow, xv + k * in_map, wv + (k % C) * out_map,
+                             ry + k * out_map, rdx + k * in_map);
+            /* memcmp: NaNs compare by their bits, and the outputs keep the inputs' bits. */
+            CHECK_MSG(memcmp(y, ry, N * C * out_map * sizeof(float)) == 0,
+                      "type %d on %dx%d: forward differs", type, H, W);
+            CHECK_MSG(memcmp(dx, rdx, N * C * in_map * sizeof(float)) == 0,
+                      "type %d on %dx%d: backward differs", type, H, W);
+        }
+    /* The average's double sum starts at +0: windows of -0 average to +0. */
+    float zeros[2 * 34], avg[17];
+    for (int i = 0; i < 2 * 34; i++)
+        zeros[i] = -0.0f;
+    nerve_pool_config c = pool_cfg(NERVE_POOL_AVG, 2, 2, 0, 0, 0);
+    int oh, ow;
+    CHECK_OK(pool_map(&c, 2, 34, zeros, avg, &oh, &ow));
+    CHECK(oh == 1 && ow == 17);
+    for (int i = 0; i < 17; i++)
+        CHECK_MSG(avg[i] == 0 && !signbit(avg[i]), "output %d is -0", i);
+}

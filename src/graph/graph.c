@@ -3,6 +3,7 @@
  * Nodes are appended in creation order and may only refer to earlier nodes, so creation
  * order is a topological order: forward walks it up, backward walks it down. */
 #include "graph.h"
+#include "../kernels/kernels.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -704,6 +705,14 @@ int nerve_forward(nerve_graph *g, int target)
     return NERVE_OK;
 }
 
+static void zero_range(void *ctx, size_t begin, size_t end)
+{
+    memset((float *)ctx + begin, 0, (end - begin) * sizeof(float));
+}
+
+/* Large buffers are zeroed by every thread (a serial memset leaves the others idle). */
+enum { ZERO_GRAIN = 1 << 16 };
+
 /* Zeroes a pooled gradient before its first writer of this pass (once: a node may read the
  * same input twice). Leaves were zeroed at the start of the pass. */
 static void zero_grad_once(nerve_graph *g, node *n)
@@ -711,7 +720,7 @@ static void zero_grad_once(nerve_graph *g, node *n)
     node *r = &g->nodes[n->grad_root];
     if (r->kind != NERVE_NODE_OP || g->zeroed[r->id] || !r->grad)
         return;
-    memset(r->grad, 0, node_numel(r) * sizeof(float));
+    kern_parallel_for(node_numel(r), ZERO_GRAIN, zero_range, r->grad);
     g->zeroed[r->id] = 1;
 }
 
@@ -728,13 +737,43 @@ static void zero_grads_at_start(nerve_graph *g)
     memset(g->zeroed, g->shared_grads ? 0 : 1, (size_t)g->n_nodes);
 }
 
+/* Input i's gradient is a pooled buffer not yet touched in this pass, that input i covers
+ * whole and that no other input of n shares (an overwrite would drop the other's share). */
+static int input_grad_fresh(const nerve_graph *g, const node *n, int i)
+{
+    const node *x = &g->nodes[n->in[i]], *r = &g->nodes[x->grad_root];
+    if (!x->needs_grad || r->kind != NERVE_NODE_OP || !r->grad || g->zeroed[r->id] ||
+        node_numel(x) != node_numel(r))
+        return 0;
+    for (int k = 0; k < n->n_in; k++)
+        if (k != i && g->nodes[n->in[k]].grad_root == r->id)
+            return 0;
+    return 1;
+}
+
+int node_input_grad_fresh(const nerve_graph *g, const node *n, int i)
+{
+    return (n->op->flags & OP_GRAD_OVERWRITE) && input_grad_fresh(g, n, i);
+}
+
+/* An OP_GRAD_OVERWRITE operator writes its fresh input gradients whole: those are not
+ * zeroed first, and count as written once its backward has run. */
 static void run_backward(nerve_graph *g, node *n)
 {
+    int fresh[NERVE_MAX_INPUTS] = {0};
+    int overwrite = (n->op->flags & OP_GRAD_OVERWRITE) != 0;
     zero_grad_once(g, n); /* reached by no consumer: its gradient is zero */
-    for (int k = 0; k < n->n_in; k++)
-        if (g->nodes[n->in[k]].needs_grad)
+    for (int k = 0; k < n->n_in; k++) {
+        if (!g->nodes[n->in[k]].needs_grad)
+            continue;
+        fresh[k] = overwrite && input_grad_fresh(g, n, k);
+        if (!fresh[k])
             zero_grad_once(g, &g->nodes[n->in[k]]);
+    }
     n->op->backward(g, n);
+    for (int k = 0; k < n->n_in; k++)
+        if (fresh[k])
+            g->zeroed[g->nodes[n->in[k]].grad_root] = 1;
 }
 
 int nerve_backward(nerve_graph *g, int loss)

@@ -6,7 +6,8 @@
  * of private storage the node needs between its forward and backward (dropout masks,
  * saved statistics, workspace), computed at the compiled maximum batch. forward() writes
  * n->value; backward() reads n->grad and ADDS into the gradients of the inputs that have
- * one (node_grad() returns NULL for those that do not). Neither allocates nor prints.
+ * one (node_grad() returns NULL for those that do not), or, flagged OP_GRAD_OVERWRITE,
+ * writes those that node_input_grad_fresh() reports fresh. Neither allocates nor prints.
  *
  * The memory plan (see nerve_graph_compile and docs/ARCHITECTURE.md) lets nodes share
  * buffers: the gradient of an operator node is valid only from the backward of its first
@@ -31,6 +32,9 @@ enum {
                            * overwrite it */
     OP_INPLACE_PER_NODE = 8, /* with OP_INPLACE: only where op_activation_in_place_ok(n)
                               * (the activation family: some types need their input) */
+    OP_GRAD_OVERWRITE = 16,  /* backward asks node_input_grad_fresh() per input and, where
+                              * it says 1, writes every element of that gradient (= instead
+                              * of +=): the pass then skips zeroing it */
 };
 
 typedef struct op_def {
@@ -100,6 +104,11 @@ static inline float *node_input_grad(nerve_graph *g, const node *n, int i)
     node *x = &g->nodes[n->in[i]];
     return x->needs_grad ? x->grad : NULL;
 }
+
+/* 1 when the gradient of input i of n (an OP_GRAD_OVERWRITE operator, during its backward)
+ * holds nothing yet in this pass and was not zeroed: the backward must then write all of
+ * it rather than add. 0 means add as usual. */
+int node_input_grad_fresh(const nerve_graph *g, const node *n, int i);
 
 /* Adds an operator node; checks that inputs exist. Returns the id or a negative status. */
 int graph_add_op(nerve_graph *g, const op_def *op, int n_in, const int *in, const node_attr *attr,

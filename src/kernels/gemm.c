@@ -28,8 +28,14 @@
 #ifndef GEMM_MC
 #define GEMM_MC 1536 /* A block MC x KC floats lives in L3 */
 #endif
-/* Up to this many A panels per block, an untransposed B is read in place, not packed. */
+/* Up to this many A panels per block, an untransposed B is read in place, not packed; up to
+ * GEMM_CACHED_PANELS when the K block of B's rows spans at most GEMM_CACHED_B_BYTES (B then
+ * stays in L2 across the panels and packing it would be pure overhead). */
 #define GEMM_IN_PLACE_PANELS 6
+#define GEMM_CACHED_PANELS 24
+#define GEMM_CACHED_B_BYTES (256 << 10)
+/* A pack that transposes costs about this many plain copies of the same size. */
+#define GEMM_TRANSPOSE_COST 3
 /* Products below this many multiply-adds per thread are not worth a fork/join. */
 #define GEMM_MIN_FMAS_PER_THREAD (1 << 20)
 
@@ -153,7 +159,9 @@ static void block_times_b(const kern_gemm_impl *im, const gemm_args *g, const fl
 {
     /* With few A panels, B is streamed only a few times: reading it in place (prefetched
      * by the kernel) overlaps the traffic with the FMAs, while packing it would not. */
-    int in_place = !g->tb && mc <= GEMM_IN_PLACE_PANELS * im->mr;
+    int cached = (size_t)kc * g->ldb * sizeof(float) <= GEMM_CACHED_B_BYTES;
+    int in_place = !g->tb && (mc <= GEMM_IN_PLACE_PANELS * im->mr ||
+                              (cached && mc <= GEMM_CACHED_PANELS * im->mr));
     for (int jc = n0; jc < n1; jc += nc_max) {
         int nc = imin(nc_max, n1 - jc);
         const float *b = g->B + (size_t)k0 * g->ldb + jc;
@@ -193,17 +201,20 @@ static void gemm_rect(const kern_gemm_impl *im, const gemm_args *g, const gemm_b
 /* ---- threads: a static grid of rectangles ------------------------------------------- */
 
 /* Splits T threads into a tm x tn grid over (M, N) minimising the packing each thread
- * repeats (~ M/tm + N/tn), with at least one register tile per rectangle. */
-static void thread_grid(const kern_gemm_impl *im, int M, int N, int T, int *tm, int *tn)
+ * repeats (~ M/tm + N/tn, a transposing pack weighted as several copies), with at least
+ * one register tile per rectangle. Ties split M: a thread then packs fewer A rows, and B
+ * may be read in place. */
+static void thread_grid(const kern_gemm_impl *im, const gemm_args *g, int T, int *tm, int *tn)
 {
-    int mt = (M + im->mr - 1) / im->mr, nt = (N + im->nr - 1) / im->nr;
+    int M = g->M, N = g->N, mt = (M + im->mr - 1) / im->mr, nt = (N + im->nr - 1) / im->nr;
+    double wa = g->ta ? 1 : GEMM_TRANSPOSE_COST, wb = g->tb ? GEMM_TRANSPOSE_COST : 1;
     double best = -1;
     *tm = *tn = 1;
     for (int a = 1; a <= T; a++) {
         if (T % a || a > mt || T / a > nt)
             continue;
-        double cost = (double)M / a + (double)N / (T / a);
-        if (best < 0 || cost < best) {
+        double cost = wa * M / a + wb * N / (T / a);
+        if (best < 0 || cost <= best) {
             best = cost;
             *tm = a;
             *tn = T / a;
@@ -222,7 +233,7 @@ static void gemm_thread(const kern_gemm_impl *im, const gemm_args *g, const gemm
                         int id, int nthreads, float *ws)
 {
     int tm, tn;
-    thread_grid(im, g->M, g->N, nthreads, &tm, &tn);
+    thread_grid(im, g, nthreads, &tm, &tn);
     if (id >= tm * tn)
         return;
     int pm = id / tn, pn = id % tn;

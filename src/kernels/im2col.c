@@ -377,3 +377,29 @@ void kern_row2im(const kern_conv_shape *s, const float *row, float *im)
                    .im_acc = im};
     walk(&j);
 }
+
+/* dst[c * ldd + r] = src[r * lds + c] for r < rows, c < cols, in 8 x 8 tiles: each tile's
+ * reads and writes stay in a few cache lines, and its inner loop writes 8 contiguous
+ * floats. */
+enum { TRANSPOSE_TILE = 8 };
+
+WIDE_VECTORS
+void kern_transpose(int rows, int cols, const float *src, ptrdiff_t lds, float *dst,
+                    ptrdiff_t ldd)
+{
+    for (int r0 = 0; r0 < rows; r0 += TRANSPOSE_TILE) {
+        int r1 = imin(rows, r0 + TRANSPOSE_TILE);
+        for (int c0 = 0; c0 < cols; c0 += TRANSPOSE_TILE) {
+            int c1 = imin(cols, c0 + TRANSPOSE_TILE);
+            if (r1 - r0 == TRANSPOSE_TILE && c1 - c0 == TRANSPOSE_TILE) {
+                for (int c = c0; c < c1; c++)
+                    for (int r = 0; r < TRANSPOSE_TILE; r++)
+                        dst[c * ldd + r0 + r] = src[(r0 + r) * lds + c];
+                continue;
+            }
+            for (int c = c0; c < c1; c++)
+                for (int r = r0; r < r1; r++)
+                    dst[c * ldd + r] = src[r * lds + c];
+        }
+    }
+}

@@ -131,6 +131,10 @@ void kern_col2im_rows(const kern_conv_shape *s, int q0, int q1, float *col, floa
  * position (locally connected layers). */
 void kern_im2row(const kern_conv_shape *s, const float *im, float *row);
 void kern_row2im(const kern_conv_shape *s, const float *row, float *im);
+/* dst [cols, rows] (row stride ldd) = src [rows, cols] (row stride lds) transposed, on the
+ * calling thread: layout changes between channel-major and pixel-major images. */
+void kern_transpose(int rows, int cols, const float *src, ptrdiff_t lds, float *dst,
+                    ptrdiff_t ldd);
 
 /* ---- winograd: 3x3 stride-1 convolutions by F(4x4, 3x3) (src/kernels/winograd.c) ------- */
 
@@ -146,5 +150,26 @@ size_t kern_winograd_workspace(int N, int C, int H, int W, int K, int pad_h, int
 void kern_winograd_conv3x3(int N, int C, int H, int W, int K, int pad_h, int pad_w,
                            const float *in, const float *w, const float *bias, float *out,
                            float *ws);
+
+
+/* ---- direct convolution for few input channels (src/kernels/conv_direct.c) ------------- */
+
+#define KERN_CONV_DIRECT_MAX_CHANNELS 8
+#define KERN_CONV_DIRECT_MAX_KERNEL 7
+
+/* Whether the vector (AVX-512) route runs on this machine. */
+int kern_conv_direct_vector(void);
+/* Whether kern_conv_direct is the fast route for C input channels and a KH x KW kernel
+ * (stride 1, dilation 1, one group): few channels, small kernels, and the vector route. */
+int kern_conv_direct_fits(int C, int KH, int KW);
+/* out[n,k,y,x] = bias[k] + sum_c sum_{i<KH,j<KW} w[k,c,i,j] * in[n,c,y+i-pad_h,x+j-pad_w]
+ * (zero outside), in [N,C,H,W], w [K,C,KH,KW], out [N,K,OH,OW] overwritten (padding after
+ * only bounds OH = H + pad_h + pad_h_end - KH + 1, and OW likewise); bias may be NULL.
+ * Any C and kernel size work (the portable path serves what the vector route does not).
+ * Images are split across kern_threads() threads; results do not depend on the thread
+ * count. Never allocates. */
+void kern_conv_direct(int N, int C, int H, int W, int K, int KH, int KW, int pad_h, int pad_w,
+                      int OH, int OW, const float *in, const float *w, const float *bias,
+                      float *out);
 
 #endif

@@ -240,6 +240,7 @@ typedef struct act_job {
     float alpha, beta;
     const float *u, *y, *dy;
     float *out; /* forward: y; backward: du */
+    int overwrite; /* backward: du is fresh, write it instead of adding */
 } act_job;
 
 /* y[i] = phi(u[i]) over n elements. u == y (in place) is fine: each element is read before
@@ -274,79 +275,99 @@ OPS_VECTOR_CLONES static void act_forward_range(void *ctx, size_t begin, size_t 
 static void activation_forward(nerve_graph *g, node *n)
 {
     act_job j = {(nerve_act_type)n->attr.i[0], n->attr.f[0], n->attr.f[1],
-                 node_input(g, n, 0)->value, NULL, NULL, n->value};
+                 node_input(g, n, 0)->value, NULL, NULL, n->value, 0};
     kern_parallel_for(node_numel(n), OPS_GRAIN, act_forward_range, &j);
 }
 
-/* du[i] += dy[i] * phi'(y[i]) over n elements (du never aliases y or dy). */
+/* du[i] += term(i) over i < n, or du[i] = term(i) when overwrite (du is a fresh gradient
+ * buffer: no zeroing, no read). Two loops, so that each vectorises without a test. */
+#define ACCUMULATE(overwrite, du, n, term)      \
+    do {                                        \
+        if (overwrite)                          \
+            for (size_t i = 0; i < (n); i++)    \
+                (du)[i] = (term);               \
+        else                                    \
+            for (size_t i = 0; i < (n); i++)    \
+                (du)[i] += (term);              \
+    } while (0)
+
+/* du[i] (+)= dy[i] * phi'(y[i]) over n elements (du never aliases y or dy). */
 OPS_INLINE void act_backward_span_from_output(nerve_act_type type, float alpha, float beta,
                                               const float *restrict y,
                                               const float *restrict dy, float *restrict du,
-                                              size_t n)
+                                              size_t n, int overwrite)
 {
     switch (type) {
-#define BACKWARD_LOOP(T)                                                       \
-    case T:                                                                    \
-        for (size_t i = 0; i < n; i++)                                         \
-            du[i] += dy[i] * act_derivative_from_output(T, alpha, beta, y[i]); \
+#define BACKWARD_LOOP(T)                                                                    \
+    case T:                                                                                 \
+        ACCUMULATE(overwrite, du, n, dy[i] * act_derivative_from_output(T, alpha, beta, y[i])); \
         break;
         ACT_TYPES(BACKWARD_LOOP)
 #undef BACKWARD_LOOP
     default:
-        for (size_t i = 0; i < n; i++)
-            du[i] += dy[i];
+        ACCUMULATE(overwrite, du, n, dy[i]);
     }
 }
 
-/* du[i] += dy[i] * phi'(u[i]) for the types whose derivative needs the input. */
+/* du[i] (+)= dy[i] * phi'(u[i]) for the types whose derivative needs the input. */
 OPS_INLINE void act_backward_span_from_input(nerve_act_type type, float alpha, float beta,
                                              const float *restrict u,
                                              const float *restrict dy, float *restrict du,
-                                             size_t n)
+                                             size_t n, int overwrite)
 {
     switch (type) {
-#define BACKWARD_LOOP(T)                                                      \
-    case T:                                                                   \
-        for (size_t i = 0; i < n; i++)                                        \
-            du[i] += dy[i] * act_derivative_from_input(T, alpha, beta, u[i]); \
+#define BACKWARD_LOOP(T)                                                                   \
+    case T:                                                                                \
+        ACCUMULATE(overwrite, du, n, dy[i] * act_derivative_from_input(T, alpha, beta, u[i])); \
         break;
         BACKWARD_LOOP(NERVE_ACT_LEAKY_RELU)
         BACKWARD_LOOP(NERVE_ACT_ELU)
         BACKWARD_LOOP(NERVE_ACT_SELU)
 #undef BACKWARD_LOOP
     default:
-        for (size_t i = 0; i < n; i++)
-            du[i] += dy[i] * act_derivative_from_input(type, alpha, beta, u[i]);
+        ACCUMULATE(overwrite, du, n, dy[i] * act_derivative_from_input(type, alpha, beta, u[i]));
     }
 }
 
-/* u is NULL when the derivative comes from the output. */
+/* u is NULL when the derivative comes from the output; overwrite says du is fresh. */
 OPS_VECTOR_CLONES static void act_backward_range(void *ctx, size_t begin, size_t end)
 {
     const act_job *j = ctx;
     if (j->u)
         act_backward_span_from_input(j->type, j->alpha, j->beta, j->u + begin, j->dy + begin,
-                                     j->out + begin, end - begin);
+                                     j->out + begin, end - begin, j->overwrite);
     else
         act_backward_span_from_output(j->type, j->alpha, j->beta, j->y + begin,
-                                      j->dy + begin, j->out + begin, end - begin);
+                                      j->dy + begin, j->out + begin, end - begin, j->overwrite);
+}
+
+static void zero_range(void *ctx, size_t begin, size_t end)
+{
+    memset((float *)ctx + begin, 0, (end - begin) * sizeof(float));
 }
 
 static void activation_backward(nerve_graph *g, node *n)
 {
     float *du = node_input_grad(g, n, 0);
-    nerve_act_type type = (nerve_act_type)n->attr.i[0];
-    if (!du || type == NERVE_ACT_STEP) /* the step's gradient is zero: nothing to add */
+    if (!du)
         return;
+    int overwrite = node_input_grad_fresh(g, n, 0);
+    nerve_act_type type = (nerve_act_type)n->attr.i[0];
+    if (type == NERVE_ACT_STEP) { /* the step's gradient is zero: nothing to add */
+        if (overwrite)            /* but a fresh buffer must still read as zero */
+            kern_parallel_for(node_numel(n), OPS_GRAIN, zero_range, du);
+        return;
+    }
     float alpha = n->attr.f[0], beta = n->attr.f[1];
     const float *u = act_derivative_needs_input(type, alpha, beta) ? node_input(g, n, 0)->value
                                                                    : NULL;
-    act_job j = {type, alpha, beta, u, n->value, n->grad, du};
+    act_job j = {type, alpha, beta, u, n->value, n->grad, du, overwrite};
     kern_parallel_for(node_numel(n), OPS_GRAIN, act_backward_range, &j);
 }
 
 static const op_def op_activation = {"activation", same_shape_infer, NULL, activation_forward,
-                                     activation_backward, OP_INPLACE | OP_INPLACE_PER_NODE};
+                                     activation_backward,
+                                     OP_INPLACE | OP_INPLACE_PER_NODE | OP_GRAD_OVERWRITE};
 
 int nerve_activation(nerve_graph *g, int x, nerve_act act)
 {

@@ -153,17 +153,21 @@ static double lane_total(const double *lane)
     return t;
 }
 
-/* s1 += x - shift, s2 += (x - shift)^2 over n floats, lane by lane. */
+/* s1 += x - shift, s2 += (x - shift)^2 over n floats, lane by lane. next_x (n floats, the
+ * channel's next segment) is prefetched along: segments are short runs at a large stride,
+ * which the hardware prefetchers pick up late at every segment. */
 OPS_INLINE void shifted_sums(const float *restrict x, size_t n, double shift,
-                             double *restrict s1, double *restrict s2)
+                             double *restrict s1, double *restrict s2, const float *next_x)
 {
     size_t k = 0;
-    for (; k + LANES <= n; k += LANES)
+    for (; k + LANES <= n; k += LANES) {
+        __builtin_prefetch(next_x + k);
         for (int l = 0; l < LANES; l++) {
             double d = (double)x[k + l] - shift;
             s1[l] += d;
             s2[l] += d * d;
         }
+    }
     for (int l = 0; k < n; k++, l++) {
         double d = (double)x[k] - shift;
         s1[l] += d;
@@ -171,18 +175,23 @@ OPS_INLINE void shifted_sums(const float *restrict x, size_t n, double shift,
     }
 }
 
-/* sum_dy += dy, sum_dy_xhat += dy * xhat over n elements, xhat = (x - mean) * istd. */
+/* sum_dy += dy, sum_dy_xhat += dy * xhat over n elements, xhat = (x - mean) * istd.
+ * next_x and next_dy (the channel's next segment) are prefetched along, as above. */
 OPS_INLINE void gradient_sums(const float *restrict x, const float *restrict dy, size_t n,
                               float mean, float istd, double *restrict sum_dy,
-                              double *restrict sum_dy_xhat)
+                              double *restrict sum_dy_xhat, const float *next_x,
+                              const float *next_dy)
 {
     size_t k = 0;
-    for (; k + LANES <= n; k += LANES)
+    for (; k + LANES <= n; k += LANES) {
+        __builtin_prefetch(next_x + k);
+        __builtin_prefetch(next_dy + k);
         for (int l = 0; l < LANES; l++) {
             float xhat = (x[k + l] - mean) * istd;
             sum_dy[l] += dy[k + l];
             sum_dy_xhat[l] += (double)dy[k + l] * xhat;
         }
+    }
     for (int l = 0; k < n; k++, l++) {
         float xhat = (x[k] - mean) * istd;
         sum_dy[l] += dy[k];
@@ -198,11 +207,19 @@ OPS_INLINE void scale_shift(const float *restrict x, float *restrict y, size_t n
         y[k] = x[k] * scale + shift;
 }
 
-/* dx += scale * (dy - mean_dy - xhat * mean_dy_xhat) over n elements. */
+/* dx += scale * (dy - mean_dy - xhat * mean_dy_xhat) over n elements; dx = ... when
+ * overwrite (a fresh gradient buffer: saves zeroing it and reading it back). */
 OPS_INLINE void input_gradient(const float *restrict x, const float *restrict dy,
                                float *restrict dx, size_t n, float mean, float istd,
-                               float scale, float mean_dy, float mean_dy_xhat)
+                               float scale, float mean_dy, float mean_dy_xhat, int overwrite)
 {
+    if (overwrite) {
+        for (size_t k = 0; k < n; k++) {
+            float xhat = (x[k] - mean) * istd;
+            dx[k] = scale * (dy[k] - mean_dy - xhat * mean_dy_xhat);
+        }
+        return;
+    }
     for (size_t k = 0; k < n; k++) {
         float xhat = (x[k] - mean) * istd;
         dx[k] += scale * (dy[k] - mean_dy - xhat * mean_dy_xhat);
@@ -218,12 +235,19 @@ typedef struct bn_job {
     float *mean, *istd;  /* the statistics the forward used (scratch) */
     float momentum, eps;
     int through_stats;   /* training: the statistics depend on x */
+    int overwrite_dx;    /* dx is fresh: write it instead of adding */
 } bn_job;
 
 /* The element (o, c, 0) of the [outer, C, inner] view. */
 static size_t segment(const channel_view *v, size_t o, size_t c)
 {
     return (o * v->len + c) * v->inner;
+}
+
+/* The segment after (o, c) of channel c, or (o, c) itself at the last: a prefetch target. */
+static size_t next_segment(const channel_view *v, size_t o, size_t c)
+{
+    return segment(v, o + 1 < v->outer ? o + 1 : o, c);
 }
 
 /* Biased mean and variance of channel c. The sums are taken around the channel's first
@@ -234,7 +258,8 @@ OPS_INLINE void channel_moments(const bn_job *j, size_t c, double *mean, double 
     double s1[LANES] = {0}, s2[LANES] = {0};
     double shift = j->x[segment(&j->v, 0, c)];
     for (size_t o = 0; o < j->v.outer; o++)
-        shifted_sums(j->x + segment(&j->v, o, c), j->v.inner, shift, s1, s2);
+        shifted_sums(j->x + segment(&j->v, o, c), j->v.inner, shift, s1, s2,
+                     j->x + next_segment(&j->v, o, c));
     double m = (double)(j->v.outer * j->v.inner), d = lane_total(s1) / m;
     *mean = shift + d;
     *var = fmax(lane_total(s2) / m - d * d, 0.0);
@@ -313,9 +338,9 @@ OPS_VECTOR_CLONES static void batchnorm_backward_channels(void *ctx, size_t begi
     for (size_t c = begin; c < end; c++) {
         double lane_dy[LANES] = {0}, lane_dy_xhat[LANES] = {0};
         for (size_t o = 0; o < j->v.outer; o++) {
-            size_t at = segment(&j->v, o, c);
+            size_t at = segment(&j->v, o, c), next = next_segment(&j->v, o, c);
             gradient_sums(j->x + at, j->dy + at, j->v.inner, j->mean[c], j->istd[c], lane_dy,
-                          lane_dy_xhat);
+                          lane_dy_xhat, j->x + next, j->dy + next);
         }
         double sum_dy = lane_total(lane_dy), sum_dy_xhat = lane_total(lane_dy_xhat);
         if (j->dgamma)
@@ -330,7 +355,7 @@ OPS_VECTOR_CLONES static void batchnorm_backward_channels(void *ctx, size_t begi
         for (size_t o = 0; o < j->v.outer; o++) {
             size_t at = segment(&j->v, o, c);
             input_gradient(j->x + at, j->dy + at, j->dx + at, j->v.inner, j->mean[c],
-                           j->istd[c], scale, mean_dy, mean_dy_xhat);
+                           j->istd[c], scale, mean_dy, mean_dy_xhat, j->overwrite_dx);
         }
     }
 }
@@ -341,6 +366,7 @@ static void batchnorm_backward(nerve_graph *g, node *n)
     j.dx = node_input_grad(g, n, BN_X);
     j.dgamma = node_input_grad(g, n, BN_GAMMA);
     j.dbeta = node_input_grad(g, n, BN_BETA);
+    j.overwrite_dx = j.dx && node_input_grad_fresh(g, n, BN_X);
     j.through_stats = n->scratch[2 * j.v.len] != 0.0f;
     if (!j.dx && !j.dgamma && !j.dbeta)
         return;
@@ -349,7 +375,8 @@ static void batchnorm_backward(nerve_graph *g, node *n)
 }
 
 static const op_def op_batchnorm = {"batchnorm", batchnorm_infer, batchnorm_scratch,
-                                    batchnorm_forward, batchnorm_backward, OP_OUTPUT_UNREAD};
+                                    batchnorm_forward, batchnorm_backward,
+                                    OP_OUTPUT_UNREAD | OP_GRAD_OVERWRITE};
 
 int nerve_batchnorm(nerve_graph *g, int x, int gamma, int beta, int running_mean,
                     int running_var, float momentum, float eps)

@@ -321,6 +321,165 @@ OPS_VECTOR_CLONES static void interior_rows(int kind, const pool_geom *p, int oy
 }
 #undef INTERIOR_ROWS
 
+/* ---- 2x2 windows, stride 2, on AVX-512 ---------------------------------------------------
+ * LeNet-sized maps give output rows of 14 or 5: shorter than a vector, so the loops above
+ * stay scalar. Here one output row takes two input rows at once: up to 32 floats of each
+ * (masked), split into even and odd columns by a permute, so that lane i holds window i.
+ * The same first maximum as max_row_interior, as a tournament (the first maximum of the
+ * first maximums of each row's pair, in row-major order: "first" is associative), and the
+ * same double sums in the same order as avg_row_interior. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define POOL_AVX512 1
+#define AVX512_INLINE static inline __attribute__((always_inline, target("avx512f")))
+
+static int have_avx512(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") != 0;
+}
+
+AVX512_INLINE __mmask16 lanes_below(int n)
+{
+    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
+}
+
+/* max_key on 16 lanes. */
+AVX512_INLINE __m512i max_keys(__m512 v)
+{
+    __m512i b = _mm512_castps_si512(v), zero = _mm512_setzero_si512();
+    __m512i mag = _mm512_and_si512(b, _mm512_set1_epi32(0x7fffffff));
+    __m512i key = _mm512_mask_sub_epi32(mag, _mm512_cmplt_epi32_mask(b, zero), zero, mag);
+    __mmask16 nan = _mm512_cmpgt_epi32_mask(mag, _mm512_set1_epi32(0x7f800000));
+    return _mm512_mask_mov_epi32(key, nan, _mm512_set1_epi32(INT32_MAX));
+}
+
+/* 16 candidates: values, their keys and map indices. */
+typedef struct max_lanes {
+    __m512 v;
+    __m512i key, at;
+} max_lanes;
+
+AVX512_INLINE max_lanes max_candidates(__m512 v, __m512i at)
+{
+    max_lanes c = {v, max_keys(v), at};
+    return c;
+}
+
+/* The first maximum of a (earlier in row-major order) and b: b only if strictly above. */
+AVX512_INLINE max_lanes first_max(max_lanes a, max_lanes b)
+{
+    __mmask16 wins = _mm512_cmpgt_epi32_mask(b.key, a.key);
+    a.v = _mm512_mask_mov_ps(a.v, wins, b.v);
+    a.key = _mm512_mask_mov_epi32(a.key, wins, b.key);
+    a.at = _mm512_mask_mov_epi32(a.at, wins, b.at);
+    return a;
+}
+
+/* Columns 2i and 2i + 1 of the 2n floats at row (n <= 16), in lanes i of *even, *odd. */
+AVX512_INLINE void load_pairs(const float *row, int n, __m512 *even, __m512 *odd)
+{
+    const __m512i evens = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i odds = _mm512_add_epi32(evens, _mm512_set1_epi32(1));
+    __m512 lo = _mm512_maskz_loadu_ps(lanes_below(2 * n), row);
+    __m512 hi = _mm512_maskz_loadu_ps(lanes_below(2 * n - 16), row + 16);
+    *even = _mm512_permutex2var_ps(lo, evens, hi);
+    *odd = _mm512_permutex2var_ps(lo, odds, hi);
+}
+
+/* Outputs [ox, ox + n) of one row whose windows start at map index `start` (n <= 16). */
+AVX512_INLINE void max_2x2_chunk(const float *map, int W, int start, int n, float *y,
+                                 float *argmax)
+{
+    const __m512i twice = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    __m512i at = _mm512_add_epi32(_mm512_set1_epi32(start), twice), one = _mm512_set1_epi32(1);
+    __m512i below = _mm512_add_epi32(at, _mm512_set1_epi32(W));
+    __m512 e0, o0, e1, o1;
+    load_pairs(map + start, n, &e0, &o0);
+    load_pairs(map + start + W, n, &e1, &o1);
+    max_lanes top = first_max(max_candidates(e0, at), max_candidates(o0, _mm512_add_epi32(at, one)));
+    max_lanes bottom = first_max(max_candidates(e1, below),
+                                 max_candidates(o1, _mm512_add_epi32(below, one)));
+    max_lanes best = first_max(top, bottom);
+    __mmask16 out = lanes_below(n);
+    _mm512_mask_storeu_ps(y, out, best.v);
+    _mm512_mask_storeu_ps(argmax, out, _mm512_cvtepi32_ps(best.at)); /* exact below 2^24 */
+}
+
+/* Lanes 0..7 and 8..15 of v as doubles. */
+AVX512_INLINE __m512d low_doubles(__m512 v) { return _mm512_cvtps_pd(_mm512_castps512_ps256(v)); }
+AVX512_INLINE __m512d high_doubles(__m512 v)
+{
+    return _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+}
+
+/* ((((0 + a) + b) + c) + d) / 4 in doubles, rounded to float: avg_row_interior's sum. */
+AVX512_INLINE __m256 mean4(__m512d a, __m512d b, __m512d c, __m512d d)
+{
+    __m512d sum = _mm512_add_pd(_mm512_add_pd(_mm512_add_pd(_mm512_add_pd(
+                                    _mm512_setzero_pd(), a), b), c), d);
+    return _mm512_cvtpd_ps(_mm512_div_pd(sum, _mm512_set1_pd(4.0)));
+}
+
+AVX512_INLINE void avg_2x2_chunk(const float *map, int W, int start, int n, float *y)
+{
+    __m512 e0, o0, e1, o1;
+    load_pairs(map + start, n, &e0, &o0);
+    load_pairs(map + start + W, n, &e1, &o1);
+    __m256 lo = mean4(low_doubles(e0), low_doubles(o0), low_doubles(e1), low_doubles(o1));
+    __m256 hi = mean4(high_doubles(e0), high_doubles(o0), high_doubles(e1), high_doubles(o1));
+    __m512 mean = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(lo)),
+                                                      _mm256_castps_pd(hi), 1));
+    _mm512_mask_storeu_ps(y, lanes_below(n), mean);
+}
+
+/* interior_rows for 2x2 windows with column stride 2 and no column padding, forward. */
+__attribute__((target("avx512f"))) static void interior_rows_2x2_avx512(
+    int kind, const pool_geom *p, int oy0, int oy1, int x0, int x1, const float *in,
+    float *out, float *argmax)
+{
+    for (int oy = oy0; oy < oy1; oy++) {
+        int top = oy * p->sh - p->ph;
+        size_t row = (size_t)oy * p->OW;
+        for (int ox = x0; ox < x1; ox += 16) {
+            int n = min_int(16, x1 - ox), start = top * p->W + 2 * ox;
+            if (kind == ROW_MAX)
+                max_2x2_chunk(in, p->W, start, n, out + row + ox, argmax + row + ox);
+            else
+                avg_2x2_chunk(in, p->W, start, n, out + row + ox);
+        }
+    }
+}
+#endif
+
+/* Whether the forward interior block of p takes the AVX-512 route. */
+static int takes_vector_2x2(const pool_geom *p)
+{
+#ifdef POOL_AVX512
+    return p->kh == 2 && p->kw == 2 && p->sw == 2 && p->pw == 0 && have_avx512();
+#else
+    (void)p;
+    return 0;
+#endif
+}
+
+/* The forward interior block: the AVX-512 route where takes_vector_2x2 said so,
+ * interior_rows otherwise. */
+static void interior_rows_forward(int vector_2x2, int kind, const pool_geom *p, int oy0,
+                                  int oy1, int x0, int x1, const float *in, float *out,
+                                  float *argmax)
+{
+#ifdef POOL_AVX512
+    if (vector_2x2) {
+        interior_rows_2x2_avx512(kind, p, oy0, oy1, x0, x1, in, out, argmax);
+        return;
+    }
+#else
+    (void)vector_2x2;
+#endif
+    interior_rows(kind, p, oy0, oy1, x0, x1, in, out, argmax, NULL, NULL);
+}
+
 /* ---- planes ------------------------------------------------------------------------------ */
 
 /* A pass over a range of maps, as a thread-pool task. */
@@ -328,6 +487,7 @@ typedef struct pool_job {
     const node *n;
     pool_geom p;
     int iy0, iy1, ix0, ix1; /* outputs whose windows are interior */
+    int vector_2x2;         /* forward: takes_vector_2x2, asked once per pass */
     const float *x;         /* the input */
     float *dx;              /* backward: the input's gradient */
 } pool_job;
@@ -336,8 +496,9 @@ static int has_interior_path(int type) { return type != NERVE_POOL_L2; }
 
 static pool_job pool_job_make(nerve_graph *g, const node *n)
 {
-    pool_job j = {n, node_geometry(g, n), 0, 0, 0, 0, node_input(g, n, 0)->value,
+    pool_job j = {n, node_geometry(g, n), 0, 0, 0, 0, 0, node_input(g, n, 0)->value,
                   node_input_grad(g, n, 0)};
+    j.vector_2x2 = takes_vector_2x2(&j.p);
     if (has_interior_path(n->attr.i[0])) {
         interior_span(j.p.H, j.p.OH, j.p.kh, j.p.sh, j.p.ph, &j.iy0, &j.iy1);
         interior_span(j.p.W, j.p.OW, j.p.kw, j.p.sw, j.p.pw, &j.ix0, &j.ix1);
@@ -380,9 +541,9 @@ static void pool_forward_maps(void *ctx, size_t begin, size_t end)
     int rows = j->ix0 < j->ix1 ? j->iy1 : j->iy0; /* interior rows end (none without columns) */
     for (size_t m = begin; m < end; m++) {
         if (rows > j->iy0)
-            interior_rows(max ? ROW_MAX : ROW_AVG, p, j->iy0, rows, j->ix0, j->ix1,
-                          j->x + m * in_map, j->n->value + m * out_map,
-                          max ? j->n->scratch + m * out_map : NULL, NULL, NULL);
+            interior_rows_forward(j->vector_2x2, max ? ROW_MAX : ROW_AVG, p, j->iy0, rows,
+                                  j->ix0, j->ix1, j->x + m * in_map, j->n->value + m * out_map,
+                                  max ? j->n->scratch + m * out_map : NULL);
         for (int oy = 0; oy < p->OH; oy++) {
             if (oy >= j->iy0 && oy < rows) {
                 general_row_forward(j, m, oy, 0, j->ix0);

@@ -230,7 +230,8 @@ static void rule_momentum(const step_ctx *c, opt_param *p, float *w, const float
     }
 }
 
-/* w holds θ + μv if prepare() ran (p->ahead), else θ; the update starts from θ. */
+/* w holds θ + μv if prepare() ran (p->ahead), else θ; the update starts from θ. The step
+ * clears p->ahead once every range is done (a thread must not clear it under another). */
 static void rule_nesterov(const step_ctx *c, opt_param *p, float *w, const float *gr, size_t lo,
                      size_t hi)
 {
@@ -241,7 +242,6 @@ static void rule_nesterov(const step_ctx *c, opt_param *p, float *w, const float
         v[i] = c->mu * v[i] - c->lr * g;
         w[i] = decayed(c, theta) + v[i];
     }
-    p->ahead = 0;
 }
 
 static void rule_adagrad(const step_ctx *c, opt_param *p, float *w, const float *gr, size_t lo,
@@ -296,28 +296,6 @@ static const rule_fn rules[NERVE_OPT_COUNT] = {
     rule_sgd,     rule_momentum, rule_nesterov, rule_adagrad,
     rule_rmsprop, rule_adam,     rule_adam,     rule_adadelta};
 
-typedef struct {
-    rule_fn rule;
-    const step_ctx *c;
-    opt_param *p;
-    float *w;
-    const float *gr;
-} rule_job;
-
-static void rule_range(void *job, size_t lo, size_t hi)
-{
-    rule_job *j = job;
-    j->rule(j->c, j->p, j->w, j->gr, lo, hi);
-}
-
-/* Large parameters are updated by the kernels' threads in contiguous ranges (every element
- * is updated on its own, so the split does not change the results). */
-static void apply_rule(rule_fn rule, const step_ctx *c, opt_param *p, float *w, const float *gr, size_t n)
-{
-    rule_job j = {rule, c, p, w, gr};
-    kern_parallel_for(n, 1 << 15, rule_range, &j);
-}
-
 /* ---- prepare / step -------------------------------------------------------------------- */
 
 void nerve_optim_prepare(nerve_optim *o)
@@ -344,11 +322,76 @@ static void undo_look_ahead(opt_param *p, node *nd)
     p->ahead = 0;
 }
 
+/* One step over every unfrozen parameter, seen as one run of elements (parameter after
+ * parameter) so that the threads split the whole model, not each parameter alone: most
+ * parameters are too small to split, and updating them one after another left all but
+ * one thread idle. Every element is updated on its own, so the split changes no bit. */
+typedef struct {
+    rule_fn rule;
+    const step_ctx *c; /* lr, decay and rule constants; per parameter decay set below */
+    nerve_optim *o;
+    float wd;          /* the configured weight decay */
+} step_job;
+
+/* The context of parameter node nd: decay applies only to decaying parameters. */
+static step_ctx param_ctx(const step_job *j, const node *nd)
+{
+    step_ctx c = *j->c;
+    float wd = nd->decay ? j->wd : 0.0f;
+    c.wd = j->o->decoupled ? 0.0f : wd;
+    c.lr_wd = j->o->decoupled ? c.lr * wd : 0.0f;
+    return c;
+}
+
+/* Elements [lo, hi) of the run: the parts of the parameters that overlap it. */
+static void step_range(void *job, size_t lo, size_t hi)
+{
+    const step_job *j = job;
+    size_t start = 0;
+    for (int i = 0; i < j->o->n_params && start < hi; i++) {
+        opt_param *p = &j->o->params[i];
+        node *nd = graph_node(j->o->g, p->node);
+        if (nd->frozen)
+            continue;
+        size_t n = node_numel(nd), a = lo > start ? lo - start : 0;
+        size_t b = hi - start < n ? hi - start : n;
+        if (a < b) {
+            step_ctx c = param_ctx(j, nd);
+            j->rule(&c, p, nd->value, nd->grad, a, b);
+        }
+        start += n;
+    }
+}
+
+/* Elements of the unfrozen parameters; frozen ones leave the look-ahead of prepare(). */
+static size_t step_elements(nerve_optim *o)
+{
+    size_t total = 0;
+    for (int i = 0; i < o->n_params; i++) {
+        opt_param *p = &o->params[i];
+        node *nd = graph_node(o->g, p->node);
+        if (nd->frozen)
+            undo_look_ahead(p, nd); /* frozen between prepare() and step() */
+        else
+            total += node_numel(nd);
+    }
+    return total;
+}
+
+/* Eight independent partial sums (they vectorise; one chain would wait on every add),
+ * combined in a fixed order. */
 static double sum_squares(const float *x, size_t n)
 {
-    double s = 0.0;
-    for (size_t i = 0; i < n; i++)
+    enum { LANES = 8 };
+    double lane[LANES] = {0}, s = 0.0;
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int l = 0; l < LANES; l++)
+            lane[l] += (double)x[i + l] * x[i + l];
+    for (; i < n; i++)
         s += (double)x[i] * x[i];
+    for (int l = 0; l < LANES; l++)
+        s += lane[l];
     return s;
 }
 
@@ -385,18 +428,10 @@ float nerve_optim_step(nerve_optim *o, float lr)
     c.delta = o->delta;
     c.c1 = (float)(1.0 - pow(o->cfg.rho1, (double)o->steps));
     c.c2 = (float)(1.0 - pow(o->cfg.rho2, (double)o->steps));
-    for (int i = 0; i < o->n_params; i++) {
-        opt_param *p = &o->params[i];
-        node *nd = graph_node(o->g, p->node);
-        if (nd->frozen) {
-            undo_look_ahead(p, nd); /* frozen between prepare() and step() */
-            continue;
-        }
-        float wd = nd->decay ? o->cfg.weight_decay : 0.0f;
-        c.wd = o->decoupled ? 0.0f : wd;
-        c.lr_wd = o->decoupled ? lr * wd : 0.0f;
-        apply_rule(rules[o->cfg.type], &c, p, nd->value, nd->grad, node_numel(nd));
-    }
+    step_job j = {rules[o->cfg.type], &c, o, o->cfg.weight_decay};
+    kern_parallel_for(step_elements(o), 1 << 15, step_range, &j);
+    for (int i = 0; i < o->n_params; i++)
+        o->params[i].ahead = 0; /* the weights are at θ again */
     return (float)norm;
 }
 
