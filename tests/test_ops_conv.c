@@ -1080,6 +1080,33 @@ TEST(conv_winograd_input_gradient_matches_plain_loops)
     nerve_set_threads(0);
 }
 
+/* With a batch of at least the thread count, the Winograd input gradient splits the
+ * images across threads, each working its share in chunks (4 images of 16 x 32 x 32 here:
+ * 11 images make chunks of 4 + 2 and 4 + 1 on two threads, 4 + 4 + 3 on one). dx matches
+ * the plain loops, is the same bit for bit on one and two threads (each image's arithmetic
+ * does not depend on the chunking) and run to run. */
+TEST(conv_winograd_input_gradient_split_across_threads_is_exact)
+{
+    problem p = make_problem(OP_CONV, 2, 11, 16, 16, 1, (int[]){32, 32}, (int[]){3, 3});
+    set_dims(p.cfg.pad_begin, 2, 1, 1, 0);
+    set_dims(p.cfg.pad_end, 2, 1, 1, 0);
+    nerve_set_threads(2);
+    check_grads_against_loops(&p, 61);
+    float *one[3], *two[3], *again[3];
+    size_t n[3];
+    run_on_threads(&p, 1, one, n);
+    run_on_threads(&p, 2, two, n);
+    run_on_threads(&p, 2, again, n);
+    for (int k = 0; k < 2; k++) { /* the value and dx */
+        size_t bytes = n[k] * sizeof(float);
+        CHECK_MSG(memcmp(two[k], again[k], bytes) == 0, "result %d not reproducible", k);
+        CHECK_MSG(memcmp(one[k], two[k], bytes) == 0, "result %d depends on the threads", k);
+    }
+    for (int k = 0; k < 3; k++)
+        free(one[k]), free(two[k]), free(again[k]);
+    nerve_set_threads(0);
+}
+
 /* The weight gradient of stride-1, one-group convs with >= 8 input channels skips the
  * column matrix (a pixel-major copy of each image read in place, one product per kernel
  * row, over a padded width). Against plain loops: odd sizes, asymmetric and no padding,
