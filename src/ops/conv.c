@@ -956,9 +956,11 @@ typedef struct adjoint_job {
     const wino_adjoint *wa;
     const float *dy, *wt;
     float *dx, *work; /* work: [dx chunk of each thread | workspace of each thread] */
+    int overwrite;    /* dx holds nothing yet: write the products straight into it */
 } adjoint_job;
 
-/* dx[i0, i1) += the images' Winograd products, a chunk at a time through `out`. */
+/* dx[i0, i1) += the images' Winograd products, a chunk at a time through `out` (or, when
+ * dx is fresh, dx[i0, i1) = the products, written in place). */
 static void adjoint_images(const adjoint_job *j, size_t i0, size_t i1, float *out, float *ws)
 {
     const conv_geom *cg = j->cg;
@@ -967,8 +969,11 @@ static void adjoint_images(const adjoint_job *j, size_t i0, size_t i1, float *ou
     size_t out_image = (size_t)cg->big_c * cg->big_plane;
     for (size_t i = i0; i < i1; i += (size_t)j->wa->images) {
         int n = i1 - i < (size_t)j->wa->images ? (int)(i1 - i) : j->wa->images;
+        float *dst = j->overwrite ? j->dx + i * out_image : out;
         kern_winograd_conv3x3(n, cg->small_c, k->out[1], k->out[2], cg->big_c, 2 - k->pad[1],
-                              2 - k->pad[2], j->dy + i * in_image, j->wt, NULL, out, ws);
+                              2 - k->pad[2], j->dy + i * in_image, j->wt, NULL, dst, ws);
+        if (j->overwrite)
+            continue;
         add_job a = {j->dx + i * out_image, out};
         kern_parallel_for((size_t)n * out_image, 1 << 14, add_range, &a);
     }
@@ -985,10 +990,11 @@ static void adjoint_task(void *ctx, int t, int T)
                    j->work + j->wa->out_floats + (size_t)t * ws_slice);
 }
 
-/* dx += dy correlated with W' by Winograd; returns 0 (nothing done) when the route does not
- * apply or the scratch is too small for the current thread setting. */
+/* dx += dy correlated with W' by Winograd (dx = ... when `overwrite`); returns 0 (nothing
+ * done) when the route does not apply or the scratch is too small for the current thread
+ * setting. */
 static int winograd_adjoint(const conv_geom *cg, const float *w, const float *dy, float *dx,
-                            float *scratch, size_t scratch_n)
+                            int overwrite, float *scratch, size_t scratch_n)
 {
     wino_adjoint wa;
     if (!winograd_adjoint_plan(cg, kern_threads(), &wa) ||
@@ -996,7 +1002,7 @@ static int winograd_adjoint(const conv_geom *cg, const float *w, const float *dy
         return 0;
     float *wt = scratch;
     flip_transpose_3x3(w, cg->small_c, cg->big_c, wt);
-    adjoint_job j = {cg, &wa, dy, wt, dx, wt + wa.w_floats};
+    adjoint_job j = {cg, &wa, dy, wt, dx, wt + wa.w_floats, overwrite};
     if (wa.threads > 1)
         kern_run(wa.threads, adjoint_task, &j);
     else
@@ -1059,14 +1065,20 @@ static void conv_backward(nerve_graph *g, node *n)
     float *dx = node_input_grad(g, n, 0), *dw = node_input_grad(g, n, 1), *db = bias_gradient(g, n);
     if (dw)
         conv_weight_grad(&cg, x->value, n->grad, dw, n->scratch, n->scratch_n);
-    if (dx && !winograd_adjoint(&cg, w->value, n->grad, dx, n->scratch, n->scratch_n))
+    /* A fresh dx (nothing written yet this pass, not zeroed) is overwritten by the Winograd
+     * route; the column route adds, so it zeroes a fresh dx first. */
+    int fresh = dx && node_input_grad_fresh(g, n, 0);
+    if (dx && !winograd_adjoint(&cg, w->value, n->grad, dx, fresh, n->scratch, n->scratch_n)) {
+        if (fresh)
+            memset(dx, 0, node_numel(x) * sizeof(float));
         conv_adjoint(&cg, w->value, n->grad, dx, n->scratch, n->scratch_n);
+    }
     if (db)
         bias_grad(n->grad, db, cg.batch, cg.small_c, cg.small_plane, 0);
 }
 
 static const op_def op_conv = {"conv", conv_infer, conv_scratch, conv_forward, conv_backward,
-                               OP_OUTPUT_UNREAD};
+                               OP_OUTPUT_UNREAD | OP_GRAD_OVERWRITE};
 
 static const nerve_conv_config *config_or_default(const nerve_conv_config *c,
                                                   nerve_conv_config *fallback)
