@@ -79,4 +79,15 @@ const char *test_tmpdir(void);
         }                                                                            \
     } while (0)
 
+/* Deterministic values in [-1, 1) from an index and a salt (a hash, not a generator:
+ * any element can be recomputed on its own). */
+static inline float test_pseudo(size_t i, unsigned salt)
+{
+    uint32_t h = (uint32_t)i * 2654435761u ^ (salt * 40503u + 0x9e3779b9u);
+    h ^= h >> 15;
+    h *= 2246822519u;
+    h ^= h >> 13;
+    return (float)(h & 0xffff) / 32768.0f - 1.0f;
+}
+
 #endif

@@ -10,16 +10,6 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Deterministic values in [-1, 1) from an index and a salt. */
-static float pseudo(size_t i, unsigned salt)
-{
-    uint32_t h = (uint32_t)i * 2654435761u ^ (salt * 40503u + 0x9e3779b9u);
-    h ^= h >> 15;
-    h *= 2246822519u;
-    h ^= h >> 13;
-    return (float)(h & 0xffff) / 32768.0f - 1.0f;
-}
-
 typedef struct net {
     nerve_graph *g;
     int x, loss;
@@ -33,7 +23,7 @@ static int compile_and_fill(net *s, int keep, int batch)
         return st;
     nerve_tensor t = nerve_value(s->g, s->x);
     for (size_t i = 0; i < nerve_tensor_numel(&t); i++)
-        t.data[i] = pseudo(i, 7);
+        t.data[i] = test_pseudo(i, 7);
     return nerve_input_set_requires_grad(s->g, s->x, 1);
 }
 

@@ -8,21 +8,11 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Deterministic values in [-1, 1) from an index and a salt. */
-static float pseudo(size_t i, unsigned salt)
-{
-    uint32_t h = (uint32_t)i * 2654435761u ^ (salt * 40503u + 0x9e3779b9u);
-    h ^= h >> 15;
-    h *= 2246822519u;
-    h ^= h >> 13;
-    return (float)(h & 0xffff) / 32768.0f - 1.0f;
-}
-
 static void fill(nerve_graph *g, int id, unsigned salt)
 {
     nerve_tensor t = nerve_value(g, id);
     for (size_t i = 0; i < nerve_tensor_numel(&t); i++)
-        t.data[i] = pseudo(i, salt);
+        t.data[i] = test_pseudo(i, salt);
 }
 
 static int distinct_op_grad_buffers(const nerve_graph *g, int *n_ops)

@@ -756,6 +756,13 @@ int node_input_grad_fresh(const nerve_graph *g, const node *n, int i)
     return (n->op->flags & OP_GRAD_OVERWRITE) && input_grad_fresh(g, n, i);
 }
 
+void node_zero_input_grad(nerve_graph *g, const node *n, int i)
+{
+    node *x = &g->nodes[n->in[i]];
+    if (x->grad)
+        kern_parallel_for(node_numel(x), ZERO_GRAIN, zero_range, x->grad);
+}
+
 /* An OP_GRAD_OVERWRITE operator writes its fresh input gradients whole: those are not
  * zeroed first, and count as written once its backward has run. */
 static void run_backward(nerve_graph *g, node *n)

@@ -109,6 +109,9 @@ static inline float *node_input_grad(nerve_graph *g, const node *n, int i)
  * holds nothing yet in this pass and was not zeroed: the backward must then write all of
  * it rather than add. 0 means add as usual. */
 int node_input_grad_fresh(const nerve_graph *g, const node *n, int i);
+/* Zeroes the gradient of input i of n on all threads: for an OP_GRAD_OVERWRITE operator
+ * whose route for a fresh input adds rather than writes (or adds nothing). */
+void node_zero_input_grad(nerve_graph *g, const node *n, int i);
 
 /* Adds an operator node; checks that inputs exist. Returns the id or a negative status. */
 int graph_add_op(nerve_graph *g, const op_def *op, int n_in, const int *in, const node_attr *attr,

@@ -341,11 +341,6 @@ OPS_VECTOR_CLONES static void act_backward_range(void *ctx, size_t begin, size_t
                                       j->dy + begin, j->out + begin, end - begin, j->overwrite);
 }
 
-static void zero_range(void *ctx, size_t begin, size_t end)
-{
-    memset((float *)ctx + begin, 0, (end - begin) * sizeof(float));
-}
-
 static void activation_backward(nerve_graph *g, node *n)
 {
     float *du = node_input_grad(g, n, 0);
@@ -355,7 +350,7 @@ static void activation_backward(nerve_graph *g, node *n)
     nerve_act_type type = (nerve_act_type)n->attr.i[0];
     if (type == NERVE_ACT_STEP) { /* the step's gradient is zero: nothing to add */
         if (overwrite)            /* but a fresh buffer must still read as zero */
-            kern_parallel_for(node_numel(n), OPS_GRAIN, zero_range, du);
+            node_zero_input_grad(g, n, 0);
         return;
     }
     float alpha = n->attr.f[0], beta = n->attr.f[1];

@@ -1070,7 +1070,7 @@ static void conv_backward(nerve_graph *g, node *n)
     int fresh = dx && node_input_grad_fresh(g, n, 0);
     if (dx && !winograd_adjoint(&cg, w->value, n->grad, dx, fresh, n->scratch, n->scratch_n)) {
         if (fresh)
-            memset(dx, 0, node_numel(x) * sizeof(float));
+            node_zero_input_grad(g, n, 0);
         conv_adjoint(&cg, w->value, n->grad, dx, n->scratch, n->scratch_n);
     }
     if (db)
