@@ -109,3 +109,59 @@ TEST(grad_overwrite_batchnorm_writes_fresh_and_adds_to_shared_gradients)
         nerve_graph_free(k.g);
     }
 }
+
+/* x[2,3,H,W] -> c = 1.5x + 0.25 -> p = maxpool 2x2 / 2; loss = mean(tanh(p) + c * c), the
+ * square created after the pool when `square_first` (the pool then adds into c's gradient)
+ * or before it (the pool writes c's gradient fresh: whole, by the tiles route, when the
+ * windows tile the map; zeroed first and scattered into otherwise). */
+static int build_pool(net *s, int keep, int H, int W, int square_first)
+{
+    nerve_graph *g = s->g = nerve_graph_create();
+    s->x = nerve_input(g, "x", 4, (int[]){2, 3, H, W});
+    int c = nerve_affine(g, s->x, 1.5f, 0.25f);
+    int sq = square_first ? -1 : nerve_mul(g, c, c);
+    nerve_pool_config pc = nerve_pool_config_make(NERVE_POOL_MAX, 2, 2, 0);
+    int p = nerve_activation(g, nerve_pool(g, c, &pc), nerve_act_default(NERVE_ACT_TANH));
+    if (square_first)
+        sq = nerve_mul(g, c, c);
+    s->loss = nerve_mean(g, nerve_add(g, nerve_mean(g, p, NERVE_AXIS_ALL, 0),
+                                      nerve_mean(g, sq, NERVE_AXIS_ALL, 0)),
+                         NERVE_AXIS_ALL, 0);
+    return compile_and_fill(s, keep, 2);
+}
+
+TEST(grad_overwrite_max_pool_writes_fresh_gradients_whole)
+{
+    static const int sides[][2] = {{6, 36}, {4, 8}, {7, 10}}; /* tiles (two chunks), tiles, not */
+    for (size_t t = 0; t < 3; t++)
+        for (int square_first = 0; square_first < 2; square_first++) {
+            int H = sides[t][0], W = sides[t][1], n = 6 * H * W, OH = H / 2, OW = W / 2;
+            net s, k;
+            CHECK_OK(build_pool(&s, 0, H, W, square_first));
+            CHECK_OK(build_pool(&k, 1, H, W, square_first));
+            for (int pass = 0; pass < 3; pass++) {
+                CHECK_OK(forward_backward(&s));
+                CHECK_OK(forward_backward(&k));
+                const float *dx = nerve_grad(s.g, s.x).data, *x = nerve_value(s.g, s.x).data;
+                CHECK(memcmp(dx, nerve_grad(k.g, k.x).data, (size_t)n * sizeof(float)) == 0);
+                /* by hand: 1.5 (2c / n + [argmax] (1 - tanh^2(max)) / (6 OH OW)) */
+                for (int m = 0; m < 6; m++)
+                    for (int i = 0; i < H; i++)
+                        for (int j = 0; j < W; j++) {
+                            const float *map = x + m * H * W;
+                            double c = 1.5 * map[i * W + j] + 0.25, want = 1.5 * 2.0 * c / n;
+                            int oi = i / 2, oj = j / 2, bi = 2 * oi, bj = 2 * oj;
+                            for (int a = 0; oi < OH && oj < OW && a < 4; a++) /* argmax */
+                                if (map[(2 * oi + a / 2) * W + 2 * oj + a % 2] > map[bi * W + bj])
+                                    bi = 2 * oi + a / 2, bj = 2 * oj + a % 2;
+                            if (oi < OH && oj < OW && bi == i && bj == j) {
+                                double th = tanh(1.5 * map[i * W + j] + 0.25);
+                                want += 1.5 * (1.0 - th * th) / (6.0 * OH * OW);
+                            }
+                            CHECK_NEAR(dx[m * H * W + i * W + j], want, 1e-6);
+                        }
+            }
+            nerve_graph_free(s.g);
+            nerve_graph_free(k.g);
+        }
+}

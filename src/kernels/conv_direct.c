@@ -9,7 +9,11 @@
  *
  * Sums run bias first, then channels and taps in (c, ky, kx) order, fused on AVX-512 and
  * plain multiply-adds on the portable path: results depend on the path, never on the
- * thread count (each output is computed by one thread). */
+ * thread count (each output is computed by one thread).
+ *
+ * The same kernel gives the input gradient of such a convolution (kern_conv_direct_adjoint):
+ * the gradient of the output correlated with the flipped, transposed weights, padded by
+ * kernel - 1 - pad, optionally added to what the gradient buffer holds. */
 #include "kernels.h"
 
 #include <stddef.h>
@@ -18,6 +22,7 @@ typedef struct direct_job {
     int C, H, W, K, KH, KW, ph, pw, OH, OW;
     const float *x, *w, *b;
     float *y;
+    int accumulate; /* y += the sums (b unused) instead of y = b + the sums */
 } direct_job;
 
 static int min_int(int a, int b) { return a < b ? a : b; }
@@ -30,7 +35,8 @@ static void direct_channel_portable(const direct_job *j, const float *x, int k, 
     const float *wk = j->w + (size_t)k * j->C * j->KH * j->KW;
     for (int oy = 0; oy < j->OH; oy++)
         for (int ox = 0; ox < j->OW; ox++) {
-            float s = j->b ? j->b[k] : 0.0f;
+            float *out = y + (size_t)oy * j->OW + ox;
+            float s = j->accumulate ? *out : j->b ? j->b[k] : 0.0f;
             for (int c = 0; c < j->C; c++)
                 for (int ky = 0; ky < j->KH; ky++) {
                     int iy = oy - j->ph + ky;
@@ -44,7 +50,7 @@ static void direct_channel_portable(const direct_job *j, const float *x, int k, 
                             s += wr[kx] * row[ix];
                     }
                 }
-            y[(size_t)oy * j->OW + ox] = s;
+            *out = s;
         }
 }
 
@@ -105,9 +111,13 @@ AVX512_INLINE void direct_span(const direct_job *j, const float *x, const float 
     size_t plane = (size_t)j->OH * j->OW;
     span_loads loads = plan_loads(j, ox0, n);
     __m512 acc[2][KB_MAX];
+    __mmask16 out = lanes_below(n);
     for (int q = 0; q < rows; q++)
         for (int k = 0; k < kb; k++)
-            acc[q][k] = _mm512_set1_ps(j->b ? j->b[k0 + k] : 0.0f);
+            acc[q][k] = j->accumulate
+                            ? _mm512_maskz_loadu_ps(out, y + (k0 + k) * plane +
+                                                             (size_t)(oy + q) * j->OW + ox0)
+                            : _mm512_set1_ps(j->b ? j->b[k0 + k] : 0.0f);
     for (int c = 0; c < j->C; c++)
         for (int r = 0; r < j->KH + rows - 1; r++) {
             int iy = oy - j->ph + r;
@@ -126,7 +136,6 @@ AVX512_INLINE void direct_span(const direct_job *j, const float *x, const float 
                 }
             }
         }
-    __mmask16 out = lanes_below(n);
     for (int q = 0; q < rows; q++)
         for (int k = 0; k < kb; k++)
             _mm512_mask_storeu_ps(y + (k0 + k) * plane + (size_t)(oy + q) * j->OW + ox0, out,
@@ -175,7 +184,7 @@ static void block_weights(const direct_job *j, int k0, int kb, float *wt)
 }
 
 /* Images [begin, end), a block of channels at a time (the block's weights rearranged once
- * on the stack: at most 8 * 7 * 7 * 16 floats). */
+ * on the stack: at most 16 * 7 * 7 * 16 floats, 50 KB). */
 static void direct_images_avx512(const direct_job *j, size_t begin, size_t end)
 {
     float wt[KERN_CONV_DIRECT_MAX_CHANNELS * KERN_CONV_DIRECT_MAX_KERNEL *
@@ -200,7 +209,7 @@ static int have_avx512(void)
 
 int kern_conv_direct_fits(int C, int KH, int KW)
 {
-    return C >= 1 && C <= KERN_CONV_DIRECT_MAX_CHANNELS && KH >= 1 && KW >= 1 &&
+    return C >= 1 && C <= KERN_CONV_DIRECT_FORWARD_CHANNELS && KH >= 1 && KW >= 1 &&
            KH <= KERN_CONV_DIRECT_MAX_KERNEL && KW <= KERN_CONV_DIRECT_MAX_KERNEL &&
            kern_conv_direct_vector();
 }
@@ -241,15 +250,50 @@ static void direct_images(void *ctx, size_t begin, size_t end)
         direct_image_portable(j, j->x + n * in_image, j->y + n * out_image);
 }
 
-void kern_conv_direct(int N, int C, int H, int W, int K, int KH, int KW, int pad_h, int pad_w,
-                      int OH, int OW, const float *in, const float *w, const float *bias,
-                      float *out)
+static void direct_run(int N, int C, int H, int W, int K, int KH, int KW, int pad_h, int pad_w,
+                       int OH, int OW, const float *in, const float *w, const float *bias,
+                       float *out, int accumulate)
 {
-    direct_task t = {{C, H, W, K, KH, KW, pad_h, pad_w, OH, OW, in, w, bias, out},
+    direct_task t = {{C, H, W, K, KH, KW, pad_h, pad_w, OH, OW, in, w, bias, out, accumulate},
                      kern_conv_direct_vector()};
     if (N < 1 || C < 1 || K < 1 || t.j.OH < 1 || t.j.OW < 1)
         return;
     size_t work = (size_t)K * t.j.OH * t.j.OW * C * KH * KW; /* multiply-adds per image */
     size_t grain = work >= (1u << 16) ? 1 : (1u << 16) / (work ? work : 1);
     kern_parallel_for((size_t)N, grain, direct_images, &t);
+}
+
+void kern_conv_direct(int N, int C, int H, int W, int K, int KH, int KW, int pad_h, int pad_w,
+                      int OH, int OW, const float *in, const float *w, const float *bias,
+                      float *out)
+{
+    direct_run(N, C, H, W, K, KH, KW, pad_h, pad_w, OH, OW, in, w, bias, out, 0);
+}
+
+int kern_conv_direct_adjoint_fits(int C, int K, int KH, int KW, int pad_h, int pad_w)
+{
+    return C >= 1 && K >= 1 && K <= KERN_CONV_DIRECT_MAX_CHANNELS &&
+           C <= KERN_CONV_DIRECT_ADJOINT_OUT_CHANNELS && KH >= 1 && KW >= 1 &&
+           KH <= KERN_CONV_DIRECT_MAX_KERNEL && KW <= KERN_CONV_DIRECT_MAX_KERNEL && pad_h >= 0 &&
+           pad_w >= 0 && pad_h < KH && pad_w < KW && kern_conv_direct_vector();
+}
+
+/* The input gradient of out = conv(in, w) is the correlation of dout with the weights
+ * flipped in space and transposed in channels, padded by KH - 1 - pad_h and KW - 1 - pad_w:
+ * the same kernel with the roles of C and K exchanged. */
+void kern_conv_direct_adjoint(int N, int C, int H, int W, int K, int KH, int KW, int pad_h,
+                              int pad_w, int OH, int OW, const float *dout, const float *wt,
+                              float *din, int accumulate)
+{
+    direct_run(N, K, OH, OW, C, KH, KW, KH - 1 - pad_h, KW - 1 - pad_w, H, W, dout, wt, NULL,
+               din, accumulate);
+}
+
+void kern_conv_flip_transpose(int K, int C, int KH, int KW, const float *w, float *wt)
+{
+    size_t taps = (size_t)KH * KW;
+    for (int k = 0; k < K; k++)
+        for (int c = 0; c < C; c++)
+            for (size_t t = 0; t < taps; t++)
+                wt[((size_t)c * K + k) * taps + (taps - 1 - t)] = w[((size_t)k * C + c) * taps + t];
 }

@@ -154,7 +154,9 @@ void kern_winograd_conv3x3(int N, int C, int H, int W, int K, int pad_h, int pad
 
 /* ---- direct convolution for few input channels (src/kernels/conv_direct.c) ------------- */
 
-#define KERN_CONV_DIRECT_MAX_CHANNELS 8
+#define KERN_CONV_DIRECT_MAX_CHANNELS 16        /* input channels of the vector route */
+#define KERN_CONV_DIRECT_FORWARD_CHANNELS 8     /* where it beats im2col + GEMM forward */
+#define KERN_CONV_DIRECT_ADJOINT_OUT_CHANNELS 32 /* input gradients it serves, channels */
 #define KERN_CONV_DIRECT_MAX_KERNEL 7
 
 /* Whether the vector (AVX-512) route runs on this machine. */
@@ -171,5 +173,37 @@ int kern_conv_direct_fits(int C, int KH, int KW);
 void kern_conv_direct(int N, int C, int H, int W, int K, int KH, int KW, int pad_h, int pad_w,
                       int OH, int OW, const float *in, const float *w, const float *bias,
                       float *out);
+/* wt [C, K, KH, KW] = w [K, C, KH, KW] flipped in both spatial axes. */
+void kern_conv_flip_transpose(int K, int C, int KH, int KW, const float *w, float *wt);
+/* Whether kern_conv_direct_adjoint is the fast route for the input gradient of a stride-1
+ * convolution of C input and K output channels (0 <= pad < kernel; vector route only). */
+int kern_conv_direct_adjoint_fits(int C, int K, int KH, int KW, int pad_h, int pad_w);
+/* din [N,C,H,W] (+)= the input gradient of out = conv(in, w) (kern_conv_direct's shapes and
+ * padding) for dout [N,K,OH,OW], given wt = kern_conv_flip_transpose(w); overwrites din
+ * unless accumulate. Split by images like kern_conv_direct. */
+void kern_conv_direct_adjoint(int N, int C, int H, int W, int K, int KH, int KW, int pad_h,
+                              int pad_w, int OH, int OW, const float *dout, const float *wt,
+                              float *din, int accumulate);
+
+
+/* ---- direct weight gradient for few input channels (src/kernels/conv_direct_grad.c) ---- */
+
+/* Floats of scratch kern_conv_direct_wgrad needs on up to `threads` threads (it runs on
+ * min(kern_threads(), N) threads: size with threads >= kern_threads()). 0 for empty shapes. */
+size_t kern_conv_direct_wgrad_scratch(int C, int H, int W, int K, int KH, int KW, int pad_h,
+                                      int pad_w, int OH, int OW, int threads);
+/* dw[k,c,i,j] += sum_n sum_{y<OH,x<OW} dy[n,k,y,x] * in[n,c,y+i-pad_h,x+j-pad_w] (zero
+ * outside) and db[k] += sum_n sum_{y,x} dy[n,k,y,x] (db may be NULL), for in [N,C,H,W],
+ * dy [N,K,OH,OW], dw [K,C,KH,KW]: the weight and bias gradients of kern_conv_direct (stride 1,
+ * dilation 1, one group, pads >= 0; padding after is implied by OH and OW). Any C and kernel
+ * size work; it is fast for few channels and kernels up to 7x7. Vector lanes run over
+ * groups of 16 images. Images are split across kern_threads() threads, each summing into
+ * its own partial in `scratch` (kern_conv_direct_wgrad_scratch floats; no alignment needed),
+ * then the partials are added in thread order: bit-identical run to run at a given thread
+ * count, and across thread counts and paths equal up to rounding. The AVX-512 path runs when
+ * kern_isa_name() is "avx512" (kern_set_isa("portable") forces plain C). Never allocates. */
+void kern_conv_direct_wgrad(int N, int C, int H, int W, int K, int KH, int KW, int pad_h,
+                            int pad_w, int OH, int OW, const float *x, const float *dy,
+                            float *dw, float *db, float *scratch);
 
 #endif

@@ -31,7 +31,11 @@
 
 #define POOL_MAX 256       /* threads, caller included */
 #ifndef SPIN_NS
-#define SPIN_NS 20000 /* spin this long before blocking: longer than a futex round trip */
+/* Spin this long before blocking: longer than a futex round trip, and longer than the serial
+ * stretches between the parallel loops of a training step (small layers, the loss, the
+ * bookkeeping), so that workers are still awake for the next loop. LeNet-5 training on two
+ * threads: 26k samples/s with 20 us, 29k with 200 us. */
+#define SPIN_NS 200000
 #endif
 #define SPIN_CLOCK_EVERY 8 /* pauses between clock reads */
 

@@ -765,6 +765,50 @@ static int implicit_weight_grad(const conv_geom *cg, const float *big, const flo
     return 1;
 }
 
+/* ---- direct weight gradient (src/kernels/conv_direct_grad.c) ----------------------------
+ * For stride-1 2-D convolutions with fewer input channels than the implicit route takes
+ * (LeNet's 1 -> 6 and 6 -> 16, 5x5; ResNet-20's 3 -> 16 stem): dot products of the output
+ * gradient with shifted windows of the zero-padded image, with the bias gradient in the same
+ * pass. No column matrix, no packing. */
+static int direct_wgrad_fits(const conv_geom *cg)
+{
+    const kern_conv_shape *k = &cg->ks;
+    if (cg->groups != 1 || k->flip || k->image[0] != 1 || k->kernel[0] != 1 ||
+        cg->big_c >= IMPLICIT_WGRAD_MIN_CHANNELS || k->kernel[1] * k->kernel[2] == 1 ||
+        k->kernel[1] > KERN_CONV_DIRECT_MAX_KERNEL || k->kernel[2] > KERN_CONV_DIRECT_MAX_KERNEL ||
+        k->pad[1] < 0 || k->pad[2] < 0 || strcmp(kern_isa_name(), "avx512") != 0)
+        return 0;
+    for (int d = 1; d < MAX_SPATIAL; d++)
+        if (k->stride[d] != 1 || k->dilation[d] != 1)
+            return 0;
+    return 1;
+}
+
+static size_t direct_wgrad_floats(const conv_geom *cg, int threads)
+{
+    const kern_conv_shape *k = &cg->ks;
+    if (!direct_wgrad_fits(cg))
+        return 0;
+    return kern_conv_direct_wgrad_scratch(cg->big_c, k->image[1], k->image[2], cg->small_c,
+                                          k->kernel[1], k->kernel[2], k->pad[1], k->pad[2],
+                                          k->out[1], k->out[2], threads);
+}
+
+/* dW += ..., db += ... (db may be NULL) by the direct route; 0 when it does not apply or the
+ * scratch is too small for the current thread setting. */
+static int direct_weight_grad(const conv_geom *cg, const float *big, const float *dsmall,
+                              float *dw, float *db, float *scratch, size_t scratch_n)
+{
+    const kern_conv_shape *k = &cg->ks;
+    size_t need = direct_wgrad_floats(cg, kern_threads());
+    if (!need || need > scratch_n)
+        return 0;
+    kern_conv_direct_wgrad(cg->batch, cg->big_c, k->image[1], k->image[2], cg->small_c,
+                           k->kernel[1], k->kernel[2], k->pad[1], k->pad[2], k->out[1], k->out[2],
+                           big, dsmall, dw, db, scratch);
+    return 1;
+}
+
 /* dW += dsmall . im2col(big)^T, summed over the batch. */
 static void conv_weight_grad(const conv_geom *cg, const float *big, const float *dsmall,
                              float *dw, float *scratch, size_t scratch_n)
@@ -798,20 +842,46 @@ static void bias_fill(float *y, const float *b, int N, int C, size_t plane, int 
         }
 }
 
+typedef struct bias_grad_job {
+    const float *dy;
+    float *db;
+    int N, C;
+    size_t plane;
+} bias_grad_job;
+
+/* db[c] += the sum of channel c over the images, for channels [c0, c1): each channel is
+ * summed by one thread, in the same order whatever the thread count. */
+static void bias_grad_channels(void *p, size_t c0, size_t c1)
+{
+    const bias_grad_job *j = p;
+    for (size_t c = c0; c < c1; c++) {
+        float s = 0.0f;
+        for (int i = 0; i < j->N; i++) {
+            const float *row = j->dy + ((size_t)i * j->C + c) * j->plane;
+            float r = 0.0f;
+#pragma omp simd reduction(+ : r)
+            for (size_t p = 0; p < j->plane; p++)
+                r += row[p];
+            s += r;
+        }
+        j->db[c] += s;
+    }
+}
+
 static void bias_grad(const float *dy, float *db, int N, int C, size_t plane, int per_position)
 {
+    if (!per_position) {
+        bias_grad_job j = {dy, db, N, C, plane};
+        size_t per_channel = (size_t)N * plane;
+        kern_parallel_for((size_t)C, per_channel >= (1u << 14) ? 1 : (1u << 14) / per_channel,
+                          bias_grad_channels, &j);
+        return;
+    }
     for (int i = 0; i < N; i++)
         for (int c = 0; c < C; c++) {
             const float *row = dy + ((size_t)i * C + c) * plane;
-            if (per_position) {
-                for (size_t p = 0; p < plane; p++)
-                    db[(size_t)c * plane + p] += row[p];
-            } else {
-                float s = 0.0f;
-                for (size_t p = 0; p < plane; p++)
-                    s += row[p];
-                db[c] += s;
-            }
+            for (size_t p = 0; p < plane; p++)
+                db[(size_t)c * plane + p] += row[p];
         }
 }
 
@@ -930,15 +1000,6 @@ static size_t winograd_adjoint_floats(const conv_geom *cg, int threads)
                                                    : 0;
 }
 
-/* W'[c, k, i, j] = W[k, c, 2 - i, 2 - j] for W [K, C, 3, 3]. */
-static void flip_transpose_3x3(const float *w, int K, int C, float *wt)
-{
-    for (int k = 0; k < K; k++)
-        for (int c = 0; c < C; c++)
-            for (int t = 0; t < 9; t++)
-                wt[((size_t)c * K + k) * 9 + (size_t)(8 - t)] = w[((size_t)k * C + c) * 9 + t];
-}
-
 typedef struct add_job {
     float *dst;
     const float *src;
@@ -1001,12 +1062,49 @@ static int winograd_adjoint(const conv_geom *cg, const float *w, const float *dy
         wa.w_floats + wa.out_floats + wa.ws_floats > scratch_n)
         return 0;
     float *wt = scratch;
-    flip_transpose_3x3(w, cg->small_c, cg->big_c, wt);
+    kern_conv_flip_transpose(cg->small_c, cg->big_c, 3, 3, w, wt);
     adjoint_job j = {cg, &wa, dy, wt, dx, wt + wa.w_floats, overwrite};
     if (wa.threads > 1)
         kern_run(wa.threads, adjoint_task, &j);
     else
         adjoint_images(&j, 0, (size_t)cg->batch, j.work, j.work + wa.out_floats);
+    return 1;
+}
+
+/* The direct route for the input gradient (src/kernels/conv_direct.c): stride-1 2-D
+ * convolutions with few output channels that Winograd does not take (LeNet's 6 -> 16, 5x5):
+ * no column matrix and no scatter (a 1x1 kernel has neither and stays a plain product).
+ * Scratch: the flipped, transposed weights. */
+static int direct_adjoint_fits(const conv_geom *cg)
+{
+    const kern_conv_shape *k = &cg->ks;
+    if (cg->groups != 1 || k->flip || k->image[0] != 1 || k->kernel[0] != 1 ||
+        k->kernel[1] * k->kernel[2] == 1 ||
+        strcmp(kern_isa_name(), "avx512") != 0)
+        return 0;
+    for (int d = 1; d < MAX_SPATIAL; d++)
+        if (k->stride[d] != 1 || k->dilation[d] != 1)
+            return 0;
+    return kern_conv_direct_adjoint_fits(cg->big_c, cg->small_c, k->kernel[1], k->kernel[2],
+                                         k->pad[1], k->pad[2]);
+}
+
+static size_t direct_adjoint_floats(const conv_geom *cg)
+{
+    return direct_adjoint_fits(cg) ? weight_floats(cg) : 0;
+}
+
+/* dx (+)= the input gradient by the direct route; returns 0 when it does not apply. */
+static int direct_adjoint(const conv_geom *cg, const float *w, const float *dy, float *dx,
+                          int overwrite, float *scratch, size_t scratch_n)
+{
+    const kern_conv_shape *k = &cg->ks;
+    if (!direct_adjoint_fits(cg) || weight_floats(cg) > scratch_n)
+        return 0;
+    kern_conv_flip_transpose(cg->small_c, cg->big_c, k->kernel[1], k->kernel[2], w, scratch);
+    kern_conv_direct_adjoint(cg->batch, cg->big_c, k->image[1], k->image[2], cg->small_c,
+                             k->kernel[1], k->kernel[2], k->pad[1], k->pad[2], k->out[1],
+                             k->out[2], dy, scratch, dx, !overwrite);
     return 1;
 }
 
@@ -1018,6 +1116,9 @@ static size_t conv_scratch(const nerve_graph *g, const node *n)
     size_t need = engine_scratch(&cg), wino = winograd_floats(&cg, kern_threads());
     size_t adjoint = winograd_adjoint_floats(&cg, kern_threads());
     size_t implicit = implicit_wgrad_floats(&cg, kern_threads());
+    size_t direct = direct_adjoint_floats(&cg), direct_w = direct_wgrad_floats(&cg, kern_threads());
+    need = need > direct ? need : direct;
+    need = need > direct_w ? need : direct_w;
     need = need > wino ? need : wino;
     need = need > implicit ? need : implicit;
     return need > adjoint ? need : adjoint;
@@ -1063,17 +1164,21 @@ static void conv_backward(nerve_graph *g, node *n)
     conv_geometry(g, n, &cg);
     const node *x = node_input(g, n, 0), *w = node_input(g, n, 1);
     float *dx = node_input_grad(g, n, 0), *dw = node_input_grad(g, n, 1), *db = bias_gradient(g, n);
-    if (dw)
+    /* the direct weight gradient sums the bias gradient in the same pass */
+    int bias_done = dw && direct_weight_grad(&cg, x->value, n->grad, dw, db, n->scratch,
+                                             n->scratch_n);
+    if (dw && !bias_done)
         conv_weight_grad(&cg, x->value, n->grad, dw, n->scratch, n->scratch_n);
     /* A fresh dx (nothing written yet this pass, not zeroed) is overwritten by the Winograd
-     * route; the column route adds, so it zeroes a fresh dx first. */
+     * and direct routes; the column route adds, so it zeroes a fresh dx first. */
     int fresh = dx && node_input_grad_fresh(g, n, 0);
-    if (dx && !winograd_adjoint(&cg, w->value, n->grad, dx, fresh, n->scratch, n->scratch_n)) {
+    if (dx && !winograd_adjoint(&cg, w->value, n->grad, dx, fresh, n->scratch, n->scratch_n) &&
+        !direct_adjoint(&cg, w->value, n->grad, dx, fresh, n->scratch, n->scratch_n)) {
         if (fresh)
             node_zero_input_grad(g, n, 0);
         conv_adjoint(&cg, w->value, n->grad, dx, n->scratch, n->scratch_n);
     }
-    if (db)
+    if (db && !bias_done)
         bias_grad(n->grad, db, cg.batch, cg.small_c, cg.small_plane, 0);
 }
 

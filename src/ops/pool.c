@@ -450,7 +450,55 @@ __attribute__((target("avx512f"))) static void interior_rows_2x2_avx512(
         }
     }
 }
+
+/* The input gradient of 2x2 max windows that tile the map (stride 2, no padding, even
+ * sides), written whole: each element gets dy of its window where it was the argmax and 0
+ * elsewhere, so a fresh gradient buffer needs no zeroing and no scatter. Per 16 outputs,
+ * each of the two input rows is 32 elements: the outputs' dy and argmax with every lane
+ * doubled, compared with the elements' own indices. */
+__attribute__((target("avx512f"))) static void max_2x2_tiles_backward_avx512(
+    const pool_geom *p, const float *dy, const float *argmax, float *dmap)
+{
+    const __m512i dup_lo = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+    const __m512i dup_hi = _mm512_add_epi32(dup_lo, _mm512_set1_epi32(8));
+    const __m512i iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    for (int oy = 0; oy < p->OH; oy++)
+        for (int ox = 0; ox < p->OW; ox += 16) {
+            int n = min_int(16, p->OW - ox);
+            size_t o = (size_t)oy * p->OW + (size_t)ox;
+            __mmask16 in = lanes_below(n);
+            __m512 d = _mm512_maskz_loadu_ps(in, dy + o);
+            __m512i a = _mm512_cvtps_epi32(_mm512_maskz_loadu_ps(in, argmax + o));
+            __m512 d_lo = _mm512_permutexvar_ps(dup_lo, d), d_hi = _mm512_permutexvar_ps(dup_hi, d);
+            __m512i a_lo = _mm512_permutexvar_epi32(dup_lo, a);
+            __m512i a_hi = _mm512_permutexvar_epi32(dup_hi, a);
+            for (int r = 0; r < 2; r++) {
+                int base = (2 * oy + r) * p->W + 2 * ox;
+                __m512i at = _mm512_add_epi32(_mm512_set1_epi32(base), iota);
+                __m512i at_hi = _mm512_add_epi32(at, _mm512_set1_epi32(16));
+                __mmask16 hit_lo = _mm512_cmpeq_epi32_mask(a_lo, at);
+                __mmask16 hit_hi = _mm512_cmpeq_epi32_mask(a_hi, at_hi);
+                _mm512_mask_storeu_ps(dmap + base, lanes_below(2 * n),
+                                      _mm512_maskz_mov_ps(hit_lo, d_lo));
+                _mm512_mask_storeu_ps(dmap + base + 16, lanes_below(2 * n - 16),
+                                      _mm512_maskz_mov_ps(hit_hi, d_hi));
+            }
+        }
+}
 #endif
+
+/* Whether a fresh input gradient of max pooling p is written whole by
+ * max_2x2_tiles_backward_avx512. */
+static int takes_vector_2x2_tiles_backward(const pool_geom *p)
+{
+#ifdef POOL_AVX512
+    return p->kh == 2 && p->kw == 2 && p->sh == 2 && p->sw == 2 && p->ph == 0 && p->pw == 0 &&
+           p->H == 2 * p->OH && p->W == 2 * p->OW && have_avx512();
+#else
+    (void)p;
+    return 0;
+#endif
+}
 
 /* Whether the forward interior block of p takes the AVX-512 route. */
 static int takes_vector_2x2(const pool_geom *p)
@@ -487,7 +535,8 @@ typedef struct pool_job {
     const node *n;
     pool_geom p;
     int iy0, iy1, ix0, ix1; /* outputs whose windows are interior */
-    int vector_2x2;         /* forward: takes_vector_2x2, asked once per pass */
+    int vector_2x2;         /* forward: takes_vector_2x2, asked once per pass; backward:
+                             * the fresh gradient is written by the tiles route */
     const float *x;         /* the input */
     float *dx;              /* backward: the input's gradient */
 } pool_job;
@@ -577,6 +626,13 @@ static void pool_backward_maps(void *ctx, size_t begin, size_t end)
     size_t in_map = (size_t)p->H * p->W, out_map = (size_t)p->OH * p->OW;
     for (size_t m = begin; m < end; m++) {
         float *dmap = j->dx + m * in_map;
+#ifdef POOL_AVX512
+        if (j->vector_2x2) {
+            max_2x2_tiles_backward_avx512(p, j->n->grad + m * out_map,
+                                          j->n->scratch + m * out_map, dmap);
+            continue;
+        }
+#endif
         if (takes_argmax(j->n->attr.i[0])) {
             max_backward_map(dmap, j->n->grad + m * out_map, j->n->scratch + m * out_map,
                              out_map);
@@ -602,11 +658,16 @@ static void pool_backward(nerve_graph *g, node *n)
     pool_job j = pool_job_make(g, n);
     if (!j.dx)
         return;
+    int fresh = node_input_grad_fresh(g, n, 0);
+    j.vector_2x2 = fresh && n->attr.i[0] == NERVE_POOL_MAX && takes_vector_2x2_tiles_backward(&j.p);
+    if (fresh && !j.vector_2x2) /* the other routes add into the gradient */
+        node_zero_input_grad(g, n, 0);
     size_t in_map = (size_t)j.p.H * j.p.W, out_map = (size_t)j.p.OH * j.p.OW;
     kern_parallel_for(j.p.planes, ops_grain(in_map + out_map), pool_backward_maps, &j);
 }
 
-static const op_def op_pool = {"pool", pool_infer, pool_scratch, pool_forward, pool_backward, 0};
+static const op_def op_pool = {"pool", pool_infer, pool_scratch, pool_forward, pool_backward,
+                               OP_GRAD_OVERWRITE};
 
 nerve_pool_config nerve_pool_config_make(nerve_pool_type type, int k, int s, int p)
 {
