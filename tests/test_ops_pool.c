@@ -655,3 +655,36 @@ TEST(two_by_two_pools_on_wide_rows_match_the_definition_bit_for_bit)
     for (int i = 0; i < 17; i++)
         CHECK_MSG(avg[i] == 0 && !signbit(avg[i]), "output %d is -0", i);
 }
+
+TEST(three_by_three_stride_two_max_pools_on_wide_rows_match_the_definition_bit_for_bit)
+{
+    /* 3x3/2 max windows (ResNet's stem pooling) take a vector route of 16 outputs per step
+     * (2 * 16 + 1 floats of each window row): rows of 16 outputs exactly, a full step and a
+     * tail, padding 0 and 1, ceil mode; ties, -0, infinities and NaNs as above. */
+    static const int maps[][2] = {{6, 112}, {7, 35}, {5, 33}, {9, 67}, {4, 66}, {8, 19}};
+    enum { N = 2, C = 2, MAXN = N * C * 6 * 112 };
+    static float xv[MAXN], wv[MAXN], y[MAXN], dx[MAXN], ry[MAXN], rdx[MAXN];
+    nerve_rng r;
+    nerve_rng_seed(&r, 22);
+    for (int i = 0; i < MAXN; i++) {
+        int v = (int)nerve_rng_below(&r, 9) - 4;
+        xv[i] = v == 0 && (i & 1) ? -0.0f : v == 4 ? NAN : v == -4 ? -INFINITY : (float)v;
+        wv[i] = 2.0f * nerve_rng_uniform(&r) - 1.0f;
+    }
+    for (int pad = 0; pad <= 1; pad++)
+        for (size_t m = 0; m < sizeof maps / sizeof maps[0]; m++) {
+            nerve_pool_config c = pool_cfg(NERVE_POOL_MAX, 3, 2, pad, m & 1, 0);
+            int H = maps[m][0], W = maps[m][1], oh, ow;
+            CHECK(N * C * H * W <= MAXN);
+            CHECK_OK(pool_run(&c, 2, N, C, H, W, xv, wv, y, dx, &oh, &ow));
+            size_t in_map = (size_t)H * W, out_map = (size_t)oh * ow;
+            memset(rdx, 0, sizeof rdx);
+            for (size_t k = 0; k < (size_t)N * C; k++)
+                ref_pool_map(&c, H, W, oh, ow, xv + k * in_map, wv + (k % C) * out_map,
+                             ry + k * out_map, rdx + k * in_map);
+            CHECK_MSG(memcmp(y, ry, N * C * out_map * sizeof(float)) == 0,
+                      "pad %d on %dx%d: forward differs", pad, H, W);
+            CHECK_MSG(memcmp(dx, rdx, N * C * in_map * sizeof(float)) == 0,
+                      "pad %d on %dx%d: backward differs", pad, H, W);
+        }
+}

@@ -433,6 +433,51 @@ AVX512_INLINE void avg_2x2_chunk(const float *map, int W, int start, int n, floa
     _mm512_mask_storeu_ps(y, lanes_below(n), mean);
 }
 
+/* Outputs [ox, ox + n) (n <= 16) of one row of 3x3 max windows with column stride 2 whose
+ * first window starts at map index `start` (ResNet's stem pooling). Per window row, the
+ * 2n + 1 floats from its start give, in lane i, the columns 2i, 2i + 1 and 2i + 2 as three
+ * permutes of two (masked) loads and one more float; the nine candidates are folded in
+ * row-major order, as max_row_interior does. */
+AVX512_INLINE void max_3x3s2_chunk(const float *map, int W, int start, int n, float *y,
+                                   float *argmax)
+{
+    const __m512i evens = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i odds = _mm512_add_epi32(evens, _mm512_set1_epi32(1));
+    const __m512i next = _mm512_add_epi32(evens, _mm512_set1_epi32(2)); /* lane 15: below */
+    max_lanes best = {0};
+    for (int r = 0; r < 3; r++) {
+        const float *row = map + start + (size_t)r * W;
+        __m512 lo = _mm512_maskz_loadu_ps(lanes_below(2 * n + 1), row);
+        __m512 hi = _mm512_maskz_loadu_ps(lanes_below(2 * n + 1 - 16), row + 16);
+        __m512 last = _mm512_maskz_loadu_ps(lanes_below(2 * n + 1 - 32), row + 32);
+        __m512 e = _mm512_permutex2var_ps(lo, evens, hi), o = _mm512_permutex2var_ps(lo, odds, hi);
+        __m512 e2 = _mm512_mask_mov_ps(_mm512_permutex2var_ps(lo, next, hi), (__mmask16)0x8000,
+                                       _mm512_broadcastss_ps(_mm512_castps512_ps128(last)));
+        __m512i at = _mm512_add_epi32(_mm512_set1_epi32(start + r * W), evens);
+        max_lanes c0 = max_candidates(e, at);
+        best = r == 0 ? c0 : first_max(best, c0);
+        best = first_max(best, max_candidates(o, _mm512_add_epi32(at, _mm512_set1_epi32(1))));
+        best = first_max(best, max_candidates(e2, _mm512_add_epi32(at, _mm512_set1_epi32(2))));
+    }
+    __mmask16 out = lanes_below(n);
+    _mm512_mask_storeu_ps(y, out, best.v);
+    _mm512_mask_storeu_ps(argmax, out, _mm512_cvtepi32_ps(best.at)); /* exact below 2^24 */
+}
+
+/* Interior max windows of 3x3 with column stride 2, forward. */
+__attribute__((target("avx512f"))) static void interior_rows_3x3s2_avx512(
+    const pool_geom *p, int oy0, int oy1, int x0, int x1, const float *in, float *out,
+    float *argmax)
+{
+    for (int oy = oy0; oy < oy1; oy++) {
+        int top = oy * p->sh - p->ph;
+        size_t row = (size_t)oy * p->OW;
+        for (int ox = x0; ox < x1; ox += 16)
+            max_3x3s2_chunk(in, p->W, top * p->W + 2 * ox - p->pw, min_int(16, x1 - ox),
+                            out + row + ox, argmax + row + ox);
+    }
+}
+
 /* interior_rows for 2x2 windows with column stride 2 and no column padding, forward. */
 __attribute__((target("avx512f"))) static void interior_rows_2x2_avx512(
     int kind, const pool_geom *p, int oy0, int oy1, int x0, int x1, const float *in,
@@ -500,30 +545,42 @@ static int takes_vector_2x2_tiles_backward(const pool_geom *p)
 #endif
 }
 
-/* Whether the forward interior block of p takes the AVX-512 route. */
-static int takes_vector_2x2(const pool_geom *p)
+/* Which AVX-512 route the forward interior block of p takes: VECTOR_2X2 (max and average),
+ * VECTOR_3X3S2 (max only), or none. */
+enum { VECTOR_NONE, VECTOR_2X2, VECTOR_3X3S2 };
+
+static int takes_vector_route(const pool_geom *p)
 {
 #ifdef POOL_AVX512
-    return p->kh == 2 && p->kw == 2 && p->sw == 2 && p->pw == 0 && have_avx512();
+    if (!have_avx512())
+        return VECTOR_NONE;
+    if (p->kh == 2 && p->kw == 2 && p->sw == 2 && p->pw == 0)
+        return VECTOR_2X2;
+    if (p->kh == 3 && p->kw == 3 && p->sw == 2)
+        return VECTOR_3X3S2;
 #else
     (void)p;
-    return 0;
 #endif
+    return VECTOR_NONE;
 }
 
-/* The forward interior block: the AVX-512 route where takes_vector_2x2 said so,
+/* The forward interior block: the AVX-512 route where takes_vector_route said so,
  * interior_rows otherwise. */
-static void interior_rows_forward(int vector_2x2, int kind, const pool_geom *p, int oy0,
+static void interior_rows_forward(int vector_route, int kind, const pool_geom *p, int oy0,
                                   int oy1, int x0, int x1, const float *in, float *out,
                                   float *argmax)
 {
 #ifdef POOL_AVX512
-    if (vector_2x2) {
+    if (vector_route == VECTOR_2X2) {
         interior_rows_2x2_avx512(kind, p, oy0, oy1, x0, x1, in, out, argmax);
         return;
     }
+    if (vector_route == VECTOR_3X3S2 && kind == ROW_MAX) {
+        interior_rows_3x3s2_avx512(p, oy0, oy1, x0, x1, in, out, argmax);
+        return;
+    }
 #else
-    (void)vector_2x2;
+    (void)vector_route;
 #endif
     interior_rows(kind, p, oy0, oy1, x0, x1, in, out, argmax, NULL, NULL);
 }
@@ -535,7 +592,7 @@ typedef struct pool_job {
     const node *n;
     pool_geom p;
     int iy0, iy1, ix0, ix1; /* outputs whose windows are interior */
-    int vector_2x2;         /* forward: takes_vector_2x2, asked once per pass; backward:
+    int vector_route;       /* forward: takes_vector_route, asked once per pass; backward:
                              * the fresh gradient is written by the tiles route */
     const float *x;         /* the input */
     float *dx;              /* backward: the input's gradient */
@@ -547,7 +604,7 @@ static pool_job pool_job_make(nerve_graph *g, const node *n)
 {
     pool_job j = {n, node_geometry(g, n), 0, 0, 0, 0, 0, node_input(g, n, 0)->value,
                   node_input_grad(g, n, 0)};
-    j.vector_2x2 = takes_vector_2x2(&j.p);
+    j.vector_route = takes_vector_route(&j.p);
     if (has_interior_path(n->attr.i[0])) {
         interior_span(j.p.H, j.p.OH, j.p.kh, j.p.sh, j.p.ph, &j.iy0, &j.iy1);
         interior_span(j.p.W, j.p.OW, j.p.kw, j.p.sw, j.p.pw, &j.ix0, &j.ix1);
@@ -590,7 +647,7 @@ static void pool_forward_maps(void *ctx, size_t begin, size_t end)
     int rows = j->ix0 < j->ix1 ? j->iy1 : j->iy0; /* interior rows end (none without columns) */
     for (size_t m = begin; m < end; m++) {
         if (rows > j->iy0)
-            interior_rows_forward(j->vector_2x2, max ? ROW_MAX : ROW_AVG, p, j->iy0, rows,
+            interior_rows_forward(j->vector_route, max ? ROW_MAX : ROW_AVG, p, j->iy0, rows,
                                   j->ix0, j->ix1, j->x + m * in_map, j->n->value + m * out_map,
                                   max ? j->n->scratch + m * out_map : NULL);
         for (int oy = 0; oy < p->OH; oy++) {
@@ -627,7 +684,7 @@ static void pool_backward_maps(void *ctx, size_t begin, size_t end)
     for (size_t m = begin; m < end; m++) {
         float *dmap = j->dx + m * in_map;
 #ifdef POOL_AVX512
-        if (j->vector_2x2) {
+        if (j->vector_route) {
             max_2x2_tiles_backward_avx512(p, j->n->grad + m * out_map,
                                           j->n->scratch + m * out_map, dmap);
             continue;
@@ -659,8 +716,8 @@ static void pool_backward(nerve_graph *g, node *n)
     if (!j.dx)
         return;
     int fresh = node_input_grad_fresh(g, n, 0);
-    j.vector_2x2 = fresh && n->attr.i[0] == NERVE_POOL_MAX && takes_vector_2x2_tiles_backward(&j.p);
-    if (fresh && !j.vector_2x2) /* the other routes add into the gradient */
+    j.vector_route = fresh && n->attr.i[0] == NERVE_POOL_MAX && takes_vector_2x2_tiles_backward(&j.p);
+    if (fresh && !j.vector_route) /* the other routes add into the gradient */
         node_zero_input_grad(g, n, 0);
     size_t in_map = (size_t)j.p.H * j.p.W, out_map = (size_t)j.p.OH * j.p.OW;
     kern_parallel_for(j.p.planes, ops_grain(in_map + out_map), pool_backward_maps, &j);
