@@ -231,3 +231,179 @@ TEST(direct_wgrad_scratch_grows_with_threads_and_is_zero_for_empty_shapes)
     kern_conv_direct_wgrad(0, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, NULL, NULL, &dw, &db, NULL);
     CHECK(dw == 1.0f && db == 2.0f);
 }
+
+/* ---- the input gradient (kern_conv_direct_dgrad) ----------------------------------------- */
+
+static const wg_case dcases[] = {
+    /* N, C, H, W, K, KH, KW, ph, pw, ph_end, pw_end */
+    {64, 6, 14, 14, 16, 5, 5, 0, 0, 0, 0}, /* LeNet conv2 */
+    {64, 1, 28, 28, 6, 5, 5, 2, 2, 2, 2},  /* LeNet conv1 */
+    {3, 2, 9, 11, 7, 3, 3, 1, 0, 0, 2},    /* asymmetric pads */
+    {1, 3, 8, 6, 5, 7, 7, 3, 3, 3, 3},     /* 7x7 wider than the image; N = 1 */
+    {17, 8, 5, 13, 1, 1, 5, 0, 2, 0, 1},   /* 1x5, 8 channels; 16 + 1 images */
+    {5, 7, 12, 9, 20, 3, 3, 1, 1, 1, 1},   /* K = 20, 7 channels (blocks of 4 + 3) */
+    {2, 2, 6, 7, 3, 5, 6, 3, 2, -1, -2},   /* padding after cropped (negative end) */
+    {2, 3, 6, 40, 4, 3, 5, 1, 2, 1, 2},    /* wide rows: 8-column blocks */
+    {4, 5, 9, 30, 32, 7, 7, 2, 6, 4, 0},   /* K = 32, 5 channels, 7x7 */
+    {33, 4, 4, 3, 2, 2, 2, 1, 1, 0, 1},    /* 2x2; 33 images */
+    {3, 2, 7, 16, 5, 3, 3, 2, 0, 0, 1},    /* 8-column edge blocks, 2 channels */
+    {2, 1, 5, 24, 3, 3, 3, 1, 1, 1, 1},    /* 8-column interior block, 1 channel */
+};
+enum { NDCASES = sizeof dcases / sizeof dcases[0] };
+
+/* want = (dx0 when accumulating) + the input gradient in double; scale = sums of |terms|. */
+static void ref_dgrad(const wg_case *s, const float *dy, const float *w, const float *dx0,
+                      double *want, double *scale)
+{
+    int OH = wg_oh(s), OW = wg_ow(s);
+    for (int n = 0; n < s->N; n++)
+        for (int c = 0; c < s->C; c++)
+            for (int y = 0; y < s->H; y++)
+                for (int x = 0; x < s->W; x++) {
+                    size_t o = (((size_t)n * s->C + c) * s->H + y) * s->W + x;
+                    double acc = dx0 ? dx0[o] : 0, sc = 0;
+                    for (int k = 0; k < s->K; k++)
+                        for (int i = 0; i < s->KH; i++)
+                            for (int j = 0; j < s->KW; j++) {
+                                int oy = y - i + s->ph, ox = x - j + s->pw;
+                                if (oy < 0 || oy >= OH || ox < 0 || ox >= OW)
+                                    continue;
+                                double t = (double)w[(((size_t)k * s->C + c) * s->KH + i) * s->KW + j] *
+                                           dy[(((size_t)n * s->K + k) * OH + oy) * OW + ox];
+                                acc += t;
+                                sc += fabs(t);
+                            }
+                    want[o] = acc;
+                    scale[o] = sc;
+                }
+}
+
+typedef struct dg_data {
+    float *dy, *w, *dx0, *dx, *scratch;
+    size_t ndx, ns;
+} dg_data;
+
+static void dg_alloc(dg_data *d, const wg_case *s, nerve_rng *r)
+{
+    int OH = wg_oh(s), OW = wg_ow(s);
+    size_t ndy = (size_t)s->N * s->K * OH * OW, nw = (size_t)s->K * s->C * s->KH * s->KW;
+    d->ndx = (size_t)s->N * s->C * s->H * s->W;
+    d->ns = kern_conv_direct_dgrad_scratch(s->C, s->H, s->W, s->K, s->KH, s->KW, s->ph, s->pw,
+                                           OH, OW, 4); /* more threads than any call here */
+    d->dy = malloc(sizeof(float) * ndy);
+    d->w = malloc(sizeof(float) * nw);
+    d->dx0 = malloc(sizeof(float) * d->ndx);
+    d->dx = malloc(sizeof(float) * d->ndx);
+    d->scratch = malloc(sizeof(float) * d->ns);
+    fill(d->dy, ndy, r);
+    fill(d->w, nw, r);
+    fill(d->dx0, d->ndx, r);
+}
+
+static void dg_free(dg_data *d)
+{
+    free(d->dy);
+    free(d->w);
+    free(d->dx0);
+    free(d->dx);
+    free(d->scratch);
+}
+
+/* One call: dx starts as dx0 when accumulating, else as NaN garbage it must overwrite. */
+static void dg_run(const wg_case *s, dg_data *d, int accumulate)
+{
+    if (accumulate)
+        memcpy(d->dx, d->dx0, sizeof(float) * d->ndx);
+    else
+        memset(d->dx, 0xff, sizeof(float) * d->ndx);
+    memset(d->scratch, 0xff, sizeof(float) * d->ns); /* stale scratch must not leak in */
+    kern_conv_direct_dgrad(s->N, s->C, s->H, s->W, s->K, s->KH, s->KW, s->ph, s->pw, wg_oh(s),
+                           wg_ow(s), d->dy, d->w, d->dx, accumulate, d->scratch);
+}
+
+/* Every case against the reference, overwriting and accumulating, at `threads` threads. */
+static int check_dcases(int threads)
+{
+    nerve_rng r;
+    nerve_rng_seed(&r, 13);
+    nerve_set_threads(threads);
+    int ok = 1;
+    for (int t = 0; t < NDCASES && ok; t++) {
+        const wg_case *s = &dcases[t];
+        dg_data d;
+        dg_alloc(&d, s, &r);
+        double *want = malloc(sizeof(double) * d.ndx), *scale = malloc(sizeof(double) * d.ndx);
+        for (int acc = 0; acc <= 1 && ok; acc++) {
+            ref_dgrad(s, d.dy, d.w, acc ? d.dx0 : NULL, want, scale);
+            dg_run(s, &d, acc);
+            double e = worst_ratio(d.dx, want, scale, d.ndx);
+            if (!(e <= 1)) {
+                test_fail(__FILE__, __LINE__,
+                          "dgrad case %d (%s, %d threads, accumulate %d): error %g of bound", t,
+                          kern_isa_name(), threads, acc, e);
+                ok = 0;
+            }
+        }
+        free(want);
+        free(scale);
+        dg_free(&d);
+    }
+    nerve_set_threads(0);
+    return ok;
+}
+
+TEST(direct_dgrad_matches_plain_loops_on_one_and_two_threads)
+{
+    CHECK(check_dcases(1));
+    CHECK(check_dcases(2));
+}
+
+TEST(direct_dgrad_portable_path_matches_plain_loops)
+{
+    CHECK(kern_set_isa("portable"));
+    int ok = check_dcases(2);
+    kern_set_isa("auto");
+    CHECK(ok);
+}
+
+/* Each output is one thread's fixed-order sum: 1, 2 and 3 threads give the same bits. */
+TEST(direct_dgrad_is_bit_identical_across_thread_counts)
+{
+    static const int picks[] = {0, 4, 5, 9}; /* LeNet conv2, N = 17, K = 20, N = 33 */
+    nerve_rng r;
+    nerve_rng_seed(&r, 7);
+    for (size_t p = 0; p < sizeof picks / sizeof picks[0]; p++) {
+        const wg_case *s = &dcases[picks[p]];
+        dg_data d;
+        dg_alloc(&d, s, &r);
+        float *one = malloc(sizeof(float) * d.ndx);
+        int same = 1;
+        for (int acc = 0; acc <= 1; acc++) {
+            nerve_set_threads(1);
+            dg_run(s, &d, acc);
+            memcpy(one, d.dx, sizeof(float) * d.ndx);
+            for (int threads = 2; threads <= 3; threads++) {
+                nerve_set_threads(threads);
+                dg_run(s, &d, acc);
+                same = same && memcmp(one, d.dx, sizeof(float) * d.ndx) == 0;
+            }
+        }
+        nerve_set_threads(0);
+        free(one);
+        dg_free(&d);
+        CHECK_MSG(same, "dgrad case %d differs across thread counts", picks[p]);
+    }
+}
+
+TEST(direct_dgrad_scratch_grows_with_threads_and_empty_shapes_are_safe)
+{
+    size_t one = kern_conv_direct_dgrad_scratch(6, 14, 14, 16, 5, 5, 0, 0, 10, 10, 1);
+    CHECK(one > 0);
+    CHECK(kern_conv_direct_dgrad_scratch(6, 14, 14, 16, 5, 5, 0, 0, 10, 10, 2) == 2 * one);
+    CHECK(kern_conv_direct_dgrad_scratch(6, 14, 14, 0, 5, 5, 0, 0, 10, 10, 2) == 0);
+    float dx = 1.0f;
+    kern_conv_direct_dgrad(0, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, NULL, NULL, &dx, 0, NULL);
+    CHECK(dx == 1.0f); /* N = 0 touches nothing */
+    kern_conv_direct_dgrad(1, 1, 1, 1, 0, 1, 1, 0, 0, 1, 1, NULL, NULL, &dx, 0, NULL);
+    CHECK(dx == 0.0f); /* no filters: a zero gradient */
+}

@@ -194,7 +194,13 @@ TEST(memplan_relu_after_batchnorm_runs_in_place)
     CHECK(s.n_params == 6 && k.n_params == 6);
     CHECK(s.g->nodes[s.relu].in_place && s.g->nodes[s.relu].value == s.g->nodes[s.bn].value);
     CHECK(!k.g->nodes[k.relu].in_place && k.g->nodes[k.relu].value != k.g->nodes[k.bn].value);
-    for (int pass = 0; pass < 2; pass++) {
+    /* and is folded into it: the norm applies the ReLU and masks the gradient itself */
+    CHECK(s.g->nodes[s.relu].fused && s.g->nodes[s.bn].fused_relu);
+    CHECK(s.g->nodes[s.relu].grad == s.g->nodes[s.bn].grad);
+    CHECK(!k.g->nodes[k.relu].fused && !k.g->nodes[k.bn].fused_relu);
+    for (int pass = 0; pass < 4; pass++) {
+        nerve_graph_set_training(s.g, pass >= 2); /* running statistics, then batch ones */
+        nerve_graph_set_training(k.g, pass >= 2);
         CHECK_OK(forward_backward(s.g, s.loss));
         CHECK_OK(forward_backward(k.g, k.loss));
         CHECK(same_param_grads(s.g, s.params, k.g, k.params, 6));
@@ -213,6 +219,7 @@ TEST(memplan_no_in_place_when_the_input_has_two_readers)
     CHECK_OK(build_bn_net(&s, 0, 1));
     CHECK_OK(build_bn_net(&k, 1, 1));
     CHECK(!s.g->nodes[s.relu].in_place && s.g->nodes[s.relu].value != s.g->nodes[s.bn].value);
+    CHECK(!s.g->nodes[s.relu].fused && !s.g->nodes[s.bn].fused_relu);
     CHECK_OK(forward_backward(s.g, s.loss));
     CHECK_OK(forward_backward(k.g, k.loss));
     CHECK(same_param_grads(s.g, s.params, k.g, k.params, 6));
@@ -257,10 +264,11 @@ static const char *RESIDUAL_CFG =
 
 /* Trains two copies of a cfg model (pooled vs private buffers) for three steps on the same
  * data and compares every parameter gradient bit for bit after each backward. */
-static void check_model_plans_agree(const char *cfg, int batch, int want_in_place)
+static void check_model_plans_agree(const char *cfg, int batch, int want_in_place,
+                                    int want_fused)
 {
     nerve_model *m[2];
-    int ids[2][64], np[2], in_place = 0;
+    int ids[2][64], np[2], in_place = 0, fused = 0;
     for (int keep = 0; keep < 2; keep++) {
         m[keep] = nerve_model_from_cfg(cfg, "memplan.cfg");
         CHECK(m[keep]);
@@ -269,12 +277,15 @@ static void check_model_plans_agree(const char *cfg, int batch, int want_in_plac
         CHECK_OK(nerve_model_compile(m[keep], batch));
         nerve_graph_set_training(g, 1);
         np[keep] = nerve_graph_params(g, ids[keep], 64);
-        for (int i = 0; !keep && i < g->n_nodes; i++)
+        for (int i = 0; !keep && i < g->n_nodes; i++) {
             in_place += g->nodes[i].in_place;
+            fused += g->nodes[i].fused;
+        }
     }
     CHECK(np[0] == np[1] && np[0] > 0 && np[0] <= 64);
     CHECK_MSG(in_place >= want_in_place, "%d in-place nodes, expected at least %d", in_place,
               want_in_place);
+    CHECK_MSG(fused == want_fused, "%d fused nodes, expected %d", fused, want_fused);
     for (int step = 0; step < 3; step++) {
         for (int keep = 0; keep < 2; keep++) {
             nerve_model *mm = m[keep];
@@ -304,12 +315,12 @@ static void check_model_plans_agree(const char *cfg, int batch, int want_in_plac
 
 TEST(memplan_mlp_gradients_match_private_buffers)
 {
-    check_model_plans_agree(MLP_CFG, 8, 0);
+    check_model_plans_agree(MLP_CFG, 8, 0, 0);
 }
 
 TEST(memplan_residual_conv_net_gradients_match_private_buffers)
 {
-    check_model_plans_agree(RESIDUAL_CFG, 4, 3);
+    check_model_plans_agree(RESIDUAL_CFG, 4, 3, 3); /* the three batch norms with a ReLU */
 }
 
 /* ---- allocation ----------------------------------------------------------------------------- */

@@ -1212,3 +1212,44 @@ TEST(conv_shape_errors_are_reported_clearly)
     CHECK(strstr(nerve_last_error(), "conv") != NULL);
     nerve_graph_free(g);
 }
+
+/* Stride-1 convs with few input channels take the direct routes on AVX-512: the forward
+ * with output channels in the vector lanes (from 16 of them, or 8 with 64 taps) or with
+ * output columns in them, the weight and bias gradient with images in the lanes (fewer
+ * than 8 input channels), the input gradient as a direct correlation with the flipped
+ * weights (up to 16 output channels). LeNet's two layers, ResNet-20's stem and shapes on
+ * both sides of each limit, against plain loops on one and two threads (batches of 3 and
+ * 17: a partial group of 16 images), and by finite differences with a bias. */
+TEST(conv_direct_routes_match_plain_loops)
+{
+    problem ps[8];
+    int np = 0;
+    ps[np] = make_problem(OP_CONV, 2, 3, 1, 6, 1, (int[]){28, 28}, (int[]){5, 5});
+    ps[np].cfg.same = 1, ps[np].bias = 1, np++; /* LeNet C1 */
+    ps[np] = make_problem(OP_CONV, 2, 3, 6, 16, 1, (int[]){14, 14}, (int[]){5, 5});
+    ps[np].bias = 1, np++; /* LeNet C3 */
+    ps[np] = make_problem(OP_CONV, 2, 17, 3, 16, 1, (int[]){7, 9}, (int[]){3, 3});
+    ps[np].cfg.same = 1, np++; /* ResNet stem, 17 images */
+    ps[np] = make_problem(OP_CONV, 2, 3, 6, 10, 1, (int[]){9, 11}, (int[]){5, 5});
+    set_dims(ps[np].cfg.pad_begin, 2, 1, 3, 0), set_dims(ps[np].cfg.pad_end, 2, 2, 0, 0);
+    ps[np].bias = 1, np++; /* 10 channels in the lanes, uneven padding */
+    ps[np] = make_problem(OP_CONV, 2, 3, 8, 20, 1, (int[]){6, 6}, (int[]){7, 7});
+    ps[np].cfg.same = 1, np++; /* a kernel wider than the image; dx by columns (20 > 16) */
+    ps[np] = make_problem(OP_CONV, 2, 3, 12, 6, 1, (int[]){8, 7}, (int[]){3, 5});
+    ps[np].cfg.same = 1, ps[np].bias = 1, np++; /* 12 channels: implicit dW, direct dx */
+    nerve_rng r;
+    nerve_rng_seed(&r, 91);
+    for (int threads = 1; threads <= 2; threads++)
+        for (int i = 0; i < np; i++) {
+            nerve_set_threads(threads);
+            char msg[256], what[512];
+            describe(&ps[i], what, sizeof what);
+            CHECK_MSG(check_against_reference(&ps[i], &r, msg, sizeof msg) == 0,
+                      "threads %d %s: %s", threads, what, msg);
+            check_grads_against_loops(&ps[i], 90 + (uint64_t)i);
+        }
+    nerve_set_threads(0);
+    problem p = make_problem(OP_CONV, 2, 2, 2, 4, 1, (int[]){6, 5}, (int[]){3, 3});
+    p.cfg.same = 1, p.bias = 1;
+    CHECK_OK(gradcheck_problem(&p, 92)); /* direct dW with the bias, direct dx */
+}

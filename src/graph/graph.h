@@ -35,6 +35,10 @@ enum {
     OP_GRAD_OVERWRITE = 16,  /* backward asks node_input_grad_fresh() per input and, where
                               * it says 1, writes every element of that gradient (= instead
                               * of +=): the pass then skips zeroing it */
+    OP_FUSE_RELU = 32,       /* with n->fused_relu set, forward writes relu(output) and
+                              * backward takes n->grad as the gradient of that relu's
+                              * output (masks it itself): the memory plan then folds a ReLU
+                              * that runs in place over this node into it */
 };
 
 typedef struct op_def {
@@ -72,6 +76,9 @@ struct node {
     int owns_grad;   /* grad allocated for this node alone (not from the shared pool) */
     int grad_root;   /* node whose gradient buffer this one uses (itself unless aliased) */
     int in_place;    /* value is input 0's buffer, overwritten by forward */
+    int fused;       /* an activation computed by its input's operator (OP_FUSE_RELU):
+                      * never run; value and gradient are its input's buffers */
+    int fused_relu;  /* OP_FUSE_RELU operator that applies the ReLU of its fused consumer */
 
     int needs_grad;  /* derived: depends on a trainable param or a grad-requesting input */
     int frozen;      /* PARAM only */
@@ -130,6 +137,8 @@ int normalize_axis(int axis, int ndim);
 /* 1 when activation node n may run in place over its input: its backward then reads only
  * its output (src/ops/activation.c). */
 int op_activation_in_place_ok(const node *n);
+/* 1 when activation node n is max(0, x) (src/ops/activation.c). */
+int op_activation_is_plain_relu(const node *n);
 
 /* Looks an operator up by name across every family (NULL if unknown). */
 const op_def *op_find(const char *name);

@@ -1,8 +1,9 @@
-/* Weight and bias gradients of a direct convolution with few input channels (LeNet's
- * 1 -> 6 and 6 -> 16 channels, 5x5), without im2col:
+/* Weight, bias and input gradients of a direct convolution with few input channels
+ * (LeNet's 1 -> 6 and 6 -> 16 channels, 5x5), without im2col:
  *
  *   dw[k,c,ky,kx] += sum_n sum_{oy,ox} dy[n,k,oy,ox] * x[n,c,oy+ky-ph,ox+kx-pw]
  *   db[k]         += sum_n sum_{oy,ox} dy[n,k,oy,ox]
+ *   dx (kern_conv_direct_dgrad): see its section at the end of the file.
  *
  * Vector lanes run over images, not over columns: a group of 16 images is transposed into
  * image-minor copies, xt [C, Hp, Wp, 16] (zero-padded: Hp = OH + KH - 1, Wp = OW + KW - 1)
@@ -389,4 +390,286 @@ void kern_conv_direct_wgrad(int N, int C, int H, int W, int K, int KH, int KW, i
 #endif
     int T = kern_threads();
     kern_run(T < N ? T : N, wgrad_task, &j);
+}
+
+/* ==== input gradient (kern_conv_direct_dgrad) ============================================ */
+/*
+ *   dx[n,c,y,x] = sum_k sum_{i,j} w[k,c,i,j] * dy[n,k,y-i+ph,x-j+pw]   (dy positions that exist)
+ *
+ * Same lanes-over-images layout: per group of 16 images dy becomes dyt [K, OH*OW, 16] and
+ * the group's dx is computed as dxt [C, H*W, 16], then transposed back. A register block
+ * holds up to 6 channels x up to 8 columns of one output row over all filters and taps:
+ * per tap, nx gradient loads and cb weight broadcasts feed cb * nx FMAs. Only taps that
+ * reach an existing dy position are computed: half of those of LeNet's 10x10 -> 14x14 full
+ * correlation fall outside dy. Tap rows are exact per output row; tap columns are exact per
+ * column, blocks near the left and right borders testing each column (edge blocks), the
+ * others not. Every output is one lane of one accumulator summed over (k, i, j) in
+ * ascending order whatever the block, group or thread: results are bit-identical across
+ * thread counts. */
+
+#define DG_CB 6 /* channels per register block, at most */
+#define DG_NX 8 /* columns per register block, at most */
+
+typedef struct dgrad_job {
+    int N, C, H, W, K, KH, KW, ph, pw, OH, OW;
+    size_t dyt, dxt; /* floats of each per-thread buffer */
+    const float *dy, *w;
+    float *dx, *scratch;
+    int accumulate, vector;
+} dgrad_job;
+
+static size_t dgrad_per_thread(const dgrad_job *j) { return j->dyt + j->dxt; }
+
+static void dgrad_shape(dgrad_job *j)
+{
+    j->dyt = (size_t)j->K * j->OH * j->OW * LANES;
+    j->dxt = (size_t)j->C * j->H * j->W * LANES;
+}
+
+/* Taps [lo, hi] of a kernel of n along one axis that reach an existing dy index at output
+ * index x (dy index x + pad - tap in [0, out)); empty when lo > hi. */
+static int tap_lo(int x, int pad, int out) { return max_int(0, x + pad - out + 1); }
+static int tap_hi(int x, int pad, int n) { return min_int(n - 1, x + pad); }
+
+/* dyt [K, OH*OW, 16] of images n0 .. n0 + n - 1 (lanes >= n zero). */
+static void dgrad_pack(const dgrad_job *j, size_t n0, int n, float *dyt, transpose_fn transpose)
+{
+    size_t plane = (size_t)j->OH * j->OW;
+    for (int k = 0; k < j->K; k++)
+        transpose(j->dy + (n0 * j->K + k) * plane, (size_t)j->K * plane, n, (int)plane,
+                  dyt + k * plane * LANES, NULL);
+}
+
+/* Row l < n (at base + l * stride) = or += lane l of the len vectors at src. */
+typedef void (*untranspose_fn)(const float *src, int len, float *base, size_t stride, int n,
+                               int accumulate);
+
+static void untranspose_rows_portable(const float *src, int len, float *base, size_t stride,
+                                      int n, int accumulate)
+{
+    for (int l = 0; l < n; l++) {
+        float *row = base + l * stride;
+        for (int e = 0; e < len; e++) {
+            float v = src[(size_t)e * LANES + l];
+            row[e] = accumulate ? row[e] + v : v;
+        }
+    }
+}
+
+/* dx of images n0 .. n0 + n - 1 from dxt. */
+static void dgrad_unpack(const dgrad_job *j, size_t n0, int n, const float *dxt,
+                         untranspose_fn untranspose)
+{
+    size_t plane = (size_t)j->H * j->W, image = (size_t)j->C * plane;
+    for (int c = 0; c < j->C; c++)
+        untranspose(dxt + c * plane * LANES, (int)plane, j->dx + n0 * image + c * plane,
+                    image, n, j->accumulate);
+}
+
+/* dxt of one group in plain loops. */
+static void dgrad_sums_portable(const dgrad_job *j, const float *dyt, float *dxt)
+{
+    float s[LANES];
+    for (int c = 0; c < j->C; c++)
+        for (int y = 0; y < j->H; y++)
+            for (int x = 0; x < j->W; x++) {
+                memset(s, 0, sizeof s);
+                for (int k = 0; k < j->K; k++)
+                    for (int i = tap_lo(y, j->ph, j->OH); i <= tap_hi(y, j->ph, j->KH); i++)
+                        for (int t = tap_lo(x, j->pw, j->OW); t <= tap_hi(x, j->pw, j->KW);
+                             t++) {
+                            float wv = j->w[(((size_t)k * j->C + c) * j->KH + i) * j->KW + t];
+                            const float *d = dyt + (((size_t)k * j->OH + y + j->ph - i) * j->OW +
+                                                    x + j->pw - t) * LANES;
+                            for (int l = 0; l < LANES; l++)
+                                s[l] += wv * d[l];
+                        }
+                memcpy(dxt + (((size_t)c * j->H + y) * j->W + x) * LANES, s, sizeof s);
+            }
+}
+
+/* Registers a block of cb channels x nx columns needs: cb * nx sums and nx gradients and
+ * one weight (or, in edge blocks, cb weights and one gradient); at most 30 of 32. */
+static int dgrad_max_width(int cb) { return min_int(DG_NX, 30 / (cb + 1)); }
+
+#ifdef WGRAD_AVX512
+/* untranspose_rows_portable, 16 x 16 blocks at a time. */
+__attribute__((target("avx512f"))) static void untranspose_rows_avx512(const float *src,
+                                                                        int len, float *base,
+                                                                        size_t stride, int n,
+                                                                        int accumulate)
+{
+    __m512 r[16];
+    for (int e0 = 0; e0 < len; e0 += 16) {
+        int cnt = min_int(16, len - e0);
+        __mmask16 m = lanes_below(cnt);
+        for (int i = 0; i < 16; i++)
+            r[i] = i < cnt ? _mm512_loadu_ps(src + (size_t)(e0 + i) * LANES) : _mm512_setzero_ps();
+        transpose16(r);
+        for (int l = 0; l < n; l++) {
+            float *row = base + l * stride + e0;
+            __m512 v = accumulate ? _mm512_add_ps(_mm512_maskz_loadu_ps(m, row), r[l]) : r[l];
+            _mm512_mask_storeu_ps(row, m, v);
+        }
+    }
+}
+
+/* Channels c0 .. c0 + cb - 1 of output row y, columns x0 .. x0 + nx - 1, over every filter,
+ * the tap rows [ilo, ihi] that exist for y and the tap columns [tlo, thi] that exist for
+ * some column of the block. Edge blocks test each column against each tap column (column
+ * x0 + p reads dy column p - (t - pw - x0), which must lie in [0, OW)); others need not. */
+AVX512_INLINE void dgrad_block(const dgrad_job *j, const float *dyt, float *dxt, int c0,
+                               const int cb, int y, int x0, const int nx, const int edge,
+                               int ilo, int ihi, int tlo, int thi)
+{
+    __m512 acc[DG_CB][DG_NX];
+    for (int c = 0; c < cb; c++)
+        for (int p = 0; p < nx; p++)
+            acc[c][p] = _mm512_setzero_ps();
+    size_t row = (size_t)j->OW * LANES, wc = (size_t)j->KH * j->KW;
+    for (int k = 0; k < j->K; k++) {
+        const float *wk = j->w + ((size_t)k * j->C + c0) * wc;
+        const float *dk = dyt + (size_t)k * j->OH * row;
+        for (int i = ilo; i <= ihi; i++) {
+            const float *wi = wk + (size_t)i * j->KW, *di = dk + (size_t)(y + j->ph - i) * row;
+            for (int t = tlo; t <= thi; t++) {
+                int shift = t - j->pw - x0; /* column x0 + p reads dy column p - shift */
+                if (edge) {
+                    __m512 wv[DG_CB];
+                    for (int c = 0; c < cb; c++)
+                        wv[c] = _mm512_set1_ps(wi[c * wc + t]);
+                    for (int p = 0; p < nx; p++)
+                        if ((unsigned)(p - shift) < (unsigned)j->OW) {
+                            __m512 g = _mm512_loadu_ps(di + (size_t)(p - shift) * LANES);
+                            for (int c = 0; c < cb; c++)
+                                acc[c][p] = _mm512_fmadd_ps(wv[c], g, acc[c][p]);
+                        }
+                    continue;
+                }
+                const float *d = di - (ptrdiff_t)shift * LANES;
+                __m512 g[DG_NX];
+                for (int p = 0; p < nx; p++)
+                    g[p] = _mm512_loadu_ps(d + p * LANES);
+                for (int c = 0; c < cb; c++) {
+                    __m512 wv = _mm512_set1_ps(wi[c * wc + t]);
+                    for (int p = 0; p < nx; p++)
+                        acc[c][p] = _mm512_fmadd_ps(wv, g[p], acc[c][p]);
+                }
+            }
+        }
+    }
+    for (int c = 0; c < cb; c++)
+        for (int p = 0; p < nx; p++)
+            _mm512_storeu_ps(dxt + (((size_t)(c0 + c) * j->H + y) * j->W + x0 + p) * LANES,
+                             acc[c][p]);
+}
+
+#define NX_CASE(cb, nx)                                                                      \
+    case nx:                                                                                 \
+        if (edge)                                                                            \
+            dgrad_block(j, dyt, dxt, c0, cb, y, x0, nx, 1, ilo, ihi, tlo, thi);              \
+        else                                                                                 \
+            dgrad_block(j, dyt, dxt, c0, cb, y, x0, nx, 0, ilo, ihi, tlo, thi);              \
+        break;
+#define CB_CASE(cb, ...)                                                                     \
+    case cb:                                                                                 \
+        switch (nx) { __VA_ARGS__ }                                                          \
+        break;
+
+/* The widths dgrad_max_width allows for each channel count. */
+__attribute__((target("avx512f"))) static void dgrad_block_avx512(
+    const dgrad_job *j, const float *dyt, float *dxt, int c0, int cb, int y, int x0, int nx,
+    int edge, int ilo, int ihi, int tlo, int thi)
+{
+    switch (cb) {
+        CB_CASE(1, NX_CASE(1, 1) NX_CASE(1, 2) NX_CASE(1, 3) NX_CASE(1, 4) NX_CASE(1, 5)
+                       NX_CASE(1, 6) NX_CASE(1, 7) NX_CASE(1, 8))
+        CB_CASE(2, NX_CASE(2, 1) NX_CASE(2, 2) NX_CASE(2, 3) NX_CASE(2, 4) NX_CASE(2, 5)
+                       NX_CASE(2, 6) NX_CASE(2, 7) NX_CASE(2, 8))
+        CB_CASE(3, NX_CASE(3, 1) NX_CASE(3, 2) NX_CASE(3, 3) NX_CASE(3, 4) NX_CASE(3, 5)
+                       NX_CASE(3, 6) NX_CASE(3, 7))
+        CB_CASE(4, NX_CASE(4, 1) NX_CASE(4, 2) NX_CASE(4, 3) NX_CASE(4, 4) NX_CASE(4, 5)
+                       NX_CASE(4, 6))
+        CB_CASE(5, NX_CASE(5, 1) NX_CASE(5, 2) NX_CASE(5, 3) NX_CASE(5, 4) NX_CASE(5, 5))
+        CB_CASE(6, NX_CASE(6, 1) NX_CASE(6, 2) NX_CASE(6, 3) NX_CASE(6, 4))
+    }
+}
+#undef CB_CASE
+#undef NX_CASE
+
+/* dxt of one group: channel blocks of up to 6 and column blocks of up to dgrad_max_width,
+ * both evenly split, for every row. */
+static void dgrad_sums_avx512(const dgrad_job *j, const float *dyt, float *dxt)
+{
+    int cblocks = (j->C + DG_CB - 1) / DG_CB;
+    for (int bc = 0, c0 = 0; bc < cblocks; c0 += block_size(j->C, DG_CB, bc++)) {
+        int cb = block_size(j->C, DG_CB, bc), nmax = dgrad_max_width(cb);
+        int xblocks = (j->W + nmax - 1) / nmax;
+        for (int y = 0; y < j->H; y++) {
+            int ilo = tap_lo(y, j->ph, j->OH), ihi = tap_hi(y, j->ph, j->KH);
+            for (int bx = 0, x0 = 0; bx < xblocks; x0 += block_size(j->W, nmax, bx++)) {
+                int nx = block_size(j->W, nmax, bx), xl = x0 + nx - 1;
+                int tlo = tap_lo(x0, j->pw, j->OW), thi = tap_hi(xl, j->pw, j->KW);
+                /* interior: every column of the block reaches every tap of [tlo, thi] */
+                int edge = tap_hi(x0, j->pw, j->KW) < thi || tap_lo(xl, j->pw, j->OW) > tlo;
+                dgrad_block_avx512(j, dyt, dxt, c0, cb, y, x0, nx, edge, ilo, ihi, tlo, thi);
+            }
+        }
+    }
+}
+#endif
+
+static void dgrad_task(void *ctx, int t, int T)
+{
+    const dgrad_job *j = ctx;
+    float *dyt = j->scratch + (size_t)t * dgrad_per_thread(j), *dxt = dyt + j->dyt;
+    size_t begin, end;
+    kern_split((size_t)j->N, t, T, &begin, &end); /* T <= N: never empty */
+    for (size_t n0 = begin; n0 < end; n0 += LANES) {
+        int n = (int)(end - n0 < LANES ? end - n0 : LANES);
+#ifdef WGRAD_AVX512
+        if (j->vector) {
+            dgrad_pack(j, n0, n, dyt, transpose_rows_avx512);
+            dgrad_sums_avx512(j, dyt, dxt);
+            dgrad_unpack(j, n0, n, dxt, untranspose_rows_avx512);
+            continue;
+        }
+#endif
+        dgrad_pack(j, n0, n, dyt, transpose_rows_portable);
+        dgrad_sums_portable(j, dyt, dxt);
+        dgrad_unpack(j, n0, n, dxt, untranspose_rows_portable);
+    }
+}
+
+size_t kern_conv_direct_dgrad_scratch(int C, int H, int W, int K, int KH, int KW, int pad_h,
+                                      int pad_w, int OH, int OW, int threads)
+{
+    dgrad_job j = {.C = C, .H = H, .W = W, .K = K, .KH = KH, .KW = KW, .ph = pad_h,
+                   .pw = pad_w, .OH = OH, .OW = OW};
+    if (C < 1 || H < 1 || W < 1 || K < 1 || KH < 1 || KW < 1 || OH < 1 || OW < 1)
+        return 0;
+    dgrad_shape(&j);
+    return dgrad_per_thread(&j) * (size_t)(threads > 1 ? threads : 1);
+}
+
+void kern_conv_direct_dgrad(int N, int C, int H, int W, int K, int KH, int KW, int pad_h,
+                            int pad_w, int OH, int OW, const float *dy, const float *w,
+                            float *dx, int accumulate, float *scratch)
+{
+    dgrad_job j = {.N = N, .C = C, .H = H, .W = W, .K = K, .KH = KH, .KW = KW, .ph = pad_h,
+                   .pw = pad_w, .OH = OH, .OW = OW, .dy = dy, .w = w, .dx = dx,
+                   .scratch = scratch, .accumulate = accumulate};
+    if (N < 1 || C < 1 || H < 1 || W < 1)
+        return;
+    if (K < 1 || KH < 1 || KW < 1 || OH < 1 || OW < 1) { /* no gradient reaches dx */
+        if (!accumulate)
+            memset(dx, 0, sizeof(float) * (size_t)N * C * H * W);
+        return;
+    }
+    dgrad_shape(&j);
+#ifdef WGRAD_AVX512
+    j.vector = strcmp(kern_isa_name(), "avx512") == 0 && have_avx512();
+#endif
+    int T = kern_threads();
+    kern_run(T < N ? T : N, dgrad_task, &j);
 }

@@ -206,4 +206,41 @@ void kern_conv_direct_wgrad(int N, int C, int H, int W, int K, int KH, int KW, i
                             int pad_w, int OH, int OW, const float *x, const float *dy,
                             float *dw, float *db, float *scratch);
 
+/* Floats of scratch kern_conv_direct_dgrad needs on up to `threads` threads (it runs on
+ * min(kern_threads(), N) threads: size with threads >= kern_threads()). 0 for empty shapes. */
+size_t kern_conv_direct_dgrad_scratch(int C, int H, int W, int K, int KH, int KW, int pad_h,
+                                      int pad_w, int OH, int OW, int threads);
+/* dx[n,c,y,x] = (or += when accumulate) sum_k sum_{i<KH,j<KW} w[k,c,i,j] *
+ * dy[n,k,y-i+pad_h,x-j+pad_w] over the dy positions that exist: the input gradient of
+ * kern_conv_direct (stride 1, dilation 1, one group, 0 <= pad < kernel; padding after is
+ * implied by OH and OW) for dy [N,K,OH,OW], w [K,C,KH,KW] as the forward uses it (not
+ * flipped), dx [N,C,H,W]. Any C and kernel size work; it is fast for C <= 8 and kernels up
+ * to 7x7. Vector lanes run over groups of 16 images; images are split across
+ * kern_threads() threads and every output is computed by one thread in a fixed order:
+ * bit-identical across thread counts (paths differ by rounding). `scratch`:
+ * kern_conv_direct_dgrad_scratch floats, no alignment needed. The AVX-512 path runs when
+ * kern_isa_name() is "avx512". Never allocates. */
+void kern_conv_direct_dgrad(int N, int C, int H, int W, int K, int KH, int KW, int pad_h,
+                            int pad_w, int OH, int OW, const float *dy, const float *w,
+                            float *dx, int accumulate, float *scratch);
+
+/* ---- direct convolution, output channels in the lanes (src/kernels/conv_direct_kvec.c) -- */
+
+/* Whether kern_conv_direct_kvec is the fast route (AVX-512 active, 2-D, stride 1, dilation 1,
+ * one group): C <= 16 input channels, kernels up to 7x7, and K >= 16 output channels, or
+ * K >= 8 with C * KH * KW >= 64 taps (below, kern_conv_direct wins). */
+int kern_conv_direct_kvec_fits(int C, int K, int KH, int KW);
+/* Floats of scratch kern_conv_direct_kvec needs on up to `threads` threads (it runs on
+ * min(kern_threads(), N) threads: size with threads >= kern_threads()); no alignment needed.
+ * 0 for empty shapes. */
+size_t kern_conv_direct_kvec_scratch(int C, int K, int KH, int KW, int OH, int OW, int threads);
+/* kern_conv_direct's contract (out [N,K,OH,OW] overwritten, bias may be NULL, pads >= 0,
+ * padding after implied by OH and OW), computed with the output channels in the vector
+ * lanes; weights rearranged into `scratch` on every call. Images are split across threads;
+ * results do not depend on the thread count (they equal kern_conv_direct's AVX-512 path up to
+ * rounding). Without AVX-512 it calls kern_conv_direct. Never allocates. */
+void kern_conv_direct_kvec(int N, int C, int H, int W, int K, int KH, int KW, int pad_h,
+                           int pad_w, int OH, int OW, const float *in, const float *w,
+                           const float *bias, float *out, float *scratch);
+
 #endif

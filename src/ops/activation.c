@@ -155,6 +155,12 @@ int op_activation_in_place_ok(const node *n)
                                        n->attr.f[1]);
 }
 
+int op_activation_is_plain_relu(const node *n)
+{
+    return n->op && strcmp(n->op->name, "activation") == 0 &&
+           (nerve_act_type)n->attr.i[0] == NERVE_ACT_RELU;
+}
+
 /* ---- names ----------------------------------------------------------------------------- */
 
 static const char *const canonical_names[NERVE_ACT_COUNT] = {

@@ -765,6 +765,20 @@ static int implicit_weight_grad(const conv_geom *cg, const float *big, const flo
     return 1;
 }
 
+/* The shapes every direct route takes: 2-D (or 1-D), stride 1, no dilation, one group, no
+ * flip, on the AVX-512 path (a forced narrower path keeps the column route). */
+static int direct_shape(const conv_geom *cg)
+{
+    const kern_conv_shape *k = &cg->ks;
+    if (cg->groups != 1 || k->flip || k->image[0] != 1 || k->kernel[0] != 1 ||
+        strcmp(kern_isa_name(), "avx512") != 0)
+        return 0;
+    for (int d = 1; d < MAX_SPATIAL; d++)
+        if (k->stride[d] != 1 || k->dilation[d] != 1)
+            return 0;
+    return 1;
+}
+
 /* ---- direct weight gradient (src/kernels/conv_direct_grad.c) ----------------------------
  * For stride-1 2-D convolutions with fewer input channels than the implicit route takes
  * (LeNet's 1 -> 6 and 6 -> 16, 5x5; ResNet-20's 3 -> 16 stem): dot products of the output
@@ -773,15 +787,9 @@ static int implicit_weight_grad(const conv_geom *cg, const float *big, const flo
 static int direct_wgrad_fits(const conv_geom *cg)
 {
     const kern_conv_shape *k = &cg->ks;
-    if (cg->groups != 1 || k->flip || k->image[0] != 1 || k->kernel[0] != 1 ||
-        cg->big_c >= IMPLICIT_WGRAD_MIN_CHANNELS || k->kernel[1] * k->kernel[2] == 1 ||
-        k->kernel[1] > KERN_CONV_DIRECT_MAX_KERNEL || k->kernel[2] > KERN_CONV_DIRECT_MAX_KERNEL ||
-        k->pad[1] < 0 || k->pad[2] < 0 || strcmp(kern_isa_name(), "avx512") != 0)
-        return 0;
-    for (int d = 1; d < MAX_SPATIAL; d++)
-        if (k->stride[d] != 1 || k->dilation[d] != 1)
-            return 0;
-    return 1;
+    return direct_shape(cg) && cg->big_c < IMPLICIT_WGRAD_MIN_CHANNELS &&
+           k->kernel[1] * k->kernel[2] > 1 && k->kernel[1] <= KERN_CONV_DIRECT_MAX_KERNEL &&
+           k->kernel[2] <= KERN_CONV_DIRECT_MAX_KERNEL && k->pad[1] >= 0 && k->pad[2] >= 0;
 }
 
 static size_t direct_wgrad_floats(const conv_geom *cg, int threads)
@@ -1071,42 +1079,66 @@ static int winograd_adjoint(const conv_geom *cg, const float *w, const float *dy
     return 1;
 }
 
-/* The direct route for the input gradient (src/kernels/conv_direct.c): stride-1 2-D
- * convolutions with few output channels that Winograd does not take (LeNet's 6 -> 16, 5x5):
- * no column matrix and no scatter (a 1x1 kernel has neither and stays a plain product).
- * Scratch: the flipped, transposed weights. */
+/* The direct routes for the input gradient of stride-1 2-D convolutions with few channels
+ * that Winograd does not take (LeNet's 6 -> 16, 5x5): no column matrix and no scatter (a
+ * 1x1 kernel has neither and stays a plain product). With at most 8 input channels, the
+ * images go in the vector lanes and only the taps that meet the output gradient are
+ * computed (kern_conv_direct_dgrad, src/kernels/conv_direct_grad.c); up to 16 output
+ * channels, output columns go in the lanes of a correlation with the flipped, transposed
+ * weights (kern_conv_direct_adjoint, src/kernels/conv_direct.c). */
+enum { DGRAD_MAX_IN_CHANNELS = 8, DGRAD_MAX_OUT_CHANNELS = 32 };
+
+static int dgrad_fits(const conv_geom *cg)
+{
+    const kern_conv_shape *k = &cg->ks;
+    return direct_shape(cg) && k->kernel[1] * k->kernel[2] > 1 &&
+           k->kernel[1] <= KERN_CONV_DIRECT_MAX_KERNEL && k->kernel[2] <= KERN_CONV_DIRECT_MAX_KERNEL &&
+           cg->big_c <= DGRAD_MAX_IN_CHANNELS && cg->small_c <= DGRAD_MAX_OUT_CHANNELS &&
+           k->pad[1] >= 0 && k->pad[2] >= 0 && k->pad[1] < k->kernel[1] && k->pad[2] < k->kernel[2];
+}
+
 static int direct_adjoint_fits(const conv_geom *cg)
 {
     const kern_conv_shape *k = &cg->ks;
-    if (cg->groups != 1 || k->flip || k->image[0] != 1 || k->kernel[0] != 1 ||
-        k->kernel[1] * k->kernel[2] == 1 ||
-        strcmp(kern_isa_name(), "avx512") != 0)
-        return 0;
-    for (int d = 1; d < MAX_SPATIAL; d++)
-        if (k->stride[d] != 1 || k->dilation[d] != 1)
-            return 0;
-    return kern_conv_direct_adjoint_fits(cg->big_c, cg->small_c, k->kernel[1], k->kernel[2],
+    return direct_shape(cg) && k->kernel[1] * k->kernel[2] > 1 &&
+           kern_conv_direct_adjoint_fits(cg->big_c, cg->small_c, k->kernel[1], k->kernel[2],
                                          k->pad[1], k->pad[2]);
 }
 
-static size_t direct_adjoint_floats(const conv_geom *cg)
+/* Scratch of the direct input-gradient route that applies; 0 when none does. */
+static size_t direct_dx_floats(const conv_geom *cg, int threads)
 {
+    const kern_conv_shape *k = &cg->ks;
+    if (dgrad_fits(cg))
+        return kern_conv_direct_dgrad_scratch(cg->big_c, k->image[1], k->image[2], cg->small_c,
+                                              k->kernel[1], k->kernel[2], k->pad[1], k->pad[2],
+                                              k->out[1], k->out[2], threads);
     return direct_adjoint_fits(cg) ? weight_floats(cg) : 0;
 }
 
-/* dx (+)= the input gradient by the direct route; returns 0 when it does not apply. */
-static int direct_adjoint(const conv_geom *cg, const float *w, const float *dy, float *dx,
-                          int overwrite, float *scratch, size_t scratch_n)
+/* dx (+)= the input gradient by a direct route; returns 0 when none applies or the scratch
+ * is too small for the current thread setting. */
+static int direct_input_grad(const conv_geom *cg, const float *w, const float *dy, float *dx,
+                             int overwrite, float *scratch, size_t scratch_n)
 {
     const kern_conv_shape *k = &cg->ks;
-    if (!direct_adjoint_fits(cg) || weight_floats(cg) > scratch_n)
+    size_t need = direct_dx_floats(cg, kern_threads());
+    if (!need || need > scratch_n)
         return 0;
+    if (dgrad_fits(cg)) {
+        kern_conv_direct_dgrad(cg->batch, cg->big_c, k->image[1], k->image[2], cg->small_c,
+                               k->kernel[1], k->kernel[2], k->pad[1], k->pad[2], k->out[1],
+                               k->out[2], dy, w, dx, !overwrite, scratch);
+        return 1;
+    }
     kern_conv_flip_transpose(cg->small_c, cg->big_c, k->kernel[1], k->kernel[2], w, scratch);
     kern_conv_direct_adjoint(cg->batch, cg->big_c, k->image[1], k->image[2], cg->small_c,
                              k->kernel[1], k->kernel[2], k->pad[1], k->pad[2], k->out[1],
                              k->out[2], dy, scratch, dx, !overwrite);
     return 1;
 }
+
+static size_t kvec_floats(const conv_geom *cg, int threads);
 
 static size_t conv_scratch(const nerve_graph *g, const node *n)
 {
@@ -1116,7 +1148,10 @@ static size_t conv_scratch(const nerve_graph *g, const node *n)
     size_t need = engine_scratch(&cg), wino = winograd_floats(&cg, kern_threads());
     size_t adjoint = winograd_adjoint_floats(&cg, kern_threads());
     size_t implicit = implicit_wgrad_floats(&cg, kern_threads());
-    size_t direct = direct_adjoint_floats(&cg), direct_w = direct_wgrad_floats(&cg, kern_threads());
+    size_t direct = direct_dx_floats(&cg, kern_threads());
+    size_t direct_w = direct_wgrad_floats(&cg, kern_threads());
+    size_t kvec = kvec_floats(&cg, kern_threads());
+    need = need > kvec ? need : kvec;
     need = need > direct ? need : direct;
     need = need > direct_w ? need : direct_w;
     need = need > wino ? need : wino;
@@ -1124,19 +1159,38 @@ static size_t conv_scratch(const nerve_graph *g, const node *n)
     return need > adjoint ? need : adjoint;
 }
 
-/* The direct route (src/kernels/conv_direct.c) serves forwards with few input channels
- * (LeNet's 1 -> 6 and 6 -> 16): 2-D or 1-D, stride 1, no dilation, one group, no flip, on
- * the AVX-512 path (a forced narrower path keeps the column route). */
+/* The direct routes serve forwards with few input channels (LeNet's 1 -> 6 and 6 -> 16,
+ * ResNet-20's 3 -> 16 stem), in direct_shape. With many output channels these go in the
+ * vector lanes (src/kernels/conv_direct_kvec.c), else output columns do
+ * (src/kernels/conv_direct.c). */
 static int direct_fits(const conv_geom *cg)
 {
+    return direct_shape(cg) && kern_conv_direct_fits(cg->big_c, cg->ks.kernel[1], cg->ks.kernel[2]);
+}
+
+static size_t kvec_floats(const conv_geom *cg, int threads)
+{
     const kern_conv_shape *k = &cg->ks;
-    if (cg->groups != 1 || k->flip || k->image[0] != 1 || k->kernel[0] != 1 ||
-        strcmp(kern_isa_name(), "avx512") != 0)
+    if (!direct_shape(cg) ||
+        !kern_conv_direct_kvec_fits(cg->big_c, cg->small_c, k->kernel[1], k->kernel[2]))
         return 0;
-    for (int d = 1; d < MAX_SPATIAL; d++)
-        if (k->stride[d] != 1 || k->dilation[d] != 1)
-            return 0;
-    return kern_conv_direct_fits(cg->big_c, k->kernel[1], k->kernel[2]);
+    return kern_conv_direct_kvec_scratch(cg->big_c, cg->small_c, k->kernel[1], k->kernel[2],
+                                         k->out[1], k->out[2], threads);
+}
+
+/* The forward by the channels-in-lanes route; 0 when it does not apply or the scratch is
+ * too small for the current thread setting. */
+static int kvec_forward(const conv_geom *cg, const float *x, const float *w, const float *b,
+                        float *y, float *scratch, size_t scratch_n)
+{
+    const kern_conv_shape *k = &cg->ks;
+    size_t need = kvec_floats(cg, kern_threads());
+    if (!need || need > scratch_n)
+        return 0;
+    kern_conv_direct_kvec(cg->batch, cg->big_c, k->image[1], k->image[2], cg->small_c,
+                          k->kernel[1], k->kernel[2], k->pad[1], k->pad[2], k->out[1], k->out[2],
+                          x, w, b, y, scratch);
+    return 1;
 }
 
 static void conv_forward(nerve_graph *g, node *n)
@@ -1145,7 +1199,8 @@ static void conv_forward(nerve_graph *g, node *n)
     conv_geometry(g, n, &cg);
     const float *x = node_input(g, n, 0)->value, *w = node_input(g, n, 1)->value;
     const float *b = bias_value(g, n);
-    if (winograd_forward(&cg, x, w, b, n->value, n->scratch, n->scratch_n))
+    if (winograd_forward(&cg, x, w, b, n->value, n->scratch, n->scratch_n) ||
+        kvec_forward(&cg, x, w, b, n->value, n->scratch, n->scratch_n))
         return;
     if (direct_fits(&cg)) {
         const kern_conv_shape *k = &cg.ks;
@@ -1173,7 +1228,7 @@ static void conv_backward(nerve_graph *g, node *n)
      * and direct routes; the column route adds, so it zeroes a fresh dx first. */
     int fresh = dx && node_input_grad_fresh(g, n, 0);
     if (dx && !winograd_adjoint(&cg, w->value, n->grad, dx, fresh, n->scratch, n->scratch_n) &&
-        !direct_adjoint(&cg, w->value, n->grad, dx, fresh, n->scratch, n->scratch_n)) {
+        !direct_input_grad(&cg, w->value, n->grad, dx, fresh, n->scratch, n->scratch_n)) {
         if (fresh)
             node_zero_input_grad(g, n, 0);
         conv_adjoint(&cg, w->value, n->grad, dx, n->scratch, n->scratch_n);

@@ -175,12 +175,24 @@ OPS_INLINE void shifted_sums(const float *restrict x, size_t n, double shift,
     }
 }
 
-/* sum_dy += dy, sum_dy_xhat += dy * xhat over n elements, xhat = (x - mean) * istd.
- * next_x and next_dy (the channel's next segment) are prefetched along, as above. */
+/* The gradient reaching the norm's output: dy, or with a fused ReLU dy * relu'(z) for the
+ * output z = x * scale + shift, recomputed exactly as the forward computed it (the same
+ * float expression; ISO C mode contracts nothing into FMAs) and multiplied as the
+ * activation's backward does (so an infinite dy at a clipped output still gives NaN). */
+OPS_INLINE float output_grad(float dy, float x, float scale, float shift, int relu)
+{
+    if (!relu)
+        return dy;
+    float z = x * scale + shift;
+    return dy * (z > 0.0f ? 1.0f : 0.0f);
+}
+
+/* sum_dy += dy', sum_dy_xhat += dy' * xhat over n elements, xhat = (x - mean) * istd, dy'
+ * = output_grad. next_x and next_dy (the channel's next segment) are prefetched along. */
 OPS_INLINE void gradient_sums(const float *restrict x, const float *restrict dy, size_t n,
-                              float mean, float istd, double *restrict sum_dy,
-                              double *restrict sum_dy_xhat, const float *next_x,
-                              const float *next_dy)
+                              float mean, float istd, float scale, float shift, int relu,
+                              double *restrict sum_dy, double *restrict sum_dy_xhat,
+                              const float *next_x, const float *next_dy)
 {
     size_t k = 0;
     for (; k + LANES <= n; k += LANES) {
@@ -188,41 +200,54 @@ OPS_INLINE void gradient_sums(const float *restrict x, const float *restrict dy,
         __builtin_prefetch(next_dy + k);
         for (int l = 0; l < LANES; l++) {
             float xhat = (x[k + l] - mean) * istd;
-            sum_dy[l] += dy[k + l];
-            sum_dy_xhat[l] += (double)dy[k + l] * xhat;
+            float d = output_grad(dy[k + l], x[k + l], scale, shift, relu);
+            sum_dy[l] += d;
+            sum_dy_xhat[l] += (double)d * xhat;
         }
     }
     for (int l = 0; k < n; k++, l++) {
         float xhat = (x[k] - mean) * istd;
-        sum_dy[l] += dy[k];
-        sum_dy_xhat[l] += (double)dy[k] * xhat;
+        float d = output_grad(dy[k], x[k], scale, shift, relu);
+        sum_dy[l] += d;
+        sum_dy_xhat[l] += (double)d * xhat;
     }
 }
 
-/* y = x * scale + shift over n elements. */
+/* y = x * scale + shift over n elements, or its ReLU (as the activation computes it). */
 OPS_INLINE void scale_shift(const float *restrict x, float *restrict y, size_t n, float scale,
-                            float shift)
+                            float shift, int relu)
 {
+    if (relu) {
+        for (size_t k = 0; k < n; k++) {
+            float z = x[k] * scale + shift;
+            y[k] = z > 0.0f ? z : 0.0f;
+        }
+        return;
+    }
     for (size_t k = 0; k < n; k++)
         y[k] = x[k] * scale + shift;
 }
 
-/* dx += scale * (dy - mean_dy - xhat * mean_dy_xhat) over n elements; dx = ... when
- * overwrite (a fresh gradient buffer: saves zeroing it and reading it back). */
+/* dx += scale * (dy' - mean_dy - xhat * mean_dy_xhat) over n elements (dy' = output_grad
+ * with the output's scale and shift); dx = ... when overwrite (a fresh gradient buffer:
+ * saves zeroing it and reading it back). */
 OPS_INLINE void input_gradient(const float *restrict x, const float *restrict dy,
                                float *restrict dx, size_t n, float mean, float istd,
-                               float scale, float mean_dy, float mean_dy_xhat, int overwrite)
+                               float scale, float out_scale, float out_shift, int relu,
+                               float mean_dy, float mean_dy_xhat, int overwrite)
 {
     if (overwrite) {
         for (size_t k = 0; k < n; k++) {
             float xhat = (x[k] - mean) * istd;
-            dx[k] = scale * (dy[k] - mean_dy - xhat * mean_dy_xhat);
+            float d = output_grad(dy[k], x[k], out_scale, out_shift, relu);
+            dx[k] = scale * (d - mean_dy - xhat * mean_dy_xhat);
         }
         return;
     }
     for (size_t k = 0; k < n; k++) {
         float xhat = (x[k] - mean) * istd;
-        dx[k] += scale * (dy[k] - mean_dy - xhat * mean_dy_xhat);
+        float d = output_grad(dy[k], x[k], out_scale, out_shift, relu);
+        dx[k] += scale * (d - mean_dy - xhat * mean_dy_xhat);
     }
 }
 
@@ -236,6 +261,7 @@ typedef struct bn_job {
     float momentum, eps;
     int through_stats;   /* training: the statistics depend on x */
     int overwrite_dx;    /* dx is fresh: write it instead of adding */
+    int relu;            /* a fused ReLU on the output (n->fused_relu) */
 } bn_job;
 
 /* The element (o, c, 0) of the [outer, C, inner] view. */
@@ -287,7 +313,7 @@ OPS_VECTOR_CLONES static void batchnorm_forward_channels(void *ctx, size_t begin
         float scale = j->gamma[c] * j->istd[c], shift = j->beta[c] - j->mean[c] * scale;
         for (size_t o = 0; o < j->v.outer; o++) {
             size_t at = segment(&j->v, o, c);
-            scale_shift(j->x + at, j->y + at, j->v.inner, scale, shift);
+            scale_shift(j->x + at, j->y + at, j->v.inner, scale, shift, j->relu);
         }
     }
 }
@@ -316,6 +342,7 @@ static bn_job batchnorm_job(nerve_graph *g, node *n)
     j.istd = n->scratch + j.v.len;
     j.momentum = n->attr.f[0];
     j.eps = n->attr.f[1];
+    j.relu = n->fused_relu;
     return j;
 }
 
@@ -337,10 +364,12 @@ OPS_VECTOR_CLONES static void batchnorm_backward_channels(void *ctx, size_t begi
     double m = (double)(j->v.outer * j->v.inner);
     for (size_t c = begin; c < end; c++) {
         double lane_dy[LANES] = {0}, lane_dy_xhat[LANES] = {0};
+        /* the output's scale and shift, as the forward computed them */
+        float out_scale = j->gamma[c] * j->istd[c], out_shift = j->beta[c] - j->mean[c] * out_scale;
         for (size_t o = 0; o < j->v.outer; o++) {
             size_t at = segment(&j->v, o, c), next = next_segment(&j->v, o, c);
-            gradient_sums(j->x + at, j->dy + at, j->v.inner, j->mean[c], j->istd[c], lane_dy,
-                          lane_dy_xhat, j->x + next, j->dy + next);
+            gradient_sums(j->x + at, j->dy + at, j->v.inner, j->mean[c], j->istd[c], out_scale,
+                          out_shift, j->relu, lane_dy, lane_dy_xhat, j->x + next, j->dy + next);
         }
         double sum_dy = lane_total(lane_dy), sum_dy_xhat = lane_total(lane_dy_xhat);
         if (j->dgamma)
@@ -355,7 +384,8 @@ OPS_VECTOR_CLONES static void batchnorm_backward_channels(void *ctx, size_t begi
         for (size_t o = 0; o < j->v.outer; o++) {
             size_t at = segment(&j->v, o, c);
             input_gradient(j->x + at, j->dy + at, j->dx + at, j->v.inner, j->mean[c],
-                           j->istd[c], scale, mean_dy, mean_dy_xhat, j->overwrite_dx);
+                           j->istd[c], scale, out_scale, out_shift, j->relu, mean_dy,
+                           mean_dy_xhat, j->overwrite_dx);
         }
     }
 }
@@ -376,7 +406,7 @@ static void batchnorm_backward(nerve_graph *g, node *n)
 
 static const op_def op_batchnorm = {"batchnorm", batchnorm_infer, batchnorm_scratch,
                                     batchnorm_forward, batchnorm_backward,
-                                    OP_OUTPUT_UNREAD | OP_GRAD_OVERWRITE};
+                                    OP_OUTPUT_UNREAD | OP_GRAD_OVERWRITE | OP_FUSE_RELU};
 
 int nerve_batchnorm(nerve_graph *g, int x, int gamma, int beta, int running_mean,
                     int running_var, float momentum, float eps)
@@ -443,19 +473,43 @@ static size_t broadcast_index(const node *x, const node *s, size_t i)
     return idx;
 }
 
+/* value = (x - mu) * inv over whole samples [r0, r1), as a thread-pool task. */
+typedef struct zscore_job {
+    const float *x, *mu, *inv;
+    float *y;
+    size_t S;
+} zscore_job;
+
+static void zscore_rows(void *ctx, size_t r0, size_t r1)
+{
+    const zscore_job *j = ctx;
+    for (size_t r = r0; r < r1; r++) {
+        const float *x = j->x + r * j->S;
+        float *y = j->y + r * j->S;
+        for (size_t i = 0; i < j->S; i++)
+            y[i] = (x[i] - j->mu[i]) * j->inv[i];
+    }
+}
+
+/* The statistic s at sample element i: one value (dataset-wide statistics, the common
+ * case) or broadcast from its shape. */
+static float statistic(const node *x, const node *s, size_t i)
+{
+    return node_numel(s) == 1 ? s->value[0] : s->value[broadcast_index(x, s, i)];
+}
+
 static void zscore_forward(nerve_graph *g, node *n)
 {
     node *x = node_input(g, n, 0), *mean = node_input(g, n, 1), *std = node_input(g, n, 2);
     size_t S = sample_numel(n), N = (size_t)n->dims[0];
     float *mu = n->scratch, *inv = n->scratch + S;
     for (size_t i = 0; i < S; i++) {
-        float sd = std->value[broadcast_index(x, std, i)];
-        mu[i] = mean->value[broadcast_index(x, mean, i)];
+        float sd = statistic(x, std, i);
+        mu[i] = statistic(x, mean, i);
         inv[i] = 1.0f / (sd == 0.0f ? 1.0f : sd); /* a constant feature: centre it only */
     }
-    for (size_t r = 0; r < N; r++)
-        for (size_t i = 0; i < S; i++)
-            n->value[r * S + i] = (x->value[r * S + i] - mu[i]) * inv[i];
+    zscore_job j = {x->value, mu, inv, n->value, S};
+    kern_parallel_for(N, ops_grain(S), zscore_rows, &j);
 }
 
 static void zscore_backward(nerve_graph *g, node *n)

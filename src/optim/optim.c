@@ -42,7 +42,15 @@ struct nerve_optim {
     opt_param *params;
     char (*state_names)[STATE_NAME_LEN]; /* n_params * n_slots, filled by state_get */
     int64_t steps;
+    double *norm_parts;  /* the gradient norm's partial sums, one per chunk of a parameter */
+    size_t n_norm_parts;
 };
+
+/* Elements per partial sum of the gradient norm: the chunks are summed on all threads,
+ * then added in order (the same bits whatever the thread count). */
+#define NORM_CHUNK ((size_t)1 << 13)
+
+static size_t norm_chunks(size_t n) { return (n + NORM_CHUNK - 1) / NORM_CHUNK; }
 
 /* ---- names and defaults ---------------------------------------------------------------- */
 
@@ -165,8 +173,13 @@ nerve_optim *nerve_optim_create(nerve_graph *g, const nerve_optim_config *cfg)
     for (int i = 0; !st && i < o->n_params; i++) {
         o->params[i].node = ids[i];
         st = alloc_param_state(o, &o->params[i]);
+        o->n_norm_parts += norm_chunks(node_numel(graph_node(g, ids[i])));
     }
     nerve_xfree(ids);
+    if (!st) {
+        o->norm_parts = nerve_xcalloc(o->n_norm_parts + 1, sizeof *o->norm_parts);
+        st = o->norm_parts ? NERVE_OK : NERVE_ERR_NOMEM;
+    }
     if (st) {
         nerve_optim_free(o);
         return NULL;
@@ -185,6 +198,7 @@ void nerve_optim_free(nerve_optim *o)
     }
     nerve_xfree(o->params);
     nerve_xfree(o->state_names);
+    nerve_xfree(o->norm_parts);
     nerve_xfree(o);
 }
 
@@ -395,15 +409,29 @@ static double sum_squares(const float *x, size_t n)
     return s;
 }
 
-/* Global L2 norm of the gradients of the optimiser's unfrozen parameters. */
-static double grad_norm(const nerve_optim *o)
+/* norm_parts[c] for chunks [c0, c1) of the parameters (0 for frozen ones). */
+static void norm_parts_range(void *ctx, size_t c0, size_t c1)
 {
-    double s = 0.0;
-    for (int i = 0; i < o->n_params; i++) {
+    nerve_optim *o = ctx;
+    size_t first = 0; /* the first chunk of parameter i */
+    for (int i = 0; i < o->n_params && first < c1; i++) {
         const node *nd = &o->g->nodes[o->params[i].node];
-        if (!nd->frozen)
-            s += sum_squares(nd->grad, node_numel(nd));
+        size_t n = node_numel(nd), chunks = norm_chunks(n);
+        for (size_t c = c0 > first ? c0 : first; c < first + chunks && c < c1; c++) {
+            size_t at = (c - first) * NORM_CHUNK, len = n - at < NORM_CHUNK ? n - at : NORM_CHUNK;
+            o->norm_parts[c] = nd->frozen ? 0.0 : sum_squares(nd->grad + at, len);
+        }
+        first += chunks;
     }
+}
+
+/* Global L2 norm of the gradients of the optimiser's unfrozen parameters. */
+static double grad_norm(nerve_optim *o)
+{
+    kern_parallel_for(o->n_norm_parts, 1, norm_parts_range, o);
+    double s = 0.0;
+    for (size_t c = 0; c < o->n_norm_parts; c++)
+        s += o->norm_parts[c];
     return sqrt(s);
 }
 
