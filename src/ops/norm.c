@@ -132,12 +132,16 @@ static int batchnorm_infer(nerve_graph *g, node *n)
     return NERVE_OK;
 }
 
+static size_t bn_scratch_head(size_t C);
+
 /* scratch: mean and istd per channel (saved by the forward for the backward), the flag
- * "statistics from the batch", then the backward's two mean terms per channel. */
+ * "statistics from the batch", the backward's two mean terms per channel, then two partial
+ * sums (doubles) per channel for each thread of the current setting. */
 static size_t batchnorm_scratch(const nerve_graph *g, const node *n)
 {
     (void)g;
-    return 4 * (size_t)n->dims[1] + 1;
+    size_t C = (size_t)n->dims[1];
+    return bn_scratch_head(C) + 4 * C * (size_t)kern_threads();
 }
 
 /* ---- batchnorm loops ---------------------------------------------------------------------
@@ -274,6 +278,7 @@ typedef struct bn_job {
     float *rmean, *rvar; /* forward in training: the running statistics to update */
     float *mean, *istd;  /* the statistics the forward used (scratch) */
     float *mean_dy, *mean_dy_xhat; /* backward: the input gradient's mean terms (scratch) */
+    double *partials;    /* per thread, per channel: two partial sums (scratch) */
     float momentum, eps;
     int through_stats;   /* training: the statistics depend on x */
     int overwrite_dx;    /* dx is fresh: write it instead of adding */
@@ -292,48 +297,78 @@ static size_t next_segment(const channel_view *v, size_t o, size_t c)
     return segment(v, o + 1 < v->outer ? o + 1 : o, c);
 }
 
-/* Biased mean and variance of channel c. The sums are taken around the channel's first
- * element, which is close to the mean on the scale of the spread, so that the one-pass
- * variance S2/m - (S1/m)^2 does not cancel away its digits. */
-OPS_INLINE void channel_moments(const bn_job *j, size_t c, double *mean, double *var)
+/* ---- batchnorm passes ------------------------------------------------------------------
+ * Every pass splits the samples across threads, as the convolutions around the norm do,
+ * so that each thread reads and writes the part of each tensor it has in its own cache
+ * (splitting by channel made every tensor cross between the cores twice a step). A
+ * channel's sums are then taken per thread over its samples, and after a barrier each
+ * channel's partial sums are added in thread order by one thread: the same bits run to
+ * run at a given thread count, and on one thread the same sums as a single loop. */
+
+/* Thread t's partial sums: two doubles per channel. */
+static double *bn_partials(const bn_job *j, int t)
 {
-    double s1[LANES] = {0}, s2[LANES] = {0};
-    double shift = j->x[segment(&j->v, 0, c)];
-    for (size_t o = 0; o < j->v.outer; o++)
-        shifted_sums(j->x + segment(&j->v, o, c), j->v.inner, shift, s1, s2,
-                     j->x + next_segment(&j->v, o, c));
-    double m = (double)(j->v.outer * j->v.inner), d = lane_total(s1) / m;
-    *mean = shift + d;
-    *var = fmax(lane_total(s2) / m - d * d, 0.0);
+    return j->partials + (size_t)t * 2 * j->v.len;
 }
 
-/* Batch statistics of channel c into mean/istd, and the running update
- * r = (1 - momentum) r + momentum * batch, with the unbiased variance for running_var. */
-OPS_INLINE void channel_batch_stats(const bn_job *j, size_t c)
+/* The channel's first element: the sums are taken around it, which is close to the mean
+ * on the scale of the spread, so that the one-pass variance S2/m - (S1/m)^2 does not
+ * cancel away its digits. */
+static double channel_shift(const bn_job *j, size_t c) { return j->x[segment(&j->v, 0, c)]; }
+
+/* out = the sums of x - shift and (x - shift)^2 over channel c of samples [o0, o1). */
+OPS_INLINE void moment_sums(const bn_job *j, size_t c, size_t o0, size_t o1, double *out)
 {
+    double s1[LANES] = {0}, s2[LANES] = {0}, shift = channel_shift(j, c);
+    for (size_t o = o0; o < o1; o++)
+        shifted_sums(j->x + segment(&j->v, o, c), j->v.inner, shift, s1, s2,
+                     j->x + next_segment(&j->v, o, c));
+    out[0] = lane_total(s1);
+    out[1] = lane_total(s2);
+}
+
+/* Batch statistics of channel c from the T threads' partial sums into mean/istd, and the
+ * running update r = (1 - momentum) r + momentum * batch, with the unbiased variance for
+ * running_var. */
+static void channel_batch_stats(const bn_job *j, size_t c, int T)
+{
+    double S1 = 0.0, S2 = 0.0;
+    for (int t = 0; t < T; t++) {
+        S1 += bn_partials(j, t)[2 * c];
+        S2 += bn_partials(j, t)[2 * c + 1];
+    }
     size_t m = j->v.outer * j->v.inner;
-    double unbias = m > 1 ? (double)m / (double)(m - 1) : 1.0, mu, var;
-    channel_moments(j, c, &mu, &var);
+    double unbias = m > 1 ? (double)m / (double)(m - 1) : 1.0, d = S1 / (double)m;
+    double mu = channel_shift(j, c) + d, var = fmax(S2 / (double)m - d * d, 0.0);
     j->mean[c] = (float)mu;
     j->istd[c] = (float)(1.0 / sqrt(var + j->eps));
     j->rmean[c] = (1.0f - j->momentum) * j->rmean[c] + j->momentum * (float)mu;
     j->rvar[c] = (1.0f - j->momentum) * j->rvar[c] + j->momentum * (float)(var * unbias);
 }
 
-/* Channels [begin, end): the batch statistics (in training), then y = x * scale + shift
- * (and the fused ReLU), each channel on one thread while its data is still in cache. */
-OPS_VECTOR_CLONES static void batchnorm_forward_channels(void *ctx, size_t begin, size_t end)
+/* Thread t of T: in training, its samples' sums, then (after a barrier) the statistics of
+ * its share of the channels; then (after another) y = x * scale + shift, and the fused
+ * ReLU, over its samples. */
+OPS_VECTOR_CLONES static void batchnorm_forward_task(void *ctx, int t, int T)
 {
     const bn_job *j = ctx;
-    for (size_t c = begin; c < end; c++) {
-        if (j->through_stats)
-            channel_batch_stats(j, c);
-        float scale = j->gamma[c] * j->istd[c], shift = j->beta[c] - j->mean[c] * scale;
-        for (size_t o = 0; o < j->v.outer; o++) {
+    size_t o0, o1, c0, c1;
+    kern_split(j->v.outer, t, T, &o0, &o1);
+    if (j->through_stats) {
+        for (size_t c = 0; c < j->v.len; c++)
+            moment_sums(j, c, o0, o1, bn_partials(j, t) + 2 * c);
+        kern_barrier();
+        kern_split(j->v.len, t, T, &c0, &c1);
+        for (size_t c = c0; c < c1; c++)
+            channel_batch_stats(j, c, T);
+        kern_barrier();
+    }
+    for (size_t o = o0; o < o1; o++)
+        for (size_t c = 0; c < j->v.len; c++) {
+            float scale = j->gamma[c] * j->istd[c], shift = j->beta[c] - j->mean[c] * scale;
             size_t at = segment(&j->v, o, c);
             scale_shift(j->x + at, j->y + at, j->v.inner, scale, shift, j->relu);
         }
-    }
 }
 
 static void batchnorm_running_stats(nerve_graph *g, node *n, size_t C, float *mean, float *istd)
@@ -344,6 +379,10 @@ static void batchnorm_running_stats(nerve_graph *g, node *n, size_t C, float *me
         istd[c] = 1.0f / sqrtf(rvar[c] + n->attr.f[1]);
     }
 }
+
+/* Floats of scratch before the partial sums: mean, istd, the flag, the two mean terms,
+ * rounded up to whole doubles. */
+static size_t bn_scratch_head(size_t C) { return (4 * C + 1 + 1) & ~(size_t)1; }
 
 static bn_job batchnorm_job(nerve_graph *g, node *n)
 {
@@ -360,10 +399,27 @@ static bn_job batchnorm_job(nerve_graph *g, node *n)
     j.istd = n->scratch + j.v.len;
     j.mean_dy = n->scratch + 2 * j.v.len + 1;
     j.mean_dy_xhat = j.mean_dy + j.v.len;
+    j.partials = (double *)(void *)(n->scratch + bn_scratch_head(j.v.len));
     j.momentum = n->attr.f[0];
     j.eps = n->attr.f[1];
     j.relu = n->fused_relu;
     return j;
+}
+
+/* Threads for a pass: as many as the scratch has partial sums for (the setting may have
+ * grown since compile), the samples allow and the size is worth. */
+static int bn_threads(const node *n, const bn_job *j)
+{
+    size_t per_thread = 4 * j->v.len; /* floats of partial sums */
+    size_t room = (n->scratch_n - bn_scratch_head(j->v.len)) / per_thread;
+    size_t T = (size_t)kern_threads();
+    if (T > room)
+        T = room;
+    if (T > j->v.outer)
+        T = j->v.outer;
+    if (j->v.outer * j->v.len * j->v.inner < OPS_GRAIN)
+        T = 1;
+    return T < 1 ? 1 : (int)T;
 }
 
 static void batchnorm_forward(nerve_graph *g, node *n)
@@ -373,51 +429,66 @@ static void batchnorm_forward(nerve_graph *g, node *n)
     if (!j.through_stats)
         batchnorm_running_stats(g, n, j.v.len, j.mean, j.istd);
     n->scratch[2 * j.v.len] = (float)j.through_stats;
-    kern_parallel_for(j.v.len, ops_grain(j.v.outer * j.v.inner), batchnorm_forward_channels, &j);
+    kern_run(bn_threads(n, &j), batchnorm_forward_task, &j);
 }
 
-/* In training, mu and var depend on every x of the channel, which adds the two mean terms
- * of the closed form; with running statistics they are constants and only the scale is left. */
-/* The backward's sums of channels [begin, end) (each on one thread): dgamma, dbeta and the
- * two mean terms of the input gradient, kept in scratch for the samples pass. */
-OPS_VECTOR_CLONES static void batchnorm_sums_channels(void *ctx, size_t begin, size_t end)
+/* out = the sums of dy' and dy' * xhat over channel c of samples [o0, o1), dy' the
+ * gradient reaching the norm's output (output_grad). */
+OPS_INLINE void gradient_sums_part(const bn_job *j, size_t c, size_t o0, size_t o1, double *out)
 {
-    const bn_job *j = ctx;
-    double m = (double)(j->v.outer * j->v.inner);
-    for (size_t c = begin; c < end; c++) {
-        double lane_dy[LANES] = {0}, lane_dy_xhat[LANES] = {0};
-        /* the output's scale and shift, as the forward computed them */
-        float out_scale = j->gamma[c] * j->istd[c], out_shift = j->beta[c] - j->mean[c] * out_scale;
-        for (size_t o = 0; o < j->v.outer; o++) {
-            size_t at = segment(&j->v, o, c), next = next_segment(&j->v, o, c);
-            if (j->relu) /* a constant in each call: two specialised loops */
-                gradient_sums(j->x + at, j->dy + at, j->v.inner, j->mean[c], j->istd[c],
-                              out_scale, out_shift, 1, lane_dy, lane_dy_xhat, j->x + next,
-                              j->dy + next);
-            else
-                gradient_sums(j->x + at, j->dy + at, j->v.inner, j->mean[c], j->istd[c],
-                              out_scale, out_shift, 0, lane_dy, lane_dy_xhat, j->x + next,
-                              j->dy + next);
-        }
-        double sum_dy = lane_total(lane_dy), sum_dy_xhat = lane_total(lane_dy_xhat);
-        if (j->dgamma)
-            j->dgamma[c] += (float)sum_dy_xhat;
-        if (j->dbeta)
-            j->dbeta[c] += (float)sum_dy;
-        j->mean_dy[c] = j->through_stats ? (float)(sum_dy / m) : 0.0f;
-        j->mean_dy_xhat[c] = j->through_stats ? (float)(sum_dy_xhat / m) : 0.0f;
+    double lane_dy[LANES] = {0}, lane_dy_xhat[LANES] = {0};
+    /* the output's scale and shift, as the forward computed them */
+    float scale = j->gamma[c] * j->istd[c], shift = j->beta[c] - j->mean[c] * scale;
+    for (size_t o = o0; o < o1; o++) {
+        size_t at = segment(&j->v, o, c), next = next_segment(&j->v, o, c);
+        if (j->relu) /* a constant in each call: two specialised loops */
+            gradient_sums(j->x + at, j->dy + at, j->v.inner, j->mean[c], j->istd[c], scale,
+                          shift, 1, lane_dy, lane_dy_xhat, j->x + next, j->dy + next);
+        else
+            gradient_sums(j->x + at, j->dy + at, j->v.inner, j->mean[c], j->istd[c], scale,
+                          shift, 0, lane_dy, lane_dy_xhat, j->x + next, j->dy + next);
     }
+    out[0] = lane_total(lane_dy);
+    out[1] = lane_total(lane_dy_xhat);
 }
 
-/* The input gradient of samples [begin, end), every channel: split by samples, as the
- * convolution that reads it next splits its work, so each thread writes what it reads
- * next (ResNet-20 on two threads: batch norm backward 13.0 -> 10.7 ms a step, the
- * convolutions' backward 93 -> 89 ms). The forward keeps the channel split: there the
- * second pass reads the channel while it is still in cache. */
-OPS_VECTOR_CLONES static void batchnorm_dx_samples(void *ctx, size_t begin, size_t end)
+/* dgamma, dbeta and the input gradient's two mean terms of channel c from the T threads'
+ * partial sums. In training, mu and var depend on every x of the channel, which adds the
+ * two mean terms of the closed form; with running statistics they are constants and only
+ * the scale is left. */
+static void channel_gradient_terms(const bn_job *j, size_t c, int T)
+{
+    double sum_dy = 0.0, sum_dy_xhat = 0.0, m = (double)(j->v.outer * j->v.inner);
+    for (int t = 0; t < T; t++) {
+        sum_dy += bn_partials(j, t)[2 * c];
+        sum_dy_xhat += bn_partials(j, t)[2 * c + 1];
+    }
+    if (j->dgamma)
+        j->dgamma[c] += (float)sum_dy_xhat;
+    if (j->dbeta)
+        j->dbeta[c] += (float)sum_dy;
+    j->mean_dy[c] = j->through_stats ? (float)(sum_dy / m) : 0.0f;
+    j->mean_dy_xhat[c] = j->through_stats ? (float)(sum_dy_xhat / m) : 0.0f;
+}
+
+/* Thread t of T: its samples' sums, then (after a barrier) its share of the channels'
+ * terms, then (after another) the input gradient of its samples. Without sums to take
+ * (running statistics, frozen scale and shift) the mean terms are zero. */
+OPS_VECTOR_CLONES static void batchnorm_backward_task(void *ctx, int t, int T)
 {
     const bn_job *j = ctx;
-    for (size_t o = begin; o < end; o++)
+    size_t o0, o1, c0, c1;
+    kern_split(j->v.outer, t, T, &o0, &o1);
+    if (j->dgamma || j->dbeta || j->through_stats) {
+        for (size_t c = 0; c < j->v.len; c++)
+            gradient_sums_part(j, c, o0, o1, bn_partials(j, t) + 2 * c);
+        kern_barrier();
+        kern_split(j->v.len, t, T, &c0, &c1);
+        for (size_t c = c0; c < c1; c++)
+            channel_gradient_terms(j, c, T);
+        kern_barrier();
+    }
+    for (size_t o = o0; j->dx && o < o1; o++)
         for (size_t c = 0; c < j->v.len; c++) {
             float scale = j->gamma[c] * j->istd[c];
             float out_shift = j->beta[c] - j->mean[c] * scale; /* the output's, as above */
@@ -443,12 +514,9 @@ static void batchnorm_backward(nerve_graph *g, node *n)
     j.through_stats = n->scratch[2 * j.v.len] != 0.0f;
     if (!j.dx && !j.dgamma && !j.dbeta)
         return;
-    if (j.dgamma || j.dbeta || j.through_stats)
-        kern_parallel_for(j.v.len, ops_grain(j.v.outer * j.v.inner), batchnorm_sums_channels, &j);
-    else /* running statistics and frozen scale: the input gradient is dy * scale alone */
+    if (!j.dgamma && !j.dbeta && !j.through_stats)
         memset(j.mean_dy, 0, 2 * j.v.len * sizeof(float));
-    if (j.dx)
-        kern_parallel_for(j.v.outer, ops_grain(j.v.len * j.v.inner), batchnorm_dx_samples, &j);
+    kern_run(bn_threads(n, &j), batchnorm_backward_task, &j);
 }
 
 static const op_def op_batchnorm = {"batchnorm", batchnorm_infer, batchnorm_scratch,
