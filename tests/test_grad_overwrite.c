@@ -132,8 +132,10 @@ static int build_pool(net *s, int keep, int H, int W, int square_first)
 
 TEST(grad_overwrite_max_pool_writes_fresh_gradients_whole)
 {
-    static const int sides[][2] = {{6, 36}, {4, 8}, {7, 10}}; /* tiles (two chunks), tiles, not */
-    for (size_t t = 0; t < 3; t++)
+    /* tiles: two chunks a row; narrow rows (4, 5 and 3 outputs: 4, 3 and 5 output rows a
+     * vector, with a shorter last one); then windows that do not tile the map */
+    static const int sides[][2] = {{6, 36}, {4, 8}, {10, 10}, {14, 6}, {7, 10}};
+    for (size_t t = 0; t < sizeof sides / sizeof sides[0]; t++)
         for (int square_first = 0; square_first < 2; square_first++) {
             int H = sides[t][0], W = sides[t][1], n = 6 * H * W, OH = H / 2, OW = W / 2;
             net s, k;

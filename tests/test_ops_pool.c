@@ -614,10 +614,12 @@ TEST(two_by_two_pools_on_wide_rows_match_the_definition_bit_for_bit)
 {
     /* 2x2/2 windows take a vector route of 16 outputs per step (two input rows, 32 floats
      * each): rows of 14 and 5 outputs (LeNet's maps), 16 exactly, and 18 and 33 (a full
-     * step and a short tail), odd sizes leaving a border column and row. Values from a few
+     * step and a short tail), odd sizes leaving a border column and row; rows of at most 8
+     * outputs (5, 3, 8) take several output rows per vector. Values from a few
      * integers with -0, +-inf and NaNs, so ties, "a NaN wins" and the first of two NaNs
      * all occur within and across the vectors. */
-    static const int maps[][2] = {{28, 28}, {10, 10}, {4, 32}, {5, 37}, {3, 67}, {9, 11}};
+    static const int maps[][2] = {{28, 28}, {10, 10}, {4, 32}, {5, 37}, {3, 67}, {9, 11},
+                                  {14, 6}, {12, 16}};
     enum { N = 2, C = 2, MAXN = N * C * 28 * 28 };
     static float xv[MAXN], wv[MAXN], y[MAXN], dx[MAXN], ry[MAXN], rdx[MAXN];
     nerve_rng r;

@@ -479,10 +479,87 @@ __attribute__((target("avx512f"))) static void interior_rows_3x3s2_avx512(
 }
 
 /* interior_rows for 2x2 windows with column stride 2 and no column padding, forward. */
+/* ---- 2x2 max windows on narrow maps ------------------------------------------------------
+ * Maps of at most 8 outputs a row (LeNet's 10x10 -> 5x5) would leave most lanes of a vector
+ * idle, one output row at a time. When the input rows of consecutive output rows follow
+ * each other (row stride 2, W = 2 OW), k = 16 / OW output rows take one vector: their
+ * input, at most 64 floats, is loaded once, and each lane's window element is picked by a
+ * two-level permute from index tables made once per call. */
+typedef struct narrow_tables {
+    int k;          /* output rows per vector */
+    __m512i pick[4]; /* forward: per window element, the float of the input block a lane reads */
+    __m512i lane[4]; /* backward: per 16 input floats of the block, the output lane of each */
+} narrow_tables;
+
+AVX512_INLINE int narrow_ok(const pool_geom *p)
+{
+    return p->OW <= 8 && p->W == 2 * p->OW && p->sh == 2;
+}
+
+/* The tables for OW outputs a row, built once per thread and row length (a pool calls
+ * this once per map: building them each time cost more than the pooling). */
+static _Thread_local narrow_tables narrow_cache;
+static _Thread_local int narrow_cache_ow;
+
+AVX512_INLINE const narrow_tables *narrow_tables_for(int OW)
+{
+    if (narrow_cache_ow == OW)
+        return &narrow_cache;
+    narrow_tables t;
+    int W = 2 * OW, pick[4][16], lane[4][16];
+    t.k = 16 / OW;
+    for (int i = 0; i < 16; i++) {
+        int at = (i / OW) * 2 * W + 2 * (i % OW); /* top left of lane i's window */
+        pick[0][i] = at, pick[1][i] = at + 1, pick[2][i] = at + W, pick[3][i] = at + W + 1;
+    }
+    for (int e = 0; e < 64; e++)
+        lane[e / 16][e % 16] = (e / W / 2) * OW + (e % W) / 2;
+    for (int c = 0; c < 4; c++) {
+        t.pick[c] = _mm512_loadu_si512(pick[c]);
+        t.lane[c] = _mm512_loadu_si512(lane[c]);
+    }
+    narrow_cache = t;
+    narrow_cache_ow = OW;
+    return &narrow_cache;
+}
+
+/* The floats at indices idx (< 64) of the block held in b[0..3]. */
+AVX512_INLINE __m512 pick64(const __m512 *b, __m512i idx)
+{
+    __m512 lo = _mm512_permutex2var_ps(b[0], idx, b[1]), hi = _mm512_permutex2var_ps(b[2], idx, b[3]);
+    return _mm512_mask_blend_ps(_mm512_test_epi32_mask(idx, _mm512_set1_epi32(32)), lo, hi);
+}
+
+/* Output rows [oy, oy + rows) of a narrow map, rows <= t->k: the same candidates in the
+ * same order as max_2x2_chunk. */
+AVX512_INLINE void max_2x2_narrow(const pool_geom *p, const narrow_tables *t, const float *in,
+                                  int oy, int rows, float *out, float *argmax)
+{
+    int start = (2 * oy - p->ph) * p->W, len = 2 * rows * p->W, n = rows * p->OW;
+    __m512 b[4];
+    for (int q = 0; q < 4; q++)
+        b[q] = _mm512_maskz_loadu_ps(lanes_below(len - 16 * q), in + start + 16 * q);
+    __m512i base = _mm512_set1_epi32(start);
+    max_lanes c[4];
+    for (int q = 0; q < 4; q++)
+        c[q] = max_candidates(pick64(b, t->pick[q]), _mm512_add_epi32(base, t->pick[q]));
+    max_lanes best = first_max(first_max(c[0], c[1]), first_max(c[2], c[3]));
+    __mmask16 m = lanes_below(n);
+    size_t o = (size_t)oy * p->OW;
+    _mm512_mask_storeu_ps(out + o, m, best.v);
+    _mm512_mask_storeu_ps(argmax + o, m, _mm512_cvtepi32_ps(best.at)); /* exact below 2^24 */
+}
+
 __attribute__((target("avx512f"))) static void interior_rows_2x2_avx512(
     int kind, const pool_geom *p, int oy0, int oy1, int x0, int x1, const float *in,
     float *out, float *argmax)
 {
+    if (kind == ROW_MAX && x0 == 0 && x1 == p->OW && narrow_ok(p)) {
+        const narrow_tables *t = narrow_tables_for(p->OW);
+        for (int oy = oy0; oy < oy1; oy += t->k)
+            max_2x2_narrow(p, t, in, oy, min_int(t->k, oy1 - oy), out, argmax);
+        return;
+    }
     for (int oy = oy0; oy < oy1; oy++) {
         int top = oy * p->sh - p->ph;
         size_t row = (size_t)oy * p->OW;
@@ -507,6 +584,23 @@ __attribute__((target("avx512f"))) static void max_2x2_tiles_backward_avx512(
     const __m512i dup_lo = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
     const __m512i dup_hi = _mm512_add_epi32(dup_lo, _mm512_set1_epi32(8));
     const __m512i iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    if (narrow_ok(p)) { /* k output rows at a time: their input block is 4 vectors */
+        const narrow_tables *t = narrow_tables_for(p->OW);
+        for (int oy = 0; oy < p->OH; oy += t->k) {
+            int rows = min_int(t->k, p->OH - oy), len = 4 * rows * p->OW, start = 2 * oy * p->W;
+            size_t o = (size_t)oy * p->OW;
+            __mmask16 in = lanes_below(rows * p->OW);
+            __m512 d = _mm512_maskz_loadu_ps(in, dy + o);
+            __m512i a = _mm512_cvtps_epi32(_mm512_maskz_loadu_ps(in, argmax + o));
+            for (int q = 0; q < 4 && 16 * q < len; q++) {
+                __m512i at = _mm512_add_epi32(_mm512_set1_epi32(start + 16 * q), iota);
+                __mmask16 hit = _mm512_cmpeq_epi32_mask(_mm512_permutexvar_epi32(t->lane[q], a), at);
+                _mm512_mask_storeu_ps(dmap + start + 16 * q, lanes_below(len - 16 * q),
+                                      _mm512_maskz_mov_ps(hit, _mm512_permutexvar_ps(t->lane[q], d)));
+            }
+        }
+        return;
+    }
     for (int oy = 0; oy < p->OH; oy++)
         for (int ox = 0; ox < p->OW; ox += 16) {
             int n = min_int(16, p->OW - ox);
