@@ -8,14 +8,9 @@
 #include <string.h>
 #include <time.h>
 
-#define DATA "/usr/share/datasets/fashion-mnist/"
+#include "bench_util.h"
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#define DATA "/usr/share/datasets/fashion-mnist/"
 
 int main(int argc, char **argv)
 {

@@ -16,18 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
+#include "bench_util.h"
 
 typedef struct {
     const char *what;
@@ -41,34 +30,20 @@ typedef struct {
     float *y, *scratch;
 } call;
 
-static void run_direct(const call *c)
+static void run_direct(void *p)
 {
+    const call *c = p;
     const shape *s = c->s;
     kern_conv_direct(s->N, s->C, s->H, s->W, s->K, s->KH, s->KW, s->pad, s->pad, c->OH, c->OW,
                      c->x, c->w, c->b, c->y);
 }
 
-static void run_kvec(const call *c)
+static void run_kvec(void *p)
 {
+    const call *c = p;
     const shape *s = c->s;
     kern_conv_direct_kvec(s->N, s->C, s->H, s->W, s->K, s->KH, s->KW, s->pad, s->pad, c->OH,
                           c->OW, c->x, c->w, c->b, c->y, c->scratch);
-}
-
-/* Median and best microseconds per call of fn. */
-static void time_calls(void (*fn)(const call *), const call *c, int calls, double *t,
-                       double *median, double *best)
-{
-    for (int i = 0; i < 20; i++)
-        fn(c);
-    for (int i = 0; i < calls; i++) {
-        double t0 = now();
-        fn(c);
-        t[i] = now() - t0;
-    }
-    qsort(t, (size_t)calls, sizeof(double), cmp_double);
-    *median = 1e6 * t[calls / 2];
-    *best = 1e6 * t[0];
 }
 
 static void bench(const shape *s, int threads, int calls)
@@ -92,8 +67,8 @@ static void bench(const shape *s, int threads, int calls)
     call c = {s, OH, OW, x, w, b, y, scratch};
     double dm, db, km, kb;
     nerve_set_threads(threads);
-    time_calls(run_direct, &c, calls, t, &dm, &db);
-    time_calls(run_kvec, &c, calls, t, &km, &kb);
+    bench_time_calls(run_direct, &c, calls, t, &dm, &db);
+    bench_time_calls(run_kvec, &c, calls, t, &km, &kb);
     printf("%-30s threads %d  direct %7.1f us (best %7.1f)  kvec %7.1f us (best %7.1f)  "
            "x%.2f  fits %d  (%s)\n",
            s->what, threads, dm, db, km, kb, dm / km,

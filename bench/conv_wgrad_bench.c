@@ -13,18 +13,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
+#include "bench_util.h"
 
 typedef struct {
     const char *what;
@@ -67,23 +56,6 @@ static void bench(const shape *s, int threads, int calls)
     free(dw);
     free(db);
     free(scratch);
-    free(t);
-}
-
-/* The median and best of `calls` timed calls of fn(ctx), after 20 untimed ones. */
-static void time_calls(void (*fn)(void *), void *ctx, int calls, double *median, double *best)
-{
-    double *t = malloc(sizeof(double) * calls);
-    for (int i = 0; i < 20; i++)
-        fn(ctx);
-    for (int i = 0; i < calls; i++) {
-        double t0 = now();
-        fn(ctx);
-        t[i] = now() - t0;
-    }
-    qsort(t, (size_t)calls, sizeof(double), cmp_double);
-    *median = 1e6 * t[calls / 2];
-    *best = 1e6 * t[0];
     free(t);
 }
 
@@ -131,8 +103,10 @@ static void bench_dx(const shape *s, int threads, int calls)
     dx_ctx c = {s, OH, OW, dy, w, wt, dx, scratch};
     nerve_set_threads(threads);
     double med_d, best_d, med_a, best_a;
-    time_calls(run_dgrad, &c, calls, &med_d, &best_d);
-    time_calls(run_adjoint, &c, calls, &med_a, &best_a);
+    double *t = malloc(sizeof(double) * (size_t)calls);
+    bench_time_calls(run_dgrad, &c, calls, t, &med_d, &best_d);
+    bench_time_calls(run_adjoint, &c, calls, t, &med_a, &best_a);
+    free(t);
     printf("%-28s threads %d  dx dgrad median %7.1f us best %7.1f | adjoint median %7.1f us "
            "best %7.1f  (%s)\n",
            s->what, threads, med_d, best_d, med_a, best_a, kern_isa_name());

@@ -3,30 +3,11 @@
  * than a vector, channel blocks past 16, kernels wider than the padding, no bias), and
  * bit-identical across thread counts. */
 #include "../src/kernels/kernels.h"
+#include "conv_ref.h"
 #include "test.h"
 
 #include <string.h>
 
-/* out[n,k,y,x] = bias[k] + sum w[k,c,i,j] * in[n,c,y+i-ph,x+j-pw], zero outside. */
-static void ref_conv(int N, int C, int H, int W, int K, int KH, int KW, int ph, int pw, int OH,
-                     int OW, const float *in, const float *w, const float *bias, float *out)
-{
-    for (int n = 0; n < N; n++)
-        for (int k = 0; k < K; k++)
-            for (int y = 0; y < OH; y++)
-                for (int x = 0; x < OW; x++) {
-                    double s = bias ? bias[k] : 0.0;
-                    for (int c = 0; c < C; c++)
-                        for (int i = 0; i < KH; i++)
-                            for (int j = 0; j < KW; j++) {
-                                int iy = y + i - ph, ix = x + j - pw;
-                                if (iy >= 0 && iy < H && ix >= 0 && ix < W)
-                                    s += (double)w[((k * C + c) * KH + i) * KW + j] *
-                                         in[((n * C + c) * H + iy) * W + ix];
-                            }
-                    out[((n * K + k) * OH + y) * OW + x] = (float)s;
-                }
-}
 
 enum { MAX_IN = 3 * 20 * 28 * 28, MAX_OUT = 3 * 20 * 30 * 30, MAX_W = 20 * 8 * 7 * 7 };
 static float in_v[MAX_IN], w_v[MAX_W], b_v[20], got[MAX_OUT], want[MAX_OUT], again[MAX_OUT];

@@ -610,41 +610,56 @@ TEST(pooling_on_two_threads_matches_one_thread_bit_for_bit)
     }
 }
 
+/* Inputs of a few integers with -0, +-inf and NaNs, so that ties, "a NaN wins" and the
+ * first of two NaNs all occur within and across the vectors; random output gradients. */
+enum { WIDE_N = 2, WIDE_C = 2, WIDE_MAX = WIDE_N * WIDE_C * 28 * 28 };
+static float wide_x[WIDE_MAX], wide_w[WIDE_MAX];
+
+static void wide_fill(uint64_t seed)
+{
+    nerve_rng r;
+    nerve_rng_seed(&r, seed);
+    for (int i = 0; i < WIDE_MAX; i++) {
+        int v = (int)nerve_rng_below(&r, 9) - 4;
+        wide_x[i] = v == 0 && (i & 1) ? -0.0f : v == 4 ? NAN : v == -4 ? -INFINITY : (float)v;
+        wide_w[i] = 2.0f * nerve_rng_uniform(&r) - 1.0f;
+    }
+}
+
+/* Pooling c of [2, 2, H, W] on `threads` threads against the definition, bit for bit
+ * (memcmp: NaNs compare by their bits, and the outputs keep the inputs' bits). */
+static void check_wide_pool(const nerve_pool_config *c, int threads, int H, int W)
+{
+    static float y[WIDE_MAX], dx[WIDE_MAX], ry[WIDE_MAX], rdx[WIDE_MAX];
+    int oh, ow;
+    CHECK(WIDE_N * WIDE_C * H * W <= WIDE_MAX);
+    CHECK_OK(pool_run(c, threads, WIDE_N, WIDE_C, H, W, wide_x, wide_w, y, dx, &oh, &ow));
+    size_t in_map = (size_t)H * W, out_map = (size_t)oh * ow, maps = WIDE_N * WIDE_C;
+    memset(rdx, 0, sizeof rdx);
+    for (size_t k = 0; k < maps; k++)
+        ref_pool_map(c, H, W, oh, ow, wide_x + k * in_map, wide_w + (k % WIDE_C) * out_map,
+                     ry + k * out_map, rdx + k * in_map);
+    CHECK_MSG(memcmp(y, ry, maps * out_map * sizeof(float)) == 0,
+              "type %d %dx%d/%d pad %d on %dx%d: forward differs", c->type, c->kernel[0],
+              c->kernel[1], c->stride[0], c->pad[0], H, W);
+    CHECK_MSG(memcmp(dx, rdx, maps * in_map * sizeof(float)) == 0,
+              "type %d %dx%d/%d pad %d on %dx%d: backward differs", c->type, c->kernel[0],
+              c->kernel[1], c->stride[0], c->pad[0], H, W);
+}
+
 TEST(two_by_two_pools_on_wide_rows_match_the_definition_bit_for_bit)
 {
     /* 2x2/2 windows take a vector route of 16 outputs per step (two input rows, 32 floats
      * each): rows of 14 and 5 outputs (LeNet's maps), 16 exactly, and 18 and 33 (a full
      * step and a short tail), odd sizes leaving a border column and row; rows of at most 8
-     * outputs (5, 3, 8) take several output rows per vector. Values from a few
-     * integers with -0, +-inf and NaNs, so ties, "a NaN wins" and the first of two NaNs
-     * all occur within and across the vectors. */
+     * outputs (5, 3, 8) take several output rows per vector. */
     static const int maps[][2] = {{28, 28}, {10, 10}, {4, 32}, {5, 37}, {3, 67}, {9, 11},
                                   {14, 6}, {12, 16}};
-    enum { N = 2, C = 2, MAXN = N * C * 28 * 28 };
-    static float xv[MAXN], wv[MAXN], y[MAXN], dx[MAXN], ry[MAXN], rdx[MAXN];
-    nerve_rng r;
-    nerve_rng_seed(&r, 21);
-    for (int i = 0; i < MAXN; i++) {
-        int v = (int)nerve_rng_below(&r, 9) - 4;
-        xv[i] = v == 0 && (i & 1) ? -0.0f : v == 4 ? NAN : v == -4 ? -INFINITY : (float)v;
-        wv[i] = 2.0f * nerve_rng_uniform(&r) - 1.0f;
-    }
+    wide_fill(21);
     for (int type = NERVE_POOL_MAX; type <= NERVE_POOL_AVG; type++)
         for (size_t m = 0; m < sizeof maps / sizeof maps[0]; m++) {
             nerve_pool_config c = pool_cfg((nerve_pool_type)type, 2, 2, 0, m & 1, 0);
-            int H = maps[m][0], W = maps[m][1], oh, ow;
-            CHECK(N * C * H * W <= MAXN);
-            CHECK_OK(pool_run(&c, 1, N, C, H, W, xv, wv, y, dx, &oh, &ow));
-            size_t in_map = (size_t)H * W, out_map = (size_t)oh * ow;
-            memset(rdx, 0, sizeof rdx);
-            for (size_t k = 0; k < (size_t)N * C; k++)
-                ref_pool_map(&c, H, W, oh, ow, xv + k * in_map, wv + (k % C) * out_map,
-                             ry + k * out_map, rdx + k * in_map);
-            /* memcmp: NaNs compare by their bits, and the outputs keep the inputs' bits. */
-            CHECK_MSG(memcmp(y, ry, N * C * out_map * sizeof(float)) == 0,
-                      "type %d on %dx%d: forward differs", type, H, W);
-            CHECK_MSG(memcmp(dx, rdx, N * C * in_map * sizeof(float)) == 0,
-                      "type %d on %dx%d: backward differs", type, H, W);
+            check_wide_pool(&c, 1, maps[m][0], maps[m][1]);
         }
     /* The average's double sum starts at +0: windows of -0 average to +0. */
     float zeros[2 * 34], avg[17];
@@ -662,31 +677,12 @@ TEST(three_by_three_stride_two_max_pools_on_wide_rows_match_the_definition_bit_f
 {
     /* 3x3/2 max windows (ResNet's stem pooling) take a vector route of 16 outputs per step
      * (2 * 16 + 1 floats of each window row): rows of 16 outputs exactly, a full step and a
-     * tail, padding 0 and 1, ceil mode; ties, -0, infinities and NaNs as above. */
+     * tail, padding 0 and 1, ceil mode, on two threads. */
     static const int maps[][2] = {{6, 112}, {7, 35}, {5, 33}, {9, 67}, {4, 66}, {8, 19}};
-    enum { N = 2, C = 2, MAXN = N * C * 6 * 112 };
-    static float xv[MAXN], wv[MAXN], y[MAXN], dx[MAXN], ry[MAXN], rdx[MAXN];
-    nerve_rng r;
-    nerve_rng_seed(&r, 22);
-    for (int i = 0; i < MAXN; i++) {
-        int v = (int)nerve_rng_below(&r, 9) - 4;
-        xv[i] = v == 0 && (i & 1) ? -0.0f : v == 4 ? NAN : v == -4 ? -INFINITY : (float)v;
-        wv[i] = 2.0f * nerve_rng_uniform(&r) - 1.0f;
-    }
+    wide_fill(22);
     for (int pad = 0; pad <= 1; pad++)
         for (size_t m = 0; m < sizeof maps / sizeof maps[0]; m++) {
             nerve_pool_config c = pool_cfg(NERVE_POOL_MAX, 3, 2, pad, m & 1, 0);
-            int H = maps[m][0], W = maps[m][1], oh, ow;
-            CHECK(N * C * H * W <= MAXN);
-            CHECK_OK(pool_run(&c, 2, N, C, H, W, xv, wv, y, dx, &oh, &ow));
-            size_t in_map = (size_t)H * W, out_map = (size_t)oh * ow;
-            memset(rdx, 0, sizeof rdx);
-            for (size_t k = 0; k < (size_t)N * C; k++)
-                ref_pool_map(&c, H, W, oh, ow, xv + k * in_map, wv + (k % C) * out_map,
-                             ry + k * out_map, rdx + k * in_map);
-            CHECK_MSG(memcmp(y, ry, N * C * out_map * sizeof(float)) == 0,
-                      "pad %d on %dx%d: forward differs", pad, H, W);
-            CHECK_MSG(memcmp(dx, rdx, N * C * in_map * sizeof(float)) == 0,
-                      "pad %d on %dx%d: backward differs", pad, H, W);
+            check_wide_pool(&c, 2, maps[m][0], maps[m][1]);
         }
 }
