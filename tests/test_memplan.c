@@ -341,3 +341,40 @@ TEST(memplan_large_float_blocks_are_zeroed_aligned_and_counted)
         CHECK(nerve_alloc_bytes() == before);
     }
 }
+
+/* ---- one workspace for the convolutions ----------------------------------------------- */
+
+/* The convolutions' scratch is workspace of a single call: every conv of a graph uses the
+ * same buffer, the graph's one, while operators whose scratch carries state from forward
+ * to backward (max pooling's argmax, batch norm's statistics) keep their own. Gradients
+ * through three convolutions of different shapes and routes still pass finite
+ * differences, so no conv relies on what another left there. */
+TEST(memplan_convolutions_share_one_workspace)
+{
+    nerve_graph *g = nerve_graph_create();
+    int x = nerve_input(g, "x", 4, (int[]){2, 2, 7, 6});
+    nerve_conv_config same = nerve_conv_default(), strided = nerve_conv_default();
+    same.same = 1;
+    strided.stride[0] = strided.stride[1] = 2;
+    int w1 = nerve_param(g, "w1", 4, (int[]){4, 2, 3, 3});
+    int w2 = nerve_param(g, "w2", 4, (int[]){3, 4, 3, 3});
+    int w3 = nerve_param(g, "w3", 4, (int[]){2, 3, 1, 1});
+    int c1 = nerve_conv(g, x, w1, -1, &same);
+    nerve_pool_config pc = nerve_pool_config_make(NERVE_POOL_MAX, 2, 1, 0);
+    int p = nerve_pool(g, nerve_activation(g, c1, nerve_act_default(NERVE_ACT_TANH)), &pc);
+    int c2 = nerve_conv(g, p, w2, -1, &strided);
+    int c3 = nerve_conv(g, nerve_activation(g, c2, nerve_act_default(NERVE_ACT_TANH)), w3, -1,
+                        NULL);
+    int loss = nerve_mean(g, nerve_mul(g, c3, c3), NERVE_AXIS_ALL, 0);
+    CHECK_OK(nerve_graph_compile(g, 2));
+    fill(g, x, 31);
+    fill(g, w1, 32);
+    fill(g, w2, 33);
+    fill(g, w3, 34);
+    const node *n1 = &g->nodes[c1], *n2 = &g->nodes[c2], *np = &g->nodes[p];
+    CHECK(g->workspace && n1->scratch == g->workspace && n2->scratch == g->workspace);
+    CHECK(np->scratch && np->scratch != g->workspace);
+    CHECK_OK(nerve_input_set_requires_grad(g, x, 1));
+    CHECK_OK(nerve_gradcheck(g, loss, 1e-2f, 1e-3f, 1e-2f));
+    nerve_graph_free(g);
+}

@@ -39,6 +39,9 @@ enum {
                               * backward takes n->grad as the gradient of that relu's
                               * output (masks it itself): the memory plan then folds a ReLU
                               * that runs in place over this node into it */
+    OP_SCRATCH_TRANSIENT = 64, /* the scratch is workspace of one forward or backward call,
+                                * holding nothing between calls: all such nodes of a graph
+                                * share one buffer */
 };
 
 typedef struct op_def {
@@ -100,6 +103,7 @@ struct nerve_graph {
     float **grad_pool;     /* n_grad_pool shared gradient buffers, owned by the graph */
     int n_grad_pool;
     unsigned char *zeroed; /* n_nodes bytes: gradient zeroed in this backward pass */
+    float *workspace;      /* the scratch of every OP_SCRATCH_TRANSIENT node */
 };
 
 static inline size_t node_numel(const node *n) { return nerve_shape_numel(n->ndim, n->dims); }

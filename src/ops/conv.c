@@ -1238,7 +1238,7 @@ static void conv_backward(nerve_graph *g, node *n)
 }
 
 static const op_def op_conv = {"conv", conv_infer, conv_scratch, conv_forward, conv_backward,
-                               OP_OUTPUT_UNREAD | OP_GRAD_OVERWRITE};
+                               OP_OUTPUT_UNREAD | OP_GRAD_OVERWRITE | OP_SCRATCH_TRANSIENT};
 
 static const nerve_conv_config *config_or_default(const nerve_conv_config *c,
                                                   nerve_conv_config *fallback)
@@ -1306,7 +1306,7 @@ static void conv_transpose_backward(nerve_graph *g, node *n)
 
 static const op_def op_conv_transpose = {"conv_transpose", conv_transpose_infer,
                                          conv_transpose_scratch, conv_transpose_forward,
-                                         conv_transpose_backward, 0};
+                                         conv_transpose_backward, OP_SCRATCH_TRANSIENT};
 
 int nerve_conv_transpose(nerve_graph *g, int x, int w, int bias, const nerve_conv_config *cfg,
                          const int *output_padding)
@@ -1473,7 +1473,7 @@ static void local_backward(nerve_graph *g, node *n)
 }
 
 static const op_def op_local = {"local", local_infer, local_scratch, local_forward,
-                                local_backward, 0};
+                                local_backward, OP_SCRATCH_TRANSIENT};
 
 int nerve_local(nerve_graph *g, int x, int w, int bias, const nerve_conv_config *cfg)
 {
