@@ -24,7 +24,7 @@ row() { printf "%-44s %16s %16s   %s\n" "$1" "$2" "$3" "$4"; }
 row "workload" "nerve" "pytorch" "nerve/pytorch"
 
 # 1. SGEMM: GFLOP/s and the fraction of the FMA peak measured in the same run.
-gb=$($BUILD/bench/gemm_bench $(steps 5 2) 2>/dev/null)
+gb=$($BUILD/bench/gemm_bench $(steps 10 2) 2>/dev/null)
 peak=$(echo "$gb" | field peak_gflops_per_core)
 for t in 1 2; do
     tg=""
