@@ -918,10 +918,9 @@ static int conv_infer(nerve_graph *g, node *n)
 /* ---- Winograd route for the forward of 3x3 stride-1 convolutions ----------------------
  * kern_winograd_conv3x3 needs 2.25x fewer multiply-adds than the column product and beats
  * it on every 3x3 layer of ResNet-18 (batch 1) and ResNet-20 (batch 128) measured, from 16
- * channels and 7x7 images up (ResNet-18's last stage, 512 channels at 7x7, batch 1: 0.63
- * against 1.14 ms on two threads; a 7x7 tile grid still wastes only 31% of its outputs). It takes a plain, one-group, same-size-padded 2-D
+ * channels and 8x8 images up. It takes a plain, one-group, same-size-padded 2-D
  * correlation; the rest goes through the engine. Its workspace shares the node's scratch. */
-enum { WINOGRAD_MIN_CHANNELS = 16, WINOGRAD_MIN_EXTENT = 7 };
+enum { WINOGRAD_MIN_CHANNELS = 16, WINOGRAD_MIN_EXTENT = 8 };
 
 static int winograd_fits(const conv_geom *cg)
 {
