@@ -625,6 +625,19 @@ static void conv_adjoint(const conv_geom *cg, const float *w, const float *small
         kern_run(T, pair_count(cg) >= T ? adjoint_pairs_task : adjoint_channels_task, &j);
 }
 
+/* A one-group, unflipped 2-D (or 1-D) convolution with stride 1 and no dilation: the shape
+ * the implicit weight gradient, the direct routes and Winograd all start from. */
+static int plain_stride1_2d(const conv_geom *cg)
+{
+    const kern_conv_shape *k = &cg->ks;
+    if (cg->groups != 1 || k->flip || k->image[0] != 1 || k->kernel[0] != 1)
+        return 0;
+    for (int d = 1; d < MAX_SPATIAL; d++)
+        if (k->stride[d] != 1 || k->dilation[d] != 1)
+            return 0;
+    return 1;
+}
+
 /* ---- weight gradient of stride-1 convolutions without a column matrix -----------------
  * With stride 1, dilation 1 and one group, the patch matrix need not be built. Store one
  * image pixel-major and zero-padded, xp [Hp, Wp, C] (Hp = OH + KH - 1, Wp = OW + KW - 1):
@@ -651,12 +664,8 @@ typedef struct implicit_wgrad {
 static int implicit_wgrad_plan(const conv_geom *cg, implicit_wgrad *iw)
 {
     const kern_conv_shape *k = &cg->ks;
-    if (cg->groups != 1 || k->flip || k->image[0] != 1 || k->kernel[0] != 1 ||
-        cg->big_c < IMPLICIT_WGRAD_MIN_CHANNELS)
+    if (!plain_stride1_2d(cg) || cg->big_c < IMPLICIT_WGRAD_MIN_CHANNELS)
         return 0;
-    for (int d = 1; d < MAX_SPATIAL; d++)
-        if (k->stride[d] != 1 || k->dilation[d] != 1)
-            return 0;
     iw->C = cg->big_c, iw->K = cg->small_c;
     iw->KH = k->kernel[1], iw->KW = k->kernel[2], iw->OH = k->out[1], iw->OW = k->out[2];
     iw->Hp = iw->OH + iw->KH - 1, iw->Wp = iw->OW + iw->KW - 1;
@@ -765,18 +774,11 @@ static int implicit_weight_grad(const conv_geom *cg, const float *big, const flo
     return 1;
 }
 
-/* The shapes every direct route takes: 2-D (or 1-D), stride 1, no dilation, one group, no
- * flip, on the AVX-512 path (a forced narrower path keeps the column route). */
+/* The shapes every direct route takes: plain_stride1_2d on the AVX-512 path (a forced
+ * narrower path keeps the column route). */
 static int direct_shape(const conv_geom *cg)
 {
-    const kern_conv_shape *k = &cg->ks;
-    if (cg->groups != 1 || k->flip || k->image[0] != 1 || k->kernel[0] != 1 ||
-        strcmp(kern_isa_name(), "avx512") != 0)
-        return 0;
-    for (int d = 1; d < MAX_SPATIAL; d++)
-        if (k->stride[d] != 1 || k->dilation[d] != 1)
-            return 0;
-    return 1;
+    return plain_stride1_2d(cg) && strcmp(kern_isa_name(), "avx512") == 0;
 }
 
 /* ---- direct weight gradient (src/kernels/conv_direct_grad.c) ----------------------------
@@ -925,11 +927,11 @@ enum { WINOGRAD_MIN_CHANNELS = 16, WINOGRAD_MIN_EXTENT = 8 };
 static int winograd_fits(const conv_geom *cg)
 {
     const kern_conv_shape *k = &cg->ks;
-    if (cg->groups != 1 || k->flip || k->image[0] != 1 || k->kernel[0] != 1)
+    if (!plain_stride1_2d(cg))
         return 0;
     for (int d = 1; d < MAX_SPATIAL; d++)
-        if (k->kernel[d] != 3 || k->stride[d] != 1 || k->dilation[d] != 1 ||
-            k->out[d] != k->image[d] + 2 * k->pad[d] - 2 || k->image[d] < WINOGRAD_MIN_EXTENT)
+        if (k->kernel[d] != 3 || k->out[d] != k->image[d] + 2 * k->pad[d] - 2 ||
+            k->image[d] < WINOGRAD_MIN_EXTENT)
             return 0;
     return cg->big_c >= WINOGRAD_MIN_CHANNELS && cg->small_c >= WINOGRAD_MIN_CHANNELS;
 }
