@@ -668,9 +668,29 @@ void nerve_schedule_observe(nerve_schedule *s, float metric);
 /* 10. Data sets and batches                                                              */
 /* ===================================================================================== */
 
-/* An in-memory labelled data set: n samples of `sample_numel` floats each with shape
- * dims[0..ndim) (no batch dimension), and one integer label per sample (stored as float,
- * -1 if unlabelled). */
+/* What a sample's target is (docs/data.md). The input is always x; the target is one of: */
+typedef enum nerve_target_kind {
+    NERVE_TARGET_CLASS = 0, /* y[i]: a class index (stored as float; -1 if unlabelled) */
+    NERVE_TARGET_VALUES,    /* t: target_numel floats per sample of shape tdims: a regression
+                               vector, an image or any tensor (image to image) */
+    NERVE_TARGET_INPUT,     /* the input itself (reconstruction; a denoising model's noise is
+                               applied to the input only); nothing is stored in t */
+    NERVE_TARGET_MASK,      /* t: one class index per pixel, shape tdims = [H, W] (as floats);
+                               ignore_index marks pixels that carry no label */
+    NERVE_TARGET_BOXES,     /* boxes[box_start[i] .. box_start[i+1]): labelled boxes */
+    NERVE_TARGET_TOKENS     /* t: target_numel token indices per sample (as floats) */
+} nerve_target_kind;
+
+/* A labelled box, YOLO style: centre and size relative to the image (0..1). */
+typedef struct nerve_box {
+    float cls;
+    float x, y, w, h;
+} nerve_box;
+
+/* An in-memory data set: n samples of `sample_numel` floats each with shape dims[0..ndim)
+ * (no batch dimension) and a target of kind `target`. For class targets y holds one label
+ * per sample (stored as float, -1 if unlabelled); y is always allocated and other kinds may
+ * use it too (e.g. the class of a regression sample, for stratified plots). */
 typedef struct nerve_dataset {
     int n;
     int ndim;
@@ -679,13 +699,33 @@ typedef struct nerve_dataset {
     float *x;      /* n * sample_numel */
     float *y;      /* n */
     int n_classes; /* 1 + max label, 0 if unlabelled */
+    /* targets other than a class index (nerve_dataset_alloc_target) */
+    nerve_target_kind target;
+    int tndim;
+    int tdims[NERVE_MAX_DIMS];
+    size_t target_numel;  /* values per sample in t */
+    float *t;             /* n * target_numel (VALUES, MASK, TOKENS), else NULL */
+    int64_t *box_start;   /* n + 1 offsets into boxes (BOXES), else NULL */
+    nerve_box *boxes;     /* box_start[n] boxes */
+    int ignore_index;     /* MASK: the value of unlabelled pixels (default -1) */
+    char **names;         /* n_names class names (NULL: none), e.g. from a names= file */
+    int n_names;
 } nerve_dataset;
 
 /* Allocates a data set of n samples of shape dims[0..ndim): x zero-filled, every label -1
  * (unlabelled), n_classes 0; the caller fills it in. x and y are the library's to free. */
 int nerve_dataset_alloc(nerve_dataset *d, int n, int ndim, const int *dims);
-/* Frees x and y of a data set made by the library and zeroes the struct. */
+/* Frees everything a data set made by the library owns and zeroes the struct. */
 void nerve_dataset_free(nerve_dataset *d);
+/* Gives d (already allocated with n samples) a target of `kind` (VALUES, MASK or TOKENS)
+ * of shape tdims[0..tndim), zero-filled, or marks it INPUT / CLASS (tndim 0, nothing
+ * allocated). Any earlier target storage is freed. */
+int nerve_dataset_alloc_target(nerve_dataset *d, nerve_target_kind kind, int tndim,
+                               const int *tdims);
+/* Gives d box targets: counts[i] boxes for sample i, copied from boxes (sum of counts). */
+int nerve_dataset_set_boxes(nerve_dataset *d, const int *counts, const nerve_box *boxes);
+/* Copies n class names (names[i] for class i). */
+int nerve_dataset_set_names(nerve_dataset *d, int n, const char *const *names);
 /* IDX files (MNIST format, plain or gzip-compressed, detected by content). Images are
  * scaled by `scale` (e.g. 1/255). labels_path may be NULL. Every header field and size is
  * validated; errors name the file. */
@@ -696,6 +736,8 @@ int nerve_dataset_load_idx(nerve_dataset *d, const char *images_path, const char
  * taken as a header. Errors name file and line. */
 #define NERVE_CSV_NO_LABEL (-1000)
 int nerve_dataset_load_csv(nerve_dataset *d, const char *path, int label_col);
+/* dst gets copies of the samples src[idx[0..count)] with their targets and names. */
+int nerve_dataset_gather(nerve_dataset *dst, const nerve_dataset *src, const int *idx, int count);
 /* Moves the last `fraction` of a (shuffled by seed if seed != 0) data set into val. */
 int nerve_dataset_split(nerve_dataset *d, nerve_dataset *val, float fraction, uint64_t seed);
 /* Per-feature mean and standard deviation (population), each sample_numel floats. */
@@ -711,6 +753,7 @@ typedef struct nerve_batcher {
     int shuffle;
     int *order;   /* permutation of 0..n-1 */
     int pos;      /* next sample in order */
+    int last_pos, last_count; /* the last batch: order[last_pos .. last_pos + last_count) */
     nerve_rng rng;
 } nerve_batcher;
 
@@ -722,6 +765,12 @@ void nerve_batcher_reset(nerve_batcher *b);
 /* Copies the next batch into x (batch_size * sample_numel) and y (batch_size); returns
  * the number of samples copied (0 at the end of the epoch). */
 int nerve_batcher_next(nerve_batcher *b, float *x, float *y);
+/* The same, also copying the fixed-size targets (VALUES, MASK, TOKENS) into t
+ * (batch_size * target_numel; may be NULL). */
+int nerve_batcher_next_target(nerve_batcher *b, float *x, float *y, float *t);
+/* The data-set indices of the samples of the last batch returned (count of them in *n):
+ * how variable-length targets (boxes) are gathered. */
+const int *nerve_batcher_last_indices(const nerve_batcher *b, int *n);
 
 /* ===================================================================================== */
 /* 10b. Augmentation                                                                      */

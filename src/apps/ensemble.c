@@ -11,19 +11,16 @@ int nerve_dataset_bootstrap(const nerve_dataset *src, nerve_dataset *dst, uint64
 {
     if (!src || !dst || !src->x || src->n < 1)
         return nerve_set_error(NERVE_ERR_ARG, "bootstrap: no data set or an empty one");
-    int st = nerve_dataset_alloc(dst, src->n, src->ndim, src->dims);
-    if (st)
-        return st;
+    int *idx = nerve_xmalloc((size_t)src->n * sizeof *idx);
+    if (!idx)
+        return NERVE_ERR_NOMEM;
     nerve_rng r;
     nerve_rng_seed(&r, seed);
-    size_t numel = src->sample_numel;
-    for (int i = 0; i < src->n; i++) {
-        uint32_t j = nerve_rng_below(&r, (uint32_t)src->n);
-        memcpy(dst->x + (size_t)i * numel, src->x + (size_t)j * numel, numel * sizeof(float));
-        dst->y[i] = src->y ? src->y[j] : -1.0f;
-    }
-    dst->n_classes = src->n_classes;
-    return NERVE_OK;
+    for (int i = 0; i < src->n; i++)
+        idx[i] = (int)nerve_rng_below(&r, (uint32_t)src->n);
+    int st = nerve_dataset_gather(dst, src, idx, src->n);
+    nerve_xfree(idx);
+    return st;
 }
 
 /* ---- running a model in eval mode over batches ------------------------------------------ */
