@@ -847,6 +847,27 @@ int nerve_resize_parse(const char *name, nerve_resize *out); /* "none", "stretch
 int nerve_jpeg_write(const char *path, int w, int h, int channels, const float *data,
                      int quality);
 
+/* CIFAR-10/100 binary files (data_batch_N.bin, test_batch.bin, train.bin, test.bin): records
+ * of 1 label byte + 3072 pixel bytes (CIFAR-10) or coarse + fine label bytes + 3072 pixel
+ * bytes (CIFAR-100), pixels as 32x32 planes of R, G, B, each times scale. kind: 10, 100, or 0
+ * to tell from the file size (a whole number of 3073- or 3074-byte records; a size that is
+ * neither is an error saying which format the file looks like and where it is cut). coarse:
+ * CIFAR-100's 20 coarse classes instead of the 100 fine ones. Samples are [3, 32, 32];
+ * n_classes 10, 20 or 100. Several files are concatenated in order. */
+int nerve_dataset_load_cifar(nerve_dataset *d, const char *const *paths, int n, int kind,
+                             int coarse, float scale);
+int nerve_dataset_parse_cifar(nerve_dataset *d, const void *buf, size_t len, const char *name,
+                              int kind, int coarse, float scale);
+
+/* Writes the images of d as root/<class>/<index>.png (format "png") or .jpg ("jpg",
+ * quality 1..100), index = the sample's 0-based position (%05d): the image folder that
+ * nerve_dataset_load_image_folder reads back. Samples are [H, W] or [C, H, W] (C 1 or 3) with
+ * values in [0, 1] (clamped, rounded to 8 bits). Class folders are named names[k] (NULL:
+ * d->names, else the class index); a name that cannot be a folder name ('/', ".", "..",
+ * empty) or a repeated one is an error. Files are written in parallel. */
+int nerve_dataset_export_images(const nerve_dataset *d, const char *root, const char *format,
+                                int quality, const char *const *names, int n_names);
+
 /* How images become samples: every image is decoded once, at load time, on the library's
  * threads, into memory. */
 typedef struct nerve_image_options {

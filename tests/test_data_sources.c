@@ -857,3 +857,161 @@ TEST(gather_split_and_bootstrap_keep_values_boxes_and_names)
     nerve_dataset_free(&v);
     nerve_dataset_free(&d);
 }
+
+/* ---- export ----------------------------------------------------------------------------- */
+
+TEST(export_writes_a_folder_tree_that_loads_back_bit_for_bit_from_png)
+{
+    nerve_dataset d, back;
+    CHECK_OK(nerve_dataset_alloc(&d, 7, 2, (int[]){5, 4}));
+    for (int i = 0; i < 7; i++) {
+        d.y[i] = (float)(i % 3);
+        for (int j = 0; j < 20; j++)
+            d.x[i * 20 + j] = (float)((i * 31 + j * 17) % 256) * (1.0f / 255);
+    }
+    d.n_classes = 3;
+    char root[512];
+    const char *names[] = {"zz", "aa", "mm"};
+    CHECK_OK(nerve_dataset_export_images(&d, tmp(root, "out/deep/tree"), "png", 0, names, 3));
+    char path[700];
+    snprintf(path, sizeof path, "%s/zz/00003.png", root);
+    FILE *fp = fopen(path, "rb");
+    CHECK(fp != NULL);
+    fclose(fp);
+    nerve_image_options o = {1, 0, 0, NERVE_RESIZE_NONE, 1};
+    CHECK_OK(nerve_dataset_load_image_folder(&back, root, &o));
+    CHECK(back.n == 7 && back.dims[1] == 5 && back.dims[2] == 4);
+    /* folders sorted aa (class 1), mm (2), zz (0); within, by sample index */
+    CHECK_OK(nerve_dataset_use_names(&back, names, 3, "names"));
+    int order[7] = {1, 4, 2, 5, 0, 3, 6};
+    for (int k = 0; k < 7; k++) {
+        int i = order[k];
+        CHECK(back.y[k] == d.y[i]);
+        CHECK(memcmp(back.x + k * 20, d.x + i * 20, 20 * sizeof(float)) == 0);
+    }
+    nerve_dataset_free(&back);
+    /* JPEG, classes named by index */
+    CHECK_OK(nerve_dataset_export_images(&d, tmp(root, "jp"), "jpg", 90, NULL, 0));
+    CHECK_OK(nerve_dataset_load_image_folder(&back, root, &o));
+    CHECK(back.n == 7 && !strcmp(back.names[2], "2"));
+    nerve_dataset_free(&back);
+    const char *bad[] = {"a", "b/c", "d"};
+    CHECK(error_has(nerve_dataset_export_images(&d, root, "png", 0, bad, 3), NERVE_ERR_ARG,
+                    "'b/c' cannot be a folder name"));
+    const char *dup[] = {"a", "b", "a"};
+    CHECK(error_has(nerve_dataset_export_images(&d, root, "png", 0, dup, 3), NERVE_ERR_ARG,
+                    "both named 'a'"));
+    CHECK(error_has(nerve_dataset_export_images(&d, root, "gif", 0, NULL, 0), NERVE_ERR_ARG, "'gif'"));
+    d.y[2] = -1;
+    CHECK(error_has(nerve_dataset_export_images(&d, root, "png", 0, NULL, 0), NERVE_ERR_ARG,
+                    "sample 2 has no class"));
+    nerve_dataset_free(&d);
+}
+
+TEST(cli_data_export_then_train_from_the_folder)
+{
+    char img[512], lab[512], out[512], cmd[4096];
+    write_idx_images(tmp(img, "e_img.idx"), 12, 2, (int[]){4, 4});
+    write_idx_labels(tmp(lab, "e_lab.idx"), 12, 3);
+    tmp(out, "exported");
+    char names[512];
+    put_text(tmp(names, "e.names"), "one\ntwo\nthree\n");
+    snprintf(cmd, sizeof cmd, "%s/nerve data export %s %s %s --names %s > %s/out.txt 2>&1",
+             test_build_dir(), img, lab, out, names, test_tmpdir());
+    CHECK(system(cmd) == 0);
+    char path[700];
+    snprintf(path, sizeof path, "%s/three/00002.png", out);
+    nerve_image im;
+    CHECK_OK(nerve_image_load(path, 0, &im));
+    nerve_dataset idx;
+    CHECK_OK(nerve_dataset_load_idx(&idx, img, lab, 1.0f / 255));
+    CHECK(memcmp(im.data, idx.x + 2 * 16, 16 * sizeof(float)) == 0);
+    nerve_image_free(&im);
+    nerve_dataset_free(&idx);
+    snprintf(cmd, sizeof cmd, "%s/nerve data export %s %s %s --format gif > /dev/null 2>&1",
+             test_build_dir(), img, lab, out);
+    CHECK(system(cmd) != 0);
+}
+
+/* ---- CIFAR ------------------------------------------------------------------------------- */
+
+/* n records; CIFAR-10 label i % 10, CIFAR-100 coarse i % 20, fine (7 i) % 100; pixel k of
+ * record i = (i + k) % 256. */
+static size_t cifar_bytes(unsigned char *buf, int n, int kind)
+{
+    size_t rec = kind == 10 ? 3073 : 3074, k = 0;
+    for (int i = 0; i < n; i++) {
+        if (kind == 10)
+            buf[k++] = (unsigned char)(i % 10);
+        else {
+            buf[k++] = (unsigned char)(i % 20);
+            buf[k++] = (unsigned char)((7 * i) % 100);
+        }
+        for (int p = 0; p < 3072; p++)
+            buf[k++] = (unsigned char)((i + p) % 256);
+    }
+    return rec * (size_t)n;
+}
+
+TEST(cifar_10_and_100_records_and_labels)
+{
+    unsigned char *buf = malloc(3074 * 12);
+    size_t len = cifar_bytes(buf, 12, 10);
+    nerve_dataset d;
+    CHECK_OK(nerve_dataset_parse_cifar(&d, buf, len, "b.bin", 0, 0, 1.0f / 255));
+    CHECK(d.n == 12 && d.n_classes == 10 && d.dims[0] == 3 && d.dims[1] == 32 && d.y[11] == 1);
+    CHECK_NEAR(d.x[5 * 3072 + 1024 + 3], ((5 + 1024 + 3) % 256) / 255.0, 1e-7); /* G plane */
+    nerve_dataset_free(&d);
+    CHECK(error_has(nerve_dataset_parse_cifar(&d, buf, len, "b.bin", 0, 1, 1), NERVE_ERR_FORMAT,
+                    "CIFAR-10 records have no coarse label"));
+    len = cifar_bytes(buf, 12, 100);
+    CHECK_OK(nerve_dataset_parse_cifar(&d, buf, len, "c.bin", 0, 0, 1));
+    CHECK(d.n == 12 && d.n_classes == 100 && d.y[3] == 21 && d.x[3 * 3072] == 3);
+    nerve_dataset_free(&d);
+    CHECK_OK(nerve_dataset_parse_cifar(&d, buf, len, "c.bin", 0, 1, 1));
+    CHECK(d.n_classes == 20 && d.y[3] == 3);
+    nerve_dataset_free(&d);
+    /* truncated: says what it looks like and where it is cut */
+    CHECK(error_has(nerve_dataset_parse_cifar(&d, buf, len - 100, "c.bin", 0, 0, 1), NERVE_ERR_FORMAT,
+                    "looks like CIFAR-100 (labels in range at every 3074 bytes) cut after 11 records"));
+    len = cifar_bytes(buf, 12, 10);
+    CHECK(error_has(nerve_dataset_parse_cifar(&d, buf, len - 5, "b.bin", 0, 0, 1), NERVE_ERR_FORMAT,
+                    "looks like CIFAR-10"));
+    CHECK(error_has(nerve_dataset_parse_cifar(&d, buf, len, "b.bin", 100, 0, 1), NERVE_ERR_FORMAT,
+                    "not a whole number of CIFAR-100 records"));
+    buf[3073 * 4] = 10; /* record 4's label */
+    CHECK(error_has(nerve_dataset_parse_cifar(&d, buf, len, "b.bin", 10, 0, 1), NERVE_ERR_FORMAT,
+                    "b.bin: record 4 (byte 12292): the label 10 is not 0..9"));
+    CHECK(error_has(nerve_dataset_parse_cifar(&d, buf, 0, "e.bin", 0, 0, 1), NERVE_ERR_FORMAT,
+                    "empty file"));
+    /* every prefix: an error or records, never a crash */
+    for (size_t k = 0; k < 3 * 3073; k += 97) {
+        if (nerve_dataset_parse_cifar(&d, buf, k, "p.bin", 0, 0, 1) == NERVE_OK)
+            nerve_dataset_free(&d);
+    }
+    free(buf);
+}
+
+TEST(a_cfg_reads_several_cifar_files_and_needs_a_3x32x32_input)
+{
+    unsigned char *buf = malloc(3073 * 5);
+    char a[512], b[512], keys[2048];
+    put_file(tmp(a, "data_batch_1.bin"), buf, cifar_bytes(buf, 5, 10));
+    put_file(tmp(b, "data_batch_2.bin"), buf, cifar_bytes(buf, 3, 10));
+    free(buf);
+    snprintf(keys, sizeof keys, "height=32\nwidth=32\nchannels=3\ntrain_cifar=%s,%s\n", a, b);
+    nerve_model *m = cfg_model("cifar.cfg", keys);
+    CHECK(m);
+    nerve_dataset d;
+    CHECK_OK(nerve_config_load_data(nerve_model_config(m), &d, NULL));
+    CHECK(d.n == 8 && d.n_classes == 10 && d.y[6] == 1);
+    CHECK_NEAR(d.x[3072], 1 / 255.0, 1e-7);
+    nerve_dataset_free(&d);
+    nerve_model_free(m);
+    snprintf(keys, sizeof keys, "height=28\nwidth=28\nchannels=3\ntrain_cifar=%s\n", a);
+    m = cfg_model("cifar2.cfg", keys);
+    CHECK(m);
+    CHECK(error_has(nerve_config_load_data(nerve_model_config(m), &d, NULL), NERVE_ERR_ARG,
+                    "train_cifar: CIFAR images are [3, 32, 32]"));
+    nerve_model_free(m);
+}

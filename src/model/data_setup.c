@@ -89,6 +89,25 @@ static int load_idx(const nerve_net_config *c, nerve_dataset *d, const char *ima
     return st;
 }
 
+/* CIFAR binary files: a comma-separated list, concatenated; the model must take [3, 32, 32]. */
+static int load_cifar(const nerve_net_config *c, nerve_dataset *d, const char *list, const char *key)
+{
+    if (c->ndim != 3 || c->dims[0] != 3 || c->dims[1] != 32 || c->dims[2] != 32)
+        return nerve_set_error(NERVE_ERR_ARG, "%s: CIFAR images are [3, 32, 32]; set channels=3, "
+                               "height=32, width=32", key);
+    char copy[1024];
+    const char *paths[64];
+    int n = 0;
+    snprintf(copy, sizeof copy, "%s", list);
+    for (char *p = copy, *comma; p && n < 64; p = comma ? comma + 1 : NULL) {
+        comma = strchr(p, ',');
+        if (comma)
+            *comma = '\0';
+        paths[n++] = p;
+    }
+    return nerve_dataset_load_cifar(d, paths, n, 0, c->data.cifar_coarse, c->input_scale);
+}
+
 static int load_one(const nerve_net_config *c, nerve_dataset *d, const source *s, const char *what)
 {
     memset(d, 0, sizeof *d);
@@ -113,9 +132,11 @@ static int load_one(const nerve_net_config *c, nerve_dataset *d, const source *s
         st = load_folder(c, d, s->folder, key);
     } else if (s->images[0])
         st = load_idx(c, d, s->images, s->labels[0] ? s->labels : NULL);
-    else
-        st = nerve_set_error(NERVE_ERR_ARG, "%s_%s: this source is not available yet", what,
-                             s->list[0] ? "list" : "cifar");
+    else if (s->cifar[0]) {
+        snprintf(key, sizeof key, "%s_cifar", what);
+        st = load_cifar(c, d, s->cifar, key);
+    } else
+        st = nerve_set_error(NERVE_ERR_ARG, "%s_list: this source is not available yet", what);
     /* a names file gives the classes their names (CSV used them while parsing) */
     if (st == NERVE_OK && names && !s->csv[0]) {
         char what_names[600];
