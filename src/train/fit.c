@@ -433,7 +433,7 @@ static int meta_rng(const nerve_st_file *f, const char *path, nerve_rng *rng)
 static int check_history(const char *path, const char *h, int64_t epochs)
 {
     if (strncmp(h, "epoch,", 6) != 0)
-        return bad_field(path, "train.history", h, "not a log that starts with its header");
+        return bad_field(path, "train.history", h, "not a log (no 'epoch,...' header)");
     const char *p = strchr(h, '\n');
     int64_t rows = 0;
     while (p && *++p) {
@@ -442,17 +442,17 @@ static int check_history(const char *path, const char *h, int64_t epochs)
         rows++;
         if (end == p || *end != ',' || e != rows) {
             char want[80];
-            snprintf(want, sizeof want, "a log whose row %lld is not epoch %lld", (long long)rows,
+            snprintf(want, sizeof want, "not row %lld of the log (epoch %lld)", (long long)rows,
                      (long long)rows);
             return bad_field(path, "train.history", p, want);
         }
         p = strchr(p, '\n');
     }
     if (!p)
-        return bad_field(path, "train.history", h, "a log whose last row is cut short");
+        return bad_field(path, "train.history", h, "cut short (no newline after its last row)");
     if (rows != epochs) {
         char want[96];
-        snprintf(want, sizeof want, "a log of %lld epochs while train.epoch is %lld", (long long)rows,
+        snprintf(want, sizeof want, "a log of %lld epochs, but train.epoch is %lld", (long long)rows,
                  (long long)epochs);
         return bad_field(path, "train.history", h, want);
     }

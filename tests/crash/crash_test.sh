@@ -134,8 +134,9 @@ check_left_behind() { # DIR LAG CASE
         LEFT=none
         return
     fi
-    "$NERVE" eval "$d/model.safetensors" --threads 1 > "$d.eval" 2>&1 ||
-        fail "$what: the checkpoint left behind does not load: $(tail -1 "$d.eval")"
+    local ev="$WORK/$(echo "$d" | tr / _).eval" # outside d, which may be read-only
+    "$NERVE" eval "$d/model.safetensors" --threads 1 > "$ev" 2>&1 ||
+        fail "$what: the checkpoint left behind does not load: $(tail -1 "$ev")"
     ck=$(meta "$d/model.safetensors" train.epoch)
     le=$(log_epoch "$d/log.csv")
     if [ "$le" -gt "$ck" ] || [ "$le" -lt $((ck - lag)) ]; then
@@ -199,7 +200,7 @@ done
 s_mid=0 s_edge=0 s_before=0 s_done=0
 for i in $(seq 1 "$SIGINTS"); do
     d=int$i
-    delay=$(rand_delay "$T")
+    delay=$(rand_delay "$(awk -v t="$T" 'BEGIN { print 0.8 * t }')")
     start --out "$d" > "$d.out" 2>&1 &
     pid=$!
     # from the moment the handler is in place (before it, the shell's background jobs
