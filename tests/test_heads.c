@@ -5,6 +5,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 
 /* ---- the pixel-wise cross-entropy with an ignore index ------------------------------------ */
 
@@ -183,6 +185,8 @@ TEST(regression_head_learns_a_linear_map_and_reports_r2)
     CHECK(isnan(acc)); /* no accuracy for a regression */
     int pred[128];
     CHECK(nerve_predict(m, &test, pred) == NERVE_ERR_ARG);
+    CHECK(nerve_ensemble_evaluate(&m, 1, &test, &loss, &acc, NULL) == NERVE_ERR_ARG);
+    CHECK(error_has("task 'regress'"));
     FILE *fp = fopen(log, "r");
     CHECK(fp);
     char header[200] = "";
@@ -527,4 +531,81 @@ TEST(a_head_with_its_own_feed_gets_the_batch_indices_and_the_data_set)
         CHECK_MSG(log.seen[i] == 1, "sample %d fed %d times", i, log.seen[i]);
     nerve_model_free(m);
     nerve_dataset_free(&d);
+}
+
+/* ---- the command line --------------------------------------------------------------------- */
+
+static int run_cmd(const char *cmd, char *out, size_t n)
+{
+    char full[2100];
+    snprintf(full, sizeof full, "%s 2>&1", cmd);
+    FILE *p = popen(full, "r");
+    if (!p)
+        return -1;
+    size_t used = 0, got;
+    while (used + 1 < n && (got = fread(out + used, 1, n - 1 - used, p)) > 0)
+        used += got;
+    out[used] = '\0';
+    return WEXITSTATUS(pclose(p));
+}
+
+/* 16 pixel values in [0, 1] and a label per row (the label is not the target). */
+static void write_image_csv(const char *path, int n, uint64_t seed)
+{
+    nerve_rng r;
+    nerve_rng_seed(&r, seed);
+    FILE *fp = fopen(path, "w");
+    for (int i = 0; i < n; i++) {
+        for (int k = 0; k < 16; k++)
+            fprintf(fp, "%.4f,", (double)nerve_rng_uniform(&r));
+        fprintf(fp, "%d\n", i % 2);
+    }
+    fclose(fp);
+}
+
+TEST(cli_trains_evaluates_and_draws_a_denoising_model)
+{
+    char path[600], cmd[2048];
+    static char out[65536];
+    const char *dir = test_tmpdir(), *bin = test_build_dir();
+    snprintf(path, sizeof path, "%s/train.csv", dir);
+    write_image_csv(path, 64, 1);
+    snprintf(path, sizeof path, "%s/test.csv", dir);
+    write_image_csv(path, 16, 2);
+    snprintf(path, sizeof path, "%s/dae.cfg", dir);
+    FILE *fp = fopen(path, "w");
+    fprintf(fp, "[net]\n%s\ntrain_csv=train.csv\ntest_csv=test.csv\n%s", DENOISE_NET, DENOISE_HEAD);
+    fclose(fp);
+    snprintf(cmd, sizeof cmd, "%s/nerve train %s --out %s/run --threads 1", bin, path, dir);
+    CHECK_MSG(run_cmd(cmd, out, sizeof out) == 0, "train failed:\n%s", out);
+    CHECK_MSG(strstr(out, "train loss") && strstr(out, " psnr "), "no psnr in the epoch lines:\n%s", out);
+    CHECK_MSG(strstr(out, "test noisy-input MSE: 0.") != NULL, "no noisy-input line:\n%s", out);
+    CHECK(strstr(out, "test accuracy") == NULL);
+    snprintf(cmd, sizeof cmd, "%s/nerve eval %s/run/model.safetensors", bin, dir);
+    CHECK_MSG(run_cmd(cmd, out, sizeof out) == 0, "eval failed:\n%s", out);
+    CHECK_MSG(strstr(out, "task: reconstruct (loss mse)") && strstr(out, "test PSNR: "), "eval:\n%s", out);
+    static char again[65536];
+    memcpy(again, out, sizeof again);
+    CHECK(run_cmd(cmd, out, sizeof out) == 0);
+    CHECK_MSG(strcmp(again, out) == 0, "two evaluations differ:\n%s\n%s", again, out);
+    snprintf(cmd, sizeof cmd, "head -1 %s/run/log.csv", dir);
+    CHECK(run_cmd(cmd, out, sizeof out) == 0);
+    CHECK_MSG(strcmp(out, "epoch,train_loss,train_psnr,val_loss,val_psnr,lr,seconds\n") == 0, "%s", out);
+    snprintf(cmd, sizeof cmd, "%s/nerve viz reconstruct %s/run/model.safetensors --n 3 --scale 2 --out %s/r.png",
+             bin, dir, dir);
+    CHECK_MSG(run_cmd(cmd, out, sizeof out) == 0, "viz failed:\n%s", out);
+    snprintf(path, sizeof path, "%s/r.png", dir);
+    struct stat st;
+    CHECK(stat(path, &st) == 0 && st.st_size > 60);
+    /* a classifier is refused by name */
+    snprintf(path, sizeof path, "%s/cls.cfg", dir);
+    fp = fopen(path, "w");
+    fprintf(fp, "[net]\nheight=4\nwidth=4\nepochs=1\ntrain_csv=train.csv\ntest_csv=test.csv\n"
+                "[connected]\noutput=2\n[softmax]\n");
+    fclose(fp);
+    snprintf(cmd, sizeof cmd, "%s/nerve train %s --out %s/cls --threads 1", bin, path, dir);
+    CHECK_MSG(run_cmd(cmd, out, sizeof out) == 0, "train failed:\n%s", out);
+    snprintf(cmd, sizeof cmd, "%s/nerve viz reconstruct %s/cls/model.safetensors --out %s/c.png", bin, dir, dir);
+    CHECK(run_cmd(cmd, out, sizeof out) == 1);
+    CHECK_MSG(strstr(out, "target=input") != NULL, "%s", out);
 }

@@ -25,15 +25,17 @@ int nerve_viz_reconstruct(nerve_model *m, const nerve_dataset *d, int n, int sca
         return nerve_set_error(NERVE_ERR_ARG, "viz reconstruct needs a model whose head has target=input "
                                "(a reconstruction or denoising model); this one solves task '%s'",
                                nerve_task_name(h.task));
-    if (d->ndim != 3 || (d->dims[0] != 1 && d->dims[0] != 3))
+    /* the model's image shape (a CSV row is flat; its value count is checked on feeding) */
+    const nerve_net_config *cfg = nerve_model_config(m);
+    if (cfg->ndim != 3 || (cfg->dims[0] != 1 && cfg->dims[0] != 3))
         return nerve_set_error(NERVE_ERR_SHAPE, "viz reconstruct draws images of 1 or 3 channels; the "
-                               "data has samples of %d dimensions", d->ndim);
+                               "model reads samples of %d dimensions", cfg->ndim);
     if (n < 1 || n > 64 || scale < 1 || scale > 16)
         return nerve_set_error(NERVE_ERR_ARG, "viz reconstruct: %d images at scale %d (want 1..64 and "
                                "1..16)", n, scale);
     if (n > d->n)
         n = d->n;
-    int c = d->dims[0], ih = d->dims[1], iw = d->dims[2], gap = 2;
+    int c = cfg->dims[0], ih = cfg->dims[1], iw = cfg->dims[2], gap = 2;
     size_t numel = d->sample_numel;
     nerve_dataset first = *d; /* a view of the first n samples: their indices, and so their
                                  corruption, are those of the evaluation */
