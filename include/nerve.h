@@ -958,7 +958,7 @@ typedef enum nerve_task {
 typedef struct nerve_head_info {
     nerve_task task;
     nerve_target_kind target; /* the target kind the data set must have */
-    const char *section;      /* "softmax", "cost", ... */
+    const char *section;      /* "softmax", "cost", ... (static strings; may be NULL) */
     const char *loss;         /* "softmax_ce", "pixel_softmax_ce", "mse", "half_mse", "l1",
                                  "bce", "hinge", ... */
     int line;                 /* the head's line in the cfg (0 if none) */

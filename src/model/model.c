@@ -713,7 +713,12 @@ static int finish_head(build_ctx *b, int pred, int labels, int loss, nerve_task 
     nerve_head_info *h = &b->m->head;
     h->task = task;
     h->target = target;
-    h->section = b->s->name;
+    /* the section name from the table, not from the cfg text (freed after building) */
+    static const char *const heads[] = {"softmax", "cost"};
+    h->section = NULL;
+    for (size_t i = 0; i < NERVE_ARRAY_LEN(heads); i++)
+        if (strcmp(b->s->name, heads[i]) == 0)
+            h->section = heads[i];
     h->loss = loss_name;
     h->line = b->s->line;
     h->logits = logits;
