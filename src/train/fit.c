@@ -110,13 +110,20 @@ static int count_correct(feeder *f, int n)
 
 /* ---- evaluation ----------------------------------------------------------------------- */
 
+/* The batch a graph is compiled for: the cfg's, but no more than the data set holds (its
+ * buffers are sized by it; every batch of such a set is the whole set either way). */
+static int batch_for(int cfg_batch, int n)
+{
+    return n > 0 && n < cfg_batch ? n : cfg_batch;
+}
+
 /* Runs the model over d in eval mode; fills loss/accuracy/confusion/predictions. */
 static int run_over(nerve_model *m, const nerve_dataset *d, double *loss, double *accuracy,
                     int *confusion, int n_conf, int *pred)
 {
     nerve_graph *g = nerve_model_graph(m);
     if (!nerve_graph_is_compiled(g)) {
-        int st = nerve_model_compile(m, nerve_model_config(m)->batch);
+        int st = nerve_model_compile(m, batch_for(nerve_model_config(m)->batch, d->n));
         if (st)
             return st;
     }
@@ -613,7 +620,8 @@ int nerve_fit(nerve_model *m, const nerve_dataset *train, const nerve_dataset *v
     const nerve_net_config *c = nerve_model_config(m);
     nerve_graph *g = nerve_model_graph(m);
     int st = NERVE_OK;
-    if (!nerve_graph_is_compiled(g) && (st = nerve_model_compile(m, c->batch)) != NERVE_OK)
+    if (!nerve_graph_is_compiled(g) &&
+        (st = nerve_model_compile(m, batch_for(c->batch, train->n))) != NERVE_OK)
         return st;
     nerve_rng_seed(nerve_graph_rng(g), c->seed + 1);
     if (nerve_model_normalizes(m)) {
