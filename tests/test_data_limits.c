@@ -176,3 +176,26 @@ TEST(fit_and_evaluate_compile_for_min_of_batch_and_data_set)
     CHECK_OK(ev);
     CHECK(ev_six == NERVE_ERR_ARG && ev_five == NERVE_OK);
 }
+
+TEST(test_time_augmentation_compiles_for_min_of_batch_and_data_set)
+{
+    nerve_model *m = nerve_model_from_cfg("[net]\nheight=4\nwidth=4\nchannels=1\nbatch=4096\n"
+                                          "[convolutional]\nfilters=2\nsize=3\npad=1\n"
+                                          "[avgpool]\n[softmax]\n",
+                                          "tta.cfg");
+    CHECK(m);
+    nerve_dataset d;
+    CHECK_OK(nerve_dataset_alloc(&d, 3, 3, (int[]){1, 4, 4}));
+    for (int i = 0; i < 48; i++)
+        d.x[i] = (float)(i % 7);
+    d.y[0] = 0, d.y[1] = 1, d.y[2] = 0;
+    d.n_classes = 2;
+    double loss = 0, acc = 0;
+    int st = nerve_evaluate_tta(m, &d, 4, &loss, &acc);
+    nerve_graph *g = nerve_model_graph(m);
+    int four = nerve_graph_set_batch(g, 4), three = nerve_graph_set_batch(g, 3);
+    nerve_model_free(m);
+    nerve_dataset_free(&d);
+    CHECK_OK(st);
+    CHECK(four == NERVE_ERR_ARG && three == NERVE_OK);
+}
