@@ -46,8 +46,8 @@ TEST(csv_value_that_overflows_float_is_an_error_naming_file_and_sample)
     int st = load_cfg_data("[net]\ninputs=2\ntrain_csv=big.csv\n[connected]\noutput=2\n"
                            "[softmax]\n", &train);
     CHECK(st == NERVE_ERR_NUMERIC);
-    CHECK_MSG(strstr(nerve_last_error(), "big.csv: sample 2 (counting from 1), input value 2 "
-                                         "is +infinity"),
+    CHECK_MSG(strstr(nerve_last_error(), "big.csv: sample 1 (counting from 0, in file order), "
+                                         "input value 1 (from 0) is +infinity"),
               "error: %s", nerve_last_error());
     CHECK(train.x == NULL);
 }
@@ -72,8 +72,8 @@ TEST(float_idx_with_nan_is_an_error_naming_file_and_sample)
     int st = load_cfg_data("[net]\ninputs=2\nclasses=2\ntrain_images=nan.idx\n[connected]\noutput=2\n"
                            "[softmax]\n", &train);
     CHECK(st == NERVE_ERR_NUMERIC);
-    CHECK_MSG(strstr(nerve_last_error(), "nan.idx: sample 3 (counting from 1), input value 1 "
-                                         "is NaN"),
+    CHECK_MSG(strstr(nerve_last_error(), "nan.idx: sample 2 (counting from 0, in file order), "
+                                         "input value 0 (from 0) is NaN"),
               "error: %s", nerve_last_error());
 }
 
@@ -95,9 +95,9 @@ TEST(dataset_check_finite_covers_inputs_labels_and_passes_clean_data)
     snprintf(err2, sizeof err2, "%s", nerve_last_error());
     nerve_dataset_free(&d);
     CHECK(clean == NERVE_OK);
-    CHECK(inf == NERVE_ERR_NUMERIC && strstr(err, "x.csv: sample 3 (counting from 1), input "
-                                                  "value 2 is -infinity"));
-    CHECK_MSG(lab == NERVE_ERR_NUMERIC && strstr(err2, "y.idx: sample 2 (counting from 1), label"),
+    CHECK(inf == NERVE_ERR_NUMERIC && strstr(err, "x.csv: sample 2 (counting from 0, in file "
+                                                  "order), input value 1 (from 0) is -infinity"));
+    CHECK_MSG(lab == NERVE_ERR_NUMERIC && strstr(err2, "y.idx: sample 1 (counting from 0, in file order), label"),
               "%s", err2);
 }
 

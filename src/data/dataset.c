@@ -426,9 +426,10 @@ int nerve_dataset_check_finite(const nerve_dataset *d, const char *source)
             continue;
         float bad = parts[k].v[(size_t)row * parts[k].per + col];
         return nerve_set_error(NERVE_ERR_NUMERIC,
-                               "%s: sample %d (counting from 1), %s %zu is %s; input data must "
-                               "be finite (a CSV value beyond +-3.4e38 overflows a float)",
-                               src, row + 1, parts[k].what, col + 1,
+                               "%s: sample %d (counting from 0, in file order), %s %zu (from 0) "
+                               "is %s; input data must be finite (a CSV value beyond +-3.4e38 "
+                               "overflows a float)",
+                               src, row, parts[k].what, col,
                                isnan(bad) ? "NaN" : bad > 0 ? "+infinity" : "-infinity");
     }
     return NERVE_OK;
