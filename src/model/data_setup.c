@@ -145,6 +145,12 @@ static int load_one(const nerve_net_config *c, nerve_dataset *d, const source *s
             nerve_dataset_free(d);
     }
     nerve_names_free(names, n_names);
+    /* every set loaded here passes this one check: NaN or infinity is an error naming the
+     * file and the sample, not a model trained on garbage */
+    const char *file = s->csv[0] ? s->csv : s->images[0] ? s->images : s->folder[0] ? s->folder
+                     : s->list[0] ? s->list : s->cifar;
+    if (st == NERVE_OK && (st = nerve_dataset_check_finite(d, file)) < 0)
+        nerve_dataset_free(d);
     return st;
 }
 
