@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef struct progress_state {
@@ -375,15 +376,25 @@ int cmd_train(int argc, char **argv)
     fflush(stdout);
     const nerve_net_config *c = nerve_model_config(m);
     nerve_dataset train = {0}, test = {0}, val = {0};
-    int has_test = c->test_images[0] || c->test_csv[0];
+    int has_test = c->test_images[0] || c->test_csv[0] || c->data.test_folder[0] ||
+                   c->data.test_list[0] || c->data.test_cifar[0];
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     if (nerve_config_load_data(c, &train, has_test ? &test : NULL) != NERVE_OK) {
         nerve_model_free(m);
         return cli_fail(cfg);
     }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    printf("loaded %d training and %d test samples in %.2fs\n", train.n, test.n,
+           (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
     int rc = 0;
     if (check_labels(m, &train, c->train_csv[0] ? c->train_csv : c->train_labels) != 0 ||
         (has_test && check_labels(m, &test, c->test_csv[0] ? c->test_csv : c->test_labels) != 0)) {
         rc = 1;
+        goto done;
+    }
+    if (train.n_names && nerve_model_set_names(m, train.n_names, (const char *const *)train.names)) {
+        rc = cli_fail(cfg);
         goto done;
     }
     if (c->validation > 0 && nerve_dataset_split(&train, &val, c->validation, c->seed) != NERVE_OK) {

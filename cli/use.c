@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 
 static int ends_with(const char *s, const char *suffix)
 {
@@ -69,53 +71,155 @@ int cmd_eval(int argc, char **argv)
     return rc;
 }
 
+static int is_image_arg(const char *s)
+{
+    const char *dot = strrchr(s, '.');
+    struct stat sb;
+    if (dot && (!strcasecmp(dot, ".png") || !strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg")))
+        return 1;
+    return stat(s, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+/* Prints the top `top` classes of one sample: "CLASS [NAME] PROB, ...". */
+static void print_top(const float *p, int k, int top, const char *const *names, int n_names)
+{
+    int used[64] = {0};
+    if (top > k)
+        top = k;
+    for (int t = 0; t < top && t < 64; t++) {
+        int best = -1;
+        for (int c = 0; c < k; c++) {
+            int taken = 0;
+            for (int u = 0; u < t; u++)
+                taken |= used[u] == c;
+            if (!taken && (best < 0 || p[c] > p[best]))
+                best = c;
+        }
+        used[t] = best;
+        printf("%s%d", t ? ", " : "", best);
+        if (names && best < n_names)
+            printf(" %s", names[best]);
+        printf(" %.4f", (double)p[best]);
+    }
+    printf("\n");
+}
+
 int cmd_predict(int argc, char **argv)
 {
-    const char *ckpt = NULL, *file = NULL, *v;
-    int label_col = NERVE_CSV_NO_LABEL;
+    const char *ckpt = NULL, *v;
+    const char **files = calloc((size_t)(argc > 0 ? argc : 1), sizeof *files);
+    int label_col = NERVE_CSV_NO_LABEL, top = 1, n_files = 0;
+    if (!files)
+        return 1;
     for (int i = 0; i < argc; i++) {
         if ((v = cli_option_value(argc, argv, &i, "--label-col"))) {
             char *end;
             label_col = (int)strtol(v, &end, 10);
             if (*end) {
                 fprintf(stderr, "nerve predict: --label-col needs an integer, got '%s'\n", v);
+                free(files);
+                return 2;
+            }
+        } else if ((v = cli_option_value(argc, argv, &i, "--top"))) {
+            if ((top = cli_parse_int("--top", v)) < 0 || top > 64) {
+                fprintf(stderr, "nerve predict: --top is 1..64\n");
+                free(files);
                 return 2;
             }
         } else if (argv[i][0] == '-' && argv[i][1]) {
             fprintf(stderr, "nerve predict: unknown option '%s' (see nerve help)\n", argv[i]);
+            free(files);
             return 2;
         } else if (!ckpt)
             ckpt = argv[i];
-        else if (!file)
-            file = argv[i];
-        else {
-            fprintf(stderr, "nerve predict: unexpected argument '%s'\n", argv[i]);
-            return 2;
-        }
+        else
+            files[n_files++] = argv[i];
     }
-    if (!ckpt || !file) {
-        fprintf(stderr, "nerve predict: usage: nerve predict CKPT FILE\n");
+    if (!ckpt || !n_files) {
+        fprintf(stderr, "nerve predict: usage: nerve predict CKPT FILE... [--top K] [--label-col K]\n");
+        free(files);
+        return 2;
+    }
+    int images = 1;
+    for (int i = 0; i < n_files; i++)
+        images &= is_image_arg(files[i]);
+    if (!images && n_files > 1) {
+        fprintf(stderr, "nerve predict: several inputs must all be PNG/JPEG files or folders of them; "
+                "give one IDX or CSV file\n");
+        free(files);
         return 2;
     }
     nerve_model *m = nerve_model_load(ckpt);
-    if (!m)
+    if (!m) {
+        free(files);
         return cli_fail(NULL);
+    }
     const nerve_net_config *c = nerve_model_config(m);
     nerve_dataset d = {0};
-    int csv = ends_with(file, ".csv") || ends_with(file, ".CSV");
-    if (cli_load_data(&d, csv ? NULL : file, NULL, csv ? file : NULL, c->input_scale > 0 ? c->input_scale : 1.0f,
-                      label_col) != NERVE_OK) {
+    char **paths = NULL, **file_names = NULL;
+    int n_paths = 0, n_file_names = 0, st;
+    if (images) {
+        if (c->ndim != 3) {
+            fprintf(stderr, "nerve predict: the model does not take images (its input is not "
+                    "channels x height x width)\n");
+            nerve_model_free(m);
+            free(files);
+            return 1;
+        }
+        nerve_image_options o = {c->dims[0], c->dims[1], c->dims[2], c->data.resize,
+                                 c->input_scale * 255.0f};
+        st = nerve_image_paths(files, n_files, &paths, &n_paths);
+        if (st == NERVE_OK)
+            st = nerve_dataset_load_images(&d, (const char *const *)paths, n_paths, &o);
+    } else {
+        int csv = ends_with(files[0], ".csv") || ends_with(files[0], ".CSV");
+        st = cli_load_data(&d, csv ? NULL : files[0], NULL, csv ? files[0] : NULL,
+                           c->input_scale > 0 ? c->input_scale : 1.0f, label_col);
+    }
+    free(files);
+    if (st != NERVE_OK) {
+        nerve_names_free(paths, n_paths);
         nerve_model_free(m);
         return cli_fail(NULL);
     }
-    int *pred = malloc((size_t)(d.n ? d.n : 1) * sizeof(int));
-    int rc = 0;
-    if (!pred || nerve_predict(m, &d, pred) != NERVE_OK)
-        rc = cli_fail("predict");
-    else
-        for (int i = 0; i < d.n; i++)
-            printf("%d\n", pred[i]);
-    free(pred);
+    /* class names: the checkpoint's, else the cfg's names= file */
+    int n_names = 0;
+    const char *const *names = nerve_model_names(m, &n_names);
+    if (!names && c->data.names[0] && nerve_names_load(c->data.names, &file_names, &n_file_names) == NERVE_OK) {
+        names = (const char *const *)file_names;
+        n_names = n_file_names;
+    }
+    int nd, dims[NERVE_MAX_DIMS];
+    nerve_node_shape(nerve_model_graph(m), nerve_model_output(m), &nd, dims);
+    size_t k = nerve_shape_numel(nd - 1, dims + 1);
+    int classify = nerve_model_head(m).task == NERVE_TASK_CLASSIFY && nd == 2 && k >= 2, rc = 0;
+    if (classify || nerve_model_head(m).task != NERVE_TASK_CLASSIFY) {
+        /* class probabilities (softmax of the scores), or another head's outputs as they are */
+        float *p = malloc((d.n ? (size_t)d.n : 1) * k * sizeof(float));
+        if (!p || nerve_predict_outputs(m, &d, p, NULL) != NERVE_OK)
+            rc = cli_fail("predict");
+        else
+            for (int i = 0; i < d.n; i++) {
+                if (paths)
+                    printf("%s: ", paths[i]);
+                if (classify)
+                    print_top(p + (size_t)i * k, (int)k, top, names, n_names);
+                else
+                    for (size_t j = 0; j < k; j++)
+                        printf("%g%s", (double)p[(size_t)i * k + j], j + 1 < k ? " " : "\n");
+            }
+        free(p);
+    } else {
+        int *pred = malloc((size_t)(d.n ? d.n : 1) * sizeof(int));
+        if (!pred || nerve_predict(m, &d, pred) != NERVE_OK)
+            rc = cli_fail("predict");
+        else
+            for (int i = 0; i < d.n; i++)
+                printf("%s%s%d\n", paths ? paths[i] : "", paths ? ": " : "", pred[i]);
+        free(pred);
+    }
+    nerve_names_free(paths, n_paths);
+    nerve_names_free(file_names, n_file_names);
     nerve_dataset_free(&d);
     nerve_model_free(m);
     return rc;

@@ -857,6 +857,7 @@ int nerve_batcher_next_target(nerve_batcher *b, float *x, float *y, float *t);
  * how variable-length targets (boxes) are gathered. */
 const int *nerve_batcher_last_indices(const nerve_batcher *b, int *n);
 
+
 /* ===================================================================================== */
 /* 10a. Images, image folders and other sources (docs/data.md)                            */
 /* ===================================================================================== */
@@ -908,6 +909,7 @@ int nerve_dataset_load_cifar(nerve_dataset *d, const char *const *paths, int n, 
 int nerve_dataset_parse_cifar(nerve_dataset *d, const void *buf, size_t len, const char *name,
                               int kind, int coarse, float scale);
 
+
 /* Writes the images of d as root/<class>/<index>.png (format "png") or .jpg ("jpg",
  * quality 1..100), index = the sample's 0-based position (%05d): the image folder that
  * nerve_dataset_load_image_folder reads back. Samples are [H, W] or [C, H, W] (C 1 or 3) with
@@ -938,6 +940,22 @@ int nerve_dataset_load_image_folder(nerve_dataset *d, const char *root,
  * a folder adds its image files (sorted, not recursive). */
 int nerve_dataset_load_images(nerve_dataset *d, const char *const *paths, int n,
                               const nerve_image_options *o);
+/* The image files that nerve_dataset_load_images reads for paths[0..n), in its order (a
+ * folder replaced by its sorted image files); free with nerve_names_free(*out, *n_out). */
+int nerve_image_paths(const char *const *paths, int n, char ***out, int *n_out);
+
+/* darknet-style detection lists (docs/data.md): one image path a line (relative to the
+ * list's folder), each image's YOLO label file ("class cx cy w h" a line, relative
+ * coordinates) found by replacing the last /images/ or /JPEGImages/ with /labels/ and the
+ * extension with .txt, else beside the image. The target is NERVE_TARGET_BOXES; classes
+ * must be below n_names, cx, cy in [0, 1], w, h in (0, 1]; errors name file:line. resize
+ * may be NONE or STRETCH only. */
+int nerve_dataset_load_list(nerve_dataset *d, const char *list, const char *const *names,
+                            int n_names, const nerve_image_options *o);
+/* One YOLO label file's text (len bytes) into *out (free with nerve_boxes_free). */
+int nerve_boxes_parse(const char *text, size_t len, const char *name, int n_classes,
+                      nerve_box **out, int *count);
+void nerve_boxes_free(nerve_box *b);
 
 /* Class names, one a line (darknet's .names): class i is named on line i + 1; surrounding
  * blanks and CR are removed, trailing blank lines ignored; an empty line before the last
@@ -1086,6 +1104,36 @@ void nerve_noise_apply(const nerve_noise *nz, float *x, size_t n, nerve_rng *r);
 void nerve_noise_batch(const nerve_noise *nz, float *x, size_t numel, int n, uint64_t seed,
                        int epoch, const int *idx);
 
+/* Boxes follow a geometric transform of their image [h, w]: a horizontal flip (if flip),
+ * then a zoom by `scale` about the centre, then a shift by (dy, dx) pixels, exactly as
+ * nerve_aug_flip, nerve_aug_rotate_scale (0 degrees) and nerve_aug_shift move the pixels.
+ * Boxes are clipped to the image; those with nothing left inside are dropped. The kept boxes
+ * are compacted to the front; returns their count (or a negative status). */
+int nerve_boxes_transform(nerve_box *b, int n, int h, int w, int flip, float scale, int dy,
+                          int dx);
+/* The same transform applied to the image x [c, h, w] and its n boxes together; returns the
+ * number of boxes kept. scratch: h * w floats, or NULL to allocate for the call. */
+int nerve_aug_geometric_boxes(float *x, int c, int h, int w, nerve_box *boxes, int n, int flip,
+                              float scale, int dy, int dx, float *scratch);
+
+/* Loading ahead: a background thread assembles (and augments) the next batch while the
+ * caller works on the current one. The batches are those of a shuffling nerve_batcher of
+ * batch_size whose generator is seeded with order_seed at each nerve_prefetch_start (order
+ * restarted from the identity), starting at batch first_batch; with aug (NULL: none) the
+ * k-th batch of the epoch is augmented as images [c, h, w] by a generator seeded with
+ * nerve_augment_seed(seed, epoch, k): bit for bit the serial result. Everything is allocated
+ * by create. */
+typedef struct nerve_prefetch nerve_prefetch;
+nerve_prefetch *nerve_prefetch_create(const nerve_dataset *d, int batch_size,
+                                      const nerve_augment *aug, int c, int h, int w,
+                                      uint64_t seed);
+void nerve_prefetch_free(nerve_prefetch *p);
+int nerve_prefetch_start(nerve_prefetch *p, uint64_t order_seed, int epoch, int first_batch);
+/* Copies the next batch into x, y, t (as nerve_batcher_next_target; any may be NULL);
+ * returns its size, 0 at the end of the epoch, or a negative status. */
+int nerve_prefetch_next(nerve_prefetch *p, float *x, float *y, float *t);
+const int *nerve_prefetch_last_indices(const nerve_prefetch *p, int *n);
+
 /* ===================================================================================== */
 /* 11. Models described by cfg files                                                      */
 /* ===================================================================================== */
@@ -1193,6 +1241,11 @@ int nerve_model_compile(nerve_model *m, int max_batch);
  * normalise. */
 int nerve_model_set_input_stats(nerve_model *m, const float *mean, const float *std);
 int nerve_model_normalizes(const nerve_model *m);
+/* Class names of the model's outputs (copied; n = 0 clears them). Checkpoints keep them in
+ * metadata "nerve.names" (a JSON array of strings), so `nerve predict` can print them;
+ * `nerve train` takes them from the training data (folders, CSV class names, names=). */
+int nerve_model_set_names(nerve_model *m, int n, const char *const *names);
+const char *const *nerve_model_names(const nerve_model *m, int *n); /* NULL when none */
 
 /* One row per layer of the cfg. */
 typedef struct nerve_layer_info {

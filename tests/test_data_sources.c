@@ -1015,3 +1015,290 @@ TEST(a_cfg_reads_several_cifar_files_and_needs_a_3x32x32_input)
                     "train_cifar: CIFAR images are [3, 32, 32]"));
     nerve_model_free(m);
 }
+
+/* ---- darknet lists and boxes --------------------------------------------------------------- */
+
+TEST(yolo_label_files_parse_and_refuse_bad_classes_and_coordinates)
+{
+    nerve_box *b;
+    int n;
+    const char *ok = "0 0.5 0.5 0.2 0.4\r\n\n2 0.1 0.9 1 0.05\n";
+    CHECK_OK(nerve_boxes_parse(ok, strlen(ok), "a.txt", 3, &b, &n));
+    CHECK(n == 2 && b[1].cls == 2 && b[1].x == 0.1f && b[1].w == 1.0f);
+    nerve_boxes_free(b);
+    CHECK(error_has(nerve_boxes_parse("3 0.5 0.5 0.1 0.1\n", 18, "a.txt", 3, &b, &n), NERVE_ERR_FORMAT,
+                    "a.txt:1: class 3 is not one of 0..2"));
+    CHECK(error_has(nerve_boxes_parse("0 0.5 0.5 0.1 0.1\n1 1.5 0.5 0.1 0.1\n", 36, "a.txt", 3, &b, &n),
+                    NERVE_ERR_FORMAT, "a.txt:2: cx = 1.5 is outside [0, 1]"));
+    CHECK(error_has(nerve_boxes_parse("0 0.5 0.5 0 0.1\n", 16, "a.txt", 3, &b, &n), NERVE_ERR_FORMAT,
+                    "w = 0 is outside (0, 1]"));
+    CHECK(error_has(nerve_boxes_parse("0 0.5 0.5 0.1\n", 14, "a.txt", 3, &b, &n), NERVE_ERR_FORMAT,
+                    "a.txt:1: expected 'class cx cy w h' (5 numbers), found fewer"));
+    CHECK(error_has(nerve_boxes_parse("0 0.5 0.5 0.1 0.1 7\n", 20, "a.txt", 3, &b, &n), NERVE_ERR_FORMAT,
+                    "found more"));
+    CHECK(error_has(nerve_boxes_parse("0.5 0.5 0.5 0.1 0.1\n", 20, "a.txt", 3, &b, &n), NERVE_ERR_FORMAT,
+                    "class 0.5"));
+    CHECK(error_has(nerve_boxes_parse("0 0.5 x 0.1 0.1\n", 16, "a.txt", 3, &b, &n), NERVE_ERR_FORMAT,
+                    "a.txt:1: field 3 is not a number"));
+    CHECK(error_has(nerve_boxes_parse("0 nan 0.5 0.1 0.1\n", 18, "a.txt", 3, &b, &n), NERVE_ERR_FORMAT,
+                    "field 2"));
+    /* every prefix of a valid file: boxes or an error, never a crash */
+    for (size_t k = 0; k <= strlen(ok); k++) {
+        char *buf = malloc(k ? k : 1);
+        memcpy(buf, ok, k);
+        if (nerve_boxes_parse(buf, k, "p.txt", 3, &b, &n) == NERVE_OK)
+            nerve_boxes_free(b);
+        free(buf);
+    }
+}
+
+TEST(a_darknet_list_finds_labels_under_labels_or_beside_the_image)
+{
+    char root[512], p[800], list[800], keys[4096];
+    tmp(root, "voc");
+    snprintf(p, sizeof p, "%s/images", root);
+    mkdir(root, 0777);
+    mkdir(p, 0777);
+    snprintf(p, sizeof p, "%s/labels", root);
+    mkdir(p, 0777);
+    float px[8 * 8] = {0};
+    snprintf(p, sizeof p, "%s/images/a.png", root);
+    nerve_png_write_gray(p, 8, 8, px);
+    snprintf(p, sizeof p, "%s/labels/a.txt", root);
+    put_text(p, "1 0.5 0.5 0.25 0.5\n0 0.25 0.25 0.1 0.1\n");
+    snprintf(p, sizeof p, "%s/b.jpg", root);
+    nerve_jpeg_write(p, 8, 8, 1, px, 90);
+    snprintf(p, sizeof p, "%s/b.txt", root);
+    put_text(p, "");
+    snprintf(list, sizeof list, "%s/train.txt", root);
+    put_text(list, "images/a.png\n\n  b.jpg \n");
+    char names[512];
+    put_text(tmp(names, "voc.names"), "cat\ndog\n");
+    snprintf(keys, sizeof keys, "height=8\nwidth=8\nchannels=1\ntrain_list=%s\nnames=%s\n", list, names);
+    nerve_model *m = cfg_model("list.cfg", keys);
+    CHECK(m);
+    nerve_dataset d;
+    CHECK_OK(nerve_config_load_data(nerve_model_config(m), &d, NULL));
+    CHECK(d.n == 2 && d.target == NERVE_TARGET_BOXES && d.n_classes == 2 && d.n_names == 2);
+    CHECK(d.box_start[1] == 2 && d.box_start[2] == 2 && d.boxes[0].cls == 1 && d.boxes[1].x == 0.25f);
+    nerve_dataset_free(&d);
+    nerve_model_free(m);
+    /* a box of class 2 with 2 names; a missing label file; a missing image */
+    snprintf(p, sizeof p, "%s/labels/a.txt", root);
+    put_text(p, "2 0.5 0.5 0.25 0.5\n");
+    const char *nm[] = {"cat", "dog"};
+    CHECK(error_has(nerve_dataset_load_list(&d, list, nm, 2, NULL), NERVE_ERR_FORMAT,
+                    "labels/a.txt:1: class 2 is not one of 0..1"));
+    remove(p);
+    CHECK(error_has(nerve_dataset_load_list(&d, list, nm, 2, NULL), NERVE_ERR_IO,
+                    "images/a.png: no label file (looked for"));
+    put_text(list, "images/a.png\nnope.png\n");
+    CHECK(error_has(nerve_dataset_load_list(&d, list, nm, 2, NULL), NERVE_ERR_IO,
+                    "train.txt:2:"));
+    nerve_image_options o = {1, 8, 8, NERVE_RESIZE_CROP, 1};
+    CHECK(error_has(nerve_dataset_load_list(&d, list, nm, 2, &o), NERVE_ERR_ARG,
+                    "resize=crop or pad would move the boxes"));
+}
+
+/* The bounding box (in pixels) of the values above 0.5 in plane x [h, w]. */
+static void bright_box(const float *x, int h, int w, int *y0, int *x0, int *y1, int *x1)
+{
+    *y0 = h, *x0 = w, *y1 = -1, *x1 = -1;
+    for (int y = 0; y < h; y++)
+        for (int i = 0; i < w; i++)
+            if (x[y * w + i] > 0.5f) {
+                *y0 = y < *y0 ? y : *y0;
+                *x0 = i < *x0 ? i : *x0;
+                *y1 = y > *y1 ? y : *y1;
+                *x1 = i > *x1 ? i : *x1;
+            }
+}
+
+TEST(geometric_augmentation_moves_boxes_with_the_image)
+{
+    enum { H = 20, W = 24 };
+    struct { int flip; float scale; int dy, dx; } cases[] = {
+        {0, 1, 0, 0}, {1, 1, 0, 0}, {0, 1, 3, -5}, {1, 1, -2, 4}, {0, 2, 0, 0}, {1, 0.5f, 2, 2},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        float img[H * W] = {0};
+        /* a bright rectangle, rows 4..11, columns 6..13 (pixel edges 4..12, 6..14) */
+        for (int y = 4; y < 12; y++)
+            for (int i = 6; i < 14; i++)
+                img[y * W + i] = 1;
+        nerve_box b = {3, 10.0f / W, 8.0f / H, 8.0f / W, 8.0f / H};
+        int n = nerve_aug_geometric_boxes(img, 1, H, W, &b, 1, cases[k].flip, cases[k].scale,
+                                          cases[k].dy, cases[k].dx, NULL);
+        CHECK(n == 1 && b.cls == 3);
+        int y0, x0, y1, x1;
+        bright_box(img, H, W, &y0, &x0, &y1, &x1);
+        /* the box edges and the bright pixels' edges agree within one pixel (bilinear) */
+        CHECK_NEAR((b.x - b.w / 2) * W, x0, 1.0);
+        CHECK_NEAR((b.x + b.w / 2) * W, x1 + 1, 1.0);
+        CHECK_NEAR((b.y - b.h / 2) * H, y0, 1.0);
+        CHECK_NEAR((b.y + b.h / 2) * H, y1 + 1, 1.0);
+    }
+    /* flip is exact: x -> 1 - x */
+    nerve_box b = {0, 0.2f, 0.3f, 0.1f, 0.2f};
+    CHECK(nerve_boxes_transform(&b, 1, H, W, 1, 1, 0, 0) == 1);
+    CHECK_NEAR(b.x, 0.8, 1e-6);
+    CHECK_NEAR(b.y, 0.3, 1e-6);
+    /* a box shifted out of the image is dropped; one half out is clipped */
+    nerve_box two[2] = {{0, 0.1f, 0.5f, 0.1f, 0.1f}, {1, 0.5f, 0.5f, 0.2f, 0.2f}};
+    CHECK(nerve_boxes_transform(two, 2, 10, 10, 0, 1, 0, -5) == 1);
+    CHECK(two[0].cls == 1);
+    CHECK_NEAR(two[0].x, 0.05, 1e-6); /* pixels 4..6 moved to -1..1, clipped to 0..1 */
+    CHECK_NEAR(two[0].w, 0.1, 1e-6);
+    CHECK_NEAR(two[0].y, 0.5, 1e-6);
+}
+
+/* ---- loading ahead ----------------------------------------------------------------------- */
+
+TEST(prefetched_batches_equal_the_serial_ones_bit_for_bit_with_augmentation)
+{
+    nerve_dataset d;
+    CHECK_OK(nerve_dataset_alloc(&d, 37, 3, (int[]){1, 6, 6}));
+    CHECK_OK(nerve_dataset_alloc_target(&d, NERVE_TARGET_VALUES, 1, (int[]){2}));
+    for (int i = 0; i < 37; i++) {
+        d.y[i] = (float)(i % 4);
+        d.t[2 * i] = (float)i;
+        for (int j = 0; j < 36; j++)
+            d.x[i * 36 + j] = test_pseudo((size_t)(i * 36 + j), 5);
+    }
+    nerve_augment a = nerve_augment_default();
+    CHECK_OK(nerve_augment_parse("flip,translate,noise", &a));
+    nerve_prefetch *p = nerve_prefetch_create(&d, 8, &a, 1, 6, 6, 42);
+    CHECK(p);
+    nerve_batcher b;
+    CHECK_OK(nerve_batcher_init(&b, &d, 8, 1, 42));
+    float x1[8 * 36], y1[8], t1[16], x2[8 * 36], y2[8], t2[16];
+    float *scratch = malloc(nerve_augment_scratch(1, 6, 6, 0) * sizeof(float));
+    for (int epoch = 1; epoch <= 3; epoch++) {
+        uint64_t order_seed = 42 * 0x9E3779B97F4A7C15ull + (uint64_t)epoch;
+        CHECK_OK(nerve_prefetch_start(p, order_seed, epoch, 0));
+        nerve_rng_seed(&b.rng, order_seed);
+        nerve_batcher_reset(&b);
+        int batch = 0, n;
+        while ((n = nerve_batcher_next_target(&b, x1, y1, t1)) > 0) {
+            nerve_rng r;
+            nerve_augment_seed(&r, 42, epoch, batch);
+            CHECK_OK(nerve_augment_apply(&a, x1, NULL, n, 1, 6, 6, 0, &r, scratch));
+            int m = nerve_prefetch_next(p, x2, y2, t2);
+            CHECK_MSG(m == n, "epoch %d batch %d: %d samples, serial %d", epoch, batch, m, n);
+            CHECK(memcmp(x1, x2, (size_t)n * 36 * sizeof(float)) == 0);
+            CHECK(memcmp(y1, y2, (size_t)n * sizeof(float)) == 0);
+            CHECK(memcmp(t1, t2, (size_t)n * 2 * sizeof(float)) == 0);
+            int k1, k2;
+            const int *i1 = nerve_batcher_last_indices(&b, &k1), *i2 = nerve_prefetch_last_indices(p, &k2);
+            CHECK(k1 == k2 && memcmp(i1, i2, (size_t)k1 * sizeof(int)) == 0);
+            batch++;
+        }
+        CHECK(nerve_prefetch_next(p, x2, y2, t2) == 0);
+        CHECK(batch == 5);
+    }
+    /* an epoch restarted in the middle starts afresh */
+    CHECK_OK(nerve_prefetch_start(p, 1, 1, 0));
+    CHECK(nerve_prefetch_next(p, x2, y2, NULL) == 8);
+    CHECK(nerve_prefetch_next(p, x2, y2, NULL) == 8);
+    CHECK_OK(nerve_prefetch_start(p, 1, 1, 0));
+    float x3[8 * 36];
+    CHECK(nerve_prefetch_next(p, x3, NULL, NULL) == 8);
+    CHECK(nerve_prefetch_next(p, x3, NULL, NULL) == 8);
+    CHECK(memcmp(x2, x3, sizeof x3) == 0);
+    /* a resumed epoch starting at batch 3: the serial batches 3 and 4 */
+    CHECK_OK(nerve_prefetch_start(p, 1, 1, 3));
+    CHECK(nerve_prefetch_next(p, x3, NULL, NULL) == 8);
+    CHECK(nerve_prefetch_next(p, x3, NULL, NULL) == 5);
+    CHECK(nerve_prefetch_next(p, x3, NULL, NULL) == 0);
+    free(scratch);
+    nerve_batcher_free(&b);
+    nerve_prefetch_free(p);
+    nerve_dataset_free(&d);
+}
+
+/* ---- names end to end: train on string labels, predict prints them ------------------------ */
+
+TEST(a_string_labelled_csv_trains_and_predict_prints_the_names)
+{
+    char train[512], cfg[512], cmd[4096], out_dir[512];
+    FILE *fp = fopen(tmp(train, "flowers.csv"), "w");
+    fprintf(fp, "petal length,petal width,\"species, as named\"\n");
+    nerve_rng r;
+    nerve_rng_seed(&r, 3);
+    const char *sp[] = {"virginica", "setosa", "versicolor"};
+    for (int i = 0; i < 90; i++) {
+        int c = i % 3;
+        fprintf(fp, "%.3f,%.3f,%s\n", 1.5 + 2.0 * c + 0.3 * nerve_rng_normal(&r),
+                0.2 + 0.8 * c + 0.1 * nerve_rng_normal(&r), sp[c]);
+    }
+    fclose(fp);
+    char text[4096];
+    snprintf(text, sizeof text, "[net]\ninputs=2\nbatch=8\nepochs=30\nseed=1\noptimizer=adam\n"
+             "learning_rate=0.05\ntrain_csv=%s\ntest_csv=%s\n\n[connected]\noutput=3\n\n[softmax]\n",
+             train, train);
+    put_text(tmp(cfg, "flowers.cfg"), text);
+    tmp(out_dir, "flowers_run");
+    snprintf(cmd, sizeof cmd, "%s/nerve train %s --out %s --quiet > %s/train.txt 2>&1", test_build_dir(),
+             cfg, out_dir, test_tmpdir());
+    CHECK(system(cmd) == 0);
+    char q[512];
+    put_text(tmp(q, "query.csv"), "1.5,0.2\n5.5,1.8\n3.5,1.0\n");
+    snprintf(cmd, sizeof cmd, "%s/nerve predict %s/model.safetensors %s --top 2 > %s/pred.txt 2>&1",
+             test_build_dir(), out_dir, q, test_tmpdir());
+    CHECK(system(cmd) == 0);
+    char pred[512];
+    size_t n;
+    unsigned char *txt = slurp(tmp(pred, "pred.txt"), &n);
+    CHECK(txt);
+    txt[n] = '\0';
+    /* sorted names: setosa 0, versicolor 1, virginica 2 */
+    char *l2 = strchr((char *)txt, '\n'), *l3 = l2 ? strchr(l2 + 1, '\n') : NULL;
+    /* the queries are the centres of virginica, versicolor and setosa as generated */
+    CHECK_MSG(!strncmp((char *)txt, "2 virginica 0.", 14) && l2 && !strncmp(l2 + 1, "1 versicolor 0.", 15) &&
+              l3 && !strncmp(l3 + 1, "0 setosa 0.", 11), "predict printed:\n%s", txt);
+    CHECK(strstr((char *)txt, ", ")); /* --top 2 */
+    free(txt);
+}
+
+TEST(predict_reads_png_files_and_folders_and_names_them)
+{
+    char root[512], cmd[4096], out_dir[512], keys[4096];
+    tmp(root, "pics");
+    const char *classes[] = {"dark", "light"};
+    mkdir(root, 0777);
+    for (int c = 0; c < 2; c++) {
+        char dir[700], path[800];
+        snprintf(dir, sizeof dir, "%s/%s", root, classes[c]);
+        mkdir(dir, 0777);
+        for (int i = 0; i < 12; i++) {
+            float px[16];
+            for (int j = 0; j < 16; j++)
+                px[j] = c ? 0.7f + 0.02f * (float)((i + j) % 10) : 0.05f * (float)((i * j) % 5);
+            snprintf(path, sizeof path, "%s/%02d.png", dir, i);
+            nerve_png_write_gray(path, 4, 4, px);
+        }
+    }
+    snprintf(keys, sizeof keys, "[net]\nheight=4\nwidth=4\nchannels=1\nbatch=8\nepochs=15\nseed=2\n"
+             "optimizer=adam\nlearning_rate=0.05\ntrain_folder=%s\n\n[connected]\noutput=2\n\n[softmax]\n",
+             root);
+    char cfg[512];
+    put_text(tmp(cfg, "pics.cfg"), keys);
+    tmp(out_dir, "pics_run");
+    snprintf(cmd, sizeof cmd, "%s/nerve train %s --out %s --quiet > %s/t.txt 2>&1", test_build_dir(), cfg,
+             out_dir, test_tmpdir());
+    CHECK(system(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "%s/nerve predict %s/model.safetensors %s/light/03.png %s/dark > %s/p.txt 2>&1",
+             test_build_dir(), out_dir, root, root, test_tmpdir());
+    CHECK(system(cmd) == 0);
+    char p[512];
+    size_t n;
+    unsigned char *txt = slurp(tmp(p, "p.txt"), &n);
+    CHECK(txt);
+    txt[n] = '\0';
+    int lines = 0;
+    for (size_t i = 0; i < n; i++)
+        lines += txt[i] == '\n';
+    CHECK_MSG(lines == 13 && strstr((char *)txt, "light/03.png: 1 light 0.") &&
+              strstr((char *)txt, "dark/00.png: 0 dark 0."), "predict printed:\n%s", txt);
+    free(txt);
+}

@@ -622,3 +622,60 @@ int augment_from_cfg(const cfg_doc *d, const cfg_section *s, const nerve_net_con
     out->elastic_sigma = sigma;
     return image_checks(d, s, c, out);
 }
+
+/* ---- boxes move with the image -------------------------------------------------------- */
+
+/* In continuous image coordinates (pixel i spans [i, i+1)), the transforms of the pixels map a
+ * point X to: flip w - X; zoom about the centre w/2 + s (X - w/2) (nerve_aug_rotate_scale's
+ * centre (w-1)/2 in pixel indices); shift X + dx. Boxes follow, are clipped to the image, and
+ * a box with nothing left inside is dropped. */
+int nerve_boxes_transform(nerve_box *b, int n, int h, int w, int flip, float scale, int dy, int dx)
+{
+    if (!b || n <= 0 || h < 1 || w < 1 || !(scale > 0))
+        return n > 0 && b ? nerve_set_error(NERVE_ERR_ARG, "boxes transform: bad arguments") : 0;
+    int kept = 0;
+    for (int i = 0; i < n; i++) {
+        double x0 = ((double)b[i].x - 0.5 * b[i].w) * w, x1 = ((double)b[i].x + 0.5 * b[i].w) * w;
+        double y0 = ((double)b[i].y - 0.5 * b[i].h) * h, y1 = ((double)b[i].y + 0.5 * b[i].h) * h;
+        if (flip) {
+            double t = w - x1;
+            x1 = w - x0;
+            x0 = t;
+        }
+        x0 = 0.5 * w + scale * (x0 - 0.5 * w) + dx;
+        x1 = 0.5 * w + scale * (x1 - 0.5 * w) + dx;
+        y0 = 0.5 * h + scale * (y0 - 0.5 * h) + dy;
+        y1 = 0.5 * h + scale * (y1 - 0.5 * h) + dy;
+        x0 = x0 < 0 ? 0 : x0;
+        y0 = y0 < 0 ? 0 : y0;
+        x1 = x1 > w ? w : x1;
+        y1 = y1 > h ? h : y1;
+        if (x1 <= x0 || y1 <= y0)
+            continue; /* left the image */
+        b[kept].cls = b[i].cls;
+        b[kept].x = (float)((x0 + x1) / (2.0 * w));
+        b[kept].y = (float)((y0 + y1) / (2.0 * h));
+        b[kept].w = (float)((x1 - x0) / w);
+        b[kept].h = (float)((y1 - y0) / h);
+        kept++;
+    }
+    return kept;
+}
+
+int nerve_aug_geometric_boxes(float *x, int c, int h, int w, nerve_box *boxes, int n, int flip,
+                              float scale, int dy, int dx, float *scratch)
+{
+    if (!x || c < 1 || h < 1 || w < 1 || !(scale > 0) || (n > 0 && !boxes))
+        return nerve_set_error(NERVE_ERR_ARG, "geometric boxes: bad arguments");
+    float *owned = NULL;
+    if (!scratch && !(owned = scratch = nerve_xalloc_floats((size_t)h * w)))
+        return NERVE_ERR_NOMEM;
+    if (flip)
+        nerve_aug_flip(x, c, h, w);
+    if (scale != 1.0f)
+        nerve_aug_rotate_scale(x, c, h, w, 0.0f, scale, 0, scratch);
+    if (dy || dx)
+        nerve_aug_shift(x, c, h, w, dy, dx);
+    nerve_xfree_aligned(owned);
+    return n > 0 ? nerve_boxes_transform(boxes, n, h, w, flip, scale, dy, dx) : 0;
+}

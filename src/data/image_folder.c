@@ -260,6 +260,41 @@ int nerve_dataset_load_image_folder(nerve_dataset *d, const char *root,
     return st;
 }
 
+/* paths with folders replaced by their image files (sorted). */
+static int expand_paths(const char *const *paths, int n, strlist *files)
+{
+    int st = NERVE_OK;
+    for (int i = 0; st == NERVE_OK && i < n; i++) {
+        struct stat sb;
+        if (stat(paths[i], &sb) != 0)
+            st = nerve_set_error(NERVE_ERR_IO, "%s: %s", paths[i], strerror(errno));
+        else if (S_ISDIR(sb.st_mode)) {
+            int before = files->n;
+            st = list_dir(paths[i], NULL, files, NULL);
+            if (st == NERVE_OK && files->n == before)
+                st = nerve_set_error(NERVE_ERR_FORMAT, "%s: no .png, .jpg or .jpeg files in this "
+                                     "folder", paths[i]);
+        } else
+            st = strlist_add(files, paths[i]);
+    }
+    return st;
+}
+
+int nerve_image_paths(const char *const *paths, int n, char ***out, int *n_out)
+{
+    if (!paths || n < 1 || !out || !n_out)
+        return nerve_set_error(NERVE_ERR_ARG, "image paths: bad arguments");
+    strlist files = {0};
+    int st = expand_paths(paths, n, &files);
+    if (st < 0) {
+        strlist_free(&files);
+        return st;
+    }
+    *out = files.s;
+    *n_out = files.n;
+    return NERVE_OK;
+}
+
 int nerve_dataset_load_images(nerve_dataset *d, const char *const *paths, int n,
                               const nerve_image_options *o)
 {
@@ -267,20 +302,7 @@ int nerve_dataset_load_images(nerve_dataset *d, const char *const *paths, int n,
         return nerve_set_error(NERVE_ERR_ARG, "load images: bad arguments");
     memset(d, 0, sizeof *d);
     strlist files = {0};
-    int st = NERVE_OK;
-    for (int i = 0; st == NERVE_OK && i < n; i++) {
-        struct stat sb;
-        if (stat(paths[i], &sb) != 0)
-            st = nerve_set_error(NERVE_ERR_IO, "%s: %s", paths[i], strerror(errno));
-        else if (S_ISDIR(sb.st_mode)) {
-            int before = files.n;
-            st = list_dir(paths[i], NULL, &files, NULL);
-            if (st == NERVE_OK && files.n == before)
-                st = nerve_set_error(NERVE_ERR_FORMAT, "%s: no .png, .jpg or .jpeg files in this "
-                                     "folder", paths[i]);
-        } else
-            st = strlist_add(&files, paths[i]);
-    }
+    int st = expand_paths(paths, n, &files);
     if (st == NERVE_OK)
         st = data_decode_images(d, (const char *const *)files.s, files.n, o);
     strlist_free(&files);

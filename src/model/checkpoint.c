@@ -4,6 +4,7 @@
  * so a failed load leaves the model as it was. */
 #include "../core/core.h"
 #include "model.h"
+#include "../io/json.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -61,6 +62,49 @@ int nerve_model_write_into(nerve_model *m, nerve_st_writer *w)
         st = nerve_st_writer_meta(w, "nerve.cfg", m->text ? m->text : "");
     if (st == NERVE_OK)
         st = nerve_st_writer_meta(w, "nerve.cfg_dir", dir);
+    if (st == NERVE_OK && m->n_names) { /* the class names, a JSON array of strings */
+        nerve_strbuf b = {0};
+        nerve_strbuf_puts(&b, "[");
+        for (int i = 0; i < m->n_names; i++) {
+            if (i)
+                nerve_strbuf_puts(&b, ",");
+            nerve_json_append_string(&b, m->names[i]);
+        }
+        nerve_strbuf_puts(&b, "]");
+        st = b.failed ? NERVE_ERR_NOMEM : nerve_st_writer_meta(w, "nerve.names", b.data);
+        nerve_strbuf_free(&b);
+    }
+    return st;
+}
+
+/* The class names of metadata "nerve.names" (a JSON array of strings), if present. */
+static int read_names(nerve_model *m, const nerve_st_file *f)
+{
+    const char *text = nerve_st_metadata(f, "nerve.names");
+    if (!text)
+        return NERVE_OK;
+    char err[128];
+    nerve_json *v = nerve_json_parse(text, strlen(text), err, sizeof err);
+    int st = NERVE_OK;
+    if (!v || v->type != NERVE_JSON_ARRAY)
+        st = nerve_set_error(NERVE_ERR_FORMAT, "metadata nerve.names is not a JSON array of "
+                             "strings (%s)", v ? "not an array" : err);
+    const char **names = NULL;
+    if (st == NERVE_OK && v->count > 0) {
+        names = nerve_xmalloc((size_t)v->count * sizeof *names);
+        if (!names)
+            st = NERVE_ERR_NOMEM;
+    }
+    for (int i = 0; st == NERVE_OK && i < v->count; i++) {
+        if (v->items[i].type != NERVE_JSON_STRING)
+            st = nerve_set_error(NERVE_ERR_FORMAT, "metadata nerve.names: item %d is not a string", i);
+        else
+            names[i] = v->items[i].string;
+    }
+    if (st == NERVE_OK)
+        st = nerve_model_set_names(m, v->count, names);
+    nerve_xfree(names);
+    nerve_json_free(v);
     return st;
 }
 
@@ -125,6 +169,8 @@ int nerve_model_read_from(nerve_model *m, const nerve_st_file *f, int strict)
     /* First every check, then every copy: a failed load changes nothing. */
     for (int i = 0; i < n && st == NERVE_OK; i++)
         st = locate(m, f, ids[i], strict, &where[i]);
+    if (st == NERVE_OK)
+        st = read_names(m, f);
     for (int i = 0; i < n && st == NERVE_OK; i++) {
         if (where[i] < 0)
             continue;

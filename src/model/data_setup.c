@@ -89,6 +89,24 @@ static int load_idx(const nerve_net_config *c, nerve_dataset *d, const char *ima
     return st;
 }
 
+/* darknet lists: images with YOLO boxes; the class names come from names= */
+static int load_list(const nerve_net_config *c, nerve_dataset *d, const char *list, char **names,
+                     int n_names, const char *key)
+{
+    int st = need_image_input(c, key);
+    if (st)
+        return st;
+    if (!names)
+        return nerve_set_error(NERVE_ERR_ARG, "%s needs names= (a .names file: the class of "
+                               "each box is a line number of it)", key);
+    if (c->dims[0] != 1 && c->dims[0] != 3)
+        return nerve_set_error(NERVE_ERR_ARG, "%s: image files give 1 or 3 channels, not "
+                               "channels=%d", key, c->dims[0]);
+    nerve_image_options o = {c->dims[0], c->dims[1], c->dims[2], c->data.resize,
+                             c->input_scale * 255.0f};
+    return nerve_dataset_load_list(d, list, (const char *const *)names, n_names, &o);
+}
+
 /* CIFAR binary files: a comma-separated list, concatenated; the model must take [3, 32, 32]. */
 static int load_cifar(const nerve_net_config *c, nerve_dataset *d, const char *list, const char *key)
 {
@@ -135,10 +153,12 @@ static int load_one(const nerve_net_config *c, nerve_dataset *d, const source *s
     else if (s->cifar[0]) {
         snprintf(key, sizeof key, "%s_cifar", what);
         st = load_cifar(c, d, s->cifar, key);
-    } else
-        st = nerve_set_error(NERVE_ERR_ARG, "%s_list: this source is not available yet", what);
+    } else {
+        snprintf(key, sizeof key, "%s_list", what);
+        st = load_list(c, d, s->list, names, n_names, key);
+    }
     /* a names file gives the classes their names (CSV used them while parsing) */
-    if (st == NERVE_OK && names && !s->csv[0]) {
+    if (st == NERVE_OK && names && !s->csv[0] && !s->list[0]) {
         char what_names[600];
         snprintf(what_names, sizeof what_names, "names=%s", c->data.names);
         if ((st = nerve_dataset_use_names(d, (const char *const *)names, n_names, what_names)) < 0)

@@ -1464,7 +1464,33 @@ void nerve_model_free(nerve_model *m)
     nerve_xfree(m->text);
     nerve_xfree(m->layers);
     nerve_xfree(m->layer_out);
+    nerve_names_free(m->names, m->n_names);
     nerve_xfree(m);
+}
+
+int nerve_model_set_names(nerve_model *m, int n, const char *const *names)
+{
+    if (!m || n < 0 || (n > 0 && !names))
+        return nerve_set_error(NERVE_ERR_ARG, "set names: bad arguments");
+    char **copy = n ? nerve_xcalloc((size_t)n, sizeof *copy) : NULL;
+    if (n && !copy)
+        return NERVE_ERR_NOMEM;
+    for (int i = 0; i < n; i++)
+        if (!(copy[i] = nerve_xstrdup(names[i]))) {
+            nerve_names_free(copy, i);
+            return NERVE_ERR_NOMEM;
+        }
+    nerve_names_free(m->names, m->n_names);
+    m->names = copy;
+    m->n_names = n;
+    return NERVE_OK;
+}
+
+const char *const *nerve_model_names(const nerve_model *m, int *n)
+{
+    if (n)
+        *n = m ? m->n_names : 0;
+    return m && m->n_names ? (const char *const *)m->names : NULL;
 }
 
 nerve_graph *nerve_model_graph(nerve_model *m) { return m ? m->g : NULL; }

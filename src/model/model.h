@@ -39,6 +39,8 @@ struct nerve_model {
     int n_layers, cap_layers;
     int no_init;         /* built by model_from_cfg_ex without initialising the weights */
     nerve_head_info head; /* the task of the head and the target it needs */
+    char **names;        /* class names (nerve_model_set_names; checkpoints keep them) */
+    int n_names;
 };
 
 /* Builds a model from cfg text; relative data paths are resolved against base_dir

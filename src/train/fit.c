@@ -641,34 +641,43 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
     int epochs = opt && opt->max_epochs > 0 ? opt->max_epochs : c->epochs;
     int stop_after = opt ? opt->stop_after_epochs : 0;
     int every = opt && opt->progress_every > 0 ? opt->progress_every : 50;
-    nerve_batcher b;
-    int st = nerve_batcher_init(&b, train, max_batch, 1, c->seed);
-    if (st)
-        return st;
+    nerve_prefetch *pf = NULL;
+    int st = NERVE_OK;
     nerve_augment aug;
     float *aug_scratch = NULL;
     nerve_metrics mt;
     if ((st = feed_metrics_init(f, &mt)) != NERVE_OK || (st = augment_check(c, f)) != NERVE_OK ||
         (st = augment_prepare(c, train, &aug, &aug_scratch)) != NERVE_OK) {
         nerve_metrics_free(&mt);
-        nerve_batcher_free(&b);
+        nerve_xfree_aligned(aug_scratch);
         return st;
+    }
+    /* batches are assembled, and augmented, on a background thread while the step runs,
+     * bit-identical to doing it here (docs/data.md); a mask moves with its image, so a
+     * batch with masks is augmented below, after its targets are fed */
+    int aug_here = aug.on && feed_mask(f) != NULL;
+    pf = nerve_prefetch_create(train, max_batch, aug.on && !aug_here ? &aug : NULL, c->dims[0],
+                               c->ndim == 3 ? c->dims[1] : 1, c->ndim == 3 ? c->dims[2] : 1,
+                               c->seed);
+    if (!pf) {
+        nerve_metrics_free(&mt);
+        nerve_xfree_aligned(aug_scratch);
+        return nerve_last_status() < 0 ? nerve_last_status() : NERVE_ERR_NOMEM;
     }
     float *x = nerve_value(g, f->input).data;
     double t_run = now_seconds();
     int ran = 0;
     for (int epoch = r->epoch + 1; epoch <= epochs && st == NERVE_OK; epoch++) {
-        /* batch order of this epoch: a function of (seed, epoch) only */
-        nerve_rng_seed(&b.rng, c->seed * 0x9E3779B97F4A7C15ull + (uint64_t)epoch);
-        for (int i = 0; i < train->n; i++)
-            b.order[i] = i;
-        nerve_batcher_reset(&b);
+        /* batch order of this epoch: a function of (seed, epoch) only; a run resumed from an
+         * interrupted epoch goes on at the batch it stopped before */
+        if ((st = nerve_prefetch_start(pf, c->seed * 0x9E3779B97F4A7C15ull + (uint64_t)epoch, epoch,
+                                       r->batch)) != NERVE_OK)
+            break;
         nerve_graph_set_training(g, 1);
         /* a run resumed from an interrupted epoch goes on at the batch it stopped before */
         double t0 = now_seconds(), loss_sum = r->part_loss;
         int64_t seen = r->part_seen, seen0 = seen;
         int batches = r->batch, n, stop = 0;
-        b.pos = r->batch * max_batch;
         /* the running training metric: a classifier's counts of the interrupted epoch are
          * restored; other tasks' figures of a resumed epoch cover the batches after the
          * resume (docs/metrics.md) */
@@ -681,14 +690,14 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
         r->part_loss = 0;
         r->part_seen = r->part_correct = 0;
         float lr = nerve_schedule_lr(sched, r->iter, epoch - 1);
-        while ((n = nerve_batcher_next(&b, x, f->ybuf)) > 0) {
+        while ((n = nerve_prefetch_next(pf, x, f->ybuf, NULL)) > 0) {
             int got;
-            const int *idx = nerve_batcher_last_indices(&b, &got);
+            const int *idx = nerve_prefetch_last_indices(pf, &got);
             if (n != nerve_graph_batch(g) && (st = nerve_graph_set_batch(g, n)) != NERVE_OK)
                 break;
             if ((st = feed_targets(f, train, idx, n)) != NERVE_OK)
                 break;
-            if (aug.on && (st = augment_batch(c, &aug, x, feed_mask(f), n, epoch, batches, aug_scratch)) != NERVE_OK)
+            if (aug_here && (st = augment_batch(c, &aug, x, feed_mask(f), n, epoch, batches, aug_scratch)) != NERVE_OK)
                 break;
             feed_finish_inputs(f, idx, n, epoch);
             lr = nerve_schedule_lr(sched, r->iter, epoch - 1);
@@ -805,7 +814,7 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
             break;
         }
     }
-    nerve_batcher_free(&b);
+    nerve_prefetch_free(pf);
     nerve_metrics_free(&mt);
     nerve_xfree_aligned(aug_scratch);
     res->epochs_run = ran;
