@@ -41,7 +41,7 @@ void *__wrap_nerve_xcalloc(size_t n, size_t size);
 void *__wrap_nerve_xrealloc(void *p, size_t bytes);
 float *__wrap_nerve_xalloc_floats(size_t n);
 
-static int fuzz_alloc_refused(size_t bytes)
+static inline int fuzz_alloc_refused(size_t bytes)
 {
     if (bytes <= FUZZ_MAX_ALLOC && nerve_alloc_bytes() + bytes <= FUZZ_MAX_HELD)
         return 0;
@@ -79,13 +79,13 @@ typedef struct fuzz_file {
     char path[64];
 } fuzz_file;
 
-static void fuzz_die(const char *what)
+static inline void fuzz_die(const char *what)
 {
     perror(what);
     abort();
 }
 
-static void fuzz_file_open(fuzz_file *f, const char *name)
+static inline void fuzz_file_open(fuzz_file *f, const char *name)
 {
     f->fd = memfd_create(name, 0);
     if (f->fd < 0)
@@ -94,7 +94,7 @@ static void fuzz_file_open(fuzz_file *f, const char *name)
 }
 
 /* Replaces the file's content with data[0..size). */
-static void fuzz_file_set(fuzz_file *f, const void *data, size_t size)
+static inline void fuzz_file_set(fuzz_file *f, const void *data, size_t size)
 {
     if (ftruncate(f->fd, 0) != 0)
         fuzz_die("ftruncate");
@@ -109,7 +109,7 @@ static void fuzz_file_set(fuzz_file *f, const void *data, size_t size)
 }
 
 /* A NUL-terminated copy of the input (the caller frees). */
-static char *fuzz_text(const uint8_t *data, size_t size)
+static inline char *fuzz_text(const uint8_t *data, size_t size)
 {
     char *t = malloc(size + 1);
     if (!t)
@@ -120,7 +120,7 @@ static char *fuzz_text(const uint8_t *data, size_t size)
 }
 
 /* Every library error must leave a message: a failure without one is a finding. */
-static void fuzz_check_error(int status)
+static inline void fuzz_check_error(int status)
 {
     if (status < 0 && nerve_last_error()[0] == '\0') {
         fprintf(stderr, "status %d without an error message\n", status);

@@ -24,7 +24,7 @@ for t in "$@"; do
     echo "== fuzz $t for ${secs}s (log: $log)"
     # -rss_limit_mb: the harnesses cap libnerve's allocations at 384 MB (fuzz_common.h);
     # ASan's own overhead comes on top.
-    "$bin" -max_total_time="$secs" -timeout=25 -rss_limit_mb=2560 -max_len=65536 \
+    UBSAN_OPTIONS=print_stacktrace=1 "$bin" -max_total_time="$secs" -timeout=25 -rss_limit_mb=2560 -max_len=65536 \
         -print_final_stats=1 -artifact_prefix="$build/findings/$t-" "${dict[@]}" \
         "$work" "$seeds" >"$log" 2>&1
     rc=$?
