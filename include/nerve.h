@@ -29,6 +29,7 @@
 #ifndef NERVE_H
 #define NERVE_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -481,6 +482,37 @@ int nerve_lrn(nerve_graph *g, int x, int size, float alpha, float beta, float k,
  * pixels of the batch, or with weights sum w_y (-log p_y) / sum w_y. A label that is not a
  * class makes the loss NaN. */
 int nerve_pixel_softmax_ce_loss(nerve_graph *g, int logits, int labels, int class_weights);
+
+/* Operators by name (the operator table, src/ops/registry.c; docs/ops.md lists every name
+ * with its inputs and attributes). nerve_op_build adds the node that the direct function
+ * adds (nerve_op_build(g, "add", ...) == nerve_add(...)), from inputs and named, typed
+ * attributes as a model importer or the cfg builder has them: op names and attribute names
+ * are nerve's, and an importer maps its own onto them. An unknown operator, a wrong number
+ * of inputs, an unknown, repeated, missing (required) or mistyped attribute is
+ * NERVE_ERR_ARG with a message naming it. An optional input may be passed as -1. */
+typedef enum {
+    NERVE_ATTR_INT = 1, /* i */
+    NERVE_ATTR_FLOAT,   /* f */
+    NERVE_ATTR_INTS,    /* ints[0..n) */
+    NERVE_ATTR_STRING   /* s */
+} nerve_attr_type;
+
+typedef struct nerve_attr {
+    const char *name;
+    nerve_attr_type type;
+    int64_t i;
+    float f;
+    const int64_t *ints;
+    int n;
+    const char *s;
+} nerve_attr;
+
+nerve_attr nerve_attr_int(const char *name, int64_t v);
+nerve_attr nerve_attr_float(const char *name, float v);
+nerve_attr nerve_attr_ints(const char *name, const int64_t *v, int n);
+nerve_attr nerve_attr_string(const char *name, const char *v);
+int nerve_op_build(nerve_graph *g, const char *op, const int *inputs, int n_inputs,
+                   const nerve_attr *attrs, int n_attrs);
 
 /* ===================================================================================== */
 /* 7. Graphs: running                                                                     */
@@ -997,6 +1029,13 @@ int nerve_model_load_matching(nerve_model *m, const char *path, int skip_mismatc
  * parameter tensors frozen. */
 int nerve_model_freeze(nerve_model *m, int n_layers);
 
+/* What changed from cfg text old_text to new_text, key by key ("[net] learning_rate: 0.01
+ * -> 0.1; 4 layers -> 5 layers"; sections are paired by position, values that read as
+ * numbers compare as numbers), "; "-separated into out (size bytes, may be NULL).
+ * Returns the number of differences (0: the same cfg) or a negative status when either
+ * text does not parse. */
+int nerve_cfg_diff(const char *old_text, const char *new_text, char *out, size_t size);
+
 /* ===================================================================================== */
 /* 13. Training loop                                                                      */
 /* ===================================================================================== */
@@ -1030,6 +1069,16 @@ typedef struct nerve_fit_options {
     void (*on_epoch)(const nerve_epoch_stats *s, void *user);
     void *user;
     int progress_every;
+    /* Resuming from a checkpoint whose cfg differs from the model's (nerve_cfg_diff says
+     * how) is an error unless this is set; a checkpoint of another model (tensor names or
+     * shapes) always is. With it, a checkpoint without this optimiser's state (another
+     * optimiser) starts the optimiser afresh. */
+    int allow_cfg_change;
+    /* Read between training steps (a SIGINT handler sets it): when non-zero, the step in
+     * progress finishes, the checkpoint is written with the position inside the epoch (a
+     * resume from it gives the weights of an uninterrupted run, bit for bit) and nerve_fit
+     * returns NERVE_OK with result->interrupted set. */
+    const volatile sig_atomic_t *interrupt;
 } nerve_fit_options;
 
 typedef struct nerve_fit_result {
@@ -1038,6 +1087,9 @@ typedef struct nerve_fit_result {
     double best_val_loss;
     int stopped_early;
     double seconds;
+    /* Stopped by *interrupt before the last epoch: the checkpoint holds interrupted_batch
+     * batches of epoch interrupted_epoch (0: that epoch had not begun). */
+    int interrupted, interrupted_epoch, interrupted_batch;
 } nerve_fit_result;
 
 /* Loads the training and test sets named by a [net] section (IDX image/label pairs or CSV
