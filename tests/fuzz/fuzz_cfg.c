@@ -1,6 +1,8 @@
 /* libFuzzer target: cfg text through everything `nerve train` does with it before the
  * data: parse, build the graph, compile for a batch of 2, one forward and one backward
- * pass on a batch of 2 (then of 1, the last-batch path).
+ * pass on a batch of 2 (then of 1, the last-batch path). Also the cfg comparison that a
+ * resume runs (nerve_cfg_diff): a text against itself has no difference, and against a
+ * fixed cfg into a small buffer (the truncation path).
  *
  * Sizes: the allocator cap of fuzz_common.h bounds memory (a too-large model fails with
  * NERVE_ERR_NOMEM); a model whose forward pass needs more than FUZZ_MAX_FLOPS per sample
@@ -66,11 +68,31 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
+static void diff(const char *text)
+{
+    static const char base[] = "[net]\ninputs=4\nlearning_rate=0.01\n[connected]\noutput=3\n"
+                               "[softmax]\n";
+    char out[48];
+    nerve_clear_error();
+    int n = nerve_cfg_diff(text, text, out, sizeof out);
+    fuzz_check_error(n);
+    if (n > 0) {
+        fprintf(stderr, "a cfg differs from itself: %s\n", out);
+        abort();
+    }
+    if (n == 0) {
+        n = nerve_cfg_diff(base, text, out, sizeof out);
+        if (n < 0 || strlen(out) >= sizeof out)
+            abort();
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size > 1 << 16)
         return 0; /* cfg files are small; long inputs only slow the search */
     char *text = fuzz_text(data, size);
+    diff(text);
     nerve_clear_error();
     nerve_model *m = nerve_model_from_cfg(text, "fuzz.cfg");
     if (!m) {

@@ -6,7 +6,9 @@
  *      state, best weights and the training state in the metadata (epoch, iteration,
  *      schedule, generator, history); the run writes a checkpoint, a CSV log and a plot,
  *      and stops after at most one epoch (stop_after_epochs), so that a crafted epoch
- *      count cannot make the execution long. */
+ *      count cannot make the execution long. Inputs of odd length resume with
+ *      allow_cfg_change (--force), so a changed cfg in the metadata goes through the cfg
+ *      comparison and on into training instead of being refused. */
 #include "fuzz_common.h"
 
 static const char *const CFG = "[net]\n"
@@ -72,7 +74,7 @@ static void load_model(void)
     nerve_model_free(m);
 }
 
-static void resume(void)
+static void resume(int force)
 {
     nerve_model *m = nerve_model_from_cfg(CFG, "fuzz.cfg");
     if (!m)
@@ -83,6 +85,7 @@ static void resume(void)
     opt.log_csv = log_csv;
     opt.plot_svg = plot;
     opt.stop_after_epochs = 1;
+    opt.allow_cfg_change = force;
     nerve_fit_result res;
     nerve_clear_error();
     int st = nerve_fit(m, &train, &val, &opt, &res);
@@ -96,6 +99,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_file_set(&in, data, size);
     load_model();
-    resume();
+    resume((int)(size & 1));
     return 0;
 }
