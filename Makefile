@@ -1,4 +1,4 @@
-# nerve: make [all] | test [SANITIZE=1] | train | bench | fuzz [FUZZ_SECONDS=N] | install [PREFIX=...] | clean
+# nerve: make [all] | test [SANITIZE=1] | test-tsan | train | bench | fuzz [FUZZ_SECONDS=N] | install [PREFIX=...] | clean
 # CC=clang builds with clang into build-clang/ (build-clang-san/ with SANITIZE=1).
 CC      ?= cc
 PREFIX  ?= /usr/local
@@ -17,6 +17,10 @@ ifeq ($(SANITIZE),1)
   BUILD   := build$(BUILD_SUFFIX)-san
   OPT     := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
   LDSAN   := -fsanitize=address,undefined
+else ifeq ($(SANITIZE),thread)
+  BUILD   := build-tsan
+  OPT     := -O1 -fno-omit-frame-pointer -fsanitize=thread
+  LDSAN   := -fsanitize=thread
 else
   BUILD   := build$(BUILD_SUFFIX)
   OPT     := -O3
@@ -36,7 +40,7 @@ EX_BIN   := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EX_SRC))
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all test train bench fuzz fuzz-build install uninstall clean
+.PHONY: all test test-tsan train bench fuzz fuzz-build install uninstall clean
 all: $(BUILD)/libnerve.a $(BUILD)/libnerve.so $(BUILD)/nerve $(EX_BIN)
 
 $(BUILD)/obj/%.o: %.c
@@ -67,6 +71,17 @@ $(BUILD)/nerve_tests: $(TEST_OBJ) $(BUILD)/libnerve.a
 # The tests see the CLI and the examples of the same build.
 test: all $(BUILD)/nerve_tests
 	NERVE_BUILD_DIR=$(BUILD) ASAN_OPTIONS=detect_leaks=1 ./$(BUILD)/nerve_tests $(T)
+
+# ThreadSanitizer over the tests that run the thread pool (test_threads, the optimisers on
+# threads, steady state, and every test named *threads*: the direct and Winograd kernels,
+# GEMM, norm and pool on 1 and 2 threads). Any report fails the run (halt_on_error); none
+# is suppressed. die_after_fork=0: threads_pool_works_after_fork starts a pool in a child
+# forked from a threaded parent, which TSan refuses by default (its own limitation, not a
+# race; the pool's pthread_atfork handlers give the child a fresh pool).
+TSAN_TESTS := test_threads test_optim_threads test_steady_state threads
+test-tsan:
+	$(MAKE) SANITIZE=thread build-tsan/nerve_tests
+	NERVE_BUILD_DIR=build-tsan TSAN_OPTIONS="halt_on_error=1 die_after_fork=0" ./build-tsan/nerve_tests $(or $(T),$(TSAN_TESTS))
 
 # The main job: train the shipped MLP on Fashion-MNIST and report test accuracy.
 train: all
@@ -123,6 +138,6 @@ fuzz: fuzz-build
 	FUZZ_BUILD=$(FUZZ_BUILD) tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 clean:
-	rm -rf build build-san build-clang build-clang-san build-fuzz
+	rm -rf build build-san build-tsan build-clang build-clang-san build-fuzz
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(FUZZ_LIB_OBJ:.o=.d)
