@@ -27,7 +27,7 @@ else
   LDSAN   :=
 endif
 CFLAGS_ALL := $(BASE) $(WARN) $(OPT) $(CFLAGS)
-LDLIBS  := -lz -lpng -lm -pthread $(LDSAN)
+LDLIBS  := -lz -lpng -ljpeg -lm -pthread $(LDSAN)
 
 LIB_SRC  := $(wildcard src/*/*.c)
 LIB_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC))
@@ -130,7 +130,7 @@ $(FUZZ_BUILD)/libnerve.a: $(FUZZ_LIB_OBJ)
 
 $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(FUZZ_BUILD)/libnerve.a
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -D_GNU_SOURCE -Isrc -fsanitize=fuzzer -o $@ $< \
-	    $(FUZZ_BUILD)/libnerve.a $(FUZZ_WRAP) -lz -lpng -lm -pthread
+	    $(FUZZ_BUILD)/libnerve.a $(FUZZ_WRAP) -lz -lpng -ljpeg -lm -pthread
 
 fuzz-build: $(addprefix $(FUZZ_BUILD)/fuzz_,$(FUZZ_TARGETS))
 
