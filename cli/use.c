@@ -206,7 +206,7 @@ int cmd_predict(int argc, char **argv)
                     print_top(p + (size_t)i * k, (int)k, top, names, n_names);
                 else
                     for (size_t j = 0; j < k; j++)
-                        printf("%g%s", (double)p[(size_t)i * k + j], j + 1 < k ? " " : "\n");
+                        printf("%.6g%c", (double)p[(size_t)i * k + j], j + 1 < k ? ',' : '\n');
             }
         free(p);
     } else {
