@@ -191,6 +191,17 @@ static int choose_run_dir(const char *cfg, const char *out, const char *resume, 
                     "them, or another --out DIR\n", dir);
             return -1;
         }
+        /* going on in the checkpoint's directory replaces DIR/model.safetensors: fine when
+         * that is the checkpoint, not when it is another run's (resuming member-2 of a bag) */
+        char own[1100];
+        struct stat sa, sb;
+        snprintf(own, sizeof own, "%s/model.safetensors", dir);
+        if (resume && !overwrite && stat(own, &sa) == 0 && stat(resume, &sb) == 0 &&
+            (sa.st_dev != sb.st_dev || sa.st_ino != sb.st_ino)) {
+            fprintf(stderr, "nerve: resuming %s would write over %s, another checkpoint; pass --overwrite, or "
+                    "--out DIR\n", resume, own);
+            return -1;
+        }
         if (cli_mkdirs(dir) != 0) {
             fprintf(stderr, "nerve: cannot create the run directory %s: %s\n", dir, strerror(errno));
             return -1;
@@ -227,7 +238,7 @@ static void on_sigint(int sig)
         _exit(130);
     }
     interrupt_flag = 1;
-    static const char msg[] = "\nnerve: interrupt: finishing this step and saving a checkpoint "
+    static const char msg[] = "\nnerve: interrupt: stopping after the step in progress, with a checkpoint "
                               "(Ctrl-C again to stop at once)\n";
     ssize_t k = write(2, msg, sizeof msg - 1);
     (void)k;

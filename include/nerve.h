@@ -1067,7 +1067,10 @@ int nerve_config_load_data(const nerve_net_config *c, nerve_dataset *train, nerv
 
 /* Trains m on train (validating on val if non-NULL: early stopping restores the best
  * weights). A NaN or infinite loss stops with NERVE_ERR_NUMERIC, leaving the last good
- * checkpoint on disk untouched. */
+ * checkpoint on disk untouched. After each epoch the checkpoint is written first, then the
+ * log and the plot, each through "<file>.tmp" renamed over it (a failed write removes its
+ * .tmp and names the file and the system's reason; .tmp files a killed run left behind are
+ * removed at the start), so the log never runs ahead of the checkpoint. */
 int nerve_fit(nerve_model *m, const nerve_dataset *train, const nerve_dataset *val,
               const nerve_fit_options *opt, nerve_fit_result *result);
 
