@@ -63,9 +63,10 @@ static void on_progress(const nerve_progress *p, void *user)
 static void on_epoch(const nerve_epoch_stats *s, void *user)
 {
     (void)user;
-    printf("epoch %3d  train loss %.4f acc %.4f", s->epoch, s->train_loss, s->train_acc);
+    const char *metric = s->metric ? s->metric : "acc";
+    printf("epoch %3d  train loss %.4f %s %.4f", s->epoch, s->train_loss, metric, s->train_metric);
     if (!isnan(s->val_loss))
-        printf("  val loss %.4f acc %.4f", s->val_loss, s->val_acc);
+        printf("  val loss %.4f %s %.4f", s->val_loss, metric, s->val_metric);
     printf("  lr %.3g  %.1fs (%.0f samples/s)\n", (double)s->lr, s->seconds, s->samples_per_sec);
     fflush(stdout);
 }
@@ -475,13 +476,13 @@ int cmd_train(int argc, char **argv)
     if (val.n)
         printf("best validation loss %.4f at epoch %d (weights restored)\n", res.best_val_loss, res.best_epoch);
     if (has_test) {
-        double loss, acc;
-        if (nerve_evaluate(m, &test, &loss, &acc, NULL, 0) != NERVE_OK) {
+        nerve_metrics mt;
+        if (nerve_evaluate_metrics(m, &test, &mt) != NERVE_OK) {
             rc = cli_fail("evaluation");
             goto done;
         }
-        printf("test loss: %.4f\n", loss);
-        printf("test accuracy: %.4f\n", acc);
+        cli_print_metrics(&mt, "test", 0, (const char *const *)test.names, test.n_names);
+        nerve_metrics_free(&mt);
     }
 done:
     nerve_dataset_free(&train);

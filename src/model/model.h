@@ -38,6 +38,7 @@ struct nerve_model {
     int *layer_out;      /* output node of each layer ([route] / [shortcut] read them) */
     int n_layers, cap_layers;
     int no_init;         /* built by model_from_cfg_ex without initialising the weights */
+    nerve_head_info head; /* the task of the head and the target it needs */
 };
 
 /* Builds a model from cfg text; relative data paths are resolved against base_dir
