@@ -5,6 +5,7 @@
  * generator (dropout) is saved in every checkpoint, so a run resumed from the checkpoint
  * of epoch e replays epochs e+1.. exactly as the uninterrupted run does. */
 #include "../core/core.h"
+#include "tokens.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -32,9 +33,12 @@ typedef struct feeder {
     int n_classes; /* columns of the output */
     size_t sample_numel;
     float *ybuf;   /* batch labels as read from the data set */
+    int tokens;    /* token targets: the label node takes t [N, T] (language models) */
+    int steps;     /* T of token targets */
+    float *tbuf;   /* batch targets as read from the data set (tokens) */
 } feeder;
 
-static int feeder_init(feeder *f, nerve_model *m, const nerve_dataset *d)
+static int feeder_init(feeder *f, nerve_model *m, const nerve_dataset *d, int training)
 {
     memset(f, 0, sizeof *f);
     f->g = nerve_model_graph(m);
@@ -55,6 +59,16 @@ static int feeder_init(feeder *f, nerve_model *m, const nerve_dataset *d)
     }
     nerve_node_shape(f->g, f->output, &nd, dims);
     f->n_classes = nd >= 2 ? dims[1] : 1;
+    if (d->target == NERVE_TARGET_TOKENS) {
+        f->tokens = 1;
+        f->steps = (int)d->target_numel;
+        f->n_classes = dims[nd - 1];
+        return tokens_check(m, d, training);
+    }
+    if (nerve_model_vocab(m, NULL) > 0)
+        return nerve_set_error(NERVE_ERR_ARG,
+                               "a language model trains on a text stream (train_text=), not on "
+                               "samples with %s targets", d->target ? "non-token" : "class");
     if (f->labels >= 0) {
         int lnd, ldims[NERVE_MAX_DIMS];
         nerve_node_shape(f->g, f->labels, &lnd, ldims);
@@ -79,7 +93,9 @@ static void feed_labels(feeder *f, int n)
     if (f->labels < 0)
         return;
     float *dst = nerve_value(f->g, f->labels).data;
-    if (f->label_mode == LABELS_ONEHOT) {
+    if (f->tokens) {
+        memcpy(dst, f->tbuf, (size_t)n * (size_t)f->steps * sizeof(float));
+    } else if (f->label_mode == LABELS_ONEHOT) {
         memset(dst, 0, (size_t)n * (size_t)f->n_classes * sizeof(float));
         for (int i = 0; i < n; i++)
             dst[(size_t)i * f->n_classes + (int)f->ybuf[i]] = 1.0f;
@@ -99,10 +115,15 @@ static int predicted_class(const float *row, int n_classes)
     return best;
 }
 
-static int count_correct(feeder *f, int n)
+/* Correct predictions of the batch; *judged gets how many were judged (samples, or the
+ * labelled positions of token targets). */
+static int64_t count_correct(feeder *f, int n, int64_t *judged)
 {
     const float *out = nerve_value(f->g, f->output).data;
-    int correct = 0;
+    if (f->tokens)
+        return tokens_correct(out, f->tbuf, n, f->steps, f->n_classes, judged);
+    *judged += n;
+    int64_t correct = 0;
     for (int i = 0; i < n; i++)
         correct += predicted_class(out + (size_t)i * f->n_classes, f->n_classes) == (int)f->ybuf[i];
     return correct;
@@ -120,8 +141,15 @@ static int run_over(nerve_model *m, const nerve_dataset *d, double *loss, double
         if (st)
             return st;
     }
+    if (d->target == NERVE_TARGET_TOKENS) {
+        if (pred || confusion)
+            return nerve_set_error(NERVE_ERR_ARG,
+                                   "a language model predicts a token at every step: sample "
+                                   "from it (nerve_textgen) rather than predict classes");
+        return tokens_evaluate(m, d, loss, accuracy);
+    }
     feeder f;
-    int st = feeder_init(&f, m, d);
+    int st = feeder_init(&f, m, d, 0);
     if (st)
         return st;
     int max_batch = nerve_graph_batch(g);
@@ -311,6 +339,13 @@ static int save_checkpoint(const char *path, nerve_model *m, nerve_optim *opt, c
         snprintf(key, sizeof key, "best.%s", nerve_node_name(g, best->ids[i]));
         st = nerve_st_writer_add(w, key, t.ndim, t.dims, best->data[i]);
     }
+    int carried[16], n_carried = nerve_graph_carried_states(g, carried, 16);
+    for (int i = 0; st == NERVE_OK && i < n_carried && i < 16; i++) { /* where the streams are */
+        char key[160];
+        nerve_tensor t = nerve_value(g, carried[i]);
+        snprintf(key, sizeof key, "carry.%s", nerve_node_name(g, carried[i]));
+        st = nerve_st_writer_add(w, key, t.ndim, t.dims, t.data);
+    }
     if (st == NERVE_OK) {
         put_int(w, "train.epoch", r->epoch);
         put_int(w, "train.iter", r->iter);
@@ -389,6 +424,19 @@ static int load_resume(const char *path, nerve_model *m, nerve_optim *opt, run_s
             st = nerve_set_error(NERVE_ERR_FORMAT, "%s: best weights '%s' are missing", path, key);
         else
             st = nerve_st_read(f, k, best->data[i], nerve_tensor_numel(&t));
+    }
+    int carried[16], n_carried = nerve_graph_carried_states(g, carried, 16);
+    for (int i = 0; st == NERVE_OK && i < n_carried && i < 16; i++) {
+        char key[160];
+        nerve_tensor t = nerve_value(g, carried[i]);
+        snprintf(key, sizeof key, "carry.%s", nerve_node_name(g, carried[i]));
+        int k = nerve_st_find(f, key), nd, dims[NERVE_MAX_DIMS];
+        if (k < 0 || nerve_st_shape(f, k, &nd, dims) != NERVE_OK ||
+            !nerve_same_shape(nd, dims, t.ndim, t.dims))
+            st = nerve_set_error(NERVE_ERR_FORMAT, "%s: the carried state '%s' is missing or has "
+                                 "another shape (another batch?)", path, key);
+        else
+            st = nerve_st_read(f, k, t.data, nerve_tensor_numel(&t));
     }
     nerve_st_close(f);
     return st;
@@ -493,7 +541,8 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
     int stop_after = opt ? opt->stop_after_epochs : 0;
     int every = opt && opt->progress_every > 0 ? opt->progress_every : 50;
     nerve_batcher b;
-    int st = nerve_batcher_init(&b, train, max_batch, 1, c->seed);
+    /* a text stream is read in its order: batch k is chunk k of every stream */
+    int st = nerve_batcher_init(&b, train, max_batch, !train->streams, c->seed);
     if (st)
         return st;
     nerve_augment aug;
@@ -505,18 +554,20 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
     float *x = nerve_value(g, f->input).data;
     double t_run = now_seconds();
     int ran = 0;
-    for (int epoch = r->epoch + 1; epoch <= epochs && st == NERVE_OK; epoch++) {
+    int out_of_steps = c->max_batches > 0 && r->iter >= c->max_batches;
+    for (int epoch = r->epoch + 1; epoch <= epochs && st == NERVE_OK && !out_of_steps; epoch++) {
         /* batch order of this epoch: a function of (seed, epoch) only */
         nerve_rng_seed(&b.rng, c->seed * 0x9E3779B97F4A7C15ull + (uint64_t)epoch);
         for (int i = 0; i < train->n; i++)
             b.order[i] = i;
         nerve_batcher_reset(&b);
         nerve_graph_set_training(g, 1);
+        nerve_graph_reset_carry(g); /* an epoch reads every stream from its start */
         double t0 = now_seconds(), loss_sum = 0;
-        int64_t seen = 0, correct = 0;
+        int64_t seen = 0, correct = 0, judged = 0;
         int batches = 0, n;
         float lr = nerve_schedule_lr(sched, r->iter, epoch - 1);
-        while ((n = nerve_batcher_next(&b, x, f->ybuf)) > 0) {
+        while (!out_of_steps && (n = nerve_batcher_next_target(&b, x, f->ybuf, f->tbuf)) > 0) {
             if (aug.on && (st = augment_batch(c, &aug, x, n, epoch, batches, aug_scratch)) != NERVE_OK)
                 break;
             if (n != nerve_graph_batch(g) && (st = nerve_graph_set_batch(g, n)) != NERVE_OK)
@@ -539,8 +590,9 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
             r->iter++;
             batches++;
             loss_sum += (double)loss * n;
-            correct += count_correct(f, n);
+            correct += count_correct(f, n, &judged);
             seen += n;
+            out_of_steps = c->max_batches > 0 && r->iter >= c->max_batches;
             if (opt && opt->on_progress && (batches % every == 0 || seen == train->n)) {
                 double el = now_seconds() - t0;
                 nerve_progress p = {epoch, epochs, seen, train->n, loss_sum / (double)seen,
@@ -554,7 +606,7 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
         if (st)
             break;
         double secs = now_seconds() - t0;
-        nerve_epoch_stats es = {epoch, loss_sum / (double)seen, (double)correct / (double)seen, NAN, NAN, lr,
+        nerve_epoch_stats es = {epoch, loss_sum / (double)seen, (double)correct / (double)judged, NAN, NAN, lr,
                                 secs, secs > 0 ? (double)seen / secs : 0};
         if (val && val->n > 0 && (st = nerve_evaluate(m, val, &es.val_loss, &es.val_acc, NULL, 0)) != NERVE_OK)
             break;
@@ -628,14 +680,16 @@ int nerve_fit(nerve_model *m, const nerve_dataset *train, const nerve_dataset *v
             return st;
     }
     feeder f;
-    if ((st = feeder_init(&f, m, train)) != NERVE_OK)
+    if ((st = feeder_init(&f, m, train, 1)) != NERVE_OK)
         return st;
     if (val && val->n > 0) {
         feeder fv;
-        if ((st = feeder_init(&fv, m, val)) != NERVE_OK)
+        if ((st = feeder_init(&fv, m, val, 0)) != NERVE_OK)
             return st;
     }
     f.ybuf = nerve_xmalloc((size_t)nerve_graph_batch(g) * sizeof(float));
+    if (f.tokens)
+        f.tbuf = nerve_xmalloc((size_t)nerve_graph_batch(g) * train->target_numel * sizeof(float));
     nerve_optim *optim = nerve_optim_create(g, &c->optim);
     nerve_schedule sched = c->schedule;
     if ((sched.type == NERVE_SCHED_LINEAR || sched.type == NERVE_SCHED_COSINE) && sched.tau <= 0) {
@@ -643,10 +697,12 @@ int nerve_fit(nerve_model *m, const nerve_dataset *train, const nerve_dataset *v
         int epochs = opt && opt->max_epochs > 0 ? opt->max_epochs : c->epochs;
         int64_t per_epoch = (train->n + nerve_graph_batch(g) - 1) / nerve_graph_batch(g);
         sched.tau = per_epoch * (epochs > 0 ? epochs : 1);
+        if (c->max_batches > 0 && c->max_batches < sched.tau)
+            sched.tau = c->max_batches;
     }
     run_state r = {0};
     snapshot best = {0};
-    if (!f.ybuf || !optim)
+    if (!f.ybuf || (f.tokens && !f.tbuf) || !optim)
         st = nerve_last_status() ? nerve_last_status() : NERVE_ERR_NOMEM;
     if (st == NERVE_OK)
         st = snapshot_init(&best, g);
@@ -659,7 +715,8 @@ int nerve_fit(nerve_model *m, const nerve_dataset *train, const nerve_dataset *v
     /* Early stopping's promise: the model ends with its best weights (only meaningful
      * when a validation set chose them). */
     int epochs = opt && opt->max_epochs > 0 ? opt->max_epochs : c->epochs;
-    int finished = r.epoch >= epochs || res->stopped_early;
+    int finished = r.epoch >= epochs || res->stopped_early ||
+                   (c->max_batches > 0 && r.iter >= c->max_batches);
     if (st == NERVE_OK && finished && val && val->n > 0 && r.have_best) {
         snapshot_copy(&best, g, 1);
         if (opt && opt->checkpoint)
@@ -668,6 +725,7 @@ int nerve_fit(nerve_model *m, const nerve_dataset *train, const nerve_dataset *v
     snapshot_free(&best);
     nerve_optim_free(optim);
     nerve_xfree(f.ybuf);
+    nerve_xfree(f.tbuf);
     nerve_xfree(r.history);
     return st;
 }
