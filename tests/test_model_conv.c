@@ -5,7 +5,7 @@
  * initialisation and never compiled, so each test stays fast. */
 #include "test.h"
 
-#include "../src/nn/model.h"
+#include "../src/model/model.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -8,7 +8,7 @@
  * graph advances carried states in eval mode), so feeding bytes one by one reads them as
  * one sequence. */
 #include "../core/core.h"
-#include "../nn/model.h"
+#include "../model/model.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -50,7 +50,7 @@ typedef struct model_build_opts {
 } model_build_opts;
 nerve_model *model_from_cfg_opts(const char *text, const char *filename, const char *base_dir,
                                  const model_build_opts *o);
-/* nerve_model_load with seq > 0 replacing the cfg's seq= (src/io/checkpoint.c). */
+/* nerve_model_load with seq > 0 replacing the cfg's seq= (src/model/checkpoint.c). */
 nerve_model *model_load_seq(const char *path, int seq);
 
 /* Builds a model from cfg text; relative data paths are resolved against base_dir

@@ -3,7 +3,7 @@
  * that one file rebuilds the model. Loading checks every shape before it changes anything,
  * so a failed load leaves the model as it was. */
 #include "../core/core.h"
-#include "../nn/model.h"
+#include "model.h"
 
 #include <limits.h>
 #include <stdio.h>
