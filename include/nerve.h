@@ -1100,11 +1100,20 @@ int nerve_model_text_data(nerve_model *m, nerve_dataset *train, nerve_dataset *h
 
 /* Trains m on train (validating on val if non-NULL: early stopping restores the best
  * weights). A NaN or infinite loss stops with NERVE_ERR_NUMERIC, leaving the last good
- * checkpoint on disk untouched. */
+ * checkpoint on disk untouched. [net] max_batches= ends the run after that many steps in
+ * all (part-way through an epoch, which then ends as usual). A text stream (train->streams
+ * > 0: token targets, e.g. nerve_model_text_data) is read in its order, one pass per
+ * epoch, the carried recurrent states zeroed at the start of every epoch; its batch must be
+ * the number of streams, and a model with carried states trains on streams only. Training
+ * checkpoints keep the carried states as "carry.<node>" tensors. */
 int nerve_fit(nerve_model *m, const nerve_dataset *train, const nerve_dataset *val,
               const nerve_fit_options *opt, nerve_fit_result *result);
 
-/* Evaluates mean loss and accuracy; confusion (n_classes^2 ints, row = truth) may be NULL. */
+/* Evaluates mean loss and accuracy; confusion (n_classes^2 ints, row = truth) may be NULL.
+ * Token targets: the mean NLL (nats) over every labelled position (target >= 0) and the
+ * accuracy of the most likely token there; a stream is read from a zero state, chunk after
+ * chunk with the state carried (the training state is restored afterwards), and confusion
+ * must be NULL (nerve_predict refuses token data). */
 int nerve_evaluate(nerve_model *m, const nerve_dataset *d, double *loss, double *accuracy,
                    int *confusion, int n_classes);
 /* Predicted class per sample into out[d->n]. */
