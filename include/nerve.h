@@ -40,6 +40,13 @@ extern "C" {
 #define NERVE_VERSION "0.1.0"
 #define NERVE_MAX_DIMS 6   /* tensors have 0..NERVE_MAX_DIMS dimensions */
 #define NERVE_MAX_INPUTS 8 /* inputs of one operator node */
+/* Size limits (docs/cfg.md, "Limits"), checked in 64 bits when a node is added and again
+ * when the graph is compiled: one sample of any node (its shape without the batch
+ * dimension) holds at most NERVE_MAX_SAMPLE_VALUES floats (1 GiB); one node at the compiled
+ * batch, and any parameter or state tensor, at most NERVE_MAX_LAYER_VALUES (8 GiB). Every
+ * size must be at least 1. */
+#define NERVE_MAX_SAMPLE_VALUES 268435456LL   /* 2^28 */
+#define NERVE_MAX_LAYER_VALUES 2147483647LL   /* 2^31 - 1 */
 
 /* ===================================================================================== */
 /* 1. Errors and status                                                                   */

@@ -16,6 +16,7 @@ nerve_graph *nerve_graph_create(void)
     if (!g)
         return NULL;
     g->training = 1;
+    g->failed_node = -1;
     nerve_rng_seed(&g->rng, 0x6e65727665ull);
     return g;
 }
@@ -115,13 +116,31 @@ static node *new_node(nerve_graph *g, int kind, const char *name)
     return n;
 }
 
-static int check_dims(int ndim, const int *dims, int allow_zero_first)
+/* A leaf's shape: sizes of at least 1 (an input's batch dimension may be 0: compile sets
+ * it); an input's sample (dims 1..) within NERVE_MAX_SAMPLE_VALUES, a parameter or state
+ * within NERVE_MAX_LAYER_VALUES (docs/cfg.md, "Limits"). */
+static int check_dims(const char *name, int ndim, const int *dims, int is_input)
 {
     if (ndim < 0 || ndim > NERVE_MAX_DIMS)
-        return nerve_set_error(NERVE_ERR_SHAPE, "rank %d outside 0..%d", ndim, NERVE_MAX_DIMS);
+        return nerve_set_error(NERVE_ERR_SHAPE, "'%s': rank %d outside 0..%d", name, ndim,
+                               NERVE_MAX_DIMS);
+    if (!dims && ndim > 0)
+        return nerve_set_error(NERVE_ERR_ARG, "'%s': no dimensions", name);
     for (int i = 0; i < ndim; i++)
-        if (dims[i] <= 0 && !(i == 0 && allow_zero_first))
-            return nerve_set_error(NERVE_ERR_SHAPE, "dimension %d is %d; must be positive", i, dims[i]);
+        if (dims[i] <= 0 && !(i == 0 && is_input && dims[i] == 0))
+            return nerve_set_error(NERVE_ERR_SHAPE, "'%s': dimension %d is %d; must be positive",
+                                   name, i, dims[i]);
+    char shape[128];
+    if (is_input && shape_values64(ndim - 1, dims + 1) > NERVE_MAX_SAMPLE_VALUES)
+        return nerve_set_error(NERVE_ERR_SHAPE, "'%s': one sample %s holds more than %lld values, "
+                               "the limit per sample (docs/cfg.md, Limits)", name,
+                               nerve_shape_str(ndim - 1, dims + 1, shape, sizeof shape),
+                               NERVE_MAX_SAMPLE_VALUES);
+    if (!is_input && shape_values64(ndim, dims) > NERVE_MAX_LAYER_VALUES)
+        return nerve_set_error(NERVE_ERR_SHAPE, "'%s': the tensor %s holds more than %lld values, "
+                               "the limit per layer (docs/cfg.md, Limits)", name,
+                               nerve_shape_str(ndim, dims, shape, sizeof shape),
+                               NERVE_MAX_LAYER_VALUES);
     return NERVE_OK;
 }
 
@@ -131,7 +150,7 @@ int nerve_input(nerve_graph *g, const char *name, int ndim, const int *dims)
         return nerve_set_error(NERVE_ERR_ARG, "null graph");
     if (ndim < 1)
         return nerve_set_error(NERVE_ERR_SHAPE, "an input needs at least the batch dimension");
-    int st = check_dims(ndim, dims, 1);
+    int st = check_dims(name ? name : "input", ndim, dims, 1);
     if (st)
         return st;
     node *n = new_node(g, NERVE_NODE_INPUT, name ? name : "input");
@@ -147,7 +166,7 @@ static int new_leaf_with_data(nerve_graph *g, int kind, const char *name, int nd
 {
     if (!g)
         return nerve_set_error(NERVE_ERR_ARG, "null graph");
-    int st = check_dims(ndim, dims, 0);
+    int st = check_dims(name, ndim, dims, 0);
     if (st)
         return st;
     node *n = new_node(g, kind, name);
@@ -315,6 +334,8 @@ int nerve_node_input(const nerve_graph *g, int id, int i)
     return g->nodes[id].in[i];
 }
 
+static int infer_node(nerve_graph *g, node *n);
+
 int graph_add_op(nerve_graph *g, const op_def *op, int n_in, const int *in, const node_attr *attr,
                  const char *name_hint)
 {
@@ -336,7 +357,7 @@ int graph_add_op(nerve_graph *g, const op_def *op, int n_in, const int *in, cons
     if (attr)
         n->attr = *attr;
     /* Infer now with batch 1 so that builders can report shape errors immediately. */
-    int st = op->infer(g, n);
+    int st = infer_node(g, n);
     if (st) {
         g->n_nodes--;
         return st;
@@ -357,6 +378,93 @@ int op_shape_error(const node *n, const char *fmt, ...)
                            n->name, msg);
 }
 
+int64_t size_mul64(int64_t a, int64_t b)
+{
+    if (a <= 0 || b <= 0)
+        return 0;
+    return a > INT64_MAX / b ? INT64_MAX : a * b;
+}
+
+int64_t size_add64(int64_t a, int64_t b)
+{
+    if (a < 0)
+        a = 0;
+    if (b < 0)
+        b = 0;
+    return a > INT64_MAX - b ? INT64_MAX : a + b;
+}
+
+int64_t shape_values64(int ndim, const int *dims)
+{
+    int64_t v = 1;
+    for (int i = 0; i < ndim; i++)
+        v = size_mul64(v, dims[i]);
+    return v;
+}
+
+/* "268435456 (2^28)" for the messages: the limits are powers of two, or one less. */
+static const char *limit_str(long long v, char *buf, size_t size)
+{
+    int e = 0;
+    while (e < 62 && (1LL << e) < v)
+        e++;
+    if ((1LL << e) == v)
+        snprintf(buf, size, "%lld (2^%d)", v, e);
+    else if ((1LL << e) - 1 == v)
+        snprintf(buf, size, "%lld (2^%d - 1)", v, e);
+    else
+        snprintf(buf, size, "%lld", v);
+    return buf;
+}
+
+int node_check_size(const node *n, const char *what, int64_t v)
+{
+    char lim[48];
+    if (v < 1)
+        return op_shape_error(n, "%s is %lld; every size must be at least 1", what, (long long)v);
+    if (v > NERVE_MAX_SAMPLE_VALUES)
+        return op_shape_error(n, "%s is %s%lld; the limit is %s values per sample (docs/cfg.md, "
+                              "Limits)", what, v == INT64_MAX ? "over " : "",
+                              (long long)v, limit_str(NERVE_MAX_SAMPLE_VALUES, lim, sizeof lim));
+    return NERVE_OK;
+}
+
+/* The limits every node's shape obeys (docs/cfg.md, "Limits"), checked after every infer():
+ * sizes of at least 1 (an input's batch dimension may be 0 before compile), one sample
+ * (dims 1..) within NERVE_MAX_SAMPLE_VALUES, the whole node within NERVE_MAX_LAYER_VALUES. */
+static int check_node_limits(const node *n)
+{
+    char shape[128], lim[48];
+    if (n->ndim < 0 || n->ndim > NERVE_MAX_DIMS)
+        return op_shape_error(n, "rank %d outside 0..%d", n->ndim, NERVE_MAX_DIMS);
+    for (int i = 0; i < n->ndim; i++)
+        if (n->dims[i] < 1)
+            return op_shape_error(n, "output dimension %d is %d; every size must be at least 1",
+                                  i, n->dims[i]);
+    int64_t sample = n->ndim > 0 ? shape_values64(n->ndim - 1, n->dims + 1) : 1;
+    int64_t total = shape_values64(n->ndim, n->dims);
+    if (sample > NERVE_MAX_SAMPLE_VALUES)
+        return op_shape_error(n, "one sample of the output %s holds %s%lld values; the limit is "
+                              "%s per sample (docs/cfg.md, Limits)",
+                              nerve_shape_str(n->ndim - 1, n->dims + 1, shape, sizeof shape),
+                              sample == INT64_MAX ? "over " : "", (long long)sample,
+                              limit_str(NERVE_MAX_SAMPLE_VALUES, lim, sizeof lim));
+    if (total > NERVE_MAX_LAYER_VALUES)
+        return op_shape_error(n, "the output %s holds %s%lld values; the limit is %s per layer "
+                              "(docs/cfg.md, Limits): use a smaller batch",
+                              nerve_shape_str(n->ndim, n->dims, shape, sizeof shape),
+                              total == INT64_MAX ? "over " : "", (long long)total,
+                              limit_str(NERVE_MAX_LAYER_VALUES, lim, sizeof lim));
+    return NERVE_OK;
+}
+
+/* infer() and then the limits. */
+static int infer_node(nerve_graph *g, node *n)
+{
+    int st = n->op->infer(g, n);
+    return st ? st : check_node_limits(n);
+}
+
 void node_copy_shape(node *n, const node *src)
 {
     n->ndim = src->ndim;
@@ -374,16 +482,27 @@ int normalize_axis(int axis, int ndim)
 
 static int infer_all(nerve_graph *g, int batch)
 {
+    g->failed_node = -1;
     for (int i = 0; i < g->n_nodes; i++) {
         node *n = &g->nodes[i];
-        if (n->kind == NERVE_NODE_INPUT)
+        g->failed_node = i;
+        if (n->kind == NERVE_NODE_INPUT) {
             n->dims[0] = batch;
+            char shape[128];
+            if (shape_values64(n->ndim, n->dims) > NERVE_MAX_LAYER_VALUES)
+                return nerve_set_error(NERVE_ERR_SHAPE, "input '%s': %s at batch %d holds more "
+                                       "than %lld values, the limit per layer (docs/cfg.md, "
+                                       "Limits): use a smaller batch", n->name,
+                                       nerve_shape_str(n->ndim, n->dims, shape, sizeof shape),
+                                       batch, NERVE_MAX_LAYER_VALUES);
+        }
         else if (n->kind == NERVE_NODE_OP) {
-            int st = n->op->infer(g, n);
+            int st = infer_node(g, n);
             if (st)
                 return st;
         }
     }
+    g->failed_node = -1;
     return NERVE_OK;
 }
 

@@ -107,6 +107,8 @@ struct nerve_graph {
     int n_grad_pool;
     unsigned char *zeroed; /* n_nodes bytes: gradient zeroed in this backward pass */
     float *workspace;      /* the scratch of every OP_SCRATCH_TRANSIENT node */
+    int failed_node;       /* the node whose shape inference failed in the last compile or
+                            * set_batch (its limits included), -1 if none */
 };
 
 static inline size_t node_numel(const node *n) { return nerve_shape_numel(n->ndim, n->dims); }
@@ -136,6 +138,17 @@ int op_shape_error(const node *n, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
+/* Product of ndim sizes in 64 bits, saturating at INT64_MAX (a size below 1 gives 0): the
+ * shape arithmetic of infer() functions and of the size limits never wraps. */
+int64_t shape_values64(int ndim, const int *dims);
+/* a * b and a + b for sizes (both >= 0), saturating at INT64_MAX. */
+int64_t size_mul64(int64_t a, int64_t b);
+int64_t size_add64(int64_t a, int64_t b);
+/* Checks an output size that infer() computed in 64 bits before it is stored in an int:
+ * 1 <= v <= NERVE_MAX_SAMPLE_VALUES (one axis of a sample cannot hold more than the whole
+ * sample may). Otherwise sets "<op> (node 'name'): <what> is <v>; ..." and returns
+ * NERVE_ERR_SHAPE. */
+int node_check_size(const node *n, const char *what, int64_t v);
 /* Copies shape of src into n. */
 void node_copy_shape(node *n, const node *src);
 /* Normalises a possibly negative axis for rank ndim; -1 (invalid) if out of range. */

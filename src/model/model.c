@@ -9,6 +9,7 @@
 
 #include "../core/core.h"
 #include "../data/augment.h"
+#include "../graph/graph.h"
 #include "../io/cfg.h"
 
 #include <limits.h>
@@ -1254,6 +1255,7 @@ nerve_model *model_from_cfg_opts(const char *text, const char *filename, const c
     if (o->vocab)
         m->vocab = *o->vocab;
     m->seq_override = o->seq;
+    snprintf(m->file, sizeof m->file, "%s", filename ? filename : "<cfg>");
     if (base_dir)
         snprintf(m->base_dir, sizeof m->base_dir, "%s", base_dir);
     else
@@ -1366,11 +1368,34 @@ int nerve_model_vocab(const nerve_model *m, nerve_vocab *out)
 }
 int nerve_model_layer_count(const nerve_model *m) { return m ? m->n_layers : 0; }
 
+/* The layer that made node id: layers are built in order, each ending at its output node
+ * (a head's nodes follow the last layer's output: the last layer). -1 if before the first
+ * (the input). */
+static int layer_of_node(const nerve_model *m, int id)
+{
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layer_out[i] >= id && (i == 0 || m->layer_out[i - 1] < id))
+            return i;
+    return id > m->input && m->n_layers > 0 ? m->n_layers - 1 : -1;
+}
+
 int nerve_model_compile(nerve_model *m, int max_batch)
 {
     if (!m)
         return nerve_set_error(NERVE_ERR_ARG, "null model");
-    return nerve_graph_compile(m->g, max_batch > 0 ? max_batch : m->cfg.batch);
+    int batch = max_batch > 0 ? max_batch : m->cfg.batch;
+    int st = nerve_graph_compile(m->g, batch);
+    if (st >= 0 || m->g->failed_node < 0)
+        return st;
+    /* a shape found too large at this batch (the per-layer limit): say it in cfg terms */
+    char msg[800];
+    snprintf(msg, sizeof msg, "%s", nerve_last_error());
+    int l = layer_of_node(m, m->g->failed_node);
+    if (l < 0)
+        return nerve_set_error(st, "%s: [net] at batch %d: %s", m->file, batch, msg);
+    const nerve_layer_info *li = &m->layers[l];
+    return nerve_set_error(st, "%s:%d: [%s] %s at batch %d: %s", m->file, li->line, li->type,
+                           li->name, batch, msg);
 }
 
 int nerve_model_set_input_stats(nerve_model *m, const float *mean, const float *std)

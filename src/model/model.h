@@ -31,6 +31,7 @@ struct nerve_model {
     nerve_net_config cfg;
     char *text;          /* the cfg text the model was built from (checkpoints keep it) */
     char base_dir[512];  /* directory relative data paths were resolved against */
+    char file[256];      /* the cfg's file name, for errors found at compile */
     int input, labels, output, loss;
     int mean, std;       /* z-score states ("input.mean", "input.std") or -1 */
     nerve_layer_info *layers;

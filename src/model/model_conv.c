@@ -227,7 +227,12 @@ int build_deconvolutional(build_ctx *b)
 const char *const local_keys[] = {"filters", "size", "stride", "pad", "padding", "same",
                                   "flip", "bias", "activation", "init", "name", NULL};
 
-static int out_size(int n, int k, int s, int pb, int pe) { return (n + pb + pe - k) / s + 1; }
+/* In 64 bits: the sizes come from the cfg (padding, stride up to MAX_KERNEL, maps up to the
+ * per-sample limit), and build_local checks the product before it makes a tensor of it. */
+static int64_t out_size(int n, int k, int s, int pb, int pe)
+{
+    return ((int64_t)n + pb + pe - k) / s + 1;
+}
 
 /* Locally connected: "<name>.weight" [OH*OW, O, C, k, k] and, as darknet has it, one bias
  * per output element "<name>.bias" [O, OH, OW]. */
@@ -238,24 +243,27 @@ int build_local(build_ctx *b)
     TRY(image_input(b, dims));
     TRY(parse_conv_spec(b, &sp, 0));
     const nerve_conv_config *cc = &sp.cc;
-    int oh = cc->same ? (dims[2] + cc->stride[0] - 1) / cc->stride[0]
-                      : out_size(dims[2], sp.size, cc->stride[0], cc->pad_begin[0], cc->pad_end[0]);
-    int ow = cc->same ? (dims[3] + cc->stride[1] - 1) / cc->stride[1]
-                      : out_size(dims[3], sp.size, cc->stride[1], cc->pad_begin[1], cc->pad_end[1]);
+    int64_t oh = cc->same ? ((int64_t)dims[2] + cc->stride[0] - 1) / cc->stride[0]
+                          : out_size(dims[2], sp.size, cc->stride[0], cc->pad_begin[0],
+                                     cc->pad_end[0]);
+    int64_t ow = cc->same ? ((int64_t)dims[3] + cc->stride[1] - 1) / cc->stride[1]
+                          : out_size(dims[3], sp.size, cc->stride[1], cc->pad_begin[1],
+                                     cc->pad_end[1]);
     if (oh < 1 || ow < 1)
         return cfg_error(b->d, NERVE_ERR_SHAPE, b->s->line,
                          "[local] a %dx%d kernel does not fit the %dx%d input", sp.size,
                          sp.size, dims[2], dims[3]);
-    int wd[5] = {oh * ow, sp.filters, dims[1], sp.size, sp.size};
-    double n = (double)wd[0] * wd[1] * wd[2] * wd[3] * wd[4];
-    TRY(check_weights(b, n));
+    /* every factor is below 2^28: the double product is exact enough to compare */
+    double n = (double)oh * ow * sp.filters * dims[1] * sp.size * sp.size;
+    TRY(check_weights(b, n)); /* so oh * ow, a factor of n, fits an int */
+    int wd[5] = {(int)(oh * ow), sp.filters, dims[1], sp.size, sp.size};
     int w, bias = -1;
     TRY(weight_param(b, b->name, "weight", 5, wd, &w));
     /* Fans of one position's kernel [O, C, k, k], not of the stacked tensor. */
     if (!b->no_init)
         nerve_init_fill(nerve_value(b->g, w).data, (size_t)n, 4, wd + 1, sp.init, &b->rng);
     if (sp.bias)
-        TRY(bias_param(b, b->name, 3, (int[]){sp.filters, oh, ow}, &bias));
+        TRY(bias_param(b, b->name, 3, (int[]){sp.filters, (int)oh, (int)ow}, &bias));
     int y = nerve_local(b->g, b->x, w, bias, cc);
     if (y < 0)
         return graph_fail(b, y);

@@ -130,7 +130,24 @@ static kern_conv_shape neutral_shape(void)
     return ks;
 }
 
-static int extent(const nerve_conv_config *c, int d, int k) { return c->dilation[d] * (k - 1) + 1; }
+/* Spatial sizes are computed in 64 bits and checked (node_check_size) before they are
+ * stored in the kernel shape's ints: padding, stride, dilation and kernel come from the
+ * caller (a cfg file), and their products need not fit an int. */
+static int64_t extent(const nerve_conv_config *c, int d, int k)
+{
+    return size_add64(size_mul64(c->dilation[d], (int64_t)k - 1), 1);
+}
+
+/* Stores a checked size: v is within 1..NERVE_MAX_SAMPLE_VALUES, so it fits an int. */
+static int spatial_size(const node *n, const char *what, int d, int64_t v, int *out)
+{
+    char msg[96];
+    snprintf(msg, sizeof msg, "%s along spatial dim %d", what, d);
+    int st = node_check_size(n, msg, v);
+    if (!st)
+        *out = (int)v;
+    return st;
+}
 
 /* Forward convolutions (conv, local): padding and output size of each spatial dim from the
  * input sizes n[S] and kernel sizes k[S]. */
@@ -138,24 +155,33 @@ static int plan_forward_dims(const node *n, const nerve_conv_config *c, int S, c
                              const int *k, kern_conv_shape *ks)
 {
     for (int d = 0; d < S; d++) {
-        int e = extent(c, d, k[d]), s = c->stride[d], pb = c->pad_begin[d], pe = c->pad_end[d];
+        int D = MAX_SPATIAL - S + d, e, st;
+        if ((st = spatial_size(n, "the kernel extent dilation * (size - 1) + 1", d,
+                               extent(c, d, k[d]), &e)))
+            return st;
+        int64_t s = c->stride[d], pb = c->pad_begin[d], pe = c->pad_end[d];
         if (c->same) {
-            int out = (in[d] + s - 1) / s;
-            int total = (out - 1) * s + e - in[d];
+            int64_t out = (in[d] + s - 1) / s;
+            int64_t total = (out - 1) * s + e - in[d]; /* < in + e: no overflow */
             pb = total > 0 ? total / 2 : 0;
             pe = total > 0 ? total - pb : 0;
         }
-        if (in[d] + pb + pe < e)
+        int64_t padded = (int64_t)in[d] + pb + pe;
+        if (padded < e)
             return op_shape_error(n,
                                   "kernel extent %d (size %d, dilation %d) is larger than the "
-                                  "padded input %d (%d + %d + %d) along spatial dim %d",
-                                  e, k[d], c->dilation[d], in[d] + pb + pe, in[d], pb, pe, d);
-        int D = MAX_SPATIAL - S + d;
+                                  "padded input %lld (%d + %lld + %lld) along spatial dim %d",
+                                  e, k[d], c->dilation[d], (long long)padded, in[d],
+                                  (long long)pb, (long long)pe, d);
+        if ((st = spatial_size(n, "the output size", d, (padded - e) / s + 1, &ks->out[D])))
+            return st;
+        if (pb > NERVE_MAX_SAMPLE_VALUES) /* same=1 pads by at most the extent */
+            return op_shape_error(n, "padding %lld along spatial dim %d is beyond the limit of "
+                                  "%lld", (long long)pb, d, NERVE_MAX_SAMPLE_VALUES);
         ks->image[D] = in[d];
         ks->kernel[D] = k[d];
-        ks->out[D] = (in[d] + pb + pe - e) / s + 1;
-        ks->stride[D] = s;
-        ks->pad[D] = pb;
+        ks->stride[D] = (int)s;
+        ks->pad[D] = (int)pb;
         ks->dilation[D] = c->dilation[d];
     }
     ks->flip = c->flip;
@@ -167,29 +193,39 @@ static int plan_transpose_dims(const node *n, const nerve_conv_config *c, const 
                                int S, const int *in, const int *k, kern_conv_shape *ks)
 {
     for (int d = 0; d < S; d++) {
-        int e = extent(c, d, k[d]), s = c->stride[d];
-        int pb = c->pad_begin[d], pe = c->pad_end[d], op = outpad[d];
+        int D = MAX_SPATIAL - S + d, e, st;
+        if ((st = spatial_size(n, "the kernel extent dilation * (size - 1) + 1", d,
+                               extent(c, d, k[d]), &e)))
+            return st;
+        int64_t s = c->stride[d], pb = c->pad_begin[d], pe = c->pad_end[d], op = outpad[d];
         if (c->same) {
-            int total = e - s;
+            int64_t total = e - s;
             pb = total > 0 ? total / 2 : 0;
             pe = total > 0 ? total - pb : 0;
             op = total < 0 ? -total : 0;
         } else if (op < 0 || (op >= s && op >= c->dilation[d])) {
-            return op_arg_error(n, "output_padding[%d] is %d; must be in 0..max(stride, "
-                                   "dilation) - 1 = %d", d, op,
-                                (s > c->dilation[d] ? s : c->dilation[d]) - 1);
+            return op_arg_error(n, "output_padding[%d] is %lld; must be in 0..max(stride, "
+                                   "dilation) - 1 = %d", d, (long long)op,
+                                (c->stride[d] > c->dilation[d] ? c->stride[d] : c->dilation[d]) - 1);
         }
-        int out = (in[d] - 1) * s - pb - pe + e + op;
+        /* (in - 1) * s + e + op - pb - pe: each term below 2^62, so the sum is exact */
+        int64_t grown = size_add64(size_add64(size_mul64((int64_t)in[d] - 1, s), e), op);
+        int64_t out = grown - pb - pe;
         if (out < 1)
-            return op_shape_error(n, "output size %d along spatial dim %d: the padding %d + %d "
-                                     "removes more than (%d - 1) * %d + %d",
-                                  out, d, pb, pe, in[d], s, e + op);
-        int D = MAX_SPATIAL - S + d;
-        ks->image[D] = out;
+            return op_shape_error(n, "output size %lld along spatial dim %d: the padding %lld + "
+                                     "%lld removes more than (%d - 1) * %lld + %lld",
+                                  (long long)out, d, (long long)pb, (long long)pe, in[d],
+                                  (long long)s, (long long)(e + op));
+        if ((st = spatial_size(n, "the output size (input - 1) * stride + extent + "
+                               "output_padding - padding", d, out, &ks->image[D])))
+            return st;
+        if (pb > NERVE_MAX_SAMPLE_VALUES)
+            return op_shape_error(n, "padding %lld along spatial dim %d is beyond the limit of "
+                                  "%lld", (long long)pb, d, NERVE_MAX_SAMPLE_VALUES);
         ks->kernel[D] = k[d];
         ks->out[D] = in[d];
-        ks->stride[D] = s;
-        ks->pad[D] = pb;
+        ks->stride[D] = (int)s;
+        ks->pad[D] = (int)pb;
         ks->dilation[D] = c->dilation[d];
     }
     ks->flip = c->flip;
@@ -208,6 +244,17 @@ static int is_direct(const kern_conv_shape *ks)
 }
 
 static void plan_blocks(conv_geom *cg);
+
+/* One image of either side within the per-sample limit, so that the engine's int
+ * arithmetic on planes and rows (and finish_geom's) cannot overflow. */
+static int check_sides(const node *n, const conv_geom *cg)
+{
+    int64_t big = size_mul64(cg->big_c, shape_values64(MAX_SPATIAL, cg->ks.image));
+    int64_t small = size_mul64(cg->small_c, shape_values64(MAX_SPATIAL, cg->ks.out));
+    int st = node_check_size(n, "one sample of the larger side (channels x spatial sizes)", big);
+    return st ? st : node_check_size(n, "one sample of the smaller side (channels x spatial sizes)",
+                                     small);
+}
 
 static void finish_geom(conv_geom *cg)
 {
@@ -278,7 +325,8 @@ static int conv_geometry(const nerve_graph *g, const node *n, conv_geom *cg)
         return st;
     *cg = (conv_geom){.batch = x->dims[0], .groups = c.groups, .big_c = C, .small_c = O};
     cg->ks = neutral_shape();
-    if ((st = plan_forward_dims(n, &c, S, x->dims + 2, w->dims + 2, &cg->ks)))
+    if ((st = plan_forward_dims(n, &c, S, x->dims + 2, w->dims + 2, &cg->ks)) ||
+        (st = check_sides(n, cg)))
         return st;
     finish_geom(cg);
     return NERVE_OK;
@@ -292,7 +340,11 @@ static int conv_transpose_geometry(const nerve_graph *g, const node *n, conv_geo
     nerve_conv_config c = attr_config(&n->attr, outpad);
     if ((st = check_input_rank(n, x, S)) || (st = check_config(n, &c, S)))
         return st;
-    int C = x->dims[1], O = w->dims[1] * c.groups;
+    int C = x->dims[1], O;
+    if ((st = node_check_size(n, "the output channels (weight dim 1 * groups)",
+                              size_mul64(w->dims[1], c.groups))))
+        return st;
+    O = w->dims[1] * c.groups;
     if (w->dims[0] != C)
         return op_shape_error(n, "weight [C, O/groups, *k] has C = %d but the input has %d "
                                  "channels", w->dims[0], C);
@@ -300,7 +352,8 @@ static int conv_transpose_geometry(const nerve_graph *g, const node *n, conv_geo
         return st;
     *cg = (conv_geom){.batch = x->dims[0], .groups = c.groups, .big_c = O, .small_c = C};
     cg->ks = neutral_shape();
-    if ((st = plan_transpose_dims(n, &c, outpad, S, x->dims + 2, w->dims + 2, &cg->ks)))
+    if ((st = plan_transpose_dims(n, &c, outpad, S, x->dims + 2, w->dims + 2, &cg->ks)) ||
+        (st = check_sides(n, cg)))
         return st;
     finish_geom(cg);
     return NERVE_OK;
@@ -1367,7 +1420,9 @@ static int local_geometry(const nerve_graph *g, const node *n, local_geom *lg)
                               w->dims[2], x->dims[1]);
     *lg = (local_geom){.batch = x->dims[0], .in_c = x->dims[1], .out_c = w->dims[1]};
     lg->ks = neutral_shape();
-    if ((st = plan_forward_dims(n, &c, S, x->dims + 2, w->dims + 3, &lg->ks)))
+    if ((st = plan_forward_dims(n, &c, S, x->dims + 2, w->dims + 3, &lg->ks)) ||
+        (st = node_check_size(n, "one sample of the output (channels x spatial sizes)",
+                              size_mul64(lg->out_c, shape_values64(MAX_SPATIAL, lg->ks.out)))))
         return st;
     lg->ks.channels = lg->in_c;
     lg->in_plane = image_plane(lg->ks.image);

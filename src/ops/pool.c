@@ -40,11 +40,12 @@ typedef struct pool_geom {
 static int is_global(int type) { return type == NERVE_POOL_GLOBAL_AVG || type == NERVE_POOL_GLOBAL_MAX; }
 static int takes_argmax(int type) { return type == NERVE_POOL_MAX || type == NERVE_POOL_GLOBAL_MAX; }
 
-static int pooled_extent(int in, int k, int s, int p, int ceil_mode)
+/* In 64 bits: pool_infer checks the padded map against the limits before it stores this. */
+static int64_t pooled_extent(int in, int k, int s, int p, int ceil_mode)
 {
-    int span = in + 2 * p - k;
-    int out = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
-    if (ceil_mode && (out - 1) * s >= in + p) /* the last window starts in the padding */
+    int64_t span = (int64_t)in + 2 * (int64_t)p - k;
+    int64_t out = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
+    if (ceil_mode && (out - 1) * s >= (int64_t)in + p) /* the last window starts in the padding */
         out--;
     return out;
 }
@@ -74,8 +75,8 @@ static pool_geom pool_geometry(const node *x, const node_attr *a)
 
 static void complete_output(pool_geom *p)
 {
-    p->OH = pooled_extent(p->H, p->kh, p->sh, p->ph, p->ceil_mode);
-    p->OW = pooled_extent(p->W, p->kw, p->sw, p->pw, p->ceil_mode);
+    p->OH = (int)pooled_extent(p->H, p->kh, p->sh, p->ph, p->ceil_mode);
+    p->OW = (int)pooled_extent(p->W, p->kw, p->sw, p->pw, p->ceil_mode);
 }
 
 /* Window of output (oy, ox): rows y0..y1 and columns x0..x1 (exclusive ends) clipped to
@@ -148,9 +149,14 @@ static int pool_infer(nerve_graph *g, node *n)
     if (x->ndim != 3 && x->ndim != 4)
         return op_shape_error(n, "input must be [N, C, H, W] or [N, C, L], got rank %d", x->ndim);
     pool_geom p = pool_geometry(x, &n->attr);
-    if (p.H + 2 * p.ph < p.kh || p.W + 2 * p.pw < p.kw)
+    int64_t padded_h = p.H + 2 * (int64_t)p.ph, padded_w = p.W + 2 * (int64_t)p.pw;
+    if (padded_h < p.kh || padded_w < p.kw)
         return op_shape_error(n, "a %dx%d window does not fit a %dx%d map padded by (%d, %d)",
                               p.kh, p.kw, p.H, p.W, p.ph, p.pw);
+    /* the window arithmetic (pool_window) runs in ints within the padded map */
+    int st = node_check_size(n, "the padded map height", padded_h);
+    if (st || (st = node_check_size(n, "the padded map width", padded_w)))
+        return st;
     if (takes_argmax(n->attr.i[0]) && (size_t)p.H * (size_t)p.W > MAX_MAP_ELEMENTS)
         return op_shape_error(n, "max pooling handles maps of at most %d elements, got %dx%d",
                               MAX_MAP_ELEMENTS, p.H, p.W);
@@ -842,7 +848,7 @@ static int check_pool_config(const nerve_pool_config *c)
                                    "pool: kernel %d, stride %d, padding %d on axis %d (need "
                                    "kernel >= 1, stride >= 0, padding >= 0)",
                                    c->kernel[a], c->stride[a], c->pad[a], a);
-        if (2 * c->pad[a] > c->kernel[a]) /* keeps every window on some real element */
+        if (c->pad[a] > c->kernel[a] / 2) /* keeps every window on some real element */
             return nerve_set_error(NERVE_ERR_ARG, "pool: padding %d exceeds half the kernel %d",
                                    c->pad[a], c->kernel[a]);
     }

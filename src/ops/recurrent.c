@@ -145,13 +145,17 @@ static int params_check(const node *n, const node *p, int ndim, int d0, int d1, 
 static int params_infer(nerve_graph *g, node *n)
 {
     static const char *const what[] = {"w_ih", "w_hh", "b_ih", "b_hh", "peephole"};
+    int st = node_check_size(n, "gates x hidden size",
+                             size_mul64(n->attr.i[P_GATES], n->attr.i[P_HIDDEN]));
+    if (st)
+        return st;
     int GH = n->attr.i[P_GATES] * n->attr.i[P_HIDDEN], H = n->attr.i[P_HIDDEN];
     const int ndim[] = {2, 2, 1, 1, 2}, d0[] = {GH, GH, GH, GH, 3}, d1[] = {-1, H, 0, 0, H};
     for (int k = P_W_IH; k <= P_PEEP; k++) {
         if (n->attr.i[k] < 0)
             continue;
-        int st = params_check(n, node_input(g, n, n->attr.i[k]), ndim[k], d0[k], d1[k], what[k]);
-        if (st)
+        if ((st = params_check(n, node_input(g, n, n->attr.i[k]), ndim[k], d0[k], d1[k],
+                               what[k])))
             return st;
     }
     n->ndim = 1;
@@ -864,6 +868,8 @@ static int rnn_infer(nerve_graph *g, node *n)
             return op_shape_error(n, "w_ih has %d inputs per gate but x has %d features",
                                   w->dims[1], F);
     }
+    if ((st = node_check_size(n, "directions x hidden size", size_mul64(D, H))))
+        return st;
     if (n->attr.i[A_RETSEQ]) {
         n->ndim = 3;
         n->dims[0] = T;

@@ -18,6 +18,7 @@
 #include "ops.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 static int min_int(int a, int b) { return a < b ? a : b; }
@@ -74,8 +75,14 @@ static int upsample_infer(nerve_graph *g, node *n)
     if (st)
         return st;
     node_copy_shape(n, x);
-    for (int d = 2; d < n->ndim; d++)
-        n->dims[d] *= n->attr.i[0];
+    for (int d = 2; d < n->ndim; d++) {
+        int64_t side = size_mul64(x->dims[d], n->attr.i[0]);
+        char what[64];
+        snprintf(what, sizeof what, "spatial size %d x scale %d", x->dims[d], n->attr.i[0]);
+        if ((st = node_check_size(n, what, side)))
+            return st;
+        n->dims[d] = (int)side;
+    }
     return NERVE_OK;
 }
 
@@ -159,21 +166,29 @@ static int block_infer(nerve_graph *g, node *n)
     int st = check_spatial_rank(n, x), block = n->attr.i[0];
     if (st)
         return st;
-    int area = x->ndim == 4 ? block * block : block;
+    int64_t area = x->ndim == 4 ? size_mul64(block, block) : block;
     node_copy_shape(n, x);
     if (to_space(n)) {
         if (x->dims[1] % area)
-            return op_shape_error(n, "%d channels do not split into blocks of %d", x->dims[1], area);
-        n->dims[1] /= area;
-        for (int d = 2; d < n->ndim; d++)
-            n->dims[d] *= block;
+            return op_shape_error(n, "%d channels do not split into blocks of %lld", x->dims[1],
+                                  (long long)area);
+        n->dims[1] = (int)(x->dims[1] / area);
+        for (int d = 2; d < n->ndim; d++) {
+            if ((st = node_check_size(n, "a spatial size times the block",
+                                      size_mul64(x->dims[d], block))))
+                return st;
+            n->dims[d] = x->dims[d] * block;
+        }
         return NERVE_OK;
     }
     for (int d = 2; d < n->ndim; d++)
         if (x->dims[d] % block)
             return op_shape_error(n, "spatial size %d is not a multiple of the block %d",
                                   x->dims[d], block);
-    n->dims[1] *= area;
+    if ((st = node_check_size(n, "the channels times the block area",
+                              size_mul64(x->dims[1], area))))
+        return st;
+    n->dims[1] = (int)(x->dims[1] * area);
     for (int d = 2; d < n->ndim; d++)
         n->dims[d] /= block;
     return NERVE_OK;

@@ -11,6 +11,7 @@
  * move rows of contiguous floats between two such views. */
 #include "ops.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* Elements before / after axis: the outer and inner extents of the view. */
@@ -60,7 +61,7 @@ static int reshape_infer(nerve_graph *g, node *n)
 {
     node *x = node_input(g, n, 0);
     int ndim = n->attr.i[0], dims[NERVE_MAX_DIMS], unknown = -1;
-    size_t known = 1, total = node_numel(x);
+    int64_t known = 1, total = shape_values64(x->ndim, x->dims);
     for (int i = 0; i < ndim; i++) {
         int d = n->attr.ints[i];
         if (d == 0 && i >= x->ndim)
@@ -74,11 +75,16 @@ static int reshape_infer(nerve_graph *g, node *n)
             continue;
         }
         dims[i] = d == 0 ? x->dims[i] : d;
-        known *= (size_t)dims[i];
+        known = size_mul64(known, dims[i]);
     }
+    if (known > total)
+        return reshape_error(n, x, "the known dimensions hold more elements than the input");
     if (unknown >= 0) {
         if (total % known != 0)
             return reshape_error(n, x, "the known dimensions do not divide the element count");
+        int st = node_check_size(n, "the dimension given as -1", total / known);
+        if (st)
+            return st;
         dims[unknown] = (int)(total / known);
     } else if (known != total) {
         return reshape_error(n, x, "element counts differ");
@@ -107,9 +113,13 @@ static int flatten_infer(nerve_graph *g, node *n)
     node *x = node_input(g, n, 0);
     if (x->ndim < 1)
         return op_shape_error(n, "needs a batch dimension, got a rank-0 input");
+    int64_t inner = shape_values64(x->ndim - 1, x->dims + 1);
+    int st = node_check_size(n, "the flattened sample", inner);
+    if (st)
+        return st;
     n->ndim = 2;
     n->dims[0] = x->dims[0];
-    n->dims[1] = (int)inner_of(x, 0);
+    n->dims[1] = (int)inner;
     return NERVE_OK;
 }
 
@@ -129,6 +139,7 @@ static int concat_infer(nerve_graph *g, node *n)
     if (ax < 0)
         return op_shape_error(n, "axis %d is out of range for rank %d", n->attr.i[0], x0->ndim);
     node_copy_shape(n, x0);
+    int64_t sum = x0->dims[ax]; /* in 64 bits: a sum of ints may not fit one */
     for (int k = 1; k < n->n_in; k++) {
         node *x = node_input(g, n, k);
         int fits = x->ndim == x0->ndim;
@@ -140,8 +151,14 @@ static int concat_infer(nerve_graph *g, node *n)
                                   nerve_shape_str(x->ndim, x->dims, sk, sizeof sk),
                                   nerve_shape_str(x0->ndim, x0->dims, s0, sizeof s0), ax);
         }
-        n->dims[ax] += x->dims[ax];
+        sum = size_add64(sum, x->dims[ax]);
     }
+    char what[48];
+    snprintf(what, sizeof what, "the sum of the sizes along axis %d", ax);
+    int st = node_check_size(n, what, sum);
+    if (st)
+        return st;
+    n->dims[ax] = (int)sum;
     return NERVE_OK;
 }
 
