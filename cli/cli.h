@@ -17,6 +17,8 @@ int cmd_viz(int argc, char **argv);
 int cli_train_bag(const char *cfg, const char *dir, int bag, const nerve_dataset *train, const nerve_dataset *val,
                   const nerve_dataset *test, int epochs);
 
+/* argv[0] of the nerve process (how to print a command that runs it again). */
+extern const char *cli_program;
 /* Prints "nerve: <message>" for the library's last error and returns 1. */
 int cli_fail(const char *context);
 /* Parses a positive integer option value; prints an error and returns -1 if invalid. */

@@ -11,12 +11,16 @@ static const char *USAGE =
     "usage: nerve <command> [options]\n"
     "\n"
     "commands:\n"
-    "  train CFG [--out DIR] [--resume CKPT] [--epochs N] [--threads N] [--quiet]\n"
-    "            [--init CKPT [--freeze N]] [--bag K]\n"
+    "  train CFG [--out DIR] [--overwrite] [--resume CKPT [--force]] [--epochs N]\n"
+    "            [--threads N] [--quiet] [--init CKPT [--freeze N]] [--bag K]\n"
     "        train the network described by CFG on the data its [net] section names;\n"
     "        writes DIR/model.safetensors (checkpoint, every epoch), DIR/log.csv and\n"
-    "        DIR/curves.svg (DIR defaults to runs/<cfg name>) and ends with the line\n"
-    "        'test accuracy: 0.XXXX' when the cfg names test data\n"
+    "        DIR/curves.svg and ends with the line 'test accuracy: 0.XXXX' when the cfg\n"
+    "        names test data. DIR: --out DIR, else the resumed checkpoint's directory,\n"
+    "        else the first free one of runs/<cfg name>, runs/<cfg name>-2, ...; a DIR\n"
+    "        holding files is written over only with --overwrite. --force resumes with a\n"
+    "        cfg that differs from the checkpoint's. Ctrl-C saves the epoch in progress\n"
+    "        and prints the command that resumes it (exit 130); a second Ctrl-C quits\n"
     "  eval CKPT [--images F --labels F | --csv F] [--threads N]\n"
     "        accuracy and confusion matrix of a checkpoint (default: the cfg's test data)\n"
     "  predict CKPT FILE [--label-col K] [--threads N]\n"
@@ -36,8 +40,11 @@ static const char *USAGE =
     "  help     this text\n"
     "  version  the version\n"
     "\n"
+    "Exit status: 0 done, 1 failed, 2 usage error, 130 interrupted (Ctrl-C).\n"
     "Threads default to $NERVE_THREADS, else every core. See docs/cli.md, docs/cfg.md and\n"
     "docs/textgen.md.\n";
+
+const char *cli_program;
 
 int cli_fail(const char *context)
 {
@@ -98,6 +105,7 @@ int cli_load_data(nerve_dataset *d, const char *images, const char *labels, cons
 
 int main(int argc, char **argv)
 {
+    cli_program = argv[0];
     if (argc < 2) {
         fputs(USAGE, stderr);
         return 2;

@@ -1,12 +1,19 @@
 /* nerve train CFG: fit a cfg-described model and report its test accuracy. */
 #include "cli.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define LN2 0.69314718055994530942 /* ln 2: nats to bits */
-#include <stdio.h>
-#include <string.h>
-#include <unistd.h>
 
 typedef struct progress_state {
     int tty;
@@ -85,10 +92,241 @@ static void default_out_dir(const char *cfg, char *buf, size_t n)
     snprintf(buf, n, "runs/%.*s", (int)len, base);
 }
 
+/* ---- run directories ------------------------------------------------------------------ */
+
+/* 1: path is a directory with entries; 0: empty or absent; -1: not a directory. */
+static int holds_files(const char *path)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return 0;
+    if (!S_ISDIR(sb.st_mode))
+        return -1;
+    DIR *d = opendir(path);
+    if (!d)
+        return 1; /* unreadable: treat as taken */
+    struct dirent *e;
+    int any = 0;
+    while (!any && (e = readdir(d)))
+        any = strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    closedir(d);
+    return any;
+}
+
+static void dir_of(const char *path, char *out, size_t n)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(out, n, ".");
+    else if (slash == path)
+        snprintf(out, n, "/");
+    else
+        snprintf(out, n, "%.*s", (int)(slash - path), path);
+}
+
+/* The directory of a new run: base when it is absent or empty, else the first of base-2,
+ * base-3, ... that is (created here, so an earlier run is never written over). */
+static int new_run_dir(const char *base, char *out, size_t n)
+{
+    char parent[1024];
+    dir_of(base, parent, sizeof parent);
+    if (cli_mkdirs(parent) != 0) {
+        fprintf(stderr, "nerve: cannot create the directory %s: %s\n", parent, strerror(errno));
+        return -1;
+    }
+    for (int k = 1; k < 10000; k++) {
+        int len = k == 1 ? snprintf(out, n, "%s", base) : snprintf(out, n, "%s-%d", base, k);
+        if (len < 0 || (size_t)len >= n) {
+            fprintf(stderr, "nerve: the run directory name %s is too long\n", base);
+            return -1;
+        }
+        if (mkdir(out, 0777) == 0)
+            return 0; /* made here: no other run can have it */
+        if (errno != EEXIST) {
+            fprintf(stderr, "nerve: cannot create the run directory %s: %s\n", out, strerror(errno));
+            return -1;
+        }
+        if (holds_files(out) == 0)
+            return 0;
+    }
+    fprintf(stderr, "nerve: %s-2 ... %s-9999 all hold runs; pass --out DIR\n", base, base);
+    return -1;
+}
+
+/* Creates and removes a file in dir, so that an unwritable directory or a full disk is
+ * known before any training. */
+static int probe_writable(const char *dir)
+{
+    char probe[1100];
+    snprintf(probe, sizeof probe, "%s/.nerve-write-probe-%ld", dir, (long)getpid());
+    int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    int ok = fd >= 0 && write(fd, "\n", 1) == 1;
+    int err = errno;
+    if (fd >= 0 && close(fd) != 0 && ok) {
+        ok = 0;
+        err = errno;
+    }
+    if (fd >= 0)
+        unlink(probe);
+    if (!ok) {
+        fprintf(stderr, "nerve: cannot write in the run directory %s: %s\n", dir, strerror(err));
+        return -1;
+    }
+    return 0;
+}
+
+/* 1 when a and b name the same directory. */
+static int same_dir(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* Chooses, creates and checks the run directory: --out DIR, else the resumed checkpoint's
+ * directory, else a new runs/<cfg name>[-k]. */
+static int choose_run_dir(const char *cfg, const char *out, const char *resume, int overwrite, char *dir,
+                          size_t n)
+{
+    char resume_dir[1024] = "";
+    if (resume)
+        dir_of(resume, resume_dir, sizeof resume_dir);
+    if (out || resume) {
+        snprintf(dir, n, "%s", out ? out : resume_dir);
+        int taken = holds_files(dir);
+        if (taken < 0) {
+            fprintf(stderr, "nerve: %s exists and is not a directory\n", dir);
+            return -1;
+        }
+        if (taken && !overwrite && !(resume && same_dir(dir, resume_dir))) {
+            fprintf(stderr, "nerve: %s already holds files (an earlier run?); pass --overwrite to write over "
+                    "them, or another --out DIR\n", dir);
+            return -1;
+        }
+        if (cli_mkdirs(dir) != 0) {
+            fprintf(stderr, "nerve: cannot create the run directory %s: %s\n", dir, strerror(errno));
+            return -1;
+        }
+    } else {
+        char base[1024];
+        default_out_dir(cfg, base, sizeof base);
+        if (overwrite) {
+            snprintf(dir, n, "%s", base);
+            if (cli_mkdirs(dir) != 0) {
+                fprintf(stderr, "nerve: cannot create the run directory %s: %s\n", dir, strerror(errno));
+                return -1;
+            }
+        } else if (new_run_dir(base, dir, n) != 0)
+            return -1;
+    }
+    return probe_writable(dir);
+}
+
+/* ---- Ctrl-C --------------------------------------------------------------------------- */
+
+static volatile sig_atomic_t interrupt_flag;
+
+/* First SIGINT: ask nerve_fit to stop after the step in progress and save. Second: leave
+ * at once; every file is written through a temporary renamed over it, so the last
+ * complete checkpoint stays whole. Only async-signal-safe calls here. */
+static void on_sigint(int sig)
+{
+    (void)sig;
+    if (interrupt_flag) {
+        static const char msg[] = "\nnerve: interrupted again: stopping now (the last checkpoint is whole)\n";
+        ssize_t k = write(2, msg, sizeof msg - 1);
+        (void)k;
+        _exit(130);
+    }
+    interrupt_flag = 1;
+    static const char msg[] = "\nnerve: interrupt: finishing this step and saving a checkpoint "
+                              "(Ctrl-C again to stop at once)\n";
+    ssize_t k = write(2, msg, sizeof msg - 1);
+    (void)k;
+}
+
+static void catch_sigint(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &sa, NULL);
+}
+
+/* Prints s, single-quoted for a POSIX shell when it holds anything but safe characters. */
+static void print_shell_word(const char *s)
+{
+    if (*s && strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-+=./,:@%") == strlen(s)) {
+        fputs(s, stdout);
+        return;
+    }
+    putchar('\'');
+    for (; *s; s++)
+        if (*s == '\'')
+            fputs("'\\''", stdout);
+        else
+            putchar(*s);
+    putchar('\'');
+}
+
+/* The command that continues an interrupted run exactly (the same thread count keeps the
+ * sums in the same order). */
+static void print_resume_command(const char *cfg, const char *ckpt, int epochs, int freeze, int quiet)
+{
+    printf("resume with: ");
+    print_shell_word(cli_program ? cli_program : "nerve");
+    printf(" train ");
+    print_shell_word(cfg);
+    printf(" --resume ");
+    print_shell_word(ckpt);
+    if (epochs)
+        printf(" --epochs %d", epochs);
+    if (freeze)
+        printf(" --freeze %d", freeze);
+    if (quiet)
+        printf(" --quiet");
+    printf(" --threads %d\n", nerve_threads());
+}
+
+/* ---- checks that name the file ------------------------------------------------------ */
+
+/* A class label the model's output cannot express is an error naming the file and the
+ * sample (counting from 0, in file order: checked before the validation split). */
+static int check_labels(nerve_model *m, const nerve_dataset *d, const char *file)
+{
+    if (!d->y || d->target != NERVE_TARGET_CLASS || nerve_model_labels(m) < 0)
+        return 0;
+    int nd, dims[NERVE_MAX_DIMS];
+    nerve_node_shape(nerve_model_graph(m), nerve_model_output(m), &nd, dims);
+    int classes = nd >= 2 ? dims[1] : 1, limit = classes > 1 ? classes : 2;
+    for (int i = 0; i < d->n; i++)
+        if (d->y[i] >= (float)limit) {
+            fprintf(stderr, "nerve: %s: sample %d (counting from 0) has label %g, but the model's output has %d "
+                    "class%s (labels 0..%d)\n", file, i, (double)d->y[i], limit, limit == 1 ? "" : "es",
+                    limit - 1);
+            return -1;
+        }
+    return 0;
+}
+
+/* Prints what differs between a checkpoint's cfg and the model's (resuming with --force). */
+static void print_cfg_changes(const char *ckpt, nerve_model *m)
+{
+    nerve_st_file *f = nerve_st_open(ckpt);
+    const char *saved = f ? nerve_st_metadata(f, "nerve.cfg") : NULL;
+    char diff[2048];
+    int k = saved && nerve_model_cfg_text(m) ? nerve_cfg_diff(saved, nerve_model_cfg_text(m), diff, sizeof diff)
+                                             : 0;
+    if (k > 0)
+        printf("resuming with a changed cfg (--force): %s\n", diff);
+    nerve_st_close(f);
+}
+
 int cmd_train(int argc, char **argv)
 {
     const char *cfg = NULL, *out = NULL, *resume = NULL, *init = NULL, *v;
-    int epochs = 0, quiet = 0, freeze = 0, bag = 0;
+    int epochs = 0, quiet = 0, freeze = 0, bag = 0, overwrite = 0, force = 0;
     for (int i = 0; i < argc; i++) {
         if ((v = cli_option_value(argc, argv, &i, "--out")))
             out = v;
@@ -107,6 +345,10 @@ int cmd_train(int argc, char **argv)
                 return 2;
         } else if (!strcmp(argv[i], "--quiet"))
             quiet = 1;
+        else if (!strcmp(argv[i], "--overwrite"))
+            overwrite = 1;
+        else if (!strcmp(argv[i], "--force"))
+            force = 1;
         else if (argv[i][0] == '-') {
             fprintf(stderr, "nerve train: unknown option '%s' (see nerve help)\n", argv[i]);
             return 2;
@@ -125,9 +367,22 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr, "nerve train: --bag trains fresh members; it does not combine with --resume or --init\n");
         return 2;
     }
+    if (force && !resume) {
+        fprintf(stderr, "nerve train: --force accepts a changed cfg when resuming; it needs --resume CKPT\n");
+        return 2;
+    }
+    if (!bag)
+        catch_sigint(); /* early: a Ctrl-C while the data loads stops before training */
     nerve_model *m = nerve_model_load_cfg(cfg);
     if (!m)
         return cli_fail(NULL);
+    char dir[1024], ckpt[1100], log[1100], plot[1100];
+    if (choose_run_dir(cfg, out, resume, overwrite, dir, sizeof dir) != 0) {
+        nerve_model_free(m);
+        return 1;
+    }
+    printf("run directory: %s\n", dir);
+    fflush(stdout);
     const nerve_net_config *c = nerve_model_config(m);
     nerve_dataset train = {0}, test = {0}, val = {0};
     int has_test = c->test_images[0] || c->test_csv[0], text = c->train_text[0] != 0;
@@ -143,18 +398,13 @@ int cmd_train(int argc, char **argv)
         return cli_fail(cfg);
     }
     int rc = 0;
-    if (!text && c->validation > 0 && nerve_dataset_split(&train, &val, c->validation, c->seed) != NERVE_OK) {
-        rc = cli_fail(cfg);
+    if (check_labels(m, &train, c->train_csv[0] ? c->train_csv : c->train_labels) != 0 ||
+        (has_test && check_labels(m, &test, c->test_csv[0] ? c->test_csv : c->test_labels) != 0)) {
+        rc = 1;
         goto done;
     }
-    char dir[1024], ckpt[1100], log[1100], plot[1100];
-    if (out)
-        snprintf(dir, sizeof dir, "%s", out);
-    else
-        default_out_dir(cfg, dir, sizeof dir);
-    if (cli_mkdirs(dir) != 0) {
-        fprintf(stderr, "nerve: cannot create the output directory %s\n", dir);
-        rc = 1;
+    if (!text && c->validation > 0 && nerve_dataset_split(&train, &val, c->validation, c->seed) != NERVE_OK) {
+        rc = cli_fail(cfg);
         goto done;
     }
     if (bag) {
@@ -168,6 +418,12 @@ int cmd_train(int argc, char **argv)
             rc = cli_fail(init ? init : cfg);
             goto done;
         }
+        if (init && loaded == 0) {
+            fprintf(stderr, "nerve: --init %s: none of its tensors matches one of %s by name and shape (all %d "
+                    "kept their fresh values): a checkpoint of another model?\n", init, cfg, skipped);
+            rc = 1;
+            goto done;
+        }
         if (init)
             printf("initialised from %s: %d tensors loaded, %d kept (absent or of another shape)\n", init,
                    loaded, skipped);
@@ -177,6 +433,8 @@ int cmd_train(int argc, char **argv)
     snprintf(ckpt, sizeof ckpt, "%s/model.safetensors", dir);
     snprintf(log, sizeof log, "%s/log.csv", dir);
     snprintf(plot, sizeof plot, "%s/curves.svg", dir);
+    if (resume && force)
+        print_cfg_changes(resume, m);
     progress_state ps = {isatty(2), quiet, 0, 0, text ? c->seq : 0};
     nerve_fit_options fo = {0};
     fo.checkpoint = ckpt;
@@ -188,6 +446,13 @@ int cmd_train(int argc, char **argv)
     fo.on_epoch = on_epoch;
     fo.user = &ps;
     fo.progress_every = 20;
+    fo.allow_cfg_change = force;
+    fo.interrupt = &interrupt_flag;
+    if (interrupt_flag) {
+        fprintf(stderr, "nerve: interrupted before training began; nothing was written\n");
+        rc = 130;
+        goto done;
+    }
     size_t held_out = 0; /* bytes: the predicted positions (labelled targets) and the first */
     for (size_t i = 0; text && i < (size_t)val.n * val.target_numel; i++)
         held_out += val.t[i] >= 0;
@@ -204,7 +469,22 @@ int cmd_train(int argc, char **argv)
     fflush(stdout);
     nerve_fit_result res;
     if (nerve_fit(m, &train, val.n ? &val : NULL, &fo, &res) != NERVE_OK) {
-        rc = cli_fail("training stopped");
+        char context[2300];
+        if (resume)
+            snprintf(context, sizeof context, "training %s (resumed from %s) stopped", cfg, resume);
+        else
+            snprintf(context, sizeof context, "training %s stopped", cfg);
+        rc = cli_fail(context);
+        goto done;
+    }
+    if (res.interrupted) {
+        if (res.interrupted_batch > 0)
+            printf("interrupted in epoch %d after %d batches; checkpoint %s\n", res.interrupted_epoch,
+                   res.interrupted_batch, ckpt);
+        else
+            printf("interrupted before epoch %d; checkpoint %s\n", res.interrupted_epoch, ckpt);
+        print_resume_command(cfg, ckpt, epochs, freeze, quiet);
+        rc = 130;
         goto done;
     }
     printf("trained %d epochs in %.1fs%s; checkpoint %s\n", res.epochs_run, res.seconds,

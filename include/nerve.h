@@ -29,6 +29,7 @@
 #ifndef NERVE_H
 #define NERVE_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1051,6 +1052,13 @@ int nerve_model_load_matching(nerve_model *m, const char *path, int skip_mismatc
  * parameter tensors frozen. */
 int nerve_model_freeze(nerve_model *m, int n_layers);
 
+/* What changed from cfg text old_text to new_text, key by key ("[net] learning_rate: 0.01
+ * -> 0.1; 4 layers -> 5 layers"; sections are paired by position, values that read as
+ * numbers compare as numbers), "; "-separated into out (size bytes, may be NULL).
+ * Returns the number of differences (0: the same cfg) or a negative status when either
+ * text does not parse. */
+int nerve_cfg_diff(const char *old_text, const char *new_text, char *out, size_t size);
+
 /* ===================================================================================== */
 /* 13. Training loop                                                                      */
 /* ===================================================================================== */
@@ -1084,6 +1092,16 @@ typedef struct nerve_fit_options {
     void (*on_epoch)(const nerve_epoch_stats *s, void *user);
     void *user;
     int progress_every;
+    /* Resuming from a checkpoint whose cfg differs from the model's (nerve_cfg_diff says
+     * how) is an error unless this is set; a checkpoint of another model (tensor names or
+     * shapes) always is. With it, a checkpoint without this optimiser's state (another
+     * optimiser) starts the optimiser afresh. */
+    int allow_cfg_change;
+    /* Read between training steps (a SIGINT handler sets it): when non-zero, the step in
+     * progress finishes, the checkpoint is written with the position inside the epoch (a
+     * resume from it gives the weights of an uninterrupted run, bit for bit) and nerve_fit
+     * returns NERVE_OK with result->interrupted set. */
+    const volatile sig_atomic_t *interrupt;
 } nerve_fit_options;
 
 typedef struct nerve_fit_result {
@@ -1092,6 +1110,9 @@ typedef struct nerve_fit_result {
     double best_val_loss;
     int stopped_early;
     double seconds;
+    /* Stopped by *interrupt before the last epoch: the checkpoint holds interrupted_batch
+     * batches of epoch interrupted_epoch (0: that epoch had not begun). */
+    int interrupted, interrupted_epoch, interrupted_batch;
 } nerve_fit_result;
 
 /* Loads the training and test sets named by a [net] section (IDX image/label pairs or CSV

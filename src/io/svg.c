@@ -214,9 +214,13 @@ int nerve_svg_lineplot(const char *path, const char *title, const char *xlabel,
     if (!fp)
         return nerve_set_error(NERVE_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
     draw_plot(fp, title, xlabel, x, n, series, n_series);
-    int bad = ferror(fp);
-    bad |= fclose(fp) != 0;
+    int bad = ferror(fp) || fflush(fp) != 0;
+    int err = errno;
+    if (fclose(fp) != 0 && !bad) {
+        bad = 1;
+        err = errno;
+    }
     if (bad)
-        return nerve_set_error(NERVE_ERR_IO, "%s: write error", path);
+        return nerve_set_error(NERVE_ERR_IO, "%s: cannot write: %s", path, strerror(err));
     return NERVE_OK;
 }

@@ -7,6 +7,8 @@
 #include "../core/core.h"
 #include "tokens.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -115,14 +117,14 @@ static int predicted_class(const float *row, int n_classes)
     return best;
 }
 
-/* Correct predictions of the batch; *judged gets how many were judged (samples, or the
- * labelled positions of token targets). */
-static int64_t count_correct(feeder *f, int n, int64_t *judged)
+/* Correct predictions of the batch: one per sample, or one per position of token targets
+ * (training streams label every position, so a batch judges n * steps). */
+static int64_t count_correct(feeder *f, int n)
 {
     const float *out = nerve_value(f->g, f->output).data;
+    int64_t judged = 0;
     if (f->tokens)
-        return tokens_correct(out, f->tbuf, n, f->steps, f->n_classes, judged);
-    *judged += n;
+        return tokens_correct(out, f->tbuf, n, f->steps, f->n_classes, &judged);
     int64_t correct = 0;
     for (int i = 0; i < n; i++)
         correct += predicted_class(out + (size_t)i * f->n_classes, f->n_classes) == (int)f->ybuf[i];
@@ -270,6 +272,11 @@ typedef struct run_state {
     double best_val;
     int bad_epochs;
     int have_best;
+    /* Position inside the unfinished epoch epoch + 1 (an interrupted run's checkpoint):
+     * batches done and their running sums, so that a resume finishes that epoch exactly. */
+    int batch;
+    double part_loss;
+    int64_t part_seen, part_correct;
     char *history;      /* CSV text of the log, header included */
     size_t history_len, history_cap;
 } run_state;
@@ -357,6 +364,10 @@ static int save_checkpoint(const char *path, nerve_model *m, nerve_optim *opt, c
         put_double(w, "train.sched_best", sched->best);
         put_int(w, "train.sched_bad", sched->bad_epochs);
         put_double(w, "train.sched_scale", sched->plateau_scale);
+        put_int(w, "train.batch", r->batch);
+        put_double(w, "train.part_loss", r->part_loss);
+        put_int(w, "train.part_seen", r->part_seen);
+        put_int(w, "train.part_correct", r->part_correct);
         const nerve_rng *rng = nerve_graph_rng(g);
         char buf[96];
         snprintf(buf, sizeof buf, "%" PRIu32 " %" PRIu32 " %" PRIu32 " %" PRIu32, rng->s[0], rng->s[1],
@@ -369,53 +380,296 @@ static int save_checkpoint(const char *path, nerve_model *m, nerve_optim *opt, c
     return st;
 }
 
-static int load_resume(const char *path, nerve_model *m, nerve_optim *opt, run_state *r, snapshot *best,
-                       nerve_schedule *sched)
+/* ---- resuming: every field of the training state is checked ---------------------------- */
+
+static int bad_field(const char *path, const char *key, const char *v, const char *want)
 {
-    nerve_st_file *f = nerve_st_open(path);
-    if (!f)
-        return nerve_last_status();
-    int st = nerve_model_read_from(m, f, 1);
-    for (int i = 0; st == NERVE_OK && i < nerve_optim_state_count(opt); i++) {
+    char q[48];
+    size_t i = 0;
+    for (; v[i] && i + 1 < sizeof q; i++)
+        q[i] = v[i] >= 32 && v[i] < 127 ? v[i] : '?';
+    q[i] = '\0';
+    return nerve_set_error(NERVE_ERR_FORMAT,
+                           "%s: training state '%s' is '%s%s', %s (a damaged or edited checkpoint?)", path,
+                           key, q, v[i] ? "..." : "", want);
+}
+
+/* A whole-text integer in lo..hi. An absent optional key reads as 0. */
+static int meta_int(const nerve_st_file *f, const char *path, const char *key, int optional, int64_t lo,
+                    int64_t hi, int64_t *out)
+{
+    const char *v = nerve_st_metadata(f, key);
+    if (!v && optional) {
+        *out = 0;
+        return NERVE_OK;
+    }
+    int st = get_meta(f, key, &v, path);
+    if (st)
+        return st;
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (end == v || *end || errno || isspace((unsigned char)v[0]) || x < lo || x > hi) {
+        char want[96];
+        snprintf(want, sizeof want, "not an integer in %lld..%lld", (long long)lo, (long long)hi);
+        return bad_field(path, key, v, want);
+    }
+    *out = x;
+    return NERVE_OK;
+}
+
+/* A whole-text number, never NaN; infinite only where `finite` is 0. */
+static int meta_double(const nerve_st_file *f, const char *path, const char *key, int optional, int finite,
+                       double *out)
+{
+    const char *v = nerve_st_metadata(f, key);
+    if (!v && optional) {
+        *out = 0;
+        return NERVE_OK;
+    }
+    int st = get_meta(f, key, &v, path);
+    if (st)
+        return st;
+    char *end;
+    double x = strtod(v, &end);
+    if (end == v || *end || isspace((unsigned char)v[0]) || isnan(x) || (finite && !isfinite(x)))
+        return bad_field(path, key, v, finite ? "not a finite number" : "not a number");
+    *out = x;
+    return NERVE_OK;
+}
+
+/* Four 32-bit words, not all zero (xoshiro's one forbidden state). */
+static int meta_rng(const nerve_st_file *f, const char *path, nerve_rng *rng)
+{
+    const char *v;
+    int st = get_meta(f, "train.rng", &v, path);
+    if (st)
+        return st;
+    uint32_t s[4];
+    const char *p = v;
+    for (int i = 0; i < 4; i++) {
+        char *end;
+        errno = 0;
+        unsigned long long x = strtoull(p, &end, 10);
+        if (end == p || !isdigit((unsigned char)*p) || errno || x > UINT32_MAX || (i < 3 && *end != ' ') ||
+            (i == 3 && *end))
+            return bad_field(path, "train.rng", v, "not four 32-bit integers");
+        s[i] = (uint32_t)x;
+        p = end + (i < 3);
+    }
+    if (!(s[0] | s[1] | s[2] | s[3]))
+        return bad_field(path, "train.rng", v, "an all-zero generator state");
+    memcpy(rng->s, s, sizeof s);
+    return NERVE_OK;
+}
+
+/* The log carried by the checkpoint: a header, then one row per completed epoch, numbered
+ * 1..epochs, so that the log rewritten from it agrees with the checkpoint. */
+static int check_history(const char *path, const char *h, int64_t epochs)
+{
+    if (strncmp(h, "epoch,", 6) != 0)
+        return bad_field(path, "train.history", h, "not a log (no 'epoch,...' header)");
+    const char *p = strchr(h, '\n');
+    int64_t rows = 0;
+    while (p && *++p) {
+        char *end;
+        long long e = strtoll(p, &end, 10);
+        rows++;
+        if (end == p || *end != ',' || e != rows) {
+            char want[80];
+            snprintf(want, sizeof want, "not row %lld of the log (epoch %lld)", (long long)rows,
+                     (long long)rows);
+            return bad_field(path, "train.history", p, want);
+        }
+        p = strchr(p, '\n');
+    }
+    if (!p)
+        return bad_field(path, "train.history", h, "cut short (no newline after its last row)");
+    if (rows != epochs) {
+        char want[96];
+        snprintf(want, sizeof want, "a log of %lld epochs, but train.epoch is %lld", (long long)rows,
+                 (long long)epochs);
+        return bad_field(path, "train.history", h, want);
+    }
+    return NERVE_OK;
+}
+
+/* Copies the message of the last error (to quote it inside another). */
+static void last_message(char *buf, size_t n) { snprintf(buf, n, "%s", nerve_last_error()); }
+
+/* Checks, without copying anything, that the checkpoint holds every persistent tensor of
+ * the model with its shape; another model is an error that says so, with what changed in
+ * the cfg when the cfgs differ. */
+static int check_same_model(const char *path, nerve_model *m, const nerve_st_file *f, int changes,
+                            const char *diff)
+{
+    nerve_graph *g = nerve_model_graph(m);
+    int n = nerve_graph_persistent(g, NULL, 0);
+    int *ids = nerve_xmalloc((size_t)(n > 0 ? n : 1) * sizeof(int));
+    if (!ids)
+        return NERVE_ERR_NOMEM;
+    nerve_graph_persistent(g, ids, n);
+    char why[400] = "";
+    int st = NERVE_OK;
+    for (int i = 0; i < n && st == NERVE_OK; i++) {
+        const char *name = nerve_node_name(g, ids[i]);
+        int nd, dims[NERVE_MAX_DIMS], fnd, fdims[NERVE_MAX_DIMS];
+        char want[96], got[96];
+        nerve_node_shape(g, ids[i], &nd, dims);
+        nerve_shape_str(nd, dims, want, sizeof want);
+        int k = nerve_st_find(f, name);
+        if (k < 0) {
+            snprintf(why, sizeof why, "tensor '%s' (shape %s in the model) is not in it", name, want);
+            st = NERVE_ERR_FORMAT;
+        } else if ((st = nerve_st_shape(f, k, &fnd, fdims)) == NERVE_OK && !nerve_same_shape(nd, dims, fnd, fdims)) {
+            snprintf(why, sizeof why, "tensor '%s' has shape %s there and %s in the model", name,
+                     nerve_shape_str(fnd, fdims, got, sizeof got), want);
+            st = NERVE_ERR_SHAPE;
+        }
+    }
+    nerve_xfree(ids);
+    if (st == NERVE_OK || !why[0])
+        return st;
+    if (changes > 0)
+        return nerve_set_error(st, "%s holds another model than the one being trained: %s (the cfg changed: %s)",
+                               path, why, diff);
+    return nerve_set_error(st, "%s holds another model than the one being trained: %s", path, why);
+}
+
+/* The optimiser's slots: all present, or (only when the cfg may change, e.g. another
+ * optimiser) none, which starts the optimiser afresh. */
+static int resume_optimiser(const char *path, const nerve_st_file *f, nerve_optim *opt, int allow_change,
+                            int *fresh)
+{
+    int n = nerve_optim_state_count(opt), found = 0;
+    *fresh = 0;
+    for (int i = 0; i < n; i++) {
+        const char *name;
+        nerve_tensor t;
+        char key[160];
+        nerve_optim_state_get(opt, i, &name, &t);
+        snprintf(key, sizeof key, "optim.%s", name);
+        found += nerve_st_find(f, key) >= 0;
+    }
+    if (n > 0 && found == 0 && allow_change) {
+        *fresh = 1;
+        return NERVE_OK;
+    }
+    for (int i = 0; i < n; i++) {
         const char *name;
         nerve_tensor t;
         char key[160];
         nerve_optim_state_get(opt, i, &name, &t);
         snprintf(key, sizeof key, "optim.%s", name);
         int k = nerve_st_find(f, key);
-        if (k < 0)
-            st = nerve_set_error(NERVE_ERR_FORMAT, "%s: optimiser state '%s' is missing (was it saved "
-                                 "with another optimiser?)", path, key);
-        else
-            st = nerve_st_read(f, k, t.data, nerve_tensor_numel(&t));
+        int st = k < 0 ? nerve_set_error(NERVE_ERR_FORMAT,
+                                         "%s: optimiser state '%s' is missing (%d of %d slots present: was it "
+                                         "saved with another optimiser?)",
+                                         path, key, found, n)
+                       : nerve_st_read(f, k, t.data, nerve_tensor_numel(&t));
+        if (st)
+            return st;
     }
-    const char *v[12];
-    static const char *keys[] = {"train.epoch", "train.iter", "train.optim_steps", "train.best_epoch",
-                                 "train.best_val", "train.bad_epochs", "train.have_best", "train.sched_best",
-                                 "train.sched_bad", "train.sched_scale", "train.rng", "train.history"};
-    for (int i = 0; st == NERVE_OK && i < 12; i++)
-        st = get_meta(f, keys[i], &v[i], path);
-    if (st == NERVE_OK) {
-        r->epoch = atoi(v[0]);
-        r->iter = strtoll(v[1], NULL, 10);
-        nerve_optim_set_steps(opt, strtoll(v[2], NULL, 10));
-        r->best_epoch = atoi(v[3]);
-        r->best_val = strtod(v[4], NULL);
-        r->bad_epochs = atoi(v[5]);
-        r->have_best = atoi(v[6]);
-        sched->best = (float)strtod(v[7], NULL);
-        sched->bad_epochs = atoi(v[8]);
-        sched->plateau_scale = (float)strtod(v[9], NULL);
-        nerve_rng *rng = nerve_graph_rng(nerve_model_graph(m));
-        if (sscanf(v[10], "%" SCNu32 " %" SCNu32 " %" SCNu32 " %" SCNu32, &rng->s[0], &rng->s[1], &rng->s[2],
-                   &rng->s[3]) != 4)
-            st = nerve_set_error(NERVE_ERR_FORMAT, "%s: malformed train.rng", path);
-        r->history_len = 0;
-        if (st == NERVE_OK)
-            st = history_append(r, v[11]);
+    return NERVE_OK;
+}
+
+#define MAX_EPOCHS 1000000000LL         /* as many as `nerve train --epochs` accepts */
+#define MAX_ITERATIONS (INT64_MAX / 4)  /* schedules compute with iterations in 64 bits */
+
+/* Restores model, optimiser, early-stopping and schedule state and the position inside an
+ * unfinished epoch (per_epoch batches of max_batch; `positions` predictions judged per
+ * sample) and the carried recurrent states from the checkpoint at path. */
+static int load_resume(const char *path, nerve_model *m, nerve_optim *opt, run_state *r, snapshot *best,
+                       nerve_schedule *sched, int allow_change, int64_t per_epoch, int max_batch,
+                       int positions)
+{
+    nerve_st_file *f = nerve_st_open(path);
+    if (!f)
+        return nerve_last_status();
+    const char *saved_cfg = nerve_st_metadata(f, "nerve.cfg");
+    const char *cfg = nerve_model_cfg_text(m);
+    char diff[600] = "";
+    int changes = 0, st = NERVE_OK;
+    if (!saved_cfg)
+        st = nerve_set_error(NERVE_ERR_FORMAT, "%s: not a nerve checkpoint (no 'nerve.cfg' in its metadata)",
+                             path);
+    else if (cfg && (changes = nerve_cfg_diff(saved_cfg, cfg, diff, sizeof diff)) < 0) {
+        char why[512];
+        last_message(why, sizeof why);
+        st = nerve_set_error(changes, "%s: the cfg it carries does not read: %s", path, why);
     }
+    if (st == NERVE_OK)
+        st = check_same_model(path, m, f, changes, diff);
+    if (st == NERVE_OK && changes > 0 && !allow_change)
+        st = nerve_set_error(NERVE_ERR_STATE,
+                             "%s was trained with another cfg (%d change%s: %s); resuming with the new one needs "
+                             "nerve train --force (nerve_fit_options.allow_cfg_change)",
+                             path, changes, changes == 1 ? "" : "s", diff);
+    int64_t epoch = 0, iter = 0, steps = 0, best_epoch = 0, bad = 0, have_best = 0, sched_bad = 0;
+    int64_t batch = 0, seen = 0, correct = 0;
+    double best_val = 0, sched_best = 0, scale = 0, part_loss = 0;
+    const char *history = NULL;
+    nerve_rng rng = {{0}};
+    if (st == NERVE_OK)
+        st = meta_int(f, path, "train.epoch", 0, 0, MAX_EPOCHS, &epoch);
+    if (st == NERVE_OK)
+        st = meta_int(f, path, "train.iter", 0, 0, MAX_ITERATIONS, &iter);
+    if (st == NERVE_OK)
+        st = meta_int(f, path, "train.optim_steps", 0, 0, MAX_ITERATIONS, &steps);
+    if (st == NERVE_OK)
+        st = meta_int(f, path, "train.have_best", 0, 0, epoch > 0, &have_best);
+    if (st == NERVE_OK)
+        st = meta_int(f, path, "train.best_epoch", 0, have_best, have_best ? epoch : 0, &best_epoch);
+    if (st == NERVE_OK)
+        st = meta_double(f, path, "train.best_val", 0, 0, &best_val);
+    if (st == NERVE_OK)
+        st = meta_int(f, path, "train.bad_epochs", 0, 0, epoch, &bad);
+    if (st == NERVE_OK)
+        st = meta_double(f, path, "train.sched_best", 0, 0, &sched_best);
+    if (st == NERVE_OK)
+        st = meta_int(f, path, "train.sched_bad", 0, 0, epoch, &sched_bad);
+    if (st == NERVE_OK && (st = meta_double(f, path, "train.sched_scale", 0, 1, &scale)) == NERVE_OK &&
+        !(scale > 0))
+        st = bad_field(path, "train.sched_scale", nerve_st_metadata(f, "train.sched_scale"), "not positive");
+    /* the unfinished epoch: only whole batches of max_batch come before its last one */
+    if (st == NERVE_OK)
+        st = meta_int(f, path, "train.batch", 1, 0, per_epoch - 1, &batch);
+    if (st == NERVE_OK)
+        st = meta_int(f, path, "train.part_seen", 1, batch * max_batch, batch * max_batch, &seen);
+    if (st == NERVE_OK)
+        st = meta_int(f, path, "train.part_correct", 1, 0, seen * positions, &correct);
+    if (st == NERVE_OK)
+        st = meta_double(f, path, "train.part_loss", 1, 1, &part_loss);
+    if (st == NERVE_OK)
+        st = meta_rng(f, path, &rng);
+    if (st == NERVE_OK && (st = get_meta(f, "train.history", &history, path)) == NERVE_OK)
+        st = check_history(path, history, epoch);
+    if (st == NERVE_OK && epoch + (batch > 0) >= MAX_EPOCHS)
+        st = bad_field(path, "train.epoch", nerve_st_metadata(f, "train.epoch"), "too many to go on from");
+    /* the carried states (where the streams are inside the epoch) */
+    int carried[16], carry_at[16], n_carried = nerve_graph_carried_states(nerve_model_graph(m), carried, 16);
+    size_t carry_numel[16];
+    if (n_carried > 16)
+        st = st ? st : nerve_set_error(NERVE_ERR_STATE, "more than 8 carried recurrent layers");
+    for (int i = 0; st == NERVE_OK && i < n_carried; i++) {
+        char key[160];
+        nerve_tensor t = nerve_value(nerve_model_graph(m), carried[i]);
+        snprintf(key, sizeof key, "carry.%s", nerve_node_name(nerve_model_graph(m), carried[i]));
+        int k = carry_at[i] = nerve_st_find(f, key), nd, dims[NERVE_MAX_DIMS];
+        carry_numel[i] = nerve_tensor_numel(&t);
+        if (k < 0 || nerve_st_shape(f, k, &nd, dims) != NERVE_OK || !nerve_same_shape(nd, dims, t.ndim, t.dims))
+            st = nerve_set_error(NERVE_ERR_FORMAT,
+                                 "%s: the carried state '%s' is missing or has another shape (another batch?)",
+                                 path, key);
+    }
+    /* everything checked: now the copies */
+    int fresh_optim = 0;
+    if (st == NERVE_OK)
+        st = nerve_model_read_from(m, f, 1);
+    if (st == NERVE_OK)
+        st = resume_optimiser(path, f, opt, allow_change, &fresh_optim);
     nerve_graph *g = nerve_model_graph(m);
-    for (int i = 0; st == NERVE_OK && r->have_best && i < best->n; i++) {
+    for (int i = 0; st == NERVE_OK && have_best && i < best->n; i++) {
         char key[160];
         nerve_tensor t = nerve_value(g, best->ids[i]);
         snprintf(key, sizeof key, "best.%s", nerve_node_name(g, best->ids[i]));
@@ -425,36 +679,58 @@ static int load_resume(const char *path, nerve_model *m, nerve_optim *opt, run_s
         else
             st = nerve_st_read(f, k, best->data[i], nerve_tensor_numel(&t));
     }
-    int carried[16], n_carried = nerve_graph_carried_states(g, carried, 16);
-    for (int i = 0; st == NERVE_OK && i < n_carried && i < 16; i++) {
-        char key[160];
-        nerve_tensor t = nerve_value(g, carried[i]);
-        snprintf(key, sizeof key, "carry.%s", nerve_node_name(g, carried[i]));
-        int k = nerve_st_find(f, key), nd, dims[NERVE_MAX_DIMS];
-        if (k < 0 || nerve_st_shape(f, k, &nd, dims) != NERVE_OK ||
-            !nerve_same_shape(nd, dims, t.ndim, t.dims))
-            st = nerve_set_error(NERVE_ERR_FORMAT, "%s: the carried state '%s' is missing or has "
-                                 "another shape (another batch?)", path, key);
-        else
-            st = nerve_st_read(f, k, t.data, nerve_tensor_numel(&t));
+    if (st == NERVE_OK) {
+        r->epoch = (int)epoch;
+        r->iter = iter;
+        nerve_optim_set_steps(opt, fresh_optim ? 0 : steps);
+        r->best_epoch = (int)best_epoch;
+        r->best_val = best_val;
+        r->bad_epochs = (int)bad;
+        r->have_best = (int)have_best;
+        sched->best = (float)sched_best;
+        sched->bad_epochs = (int)sched_bad;
+        sched->plateau_scale = (float)scale;
+        r->batch = (int)batch;
+        r->part_seen = seen;
+        r->part_correct = correct;
+        r->part_loss = part_loss;
+        memcpy(nerve_graph_rng(g)->s, rng.s, sizeof rng.s);
+        r->history_len = 0;
+        st = history_append(r, history);
     }
+    for (int i = 0; st == NERVE_OK && i < n_carried; i++)
+        st = nerve_st_read(f, carry_at[i], nerve_value(g, carried[i]).data,
+                           carry_numel[i]);
     nerve_st_close(f);
     return st;
 }
 
 /* ---- outputs: CSV log and SVG plot ---------------------------------------------------- */
 
+/* Writes text to path through path.tmp (renamed over path), so that a reader sees the old
+ * file or the new one; on any failure the .tmp is removed and the message names the file
+ * and the system's reason. */
 static int write_text_file(const char *path, const char *text)
 {
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *fp = fopen(tmp, "w");
     if (!fp)
-        return nerve_set_error(NERVE_ERR_IO, "cannot write %s", tmp);
-    int ok = fputs(text, fp) >= 0;
-    ok &= fclose(fp) == 0;
-    if (!ok || rename(tmp, path) != 0)
-        return nerve_set_error(NERVE_ERR_IO, "cannot write %s", path);
+        return nerve_set_error(NERVE_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    int ok = fputs(text, fp) >= 0 && fflush(fp) == 0;
+    int err = errno;
+    if (fclose(fp) != 0 && ok) {
+        ok = 0;
+        err = errno;
+    }
+    if (ok && rename(tmp, path) != 0) {
+        ok = 0;
+        err = errno;
+    }
+    if (!ok) {
+        remove(tmp);
+        return nerve_set_error(NERVE_ERR_IO, "%s: cannot write: %s", path, strerror(err));
+    }
     return NERVE_OK;
 }
 
@@ -489,8 +765,14 @@ static int write_plot(const char *path, const char *history)
                          {"validation loss", cols + 3 * rows},
                          {"train accuracy", cols + 2 * rows},
                          {"validation accuracy", cols + 4 * rows}};
-    int st = nerve_svg_lineplot(path, "training curves", "epoch", cols, rows, s, 4);
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int st = nerve_svg_lineplot(tmp, "training curves", "epoch", cols, rows, s, 4);
     nerve_xfree(cols);
+    if (st == NERVE_OK && rename(tmp, path) != 0)
+        st = nerve_set_error(NERVE_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    if (st != NERVE_OK)
+        remove(tmp);
     return st;
 }
 
@@ -530,6 +812,12 @@ static int augment_batch(const nerve_net_config *c, const nerve_augment *a, floa
 
 /* ---- the loop ------------------------------------------------------------------------- */
 
+/* The caller's interrupt flag (set by a signal handler) is read between steps. */
+static int interrupt_requested(const nerve_fit_options *opt)
+{
+    return opt && opt->interrupt && *opt->interrupt;
+}
+
 static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_dataset *val,
                       const nerve_fit_options *opt, nerve_fit_result *res, nerve_optim *optim,
                       nerve_schedule *sched, run_state *r, snapshot *best, feeder *f)
@@ -562,10 +850,18 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
             b.order[i] = i;
         nerve_batcher_reset(&b);
         nerve_graph_set_training(g, 1);
-        nerve_graph_reset_carry(g); /* an epoch reads every stream from its start */
-        double t0 = now_seconds(), loss_sum = 0;
-        int64_t seen = 0, correct = 0, judged = 0;
-        int batches = 0, n;
+        /* an epoch reads every stream from its start (a resumed partial epoch goes on from
+         * the carried state its checkpoint saved) */
+        if (r->batch == 0)
+            nerve_graph_reset_carry(g);
+        /* a run resumed from an interrupted epoch goes on at the batch it stopped before */
+        double t0 = now_seconds(), loss_sum = r->part_loss;
+        int64_t seen = r->part_seen, correct = r->part_correct, seen0 = seen;
+        int batches = r->batch, n, stop = 0;
+        b.pos = r->batch * max_batch;
+        r->batch = 0;
+        r->part_loss = 0;
+        r->part_seen = r->part_correct = 0;
         float lr = nerve_schedule_lr(sched, r->iter, epoch - 1);
         while (!out_of_steps && (n = nerve_batcher_next_target(&b, x, f->ybuf, f->tbuf)) > 0) {
             if (aug.on && (st = augment_batch(c, &aug, x, n, epoch, batches, aug_scratch)) != NERVE_OK)
@@ -590,23 +886,39 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
             r->iter++;
             batches++;
             loss_sum += (double)loss * n;
-            correct += count_correct(f, n, &judged);
+            correct += count_correct(f, n);
             seen += n;
             out_of_steps = c->max_batches > 0 && r->iter >= c->max_batches;
             if (opt && opt->on_progress && (batches % every == 0 || seen == train->n)) {
                 double el = now_seconds() - t0;
                 nerve_progress p = {epoch, epochs, seen, train->n, loss_sum / (double)seen,
-                                    el > 0 ? (double)seen / el : 0,
-                                    el > 0 ? el * (double)(train->n - seen) / (double)seen : 0};
+                                    el > 0 ? (double)(seen - seen0) / el : 0,
+                                    el > 0 ? el * (double)(train->n - seen) / (double)(seen - seen0) : 0};
                 opt->on_progress(&p, opt->user);
+            }
+            if (interrupt_requested(opt) && seen < train->n) {
+                r->batch = batches;
+                r->part_loss = loss_sum;
+                r->part_seen = seen;
+                r->part_correct = correct;
+                stop = 1;
+                break;
             }
         }
         if (nerve_graph_batch(g) != max_batch)
             nerve_graph_set_batch(g, max_batch);
         if (st)
             break;
+        if (stop) { /* the checkpoint of the partial epoch; the log has whole epochs only */
+            res->interrupted = 1;
+            res->interrupted_epoch = epoch;
+            res->interrupted_batch = batches;
+            if (opt->checkpoint)
+                st = save_checkpoint(opt->checkpoint, m, optim, r, best, sched);
+            break;
+        }
         double secs = now_seconds() - t0;
-        nerve_epoch_stats es = {epoch, loss_sum / (double)seen, (double)correct / (double)judged, NAN, NAN, lr,
+        nerve_epoch_stats es = {epoch, loss_sum / (double)seen, (double)correct / ((double)seen * (f->tokens ? f->steps : 1)), NAN, NAN, lr,
                                 secs, secs > 0 ? (double)seen / secs : 0};
         if (val && val->n > 0 && (st = nerve_evaluate(m, val, &es.val_loss, &es.val_acc, NULL, 0)) != NERVE_OK)
             break;
@@ -628,11 +940,12 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
             break;
         r->epoch = epoch;
         ran++;
+        /* checkpoint first: the log never runs ahead of the checkpoint it describes */
+        if (opt && opt->checkpoint && (st = save_checkpoint(opt->checkpoint, m, optim, r, best, sched)))
+            break;
         if (opt && opt->log_csv && (st = write_text_file(opt->log_csv, r->history)) != NERVE_OK)
             break;
         if (opt && opt->plot_svg && (st = write_plot(opt->plot_svg, r->history)) != NERVE_OK)
-            break;
-        if (opt && opt->checkpoint && (st = save_checkpoint(opt->checkpoint, m, optim, r, best, sched)))
             break;
         if (opt && opt->on_epoch)
             opt->on_epoch(&es, opt->user);
@@ -642,6 +955,12 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
         }
         if (stop_after > 0 && ran >= stop_after)
             break;
+        if (interrupt_requested(opt) && epoch < epochs) {
+            res->interrupted = 1;
+            res->interrupted_epoch = epoch + 1;
+            res->interrupted_batch = 0;
+            break;
+        }
     }
     nerve_batcher_free(&b);
     nerve_xfree_aligned(aug_scratch);
@@ -650,6 +969,20 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
     res->best_val_loss = r->best_val;
     res->seconds = now_seconds() - t_run;
     return st;
+}
+
+/* Leftovers of a write that a killed process left half done (the files they were to
+ * replace are whole: every write goes through a temporary renamed over its target). */
+static void remove_stale_temporaries(const nerve_fit_options *opt)
+{
+    const char *paths[3] = {opt->checkpoint, opt->log_csv, opt->plot_svg};
+    for (int i = 0; i < 3; i++) {
+        char tmp[1100];
+        if (!paths[i])
+            continue;
+        snprintf(tmp, sizeof tmp, "%s.tmp", paths[i]);
+        remove(tmp);
+    }
 }
 
 int nerve_fit(nerve_model *m, const nerve_dataset *train, const nerve_dataset *val,
@@ -708,8 +1041,16 @@ int nerve_fit(nerve_model *m, const nerve_dataset *train, const nerve_dataset *v
         st = snapshot_init(&best, g);
     if (st == NERVE_OK)
         st = history_append(&r, CSV_HEADER);
-    if (st == NERVE_OK && opt && opt->resume)
-        st = load_resume(opt->resume, m, optim, &r, &best, &sched);
+    if (st == NERVE_OK && opt)
+        remove_stale_temporaries(opt);
+    if (st == NERVE_OK && opt && opt->resume) {
+        int max_batch = nerve_graph_batch(g);
+        st = load_resume(opt->resume, m, optim, &r, &best, &sched, opt->allow_cfg_change,
+                         (train->n + max_batch - 1) / max_batch, max_batch, f.tokens ? f.steps : 1);
+    }
+    /* a resumed run's log starts as the checkpoint's, before the first new epoch */
+    if (st == NERVE_OK && opt && opt->resume && opt->log_csv)
+        st = write_text_file(opt->log_csv, r.history);
     if (st == NERVE_OK)
         st = fit_epochs(m, train, val, opt, res, optim, &sched, &r, &best, &f);
     /* Early stopping's promise: the model ends with its best weights (only meaningful
