@@ -491,6 +491,37 @@ int nerve_lrn(nerve_graph *g, int x, int size, float alpha, float beta, float k,
  * class makes the loss NaN. */
 int nerve_pixel_softmax_ce_loss(nerve_graph *g, int logits, int labels, int class_weights);
 
+/* Operators by name (the operator table, src/ops/registry.c; docs/ops.md lists every name
+ * with its inputs and attributes). nerve_op_build adds the node that the direct function
+ * adds (nerve_op_build(g, "add", ...) == nerve_add(...)), from inputs and named, typed
+ * attributes as a model importer or the cfg builder has them: op names and attribute names
+ * are nerve's, and an importer maps its own onto them. An unknown operator, a wrong number
+ * of inputs, an unknown, repeated, missing (required) or mistyped attribute is
+ * NERVE_ERR_ARG with a message naming it. An optional input may be passed as -1. */
+typedef enum {
+    NERVE_ATTR_INT = 1, /* i */
+    NERVE_ATTR_FLOAT,   /* f */
+    NERVE_ATTR_INTS,    /* ints[0..n) */
+    NERVE_ATTR_STRING   /* s */
+} nerve_attr_type;
+
+typedef struct nerve_attr {
+    const char *name;
+    nerve_attr_type type;
+    int64_t i;
+    float f;
+    const int64_t *ints;
+    int n;
+    const char *s;
+} nerve_attr;
+
+nerve_attr nerve_attr_int(const char *name, int64_t v);
+nerve_attr nerve_attr_float(const char *name, float v);
+nerve_attr nerve_attr_ints(const char *name, const int64_t *v, int n);
+nerve_attr nerve_attr_string(const char *name, const char *v);
+int nerve_op_build(nerve_graph *g, const char *op, const int *inputs, int n_inputs,
+                   const nerve_attr *attrs, int n_attrs);
+
 /* ===================================================================================== */
 /* 7. Graphs: running                                                                     */
 /* ===================================================================================== */

@@ -1,4 +1,4 @@
-/* Augmentation settings from a cfg [net] section (internal: used by src/nn/model.c). */
+/* Augmentation settings from a cfg [net] section (internal: used by src/model/model.c). */
 #ifndef NERVE_DATA_AUGMENT_H
 #define NERVE_DATA_AUGMENT_H
 

@@ -28,7 +28,7 @@ nerve_graph *nerve_graph_create(void)
  * ms shared); the memory saved matters at training batches. */
 static int scratch_is_shared(const nerve_graph *g, const node *n)
 {
-    return g->max_batch > 1 && n->kind == NERVE_NODE_OP && (n->op->flags & OP_SCRATCH_TRANSIENT);
+    return g->max_batch > 1 && n->kind == NERVE_NODE_OP && (n->flags & OP_SCRATCH_TRANSIENT);
 }
 
 static void node_release(const nerve_graph *g, node *n)
@@ -352,6 +352,7 @@ int graph_add_op(nerve_graph *g, const op_def *op, int n_in, const int *in, cons
     if (!n)
         return nerve_last_status();
     n->op = op;
+    n->flags = op->flags;
     n->n_in = n_in;
     memcpy(n->in, in, (size_t)n_in * sizeof(int));
     if (attr)
@@ -538,7 +539,7 @@ static void potential_grads(const nerve_graph *g, unsigned char *pot)
 
 static int is_alias(const node *n)
 {
-    return n->kind == NERVE_NODE_OP && (n->op->flags & OP_ALIAS_INPUT);
+    return n->kind == NERVE_NODE_OP && (n->flags & OP_ALIAS_INPUT);
 }
 
 /* uses[i]: how many input slots of operator nodes (aliases included) read node i. */
@@ -557,12 +558,11 @@ static int can_run_in_place(const nerve_graph *g, const node *n, const int *uses
 {
     if (g->keep_buffers || n->kind != NERVE_NODE_OP || n->n_in < 1)
         return 0;
-    unsigned f = n->op->flags;
-    if (!(f & OP_INPLACE) || ((f & OP_INPLACE_PER_NODE) && !op_activation_in_place_ok(n)))
+    if (!(n->flags & OP_INPLACE))
         return 0;
     const node *x = &g->nodes[n->in[0]];
-    return x->kind == NERVE_NODE_OP && !(x->op->flags & OP_ALIAS_INPUT) &&
-           (x->op->flags & OP_OUTPUT_UNREAD) && uses[x->id] == 1 && node_numel(x) == node_numel(n);
+    return x->kind == NERVE_NODE_OP && !(x->flags & OP_ALIAS_INPUT) &&
+           (x->flags & OP_OUTPUT_UNREAD) && uses[x->id] == 1 && node_numel(x) == node_numel(n);
 }
 
 /* A ReLU that runs in place over an OP_FUSE_RELU operator is folded into it: the operator
@@ -571,7 +571,7 @@ static int can_run_in_place(const nerve_graph *g, const node *n, const int *uses
 static void fuse_relu(nerve_graph *g, node *n)
 {
     node *x = &g->nodes[n->in[0]];
-    if (!op_activation_is_plain_relu(n) || !(x->op->flags & OP_FUSE_RELU) || x->fused_relu)
+    if (!(n->flags & OP_PLAIN_RELU) || !(x->flags & OP_FUSE_RELU) || x->fused_relu)
         return;
     n->fused = 1;
     x->fused_relu = 1;
@@ -861,7 +861,7 @@ int nerve_forward(nerve_graph *g, int target)
     mark_ancestors(g, target);
     for (int i = 0; i < g->n_nodes; i++) {
         node *n = &g->nodes[i];
-        if (g->mark[i] && n->kind == NERVE_NODE_OP && !(n->op->flags & OP_ALIAS_INPUT) &&
+        if (g->mark[i] && n->kind == NERVE_NODE_OP && !(n->flags & OP_ALIAS_INPUT) &&
             !n->fused)
             n->op->forward(g, n);
     }
@@ -916,7 +916,7 @@ static int input_grad_fresh(const nerve_graph *g, const node *n, int i)
 
 int node_input_grad_fresh(const nerve_graph *g, const node *n, int i)
 {
-    return (n->op->flags & OP_GRAD_OVERWRITE) && input_grad_fresh(g, n, i);
+    return (n->flags & OP_GRAD_OVERWRITE) && input_grad_fresh(g, n, i);
 }
 
 void node_zero_input_grad(nerve_graph *g, const node *n, int i)
@@ -931,7 +931,7 @@ void node_zero_input_grad(nerve_graph *g, const node *n, int i)
 static void run_backward(nerve_graph *g, node *n)
 {
     int fresh[NERVE_MAX_INPUTS] = {0};
-    int overwrite = (n->op->flags & OP_GRAD_OVERWRITE) != 0;
+    int overwrite = (n->flags & OP_GRAD_OVERWRITE) != 0;
     zero_grad_once(g, n); /* reached by no consumer: its gradient is zero */
     for (int k = 0; k < n->n_in; k++) {
         if (!g->nodes[n->in[k]].needs_grad)
@@ -966,7 +966,7 @@ int nerve_backward(nerve_graph *g, int loss)
     for (int i = loss; i >= 0; i--) {
         node *n = &g->nodes[i];
         if (g->mark[i] && n->kind == NERVE_NODE_OP && n->needs_grad && n->op->backward &&
-            !(n->op->flags & OP_ALIAS_INPUT) && !n->fused)
+            !(n->flags & OP_ALIAS_INPUT) && !n->fused)
             run_backward(g, n);
     }
     return NERVE_OK;

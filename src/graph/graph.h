@@ -23,15 +23,18 @@
 typedef struct node node;
 
 /* op_def.flags (existing initializers that end in 0 or 1 keep their meaning). OP_INPLACE
- * and OP_OUTPUT_UNREAD tell the memory plan (graph.c) what it may do with the buffers. */
+ * and OP_OUTPUT_UNREAD tell the memory plan (graph.c) what it may do with the buffers.
+ * graph_add_op copies them into node.flags, which the graph reads; an operator whose answer
+ * depends on the node's attributes refines node.flags after adding it (an activation whose
+ * derivative needs its input clears OP_INPLACE; a plain ReLU sets OP_PLAIN_RELU), so the
+ * graph never asks an operator family about a node. */
 enum {
     OP_ALIAS_INPUT = 1,   /* a view: value and grad are input 0's buffers; never run */
     OP_INPLACE = 2,       /* forward may write n->value over input 0's value (same size):
                            * backward never reads input 0's value */
     OP_OUTPUT_UNREAD = 4, /* backward never reads n->value: an in-place consumer may
                            * overwrite it */
-    OP_INPLACE_PER_NODE = 8, /* with OP_INPLACE: only where op_activation_in_place_ok(n)
-                              * (the activation family: some types need their input) */
+    /* 8: free (was OP_INPLACE_PER_NODE: a builder now clears OP_INPLACE in node.flags) */
     OP_GRAD_OVERWRITE = 16,  /* backward asks node_input_grad_fresh() per input and, where
                               * it says 1, writes every element of that gradient (= instead
                               * of +=): the pass then skips zeroing it */
@@ -42,6 +45,9 @@ enum {
     OP_SCRATCH_TRANSIENT = 64, /* the scratch is workspace of one forward or backward call,
                                 * holding nothing between calls: all such nodes of a graph
                                 * share one buffer */
+    OP_PLAIN_RELU = 128,       /* the node computes max(0, input 0) and its backward masks by
+                                * its output: the memory plan may fold it into an OP_FUSE_RELU
+                                * input */
 };
 
 typedef struct op_def {
@@ -61,6 +67,7 @@ typedef struct node_attr {
 
 struct node {
     const op_def *op; /* NULL for leaves */
+    unsigned flags;   /* OP_*: op->flags as refined for this node by its builder; 0 for leaves */
     int kind;         /* NERVE_NODE_* */
     int id;
     char name[64];
@@ -153,14 +160,5 @@ int node_check_size(const node *n, const char *what, int64_t v);
 void node_copy_shape(node *n, const node *src);
 /* Normalises a possibly negative axis for rank ndim; -1 (invalid) if out of range. */
 int normalize_axis(int axis, int ndim);
-
-/* 1 when activation node n may run in place over its input: its backward then reads only
- * its output (src/ops/activation.c). */
-int op_activation_in_place_ok(const node *n);
-/* 1 when activation node n is max(0, x) (src/ops/activation.c). */
-int op_activation_is_plain_relu(const node *n);
-
-/* Looks an operator up by name across every family (NULL if unknown). */
-const op_def *op_find(const char *name);
 
 #endif

@@ -491,11 +491,11 @@ static int build_connected(build_ctx *b)
         b->flops += 2.0 * out * steps;
     }
     if (act.type != NERVE_ACT_IDENTITY) {
-        if ((y = nerve_activation(b->g, y, act)) < 0)
+        if ((y = by_name_act(b->g, y, act)) < 0)
             return graph_fail(b, y);
         b->flops += (double)out * steps;
     }
-    if (drop > 0 && (y = nerve_dropout(b->g, y, drop, 0)) < 0)
+    if (drop > 0 && (y = by_name_dropout(b->g, y, drop, 0)) < 0)
         return graph_fail(b, y);
     if (per_step && (y = nerve_reshape(b->g, y, 3, (int[]){-1, steps, out})) < 0)
         return graph_fail(b, y);
@@ -509,7 +509,7 @@ static int build_activation(build_ctx *b)
 {
     nerve_act act;
     TRY(get_activation(b, &act));
-    int y = nerve_activation(b->g, b->x, act);
+    int y = by_name_act(b->g, b->x, act);
     if (y < 0)
         return graph_fail(b, y);
     b->flops = act.type == NERVE_ACT_IDENTITY ? 0 : (double)sample_numel(b->g, y);
@@ -525,7 +525,7 @@ static int build_dropout(build_ctx *b)
     int spatial = 0;
     TRY(cfg_get_float(b->d, b->s, "probability", R_PROB, &p));
     TRY(cfg_get_bool(b->d, b->s, "spatial", &spatial));
-    int y = nerve_dropout(b->g, b->x, p, spatial);
+    int y = by_name_dropout(b->g, b->x, p, spatial);
     if (y < 0)
         return graph_fail(b, y);
     b->flops = 0; /* the identity at inference */
@@ -577,11 +577,11 @@ static int time_major_input(build_ctx *b, int *out)
     nerve_node_shape(b->g, b->x, &nd, dims);
     int x;
     if (nd == 4) {
-        x = nerve_transpose(b->g, b->x, (int[]){2, 0, 1, 3}); /* [H, N, C, W] */
+        x = by_name_transpose(b->g, b->x, 4, (int[]){2, 0, 1, 3}); /* [H, N, C, W] */
         if (x >= 0)
-            x = nerve_reshape(b->g, x, 3, (int[]){0, 0, -1}); /* [H, N, C*W] */
+            x = by_name_reshape(b->g, x, 3, (int[]){0, 0, -1}); /* [H, N, C*W] */
     } else if (nd == 3) {
-        x = nerve_transpose(b->g, b->x, (int[]){1, 0, 2}); /* [T, N, F] */
+        x = by_name_transpose(b->g, b->x, 3, (int[]){1, 0, 2}); /* [T, N, F] */
     } else {
         char shape[64];
         return cfg_error(b->d, NERVE_ERR_SHAPE, b->s->line,
@@ -672,7 +672,7 @@ static int build_recurrent(build_ctx *b, nerve_cell_type cell)
                          "per matrix", s->name, dims[2], rc.hidden, MAX_WEIGHTS);
     int y = nerve_layer_rnn(b->g, x, -1, &rc, carry, &b->rng, b->name);
     if (y >= 0 && rc.return_sequences)
-        y = nerve_transpose(b->g, y, (int[]){1, 0, 2}); /* back to batch-major [N, T, D*H] */
+        y = by_name_transpose(b->g, y, 3, (int[]){1, 0, 2}); /* back to batch-major [N, T, D*H] */
     if (y < 0)
         return graph_fail(b, y);
     b->flops = recurrent_flops(&rc, dims[0], dims[2]);
@@ -769,7 +769,7 @@ static int add_penalties(build_ctx *b, int loss)
         if (!has || coef == 0)
             continue;
         int p = nerve_penalty(b->g, pens[i].kind, coef);
-        if (p < 0 || (loss = nerve_add(b->g, loss, p)) < 0)
+        if (p < 0 || (loss = by_name_binary(b->g, "add", loss, p)) < 0)
             return graph_fail(b, p < 0 ? p : loss);
     }
     return loss;
@@ -1147,7 +1147,7 @@ static int build_input(nerve_model *m, const cfg_doc *d, const cfg_section *net)
     nerve_tensor sd = nerve_value(m->g, m->std);
     for (size_t i = 0; i < nerve_tensor_numel(&sd); i++)
         sd.data[i] = 1.0f; /* the identity until statistics are set */
-    int x = nerve_zscore(m->g, m->input, m->mean, m->std);
+    int x = by_name_zscore(m->g, m->input, m->mean, m->std);
     if (x < 0) {
         char msg[800];
         snprintf(msg, sizeof msg, "%s", nerve_last_error());

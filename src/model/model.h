@@ -1,6 +1,6 @@
-/* The model object (internal view shared by src/nn/model.c and src/io/checkpoint.c) and the
- * cfg -> graph builder's state, shared by the layer builders of src/nn/model.c and
- * src/nn/model_conv.c. */
+/* The model object (internal view shared by src/model/model.c and src/model/checkpoint.c)
+ * and the cfg -> graph builder's state, shared by the layer builders of src/model/model.c
+ * and src/model/model_conv.c. */
 #ifndef NERVE_NN_MODEL_H
 #define NERVE_NN_MODEL_H
 
@@ -62,7 +62,7 @@ nerve_model *model_from_cfg(const char *text, const char *filename, const char *
 nerve_model *model_from_cfg_ex(const char *text, const char *filename, const char *base_dir,
                                int init_weights);
 
-/* ---- the layer builders' state and helpers (src/nn/model.c) ------------------------- */
+/* ---- the layer builders' state and helpers (src/model/model.c) ------------------------- */
 
 typedef struct build_ctx {
     nerve_model *m;
@@ -85,7 +85,7 @@ size_t sample_numel(nerve_graph *g, int node);
 int get_activation(build_ctx *b, nerve_act *act);
 int get_init(build_ctx *b, nerve_act act, nerve_init *init);
 
-/* ---- convolutional layers (src/nn/model_conv.c; see docs/cfg.md) -------------------- */
+/* ---- convolutional layers (src/model/model_conv.c; see docs/cfg.md) -------------------- */
 
 extern const char *const convolutional_keys[], *const deconvolutional_keys[],
     *const maxpool_keys[], *const avgpool_keys[], *const local_keys[],
@@ -106,5 +106,21 @@ int build_reorg(build_ctx *b);
  * the products of dense, conv, conv_transpose, local and rnn nodes, and one per element of
  * batch norm (its inference form is one multiply-add per element). */
 double model_layer_macs(const nerve_graph *g, int first_node);
+
+/* ---- operators by name (src/model/by_name.c) ------------------------------------------- */
+/* The cfg builder adds its activations, element-wise and shape nodes through the operator
+ * table (nerve_op_build), as a model importer does. Each returns the node or a negative
+ * status; the node is the one the direct function (nerve_activation, ...) adds. */
+int by_name_act(nerve_graph *g, int x, nerve_act act);
+int by_name_dropout(nerve_graph *g, int x, float p, int spatial);
+int by_name_binary(nerve_graph *g, const char *op, int a, int b); /* "add", "sub", ... */
+int by_name_reshape(nerve_graph *g, int x, int ndim, const int *dims);
+int by_name_transpose(nerve_graph *g, int x, int ndim, const int *perm);
+int by_name_slice(nerve_graph *g, int x, int axis, int start, int end);
+int by_name_flatten(nerve_graph *g, int x);
+int by_name_concat(nerve_graph *g, int n, const int *xs, int axis);
+int by_name_upsample(nerve_graph *g, int x, int scale, const char *mode);
+int by_name_block(nerve_graph *g, const char *op, int x, int block); /* depth_to_space, ... */
+int by_name_zscore(nerve_graph *g, int x, int mean, int std);
 
 #endif

@@ -138,7 +138,7 @@ static int norm_and_activate(build_ctx *b, int y, int bn, nerve_act act, const c
         b->flops += 2.0 * (double)n;
     }
     if (act.type != NERVE_ACT_IDENTITY) {
-        if ((y = nerve_activation(b->g, y, act)) < 0)
+        if ((y = by_name_act(b->g, y, act)) < 0)
             return graph_fail(b, y);
         b->flops += (double)n;
     }
@@ -318,8 +318,8 @@ static int darknet_pool(build_ctx *b, nerve_pool_config *pc, int total, const in
     pc->pad[0] = pc->pad[1] = half + 1;
     int p = -1;
     TRY(pool_node(b, b->x, pc, &p));
-    int ph = nerve_slice(b->g, p, 2, 1, dims[2] + total - k + 2);
-    int pw = ph < 0 ? ph : nerve_slice(b->g, ph, 3, 1, dims[3] + total - k + 2);
+    int ph = by_name_slice(b->g, p, 2, 1, dims[2] + total - k + 2);
+    int pw = ph < 0 ? ph : by_name_slice(b->g, ph, 3, 1, dims[3] + total - k + 2);
     if (pw < 0)
         return graph_fail(b, pw);
     *y = pw;
@@ -372,7 +372,7 @@ int build_avgpool(build_ctx *b)
                                  "windowed one", *k);
         nerve_pool_config pc = nerve_pool_config_make(NERVE_POOL_GLOBAL_AVG, 1, 1, 0);
         TRY(pool_node(b, b->x, &pc, &y));
-        if ((y = nerve_flatten(b->g, y)) < 0)
+        if ((y = by_name_flatten(b->g, y)) < 0)
             return graph_fail(b, y);
         b->flops = (double)dims[1] * dims[2] * dims[3];
         b->x = y;
@@ -471,7 +471,7 @@ int build_route(build_ctx *b)
                              "the channels: every other axis must match", at, si,
                              idx[0] < 0 ? b->m->n_layers + idx[0] : idx[0], s0);
     }
-    int y = n == 1 ? xs[0] : nerve_concat(b->g, n, xs, 1);
+    int y = n == 1 ? xs[0] : by_name_concat(b->g, n, xs, 1);
     if (y < 0)
         return graph_fail(b, y);
     b->flops = 0; /* a copy */
@@ -551,7 +551,7 @@ int build_shortcut(build_ctx *b)
                              "%s applies to the projection, and layer %d's %s needs none: it "
                              "already matches the previous layer", e->key, at, ss);
     }
-    int y = nerve_add(b->g, b->x, src);
+    int y = by_name_binary(b->g, "add", b->x, src);
     if (y < 0)
         return graph_fail(b, y);
     b->flops += (double)sample_numel(b->g, y);
@@ -581,7 +581,7 @@ int build_upsample(build_ctx *b)
                          "mode = '%s' is unknown; expected nearest, bilinear or bed_of_nails",
                          cfg_quote(e->value, q, sizeof q));
     }
-    int y = nerve_upsample(b->g, b->x, stride, modes[i].mode);
+    int y = by_name_upsample(b->g, b->x, stride, modes[i].name);
     if (y < 0)
         return graph_fail(b, y);
     b->flops = modes[i].mode == NERVE_UPSAMPLE_BILINEAR ? 4.0 * (double)sample_numel(b->g, y) : 0;
@@ -598,8 +598,7 @@ int build_reorg(build_ctx *b)
     TRY(image_input(b, dims));
     TRY(cfg_get_int(b->d, b->s, "stride", 1, MAX_KERNEL, &stride));
     TRY(cfg_get_bool(b->d, b->s, "reverse", &reverse));
-    int y = reverse ? nerve_depth_to_space(b->g, b->x, stride)
-                    : nerve_space_to_depth(b->g, b->x, stride);
+    int y = by_name_block(b->g, reverse ? "depth_to_space" : "space_to_depth", b->x, stride);
     if (y < 0)
         return graph_fail(b, y);
     b->flops = 0;

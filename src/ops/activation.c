@@ -146,21 +146,6 @@ static int act_derivative_needs_input(nerve_act_type type, float alpha, float be
     }
 }
 
-/* For the memory planner: 1 when activation node n may run in place over its input (its
- * backward reads only y, dy and du), 0 for any other node. */
-int op_activation_in_place_ok(const node *n)
-{
-    return n->op && strcmp(n->op->name, "activation") == 0 &&
-           !act_derivative_needs_input((nerve_act_type)n->attr.i[0], n->attr.f[0],
-                                       n->attr.f[1]);
-}
-
-int op_activation_is_plain_relu(const node *n)
-{
-    return n->op && strcmp(n->op->name, "activation") == 0 &&
-           (nerve_act_type)n->attr.i[0] == NERVE_ACT_RELU;
-}
-
 /* ---- names ----------------------------------------------------------------------------- */
 
 static const char *const canonical_names[NERVE_ACT_COUNT] = {
@@ -368,7 +353,7 @@ static void activation_backward(nerve_graph *g, node *n)
 
 static const op_def op_activation = {"activation", same_shape_infer, NULL, activation_forward,
                                      activation_backward,
-                                     OP_INPLACE | OP_INPLACE_PER_NODE | OP_GRAD_OVERWRITE};
+                                     OP_INPLACE | OP_GRAD_OVERWRITE};
 
 int nerve_activation(nerve_graph *g, int x, nerve_act act)
 {
@@ -381,7 +366,17 @@ int nerve_activation(nerve_graph *g, int x, nerve_act act)
     at.i[0] = (int)act.type;
     at.f[0] = act.alpha;
     at.f[1] = act.beta;
-    return graph_add_op(g, &op_activation, 1, (int[]){x}, &at, nerve_act_name(act.type));
+    int id = graph_add_op(g, &op_activation, 1, (int[]){x}, &at, nerve_act_name(act.type));
+    if (id < 0)
+        return id;
+    /* For the memory plan: in place only where the backward reads y, dy and du alone; a
+     * plain ReLU may be folded into a batch norm before it. */
+    node *n = graph_node(g, id);
+    if (act_derivative_needs_input(act.type, act.alpha, act.beta))
+        n->flags &= ~(unsigned)OP_INPLACE;
+    if (act.type == NERVE_ACT_RELU)
+        n->flags |= OP_PLAIN_RELU;
+    return id;
 }
 
 /* ---- axis views ---------------------------------------------------------------------- */

@@ -18,4 +18,10 @@ extern const op_def *const ops_pool[];        /* pool, max_unpool */
 extern const op_def *const ops_resample[];    /* upsample, depth_to_space, space_to_depth */
 extern const op_def *const ops_lrn[];         /* lrn, pixel_softmax_ce_loss */
 
+
+/* Looks an operator up by name across every family (NULL if unknown). */
+const op_def *op_find(const char *name);
+/* The i-th name nerve_op_build knows (registry.c), NULL past the last. */
+const char *op_buildable_name(int i);
+
 #endif
