@@ -27,6 +27,11 @@ int cli_parse_int(const char *opt, const char *value);
 const char *cli_option_value(int argc, char **argv, int *i, const char *name);
 /* Creates a directory and its parents (like mkdir -p); 0 on success. */
 int cli_mkdirs(const char *path);
+/* Prints the figures of mt that apply to its task as "<set> <figure>: value" lines; detail
+ * adds the confusion matrix and per-class precision/recall/F1 (IoU for masks). names: class
+ * names (may be NULL). (cli/metrics.c) */
+void cli_print_metrics(const nerve_metrics *mt, const char *set, int detail, const char *const *names,
+                       int n_names);
 /* Loads IDX images/labels or a CSV file for predict/eval. */
 int cli_load_data(nerve_dataset *d, const char *images, const char *labels, const char *csv, float scale,
                   int label_col);

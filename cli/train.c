@@ -67,16 +67,17 @@ static void on_epoch(const nerve_epoch_stats *s, void *user)
 {
     const progress_state *ps = user;
     if (ps->text_seq) { /* a language model: losses in bits per character */
-        printf("epoch %3d  train %.4f bits/char acc %.4f", s->epoch, s->train_loss / LN2, s->train_acc);
+        printf("epoch %3d  train %.4f bits/char", s->epoch, s->train_loss / LN2);
         if (!isnan(s->val_loss))
-            printf("  held-out %.4f bits/char acc %.4f", s->val_loss / LN2, s->val_acc);
+            printf("  held-out %.4f bits/char", s->val_loss / LN2);
         printf("  lr %.3g  %.1fs (%.0f chars/s)\n", (double)s->lr, s->seconds, s->samples_per_sec * ps->text_seq);
         fflush(stdout);
         return;
     }
-    printf("epoch %3d  train loss %.4f acc %.4f", s->epoch, s->train_loss, s->train_acc);
+    const char *metric = s->metric ? s->metric : "acc";
+    printf("epoch %3d  train loss %.4f %s %.4f", s->epoch, s->train_loss, metric, s->train_metric);
     if (!isnan(s->val_loss))
-        printf("  val loss %.4f acc %.4f", s->val_loss, s->val_acc);
+        printf("  val loss %.4f %s %.4f", s->val_loss, metric, s->val_metric);
     printf("  lr %.3g  %.1fs (%.0f samples/s)\n", (double)s->lr, s->seconds, s->samples_per_sec);
     fflush(stdout);
 }
@@ -500,13 +501,13 @@ int cmd_train(int argc, char **argv)
         printf("held-out bits per character: %.4f (next-character accuracy %.4f)\n", loss / LN2, acc);
     }
     if (has_test) {
-        double loss, acc;
-        if (nerve_evaluate(m, &test, &loss, &acc, NULL, 0) != NERVE_OK) {
+        nerve_metrics mt;
+        if (nerve_evaluate_metrics(m, &test, &mt) != NERVE_OK) {
             rc = cli_fail("evaluation");
             goto done;
         }
-        printf("test loss: %.4f\n", loss);
-        printf("test accuracy: %.4f\n", acc);
+        cli_print_metrics(&mt, "test", 0, (const char *const *)test.names, test.n_names);
+        nerve_metrics_free(&mt);
     }
 done:
     nerve_dataset_free(&train);

@@ -11,20 +11,6 @@ static int ends_with(const char *s, const char *suffix)
     return a >= b && !strcmp(s + a - b, suffix);
 }
 
-static void print_confusion(const int *conf, int k)
-{
-    printf("confusion matrix (rows: true class, columns: predicted)\n      ");
-    for (int j = 0; j < k; j++)
-        printf("%6d", j);
-    printf("\n");
-    for (int i = 0; i < k; i++) {
-        printf("%6d", i);
-        for (int j = 0; j < k; j++)
-            printf("%6d", conf[i * k + j]);
-        printf("\n");
-    }
-}
-
 /* A language model: bits per character of the held-out end of its text. */
 static int eval_text(nerve_model *m)
 {
@@ -52,6 +38,7 @@ static int eval_text(nerve_model *m)
     nerve_model_free(m);
     return rc;
 }
+
 
 int cmd_eval(int argc, char **argv)
 {
@@ -97,23 +84,17 @@ int cmd_eval(int argc, char **argv)
         nerve_model_free(m);
         return cli_fail(NULL);
     }
-    int k = d.n_classes;
-    int nd, dims[NERVE_MAX_DIMS];
-    nerve_node_shape(nerve_model_graph(m), nerve_model_output(m), &nd, dims);
-    if (nd == 2 && dims[1] > k)
-        k = dims[1];
-    int *conf = calloc((size_t)k * (size_t)k, sizeof(int));
-    double loss, acc;
+    nerve_metrics mt;
     int rc = 0;
-    if (!conf || nerve_evaluate(m, &d, &loss, &acc, conf, k) != NERVE_OK)
+    if (nerve_evaluate_metrics(m, &d, &mt) != NERVE_OK) {
         rc = cli_fail("evaluation");
-    else {
+    } else {
+        nerve_head_info h = nerve_model_head(m);
         printf("samples: %d\n", d.n);
-        print_confusion(conf, k);
-        printf("test loss: %.4f\n", loss);
-        printf("test accuracy: %.4f\n", acc);
+        printf("task: %s (loss %s)\n", nerve_task_name(mt.task), h.loss ? h.loss : "none");
+        cli_print_metrics(&mt, "test", 1, (const char *const *)d.names, d.n_names);
+        nerve_metrics_free(&mt);
     }
-    free(conf);
     nerve_dataset_free(&d);
     nerve_model_free(m);
     return rc;

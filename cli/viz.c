@@ -6,7 +6,8 @@
 #include <string.h>
 
 static const char *VIZ_USAGE = "usage: nerve viz filters CKPT [--layer NAME] [--out FILE.png]\n"
-                               "       nerve viz activations CKPT IMAGE-INDEX [--layer NAME] [--out FILE.png]\n";
+                               "       nerve viz activations CKPT IMAGE-INDEX [--layer NAME] [--out FILE.png]\n"
+                               "       nerve viz reconstruct CKPT [--n N] [--scale S] [--out FILE.png]\n";
 
 static int viz_usage(void)
 {
@@ -46,12 +47,41 @@ static int viz_activations(nerve_model *m, int index, const char *layer, const c
     return rc;
 }
 
+/* Rows of noisy (what the model read) / output / clean test images. */
+static int viz_reconstruct(nerve_model *m, int n, int scale, const char *out)
+{
+    nerve_dataset test = {0};
+    const nerve_net_config *c = nerve_model_config(m);
+    if (!c->test_images[0] && !c->test_csv[0]) {
+        fprintf(stderr, "nerve viz: the checkpoint's cfg names no test data (test_images= or test_csv=)\n");
+        return 1;
+    }
+    if (nerve_config_load_data(c, NULL, &test) != NERVE_OK)
+        return cli_fail(NULL);
+    int rc = 0;
+    if (nerve_viz_reconstruct(m, &test, n, scale, out) != NERVE_OK)
+        rc = cli_fail("viz reconstruct");
+    else
+        printf("wrote %s: the first %d test images; rows: the input the model read%s, its output, the "
+               "clean image\n", out, n < test.n ? n : test.n, c->noise.kind ? " (corrupted)" : "");
+    nerve_dataset_free(&test);
+    return rc;
+}
+
 int cmd_viz(int argc, char **argv)
 {
     const char *what = NULL, *ckpt = NULL, *index_s = NULL, *layer = NULL, *out = NULL, *v;
+    int n = 8, scale = 4;
     for (int i = 0; i < argc; i++) {
         if ((v = cli_option_value(argc, argv, &i, "--layer")))
             layer = v;
+        else if ((v = cli_option_value(argc, argv, &i, "--n"))) {
+            if ((n = cli_parse_int("--n", v)) < 0)
+                return 2;
+        } else if ((v = cli_option_value(argc, argv, &i, "--scale"))) {
+            if ((scale = cli_parse_int("--scale", v)) < 0)
+                return 2;
+        }
         else if ((v = cli_option_value(argc, argv, &i, "--out")))
             out = v;
         else if (argv[i][0] == '-') {
@@ -67,6 +97,15 @@ int cmd_viz(int argc, char **argv)
             return viz_usage();
     }
     int filters = what && !strcmp(what, "filters"), acts = what && !strcmp(what, "activations");
+    int recon = what && !strcmp(what, "reconstruct");
+    if (recon && ckpt && !index_s) {
+        nerve_model *m = nerve_model_load(ckpt);
+        if (!m)
+            return cli_fail(NULL);
+        int rc = viz_reconstruct(m, n, scale, out ? out : "reconstruct.png");
+        nerve_model_free(m);
+        return rc;
+    }
     if (!ckpt || (!filters && !acts) || (filters && index_s) || (acts && !index_s))
         return viz_usage();
     int index = acts ? parse_index(index_s) : 0;

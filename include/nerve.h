@@ -490,6 +490,11 @@ int nerve_lrn(nerve_graph *g, int x, int size, float alpha, float beta, float k,
  * pixels of the batch, or with weights sum w_y (-log p_y) / sum w_y. A label that is not a
  * class makes the loss NaN. */
 int nerve_pixel_softmax_ce_loss(nerve_graph *g, int logits, int labels, int class_weights);
+/* The same; with use_ignore != 0, pixels labelled ignore_index carry no label: they add
+ * nothing to the loss, its denominator or the gradient (a batch with no labelled pixel has
+ * loss 0). Any other label that is not a class still makes the loss NaN. */
+int nerve_pixel_softmax_ce_loss_ignore(nerve_graph *g, int logits, int labels, int class_weights,
+                                       int use_ignore, int ignore_index);
 
 /* Operators by name (the operator table, src/ops/registry.c; docs/ops.md lists every name
  * with its inputs and attributes). nerve_op_build adds the node that the direct function
@@ -953,6 +958,36 @@ void nerve_eigen_sym3(const double a[3][3], float eigval[3], float eigvec[3][3])
 void nerve_aug_elastic(float *x, int c, float *mask, int mask_c, int h, int w, float alpha,
                        float sigma, nerve_rng *rng, float *scratch);
 
+/* Input corruption of a denoising model (src/data/noise.c): the model sees the corrupted
+ * input and its target is the clean one. Applied to the input only, in training (a generator
+ * seeded per (seed, epoch, sample), so --resume replays it) and in evaluation (epoch 0: the
+ * same corruption every time, so test figures are reproducible). */
+typedef enum nerve_noise_kind {
+    NERVE_NOISE_NONE = 0,
+    NERVE_NOISE_GAUSSIAN,    /* x + N(0, sigma^2) */
+    NERVE_NOISE_SALT_PEPPER, /* with probability prob a value becomes lo or hi (half each) */
+    NERVE_NOISE_MASK         /* with probability prob a value becomes 0 (masking noise) */
+} nerve_noise_kind;
+
+typedef struct nerve_noise {
+    nerve_noise_kind kind;
+    float sigma;   /* gaussian: standard deviation (default 0.1) */
+    float prob;    /* salt_pepper, mask: probability per value (default 0.1) */
+    int clip;      /* clip the corrupted values to [lo, hi] (gaussian; default off) */
+    float lo, hi;  /* clip range and the salt and pepper values (default 0, 1) */
+} nerve_noise;
+
+/* "none", "gaussian", "salt_pepper", "mask"; NULL for an unknown kind. */
+const char *nerve_noise_name(nerve_noise_kind kind);
+/* Corrupts n values of x in place with r. */
+void nerve_noise_apply(const nerve_noise *nz, float *x, size_t n, nerve_rng *r);
+/* Corrupts a batch x of n samples of `numel` values whose data-set indices are idx[0..n), in
+ * `epoch` (1-based in training, 0 in evaluation) of a run seeded `seed`: sample k draws from
+ * a generator seeded by (seed, epoch, idx[k]) only, so the result depends neither on the
+ * batch size nor on the batch order. */
+void nerve_noise_batch(const nerve_noise *nz, float *x, size_t numel, int n, uint64_t seed,
+                       int epoch, const int *idx);
+
 /* ===================================================================================== */
 /* 11. Models described by cfg files                                                      */
 /* ===================================================================================== */
@@ -977,6 +1012,7 @@ typedef struct nerve_net_config {
     int64_t max_batches;       /* stop after this many training steps in all (0: no limit) */
     int n_classes;
     nerve_augment augment;     /* training-batch augmentation (augment= and its keys) */
+    nerve_noise noise;         /* denoising: corruption of the input (corrupt= and its keys) */
 } nerve_net_config;
 
 typedef struct nerve_model nerve_model;
@@ -999,6 +1035,46 @@ int nerve_model_loss(const nerve_model *m);   /* total loss node */
  * one its checkpoint stored as metadata "nerve.vocab"): copies it into *out (may be NULL)
  * and returns its size, 0 when the model has none. */
 int nerve_model_vocab(const nerve_model *m, nerve_vocab *out);
+/* The task a model's head (its last cfg section) solves; it decides the target the data
+ * must carry, how the training loop feeds the label node and which metrics apply. */
+typedef enum nerve_task {
+    NERVE_TASK_NONE = 0,     /* no head: the model only predicts */
+    NERVE_TASK_CLASSIFY,     /* [softmax]; [cost] with target=class (the default) */
+    NERVE_TASK_REGRESS,      /* [cost] type=mse|half_mse|l1 target=values: a float vector */
+    NERVE_TASK_RECONSTRUCT,  /* [cost] target=input: the clean input (denoising: corrupt=) */
+    NERVE_TASK_SEGMENT,      /* [softmax] target=mask: a class per pixel, ignore_index */
+    NERVE_TASK_BINARY_MASK,  /* [cost] type=bce target=mask: a 0/1 mask, sigmoid per pixel */
+    NERVE_TASK_LANGUAGE,     /* next-token prediction (target TOKENS, bits per character) */
+    NERVE_TASK_DETECT        /* boxes (target BOXES; the detection head feeds itself) */
+} nerve_task;
+
+typedef struct nerve_head_info {
+    nerve_task task;
+    nerve_target_kind target; /* the target kind the data set must have */
+    const char *section;      /* "softmax", "cost", ... (static strings; may be NULL) */
+    const char *loss;         /* "softmax_ce", "pixel_softmax_ce", "mse", "half_mse", "l1",
+                                 "bce", "hinge", ... */
+    int line;                 /* the head's line in the cfg (0 if none) */
+    int logits;               /* 1: the output is a logit, predictions are sigmoid(output)
+                                 (bce) or softmax(output) (softmax heads) */
+    int ignore_index;         /* segmentation: the label of unlabelled pixels */
+    /* A head whose targets the training loop cannot copy by itself (boxes: a variable
+     * number per sample) fills its target nodes for each batch: called by nerve_fit and
+     * nerve_evaluate* after the batch's inputs are in the input node, with the data set and
+     * the data-set indices idx[0..n) of the batch's samples (nerve_batcher_last_indices).
+     * NULL: the loop feeds the target kind itself (docs/ARCHITECTURE.md, "Targets"). */
+    int (*feed)(nerve_model *m, const nerve_dataset *d, const int *idx, int n, void *user);
+    void *user;
+} nerve_head_info;
+
+/* The model's head (task NONE and target CLASS when the cfg has none). */
+nerve_head_info nerve_model_head(const nerve_model *m);
+const char *nerve_task_name(nerve_task task);          /* "classify", "regress", ... */
+const char *nerve_target_kind_name(nerve_target_kind k); /* "class", "values", ... */
+/* Lets a head added outside the cfg builder (a language-model or detection head) state its
+ * task and target kind, so that the training loop feeds and measures it. */
+int nerve_model_set_head(nerve_model *m, const nerve_head_info *h);
+
 /* Compiles the model's graph for `max_batch` (<= 0: the cfg's batch). */
 int nerve_model_compile(nerve_model *m, int max_batch);
 /* Sets the stored input statistics used by z-score normalisation ([net] normalize=1);
@@ -1094,10 +1170,93 @@ int nerve_cfg_diff(const char *old_text, const char *new_text, char *out, size_t
 /* 13. Training loop                                                                      */
 /* ===================================================================================== */
 
+/* Metrics that follow the task (src/train/metrics.c; docs/metrics.md). An accumulator:
+ * nerve_metrics_init for a task, then add batches, then read the figures. Every figure is
+ * NaN where it is undefined (nothing counted, a class never predicted, ...). */
+typedef struct nerve_metrics {
+    nerve_task task;
+    int n_classes;          /* classify, segment: C (a binary mask or a one-output classifier:
+                               2); the confusion matrix is n_classes^2 */
+    int k;                  /* top-k (default 5, at most n_classes) */
+    int ignore_index;       /* segment: labels equal to it are not counted */
+    int n_outputs;          /* regress, reconstruct: values per sample */
+    int64_t samples;        /* samples added */
+    double loss_sum;        /* sum of the per-sample loss (nerve_metrics_add_loss) */
+    /* classify (per sample), segment and binary_mask (per labelled pixel) */
+    int64_t counted, correct, correct_k;
+    int64_t *confusion;     /* [truth][prediction] */
+    /* regress, reconstruct */
+    int64_t values;         /* values compared */
+    double sse, sae;        /* sums of squared and absolute errors */
+    double *tsum, *tsq, *osse; /* per output: sum of targets, of squared targets, of squared
+                                  errors (R^2) */
+    double noisy_sse;       /* reconstruct with corrupt=: squared error of the corrupted input */
+    /* language models: natural-log loss summed over tokens */
+    double nats;
+    int64_t tokens;
+} nerve_metrics;
+
+/* Sets up an accumulator for `task` with n_classes classes (classify, segment; ignored
+ * otherwise) and n_outputs values per sample (regress, reconstruct). Free with
+ * nerve_metrics_free. */
+int nerve_metrics_init(nerve_metrics *mt, nerve_task task, int n_classes, int n_outputs);
+void nerve_metrics_free(nerve_metrics *mt);
+void nerve_metrics_reset(nerve_metrics *mt);
+/* n samples' scores [n, C] (C = n_classes; one logit when n_classes is 2 and C is 1: class 1
+ * when it is > 0) against labels[n]; a negative label (unlabelled) is skipped. The
+ * prediction is the first highest score; top-k counts the label's score among the k
+ * highest (ties resolved as the prediction is). */
+void nerve_metrics_add_classes(nerve_metrics *mt, const float *scores, int C, const float *labels,
+                               int n);
+/* n samples' per-pixel scores [n, C, P] against labels [n, P] (segment; C = 1: binary mask
+ * logits, pixel class 1 when > 0); pixels labelled ignore_index are skipped. */
+void nerve_metrics_add_pixels(nerve_metrics *mt, const float *scores, int C, size_t P,
+                              const float *labels, int n);
+/* n samples of n_outputs predicted and target values (regress, reconstruct). noisy (may be
+ * NULL): the corrupted inputs, for nerve_metrics_noisy_mse. */
+void nerve_metrics_add_values(nerve_metrics *mt, const float *pred, const float *target,
+                              const float *noisy, int n);
+/* Language models: `nats` summed over `tokens` predictions. */
+void nerve_metrics_add_tokens(nerve_metrics *mt, double nats, int64_t tokens);
+/* The mean loss of a batch of n samples. */
+void nerve_metrics_add_loss(nerve_metrics *mt, double mean_loss, int n);
+
+double nerve_metrics_loss(const nerve_metrics *mt);      /* mean loss per sample */
+double nerve_metrics_accuracy(const nerve_metrics *mt);  /* pixel accuracy for masks */
+double nerve_metrics_top_k(const nerve_metrics *mt);
+/* Class c's precision TP/(TP+FP), recall TP/(TP+FN) and F1 (their harmonic mean); each NaN
+ * when its denominator is 0. NERVE_ERR_ARG for a class out of range. */
+int nerve_metrics_class(const nerve_metrics *mt, int c, double *precision, double *recall,
+                        double *f1);
+/* Mean over classes of F1 (classes with no sample and no prediction left out). */
+double nerve_metrics_macro_f1(const nerve_metrics *mt);
+/* Mean over classes of IoU = TP / (TP + FP + FN), classes with TP + FP + FN = 0 (absent
+ * from both truth and prediction) left out. */
+double nerve_metrics_mean_iou(const nerve_metrics *mt);
+double nerve_metrics_mse(const nerve_metrics *mt);       /* mean over every value */
+double nerve_metrics_mae(const nerve_metrics *mt);
+/* 10 log10(peak^2 / MSE) in dB, MSE over every value of the set (peak 1 for images in
+ * [0, 1]). */
+double nerve_metrics_psnr(const nerve_metrics *mt, double peak);
+/* Coefficient of determination 1 - SS_res / SS_tot per output, averaged over the outputs;
+ * an output whose targets are constant counts 1 if predicted exactly, else 0. */
+double nerve_metrics_r2(const nerve_metrics *mt);
+double nerve_metrics_noisy_mse(const nerve_metrics *mt); /* NaN without noisy inputs */
+double nerve_metrics_bpc(const nerve_metrics *mt);       /* nats / tokens / ln 2 */
+/* The task's main figure: "acc" (classify), "r2" (regress), "psnr" (reconstruct), "miou"
+ * (segment, binary_mask), "bpc" (language); NULL with *value NaN for the others.
+ * *higher_better (may be NULL) says which way is better. */
+const char *nerve_metrics_main(const nerve_metrics *mt, double *value, int *higher_better);
+
 typedef struct nerve_epoch_stats {
     int epoch;        /* 1-based */
     double train_loss, train_acc;
     double val_loss, val_acc; /* NaN when there is no validation set */
+    const char *metric;       /* the task's main metric ("acc", "r2", "psnr", "miou", "bpc";
+                                 NULL: none) and its value on the training batches (measured
+                                 while training) and on the validation set; train_acc and
+                                 val_acc are accuracy for classifiers, else NaN */
+    double train_metric, val_metric;
     float lr;
     double seconds;   /* wall time of the epoch */
     double samples_per_sec;
@@ -1169,14 +1328,26 @@ int nerve_fit(nerve_model *m, const nerve_dataset *train, const nerve_dataset *v
               const nerve_fit_options *opt, nerve_fit_result *result);
 
 /* Evaluates mean loss and accuracy; confusion (n_classes^2 ints, row = truth) may be NULL.
- * Token targets: the mean NLL (nats) over every labelled position (target >= 0) and the
- * accuracy of the most likely token there; a stream is read from a zero state, chunk after
- * chunk with the state carried (the training state is restored afterwards), and confusion
- * must be NULL (nerve_predict refuses token data). */
+ * For heads other than classifiers accuracy is NaN, except a language model's: the
+ * accuracy of the most likely next token (nerve_evaluate_metrics has every task's figures).
+ * The data set must carry the target the model's head needs: a mismatch is
+ * NERVE_ERR_SHAPE naming both. Token targets: the loss is the mean NLL (nats) over every
+ * labelled position (target >= 0); a stream is read from a zero state, chunk after chunk
+ * with the state carried (a training run's state is restored afterwards). */
 int nerve_evaluate(nerve_model *m, const nerve_dataset *d, double *loss, double *accuracy,
                    int *confusion, int n_classes);
+/* Every metric of the model's task on d into mt (initialised here; free with
+ * nerve_metrics_free). A denoising model's inputs are corrupted as in training, with the
+ * evaluation generator (epoch 0), so the figures are reproducible. */
+int nerve_evaluate_metrics(nerve_model *m, const nerve_dataset *d, nerve_metrics *mt);
 /* Predicted class per sample into out[d->n]. */
 int nerve_predict(nerve_model *m, const nerve_dataset *d, int *out);
+/* The model's output for every sample of d into out [d->n, output values per sample],
+ * as probabilities where the head takes logits (softmax over the classes, per pixel for
+ * segmentation; sigmoid for bce heads), else as they are. inputs (may be NULL; d->n *
+ * sample_numel floats) receives the inputs the model read: a denoising model's corrupted
+ * ones (evaluation generator, as nerve_evaluate_metrics). */
+int nerve_predict_outputs(nerve_model *m, const nerve_dataset *d, float *out, float *inputs);
 
 /* Test-time augmentation for image models (src/apps/ensemble.c): each image is seen as
  * 10 views, the 10-crop of AlexNet kept at the input size: for each of the five crop x crop
@@ -1276,6 +1447,12 @@ int nerve_viz_filters(nerve_model *m, const char *layer, const char *png_path, i
  * other shape one square-ish tile of its values (unused cells at the minimum). */
 int nerve_viz_activations(nerve_model *m, const nerve_dataset *d, int index, const char *layer,
                           const char *png_path, int *tiles);
+/* For a reconstruction model (head target=input) and image samples [1 or 3, H, W]: a PNG of
+ * the first n (1..64) samples of d in three rows, the inputs the model read (a denoising
+ * model's corrupted ones, as nerve_evaluate_metrics corrupts them), its outputs and the clean
+ * images, each pixel drawn as a scale x scale block (1..16), 2-pixel white gaps
+ * (src/apps/reconstruct.c). */
+int nerve_viz_reconstruct(nerve_model *m, const nerve_dataset *d, int n, int scale, const char *png_path);
 
 #ifdef __cplusplus
 }

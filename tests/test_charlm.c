@@ -207,7 +207,7 @@ TEST(charlm_cfg_errors)
     expect_cfg_error("[net]\ninputs=4\n[connected]\noutput=4\nper_step=1\n",
                      "per_step=1 needs a sequence");
     expect_cfg_error("[net]\ninputs=4\n[connected]\noutput=4\n[softmax]\ntarget=boxes\n",
-                     "expected class (the default) or tokens");
+                     "expected one of: class, mask, tokens");
 }
 
 /* A carried model refuses independent samples; a language model refuses class data. */
@@ -230,8 +230,8 @@ TEST(charlm_fit_refuses_mismatched_data)
     cls.n_classes = 2;
     for (int i = 0; i < 4; i++)
         cls.y[i] = (float)(i % 2);
-    CHECK(nerve_fit(m, &cls, NULL, NULL, NULL) == NERVE_ERR_ARG);
-    CHECK(strstr(nerve_last_error(), "text stream") != NULL);
+    CHECK(nerve_fit(m, &cls, NULL, NULL, NULL) == NERVE_ERR_SHAPE);
+    CHECK(strstr(nerve_last_error(), "needs a token sequence per sample") != NULL);
     int pred[4];
     CHECK(nerve_predict(m, &train, pred) == NERVE_ERR_ARG);
     nerve_dataset_free(&cls);

@@ -38,6 +38,11 @@ typedef struct runner {
 static int runner_open(runner *r, nerve_model *m, const nerve_dataset *d)
 {
     memset(r, 0, sizeof *r);
+    nerve_head_info h = nerve_model_head(m);
+    if (h.task != NERVE_TASK_CLASSIFY && h.task != NERVE_TASK_NONE)
+        return nerve_set_error(NERVE_ERR_ARG, "ensembles and test-time augmentation average class "
+                               "probabilities; this model's head solves task '%s'",
+                               nerve_task_name(h.task));
     r->m = m;
     r->g = nerve_model_graph(m);
     if (!nerve_graph_is_compiled(r->g)) {

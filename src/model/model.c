@@ -39,7 +39,8 @@ static const char *const net_keys[] = {
     "clip_norm", "policy", "gamma", "scale", "step", "steps", "scales", "lr_end", "tau",
     "warmup", "plateau_patience", "patience", "validation", "normalize", "input_scale",
     "classes", "train_images", "train_labels", "test_images", "test_labels", "train_csv",
-    "test_csv", "train_text", "seq", "max_batches", AUGMENT_CFG_KEYS, NULL};
+    "test_csv", "train_text", "seq", "max_batches", "corrupt", "corrupt_sigma", "corrupt_prob",
+    "corrupt_clip", AUGMENT_CFG_KEYS, NULL};
 
 static int net_input_shape(const cfg_doc *d, const cfg_section *s, nerve_net_config *c)
 {
@@ -312,6 +313,44 @@ static int net_training(const cfg_doc *d, const cfg_section *s, nerve_net_config
     return NERVE_OK;
 }
 
+/* corrupt= and its keys: the input corruption of a denoising model (augment=noise is
+ * something else: noise added to a classifier's training batches only). */
+static int net_noise(const cfg_doc *d, const cfg_section *s, nerve_noise *nz)
+{
+    static const nerve_noise_kind kinds[] = {NERVE_NOISE_NONE, NERVE_NOISE_GAUSSIAN,
+                                             NERVE_NOISE_SALT_PEPPER, NERVE_NOISE_MASK};
+    nz->kind = NERVE_NOISE_NONE;
+    nz->sigma = 0.1f;
+    nz->prob = 0.1f;
+    nz->lo = 0.0f;
+    nz->hi = 1.0f;
+    const cfg_entry *e = cfg_find(s, "corrupt");
+    if (e) {
+        size_t i = 0;
+        while (i < NERVE_ARRAY_LEN(kinds) && strcmp(e->value, nerve_noise_name(kinds[i])) != 0)
+            i++;
+        if (i == NERVE_ARRAY_LEN(kinds)) {
+            char q[80];
+            return cfg_error(d, NERVE_ERR_FORMAT, e->line,
+                             "corrupt = '%s' is unknown; expected one of: none, gaussian, "
+                             "salt_pepper, mask", cfg_quote(e->value, q, sizeof q));
+        }
+        nz->kind = kinds[i];
+    }
+    TRY(cfg_get_float(d, s, "corrupt_sigma", R_NONNEG, &nz->sigma));
+    TRY(cfg_get_float(d, s, "corrupt_prob", (cfg_range){0, 1, 0, 0}, &nz->prob));
+    TRY(cfg_get_bool(d, s, "corrupt_clip", &nz->clip));
+    static const char *const needs_kind[] = {"corrupt_sigma", "corrupt_prob", "corrupt_clip"};
+    for (size_t i = 0; i < NERVE_ARRAY_LEN(needs_kind); i++) {
+        const cfg_entry *k = cfg_find(s, needs_kind[i]);
+        if (k && nz->kind == NERVE_NOISE_NONE)
+            return cfg_error(d, NERVE_ERR_FORMAT, k->line,
+                             "%s= has no effect without corrupt= (gaussian, salt_pepper or mask)",
+                             needs_kind[i]);
+    }
+    return NERVE_OK;
+}
+
 static int parse_net(const cfg_doc *d, const cfg_section *s, nerve_net_config *c,
                      const char *base)
 {
@@ -320,6 +359,7 @@ static int parse_net(const cfg_doc *d, const cfg_section *s, nerve_net_config *c
     TRY(net_input_shape(d, s, c));
     TRY(net_training(d, s, c));
     TRY(augment_from_cfg(d, s, c, &c->augment));
+    TRY(net_noise(d, s, &c->noise));
     float lr = 0.01f;
     TRY(cfg_get_float(d, s, "learning_rate", R_POS, &lr));
     TRY(net_optimizer(d, s, c));
@@ -775,7 +815,8 @@ static int add_penalties(build_ctx *b, int loss)
     return loss;
 }
 
-static int finish_head(build_ctx *b, int pred, int labels, int loss)
+static int finish_head(build_ctx *b, int pred, int labels, int loss, nerve_task task,
+                       nerve_target_kind target, const char *loss_name, int logits)
 {
     loss = add_penalties(b, loss);
     if (loss < 0)
@@ -786,7 +827,46 @@ static int finish_head(build_ctx *b, int pred, int labels, int loss)
     b->m->labels = labels;
     b->m->loss = loss;
     b->is_head = 1;
+    nerve_head_info *h = &b->m->head;
+    h->task = task;
+    h->target = target;
+    /* the section name from the table, not from the cfg text (freed after building) */
+    static const char *const heads[] = {"softmax", "cost"};
+    h->section = NULL;
+    for (size_t i = 0; i < NERVE_ARRAY_LEN(heads); i++)
+        if (strcmp(b->s->name, heads[i]) == 0)
+            h->section = heads[i];
+    h->loss = loss_name;
+    h->line = b->s->line;
+    h->logits = logits;
     return NERVE_OK;
+}
+
+/* target= of a head: one of the kinds in `allowed` (NULL-terminated names), else the
+ * default. */
+static int head_target(build_ctx *b, const char *const *allowed, nerve_target_kind dflt,
+                       nerve_target_kind *kind)
+{
+    *kind = dflt;
+    const cfg_entry *e = cfg_find(b->s, "target");
+    if (!e)
+        return NERVE_OK;
+    char list[160] = "";
+    size_t used = 0;
+    for (int i = 0; allowed[i]; i++) {
+        for (int k = NERVE_TARGET_CLASS; k <= NERVE_TARGET_TOKENS; k++)
+            if (strcmp(allowed[i], e->value) == 0 &&
+                strcmp(nerve_target_kind_name((nerve_target_kind)k), e->value) == 0) {
+                *kind = (nerve_target_kind)k;
+                return NERVE_OK;
+            }
+        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "",
+                                 allowed[i]);
+    }
+    char q[80];
+    return cfg_error(b->d, NERVE_ERR_FORMAT, e->line,
+                     "target = '%s' is not a target of [%s]; expected one of: %s",
+                     cfg_quote(e->value, q, sizeof q), b->s->name, list);
 }
 
 /* Class weights as a state [C] "<layer>.class_weights" (its values come from the cfg). */
@@ -813,7 +893,52 @@ static int class_weights_node(build_ctx *b, int classes, int *node)
 }
 
 static const char *const softmax_keys[] = {"label_smoothing", "class_weights", "l1", "l2",
-                                           "target", "name", NULL};
+                                           "name", "target", "ignore_index", NULL};
+
+/* target=mask: softmax over the channels of [C, H, W] (or [C, L]) scores at each pixel,
+ * against a class per pixel [H, W]; pixels labelled ignore_index carry no label. */
+static int build_pixel_softmax(build_ctx *b, int nd, const int *dims)
+{
+    const cfg_doc *d = b->d;
+    const cfg_section *s = b->s;
+    if (nd < 3) {
+        char shape[64];
+        return cfg_error(d, NERVE_ERR_SHAPE, s->line,
+                         "[softmax] target=mask needs class scores per pixel [C, H, W]; the "
+                         "layer before outputs %s per sample",
+                         nerve_shape_str(nd - 1, dims + 1, shape, sizeof shape));
+    }
+    const cfg_entry *ls = cfg_find(s, "label_smoothing");
+    if (ls)
+        return cfg_error(d, NERVE_ERR_FORMAT, ls->line,
+                         "label_smoothing is not available with target=mask");
+    int classes = dims[1], ignore = -1;
+    TRY(cfg_get_int(d, s, "ignore_index", INT_MIN, INT_MAX, &ignore));
+    if (ignore >= 0 && ignore < classes)
+        return cfg_error(d, NERVE_ERR_FORMAT, cfg_find(s, "ignore_index")->line,
+                         "ignore_index = %d is one of the %d classes; pick a value outside "
+                         "0..%d (default -1)", ignore, classes, classes - 1);
+    nerve_net_config *c = &b->m->cfg;
+    if (c->n_classes && c->n_classes != classes)
+        return cfg_error(d, NERVE_ERR_SHAPE, s->line,
+                         "[softmax] receives %d class scores per pixel but [net] says classes=%d",
+                         classes, c->n_classes);
+    c->n_classes = classes;
+    int weights;
+    TRY(class_weights_node(b, classes, &weights));
+    int ldims[NERVE_MAX_DIMS] = {1}; /* [N, H, W]: the logits' shape without the channels */
+    memcpy(ldims + 1, dims + 2, (size_t)(nd - 2) * sizeof(int));
+    int labels = nerve_input(b->g, "labels", nd - 1, ldims);
+    if (labels < 0)
+        return graph_fail(b, labels);
+    int loss = nerve_pixel_softmax_ce_loss_ignore(b->g, b->x, labels, weights, 1, ignore);
+    if (loss < 0)
+        return graph_fail(b, loss);
+    b->flops = 3.0 * (double)sample_numel(b->g, b->x);
+    b->m->head.ignore_index = ignore;
+    return finish_head(b, b->x, labels, loss, NERVE_TASK_SEGMENT, NERVE_TARGET_MASK,
+                       "pixel_softmax_ce", 1);
+}
 
 /* The language-model head (target=tokens): scores [N, T, V] for every step of a chunk,
  * labels [N, T] (the next token at every step), softmax cross-entropy averaged over all
@@ -853,33 +978,37 @@ static int build_softmax_tokens(build_ctx *b, float smoothing)
     if (loss < 0)
         return graph_fail(b, loss);
     b->flops = 3.0 * V * T;
-    return finish_head(b, b->x, labels, loss);
+    return finish_head(b, b->x, labels, loss, NERVE_TASK_LANGUAGE, NERVE_TARGET_TOKENS,
+                       "softmax_ce", 1);
 }
 
 /* The classification head: softmax cross-entropy on the previous layer's output (the
- * logits, which are also the model's output) against integer labels [N]. */
+ * logits, which are also the model's output) against integer labels [N]; with
+ * target=mask, per pixel (build_pixel_softmax). */
 static int build_softmax(build_ctx *b)
 {
     const cfg_doc *d = b->d;
     const cfg_section *s = b->s;
-    float smoothing = 0;
-    TRY(cfg_get_float(d, s, "label_smoothing", R_PROB, &smoothing));
-    const cfg_entry *target = cfg_find(s, "target");
-    if (target && strcmp(target->value, "class") != 0) {
-        char q[80];
-        if (strcmp(target->value, "tokens") == 0)
-            return build_softmax_tokens(b, smoothing);
-        return cfg_error(d, NERVE_ERR_FORMAT, target->line,
-                         "target = '%s' is unknown; expected class (the default) or tokens",
-                         cfg_quote(target->value, q, sizeof q));
-    }
+    nerve_target_kind target;
+    TRY(head_target(b, (const char *const[]){"class", "mask", "tokens", NULL}, NERVE_TARGET_CLASS, &target));
     int nd, dims[NERVE_MAX_DIMS];
     nerve_node_shape(b->g, b->x, &nd, dims);
+    if (target == NERVE_TARGET_MASK)
+        return build_pixel_softmax(b, nd, dims);
+    const cfg_entry *ig = cfg_find(s, "ignore_index");
+    if (ig)
+        return cfg_error(d, NERVE_ERR_FORMAT, ig->line,
+                         "ignore_index applies to per-pixel labels; add target=mask");
+    float smoothing = 0;
+    TRY(cfg_get_float(d, s, "label_smoothing", R_PROB, &smoothing));
+    if (target == NERVE_TARGET_TOKENS)
+        return build_softmax_tokens(b, smoothing);
     if (nd != 2) {
         char shape[64];
         return cfg_error(d, NERVE_ERR_SHAPE, s->line,
                          "[softmax] needs one vector of class scores per sample; the layer "
-                         "before outputs %s per sample (add a [connected] layer)",
+                         "before outputs %s per sample (add a [connected] layer, or "
+                         "target=mask for a class per pixel)",
                          nerve_shape_str(nd - 1, dims + 1, shape, sizeof shape));
     }
     int classes = dims[1];
@@ -898,10 +1027,11 @@ static int build_softmax(build_ctx *b)
     if (loss < 0)
         return graph_fail(b, loss);
     b->flops = 3.0 * classes;
-    return finish_head(b, b->x, labels, loss);
+    return finish_head(b, b->x, labels, loss, NERVE_TASK_CLASSIFY, NERVE_TARGET_CLASS,
+                       "softmax_ce", 1);
 }
 
-static const char *const cost_keys[] = {"type", "l1", "l2", "name", NULL};
+static const char *const cost_keys[] = {"type", "l1", "l2", "name", "target", NULL};
 
 enum { COST_MSE, COST_HALF_MSE, COST_L1, COST_BCE, COST_HINGE };
 
@@ -926,14 +1056,60 @@ static int parse_cost_type(build_ctx *b, int *type)
                      cfg_quote(e->value, q, sizeof q));
 }
 
+/* What a [cost] head's target= makes of it: the task, or an error naming the clash. */
+static int cost_task(build_ctx *b, int type, nerve_target_kind target, int nd, const int *dims,
+                     nerve_task *task)
+{
+    const cfg_entry *e = cfg_find(b->s, "target");
+    int line = e ? e->line : b->s->line;
+    char a[64], c[64];
+    switch (target) {
+    case NERVE_TARGET_VALUES: *task = NERVE_TASK_REGRESS; break;
+    case NERVE_TARGET_INPUT: {
+        const nerve_net_config *cfg = &b->m->cfg;
+        size_t in = nerve_shape_numel(cfg->ndim, cfg->dims);
+        if (sample_numel(b->g, b->x) != in)
+            return cfg_error(b->d, NERVE_ERR_SHAPE, line,
+                             "target=input: the model outputs %s per sample but its input is %s; "
+                             "a reconstruction must give back as many values as it reads",
+                             nerve_shape_str(nd - 1, dims + 1, a, sizeof a),
+                             nerve_shape_str(cfg->ndim, cfg->dims, c, sizeof c));
+        *task = NERVE_TASK_RECONSTRUCT;
+        break;
+    }
+    case NERVE_TARGET_MASK:
+        if (type != COST_BCE)
+            return cfg_error(b->d, NERVE_ERR_FORMAT, line,
+                             "target=mask with [cost] is a binary mask and needs type=bce (for "
+                             "several classes per pixel use [softmax] target=mask)");
+        if (nd < 3 || dims[1] != 1)
+            return cfg_error(b->d, NERVE_ERR_SHAPE, line,
+                             "target=mask needs one score per pixel [1, H, W]; the layer before "
+                             "outputs %s per sample",
+                             nerve_shape_str(nd - 1, dims + 1, a, sizeof a));
+        *task = NERVE_TASK_BINARY_MASK;
+        break;
+    default: *task = NERVE_TASK_CLASSIFY; break;
+    }
+    if (type == COST_HINGE && target != NERVE_TARGET_CLASS)
+        return cfg_error(b->d, NERVE_ERR_FORMAT, line, "type=hinge takes class labels only");
+    return NERVE_OK;
+}
+
 /* Regression and other heads: the prediction is the previous layer's output; targets
- * are shaped like it, except for hinge (one label per sample). */
+ * are shaped like it, except for hinge (one label per sample). target= says where they
+ * come from: class labels (the default), a float vector, the input, a binary mask. */
 static int build_cost(build_ctx *b)
 {
     int type;
     TRY(parse_cost_type(b, &type));
+    nerve_target_kind target;
+    TRY(head_target(b, (const char *const[]){"class", "values", "input", "mask", NULL},
+                    NERVE_TARGET_CLASS, &target));
     int nd, dims[NERVE_MAX_DIMS];
     nerve_node_shape(b->g, b->x, &nd, dims);
+    nerve_task task = NERVE_TASK_CLASSIFY;
+    TRY(cost_task(b, type, target, nd, dims, &task));
     int labels = type == COST_HINGE ? nerve_input(b->g, "labels", 1, (int[]){1})
                                     : nerve_input(b->g, "labels", nd, dims);
     if (labels < 0)
@@ -949,8 +1125,9 @@ static int build_cost(build_ctx *b)
     if (loss < 0)
         return graph_fail(b, loss);
     static const double per_element[] = {3, 3, 2, 4, 2};
+    static const char *const loss_names[] = {"mse", "half_mse", "l1", "bce", "hinge"};
     b->flops = per_element[type] * (double)sample_numel(b->g, b->x);
-    return finish_head(b, b->x, labels, loss);
+    return finish_head(b, b->x, labels, loss, task, target, loss_names[type], type == COST_BCE);
 }
 
 /* ---- the layer table ------------------------------------------------------------------ */
@@ -1225,6 +1402,13 @@ static int build_model(nerve_model *m, const cfg_doc *d)
         TRY(build_layer(&b, &d->sections[i], i));
     if (!b.is_head)
         m->output = b.x;
+    const cfg_entry *noise = cfg_find(net, "corrupt");
+    if (m->cfg.noise.kind != NERVE_NOISE_NONE && m->head.task != NERVE_TASK_RECONSTRUCT)
+        return cfg_error(d, NERVE_ERR_FORMAT, noise->line,
+                         "corrupt= corrupts the input of a denoising model and needs a head with "
+                         "target=input ([cost] type=mse target=input); this model's head is %s "
+                         "(for noise augmentation of a classifier use augment=noise)",
+                         nerve_task_name(m->head.task));
     return NERVE_OK;
 }
 
@@ -1251,6 +1435,8 @@ nerve_model *model_from_cfg_opts(const char *text, const char *filename, const c
     if (!m)
         return NULL;
     m->input = m->labels = m->output = m->loss = m->mean = m->std = -1;
+    m->head.target = NERVE_TARGET_CLASS;
+    m->head.ignore_index = -1;
     m->no_init = !o->init_weights;
     if (o->vocab)
         m->vocab = *o->vocab;
@@ -1354,6 +1540,36 @@ nerve_net_config *nerve_model_config_mut(nerve_model *m) { return m ? &m->cfg : 
 const char *nerve_model_cfg_text(const nerve_model *m) { return m ? m->text : NULL; }
 int nerve_model_input(const nerve_model *m) { return m ? m->input : -1; }
 int nerve_model_labels(const nerve_model *m) { return m ? m->labels : -1; }
+
+nerve_head_info nerve_model_head(const nerve_model *m)
+{
+    nerve_head_info none = {NERVE_TASK_NONE, NERVE_TARGET_CLASS, NULL, NULL, 0, 0, -1, NULL, NULL};
+    return m ? m->head : none;
+}
+
+int nerve_model_set_head(nerve_model *m, const nerve_head_info *h)
+{
+    if (!m || !h)
+        return nerve_set_error(NERVE_ERR_ARG, "set_head: null argument");
+    if (h->target == NERVE_TARGET_BOXES && !h->feed)
+        return nerve_set_error(NERVE_ERR_ARG, "set_head: a box head must give its feed function "
+                               "(boxes have no fixed size the training loop could copy)");
+    m->head = *h;
+    return NERVE_OK;
+}
+
+const char *nerve_task_name(nerve_task task)
+{
+    static const char *const names[] = {"none", "classify", "regress", "reconstruct", "segment",
+                                        "binary_mask", "language", "detect"};
+    return (unsigned)task < NERVE_ARRAY_LEN(names) ? names[task] : "unknown";
+}
+
+const char *nerve_target_kind_name(nerve_target_kind k)
+{
+    static const char *const names[] = {"class", "values", "input", "mask", "boxes", "tokens"};
+    return (unsigned)k < NERVE_ARRAY_LEN(names) ? names[k] : "unknown";
+}
 int nerve_model_output(const nerve_model *m) { return m ? m->output : -1; }
 int nerve_model_loss(const nerve_model *m) { return m ? m->loss : -1; }
 int nerve_model_normalizes(const nerve_model *m) { return m && m->mean >= 0; }

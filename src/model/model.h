@@ -40,6 +40,7 @@ struct nerve_model {
     int no_init;         /* built by model_from_cfg_ex without initialising the weights */
     nerve_vocab vocab;   /* a text model's vocabulary (n = 0: none) */
     int seq_override;    /* > 0: seq= replaced (model_build_opts.seq) */
+    nerve_head_info head; /* the task of the head and the target it needs */
 };
 
 /* How a cfg is built, beyond its text (model_from_cfg_opts). */

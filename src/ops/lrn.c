@@ -13,10 +13,12 @@
  * the N*P pixels p = softmax over the C channels, and with weights w (1 when absent)
  *   loss = sum_pix w_y (lse - z_y) / Z,  Z = sum_pix w_y    dz_c += w_y (p_c - [c == y]) / Z
  * scratch: the probabilities [N, C, P...]. A label that is not a class makes the loss NaN
- * (see loss.c); backward skips those pixels. */
+ * (see loss.c); backward skips those pixels. attr.i[0] = 1: pixels labelled attr.i[1] (the
+ * ignore index) are left out of the sums, Z included. */
 #include "ops.h"
 
 #include <math.h>
+#include <string.h>
 
 /* ---- lrn: attr.i[0] = n, attr.i[1] = within_map; attr.f[0..2] = alpha, beta, k ------- */
 
@@ -221,13 +223,22 @@ static int pixel_class(float y, int C)
     return (int)y;
 }
 
+/* attr.i[0] != 0: pixels labelled attr.i[1] carry no label and are skipped. */
+static int pixel_ignored(const node *n, float y)
+{
+    return n->attr.i[0] && y == (float)n->attr.i[1];
+}
+
 static double pixel_weight(const float *w, int c) { return w ? (double)w[c] : 1.0; }
 
-/* Summed weight of every pixel's class: the mean's denominator. */
-static double pixel_normaliser(const float *labels, const float *w, size_t pixels, int C)
+/* Summed weight of every labelled pixel's class: the mean's denominator. */
+static double pixel_normaliser(const node *n, const float *labels, const float *w, size_t pixels,
+                               int C)
 {
     double z = 0;
     for (size_t i = 0; i < pixels; i++) {
+        if (pixel_ignored(n, labels[i]))
+            continue;
         int y = pixel_class(labels[i], C);
         if (y >= 0)
             z += pixel_weight(w, y);
@@ -251,14 +262,18 @@ static void pixel_ce_forward(nerve_graph *g, node *n)
         for (size_t p = 0; p < v.P; p++) {
             size_t at = (size_t)i * v.C * v.P + p;
             double lse = softmax_strided(z->value + at, n->scratch + at, v.C, v.P);
-            int y = pixel_class(labels[(size_t)i * v.P + p], v.C);
+            float label = labels[(size_t)i * v.P + p];
+            if (pixel_ignored(n, label))
+                continue;
+            int y = pixel_class(label, v.C);
             if (y < 0)
                 bad_label = 1;
             else
                 total += pixel_weight(w, y) * (lse - z->value[at + y * v.P]);
         }
-    double norm = pixel_normaliser(labels, w, (size_t)v.N * v.P, v.C);
-    n->value[0] = bad_label ? NAN : (float)(total / norm);
+    double norm = pixel_normaliser(n, labels, w, (size_t)v.N * v.P, v.C);
+    /* a batch whose every pixel is ignored contributes nothing (not 0/0) */
+    n->value[0] = bad_label ? NAN : norm > 0 ? (float)(total / norm) : 0.0f;
 }
 
 static void pixel_ce_backward(nerve_graph *g, node *n)
@@ -268,10 +283,14 @@ static void pixel_ce_backward(nerve_graph *g, node *n)
         return;
     const float *labels = node_input(g, n, 1)->value, *w = pixel_weights(g, n);
     pixel_view v = view_pixels(node_input(g, n, 0));
-    double scale = n->grad[0] / pixel_normaliser(labels, w, (size_t)v.N * v.P, v.C);
+    double norm = pixel_normaliser(n, labels, w, (size_t)v.N * v.P, v.C);
+    if (!(norm > 0))
+        return;
+    double scale = n->grad[0] / norm;
     for (int i = 0; i < v.N; i++)
         for (size_t p = 0; p < v.P; p++) {
-            int y = pixel_class(labels[(size_t)i * v.P + p], v.C);
+            float label = labels[(size_t)i * v.P + p];
+            int y = pixel_ignored(n, label) ? -1 : pixel_class(label, v.C);
             if (y < 0)
                 continue;
             size_t at = (size_t)i * v.C * v.P + p;
@@ -288,8 +307,18 @@ static const op_def op_pixel_ce = {"pixel_softmax_ce_loss", pixel_ce_infer, pixe
 
 int nerve_pixel_softmax_ce_loss(nerve_graph *g, int logits, int labels, int class_weights)
 {
+    return nerve_pixel_softmax_ce_loss_ignore(g, logits, labels, class_weights, 0, 0);
+}
+
+int nerve_pixel_softmax_ce_loss_ignore(nerve_graph *g, int logits, int labels, int class_weights,
+                                       int use_ignore, int ignore_index)
+{
     int in[3] = {logits, labels, class_weights};
-    return graph_add_op(g, &op_pixel_ce, class_weights >= 0 ? 3 : 2, in, NULL,
+    node_attr at;
+    memset(&at, 0, sizeof at);
+    at.i[0] = use_ignore != 0;
+    at.i[1] = ignore_index;
+    return graph_add_op(g, &op_pixel_ce, class_weights >= 0 ? 3 : 2, in, &at,
                         "pixel_softmax_ce_loss");
 }
 

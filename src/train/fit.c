@@ -4,8 +4,10 @@
  * Reproducibility: the batch order of epoch e depends only on (seed, e) and the graph's
  * generator (dropout) is saved in every checkpoint, so a run resumed from the checkpoint
  * of epoch e replays epochs e+1.. exactly as the uninterrupted run does. */
-#include "../core/core.h"
+#include "train.h"
 #include "tokens.h"
+
+#include "../core/core.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -21,201 +23,6 @@ static double now_seconds(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* ---- feeding a batch ------------------------------------------------------------------ */
-
-/* How the label node is fed from per-sample class indices. */
-enum { LABELS_INDEX, LABELS_ONEHOT, LABELS_VALUE };
-
-typedef struct feeder {
-    nerve_graph *g;
-    int input, labels, output, loss;
-    int label_mode;
-    int n_classes; /* columns of the output */
-    size_t sample_numel;
-    float *ybuf;   /* batch labels as read from the data set */
-    int tokens;    /* token targets: the label node takes t [N, T] (language models) */
-    int steps;     /* T of token targets */
-    float *tbuf;   /* batch targets as read from the data set (tokens) */
-} feeder;
-
-static int feeder_init(feeder *f, nerve_model *m, const nerve_dataset *d, int training)
-{
-    memset(f, 0, sizeof *f);
-    f->g = nerve_model_graph(m);
-    f->input = nerve_model_input(m);
-    f->labels = nerve_model_labels(m);
-    f->output = nerve_model_output(m);
-    f->loss = nerve_model_loss(m);
-    int nd, dims[NERVE_MAX_DIMS];
-    nerve_node_shape(f->g, f->input, &nd, dims);
-    f->sample_numel = nerve_shape_numel(nd - 1, dims + 1);
-    if (d->sample_numel != f->sample_numel) {
-        char a[64], b[64];
-        return nerve_set_error(NERVE_ERR_SHAPE,
-                               "the data has samples of shape %s (%zu values) but the model's input "
-                               "expects %s (%zu values)",
-                               nerve_shape_str(d->ndim, d->dims, a, sizeof a), d->sample_numel,
-                               nerve_shape_str(nd - 1, dims + 1, b, sizeof b), f->sample_numel);
-    }
-    nerve_node_shape(f->g, f->output, &nd, dims);
-    f->n_classes = nd >= 2 ? dims[1] : 1;
-    if (d->target == NERVE_TARGET_TOKENS) {
-        f->tokens = 1;
-        f->steps = (int)d->target_numel;
-        f->n_classes = dims[nd - 1];
-        return tokens_check(m, d, training);
-    }
-    if (nerve_model_vocab(m, NULL) > 0)
-        return nerve_set_error(NERVE_ERR_ARG,
-                               "a language model trains on a text stream (train_text=), not on "
-                               "samples with %s targets", d->target ? "non-token" : "class");
-    if (f->labels >= 0) {
-        int lnd, ldims[NERVE_MAX_DIMS];
-        nerve_node_shape(f->g, f->labels, &lnd, ldims);
-        if (lnd == 1)
-            f->label_mode = LABELS_INDEX;
-        else if (lnd == 2 && ldims[1] > 1)
-            f->label_mode = LABELS_ONEHOT;
-        else
-            f->label_mode = LABELS_VALUE;
-        int limit = f->n_classes > 1 ? f->n_classes : 2;
-        if (d->n_classes > limit)
-            return nerve_set_error(NERVE_ERR_SHAPE,
-                                   "the data has %d classes but the model's output has %d", d->n_classes,
-                                   f->n_classes);
-    }
-    return NERVE_OK;
-}
-
-/* Writes n labels into the label node in the form it expects. */
-static void feed_labels(feeder *f, int n)
-{
-    if (f->labels < 0)
-        return;
-    float *dst = nerve_value(f->g, f->labels).data;
-    if (f->tokens) {
-        memcpy(dst, f->tbuf, (size_t)n * (size_t)f->steps * sizeof(float));
-    } else if (f->label_mode == LABELS_ONEHOT) {
-        memset(dst, 0, (size_t)n * (size_t)f->n_classes * sizeof(float));
-        for (int i = 0; i < n; i++)
-            dst[(size_t)i * f->n_classes + (int)f->ybuf[i]] = 1.0f;
-    } else {
-        memcpy(dst, f->ybuf, (size_t)n * sizeof(float));
-    }
-}
-
-static int predicted_class(const float *row, int n_classes)
-{
-    if (n_classes == 1)
-        return row[0] > 0.0f;
-    int best = 0;
-    for (int c = 1; c < n_classes; c++)
-        if (row[c] > row[best])
-            best = c;
-    return best;
-}
-
-/* Correct predictions of the batch: one per sample, or one per position of token targets
- * (training streams label every position, so a batch judges n * steps). */
-static int64_t count_correct(feeder *f, int n)
-{
-    const float *out = nerve_value(f->g, f->output).data;
-    int64_t judged = 0;
-    if (f->tokens)
-        return tokens_correct(out, f->tbuf, n, f->steps, f->n_classes, &judged);
-    int64_t correct = 0;
-    for (int i = 0; i < n; i++)
-        correct += predicted_class(out + (size_t)i * f->n_classes, f->n_classes) == (int)f->ybuf[i];
-    return correct;
-}
-
-/* ---- evaluation ----------------------------------------------------------------------- */
-
-/* Runs the model over d in eval mode; fills loss/accuracy/confusion/predictions. */
-static int run_over(nerve_model *m, const nerve_dataset *d, double *loss, double *accuracy,
-                    int *confusion, int n_conf, int *pred)
-{
-    nerve_graph *g = nerve_model_graph(m);
-    if (!nerve_graph_is_compiled(g)) {
-        int st = nerve_model_compile(m, nerve_model_config(m)->batch);
-        if (st)
-            return st;
-    }
-    if (d->target == NERVE_TARGET_TOKENS) {
-        if (pred || confusion)
-            return nerve_set_error(NERVE_ERR_ARG,
-                                   "a language model predicts a token at every step: sample "
-                                   "from it (nerve_textgen) rather than predict classes");
-        return tokens_evaluate(m, d, loss, accuracy);
-    }
-    feeder f;
-    int st = feeder_init(&f, m, d, 0);
-    if (st)
-        return st;
-    int max_batch = nerve_graph_batch(g);
-    int was_training = nerve_graph_training(g);
-    f.ybuf = nerve_xmalloc((size_t)max_batch * sizeof(float));
-    if (!f.ybuf)
-        return NERVE_ERR_NOMEM;
-    nerve_graph_set_training(g, 0);
-    int has_labels = d->y && d->n_classes > 0 && f.labels >= 0;
-    int target = has_labels ? f.loss : f.output;
-    double total_loss = 0;
-    int64_t correct = 0;
-    float *x = nerve_value(g, f.input).data;
-    for (int start = 0; start < d->n && st == NERVE_OK; start += max_batch) {
-        int n = d->n - start < max_batch ? d->n - start : max_batch;
-        if ((st = nerve_graph_set_batch(g, n)) != NERVE_OK)
-            break;
-        memcpy(x, d->x + (size_t)start * f.sample_numel, (size_t)n * f.sample_numel * sizeof(float));
-        for (int i = 0; i < n; i++)
-            f.ybuf[i] = d->y ? d->y[start + i] : 0.0f;
-        if (has_labels)
-            feed_labels(&f, n);
-        if ((st = nerve_forward(g, target)) != NERVE_OK)
-            break;
-        if (has_labels)
-            total_loss += (double)nerve_value(g, f.loss).data[0] * n;
-        const float *out = nerve_value(g, f.output).data;
-        for (int i = 0; i < n; i++) {
-            int p = predicted_class(out + (size_t)i * f.n_classes, f.n_classes);
-            if (pred)
-                pred[start + i] = p;
-            if (has_labels) {
-                int truth = (int)f.ybuf[i];
-                correct += p == truth;
-                if (confusion && truth < n_conf && p < n_conf)
-                    confusion[truth * n_conf + p]++;
-            }
-        }
-    }
-    nerve_graph_set_batch(g, max_batch);
-    nerve_graph_set_training(g, was_training);
-    nerve_xfree(f.ybuf);
-    if (loss)
-        *loss = has_labels && d->n ? total_loss / d->n : NAN;
-    if (accuracy)
-        *accuracy = has_labels && d->n ? (double)correct / d->n : NAN;
-    return st;
-}
-
-int nerve_evaluate(nerve_model *m, const nerve_dataset *d, double *loss, double *accuracy,
-                   int *confusion, int n_classes)
-{
-    if (!m || !d)
-        return nerve_set_error(NERVE_ERR_ARG, "evaluate: null model or data set");
-    if (confusion)
-        memset(confusion, 0, (size_t)n_classes * (size_t)n_classes * sizeof(int));
-    return run_over(m, d, loss, accuracy, confusion, n_classes, NULL);
-}
-
-int nerve_predict(nerve_model *m, const nerve_dataset *d, int *out)
-{
-    if (!m || !d || !out)
-        return nerve_set_error(NERVE_ERR_ARG, "predict: null argument");
-    return run_over(m, d, NULL, NULL, NULL, 0, out);
 }
 
 /* ---- persistent tensors: best-weight snapshots ---------------------------------------- */
@@ -281,7 +88,12 @@ typedef struct run_state {
     size_t history_len, history_cap;
 } run_state;
 
-static const char *CSV_HEADER = "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds\n";
+/* The log's header: the third and fifth columns are the task's main metric ("acc" for a
+ * classifier, "r2", "psnr", "miou", "bpc" for the others). */
+static void csv_header(char *buf, size_t n, const char *metric)
+{
+    snprintf(buf, n, "epoch,train_loss,train_%s,val_loss,val_%s,lr,seconds\n", metric, metric);
+}
 
 static int history_append(run_state *r, const char *line)
 {
@@ -577,11 +389,9 @@ static int resume_optimiser(const char *path, const nerve_st_file *f, nerve_opti
 #define MAX_ITERATIONS (INT64_MAX / 4)  /* schedules compute with iterations in 64 bits */
 
 /* Restores model, optimiser, early-stopping and schedule state and the position inside an
- * unfinished epoch (per_epoch batches of max_batch; `positions` predictions judged per
- * sample) and the carried recurrent states from the checkpoint at path. */
+ * unfinished epoch (per_epoch batches of max_batch) from the checkpoint at path. */
 static int load_resume(const char *path, nerve_model *m, nerve_optim *opt, run_state *r, snapshot *best,
-                       nerve_schedule *sched, int allow_change, int64_t per_epoch, int max_batch,
-                       int positions)
+                       nerve_schedule *sched, int allow_change, int64_t per_epoch, int max_batch)
 {
     nerve_st_file *f = nerve_st_open(path);
     if (!f)
@@ -637,7 +447,7 @@ static int load_resume(const char *path, nerve_model *m, nerve_optim *opt, run_s
     if (st == NERVE_OK)
         st = meta_int(f, path, "train.part_seen", 1, batch * max_batch, batch * max_batch, &seen);
     if (st == NERVE_OK)
-        st = meta_int(f, path, "train.part_correct", 1, 0, seen * positions, &correct);
+        st = meta_int(f, path, "train.part_correct", 1, 0, seen, &correct);
     if (st == NERVE_OK)
         st = meta_double(f, path, "train.part_loss", 1, 1, &part_loss);
     if (st == NERVE_OK)
@@ -699,8 +509,7 @@ static int load_resume(const char *path, nerve_model *m, nerve_optim *opt, run_s
         st = history_append(r, history);
     }
     for (int i = 0; st == NERVE_OK && i < n_carried; i++)
-        st = nerve_st_read(f, carry_at[i], nerve_value(g, carried[i]).data,
-                           carry_numel[i]);
+        st = nerve_st_read(f, carry_at[i], nerve_value(g, carried[i]).data, carry_numel[i]);
     nerve_st_close(f);
     return st;
 }
@@ -761,10 +570,19 @@ static int write_plot(const char *path, const char *history)
             break;
         p++;
     }
+    /* the metric's name is the third column's header minus "train_" */
+    char metric[32] = "acc", train_label[48], val_label[48];
+    const char *col = strstr(history, "train_loss,train_");
+    if (col)
+        sscanf(col + strlen("train_loss,train_"), "%31[a-z0-9_]", metric);
+    if (strcmp(metric, "acc") == 0)
+        snprintf(metric, sizeof metric, "accuracy");
+    snprintf(train_label, sizeof train_label, "train %s", metric);
+    snprintf(val_label, sizeof val_label, "validation %s", metric);
     nerve_series s[4] = {{"train loss", cols + rows},
                          {"validation loss", cols + 3 * rows},
-                         {"train accuracy", cols + 2 * rows},
-                         {"validation accuracy", cols + 4 * rows}};
+                         {train_label, cols + 2 * rows},
+                         {val_label, cols + 4 * rows}};
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     int st = nerve_svg_lineplot(tmp, "training curves", "epoch", cols, rows, s, 4);
@@ -796,18 +614,39 @@ static int augment_prepare(const nerve_net_config *c, const nerve_dataset *train
             return st;
         a->pca_fitted = 1;
     }
-    *scratch = nerve_xalloc_floats(nerve_augment_scratch(c->dims[0], c->dims[1], c->dims[2], 0));
+    *scratch = nerve_xalloc_floats(nerve_augment_scratch(c->dims[0], c->dims[1], c->dims[2], 1));
     return *scratch ? NERVE_OK : NERVE_ERR_NOMEM;
+}
+
+/* Geometric augmentation moves a mask target with its image (nearest neighbour), which
+ * needs the mask to have the image's height and width; boxes are not moved yet. */
+static int augment_check(const nerve_net_config *c, const feeder *f)
+{
+    const unsigned geometric = NERVE_AUG_CROP | NERVE_AUG_FLIP | NERVE_AUG_TRANSLATE | NERVE_AUG_ROTATE |
+                               NERVE_AUG_RESCALE | NERVE_AUG_ELASTIC;
+    if (!(c->augment.on & geometric))
+        return NERVE_OK;
+    if (f->head.target == NERVE_TARGET_MASK && c->ndim == 3 &&
+        f->label_numel != (size_t)c->dims[1] * (size_t)c->dims[2])
+        return nerve_set_error(NERVE_ERR_SHAPE,
+                               "geometric augmentation moves the mask with its image, but the masks "
+                               "have %zu values per sample and the images %d x %d pixels",
+                               f->label_numel, c->dims[1], c->dims[2]);
+    if (f->head.target == NERVE_TARGET_BOXES)
+        return nerve_set_error(NERVE_ERR_ARG, "geometric augmentation (augment=) does not move boxes "
+                               "yet; use photometric transforms only (brightness, contrast, noise, pca)");
+    return NERVE_OK;
 }
 
 /* Augments batch `batch` of `epoch` in place with a generator that depends on (seed, epoch,
  * batch) only, so that --resume replays it bit for bit. */
-static int augment_batch(const nerve_net_config *c, const nerve_augment *a, float *x, int n, int epoch,
-                         int batch, float *scratch)
+static int augment_batch(const nerve_net_config *c, const nerve_augment *a, float *x, float *mask, int n,
+                         int epoch, int batch, float *scratch)
 {
     nerve_rng r;
     nerve_augment_seed(&r, c->seed, epoch, batch);
-    return nerve_augment_apply(a, x, NULL, n, c->dims[0], c->dims[1], c->dims[2], 0, &r, scratch);
+    return nerve_augment_apply(a, x, mask, n, c->dims[0], c->dims[1], c->dims[2], mask ? 1 : 0, &r,
+                               scratch);
 }
 
 /* ---- the loop ------------------------------------------------------------------------- */
@@ -834,8 +673,11 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
     if (st)
         return st;
     nerve_augment aug;
-    float *aug_scratch;
-    if ((st = augment_prepare(c, train, &aug, &aug_scratch)) != NERVE_OK) {
+    float *aug_scratch = NULL;
+    nerve_metrics mt;
+    if ((st = feed_metrics_init(f, &mt)) != NERVE_OK || (st = augment_check(c, f)) != NERVE_OK ||
+        (st = augment_prepare(c, train, &aug, &aug_scratch)) != NERVE_OK) {
+        nerve_metrics_free(&mt);
         nerve_batcher_free(&b);
         return st;
     }
@@ -851,24 +693,36 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
         nerve_batcher_reset(&b);
         nerve_graph_set_training(g, 1);
         /* an epoch reads every stream from its start (a resumed partial epoch goes on from
-         * the carried state its checkpoint saved) */
+         * the carried states its checkpoint saved) */
         if (r->batch == 0)
             nerve_graph_reset_carry(g);
         /* a run resumed from an interrupted epoch goes on at the batch it stopped before */
         double t0 = now_seconds(), loss_sum = r->part_loss;
-        int64_t seen = r->part_seen, correct = r->part_correct, seen0 = seen;
+        int64_t seen = r->part_seen, seen0 = seen;
         int batches = r->batch, n, stop = 0;
         b.pos = r->batch * max_batch;
+        /* the running training metric: a classifier's counts of the interrupted epoch are
+         * restored; other tasks' figures of a resumed epoch cover the batches after the
+         * resume (docs/metrics.md) */
+        nerve_metrics_reset(&mt);
+        if (mt.task == NERVE_TASK_CLASSIFY) {
+            mt.samples = mt.counted = r->part_seen;
+            mt.correct = r->part_correct;
+        }
         r->batch = 0;
         r->part_loss = 0;
         r->part_seen = r->part_correct = 0;
         float lr = nerve_schedule_lr(sched, r->iter, epoch - 1);
-        while (!out_of_steps && (n = nerve_batcher_next_target(&b, x, f->ybuf, f->tbuf)) > 0) {
-            if (aug.on && (st = augment_batch(c, &aug, x, n, epoch, batches, aug_scratch)) != NERVE_OK)
-                break;
+        while (!out_of_steps && (n = nerve_batcher_next(&b, x, f->ybuf)) > 0) {
+            int got;
+            const int *idx = nerve_batcher_last_indices(&b, &got);
             if (n != nerve_graph_batch(g) && (st = nerve_graph_set_batch(g, n)) != NERVE_OK)
                 break;
-            feed_labels(f, n);
+            if ((st = feed_targets(f, train, idx, n)) != NERVE_OK)
+                break;
+            if (aug.on && (st = augment_batch(c, &aug, x, feed_mask(f), n, epoch, batches, aug_scratch)) != NERVE_OK)
+                break;
+            feed_finish_inputs(f, idx, n, epoch);
             lr = nerve_schedule_lr(sched, r->iter, epoch - 1);
             nerve_optim_prepare(optim);
             nerve_forward(g, f->loss);
@@ -886,7 +740,7 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
             r->iter++;
             batches++;
             loss_sum += (double)loss * n;
-            correct += count_correct(f, n);
+            feed_measure(f, &mt, n);
             seen += n;
             out_of_steps = c->max_batches > 0 && r->iter >= c->max_batches;
             if (opt && opt->on_progress && (batches % every == 0 || seen == train->n)) {
@@ -900,7 +754,7 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
                 r->batch = batches;
                 r->part_loss = loss_sum;
                 r->part_seen = seen;
-                r->part_correct = correct;
+                r->part_correct = mt.task == NERVE_TASK_CLASSIFY ? mt.correct : 0;
                 stop = 1;
                 break;
             }
@@ -918,10 +772,21 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
             break;
         }
         double secs = now_seconds() - t0;
-        nerve_epoch_stats es = {epoch, loss_sum / (double)seen, (double)correct / ((double)seen * (f->tokens ? f->steps : 1)), NAN, NAN, lr,
+        nerve_epoch_stats es = {epoch, loss_sum / (double)seen, NAN, NAN, NAN, NULL, NAN, NAN, lr,
                                 secs, secs > 0 ? (double)seen / secs : 0};
-        if (val && val->n > 0 && (st = nerve_evaluate(m, val, &es.val_loss, &es.val_acc, NULL, 0)) != NERVE_OK)
-            break;
+        es.metric = nerve_metrics_main(&mt, &es.train_metric, NULL);
+        if (mt.task == NERVE_TASK_CLASSIFY)
+            es.train_acc = es.train_metric;
+        if (val && val->n > 0) {
+            nerve_metrics vm;
+            if ((st = nerve_evaluate_metrics(m, val, &vm)) != NERVE_OK)
+                break;
+            es.val_loss = nerve_metrics_loss(&vm);
+            nerve_metrics_main(&vm, &es.val_metric, NULL);
+            if (vm.task == NERVE_TASK_CLASSIFY)
+                es.val_acc = es.val_metric;
+            nerve_metrics_free(&vm);
+        }
         double metric = val && val->n > 0 ? es.val_loss : es.train_loss;
         nerve_schedule_observe(sched, (float)metric);
         if (!r->have_best || metric < r->best_val) {
@@ -934,8 +799,8 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
             r->bad_epochs++;
         }
         char line[256];
-        snprintf(line, sizeof line, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.3f\n", epoch, es.train_loss, es.train_acc,
-                 es.val_loss, es.val_acc, (double)lr, secs);
+        snprintf(line, sizeof line, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.3f\n", epoch, es.train_loss, es.train_metric,
+                 es.val_loss, es.val_metric, (double)lr, secs);
         if ((st = history_append(r, line)) != NERVE_OK)
             break;
         r->epoch = epoch;
@@ -963,6 +828,7 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
         }
     }
     nerve_batcher_free(&b);
+    nerve_metrics_free(&mt);
     nerve_xfree_aligned(aug_scratch);
     res->epochs_run = ran;
     res->best_epoch = r->best_epoch;
@@ -990,7 +856,8 @@ int nerve_fit(nerve_model *m, const nerve_dataset *train, const nerve_dataset *v
 {
     if (!m || !train || train->n < 1)
         return nerve_set_error(NERVE_ERR_ARG, "fit: no model or an empty training set");
-    if (!train->y || train->n_classes < 1)
+    nerve_head_info head = nerve_model_head(m);
+    if (head.target == NERVE_TARGET_CLASS && (!train->y || train->n_classes < 1))
         return nerve_set_error(NERVE_ERR_ARG, "fit: the training set has no labels");
     nerve_fit_result res_local = {0};
     nerve_fit_result *res = result ? result : &res_local;
@@ -1015,14 +882,28 @@ int nerve_fit(nerve_model *m, const nerve_dataset *train, const nerve_dataset *v
     feeder f;
     if ((st = feeder_init(&f, m, train, 1)) != NERVE_OK)
         return st;
+    if (train->target == NERVE_TARGET_TOKENS && (st = tokens_check(m, train, 1)) != NERVE_OK) {
+        feeder_free(&f);
+        return st;
+    }
     if (val && val->n > 0) {
         feeder fv;
-        if ((st = feeder_init(&fv, m, val, 0)) != NERVE_OK)
+        st = feeder_init(&fv, m, val, 1);
+        feeder_free(&fv);
+        if (st) {
+            feeder_free(&f);
             return st;
+        }
     }
-    f.ybuf = nerve_xmalloc((size_t)nerve_graph_batch(g) * sizeof(float));
-    if (f.tokens)
-        f.tbuf = nerve_xmalloc((size_t)nerve_graph_batch(g) * train->target_numel * sizeof(float));
+    char header[128];
+    nerve_metrics probe;
+    if ((st = feed_metrics_init(&f, &probe)) != NERVE_OK) {
+        feeder_free(&f);
+        return st;
+    }
+    const char *metric = nerve_metrics_main(&probe, NULL, NULL);
+    nerve_metrics_free(&probe);
+    csv_header(header, sizeof header, metric ? metric : "acc");
     nerve_optim *optim = nerve_optim_create(g, &c->optim);
     nerve_schedule sched = c->schedule;
     if ((sched.type == NERVE_SCHED_LINEAR || sched.type == NERVE_SCHED_COSINE) && sched.tau <= 0) {
@@ -1035,18 +916,18 @@ int nerve_fit(nerve_model *m, const nerve_dataset *train, const nerve_dataset *v
     }
     run_state r = {0};
     snapshot best = {0};
-    if (!f.ybuf || (f.tokens && !f.tbuf) || !optim)
+    if (!optim)
         st = nerve_last_status() ? nerve_last_status() : NERVE_ERR_NOMEM;
     if (st == NERVE_OK)
         st = snapshot_init(&best, g);
     if (st == NERVE_OK)
-        st = history_append(&r, CSV_HEADER);
+        st = history_append(&r, header);
     if (st == NERVE_OK && opt)
         remove_stale_temporaries(opt);
     if (st == NERVE_OK && opt && opt->resume) {
         int max_batch = nerve_graph_batch(g);
         st = load_resume(opt->resume, m, optim, &r, &best, &sched, opt->allow_cfg_change,
-                         (train->n + max_batch - 1) / max_batch, max_batch, f.tokens ? f.steps : 1);
+                         (train->n + max_batch - 1) / max_batch, max_batch);
     }
     /* a resumed run's log starts as the checkpoint's, before the first new epoch */
     if (st == NERVE_OK && opt && opt->resume && opt->log_csv)
@@ -1065,8 +946,7 @@ int nerve_fit(nerve_model *m, const nerve_dataset *train, const nerve_dataset *v
     }
     snapshot_free(&best);
     nerve_optim_free(optim);
-    nerve_xfree(f.ybuf);
-    nerve_xfree(f.tbuf);
+    feeder_free(&f);
     nerve_xfree(r.history);
     return st;
 }

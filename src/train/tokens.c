@@ -123,7 +123,7 @@ static void carry_restore(nerve_graph *g, carry_copy *c)
     }
 }
 
-int tokens_evaluate(nerve_model *m, const nerve_dataset *d, double *loss, double *accuracy)
+int tokens_evaluate(nerve_model *m, const nerve_dataset *d, nerve_metrics *mt)
 {
     nerve_graph *g = nerve_model_graph(m);
     int st = tokens_check(m, d, 0), T = 0, V = 0;
@@ -169,9 +169,12 @@ int tokens_evaluate(nerve_model *m, const nerve_dataset *d, double *loss, double
     nerve_graph_set_carry_in_eval(g, 0);
     nerve_graph_set_training(g, was_training);
     carry_restore(g, &saved);
-    if (loss)
-        *loss = labelled ? nll / (double)labelled : NAN;
-    if (accuracy)
-        *accuracy = labelled ? (double)correct / (double)labelled : NAN;
+    if (st == NERVE_OK && (st = nerve_metrics_init(mt, NERVE_TASK_LANGUAGE, V, V)) == NERVE_OK) {
+        nerve_metrics_add_tokens(mt, nll, labelled);
+        if (labelled) /* the loss per token, and the accuracy of the most likely token */
+            nerve_metrics_add_loss(mt, nll / (double)labelled, (int)(labelled < INT32_MAX ? labelled : INT32_MAX));
+        mt->counted = labelled;
+        mt->correct = correct;
+    }
     return st;
 }

@@ -15,10 +15,12 @@ int tokens_check(nerve_model *m, const nerve_dataset *d, int training);
  * number of correct ones and adds the labelled positions (target >= 0) to *labelled. */
 int64_t tokens_correct(const float *logits, const float *t, int n, int T, int V,
                        int64_t *labelled);
-/* Mean negative log-likelihood (nats) of every labelled position of d and the accuracy of
- * the most likely token there. Streams are read chunk after chunk from a zero state, the
- * carried states advancing (and restored afterwards, so that an evaluation leaves a
- * training run's state alone); independent samples start every batch from a zero state. */
-int tokens_evaluate(nerve_model *m, const nerve_dataset *d, double *loss, double *accuracy);
+/* The metrics of a language model on d (initialised here, task LANGUAGE): the negative
+ * log-likelihood (nats) of every labelled position (tokens, nats; the loss per token) and
+ * the accuracy of the most likely token there (counted, correct). Streams are read chunk
+ * after chunk from a zero state, the carried states advancing (and restored afterwards,
+ * so that an evaluation leaves a training run's state alone); independent samples start
+ * every batch from a zero state. */
+int tokens_evaluate(nerve_model *m, const nerve_dataset *d, nerve_metrics *mt);
 
 #endif
