@@ -1,4 +1,4 @@
-# nerve: make [all] | test [SANITIZE=1] | train | bench | install [PREFIX=...] | clean
+# nerve: make [all] | test [SANITIZE=1] | test-tsan | train | bench | install [PREFIX=...] | clean
 CC      ?= cc
 PREFIX  ?= /usr/local
 SANITIZE ?= 0
@@ -9,6 +9,10 @@ ifeq ($(SANITIZE),1)
   BUILD   := build-san
   OPT     := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
   LDSAN   := -fsanitize=address,undefined
+else ifeq ($(SANITIZE),thread)
+  BUILD   := build-tsan
+  OPT     := -O1 -fno-omit-frame-pointer -fsanitize=thread
+  LDSAN   := -fsanitize=thread
 else
   BUILD   := build
   OPT     := -O3
@@ -28,7 +32,7 @@ EX_BIN   := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EX_SRC))
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all test train bench install uninstall clean
+.PHONY: all test test-tsan train bench install uninstall clean
 all: $(BUILD)/libnerve.a $(BUILD)/libnerve.so $(BUILD)/nerve $(EX_BIN)
 
 $(BUILD)/obj/%.o: %.c
@@ -59,6 +63,17 @@ $(BUILD)/nerve_tests: $(TEST_OBJ) $(BUILD)/libnerve.a
 # The tests see the CLI and the examples of the same build.
 test: all $(BUILD)/nerve_tests
 	NERVE_BUILD_DIR=$(BUILD) ASAN_OPTIONS=detect_leaks=1 ./$(BUILD)/nerve_tests $(T)
+
+# ThreadSanitizer over the tests that run the thread pool (test_threads, the optimisers on
+# threads, steady state, and every test named *threads*: the direct and Winograd kernels,
+# GEMM, norm and pool on 1 and 2 threads). Any report fails the run (halt_on_error); none
+# is suppressed. die_after_fork=0: threads_pool_works_after_fork starts a pool in a child
+# forked from a threaded parent, which TSan refuses by default (its own limitation, not a
+# race; the pool's pthread_atfork handlers give the child a fresh pool).
+TSAN_TESTS := test_threads test_optim_threads test_steady_state threads
+test-tsan:
+	$(MAKE) SANITIZE=thread build-tsan/nerve_tests
+	NERVE_BUILD_DIR=build-tsan TSAN_OPTIONS="halt_on_error=1 die_after_fork=0" ./build-tsan/nerve_tests $(or $(T),$(TSAN_TESTS))
 
 # The main job: train the shipped MLP on Fashion-MNIST and report test accuracy.
 train: all

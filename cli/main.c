@@ -98,9 +98,11 @@ int cli_mkdirs(const char *path)
 int cli_load_data(nerve_dataset *d, const char *images, const char *labels, const char *csv, float scale,
                   int label_col)
 {
-    if (csv)
-        return nerve_dataset_load_csv(d, csv, label_col);
-    return nerve_dataset_load_idx(d, images, labels, scale);
+    int st = csv ? nerve_dataset_load_csv(d, csv, label_col)
+                 : nerve_dataset_load_idx(d, images, labels, scale);
+    if (st == NERVE_OK && (st = nerve_dataset_check_finite(d, csv ? csv : images)) < 0)
+        nerve_dataset_free(d);
+    return st;
 }
 
 int main(int argc, char **argv)

@@ -565,6 +565,12 @@ int nerve_forward(nerve_graph *g, int target);
 /* Back-propagates from scalar node `loss` (seeded with 1): zeroes then fills the gradients
  * of every parameter and of inputs that asked for one. Call after nerve_forward(). */
 int nerve_backward(nerve_graph *g, int loss);
+/* Checks for NaN or infinity, in creation order, every input, parameter and state, and the
+ * output (at the current batch) of every operator node that the last nerve_forward(g,
+ * target) computed (target < 0: all). The first non-finite value is an error
+ * NERVE_ERR_NUMERIC naming its node, shape and element. One read of every buffer, no
+ * allocation: the training loop calls it once per epoch (see nerve_fit). */
+int nerve_graph_check_finite(nerve_graph *g, int target);
 
 /* Trainable (not frozen) parameters, in creation order. Returns the count; fills up to
  * `cap` ids into out (out may be NULL to count). */
@@ -831,6 +837,12 @@ int nerve_dataset_text_streams(nerve_dataset *d, const float *ids, size_t n, int
 int nerve_dataset_gather(nerve_dataset *dst, const nerve_dataset *src, const int *idx, int count);
 /* Moves the last `fraction` of a (shuffled by seed if seed != 0) data set into val. */
 int nerve_dataset_split(nerve_dataset *d, nerve_dataset *val, float fraction, uint64_t seed);
+/* NaN or infinity anywhere in d (inputs, labels, targets) is an error NERVE_ERR_NUMERIC
+ * "<source>: sample <i> (counting from 0, in file order), input value <j> ... is NaN"
+ * (source names the file it came from). nerve_config_load_data and the CLI's loaders call
+ * it on every set they load (a CSV value of 1e39 overflows float to infinity; float IDX
+ * files may hold NaN). */
+int nerve_dataset_check_finite(const nerve_dataset *d, const char *source);
 /* Per-feature mean and standard deviation (population), each sample_numel floats. */
 int nerve_dataset_stats(const nerve_dataset *d, float *mean, float *std);
 /* Bootstrap resample for bagging: dst gets src->n samples drawn uniformly with replacement

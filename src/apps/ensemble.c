@@ -46,7 +46,9 @@ static int runner_open(runner *r, nerve_model *m, const nerve_dataset *d)
     r->m = m;
     r->g = nerve_model_graph(m);
     if (!nerve_graph_is_compiled(r->g)) {
-        int st = nerve_model_compile(m, 0);
+        /* buffers for min(batch, data set): batches are chunks of d's samples */
+        int batch = nerve_model_config(m)->batch;
+        int st = nerve_model_compile(m, d->n > 0 && d->n < batch ? d->n : batch);
         if (st) {
             r->g = NULL; /* nothing to restore */
             return st;

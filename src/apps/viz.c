@@ -122,7 +122,7 @@ int nerve_viz_filters(nerve_model *m, const char *layer, const char *png_path, i
 {
     if (!m || !png_path)
         return nerve_set_error(NERVE_ERR_ARG, "viz_filters: null model or path");
-    int id;
+    int id = -1;
     int st = find_weight(m, layer, &id);
     if (st)
         return st;

@@ -21,11 +21,18 @@ nerve_tensor nerve_tensor_create(int ndim, const int *dims)
         nerve_set_error(NERVE_ERR_ARG, "tensor rank %d outside 0..%d", ndim, NERVE_MAX_DIMS);
         return t;
     }
+    size_t numel = 1;
     for (int i = 0; i < ndim; i++) {
         if (dims[i] < 0) {
             nerve_set_error(NERVE_ERR_ARG, "negative tensor dimension %d", dims[i]);
             return t;
         }
+        if (dims[i] > 0 && numel > (size_t)NERVE_MAX_LAYER_VALUES / (size_t)dims[i]) {
+            nerve_set_error(NERVE_ERR_ARG, "tensor of more than %lld values (the per-layer "
+                            "limit, docs/cfg.md)", NERVE_MAX_LAYER_VALUES);
+            return t;
+        }
+        numel *= (size_t)dims[i];
         t.dims[i] = dims[i];
     }
     t.ndim = ndim;

@@ -396,3 +396,46 @@ int nerve_batcher_next_target(nerve_batcher *b, float *x, float *y, float *t)
     b->pos += count;
     return count;
 }
+
+/* ---- finiteness ---------------------------------------------------------------------- */
+
+/* The first non-finite value of rows [0, n) of `per` floats: 1 with *row, *col set. */
+static int find_non_finite(const float *v, int n, size_t per, int *row, size_t *col)
+{
+    for (int i = 0; v && i < n; i++)
+        for (size_t j = 0; j < per; j++)
+            if (!isfinite(v[(size_t)i * per + j])) {
+                *row = i;
+                *col = j;
+                return 1;
+            }
+    return 0;
+}
+
+int nerve_dataset_check_finite(const nerve_dataset *d, const char *source)
+{
+    if (!d)
+        return nerve_set_error(NERVE_ERR_ARG, "check_finite: null data set");
+    const char *src = source ? source : "data set";
+    struct {
+        const float *v;
+        size_t per;
+        const char *what;
+    } parts[] = {{d->x, d->sample_numel, "input value"},
+                 {d->y, 1, "label"},
+                 {d->t, d->target_numel, "target value"}};
+    for (size_t k = 0; k < NERVE_ARRAY_LEN(parts); k++) {
+        int row;
+        size_t col;
+        if (!parts[k].per || !find_non_finite(parts[k].v, d->n, parts[k].per, &row, &col))
+            continue;
+        float bad = parts[k].v[(size_t)row * parts[k].per + col];
+        return nerve_set_error(NERVE_ERR_NUMERIC,
+                               "%s: sample %d (counting from 0, in file order), %s %zu (from 0) "
+                               "is %s; input data must be finite (a CSV value beyond +-3.4e38 "
+                               "overflows a float)",
+                               src, row, parts[k].what, col,
+                               isnan(bad) ? "NaN" : bad > 0 ? "+infinity" : "-infinity");
+    }
+    return NERVE_OK;
+}

@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <math.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #define IDX_UBYTE 0x08
@@ -24,7 +25,14 @@ typedef struct {
     int ndim;
     int dims[NERVE_MAX_DIMS];
     size_t count; /* values in the payload */
+    size_t done;  /* bytes of the payload read so far */
+    int sized;    /* a plain file whose size matched the header: the payload is all there */
 } idx_file;
+
+/* A compressed file's payload is read into buffers grown with the data actually found,
+ * from this many floats up, so that a header announcing more than the file holds costs
+ * about what the file holds, not what it announces. */
+#define GROW_FLOATS ((size_t)1 << 20)
 
 static size_t elem_size(int type) { return type == IDX_FLOAT ? 4 : 1; }
 
@@ -68,6 +76,35 @@ static uint32_t be32(const unsigned char *p)
 static int header_error(const idx_file *f, const char *what)
 {
     return nerve_set_error(NERVE_ERR_FORMAT, "%s: %s", f->path, what);
+}
+
+/* A plain (uncompressed) file must hold exactly the payload its header announces: checked
+ * against the file's size before anything is allocated. A compressed file's decompressed
+ * size is not known up front (its trailer gives it modulo 2^32, for the last member only):
+ * the reader grows its buffers with the data instead (read_samples). */
+static int check_file_size(idx_file *f)
+{
+    struct stat sb;
+    if (!gzdirect(f->gz) || stat(f->path, &sb) != 0 || !S_ISREG(sb.st_mode))
+        return NERVE_OK;
+    uint64_t header = 4 + 4 * (uint64_t)f->ndim, expected = (uint64_t)f->count * elem_size(f->type);
+    uint64_t have = (uint64_t)sb.st_size > header ? (uint64_t)sb.st_size - header : 0;
+    char shape[128];
+    nerve_shape_str(f->ndim, f->dims, shape, sizeof shape);
+    if (have < expected)
+        return nerve_set_error(NERVE_ERR_FORMAT,
+                               "%s: expected %llu bytes of %s data, found %llu (the header "
+                               "announces %s; the file is truncated or its header wrong)",
+                               f->path, (unsigned long long)expected, f->what,
+                               (unsigned long long)have, shape);
+    if (have > expected)
+        return nerve_set_error(NERVE_ERR_FORMAT,
+                               "%s: %llu bytes of extra data after the expected %llu bytes of "
+                               "%s data (the header announces %s)", f->path,
+                               (unsigned long long)(have - expected),
+                               (unsigned long long)expected, f->what, shape);
+    f->sized = 1;
+    return NERVE_OK;
 }
 
 /* Opens `path` and validates its header: the number of dimensions must lie in
@@ -120,7 +157,12 @@ static int idx_open(idx_file *f, const char *path, const char *what, int min_ndi
             return header_error(f, "dimensions too large");
         f->count *= v;
     }
-    return NERVE_OK;
+    if (f->count / (size_t)f->dims[0] > (size_t)NERVE_MAX_SAMPLE_VALUES)
+        return nerve_set_error(NERVE_ERR_FORMAT,
+                               "%s: one sample holds %zu values; the limit is %lld (docs/cfg.md, "
+                               "Limits)", path, f->count / (size_t)f->dims[0],
+                               NERVE_MAX_SAMPLE_VALUES);
+    return check_file_size(f);
 }
 
 static void idx_close(idx_file *f)
@@ -172,31 +214,77 @@ static int check_end(idx_file *f, unsigned char *chunk, size_t expected)
     return NERVE_OK;
 }
 
-/* Reads the whole payload into out (f->count floats), scaled. */
+/* Reads the next n values of the payload into out, scaled; a short payload is an error
+ * naming how much was found. chunk holds CHUNK_BYTES. */
+static int read_values(idx_file *f, unsigned char *chunk, float *out, size_t n, float scale)
+{
+    size_t esize = elem_size(f->type), want_total = n * esize, got_total = 0;
+    while (got_total < want_total) {
+        size_t want = want_total - got_total < CHUNK_BYTES ? want_total - got_total : CHUNK_BYTES;
+        long long got = read_bytes(f, chunk, want);
+        if (got < 0)
+            return (int)got;
+        convert(f, chunk, (size_t)got / esize, scale, out + got_total / esize);
+        got_total += (size_t)got;
+        f->done += (size_t)got;
+        if ((size_t)got < want)
+            return nerve_set_error(NERVE_ERR_FORMAT, "%s: expected %zu bytes of %s data, found %zu",
+                                   f->path, f->count * esize, f->what, f->done);
+    }
+    return NERVE_OK;
+}
+
+/* Reads the whole payload into out (f->count floats), scaled, and checks the file ends. */
 static int idx_read_payload(idx_file *f, float *out, float scale)
 {
-    size_t esize = elem_size(f->type), expected = f->count * esize, done = 0;
     unsigned char *chunk = nerve_xmalloc(CHUNK_BYTES);
     if (!chunk)
         return NERVE_ERR_NOMEM;
-    int st = NERVE_OK;
-    while (done < expected) {
-        size_t want = expected - done < CHUNK_BYTES ? expected - done : CHUNK_BYTES;
-        long long got = read_bytes(f, chunk, want);
-        if (got < 0) {
-            st = (int)got;
+    int st = read_values(f, chunk, out, f->count, scale);
+    if (st == NERVE_OK)
+        st = check_end(f, chunk, f->count * elem_size(f->type));
+    nerve_xfree(chunk);
+    return st;
+}
+
+/* d (made by nerve_dataset_alloc with d->n samples) grown to n samples, keeping its x. */
+static int grow_samples(nerve_dataset *d, int n)
+{
+    nerve_dataset bigger;
+    int st = nerve_dataset_alloc(&bigger, n, d->ndim, d->dims);
+    if (st < 0)
+        return st;
+    memcpy(bigger.x, d->x, (size_t)d->n * d->sample_numel * sizeof(float));
+    nerve_dataset_free(d);
+    *d = bigger;
+    return NERVE_OK;
+}
+
+/* The images file's samples into a new data set d. A plain file's size was checked, so d
+ * is allocated at once; a compressed one is read into a data set grown (doubling, capped
+ * at the header's count) as its data arrives, so a lying header fails after allocating at
+ * most twice what the file actually holds. */
+static int read_samples(idx_file *f, nerve_dataset *d, int ndim, const int *dims, float scale)
+{
+    int n = f->dims[0];
+    size_t per = f->count / (size_t)n;
+    size_t first = GROW_FLOATS / per;
+    int cap = f->sized || first >= (size_t)n ? n : first < 1 ? 1 : (int)first;
+    int st = nerve_dataset_alloc(d, cap, ndim, dims);
+    if (st < 0)
+        return st;
+    unsigned char *chunk = nerve_xmalloc(CHUNK_BYTES);
+    if (!chunk)
+        return NERVE_ERR_NOMEM;
+    for (int have = 0; st == NERVE_OK;) {
+        st = read_values(f, chunk, d->x + (size_t)have * per, (size_t)(d->n - have) * per, scale);
+        have = d->n;
+        if (st != NERVE_OK || have == n)
             break;
-        }
-        convert(f, chunk, (size_t)got / esize, scale, out + done / esize);
-        done += (size_t)got;
-        if ((size_t)got < want) {
-            st = nerve_set_error(NERVE_ERR_FORMAT, "%s: expected %zu bytes of %s data, found %zu",
-                                 f->path, expected, f->what, done);
-            break;
-        }
+        st = grow_samples(d, have > n / 2 ? n : 2 * have);
     }
     if (st == NERVE_OK)
-        st = check_end(f, chunk, expected);
+        st = check_end(f, chunk, f->count * elem_size(f->type));
     nerve_xfree(chunk);
     return st;
 }
@@ -248,10 +336,7 @@ static int load(nerve_dataset *d, idx_file *img, idx_file *lab, const char *imag
     }
     int dims[NERVE_MAX_DIMS];
     int ndim = sample_shape(img, dims);
-    st = nerve_dataset_alloc(d, img->dims[0], ndim, dims);
-    if (st < 0)
-        return st;
-    st = idx_read_payload(img, d->x, scale);
+    st = read_samples(img, d, ndim, dims, scale);
     if (st < 0 || !labels_path)
         return st;
     st = idx_read_payload(lab, d->y, 1.0f);

@@ -868,6 +868,64 @@ int nerve_forward(nerve_graph *g, int target)
     return NERVE_OK;
 }
 
+/* The first element of v[0..n) that is NaN or infinite, or n. Unrolled in eight lanes
+ * that combine with | (a vectorised OR of "not finite") so the scan runs at memory speed. */
+static size_t first_non_finite(const float *v, size_t n)
+{
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        int bad = 0;
+        for (size_t k = 0; k < 64; k++)
+            bad |= !(v[i + k] - v[i + k] == 0.0f); /* x - x is NaN for NaN and inf */
+        if (bad)
+            break;
+    }
+    for (; i < n; i++)
+        if (!isfinite(v[i]))
+            return i;
+    return n;
+}
+
+int nerve_graph_check_finite(nerve_graph *g, int target)
+{
+    if (!g || !g->compiled)
+        return nerve_set_error(NERVE_ERR_STATE, "check_finite needs a compiled graph");
+    if (target >= g->n_nodes)
+        return nerve_set_error(NERVE_ERR_ARG, "no node %d", target);
+    mark_ancestors(g, target);
+    /* zeroed[] is free between backward passes (each starts by resetting it): here it marks
+     * the nodes whose value buffer a later node overwrote in place (or fused into), whose
+     * contents are that node's output, checked under its name */
+    memset(g->zeroed, 0, (size_t)g->n_nodes);
+    for (int i = 0; i < g->n_nodes; i++) {
+        const node *n = &g->nodes[i];
+        if (g->mark[i] && n->kind == NERVE_NODE_OP && (n->in_place || n->fused))
+            g->zeroed[n->in[0]] = 1;
+    }
+    int st = NERVE_OK;
+    for (int i = 0; i < g->n_nodes && st == NERVE_OK; i++) {
+        const node *n = &g->nodes[i];
+        int leaf = n->kind != NERVE_NODE_OP;
+        if ((!leaf && !g->mark[i]) || g->zeroed[i] || !n->value ||
+            (!leaf && (n->op->flags & OP_ALIAS_INPUT)))
+            continue;
+        size_t count = node_numel(n), at = first_non_finite(n->value, count);
+        if (at == count)
+            continue;
+        char shape[96];
+        static const char *const kinds[] = {"input", "parameter", "state"};
+        const char *what = leaf && n->kind >= NERVE_NODE_INPUT && n->kind <= NERVE_NODE_STATE
+                               ? kinds[n->kind - NERVE_NODE_INPUT]
+                               : n->op ? n->op->name : "node";
+        st = nerve_set_error(NERVE_ERR_NUMERIC, "%s '%s' %s holds %s at element %zu (the first "
+                             "non-finite value in creation order)", what, n->name,
+                             nerve_shape_str(n->ndim, n->dims, shape, sizeof shape),
+                             isnan(n->value[at]) ? "NaN" : "infinity", at);
+    }
+    memset(g->zeroed, 0, (size_t)g->n_nodes);
+    return st;
+}
+
 static void zero_range(void *ctx, size_t begin, size_t end)
 {
     memset((float *)ctx + begin, 0, (end - begin) * sizeof(float));

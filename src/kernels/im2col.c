@@ -31,7 +31,7 @@
 #endif
 /* The walk, with the loops above inlined, compiled for wide vectors where the CPU has them
  * (chosen once at load time). */
-#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__)
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(__SANITIZE_THREAD__)
 #define WIDE_VECTORS __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define WIDE_VECTORS

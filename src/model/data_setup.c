@@ -9,11 +9,19 @@ static int load_one(const nerve_net_config *c, nerve_dataset *d, const char *ima
                     const char *csv, const char *what)
 {
     memset(d, 0, sizeof *d);
+    int st = 1;
     if (csv[0])
-        return nerve_dataset_load_csv(d, csv, -1);
-    if (images[0])
-        return nerve_dataset_load_idx(d, images, labels[0] ? labels : NULL,
-                                      c->input_scale > 0 ? c->input_scale : 1.0f);
+        st = nerve_dataset_load_csv(d, csv, -1);
+    else if (images[0])
+        st = nerve_dataset_load_idx(d, images, labels[0] ? labels : NULL,
+                                    c->input_scale > 0 ? c->input_scale : 1.0f);
+    if (st <= 0) {
+        /* every set loaded here passes this one check: NaN or infinity is an error naming
+         * the file and the sample, not a model trained on garbage */
+        if (st == NERVE_OK && (st = nerve_dataset_check_finite(d, csv[0] ? csv : images)) < 0)
+            nerve_dataset_free(d);
+        return st;
+    }
     return nerve_set_error(NERVE_ERR_ARG,
                            "the cfg's [net] section names no %s data (set %s_images and %s_labels, or "
                            "%s_csv)",

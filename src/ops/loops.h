@@ -18,7 +18,9 @@
 #include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__) && defined(__has_attribute)
-#if __has_attribute(target_clones) && defined(__linux__)
+/* Not under ThreadSanitizer: the clones' ifunc resolvers run during relocation, before
+ * its runtime starts, and crash when instrumented (make test-tsan). */
+#if __has_attribute(target_clones) && defined(__linux__) && !defined(__SANITIZE_THREAD__)
 #define OPS_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
 #endif

@@ -45,7 +45,7 @@ typedef float vfloat __attribute__((vector_size(VLEN * sizeof(float))));
 typedef int32_t vint __attribute__((vector_size(VLEN * sizeof(int32_t))));
 typedef uint32_t vuint __attribute__((vector_size(VLEN * sizeof(uint32_t))));
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
 #define ROW_LOOP __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define ROW_LOOP

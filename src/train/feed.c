@@ -333,7 +333,7 @@ static int run_over(nerve_model *m, const nerve_dataset *d, run_outputs *ro)
 {
     nerve_graph *g = nerve_model_graph(m);
     if (!nerve_graph_is_compiled(g)) {
-        int st = nerve_model_compile(m, nerve_model_config(m)->batch);
+        int st = nerve_model_compile(m, batch_for(nerve_model_config(m)->batch, d->n));
         if (st)
             return st;
     }

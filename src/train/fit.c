@@ -759,6 +759,17 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
                 break;
             }
         }
+        /* A non-finite value the loss did not show (a max-pool or a clamp can hide one, and
+         * updates can break parameters after the last forward): the epoch's last forward
+         * and the updated parameters are checked once, before validation overwrites the
+         * values and before the checkpoint is written. */
+        if (st == NERVE_OK && (st = nerve_graph_check_finite(g, f->loss)) != NERVE_OK) {
+            char msg[600];
+            snprintf(msg, sizeof msg, "%s", nerve_last_error());
+            st = nerve_set_error(NERVE_ERR_NUMERIC, "training stopped at the end of epoch %d: %s; "
+                                 "the last checkpoint on disk is from epoch %d",
+                                 epoch, msg, r->epoch);
+        }
         if (nerve_graph_batch(g) != max_batch)
             nerve_graph_set_batch(g, max_batch);
         if (st)
@@ -865,7 +876,8 @@ int nerve_fit(nerve_model *m, const nerve_dataset *train, const nerve_dataset *v
     const nerve_net_config *c = nerve_model_config(m);
     nerve_graph *g = nerve_model_graph(m);
     int st = NERVE_OK;
-    if (!nerve_graph_is_compiled(g) && (st = nerve_model_compile(m, c->batch)) != NERVE_OK)
+    if (!nerve_graph_is_compiled(g) &&
+        (st = nerve_model_compile(m, batch_for(c->batch, train->n))) != NERVE_OK)
         return st;
     nerve_rng_seed(nerve_graph_rng(g), c->seed + 1);
     if (nerve_model_normalizes(m)) {

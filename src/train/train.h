@@ -26,6 +26,13 @@ typedef struct feeder {
     int *idx;             /* max_batch sample indices (evaluation) */
 } feeder;
 
+/* The batch a graph is compiled for: the cfg's, but no more than the data set holds (its
+ * buffers are sized by it; every batch of such a set is the whole set either way). */
+static inline int batch_for(int cfg_batch, int n)
+{
+    return n > 0 && n < cfg_batch ? n : cfg_batch;
+}
+
 /* Checks d against the model (input shape; with `targets`, the target kind and shape the
  * head needs: a mismatch names both) and allocates the buffers. */
 int feeder_init(feeder *f, nerve_model *m, const nerve_dataset *d, int targets);
