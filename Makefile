@@ -19,7 +19,7 @@ else
   LDSAN   :=
 endif
 CFLAGS_ALL := $(BASE) $(WARN) $(OPT) $(CFLAGS)
-LDLIBS  := -lz -lpng -lm -pthread $(LDSAN)
+LDLIBS  := -lz -lpng -ljpeg -lm -pthread $(LDSAN)
 
 LIB_SRC  := $(wildcard src/*/*.c)
 LIB_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC))

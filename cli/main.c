@@ -37,6 +37,10 @@ static const char *USAGE =
     "  viz filters CKPT [--layer NAME] [--out FILE.png]\n"
     "  viz activations CKPT IMAGE-INDEX [--layer NAME] [--out FILE.png]\n"
     "        PNG grid of a layer's weights, or of its output for one test image\n"
+    "  data export IMAGES LABELS OUTDIR [--format png|jpg] [--quality Q] [--names FILE]\n"
+    "              [--limit N]\n"
+    "        write an IDX image/label pair as OUTDIR/<class>/<index>.png|jpg (class\n"
+    "        folders named from FILE, one name a line, else the class index)\n"
     "  help     this text\n"
     "  version  the version\n"
     "\n"
@@ -154,6 +158,8 @@ int main(int argc, char **argv)
         return cmd_ensemble(argc - 2, argv + 2);
     if (!strcmp(cmd, "viz"))
         return cmd_viz(argc - 2, argv + 2);
+    if (!strcmp(cmd, "data"))
+        return cmd_data(argc - 2, argv + 2);
     fprintf(stderr, "nerve: unknown command '%s'\n\n%s", cmd, USAGE);
     return 2;
 }

@@ -833,6 +833,35 @@ int nerve_vocab_parse(nerve_vocab *v, const char *hex);
  * chunk is an error that says what to lower. */
 int nerve_dataset_text_streams(nerve_dataset *d, const float *ids, size_t n, int streams, int seq,
                                int vocab, int keep_tail);
+/* CSV per RFC 4180 (docs/data.md): fields split by `sep`, optionally in double quotes
+ * (which may hold separators, line breaks and doubled quotes ""), records ended by LF or
+ * CRLF, unquoted fields trimmed of blanks, blank lines skipped, every record with the same
+ * number of fields. Errors name file:line:column. */
+enum { NERVE_CSV_HEADER_AUTO = 0, NERVE_CSV_HEADER_YES, NERVE_CSV_HEADER_NO };
+typedef struct nerve_csv_options {
+    char sep;          /* field separator (default ','; '\t' for TSV) */
+    int header;        /* NERVE_CSV_HEADER_*: AUTO takes the first record as a header when it
+                          has a field that is not a number where the second record has one */
+    int skip;          /* physical lines skipped before anything else (e.g. 1 for sklearn's
+                          "n_samples,n_features,names..." first line) */
+    const char *label; /* label column: a header name, else an integer index (negative from
+                          the end); NULL: the last column, or none when targets are given;
+                          "": none. Labels are non-negative integers, or class names (every
+                          value not a number) mapped to indices in strcmp-sorted order, or in
+                          the order of class_names; the names go to d->names */
+    const char *targets;             /* comma-separated target columns (names or indices):
+                                        float regression targets, NERVE_TARGET_VALUES of
+                                        shape [count]; NULL or "": none */
+    const char *const *class_names;  /* optional: the classes, in index order */
+    int n_class_names;
+    float scale;       /* multiplies every feature value (default 1) */
+} nerve_csv_options;
+nerve_csv_options nerve_csv_default(void);
+int nerve_dataset_load_csv_ex(nerve_dataset *d, const char *path, const nerve_csv_options *o);
+/* The same parser over a memory buffer of len bytes (need not be NUL-terminated); name is
+ * used in messages. */
+int nerve_dataset_parse_csv(nerve_dataset *d, const char *text, size_t len, const char *name,
+                            const nerve_csv_options *o);
 /* dst gets copies of the samples src[idx[0..count)] with their targets and names. */
 int nerve_dataset_gather(nerve_dataset *dst, const nerve_dataset *src, const int *idx, int count);
 /* Moves the last `fraction` of a (shuffled by seed if seed != 0) data set into val. */
@@ -874,6 +903,110 @@ int nerve_batcher_next_target(nerve_batcher *b, float *x, float *y, float *t);
 /* The data-set indices of the samples of the last batch returned (count of them in *n):
  * how variable-length targets (boxes) are gathered. */
 const int *nerve_batcher_last_indices(const nerve_batcher *b, int *n);
+
+/* ===================================================================================== */
+/* 10a. Images, image folders and other sources (docs/data.md)                            */
+/* ===================================================================================== */
+
+/* A decoded image: c planes of h x w floats (CHW), 8-bit samples / 255 and 16-bit / 65535,
+ * so values lie in [0, 1]. */
+typedef struct nerve_image {
+    int c, h, w;
+    float *data;
+} nerve_image;
+
+/* Decodes a PNG or JPEG image (found by its signature, not its name) from len bytes of buf;
+ * name is used in messages. channels: 1 (gray = 0.299 R + 0.587 G + 0.114 B), 3 (gray copied
+ * to R, G, B), or 0 (as stored: 1 for gray, 3 for colour). Alpha is dropped, palettes
+ * expanded. Truncated or corrupt data is an error (NERVE_ERR_FORMAT), never gray pixels. */
+int nerve_image_decode(const void *buf, size_t len, const char *name, int channels,
+                       nerve_image *out);
+int nerve_image_load(const char *path, int channels, nerve_image *out);
+void nerve_image_free(nerve_image *im);
+
+/* How an image of another size becomes h x w: NONE refuses it; STRETCH scales each axis
+ * on its own (aspect ratio lost); CROP scales (keeping the aspect ratio) until the image
+ * covers h x w and cuts the centre; PAD scales until it fits inside and fills the rest with
+ * zeros. Shrinking by 2x or more averages boxes of pixels, else bilinear. */
+typedef enum nerve_resize {
+    NERVE_RESIZE_NONE = 0,
+    NERVE_RESIZE_STRETCH,
+    NERVE_RESIZE_CROP,
+    NERVE_RESIZE_PAD
+} nerve_resize;
+/* dst: src->c * h * w floats. */
+int nerve_image_resize(const nerve_image *src, int h, int w, nerve_resize policy, float *dst);
+int nerve_resize_parse(const char *name, nerve_resize *out); /* "none", "stretch", ... */
+
+/* JPEG writer (libjpeg-turbo): planes [channels, h, w] (channels 1 or 3) of values clamped
+ * to [0, 1]; quality 1..100. */
+int nerve_jpeg_write(const char *path, int w, int h, int channels, const float *data,
+                     int quality);
+
+/* CIFAR-10/100 binary files (data_batch_N.bin, test_batch.bin, train.bin, test.bin): records
+ * of 1 label byte + 3072 pixel bytes (CIFAR-10) or coarse + fine label bytes + 3072 pixel
+ * bytes (CIFAR-100), pixels as 32x32 planes of R, G, B, each times scale. kind: 10, 100, or 0
+ * to tell from the file size (a whole number of 3073- or 3074-byte records; a size that is
+ * neither is an error saying which format the file looks like and where it is cut). coarse:
+ * CIFAR-100's 20 coarse classes instead of the 100 fine ones. Samples are [3, 32, 32];
+ * n_classes 10, 20 or 100. Several files are concatenated in order. */
+int nerve_dataset_load_cifar(nerve_dataset *d, const char *const *paths, int n, int kind,
+                             int coarse, float scale);
+int nerve_dataset_parse_cifar(nerve_dataset *d, const void *buf, size_t len, const char *name,
+                              int kind, int coarse, float scale);
+
+/* Writes the images of d as root/<class>/<index>.png (format "png") or .jpg ("jpg",
+ * quality 1..100), index = the sample's 0-based position (%05d): the image folder that
+ * nerve_dataset_load_image_folder reads back. Samples are [H, W] or [C, H, W] (C 1 or 3) with
+ * values in [0, 1] (clamped, rounded to 8 bits). Class folders are named names[k] (NULL:
+ * d->names, else the class index); a name that cannot be a folder name ('/', ".", "..",
+ * empty) or a repeated one is an error. Files are written in parallel. */
+int nerve_dataset_export_images(const nerve_dataset *d, const char *root, const char *format,
+                                int quality, const char *const *names, int n_names);
+
+/* How images become samples: every image is decoded once, at load time, on the library's
+ * threads, into memory. */
+typedef struct nerve_image_options {
+    int channels;        /* 1 or 3 (0: as the first image is stored) */
+    int height, width;   /* sample size; 0: the images' own (which must then all agree) */
+    nerve_resize resize; /* policy for images of another size (NONE: an error naming both
+                            sizes) */
+    float scale;         /* multiplies the [0, 1] values (0 or 1: none) */
+} nerve_image_options;
+
+/* An image folder: root/<class>/<image>, one subfolder per class. Classes are the
+ * subfolders' names in strcmp-sorted order (index i = i-th name; they go to d->names);
+ * images are the files ending in .png, .jpg or .jpeg (any case) in sorted order; other files
+ * and names starting with '.' are ignored. An image file directly in root, an empty class
+ * folder or a folder without subfolders is an error. */
+int nerve_dataset_load_image_folder(nerve_dataset *d, const char *root,
+                                    const nerve_image_options *o);
+/* The images of paths[0..n) as unlabelled samples (y = -1), in that order; a path that is
+ * a folder adds its image files (sorted, not recursive). */
+int nerve_dataset_load_images(nerve_dataset *d, const char *const *paths, int n,
+                              const nerve_image_options *o);
+
+/* Class names, one a line (darknet's .names): class i is named on line i + 1; surrounding
+ * blanks and CR are removed, trailing blank lines ignored; an empty line before the last
+ * name or a duplicate is an error naming file:line. Free with nerve_names_free. */
+int nerve_names_load(const char *path, char ***names, int *n);
+int nerve_names_parse(const char *text, size_t len, const char *name, char ***names, int *n);
+void nerve_names_free(char **names, int n);
+/* Gives d the classes names[0..n): a data set with names of its own (folders, CSV class
+ * names) has its labels remapped to the list's indices (each of its names must be in the
+ * list); one without has its labels checked against n. n_classes becomes n. `what` names
+ * the list in messages. */
+int nerve_dataset_use_names(nerve_dataset *d, const char *const *names, int n, const char *what);
+
+/* Transposes every sample of d from [H, W, C] to [C, H, W] (dims too). */
+int nerve_dataset_hwc_to_chw(nerve_dataset *d);
+/* Checks that d's samples (as a file announced them) are images of the model's input
+ * [c, h, w] under `layout` (NERVE_LAYOUT_*): flat rows of c*h*w values and [h, w] when c is
+ * 1 are taken as CHW; [c, h, w] as it is; [h, w, c] is transposed with NERVE_LAYOUT_HWC and
+ * refused otherwise; a shape that fits both (c = h = w) needs an explicit layout. Errors
+ * (NERVE_ERR_SHAPE) name `file`, its dimensions and the key to set. */
+int nerve_dataset_fit_layout(nerve_dataset *d, const char *file, int c, int h, int w,
+                             int layout);
 
 /* ===================================================================================== */
 /* 10b. Augmentation                                                                      */
@@ -1004,6 +1137,25 @@ void nerve_noise_batch(const nerve_noise *nz, float *x, size_t numel, int n, uin
 /* 11. Models described by cfg files                                                      */
 /* ===================================================================================== */
 
+/* How the [net] section's data are read (docs/data.md; keys in docs/cfg.md). */
+enum { NERVE_LAYOUT_AUTO = 0, NERVE_LAYOUT_CHW, NERVE_LAYOUT_HWC };
+typedef struct nerve_data_config {
+    char train_folder[512], test_folder[512]; /* image folders (root/<class>/<image>) */
+    char train_list[512], test_list[512];     /* darknet-style list files of image paths */
+    char train_cifar[1024], test_cifar[1024]; /* CIFAR binary files, comma-separated */
+    char names[512];           /* a .names file: class i's name on line i + 1 */
+    int input_scale_set;       /* input_scale= was given */
+    nerve_resize resize;       /* images of another size than height x width */
+    int layout;                /* NERVE_LAYOUT_*: how an IDX file of images is laid out */
+    char csv_sep;              /* ',' */
+    int csv_header;            /* NERVE_CSV_HEADER_* */
+    int csv_skip;
+    char csv_label[128];       /* "" unset: the last column (none with csv_targets) */
+    int csv_label_set;
+    char csv_targets[512];
+    int cifar_coarse;          /* CIFAR-100: the coarse (20-class) label instead of fine */
+} nerve_data_config;
+
 /* Settings from the [net] section (see docs/cfg.md for every key). */
 typedef struct nerve_net_config {
     int ndim;                  /* input sample shape (channels, height, width) or features */
@@ -1022,6 +1174,7 @@ typedef struct nerve_net_config {
     char train_text[512];      /* a text file read as a token stream (train_text=) */
     int seq;                   /* token inputs per sample: chunk length of truncated BPTT */
     int64_t max_batches;       /* stop after this many training steps in all (0: no limit) */
+    nerve_data_config data;    /* the other sources and how to read them (docs/data.md) */
     int n_classes;
     nerve_augment augment;     /* training-batch augmentation (augment= and its keys) */
     nerve_noise noise;         /* denoising: corruption of the input (corrupt= and its keys) */

@@ -276,7 +276,7 @@ TEST(csv_header_blank_lines_and_label_column_choices)
 
     /* as the label column, "b" fails on its first non-integer, on physical line 5 */
     CHECK(nerve_dataset_load_csv(&d, p, 1) == NERVE_ERR_FORMAT);
-    CHECK(strstr(nerve_last_error(), "iris.csv:5: label '-5e-1'") != NULL);
+    CHECK(strstr(nerve_last_error(), "iris.csv:5:3: label '-5e-1'") != NULL);
     CHECK(d.x == NULL);
 }
 
@@ -313,17 +313,17 @@ TEST(csv_errors_name_file_and_line)
     size_t held = nerve_alloc_bytes();
     char p[512];
     csv_file(p, "data.csv", "x,y,z,w,label\n1,2,3,4,0\n\n1,2,3,0\n");
-    CHECK(expect_csv_error(p, -1, NERVE_ERR_FORMAT, "data.csv:4: expected 5 columns, found 4"));
+    CHECK(expect_csv_error(p, -1, NERVE_ERR_FORMAT, "data.csv:4: expected 5 fields, found 4"));
     csv_file(p, "data.csv", "1,2,0\n1,abc,1\n");
-    CHECK(expect_csv_error(p, -1, NERVE_ERR_FORMAT, "data.csv:2: 'abc' is not a number"));
+    CHECK(expect_csv_error(p, -1, NERVE_ERR_FORMAT, "data.csv:2:3: 'abc'"));
     csv_file(p, "data.csv", "1,2,0\n1,,1\n");
-    CHECK(expect_csv_error(p, -1, NERVE_ERR_FORMAT, "data.csv:2: '' is not a number"));
+    CHECK(expect_csv_error(p, -1, NERVE_ERR_FORMAT, "data.csv:2:3: ''"));
     csv_file(p, "data.csv", "1,2,0\n1,nan,1\n");
-    CHECK(expect_csv_error(p, -1, NERVE_ERR_FORMAT, "data.csv:2: 'nan' is not a number"));
+    CHECK(expect_csv_error(p, -1, NERVE_ERR_FORMAT, "data.csv:2:3: 'nan'"));
     csv_file(p, "data.csv", "1,2,0\n1,2,1.5\n");
-    CHECK(expect_csv_error(p, -1, NERVE_ERR_FORMAT, "data.csv:2: label '1.5'"));
+    CHECK(expect_csv_error(p, -1, NERVE_ERR_FORMAT, "data.csv:2:5: label '1.5'"));
     csv_file(p, "data.csv", "1,2,-1\n");
-    CHECK(expect_csv_error(p, -1, NERVE_ERR_FORMAT, "data.csv:1: label '-1'"));
+    CHECK(expect_csv_error(p, -1, NERVE_ERR_FORMAT, "data.csv:1:5: label '-1'"));
     csv_file(p, "data.csv", "1,2,3\n");
     CHECK(expect_csv_error(p, 3, NERVE_ERR_ARG, "label column 3 out of range"));
     CHECK(expect_csv_error(p, -4, NERVE_ERR_ARG, "label column -4 out of range"));

@@ -33,6 +33,12 @@ static const cfg_range R_UNIT_OPEN = {0, 1, 1, 0};     /* (0, 1] */
 /* [net]                                                                                  */
 /* ===================================================================================== */
 
+/* The [net] keys of the data sources beyond IDX and CSV, and of how to read them. */
+#define DATA_CFG_KEYS                                                                      \
+    "train_folder", "test_folder", "train_list", "test_list", "train_cifar", "test_cifar", \
+        "names", "resize", "layout", "csv_sep", "csv_header", "csv_skip", "csv_label",    \
+        "csv_targets", "cifar_label"
+
 static const char *const net_keys[] = {
     "inputs", "height", "width", "channels", "batch", "epochs", "seed", "learning_rate",
     "optimizer", "momentum", "decay", "beta1", "beta2", "rho", "epsilon", "decoupled_decay",
@@ -40,7 +46,7 @@ static const char *const net_keys[] = {
     "warmup", "plateau_patience", "patience", "validation", "normalize", "input_scale",
     "classes", "train_images", "train_labels", "test_images", "test_labels", "train_csv",
     "test_csv", "train_text", "seq", "max_batches", "corrupt", "corrupt_sigma", "corrupt_prob",
-    "corrupt_clip", AUGMENT_CFG_KEYS, NULL};
+    "corrupt_clip", AUGMENT_CFG_KEYS, DATA_CFG_KEYS, NULL};
 
 static int net_input_shape(const cfg_doc *d, const cfg_section *s, nerve_net_config *c)
 {
@@ -277,6 +283,120 @@ static int resolve_path(const cfg_doc *d, const cfg_entry *e, const char *base, 
     return NERVE_OK;
 }
 
+/* CIFAR file lists: each comma-separated path resolved like the others. */
+static int resolve_path_list(const cfg_doc *d, const cfg_entry *e, const char *base, char *out,
+                             size_t size)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (const char *p = e->value; *p;) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        char one[512], full[512];
+        if (n == 0 || n >= sizeof one)
+            return cfg_error(d, NERVE_ERR_FORMAT, e->line, "%s: empty or overlong path in the list",
+                             e->key);
+        memcpy(one, p, n);
+        one[n] = '\0';
+        cfg_entry tmp = *e;
+        tmp.value = one;
+        TRY(resolve_path(d, &tmp, base, full, sizeof full));
+        int k = snprintf(out + used, size - used, "%s%s", used ? "," : "", full);
+        if (k < 0 || (size_t)k >= size - used)
+            return cfg_error(d, NERVE_ERR_FORMAT, e->line, "%s: the list is too long", e->key);
+        used += (size_t)k;
+        p += n + (comma != NULL);
+    }
+    return NERVE_OK;
+}
+
+/* The data-source keys (docs/data.md). */
+static int net_data(const cfg_doc *d, const cfg_section *s, nerve_data_config *dc,
+                    const char *base)
+{
+    struct { const char *key; char *dst; size_t size; } paths[] = {
+        {"train_folder", dc->train_folder, sizeof dc->train_folder},
+        {"test_folder", dc->test_folder, sizeof dc->test_folder},
+        {"train_list", dc->train_list, sizeof dc->train_list},
+        {"test_list", dc->test_list, sizeof dc->test_list},
+        {"names", dc->names, sizeof dc->names},
+    };
+    for (size_t i = 0; i < NERVE_ARRAY_LEN(paths); i++) {
+        const cfg_entry *e = cfg_find(s, paths[i].key);
+        if (e)
+            TRY(resolve_path(d, e, base, paths[i].dst, paths[i].size));
+    }
+    const cfg_entry *e;
+    if ((e = cfg_find(s, "train_cifar")))
+        TRY(resolve_path_list(d, e, base, dc->train_cifar, sizeof dc->train_cifar));
+    if ((e = cfg_find(s, "test_cifar")))
+        TRY(resolve_path_list(d, e, base, dc->test_cifar, sizeof dc->test_cifar));
+    dc->input_scale_set = cfg_find(s, "input_scale") != NULL;
+    if ((e = cfg_find(s, "resize")) && nerve_resize_parse(e->value, &dc->resize) != NERVE_OK)
+        return cfg_error(d, NERVE_ERR_FORMAT, e->line, "resize=%s: expected none, stretch, crop "
+                         "or pad", e->value);
+    if ((e = cfg_find(s, "layout"))) {
+        if (!strcmp(e->value, "chw"))
+            dc->layout = NERVE_LAYOUT_CHW;
+        else if (!strcmp(e->value, "hwc"))
+            dc->layout = NERVE_LAYOUT_HWC;
+        else
+            return cfg_error(d, NERVE_ERR_FORMAT, e->line, "layout=%s: expected chw or hwc",
+                             e->value);
+    }
+    dc->csv_sep = ',';
+    if ((e = cfg_find(s, "csv_sep"))) {
+        if (!strcmp(e->value, "tab") || !strcmp(e->value, "\\t"))
+            dc->csv_sep = '\t';
+        else if (!strcmp(e->value, "space"))
+            dc->csv_sep = ' ';
+        else if (!strcmp(e->value, "comma"))
+            dc->csv_sep = ',';
+        else if (!strcmp(e->value, "semicolon"))
+            dc->csv_sep = ';';
+        else if (strlen(e->value) == 1 && e->value[0] != '"')
+            dc->csv_sep = e->value[0];
+        else
+            return cfg_error(d, NERVE_ERR_FORMAT, e->line, "csv_sep=%s: one character, or tab, "
+                             "space, comma, semicolon", e->value);
+    }
+    if ((e = cfg_find(s, "csv_header"))) {
+        if (!strcmp(e->value, "auto"))
+            dc->csv_header = NERVE_CSV_HEADER_AUTO;
+        else if (!strcmp(e->value, "1"))
+            dc->csv_header = NERVE_CSV_HEADER_YES;
+        else if (!strcmp(e->value, "0"))
+            dc->csv_header = NERVE_CSV_HEADER_NO;
+        else
+            return cfg_error(d, NERVE_ERR_FORMAT, e->line, "csv_header=%s: expected 1, 0 or auto",
+                             e->value);
+    }
+    TRY(cfg_get_int(d, s, "csv_skip", 0, 1000000, &dc->csv_skip));
+    const char *v;
+    int got;
+    TRY(got = cfg_get_string(d, s, "csv_label", &v));
+    if (got) {
+        if (strlen(v) >= sizeof dc->csv_label)
+            return cfg_error(d, NERVE_ERR_FORMAT, cfg_find(s, "csv_label")->line,
+                             "csv_label: too long");
+        snprintf(dc->csv_label, sizeof dc->csv_label, "%s", strcmp(v, "none") ? v : "");
+        dc->csv_label_set = 1;
+    }
+    TRY(got = cfg_get_string(d, s, "csv_targets", &v));
+    if (got && snprintf(dc->csv_targets, sizeof dc->csv_targets, "%s", v) >=
+                   (int)sizeof dc->csv_targets)
+        return cfg_error(d, NERVE_ERR_FORMAT, cfg_find(s, "csv_targets")->line,
+                         "csv_targets: too long");
+    if ((e = cfg_find(s, "cifar_label"))) {
+        if (!strcmp(e->value, "coarse"))
+            dc->cifar_coarse = 1;
+        else if (strcmp(e->value, "fine"))
+            return cfg_error(d, NERVE_ERR_FORMAT, e->line, "cifar_label=%s: expected fine or "
+                             "coarse (CIFAR-100)", e->value);
+    }
+    return NERVE_OK;
+}
+
 static int net_paths(const cfg_doc *d, const cfg_section *s, nerve_net_config *c,
                      const char *base)
 {
@@ -291,7 +411,7 @@ static int net_paths(const cfg_doc *d, const cfg_section *s, nerve_net_config *c
         if (e)
             TRY(resolve_path(d, e, base, paths[i].dst, sizeof c->train_images));
     }
-    return NERVE_OK;
+    return net_data(d, s, &c->data, base);
 }
 
 static int net_training(const cfg_doc *d, const cfg_section *s, nerve_net_config *c)
@@ -306,9 +426,15 @@ static int net_training(const cfg_doc *d, const cfg_section *s, nerve_net_config
     TRY(cfg_get_int(d, s, "patience", 0, INT_MAX, &c->patience));
     TRY(cfg_get_bool(d, s, "normalize", &c->normalize));
     TRY(cfg_get_int(d, s, "classes", 1, MAX_UNITS, &c->n_classes));
-    /* IDX images are bytes: 1/255 maps them to [0, 1]; CSV values are taken as they are. */
-    c->input_scale = cfg_find(s, "train_images") || cfg_find(s, "test_images") ? 1.0f / 255
-                                                                                : 1.0f;
+    /* 8-bit pixels (IDX, image files, CIFAR) are scaled by 1/255 to [0, 1] by default; CSV
+     * values are taken as they are (docs/data.md). */
+    static const char *pixel_keys[] = {"train_images", "test_images", "train_folder",
+                                       "test_folder", "train_list", "test_list",
+                                       "train_cifar", "test_cifar"};
+    c->input_scale = 1.0f;
+    for (size_t i = 0; i < NERVE_ARRAY_LEN(pixel_keys); i++)
+        if (cfg_find(s, pixel_keys[i]))
+            c->input_scale = 1.0f / 255;
     TRY(cfg_get_float(d, s, "input_scale", R_POS, &c->input_scale));
     return NERVE_OK;
 }
