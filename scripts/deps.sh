@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages nerve needs to build, test and train (run as root or with sudo).
+# clang and libclang-rt-14-dev (libFuzzer and the sanitizer runtimes, which
+# --no-install-recommends would leave out) are for `make CC=clang` and `make fuzz`.
 # Optional: NERVE_BENCH_DEPS=1 also installs python3-torch, the reference for `make bench`.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
-pkgs="build-essential zlib1g-dev libpng-dev libjpeg62-turbo-dev pkg-config dataset-fashion-mnist python3-sklearn"
+pkgs="build-essential zlib1g-dev libpng-dev libjpeg62-turbo-dev pkg-config dataset-fashion-mnist python3-sklearn clang libclang-rt-14-dev"
 if [ "${NERVE_BENCH_DEPS:-0}" = 1 ]; then pkgs="$pkgs python3-torch"; fi
 missing=""
 for p in $pkgs; do

@@ -384,8 +384,8 @@ void kern_row2im(const kern_conv_shape *s, const float *row, float *im)
 enum { TRANSPOSE_TILE = 8 };
 
 WIDE_VECTORS
-void kern_transpose(int rows, int cols, const float *src, ptrdiff_t lds, float *dst,
-                    ptrdiff_t ldd)
+static void transpose_tiles(int rows, int cols, const float *src, ptrdiff_t lds, float *dst,
+                            ptrdiff_t ldd)
 {
     for (int r0 = 0; r0 < rows; r0 += TRANSPOSE_TILE) {
         int r1 = imin(rows, r0 + TRANSPOSE_TILE);
@@ -402,4 +402,12 @@ void kern_transpose(int rows, int cols, const float *src, ptrdiff_t lds, float *
                     dst[c * ldd + r] = src[r * lds + c];
         }
     }
+}
+
+/* The exported name is a plain function: clang (14) names a target_clones dispatcher
+ * "<name>.ifunc", which callers in other files would not find. */
+void kern_transpose(int rows, int cols, const float *src, ptrdiff_t lds, float *dst,
+                    ptrdiff_t ldd)
+{
+    transpose_tiles(rows, cols, src, lds, dst, ldd);
 }

@@ -206,25 +206,42 @@ INLINE void transpose16(v16 *r, int simd)
         memcpy(r, b, sizeof b);
         return;
     }
-    static const v16i lo[4] = {
-        {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23},
-        {0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27},
-        {0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29},
-        {0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30}};
-    static const v16i hi[4] = {
-        {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31},
-        {4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31},
-        {2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31},
-        {1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31}};
-#pragma GCC unroll 4
-    for (int round = 0; round < 4; round++)
-#pragma GCC unroll 16
-        for (int i = 0, b = 8 >> round; i < LANES; i++)
-            if (!(i & b)) {
-                v16 x = r[i], y = r[i + b];
-                r[i] = __builtin_shuffle(x, y, lo[round]);
-                r[i + b] = __builtin_shuffle(x, y, hi[round]);
-            }
+    /* Each round swaps blocks of b = 8, 4, 2, 1 rows; the lane patterns are constants
+     * (clang's __builtin_shufflevector takes them as literal arguments). */
+#define LO0 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23
+#define HI0 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31
+#define LO1 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27
+#define HI1 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31
+#define LO2 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29
+#define HI2 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31
+#define LO3 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30
+#define HI3 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31
+#if defined(__clang__)
+#define SHUF16(x, y, ...) __builtin_shufflevector(x, y, __VA_ARGS__)
+#else
+#define SHUF16(x, y, ...) __builtin_shuffle(x, y, (v16i){__VA_ARGS__})
+#endif
+#define TRANSPOSE_ROUND(b, lo, hi)                                                          \
+    _Pragma("GCC unroll 16") for (int i = 0; i < LANES; i++) if (!(i & (b)))                \
+    {                                                                                       \
+        v16 x = r[i], y = r[i + (b)];                                                       \
+        r[i] = SHUF16(x, y, lo);                                                            \
+        r[i + (b)] = SHUF16(x, y, hi);                                                      \
+    }
+    TRANSPOSE_ROUND(8, LO0, HI0)
+    TRANSPOSE_ROUND(4, LO1, HI1)
+    TRANSPOSE_ROUND(2, LO2, HI2)
+    TRANSPOSE_ROUND(1, LO3, HI3)
+#undef TRANSPOSE_ROUND
+#undef SHUF16
+#undef LO0
+#undef HI0
+#undef LO1
+#undef HI1
+#undef LO2
+#undef HI2
+#undef LO3
+#undef HI3
 }
 
 /* n floats of src into a vector, zeros after. */

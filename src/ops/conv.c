@@ -522,14 +522,15 @@ static int engine_threads(const conv_geom *cg, size_t scratch_n)
     return (size_t)T < slices ? T : (int)slices;
 }
 
+/* A pass that needs no scratch (the direct routes) has none: no arithmetic on NULL. */
 static float *thread_col(const conv_geom *cg, float *scratch, int t)
 {
-    return scratch + (size_t)t * slice_floats(cg);
+    return scratch ? scratch + (size_t)t * slice_floats(cg) : NULL;
 }
 
 static float *thread_partial(const conv_geom *cg, float *scratch, int t)
 {
-    return thread_col(cg, scratch, t) + column_floats(cg);
+    return scratch ? thread_col(cg, scratch, t) + column_floats(cg) : NULL;
 }
 
 /* One pass, as handed to the thread pool. */
