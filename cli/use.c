@@ -100,6 +100,25 @@ int cmd_eval(int argc, char **argv)
     return rc;
 }
 
+/* A model that does not classify: its output values per sample, one line each, comma
+ * separated (probabilities for logit heads: sigmoid for bce, softmax per pixel for masks). */
+static int print_outputs(nerve_model *m, const nerve_dataset *d)
+{
+    int nd, dims[NERVE_MAX_DIMS];
+    nerve_node_shape(nerve_model_graph(m), nerve_model_output(m), &nd, dims);
+    size_t per = nerve_shape_numel(nd - 1, dims + 1);
+    float *out = malloc((d->n ? (size_t)d->n : 1) * per * sizeof(float));
+    if (!out || nerve_predict_outputs(m, d, out, NULL) != NERVE_OK) {
+        free(out);
+        return cli_fail("predict");
+    }
+    for (int i = 0; i < d->n; i++)
+        for (size_t j = 0; j < per; j++)
+            printf("%.6g%c", (double)out[(size_t)i * per + j], j + 1 < per ? ',' : '\n');
+    free(out);
+    return 0;
+}
+
 int cmd_predict(int argc, char **argv)
 {
     const char *ckpt = NULL, *file = NULL, *v;
@@ -138,6 +157,13 @@ int cmd_predict(int argc, char **argv)
                       label_col) != NERVE_OK) {
         nerve_model_free(m);
         return cli_fail(NULL);
+    }
+    nerve_head_info h = nerve_model_head(m);
+    if (h.task != NERVE_TASK_CLASSIFY && h.task != NERVE_TASK_NONE) {
+        int rc = print_outputs(m, &d);
+        nerve_dataset_free(&d);
+        nerve_model_free(m);
+        return rc;
     }
     int *pred = malloc((size_t)(d.n ? d.n : 1) * sizeof(int));
     int rc = 0;

@@ -591,6 +591,16 @@ TEST(cli_trains_evaluates_and_draws_a_denoising_model)
     snprintf(cmd, sizeof cmd, "head -1 %s/run/log.csv", dir);
     CHECK(run_cmd(cmd, out, sizeof out) == 0);
     CHECK_MSG(strcmp(out, "epoch,train_loss,train_psnr,val_loss,val_psnr,lr,seconds\n") == 0, "%s", out);
+    /* predict prints the output values of a model that does not classify */
+    snprintf(cmd, sizeof cmd, "%s/nerve predict %s/run/model.safetensors %s/test.csv --label-col -1", bin, dir, dir);
+    CHECK_MSG(run_cmd(cmd, out, sizeof out) == 0, "predict failed:\n%s", out);
+    int lines = 0, commas = 0;
+    for (const char *p = out; *p; p++) {
+        lines += *p == '\n';
+        commas += *p == ',';
+    }
+    CHECK_MSG(lines == 16 && commas == 16 * 15, "%d lines, %d commas:\n%s", lines, commas, out);
+    CHECK(atof(out) > 0 && atof(out) < 1); /* a sigmoid output */
     snprintf(cmd, sizeof cmd, "%s/nerve viz reconstruct %s/run/model.safetensors --n 3 --scale 2 --out %s/r.png",
              bin, dir, dir);
     CHECK_MSG(run_cmd(cmd, out, sizeof out) == 0, "viz failed:\n%s", out);

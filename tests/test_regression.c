@@ -134,6 +134,7 @@ static void linear_scores(const nerve_dataset *d, const double *w, double *mse, 
     *r2 = 1 - sse / (sq - sum * sum / d->n);
 }
 
+/* models/diabetes.cfg without its data paths */
 static const char *LINEAR_CFG = "[net]\ninputs=10\nbatch=354\nepochs=1000\nseed=1\nnormalize=1\n"
                                 "optimizer=adam\nlearning_rate=2\npolicy=cosine\n"
                                 "[connected]\noutput=1\n[cost]\ntype=mse\ntarget=values\n";
@@ -175,4 +176,48 @@ TEST(diabetes_linear_regression_matches_the_closed_form_least_squares_fit)
     nerve_model_free(m);
     nerve_dataset_free(&train);
     nerve_dataset_free(&test);
+}
+
+/* models/diabetes.cfg reads the CSV files of scripts/diabetes_csv.sh: the same samples, the
+ * same split and the same float targets as the test above. */
+TEST(diabetes_cfg_and_csv_script_give_the_tests_data_set)
+{
+    nerve_dataset train, test, ctrain = {0}, ctest = {0};
+    CHECK_MSG(load_diabetes(&train, &test) == 0, "cannot read the diabetes data under %s", SKLEARN_DATA);
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "scripts/diabetes_csv.sh %s/diabetes > /dev/null", test_tmpdir());
+    CHECK_MSG(system(cmd) == 0, "%s failed", cmd);
+    FILE *fp = fopen("models/diabetes.cfg", "r");
+    CHECK(fp);
+    static char text[8192], fixed[9000];
+    size_t len = fread(text, 1, sizeof text - 1, fp);
+    fclose(fp);
+    text[len] = '\0';
+    /* the cfg's data paths are relative to models/; point them at the temporary copy */
+    const char *from = "../runs/diabetes";
+    char *out = fixed;
+    for (const char *p = text; *p;) {
+        if (strncmp(p, from, strlen(from)) == 0) {
+            out += sprintf(out, "%s/diabetes", test_tmpdir());
+            p += strlen(from);
+        } else {
+            *out++ = *p++;
+        }
+    }
+    *out = '\0';
+    nerve_model *m = nerve_model_from_cfg(fixed, "diabetes.cfg");
+    CHECK(m);
+    CHECK(nerve_model_head(m).task == NERVE_TASK_REGRESS);
+    CHECK_OK(nerve_config_load_data(nerve_model_config(m), &ctrain, &ctest));
+    CHECK(ctrain.target == NERVE_TARGET_VALUES && ctrain.target_numel == 1);
+    CHECK(ctrain.n == train.n && ctest.n == test.n && ctrain.sample_numel == N_FEAT);
+    CHECK(memcmp(ctrain.x, train.x, (size_t)train.n * N_FEAT * sizeof(float)) == 0);
+    CHECK(memcmp(ctest.x, test.x, (size_t)test.n * N_FEAT * sizeof(float)) == 0);
+    CHECK(memcmp(ctrain.t, train.t, (size_t)train.n * sizeof(float)) == 0);
+    CHECK(memcmp(ctest.t, test.t, (size_t)test.n * sizeof(float)) == 0);
+    nerve_model_free(m);
+    nerve_dataset_free(&train);
+    nerve_dataset_free(&test);
+    nerve_dataset_free(&ctrain);
+    nerve_dataset_free(&ctest);
 }
