@@ -9,6 +9,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_summary(int argc, char **argv);
 int cmd_textgen(int argc, char **argv);
+int cmd_sample(int argc, char **argv);
 int cmd_ensemble(int argc, char **argv);
 int cmd_viz(int argc, char **argv);
 int cmd_data(int argc, char **argv); /* cli/data.c */

@@ -30,14 +30,10 @@ static const char *USAGE =
     "        files and folders of them (each line then starts with the file's path)\n"
     "  summary CFG\n"
     "        table of layers with output shapes, parameters and FLOPs\n"
-    "  textgen train TEXTFILE [--out DIR] [--hidden H] [--seq T] [--batch B] [--steps N]\n"
-    "                [--lr X] [--clip C] [--embed E] [--holdout F] [--eval-every N]\n"
-    "                [--seed S] [--temperature X]\n"
-    "        train a character-level LSTM language model on the bytes of TEXTFILE (the\n"
-    "        last 10% held out); reports held-out bits per character, writes\n"
-    "        DIR/model.safetensors (DIR defaults to runs/textgen) and prints a sample\n"
-    "  textgen sample CKPT [--length N] [--temperature X] [--prime STRING] [--seed S]\n"
-    "        generate text one character at a time (temperature 0: most likely byte)\n"
+    "  sample CKPT [--length N] [--temperature X] [--prime STRING] [--seed S]\n"
+    "        generate text one character at a time from a language-model checkpoint\n"
+    "        (nerve train models/charlm.cfg; temperature 0: the most likely byte);\n"
+    "        'textgen sample' is the same command\n"
     "  ensemble CKPT [CKPT...] [--images F --labels F | --csv F] [--tta CROP]\n"
     "        each model's accuracy and that of their averaged softmax outputs\n"
     "  viz filters CKPT [--layer NAME] [--out FILE.png]\n"
@@ -156,6 +152,8 @@ int main(int argc, char **argv)
         return cmd_predict(argc - 2, argv + 2);
     if (!strcmp(cmd, "summary"))
         return cmd_summary(argc - 2, argv + 2);
+    if (!strcmp(cmd, "sample"))
+        return cmd_sample(argc - 2, argv + 2);
     if (!strcmp(cmd, "textgen"))
         return cmd_textgen(argc - 2, argv + 2);
     if (!strcmp(cmd, "ensemble"))

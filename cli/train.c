@@ -14,11 +14,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#define LN2 0.69314718055994530942 /* ln 2: nats to bits */
+
 typedef struct progress_state {
     int tty;
     int quiet;
     int last_decile; /* plain-line mode prints at each tenth of an epoch */
     int last_epoch;
+    int text_seq; /* characters per sample of a text model (0: not text) */
 } progress_state;
 
 static void format_eta(double s, char *buf, size_t n)
@@ -63,7 +66,15 @@ static void on_progress(const nerve_progress *p, void *user)
 
 static void on_epoch(const nerve_epoch_stats *s, void *user)
 {
-    (void)user;
+    const progress_state *ps = user;
+    if (ps->text_seq) { /* a language model: losses in bits per character */
+        printf("epoch %3d  train %.4f bits/char", s->epoch, s->train_loss / LN2);
+        if (!isnan(s->val_loss))
+            printf("  held-out %.4f bits/char", s->val_loss / LN2);
+        printf("  lr %.3g  %.1fs (%.0f chars/s)\n", (double)s->lr, s->seconds, s->samples_per_sec * ps->text_seq);
+        fflush(stdout);
+        return;
+    }
     const char *metric = s->metric ? s->metric : "acc";
     printf("epoch %3d  train loss %.4f %s %.4f", s->epoch, s->train_loss, metric, s->train_metric);
     if (!isnan(s->val_loss))
@@ -193,6 +204,17 @@ static int choose_run_dir(const char *cfg, const char *out, const char *resume, 
                     "them, or another --out DIR\n", dir);
             return -1;
         }
+        /* going on in the checkpoint's directory replaces DIR/model.safetensors: fine when
+         * that is the checkpoint, not when it is another run's (resuming member-2 of a bag) */
+        char own[1100];
+        struct stat sa, sb;
+        snprintf(own, sizeof own, "%s/model.safetensors", dir);
+        if (resume && !overwrite && stat(own, &sa) == 0 && stat(resume, &sb) == 0 &&
+            (sa.st_dev != sb.st_dev || sa.st_ino != sb.st_ino)) {
+            fprintf(stderr, "nerve: resuming %s would write over %s, another checkpoint; pass --overwrite, or "
+                    "--out DIR\n", resume, own);
+            return -1;
+        }
         if (cli_mkdirs(dir) != 0) {
             fprintf(stderr, "nerve: cannot create the run directory %s: %s\n", dir, strerror(errno));
             return -1;
@@ -229,7 +251,7 @@ static void on_sigint(int sig)
         _exit(130);
     }
     interrupt_flag = 1;
-    static const char msg[] = "\nnerve: interrupt: finishing this step and saving a checkpoint "
+    static const char msg[] = "\nnerve: interrupt: stopping after the step in progress, with a checkpoint "
                               "(Ctrl-C again to stop at once)\n";
     ssize_t k = write(2, msg, sizeof msg - 1);
     (void)k;
@@ -378,9 +400,17 @@ int cmd_train(int argc, char **argv)
     nerve_dataset train = {0}, test = {0}, val = {0};
     int has_test = c->test_images[0] || c->test_csv[0] || c->data.test_folder[0] ||
                    c->data.test_list[0] || c->data.test_cifar[0];
+    int text = c->train_text[0] != 0;
+    if (text && bag) {
+        fprintf(stderr, "nerve train: --bag resamples independent samples; a text stream has none\n");
+        nerve_model_free(m);
+        return 2;
+    }
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (nerve_config_load_data(c, &train, has_test ? &test : NULL) != NERVE_OK) {
+    /* a text's held-out part is its end, cut before it is split into streams */
+    if ((text ? nerve_model_text_data(m, &train, &val)
+              : nerve_config_load_data(c, &train, has_test ? &test : NULL)) != NERVE_OK) {
         nerve_model_free(m);
         return cli_fail(cfg);
     }
@@ -397,7 +427,7 @@ int cmd_train(int argc, char **argv)
         rc = cli_fail(cfg);
         goto done;
     }
-    if (c->validation > 0 && nerve_dataset_split(&train, &val, c->validation, c->seed) != NERVE_OK) {
+    if (!text && c->validation > 0 && nerve_dataset_split(&train, &val, c->validation, c->seed) != NERVE_OK) {
         rc = cli_fail(cfg);
         goto done;
     }
@@ -429,7 +459,7 @@ int cmd_train(int argc, char **argv)
     snprintf(plot, sizeof plot, "%s/curves.svg", dir);
     if (resume && force)
         print_cfg_changes(resume, m);
-    progress_state ps = {isatty(2), quiet, 0, 0};
+    progress_state ps = {isatty(2), quiet, 0, 0, text ? c->seq : 0};
     nerve_fit_options fo = {0};
     fo.checkpoint = ckpt;
     fo.resume = resume;
@@ -447,9 +477,19 @@ int cmd_train(int argc, char **argv)
         rc = 130;
         goto done;
     }
-    printf("training %s: %zu parameters, %d training samples, %d validation, batch %d, %s, %d threads\n", cfg,
-           nerve_graph_param_count(nerve_model_graph(m)), train.n, val.n, c->batch, nerve_optim_name(c->optim.type),
-           nerve_threads());
+    size_t held_out = 0; /* bytes: the predicted positions (labelled targets) and the first */
+    for (size_t i = 0; text && i < (size_t)val.n * val.target_numel; i++)
+        held_out += val.t[i] >= 0;
+    if (text)
+        printf("training %s on %s: %zu parameters, vocabulary %d bytes, %d streams of %d-character chunks "
+               "(%d steps per epoch), %zu characters held out, %s, %d threads\n",
+               cfg, c->train_text, nerve_graph_param_count(nerve_model_graph(m)), nerve_model_vocab(m, NULL),
+               c->batch, c->seq, train.n / c->batch, held_out ? held_out + 1 : 0, nerve_optim_name(c->optim.type),
+               nerve_threads());
+    else
+        printf("training %s: %zu parameters, %d training samples, %d validation, batch %d, %s, %d threads\n", cfg,
+               nerve_graph_param_count(nerve_model_graph(m)), train.n, val.n, c->batch,
+               nerve_optim_name(c->optim.type), nerve_threads());
     fflush(stdout);
     nerve_fit_result res;
     if (nerve_fit(m, &train, val.n ? &val : NULL, &fo, &res) != NERVE_OK) {
@@ -475,6 +515,14 @@ int cmd_train(int argc, char **argv)
            res.stopped_early ? " (stopped early)" : "", ckpt);
     if (val.n)
         printf("best validation loss %.4f at epoch %d (weights restored)\n", res.best_val_loss, res.best_epoch);
+    if (text && val.n) {
+        double loss, acc;
+        if (nerve_evaluate(m, &val, &loss, &acc, NULL, 0) != NERVE_OK) {
+            rc = cli_fail("evaluation");
+            goto done;
+        }
+        printf("held-out bits per character: %.4f (next-character accuracy %.4f)\n", loss / LN2, acc);
+    }
     if (has_test) {
         nerve_metrics mt;
         if (nerve_evaluate_metrics(m, &test, &mt) != NERVE_OK) {

@@ -13,6 +13,35 @@ static int ends_with(const char *s, const char *suffix)
     return a >= b && !strcmp(s + a - b, suffix);
 }
 
+/* A language model: bits per character of the held-out end of its text. */
+static int eval_text(nerve_model *m)
+{
+    nerve_dataset d = {0};
+    double loss, acc;
+    int rc = 0;
+    if (nerve_model_text_data(m, NULL, &d) != NERVE_OK)
+        rc = cli_fail(NULL);
+    else if (d.n == 0) {
+        fprintf(stderr, "nerve eval: the cfg holds out no text (validation=0); nothing to measure\n");
+        rc = 1;
+    } else if (nerve_evaluate(m, &d, &loss, &acc, NULL, 0) != NERVE_OK)
+        rc = cli_fail("evaluation");
+    else {
+        size_t predicted = 0; /* positions with a label (the last chunk is padded) */
+        for (size_t i = 0; i < (size_t)d.n * d.target_numel; i++)
+            predicted += d.t[i] >= 0;
+        printf("held-out text of %s: %zu characters predicted\n", nerve_model_config(m)->train_text,
+               predicted);
+        printf("test loss: %.4f (nats per character)\n", loss);
+        printf("next-character accuracy: %.4f\n", acc);
+        printf("bits per character: %.4f\n", loss / 0.69314718055994530942);
+    }
+    nerve_dataset_free(&d);
+    nerve_model_free(m);
+    return rc;
+}
+
+
 int cmd_eval(int argc, char **argv)
 {
     const char *ckpt = NULL, *images = NULL, *labels = NULL, *csv = NULL, *v;
@@ -47,6 +76,8 @@ int cmd_eval(int argc, char **argv)
     const nerve_net_config *c = nerve_model_config(m);
     nerve_dataset d = {0};
     int st;
+    if (nerve_model_vocab(m, NULL) > 0 && !images && !csv)
+        return eval_text(m);
     if (images || csv)
         st = cli_load_data(&d, images, labels, csv, c->input_scale > 0 ? c->input_scale : 1.0f, -1);
     else

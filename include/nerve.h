@@ -348,6 +348,14 @@ int nerve_layer_rnn(nerve_graph *g, int x, int lengths, const nerve_rnn_config *
                     nerve_rng *rng, const char *name);
 /* Zeroes a carried layer's state (start of a new sequence or epoch). */
 int nerve_rnn_reset_carry(nerve_graph *g, int rnn);
+/* Zeroes the state of every carried recurrent layer of g; returns how many there are. */
+int nerve_graph_reset_carry(nerve_graph *g);
+/* The STATE nodes that hold carried states (every carried layer's h_carry and c_carry):
+ * fills up to cap ids into out (may be NULL) and returns the count. */
+int nerve_graph_carried_states(const nerve_graph *g, int *out, int cap);
+/* on != 0: eval-mode forwards advance the carried states too, as training forwards do
+ * (reading a held-out text stream, sampling one character at a time); default 0. */
+void nerve_graph_set_carry_in_eval(nerve_graph *g, int on);
 /* Embedding lookup: indices of any shape (floats holding integers in 0..V-1) -> [..., E];
  * table is a parameter [V, E]. An index outside 0..V-1 (or NaN) gives a zero row and
  * contributes no gradient; the indices themselves get none. */
@@ -567,7 +575,9 @@ int nerve_graph_check_finite(nerve_graph *g, int target);
 /* Trainable (not frozen) parameters, in creation order. Returns the count; fills up to
  * `cap` ids into out (out may be NULL to count). */
 int nerve_graph_params(const nerve_graph *g, int *out, int cap);
-/* Every PARAM and STATE node (what a checkpoint stores). */
+/* Every PARAM and STATE node (what a checkpoint stores), except the carried states of
+ * recurrent layers (where a stream is, not what the model knows: a training checkpoint
+ * keeps them apart, see nerve_fit). */
 int nerve_graph_persistent(const nerve_graph *g, int *out, int cap);
 /* Total elements of all PARAM nodes (frozen included). */
 size_t nerve_graph_param_count(const nerve_graph *g);
@@ -760,6 +770,10 @@ typedef struct nerve_dataset {
     int ignore_index;     /* MASK: the value of unlabelled pixels (default -1) */
     char **names;         /* n_names class names (NULL: none), e.g. from a names= file */
     int n_names;
+    int streams;          /* > 0: a token stream cut into `streams` parallel streams
+                             (nerve_dataset_text_streams): sample k*streams + s is chunk k of
+                             stream s, read in this order with the recurrent state carried
+                             from one chunk to the next; 0: independent samples */
 } nerve_dataset;
 
 /* Allocates a data set of n samples of shape dims[0..ndim): x zero-filled, every label -1
@@ -786,6 +800,39 @@ int nerve_dataset_load_idx(nerve_dataset *d, const char *images_path, const char
  * taken as a header. Errors name file and line. */
 #define NERVE_CSV_NO_LABEL (-1000)
 int nerve_dataset_load_csv(nerve_dataset *d, const char *path, int label_col);
+/* Text as a token stream (src/data/text.c; docs/textgen.md). A vocabulary is a set of
+ * bytes in increasing order; a byte's token is its index in it. UTF-8 text is modelled byte
+ * by byte, so any file works and round-trips exactly. */
+typedef struct nerve_vocab {
+    int n;                    /* tokens, 0..256 */
+    unsigned char bytes[256]; /* bytes[k]: the byte of token k, increasing */
+} nerve_vocab;
+/* The distinct bytes of text[0..len), sorted. */
+void nerve_vocab_of_text(nerve_vocab *v, const unsigned char *text, size_t len);
+/* The distinct bytes of a file (at most 2 GiB); errors name the file, and an empty file is
+ * NERVE_ERR_FORMAT. */
+int nerve_vocab_of_file(nerve_vocab *v, const char *path);
+/* The token of byte b, -1 if b is not in the vocabulary. */
+int nerve_vocab_token(const nerve_vocab *v, int b);
+/* Tokens of text[0..len) into ids (len floats); a byte outside the vocabulary is an error
+ * that gives it and its offset. */
+int nerve_vocab_encode(const nerve_vocab *v, const unsigned char *text, size_t len, float *ids);
+/* Text form (checkpoint metadata): two lower-case hex digits per byte, increasing, into
+ * out (at least 513 bytes); and back, checking the form. */
+void nerve_vocab_format(const nerve_vocab *v, char *out);
+int nerve_vocab_parse(nerve_vocab *v, const char *hex);
+/* Stream batching for truncated back-propagation through time: the n tokens ids[0..n) are
+ * cut into `streams` equal consecutive streams (stream s starts at token s*floor(n/streams)),
+ * each read as chunks of `seq` inputs whose targets are the tokens that follow them. The
+ * data set holds chunk k of stream s as sample k*streams + s: x [seq] the inputs, t [seq]
+ * (target TOKENS) the next tokens; d->streams = streams, n_classes = vocab (the class
+ * count of the targets). keep_tail = 0 keeps full chunks only (floor((stride-1)/seq) per
+ * stream: training); keep_tail = 1 also keeps each stream's last, partial chunk, its
+ * missing positions padded with input 0 and target -1 (no label), so that every next
+ * token of a stream is predicted exactly once (evaluation). A stream too short for one
+ * chunk is an error that says what to lower. */
+int nerve_dataset_text_streams(nerve_dataset *d, const float *ids, size_t n, int streams, int seq,
+                               int vocab, int keep_tail);
 /* CSV per RFC 4180 (docs/data.md): fields split by `sep`, optionally in double quotes
  * (which may hold separators, line breaks and doubled quotes ""), records ended by LF or
  * CRLF, unquoted fields trimmed of blanks, blank lines skipped, every record with the same
@@ -1172,6 +1219,9 @@ typedef struct nerve_net_config {
     float input_scale;         /* multiply raw input values (IDX: 1/255 by default) */
     char train_images[512], train_labels[512], test_images[512], test_labels[512];
     char train_csv[512], test_csv[512];
+    char train_text[512];      /* a text file read as a token stream (train_text=) */
+    int seq;                   /* token inputs per sample: chunk length of truncated BPTT */
+    int64_t max_batches;       /* stop after this many training steps in all (0: no limit) */
     nerve_data_config data;    /* the other sources and how to read them (docs/data.md) */
     int n_classes;
     nerve_augment augment;     /* training-batch augmentation (augment= and its keys) */
@@ -1194,6 +1244,10 @@ int nerve_model_input(const nerve_model *m);  /* input node */
 int nerve_model_labels(const nerve_model *m); /* label input node, -1 if none */
 int nerve_model_output(const nerve_model *m); /* scores/logits node (what predict uses) */
 int nerve_model_loss(const nerve_model *m);   /* total loss node */
+/* The vocabulary of a model that reads text (the distinct bytes of its train_text, or the
+ * one its checkpoint stored as metadata "nerve.vocab"): copies it into *out (may be NULL)
+ * and returns its size, 0 when the model has none. */
+int nerve_model_vocab(const nerve_model *m, nerve_vocab *out);
 /* The task a model's head (its last cfg section) solves; it decides the target the data
  * must carry, how the training loop feeds the label node and which metrics apply. */
 typedef enum nerve_task {
@@ -1472,17 +1526,36 @@ typedef struct nerve_fit_result {
 /* Loads the training and test sets named by a [net] section (IDX image/label pairs or CSV
  * files; IDX pixels scaled by input_scale). Either output may be NULL to skip it. */
 int nerve_config_load_data(const nerve_net_config *c, nerve_dataset *train, nerve_dataset *test);
+/* The data of a model whose [net] names train_text= (docs/textgen.md): the file tokenised
+ * with the model's vocabulary and its last `validation` fraction (floor(len * validation)
+ * bytes) held out. train (may be NULL) gets the rest as [net] batch= streams of seq= token
+ * chunks (nerve_dataset_text_streams, full chunks); held_out (may be NULL) the held-out part
+ * as one stream read from its first byte, each following byte predicted once (n = 0 when
+ * fewer than 2 bytes are held out). Errors name the file. */
+int nerve_model_text_data(nerve_model *m, nerve_dataset *train, nerve_dataset *held_out);
 
 /* Trains m on train (validating on val if non-NULL: early stopping restores the best
  * weights). A NaN or infinite loss stops with NERVE_ERR_NUMERIC, leaving the last good
- * checkpoint on disk untouched. */
+ * checkpoint on disk untouched. [net] max_batches= ends the run after that many steps in
+ * all (part-way through an epoch, which then ends as usual). A text stream (train->streams
+ * > 0: token targets, e.g. nerve_model_text_data) is read in its order, one pass per
+ * epoch, the carried recurrent states zeroed at the start of every epoch; its batch must be
+ * the number of streams, and a model with carried states trains on streams only. Training
+ * checkpoints keep the carried states as "carry.<node>" tensors.
+ * After each epoch the checkpoint is written first, then the log and the plot, each through
+ * "<file>.tmp" renamed over it (a failed write removes its .tmp and names the file and the
+ * system's reason; .tmp files a killed run left behind are removed at the start), so the
+ * log never runs ahead of the checkpoint. */
 int nerve_fit(nerve_model *m, const nerve_dataset *train, const nerve_dataset *val,
               const nerve_fit_options *opt, nerve_fit_result *result);
 
 /* Evaluates mean loss and accuracy; confusion (n_classes^2 ints, row = truth) may be NULL.
- * For heads other than classifiers accuracy is NaN (nerve_evaluate_metrics has their
- * figures). The data set must carry the target the model's head needs: a mismatch is
- * NERVE_ERR_SHAPE naming both. */
+ * For heads other than classifiers accuracy is NaN, except a language model's: the
+ * accuracy of the most likely next token (nerve_evaluate_metrics has every task's figures).
+ * The data set must carry the target the model's head needs: a mismatch is
+ * NERVE_ERR_SHAPE naming both. Token targets: the loss is the mean NLL (nats) over every
+ * labelled position (target >= 0); a stream is read from a zero state, chunk after chunk
+ * with the state carried (a training run's state is restored afterwards). */
 int nerve_evaluate(nerve_model *m, const nerve_dataset *d, double *loss, double *accuracy,
                    int *confusion, int n_classes);
 /* Every metric of the model's task on d into mt (initialised here; free with
@@ -1544,91 +1617,42 @@ int nerve_png_write_grid(const char *path, const float *maps, int k, int channel
 /* 15. Text generation                                                                    */
 /* ===================================================================================== */
 
-/* A character-level language model (src/apps/textgen.c; docs/textgen.md). The vocabulary
- * is the set of distinct bytes of the text, sorted by value (UTF-8 text is modelled byte
- * by byte, so any file works and round-trips exactly). Each character enters as a one-hot
- * vector (embed == 0) or through a learned embedding [V, embed], then one LSTM layer of
- * `hidden` units, then a dense layer to V scores; the loss is the softmax cross-entropy of
- * the next character (mean NLL in nats; bits per character = NLL / ln 2).
- *
- * Training is truncated BPTT: the training part of the text is cut into `batch` equal
- * streams read in parallel, `seq` characters per step; the LSTM state is carried from one
- * chunk to the next (nerve_layer_rnn with carry) and reset when the streams wrap around.
- * Adam with global-norm clipping. The last `holdout` fraction of the text is never trained
- * on; its bits per character are measured reading it from its first byte with a zero state,
- * batch 1. */
-typedef struct nerve_textgen_config {
-    int hidden;       /* LSTM units H (default 128) */
-    int embed;        /* embedding size; 0: one-hot inputs (default 0) */
-    int seq;          /* T: characters per step and stream (default 64) */
-    int batch;        /* B: parallel streams (default 32) */
-    int64_t steps;    /* training steps (default 1000) */
-    float lr;         /* Adam's learning rate (default 2e-3) */
-    float clip;       /* global-norm clipping threshold; 0: off (default 5) */
-    float holdout;    /* fraction of the text, at its end, held out (default 0.1; 0: none) */
-    int eval_every;   /* steps between reports with a held-out evaluation; 0: at the end only
-                         (default 100) */
-    uint64_t seed;    /* weight initialisation (default 1) */
-} nerve_textgen_config;
-
-nerve_textgen_config nerve_textgen_default(void);
-
+/* Sampling from a language model (src/apps/textgen.c; docs/textgen.md). A language model
+ * is an ordinary cfg model that reads text (train_text=: its vocabulary is the text's
+ * distinct bytes, kept in the checkpoint's metadata "nerve.vocab") and scores the next byte
+ * at every step ([softmax] target=tokens); models/charlm.cfg is the course's character
+ * LSTM, trained by nerve_fit like any model. A sampler rebuilds it one step at a time
+ * (seq=1, batch 1) with the same weights; its recurrent layers carry their state from one
+ * byte to the next (carry=1), so a prime and the generated bytes are read as one text. */
 typedef struct nerve_textgen nerve_textgen;
 
-typedef struct nerve_textgen_report {
-    int64_t step, steps;  /* steps done / asked for */
-    double train_bpc;     /* mean training bits per character since the previous report */
-    double val_bpc;       /* held-out bits per character; NaN without held-out text */
-    double chars_per_sec; /* training throughput so far (evaluations excluded) */
-    double seconds;       /* training time so far (evaluations excluded) */
-} nerve_textgen_report;
-
-typedef void (*nerve_textgen_callback)(const nerve_textgen_report *r, void *user);
-
-/* An untrained model whose vocabulary is the distinct bytes of text[0..len) (len >= 1),
- * initialised from c->seed (c may be NULL: the defaults). */
-nerve_textgen *nerve_textgen_create(const char *text, size_t len, const nerve_textgen_config *c);
+/* A sampler for a checkpoint written by nerve_fit / nerve_model_save. NULL on error: the
+ * file cannot be read, or its model is not a language model (the message says which). */
+nerve_textgen *nerve_textgen_load(const char *path);
+/* The same for a model in memory (e.g. just trained); its weights are copied. */
+nerve_textgen *nerve_textgen_from_model(nerve_model *m);
 void nerve_textgen_free(nerve_textgen *t);
-/* Trains for the config's `steps` on text (every byte must be in the vocabulary), holding
- * out its last `holdout` fraction. Calls cb (may be NULL) every eval_every steps and at the
- * end; the last report is also written to *last (may be NULL). Training again continues
- * from the current weights with a fresh optimiser. */
-int nerve_textgen_train(nerve_textgen *t, const char *text, size_t len, nerve_textgen_callback cb,
-                        void *user, nerve_textgen_report *last);
-/* Reads a whole file and trains a new model on it. NULL on error: NERVE_ERR_IO when the file
- * cannot be read, NERVE_ERR_FORMAT when it is empty or too short for one training step;
- * messages name the file. */
-nerve_textgen *nerve_textgen_train_file(const char *path, const nerve_textgen_config *c,
-                                        nerve_textgen_callback cb, void *user,
-                                        nerve_textgen_report *last);
-/* Mean bits per character of predicting text[1..len) from what precedes it, starting from
- * a zero state (len >= 2). */
-int nerve_textgen_bpc(nerve_textgen *t, const char *text, size_t len, double *bpc);
-
 /* The vocabulary size V; copies min(V, cap) bytes of the sorted vocabulary into out (out may
  * be NULL). */
 int nerve_textgen_vocab(const nerve_textgen *t, unsigned char *out, int cap);
-const nerve_textgen_config *nerve_textgen_get_config(const nerve_textgen *t);
-/* The graph used for prediction and sampling (batch 1, one step); for introspection. */
-nerve_graph *nerve_textgen_graph(nerve_textgen *t);
+/* The one-step model (for introspection). */
+nerve_model *nerve_textgen_model(nerve_textgen *t);
 
-/* One character at a time: reset zeroes the LSTM state; next feeds one byte (which must be
+/* One byte at a time: reset zeroes the recurrent state; next feeds one byte (which must be
  * in the vocabulary) and writes the predicted distribution of the following byte, V
  * probabilities in vocabulary order, into probs (may be NULL). */
 int nerve_textgen_reset(nerve_textgen *t);
 int nerve_textgen_next(nerve_textgen *t, int byte, float *probs);
+/* Mean bits per character of predicting text[1..len) from what precedes it, starting from
+ * a zero state (len >= 2; every byte in the vocabulary). */
+int nerve_textgen_bpc(nerve_textgen *t, const char *text, size_t len, double *bpc);
 /* Resets the state, feeds prime[0..prime_len) (prime_len 0: a newline if the vocabulary has
  * one, else its first byte, which is not part of the output), then draws `length` bytes,
  * each fed back, into out (not terminated). temperature > 0 divides the scores before the
- * softmax; 0 takes the most likely byte. The same seed gives the same text. Returns the
- * number of bytes written. */
+ * softmax; 0 takes the most likely byte. The same checkpoint, prime, temperature and seed
+ * give the same text. Returns the number of bytes written. */
 int nerve_textgen_sample(nerve_textgen *t, const char *prime, size_t prime_len, int length,
                          float temperature, uint64_t seed, char *out);
-
-/* Checkpoints: a safetensors file with the model's parameters under their node names and
- * the vocabulary and settings in its metadata ("nerve.format" = "nerve-textgen-1"). */
-int nerve_textgen_save(nerve_textgen *t, const char *path);
-nerve_textgen *nerve_textgen_load(const char *path);
 
 /* ===================================================================================== */
 /* 16. Visualisation                                                                      */

@@ -436,6 +436,11 @@ TEST(cli_runs_never_overwrite_an_earlier_run_unless_asked)
              bin);
     CHECK_MSG(run_cmd(cmd, out, sizeof out) == 0, "%s", out);
     CHECK_MSG(strstr(out, "run directory: runs/mlp-3\n") && strstr(out, "trained 1 epochs"), "%s", out);
+    /* resuming another file of a directory must not replace its model.safetensors */
+    snprintf(cmd, sizeof cmd, "cp runs/mlp-3/model.safetensors runs/mlp-3/other.safetensors && "
+             "%s/nerve train mlp.cfg --threads 1 --quiet --epochs 3 --resume runs/mlp-3/other.safetensors", bin);
+    CHECK(run_cmd(cmd, out, sizeof out) == 1);
+    CHECK_MSG(strstr(out, "would write over runs/mlp-3/model.safetensors, another checkpoint"), "%s", out);
     /* a directory that cannot be made is reported before any data is read, with the reason */
     snprintf(cmd, sizeof cmd, "%s/nerve train mlp.cfg --out mlp.cfg/sub", bin);
     CHECK(run_cmd(cmd, out, sizeof out) == 1);

@@ -233,6 +233,11 @@ int nerve_dataset_split(nerve_dataset *d, nerve_dataset *val, float fraction, ui
 {
     if (!d || !val || d == val || !d->x)
         return nerve_set_error(NERVE_ERR_ARG, "dataset split: bad arguments");
+    if (d->streams)
+        return nerve_set_error(NERVE_ERR_ARG,
+                               "dataset split: a text stream is not split by samples; its "
+                               "held-out part is the end of the text (validation= with "
+                               "train_text=)");
     if (!(fraction > 0.0f && fraction < 1.0f))
         return nerve_set_error(NERVE_ERR_ARG, "dataset split: fraction %g outside (0, 1)",
                                (double)fraction);

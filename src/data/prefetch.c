@@ -135,7 +135,7 @@ nerve_prefetch *nerve_prefetch_create(const nerve_dataset *d, int batch_size,
         p->aug = *aug;
         p->c = c, p->h = h, p->w = w;
     }
-    int st = nerve_batcher_init(&p->b, d, batch_size, 1, seed);
+    int st = nerve_batcher_init(&p->b, d, batch_size, !d->streams, seed);
     if (st == NERVE_OK && !(p->last_idx = nerve_xmalloc((size_t)batch_size * sizeof(int))))
         st = NERVE_ERR_NOMEM;
     for (int i = 0; st == NERVE_OK && i < 2; i++) {

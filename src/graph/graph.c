@@ -1036,7 +1036,7 @@ static int list_nodes(const nerve_graph *g, int *out, int cap, int want_state, i
     for (int i = 0; g && i < g->n_nodes; i++) {
         const node *n = &g->nodes[i];
         int take = (n->kind == NERVE_NODE_PARAM && (want_frozen || !n->frozen)) ||
-                   (want_state && n->kind == NERVE_NODE_STATE);
+                   (want_state && n->kind == NERVE_NODE_STATE && !n->transient);
         if (!take)
             continue;
         if (out && count < cap)

@@ -94,6 +94,8 @@ struct node {
     int frozen;      /* PARAM only */
     int decay;       /* PARAM only: weight decay / penalties apply */
     int requires_grad; /* INPUT only */
+    int transient;   /* STATE only: run state, not model state (a carried recurrent state):
+                        not listed by nerve_graph_persistent, so checkpoints skip it */
 };
 
 struct nerve_graph {
@@ -102,6 +104,7 @@ struct nerve_graph {
     int compiled;
     int max_batch, batch;
     int training;
+    int carry_in_eval;   /* eval-mode forwards advance carried recurrent states too */
     nerve_rng rng;
     unsigned char *mark; /* n_nodes bytes, preallocated at compile for forward/backward */
     /* memory plan */

@@ -74,6 +74,11 @@ int nerve_model_write_into(nerve_model *m, nerve_st_writer *w)
         st = b.failed ? NERVE_ERR_NOMEM : nerve_st_writer_meta(w, "nerve.names", b.data);
         nerve_strbuf_free(&b);
     }
+    if (st == NERVE_OK && m->vocab.n > 0) { /* sampling needs no text */
+        char hex[513];
+        nerve_vocab_format(&m->vocab, hex);
+        st = nerve_st_writer_meta(w, "nerve.vocab", hex);
+    }
     return st;
 }
 
@@ -216,7 +221,9 @@ static void dir_of(const char *path, char *out, size_t size)
     out[n] = '\0';
 }
 
-nerve_model *nerve_model_load(const char *path)
+nerve_model *nerve_model_load(const char *path) { return model_load_seq(path, 0); }
+
+nerve_model *model_load_seq(const char *path, int seq)
 {
     if (!path) {
         nerve_set_error(NERVE_ERR_ARG, "load: null path");
@@ -240,7 +247,15 @@ nerve_model *nerve_model_load(const char *path)
     else
         dir_of(path, base, sizeof base);
     snprintf(cfg_name, sizeof cfg_name, "%s:cfg", path);
-    nerve_model *m = model_from_cfg(text, cfg_name, base);
+    nerve_vocab vocab;
+    const char *hex = nerve_st_metadata(f, "nerve.vocab");
+    if (hex && nerve_vocab_parse(&vocab, hex) != NERVE_OK) {
+        with_path(path, NERVE_ERR_FORMAT);
+        nerve_st_close(f);
+        return NULL;
+    }
+    model_build_opts o = {1, hex ? &vocab : NULL, seq};
+    nerve_model *m = model_from_cfg_opts(text, cfg_name, base, &o);
     int st = m ? nerve_model_read_from(m, f, 1) : NERVE_OK;
     nerve_st_close(f);
     if (st != NERVE_OK) {

@@ -5,8 +5,10 @@
  * a CSV of 0..255 integers feeding an image input without input_scale, and an IDX file whose
  * dimensions are not the model's [C, H, W] (layout=hwc transposes [N, H, W, C]). */
 #include "../core/core.h"
+#include "../data/text.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 typedef struct source {
@@ -190,6 +192,45 @@ int nerve_config_load_data(const nerve_net_config *c, nerve_dataset *train, nerv
         st = load_one(c, test, &te, "test");
         if (st && train)
             nerve_dataset_free(train);
+    }
+    return st;
+}
+
+/* ---- text ------------------------------------------------------------------------------- */
+
+int nerve_model_text_data(nerve_model *m, nerve_dataset *train, nerve_dataset *held_out)
+{
+    if (train)
+        memset(train, 0, sizeof *train);
+    if (held_out)
+        memset(held_out, 0, sizeof *held_out);
+    const nerve_net_config *c = nerve_model_config(m);
+    nerve_vocab v;
+    if (!c || !c->train_text[0] || nerve_model_vocab(m, &v) < 1)
+        return nerve_set_error(NERVE_ERR_ARG, "the model reads no text (no train_text= in [net])");
+    unsigned char *text;
+    size_t len;
+    int st = text_read_file(c->train_text, &text, &len);
+    if (st != NERVE_OK)
+        return st;
+    float *ids = nerve_xmalloc(len * sizeof(float));
+    st = ids ? nerve_vocab_encode(&v, text, len, ids) : NERVE_ERR_NOMEM;
+    size_t n_val = (size_t)((double)len * (double)c->validation);
+    if (st == NERVE_OK && train)
+        st = nerve_dataset_text_streams(train, ids, len - n_val, c->batch, c->seq, v.n, 0);
+    if (st == NERVE_OK && held_out && n_val >= 2)
+        st = nerve_dataset_text_streams(held_out, ids + (len - n_val), n_val, 1, c->seq, v.n, 1);
+    nerve_xfree(ids);
+    nerve_xfree(text);
+    if (st != NERVE_OK) {
+        if (train)
+            nerve_dataset_free(train);
+        if (held_out)
+            nerve_dataset_free(held_out);
+        char msg[800];
+        snprintf(msg, sizeof msg, "%s", nerve_last_error());
+        if (strncmp(msg, c->train_text, strlen(c->train_text)) != 0)
+            nerve_set_error(st, "%s: %s", c->train_text, msg);
     }
     return st;
 }

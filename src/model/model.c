@@ -45,8 +45,8 @@ static const char *const net_keys[] = {
     "clip_norm", "policy", "gamma", "scale", "step", "steps", "scales", "lr_end", "tau",
     "warmup", "plateau_patience", "patience", "validation", "normalize", "input_scale",
     "classes", "train_images", "train_labels", "test_images", "test_labels", "train_csv",
-    "test_csv", "corrupt", "corrupt_sigma", "corrupt_prob", "corrupt_clip", AUGMENT_CFG_KEYS,
-    DATA_CFG_KEYS, NULL};
+    "test_csv", "train_text", "seq", "max_batches", "corrupt", "corrupt_sigma", "corrupt_prob",
+    "corrupt_clip", AUGMENT_CFG_KEYS, DATA_CFG_KEYS, NULL};
 
 static int net_input_shape(const cfg_doc *d, const cfg_section *s, nerve_net_config *c)
 {
@@ -55,6 +55,19 @@ static int net_input_shape(const cfg_doc *d, const cfg_section *s, nerve_net_con
     GET(has_h, cfg_get_int(d, s, "height", 1, MAX_SIDE, &h));
     GET(has_w, cfg_get_int(d, s, "width", 1, MAX_SIDE, &w));
     GET(has_c, cfg_get_int(d, s, "channels", 1, 1 << 16, &ch));
+    GET(has_seq, cfg_get_int(d, s, "seq", 1, MAX_FEATURES, &c->seq));
+    if (has_seq && (has_in || has_h || has_w || has_c))
+        return cfg_error(d, NERVE_ERR_FORMAT, cfg_find(s, "seq")->line,
+                         "seq= (a chunk of tokens) is the input shape; it does not combine with "
+                         "inputs=, height=, width= or channels=");
+    if (has_seq) {
+        c->ndim = 1;
+        c->dims[0] = c->seq;
+        return NERVE_OK;
+    }
+    if (cfg_find(s, "train_text"))
+        return cfg_error(d, NERVE_ERR_FORMAT, cfg_find(s, "train_text")->line,
+                         "train_text= needs seq= (the characters each stream reads per step)");
     if (has_in && (has_h || has_w || has_c))
         return cfg_error(d, NERVE_ERR_FORMAT, cfg_find(s, "inputs")->line,
                          "give either inputs= (a vector) or height=, width=, channels= (an "
@@ -391,6 +404,7 @@ static int net_paths(const cfg_doc *d, const cfg_section *s, nerve_net_config *c
         {"train_images", c->train_images}, {"train_labels", c->train_labels},
         {"test_images", c->test_images},   {"test_labels", c->test_labels},
         {"train_csv", c->train_csv},       {"test_csv", c->test_csv},
+        {"train_text", c->train_text},
     };
     for (size_t i = 0; i < NERVE_ARRAY_LEN(paths); i++) {
         const cfg_entry *e = cfg_find(s, paths[i].key);
@@ -406,6 +420,7 @@ static int net_training(const cfg_doc *d, const cfg_section *s, nerve_net_config
     c->epochs = 10;
     TRY(cfg_get_int(d, s, "batch", 1, 1 << 20, &c->batch));
     TRY(cfg_get_int(d, s, "epochs", 1, 1000000, &c->epochs));
+    TRY(cfg_get_int64(d, s, "max_batches", 1, INT64_MAX, &c->max_batches));
     TRY(cfg_get_u64(d, s, "seed", &c->seed));
     TRY(cfg_get_float(d, s, "validation", R_PROB, &c->validation));
     TRY(cfg_get_int(d, s, "patience", 0, INT_MAX, &c->patience));
@@ -542,7 +557,58 @@ int get_init(build_ctx *b, nerve_act act, nerve_init *init)
 }
 
 static const char *const connected_keys[] = {"output", "activation", "batch_normalize", "bias",
-                                             "init", "dropout", "name", NULL};
+                                             "init", "dropout", "per_step", "name", NULL};
+
+/* output=N, or output=vocab: the size of the text's vocabulary (train_text=). */
+static int connected_output(build_ctx *b, int *out)
+{
+    const cfg_entry *e = cfg_find(b->s, "output");
+    if (e && strcmp(e->value, "vocab") == 0) {
+        if (!b->m->vocab.n)
+            return cfg_error(b->d, NERVE_ERR_FORMAT, e->line,
+                             "output=vocab needs a text source (train_text= in [net]) whose "
+                             "vocabulary gives the size");
+        *out = b->m->vocab.n;
+        return NERVE_OK;
+    }
+    GET(has_out, cfg_get_int(b->d, b->s, "output", 1, MAX_UNITS, out));
+    if (!has_out)
+        return cfg_error(b->d, NERVE_ERR_FORMAT, b->s->line,
+                         "[connected] needs output= (the number of units, or vocab)");
+    return NERVE_OK;
+}
+
+/* per_step=1: a sequence [N, T, F] is seen as N*T rows of F features (the same layer at
+ * every step: a language model's output layer); the layer's output is [N, T, output]. */
+static int per_step_input(build_ctx *b, int *x, int *steps)
+{
+    int nd, dims[NERVE_MAX_DIMS];
+    nerve_node_shape(b->g, b->x, &nd, dims);
+    if (nd != 3) {
+        char shape[64];
+        return cfg_error(b->d, NERVE_ERR_SHAPE, cfg_find(b->s, "per_step")->line,
+                         "per_step=1 needs a sequence [steps, features] per sample; the layer "
+                         "before outputs %s per sample",
+                         nerve_shape_str(nd - 1, dims + 1, shape, sizeof shape));
+    }
+    *steps = dims[1];
+    *x = nerve_reshape(b->g, b->x, 2, (int[]){-1, dims[2]});
+    return *x < 0 ? graph_fail(b, *x) : NERVE_OK;
+}
+
+/* init=torch: PyTorch's nn.Linear default, U(-1/sqrt(in), 1/sqrt(in)) for the weight and
+ * the bias alike; otherwise get_init's named initialisers with a zero bias. */
+static int connected_init(build_ctx *b, nerve_act act, size_t in, nerve_init *init, int *torch)
+{
+    const cfg_entry *e = cfg_find(b->s, "init");
+    *torch = e && strcmp(e->value, "torch") == 0;
+    if (!*torch)
+        return get_init(b, act, init);
+    float k = 1.0f / sqrtf((float)in);
+    *init = b->no_init ? (nerve_init){NERVE_INIT_ZEROS, 0, 0}
+                       : (nerve_init){NERVE_INIT_UNIFORM, -k, k};
+    return NERVE_OK;
+}
 
 /* darknet's connected layer: dense, then (batch_normalize=1: without bias) batch norm,
  * then the activation; nerve adds an optional dropout after it. */
@@ -550,14 +616,15 @@ static int build_connected(build_ctx *b)
 {
     const cfg_doc *d = b->d;
     const cfg_section *s = b->s;
-    int out = 0, bn = 0, bias = 1;
+    int out = 0, bn = 0, bias = 1, per_step = 0, steps = 1, torch = 0;
     float drop = 0;
     nerve_act act;
     nerve_init init;
-    GET(has_out, cfg_get_int(d, s, "output", 1, MAX_UNITS, &out));
-    if (!has_out)
-        return cfg_error(d, NERVE_ERR_FORMAT, s->line,
-                         "[connected] needs output= (the number of units)");
+    TRY(connected_output(b, &out));
+    TRY(cfg_get_bool(d, s, "per_step", &per_step));
+    int x = b->x;
+    if (per_step)
+        TRY(per_step_input(b, &x, &steps));
     TRY(get_activation(b, &act));
     TRY(cfg_get_bool(d, s, "batch_normalize", &bn));
     GET(has_bias, cfg_get_bool(d, s, "bias", &bias));
@@ -565,30 +632,38 @@ static int build_connected(build_ctx *b)
         return cfg_error(d, NERVE_ERR_FORMAT, cfg_find(s, "bias")->line,
                          "bias=1 with batch_normalize=1: the batch norm's shift is the bias; "
                          "expected bias=0 or no bias=");
-    TRY(get_init(b, act, &init));
+    size_t in = sample_numel(b->g, x);
+    TRY(connected_init(b, act, in, &init, &torch));
     TRY(cfg_get_float(d, s, "dropout", R_PROB, &drop));
-    size_t in = sample_numel(b->g, b->x);
     if ((double)in * out > MAX_WEIGHTS)
         return cfg_error(d, NERVE_ERR_FORMAT, s->line,
                          "[connected] from %zu inputs to %d outputs needs %.3g weights; at most %d",
                          in, out, (double)in * out, MAX_WEIGHTS);
-    int y = nerve_layer_dense(b->g, b->x, out, bn ? 0 : bias, init, &b->rng, b->name);
+    int y = nerve_layer_dense(b->g, x, out, bn ? 0 : bias, init, &b->rng, b->name);
+    if (y >= 0 && torch && !bn && bias) {
+        char bias_name[64];
+        snprintf(bias_name, sizeof bias_name, "%s.bias", b->name);
+        int st = nerve_init_param(b->g, nerve_node_find(b->g, bias_name), init, &b->rng);
+        y = st < 0 ? st : y;
+    }
     if (y < 0)
         return graph_fail(b, y);
-    b->flops = 2.0 * (double)in * out + (!bn && bias ? out : 0);
+    b->flops = steps * (2.0 * (double)in * out + (!bn && bias ? out : 0));
     if (bn) {
         char bn_name[64];
         snprintf(bn_name, sizeof bn_name, "%s.bn", b->name);
         if ((y = nerve_layer_batchnorm(b->g, y, BN_MOMENTUM, BN_EPS, bn_name)) < 0)
             return graph_fail(b, y);
-        b->flops += 2.0 * out;
+        b->flops += 2.0 * out * steps;
     }
     if (act.type != NERVE_ACT_IDENTITY) {
         if ((y = by_name_act(b->g, y, act)) < 0)
             return graph_fail(b, y);
-        b->flops += out;
+        b->flops += (double)out * steps;
     }
     if (drop > 0 && (y = by_name_dropout(b->g, y, drop, 0)) < 0)
+        return graph_fail(b, y);
+    if (per_step && (y = nerve_reshape(b->g, y, 3, (int[]){-1, steps, out})) < 0)
         return graph_fail(b, y);
     b->x = y;
     return NERVE_OK;
@@ -746,6 +821,12 @@ static int build_recurrent(build_ctx *b, nerve_cell_type cell)
     TRY(cfg_get_bool(d, s, "coupled", &coupled));
     rc.lstm_flags = (peephole ? NERVE_LSTM_PEEPHOLE : 0) | (coupled ? NERVE_LSTM_COUPLED : 0);
     TRY(parse_gru_form(b, &rc.gru_form));
+    int carry = 0;
+    TRY(cfg_get_bool(d, s, "carry", &carry));
+    if (carry && rc.bidirectional)
+        return cfg_error(d, NERVE_ERR_FORMAT, cfg_find(s, "carry")->line,
+                         "carry=1 continues a stream into the next chunk; a bidirectional "
+                         "layer's backward direction would read the stream's future");
     int x = -1;
     TRY(time_major_input(b, &x));
     int nd, dims[NERVE_MAX_DIMS];
@@ -755,7 +836,7 @@ static int build_recurrent(build_ctx *b, nerve_cell_type cell)
         return cfg_error(d, NERVE_ERR_FORMAT, s->line,
                          "[%s] with %d features and output=%d needs too many weights; at most %d "
                          "per matrix", s->name, dims[2], rc.hidden, MAX_WEIGHTS);
-    int y = nerve_layer_rnn(b->g, x, -1, &rc, 0, &b->rng, b->name);
+    int y = nerve_layer_rnn(b->g, x, -1, &rc, carry, &b->rng, b->name);
     if (y >= 0 && rc.return_sequences)
         y = by_name_transpose(b->g, y, 3, (int[]){1, 0, 2}); /* back to batch-major [N, T, D*H] */
     if (y < 0)
@@ -765,40 +846,74 @@ static int build_recurrent(build_ctx *b, nerve_cell_type cell)
     return NERVE_OK;
 }
 
-static const char *const rnn_keys[] = {"output", "bidirectional", "return_sequences", "name",
-                                       NULL};
+static const char *const rnn_keys[] = {"output", "bidirectional", "return_sequences", "carry",
+                                       "name", NULL};
 static const char *const lstm_keys[] = {"output", "bidirectional", "return_sequences",
-                                        "peephole", "coupled", "name", NULL};
+                                        "peephole", "coupled", "carry", "name", NULL};
 static const char *const gru_keys[] = {"output", "bidirectional", "return_sequences",
-                                       "gru_form", "name", NULL};
+                                       "gru_form", "carry", "name", NULL};
 
 static int build_rnn(build_ctx *b) { return build_recurrent(b, NERVE_CELL_RNN); }
 static int build_lstm(build_ctx *b) { return build_recurrent(b, NERVE_CELL_LSTM); }
 static int build_gru(build_ctx *b) { return build_recurrent(b, NERVE_CELL_GRU); }
 
-static const char *const embedding_keys[] = {"vocab", "size", "name", NULL};
+static const char *const embedding_keys[] = {"vocab", "size", "onehot", "name", NULL};
+
+/* vocab=, by default the text's vocabulary size (train_text=); when both are known they
+ * must agree. */
+static int embedding_vocab(build_ctx *b, int *vocab)
+{
+    int text = b->m->vocab.n;
+    GET(has_vocab, cfg_get_int(b->d, b->s, "vocab", 1, MAX_UNITS, vocab));
+    if (has_vocab && text && *vocab != text)
+        return cfg_error(b->d, NERVE_ERR_FORMAT, cfg_find(b->s, "vocab")->line,
+                         "vocab=%d, but the text's vocabulary has %d bytes; leave vocab= out "
+                         "to take the text's", *vocab, text);
+    if (!has_vocab)
+        *vocab = text;
+    if (*vocab < 1)
+        return cfg_error(b->d, NERVE_ERR_FORMAT, b->s->line,
+                         "[embedding] needs vocab= (the number of distinct indices; a text "
+                         "source, train_text= in [net], gives it) and size= (the length of each "
+                         "embedding vector) or onehot=1");
+    return NERVE_OK;
+}
 
 /* A lookup table "<layer>.weight" [vocab, size], initialised N(0, 1) as PyTorch does; the
- * input values are indices, the output gains a last axis of `size` values. */
+ * input values are indices, the output gains a last axis of `size` values. onehot=1: the
+ * table is the identity "<layer>.onehot" [vocab, vocab], a state (not trained), so each
+ * index becomes its one-hot vector. */
 static int build_embedding(build_ctx *b)
 {
-    int vocab = 0, size = 0;
-    GET(has_vocab, cfg_get_int(b->d, b->s, "vocab", 1, MAX_UNITS, &vocab));
+    int vocab = 0, size = 0, onehot = 0;
+    TRY(embedding_vocab(b, &vocab));
     GET(has_size, cfg_get_int(b->d, b->s, "size", 1, MAX_UNITS, &size));
-    if (!has_vocab || !has_size)
+    TRY(cfg_get_bool(b->d, b->s, "onehot", &onehot));
+    if (onehot && has_size)
+        return cfg_error(b->d, NERVE_ERR_FORMAT, cfg_find(b->s, "size")->line,
+                         "onehot=1 gives vectors of vocab values; size= does not apply");
+    if (onehot)
+        size = vocab;
+    else if (!has_size)
         return cfg_error(b->d, NERVE_ERR_FORMAT, b->s->line,
-                         "[embedding] needs vocab= (the number of distinct indices) and size= "
-                         "(the length of each embedding vector)");
+                         "[embedding] needs size= (the length of each embedding vector) or "
+                         "onehot=1");
     if ((double)vocab * size > MAX_WEIGHTS)
         return cfg_error(b->d, NERVE_ERR_FORMAT, b->s->line,
                          "[embedding] of %d x %d needs too many weights; at most %d", vocab,
                          size, MAX_WEIGHTS);
     char name[64];
-    snprintf(name, sizeof name, "%s.weight", b->name);
-    int table = nerve_param(b->g, name, 2, (int[]){vocab, size});
-    int st = table < 0 ? table
-                       : nerve_init_param(b->g, table, (nerve_init){NERVE_INIT_NORMAL, 0, 1},
-                                          &b->rng);
+    snprintf(name, sizeof name, "%s.%s", b->name, onehot ? "onehot" : "weight");
+    int table = onehot ? nerve_state(b->g, name, 2, (int[]){vocab, vocab})
+                       : nerve_param(b->g, name, 2, (int[]){vocab, size});
+    int st = table;
+    if (table >= 0 && onehot) {
+        float *eye = nerve_value(b->g, table).data;
+        for (int i = 0; i < vocab; i++)
+            eye[(size_t)i * vocab + i] = 1.0f;
+    } else if (table >= 0) {
+        st = nerve_init_param(b->g, table, (nerve_init){NERVE_INIT_NORMAL, 0, 1}, &b->rng);
+    }
     int y = st < 0 ? st : nerve_embedding(b->g, b->x, table);
     if (y < 0)
         return graph_fail(b, y);
@@ -951,6 +1066,48 @@ static int build_pixel_softmax(build_ctx *b, int nd, const int *dims)
                        "pixel_softmax_ce", 1);
 }
 
+/* The language-model head (target=tokens): scores [N, T, V] for every step of a chunk,
+ * labels [N, T] (the next token at every step), softmax cross-entropy averaged over all
+ * N*T positions. The output stays [N, T, V]. */
+static int build_softmax_tokens(build_ctx *b, float smoothing)
+{
+    const cfg_doc *d = b->d;
+    const cfg_section *s = b->s;
+    int nd, dims[NERVE_MAX_DIMS];
+    nerve_node_shape(b->g, b->x, &nd, dims);
+    if (nd != 3) {
+        char shape[64];
+        return cfg_error(d, NERVE_ERR_SHAPE, s->line,
+                         "[softmax] target=tokens needs scores for every step, [steps, vocab] "
+                         "per sample; the layer before outputs %s per sample (a recurrent layer "
+                         "with return_sequences=1, then [connected] per_step=1)",
+                         nerve_shape_str(nd - 1, dims + 1, shape, sizeof shape));
+    }
+    int T = dims[1], V = dims[2];
+    nerve_net_config *c = &b->m->cfg;
+    if (b->m->vocab.n && V != b->m->vocab.n)
+        return cfg_error(d, NERVE_ERR_SHAPE, s->line,
+                         "[softmax] target=tokens receives %d scores per step but the text's "
+                         "vocabulary has %d bytes (set output=vocab in the layer before)", V,
+                         b->m->vocab.n);
+    if (c->n_classes && c->n_classes != V)
+        return cfg_error(d, NERVE_ERR_SHAPE, s->line,
+                         "[softmax] receives %d scores per step but [net] says classes=%d", V,
+                         c->n_classes);
+    c->n_classes = V;
+    int weights;
+    TRY(class_weights_node(b, V, &weights));
+    int labels = nerve_input(b->g, "labels", 2, (int[]){1, T});
+    int flat = labels < 0 ? labels : nerve_reshape(b->g, b->x, 2, (int[]){-1, V});
+    int lab = flat < 0 ? flat : nerve_reshape(b->g, labels, 1, (int[]){-1});
+    int loss = lab < 0 ? lab : nerve_softmax_ce_loss(b->g, flat, lab, weights, smoothing);
+    if (loss < 0)
+        return graph_fail(b, loss);
+    b->flops = 3.0 * V * T;
+    return finish_head(b, b->x, labels, loss, NERVE_TASK_LANGUAGE, NERVE_TARGET_TOKENS,
+                       "softmax_ce", 1);
+}
+
 /* The classification head: softmax cross-entropy on the previous layer's output (the
  * logits, which are also the model's output) against integer labels [N]; with
  * target=mask, per pixel (build_pixel_softmax). */
@@ -959,7 +1116,7 @@ static int build_softmax(build_ctx *b)
     const cfg_doc *d = b->d;
     const cfg_section *s = b->s;
     nerve_target_kind target;
-    TRY(head_target(b, (const char *const[]){"class", "mask", NULL}, NERVE_TARGET_CLASS, &target));
+    TRY(head_target(b, (const char *const[]){"class", "mask", "tokens", NULL}, NERVE_TARGET_CLASS, &target));
     int nd, dims[NERVE_MAX_DIMS];
     nerve_node_shape(b->g, b->x, &nd, dims);
     if (target == NERVE_TARGET_MASK)
@@ -970,6 +1127,8 @@ static int build_softmax(build_ctx *b)
                          "ignore_index applies to per-pixel labels; add target=mask");
     float smoothing = 0;
     TRY(cfg_get_float(d, s, "label_smoothing", R_PROB, &smoothing));
+    if (target == NERVE_TARGET_TOKENS)
+        return build_softmax_tokens(b, smoothing);
     if (nd != 2) {
         char shape[64];
         return cfg_error(d, NERVE_ERR_SHAPE, s->line,
@@ -1314,6 +1473,29 @@ static void base_dir_of(const char *filename, char *out, size_t size)
     out[n] = '\0';
 }
 
+/* A text source: its vocabulary (unless a checkpoint gave one) and the seq override of
+ * a one-step model. */
+static int text_settings(nerve_model *m, const cfg_doc *d, const cfg_section *net)
+{
+    nerve_net_config *c = &m->cfg;
+    const cfg_entry *text = cfg_find(net, "train_text");
+    if (text && (c->train_images[0] || c->train_csv[0] || c->test_images[0] || c->test_csv[0]))
+        return cfg_error(d, NERVE_ERR_FORMAT, text->line,
+                         "train_text= is the whole data set (its end is held out with "
+                         "validation=); it does not combine with train_/test_ images or csv");
+    if (text && m->vocab.n == 0) {
+        int st = nerve_vocab_of_file(&m->vocab, c->train_text);
+        if (st < 0) {
+            char msg[800];
+            snprintf(msg, sizeof msg, "%s", nerve_last_error());
+            return cfg_error(d, st, text->line, "train_text: %s", msg);
+        }
+    }
+    if (m->seq_override > 0 && c->seq > 0)
+        c->seq = c->dims[0] = m->seq_override;
+    return NERVE_OK;
+}
+
 static int build_model(nerve_model *m, const cfg_doc *d)
 {
     if (d->n_sections == 0)
@@ -1327,6 +1509,7 @@ static int build_model(nerve_model *m, const cfg_doc *d)
                          cfg_quote(net->name, q, sizeof q));
     }
     TRY(parse_net(d, net, &m->cfg, m->base_dir));
+    TRY(text_settings(m, d, net));
     if (d->n_sections == 1)
         return cfg_error(d, NERVE_ERR_FORMAT, d->n_lines, "no layers after [net]");
     int x = build_input(m, d, net);
@@ -1363,6 +1546,13 @@ nerve_model *model_from_cfg(const char *text, const char *filename, const char *
 nerve_model *model_from_cfg_ex(const char *text, const char *filename, const char *base_dir,
                                int init_weights)
 {
+    model_build_opts o = {init_weights, NULL, 0};
+    return model_from_cfg_opts(text, filename, base_dir, &o);
+}
+
+nerve_model *model_from_cfg_opts(const char *text, const char *filename, const char *base_dir,
+                                 const model_build_opts *o)
+{
     if (!text) {
         nerve_set_error(NERVE_ERR_ARG, "%s: no cfg text", filename ? filename : "<cfg>");
         return NULL;
@@ -1373,7 +1563,10 @@ nerve_model *model_from_cfg_ex(const char *text, const char *filename, const cha
     m->input = m->labels = m->output = m->loss = m->mean = m->std = -1;
     m->head.target = NERVE_TARGET_CLASS;
     m->head.ignore_index = -1;
-    m->no_init = !init_weights;
+    m->no_init = !o->init_weights;
+    if (o->vocab)
+        m->vocab = *o->vocab;
+    m->seq_override = o->seq;
     snprintf(m->file, sizeof m->file, "%s", filename ? filename : "<cfg>");
     if (base_dir)
         snprintf(m->base_dir, sizeof m->base_dir, "%s", base_dir);
@@ -1532,6 +1725,15 @@ const char *nerve_target_kind_name(nerve_target_kind k)
 int nerve_model_output(const nerve_model *m) { return m ? m->output : -1; }
 int nerve_model_loss(const nerve_model *m) { return m ? m->loss : -1; }
 int nerve_model_normalizes(const nerve_model *m) { return m && m->mean >= 0; }
+
+int nerve_model_vocab(const nerve_model *m, nerve_vocab *out)
+{
+    if (!m)
+        return 0;
+    if (out)
+        *out = m->vocab;
+    return m->vocab.n;
+}
 int nerve_model_layer_count(const nerve_model *m) { return m ? m->n_layers : 0; }
 
 /* The layer that made node id: layers are built in order, each ending at its output node

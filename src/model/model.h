@@ -38,10 +38,24 @@ struct nerve_model {
     int *layer_out;      /* output node of each layer ([route] / [shortcut] read them) */
     int n_layers, cap_layers;
     int no_init;         /* built by model_from_cfg_ex without initialising the weights */
+    nerve_vocab vocab;   /* a text model's vocabulary (n = 0: none) */
+    int seq_override;    /* > 0: seq= replaced (model_build_opts.seq) */
     nerve_head_info head; /* the task of the head and the target it needs */
     char **names;        /* class names (nerve_model_set_names; checkpoints keep them) */
     int n_names;
 };
+
+/* How a cfg is built, beyond its text (model_from_cfg_opts). */
+typedef struct model_build_opts {
+    int init_weights;           /* 0: every weight stays zero (inspection only) */
+    const nerve_vocab *vocab;   /* the vocabulary (a checkpoint's) instead of train_text's */
+    int seq;                    /* > 0: this many token inputs instead of the cfg's seq= (one
+                                   step at a time for sampling) */
+} model_build_opts;
+nerve_model *model_from_cfg_opts(const char *text, const char *filename, const char *base_dir,
+                                 const model_build_opts *o);
+/* nerve_model_load with seq > 0 replacing the cfg's seq= (src/model/checkpoint.c). */
+nerve_model *model_load_seq(const char *path, int seq);
 
 /* Builds a model from cfg text; relative data paths are resolved against base_dir
  * (NULL: the directory of `filename`). */

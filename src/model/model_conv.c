@@ -608,12 +608,15 @@ int build_reorg(build_ctx *b)
 
 /* ---- multiply-accumulates ------------------------------------------------------------ */
 
+/* Elements of a node per sample. The model is built at batch 1, so this is the node's
+ * whole size: a per-step layer's rows [T, F] (the batch folded with the steps) count T
+ * times, as they should. */
 static size_t node_sample_numel(const nerve_graph *g, int node)
 {
     int nd, dims[NERVE_MAX_DIMS];
     if (nerve_node_shape(g, node, &nd, dims) < 0 || nd < 1)
         return 0;
-    return nerve_shape_numel(nd - 1, dims + 1);
+    return nerve_shape_numel(nd, dims);
 }
 
 static double node_numel(const nerve_graph *g, int node)

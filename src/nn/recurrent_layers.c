@@ -90,7 +90,10 @@ static int carry_state(nerve_graph *g, const char *base, const char *role, int D
 {
     char full[96];
     snprintf(full, sizeof full, "%s.%s", base, role);
-    return nerve_state(g, full, 3, (int[]){D, N, H});
+    int id = nerve_state(g, full, 3, (int[]){D, N, H});
+    if (id >= 0) /* where a stream is, not what the model knows: checkpoints skip it */
+        graph_node(g, id)->transient = 1;
+    return id;
 }
 
 int nerve_layer_rnn(nerve_graph *g, int x, int lengths, const nerve_rnn_config *cfg, int carry,

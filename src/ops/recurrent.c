@@ -662,7 +662,7 @@ static void rnn_forward(nerve_graph *g, node *n)
         direction_forward(&c, d);
         write_outputs(&c, d, n->value);
     }
-    if (n->attr.i[A_CARRY] && g->training && c.h0)
+    if (n->attr.i[A_CARRY] && (g->training || g->carry_in_eval) && c.h0)
         write_carry(&c);
 }
 
@@ -1028,6 +1028,40 @@ int nerve_rnn_reset_carry(nerve_graph *g, int rnn)
             memset(s->value, 0, node_numel(s) * sizeof(float));
         }
     return NERVE_OK;
+}
+
+int nerve_graph_carried_states(const nerve_graph *g, int *out, int cap)
+{
+    int count = 0;
+    for (int id = 0; g && id < g->n_nodes; id++) {
+        const node *n = &g->nodes[id];
+        if (n->op != &op_rnn || !n->attr.i[A_CARRY])
+            continue;
+        for (int slot = S_H0; slot <= S_C0; slot++)
+            if (n->attr.ints[slot] >= 0) {
+                if (out && count < cap)
+                    out[count] = n->in[n->attr.ints[slot]];
+                count++;
+            }
+    }
+    return count;
+}
+
+int nerve_graph_reset_carry(nerve_graph *g)
+{
+    int layers = 0;
+    for (int id = 0; g && id < g->n_nodes; id++)
+        if (is_rnn(g, id) && g->nodes[id].attr.i[A_CARRY]) {
+            nerve_rnn_reset_carry(g, id);
+            layers++;
+        }
+    return layers;
+}
+
+void nerve_graph_set_carry_in_eval(nerve_graph *g, int on)
+{
+    if (g)
+        g->carry_in_eval = on != 0;
 }
 
 /* ---- rnn_state: the final state [D, N, H] of an rnn node (attr.i[0]: 0 h, 1 C) ---------- */

@@ -9,6 +9,7 @@
  * indices instead. The data and the head are checked against each other before the first
  * batch: a mismatch is an error that names both. */
 #include "train.h"
+#include "tokens.h"
 
 #include "../core/core.h"
 
@@ -337,6 +338,10 @@ static int run_over(nerve_model *m, const nerve_dataset *d, run_outputs *ro)
             return st;
     }
     nerve_head_info h = nerve_model_head(m);
+    /* a language model reads token data as streams, its state carried (tokens.c) */
+    if (ro->mt && !ro->pred && !ro->probs && !ro->inputs && d->target == NERVE_TARGET_TOKENS &&
+        h.task == NERVE_TASK_LANGUAGE)
+        return tokens_evaluate(m, d, ro->mt);
     int targets = ro->mt && h.task != NERVE_TASK_NONE && nerve_model_labels(m) >= 0 &&
                   (h.target != NERVE_TARGET_CLASS || d->target != NERVE_TARGET_CLASS ||
                    (d->y && d->n_classes > 0)); /* unlabelled class data: outputs only */
@@ -406,7 +411,9 @@ int nerve_evaluate(nerve_model *m, const nerve_dataset *d, double *loss, double 
     if (loss)
         *loss = mt.samples ? nerve_metrics_loss(&mt) : NAN;
     if (accuracy)
-        *accuracy = mt.task == NERVE_TASK_CLASSIFY && mt.counted ? nerve_metrics_accuracy(&mt) : NAN;
+        *accuracy = (mt.task == NERVE_TASK_CLASSIFY || mt.task == NERVE_TASK_LANGUAGE) && mt.counted
+                        ? nerve_metrics_accuracy(&mt)
+                        : NAN;
     if (confusion) {
         memset(confusion, 0, (size_t)n_classes * (size_t)n_classes * sizeof(int));
         int k = mt.n_classes < n_classes ? mt.n_classes : n_classes;

@@ -5,6 +5,7 @@
  * generator (dropout) is saved in every checkpoint, so a run resumed from the checkpoint
  * of epoch e replays epochs e+1.. exactly as the uninterrupted run does. */
 #include "train.h"
+#include "tokens.h"
 
 #include "../core/core.h"
 
@@ -156,6 +157,13 @@ static int save_checkpoint(const char *path, nerve_model *m, nerve_optim *opt, c
         nerve_tensor t = nerve_value(g, best->ids[i]);
         snprintf(key, sizeof key, "best.%s", nerve_node_name(g, best->ids[i]));
         st = nerve_st_writer_add(w, key, t.ndim, t.dims, best->data[i]);
+    }
+    int carried[16], n_carried = nerve_graph_carried_states(g, carried, 16);
+    for (int i = 0; st == NERVE_OK && i < n_carried && i < 16; i++) { /* where the streams are */
+        char key[160];
+        nerve_tensor t = nerve_value(g, carried[i]);
+        snprintf(key, sizeof key, "carry.%s", nerve_node_name(g, carried[i]));
+        st = nerve_st_writer_add(w, key, t.ndim, t.dims, t.data);
     }
     if (st == NERVE_OK) {
         put_int(w, "train.epoch", r->epoch);
@@ -448,6 +456,22 @@ static int load_resume(const char *path, nerve_model *m, nerve_optim *opt, run_s
         st = check_history(path, history, epoch);
     if (st == NERVE_OK && epoch + (batch > 0) >= MAX_EPOCHS)
         st = bad_field(path, "train.epoch", nerve_st_metadata(f, "train.epoch"), "too many to go on from");
+    /* the carried states (where the streams are inside the epoch) */
+    int carried[16], carry_at[16], n_carried = nerve_graph_carried_states(nerve_model_graph(m), carried, 16);
+    size_t carry_numel[16];
+    if (n_carried > 16)
+        st = st ? st : nerve_set_error(NERVE_ERR_STATE, "more than 8 carried recurrent layers");
+    for (int i = 0; st == NERVE_OK && i < n_carried; i++) {
+        char key[160];
+        nerve_tensor t = nerve_value(nerve_model_graph(m), carried[i]);
+        snprintf(key, sizeof key, "carry.%s", nerve_node_name(nerve_model_graph(m), carried[i]));
+        int k = carry_at[i] = nerve_st_find(f, key), nd, dims[NERVE_MAX_DIMS];
+        carry_numel[i] = nerve_tensor_numel(&t);
+        if (k < 0 || nerve_st_shape(f, k, &nd, dims) != NERVE_OK || !nerve_same_shape(nd, dims, t.ndim, t.dims))
+            st = nerve_set_error(NERVE_ERR_FORMAT,
+                                 "%s: the carried state '%s' is missing or has another shape (another batch?)",
+                                 path, key);
+    }
     /* everything checked: now the copies */
     int fresh_optim = 0;
     if (st == NERVE_OK)
@@ -484,6 +508,8 @@ static int load_resume(const char *path, nerve_model *m, nerve_optim *opt, run_s
         r->history_len = 0;
         st = history_append(r, history);
     }
+    for (int i = 0; st == NERVE_OK && i < n_carried; i++)
+        st = nerve_st_read(f, carry_at[i], nerve_value(g, carried[i]).data, carry_numel[i]);
     nerve_st_close(f);
     return st;
 }
@@ -667,13 +693,19 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
     float *x = nerve_value(g, f->input).data;
     double t_run = now_seconds();
     int ran = 0;
-    for (int epoch = r->epoch + 1; epoch <= epochs && st == NERVE_OK; epoch++) {
-        /* batch order of this epoch: a function of (seed, epoch) only; a run resumed from an
-         * interrupted epoch goes on at the batch it stopped before */
+    int out_of_steps = c->max_batches > 0 && r->iter >= c->max_batches;
+    for (int epoch = r->epoch + 1; epoch <= epochs && st == NERVE_OK && !out_of_steps; epoch++) {
+        /* batch order of this epoch: a function of (seed, epoch) only (a text stream is read
+         * in its order: batch k is chunk k of every stream); a run resumed from an interrupted
+         * epoch goes on at the batch it stopped before */
         if ((st = nerve_prefetch_start(pf, c->seed * 0x9E3779B97F4A7C15ull + (uint64_t)epoch, epoch,
                                        r->batch)) != NERVE_OK)
             break;
         nerve_graph_set_training(g, 1);
+        /* an epoch reads every stream from its start (a resumed partial epoch goes on from
+         * the carried states its checkpoint saved) */
+        if (r->batch == 0)
+            nerve_graph_reset_carry(g);
         /* a run resumed from an interrupted epoch goes on at the batch it stopped before */
         double t0 = now_seconds(), loss_sum = r->part_loss;
         int64_t seen = r->part_seen, seen0 = seen;
@@ -690,7 +722,7 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
         r->part_loss = 0;
         r->part_seen = r->part_correct = 0;
         float lr = nerve_schedule_lr(sched, r->iter, epoch - 1);
-        while ((n = nerve_prefetch_next(pf, x, f->ybuf, NULL)) > 0) {
+        while (!out_of_steps && (n = nerve_prefetch_next(pf, x, f->ybuf, NULL)) > 0) {
             int got;
             const int *idx = nerve_prefetch_last_indices(pf, &got);
             if (n != nerve_graph_batch(g) && (st = nerve_graph_set_batch(g, n)) != NERVE_OK)
@@ -719,6 +751,7 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
             loss_sum += (double)loss * n;
             feed_measure(f, &mt, n);
             seen += n;
+            out_of_steps = c->max_batches > 0 && r->iter >= c->max_batches;
             if (opt && opt->on_progress && (batches % every == 0 || seen == train->n)) {
                 double el = now_seconds() - t0;
                 nerve_progress p = {epoch, epochs, seen, train->n, loss_sum / (double)seen,
@@ -870,6 +903,10 @@ int nerve_fit(nerve_model *m, const nerve_dataset *train, const nerve_dataset *v
     feeder f;
     if ((st = feeder_init(&f, m, train, 1)) != NERVE_OK)
         return st;
+    if (train->target == NERVE_TARGET_TOKENS && (st = tokens_check(m, train, 1)) != NERVE_OK) {
+        feeder_free(&f);
+        return st;
+    }
     if (val && val->n > 0) {
         feeder fv;
         st = feeder_init(&fv, m, val, 1);
@@ -895,6 +932,8 @@ int nerve_fit(nerve_model *m, const nerve_dataset *train, const nerve_dataset *v
         int epochs = opt && opt->max_epochs > 0 ? opt->max_epochs : c->epochs;
         int64_t per_epoch = (train->n + nerve_graph_batch(g) - 1) / nerve_graph_batch(g);
         sched.tau = per_epoch * (epochs > 0 ? epochs : 1);
+        if (c->max_batches > 0 && c->max_batches < sched.tau)
+            sched.tau = c->max_batches;
     }
     run_state r = {0};
     snapshot best = {0};
@@ -919,7 +958,8 @@ int nerve_fit(nerve_model *m, const nerve_dataset *train, const nerve_dataset *v
     /* Early stopping's promise: the model ends with its best weights (only meaningful
      * when a validation set chose them). */
     int epochs = opt && opt->max_epochs > 0 ? opt->max_epochs : c->epochs;
-    int finished = r.epoch >= epochs || res->stopped_early;
+    int finished = r.epoch >= epochs || res->stopped_early ||
+                   (c->max_batches > 0 && r.iter >= c->max_batches);
     if (st == NERVE_OK && finished && val && val->n > 0 && r.have_best) {
         snapshot_copy(&best, g, 1);
         if (opt && opt->checkpoint)

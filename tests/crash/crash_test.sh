@@ -25,10 +25,10 @@ set -u
 
 NERVE=${NERVE:-build/nerve}
 case $NERVE in /*) ;; *) NERVE=$PWD/$NERVE ;; esac
-KILLS=20 SIGINTS=20 DOUBLE=5 DISK=1 SEED=$$ KEEP=0 EPOCHS=6 SAMPLES=3000 HIDDEN=192
+KILLS=20 SIGINTS=20 DOUBLE=5 DISK=1 SEED=$$ KEEP=0 EPOCHS=4 SAMPLES=8000 HIDDEN=192
 while [ $# -gt 0 ]; do
     case $1 in
-    --brief) KILLS=3 SIGINTS=3 DOUBLE=1 DISK=0 EPOCHS=3 SAMPLES=1000 HIDDEN=64 ;;
+    --brief) KILLS=3 SIGINTS=3 DOUBLE=1 DISK=0 EPOCHS=3 SAMPLES=5000 HIDDEN=64 ;;
     --kills) KILLS=$2; shift ;;
     --sigints) SIGINTS=$2; shift ;;
     --double) DOUBLE=$2; shift ;;
@@ -113,16 +113,47 @@ meta() { header "$1" | grep -o "\"$2\":\"[^\"]*\"" | head -1 | sed 's/.*:"\(.*\)
 # A checksum of the tensors (everything after the header).
 tensors() { local n; n=$(od -An -t u8 -N8 "$1" | tr -d ' '); tail -c +$((9 + n)) "$1" | cksum; }
 log_epoch() { [ -f "$1" ] && tail -n 1 "$1" | cut -d, -f1 | grep -E '^[0-9]+$' || echo 0; }
-now() { date +%s.%N; }
-rand_delay() { awk -v r="$RANDOM" -v t="$1" 'BEGIN { printf "%.3f", t * r / 32768 }'; }
+
+# Random moments, on two clocks in turn (odd trials, even trials):
+#  - wall time, uniform over the reference run's duration: catches the checkpoint writes
+#    and their fsync, which take much of the wall time of a small run, but drifts early
+#    when the machine is busier than during the reference;
+#  - the run's own CPU time (user + system, in clock ticks as /proc/PID/stat counts them),
+#    uniform over the reference's: covers the computation evenly however loaded the
+#    machine is (waiting for the disk is not on that clock).
+HZ=$(getconf CLK_TCK)
+wait_cpu() { # PID TICKS: returns once the process has used TICKS of CPU, or has exited
+    local f
+    while kill -0 "$1" 2> /dev/null; do
+        read -r -a f < "/proc/$1/stat" 2> /dev/null || return
+        [ $((f[13] + f[14])) -ge "$2" ] && return
+        sleep 0.005
+    done
+}
+# Draws trial I's moment into AT (a description).
+draw_moment() { # I
+    if [ $(($1 % 2)) = 1 ]; then
+        AT="$(awk -v r="$RANDOM" -v t="$WALL" 'BEGIN { printf "%.3f", t * r / 32768 }')s wall time"
+    else
+        AT="$((RANDOM * CPU_TICKS / 32768)) CPU ticks"
+    fi
+}
+wait_moment() { # PID
+    case $AT in
+    *wall\ time) sleep "${AT%s wall time}" ;;
+    *) wait_cpu "$1" "${AT% CPU ticks}" ;;
+    esac
+}
 
 # ---- the uninterrupted reference ------------------------------------------------------------
-t0=$(now)
-train --out ref > ref.out 2>&1 || { cat ref.out; echo "crash test: the reference run failed"; exit 1; }
-T=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }')
+TIMEFORMAT='%R %U %S'
+{ time train --out ref > ref.out 2>&1; } 2> ref.time
+[ -f ref/model.safetensors ] || { cat ref.out; echo "crash test: the reference run failed"; exit 1; }
+read -r WALL user sys < ref.time
+CPU_TICKS=$(awk -v u="$user" -v s="$sys" -v hz="$HZ" 'BEGIN { printf "%d", (u + s) * hz }')
 REF=$(tensors ref/model.safetensors)
 CKPT_BYTES=$(stat -c %s ref/model.safetensors)
-echo "crash test: seed $SEED; reference run $EPOCHS epochs of $((SAMPLES * 4 / 5)) samples in ${T}s, checkpoint $CKPT_BYTES bytes"
+echo "crash test: seed $SEED; reference run $EPOCHS epochs of $((SAMPLES * 4 / 5)) samples: ${WALL}s, $CPU_TICKS CPU ticks (1/$HZ s); checkpoint $CKPT_BYTES bytes"
 
 # Checks a run directory after the process died or stopped: the checkpoint (if any) loads
 # and the log is not ahead of it (at most `lag` epochs behind). Sets LEFT to the checkpoint's
@@ -178,20 +209,20 @@ finish() { # DIR CASE
 k_none=0 k_mid=0 k_tmp=0 k_lag=0
 for i in $(seq 1 "$KILLS"); do
     d=kill$i
-    delay=$(rand_delay "$T")
+    draw_moment "$i"
     start --out "$d" > "$d.out" 2>&1 &
     pid=$!
-    sleep "$delay"
+    wait_moment "$pid"
     kill -9 "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
     ls "$d"/*.tmp > /dev/null 2>&1 && k_tmp=$((k_tmp + 1))
-    check_left_behind "$d" 1 "kill $i (after ${delay}s)"
+    check_left_behind "$d" 1 "kill $i (at $AT)"
     left=$LEFT
     case $left in
     none) k_none=$((k_none + 1)) ;;
     *) [ "$(log_epoch "$d/log.csv")" != "${left%%:*}" ] && k_lag=$((k_lag + 1)) ;;
     esac
-    finish "$d" "kill $i (after ${delay}s, checkpoint $left)"
+    finish "$d" "kill $i (at $AT, checkpoint $left)"
     k_mid=$((k_mid + 1))
 done
 [ "$KILLS" -gt 0 ] && echo "kill -9: $KILLS runs killed ($k_none before the first checkpoint, $k_tmp left a .tmp that the resume removed, $k_lag with the log one epoch behind the checkpoint); all resumed to epoch $EPOCHS"
@@ -200,17 +231,17 @@ done
 s_mid=0 s_edge=0 s_before=0 s_done=0
 for i in $(seq 1 "$SIGINTS"); do
     d=int$i
-    delay=$(rand_delay "$(awk -v t="$T" 'BEGIN { print 0.8 * t }')")
+    draw_moment "$i"
     start --out "$d" > "$d.out" 2>&1 &
     pid=$!
-    # from the moment the handler is in place (before it, the shell's background jobs
-    # ignore SIGINT, as they do in any non-interactive shell)
+    # not before the handler is in place (until then the shell's background jobs ignore
+    # SIGINT, as they do in any non-interactive shell)
     while ! grep -q "^run directory" "$d.out" 2>/dev/null && kill -0 "$pid" 2>/dev/null; do sleep 0.01; done
-    sleep "$delay"
+    wait_moment "$pid"
     kill -INT "$pid" 2>/dev/null
     wait "$pid"
     rc=$?
-    what="SIGINT $i (after ${delay}s)"
+    what="SIGINT $i (at $AT)"
     if [ $rc = 0 ]; then # the run ended before the signal
         s_done=$((s_done + 1))
         check_finished "$d" "$what"
@@ -238,16 +269,16 @@ done
 # ---- two SIGINTs: exit at once, the last complete checkpoint stays whole ------------------
 for i in $(seq 1 "$DOUBLE"); do
     d=double$i
-    delay=$(rand_delay "$T")
+    draw_moment "$i"
     start --out "$d" > "$d.out" 2>&1 &
     pid=$!
     while ! grep -q "^run directory" "$d.out" 2>/dev/null && kill -0 "$pid" 2>/dev/null; do sleep 0.01; done
-    sleep "$delay"
+    wait_moment "$pid"
     kill -INT "$pid" 2>/dev/null
     kill -INT "$pid" 2>/dev/null
     wait "$pid"
     rc=$?
-    what="double SIGINT $i (after ${delay}s)"
+    what="double SIGINT $i (at $AT)"
     [ $rc = 130 ] || [ $rc = 0 ] || fail "$what: exit status $rc, not 130"
     check_left_behind "$d" 1 "$what"
     finish "$d" "$what"
