@@ -1032,6 +1032,9 @@ TEST(yolo_label_files_parse_and_refuse_bad_classes_and_coordinates)
                     NERVE_ERR_FORMAT, "a.txt:2: cx = 1.5 is outside [0, 1]"));
     CHECK(error_has(nerve_boxes_parse("0 0.5 0.5 0 0.1\n", 16, "a.txt", 3, &b, &n), NERVE_ERR_FORMAT,
                     "w = 0 is outside (0, 1]"));
+    /* a width above zero as a double that rounds to 0 as a float (found by fuzz_boxes) */
+    CHECK(error_has(nerve_boxes_parse("0 0.5 0.5 1e-60 0.1\n", 20, "a.txt", 3, &b, &n),
+                    NERVE_ERR_FORMAT, "a.txt:1: w = 1e-60 is outside (0, 1]"));
     CHECK(error_has(nerve_boxes_parse("0 0.5 0.5 0.1\n", 14, "a.txt", 3, &b, &n), NERVE_ERR_FORMAT,
                     "a.txt:1: expected 'class cx cy w h' (5 numbers), found fewer"));
     CHECK(error_has(nerve_boxes_parse("0 0.5 0.5 0.1 0.1 7\n", 20, "a.txt", 3, &b, &n), NERVE_ERR_FORMAT,

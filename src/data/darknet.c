@@ -76,11 +76,11 @@ int nerve_boxes_parse(const char *text, size_t len, const char *name, int n_clas
             break;
         }
         for (int j = 1; j < 5 && st == NERVE_OK; j++)
-            if (!(v[j] >= 0 && v[j] <= 1) || (j >= 3 && v[j] == 0))
+            if (!(v[j] >= 0 && v[j] <= 1) || (j >= 3 && (float)v[j] == 0.0f))
                 st = nerve_set_error(NERVE_ERR_FORMAT, "%s:%d: %s = %g is outside %s (YOLO "
                                      "coordinates are relative to the image)", name, line,
                                      (const char *[]){"", "cx", "cy", "w", "h"}[j], v[j],
-                                     j >= 3 ? "(0, 1]" : "[0, 1]");
+                                     j >= 3 ? "(0, 1] (a float above zero)" : "[0, 1]");
         if (st)
             break;
         if (n == cap) {
