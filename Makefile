@@ -40,7 +40,7 @@ EX_BIN   := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EX_SRC))
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all test test-tsan train bench fuzz fuzz-build install uninstall clean
+.PHONY: all test test-tsan train bench fuzz fuzz-build install uninstall clean onnx-test
 all: $(BUILD)/libnerve.a $(BUILD)/libnerve.so $(BUILD)/nerve $(EX_BIN)
 
 $(BUILD)/obj/%.o: %.c
@@ -69,7 +69,7 @@ $(BUILD)/nerve_tests: $(TEST_OBJ) $(BUILD)/libnerve.a
 	$(CC) -o $@ $(TEST_OBJ) $(BUILD)/libnerve.a $(LDLIBS)
 
 # The tests see the CLI and the examples of the same build.
-test: all $(BUILD)/nerve_tests
+test: all $(BUILD)/nerve_tests $(BUILD)/onnx_node_tests
 	NERVE_BUILD_DIR=$(BUILD) ASAN_OPTIONS=detect_leaks=1 ./$(BUILD)/nerve_tests $(T)
 
 # ThreadSanitizer over the tests that run the thread pool (test_threads, the optimisers on
@@ -82,6 +82,14 @@ TSAN_TESTS := test_threads test_optim_threads test_steady_state threads
 test-tsan:
 	$(MAKE) SANITIZE=thread build-tsan/nerve_tests
 	NERVE_BUILD_DIR=build-tsan TSAN_OPTIONS="halt_on_error=1 die_after_fork=0" ./build-tsan/nerve_tests $(or $(T),$(TSAN_TESTS))
+
+# ONNX backend tests (docs/onnx.md): every node, pytorch-converted, pytorch-operator and simple
+# model test of Debian's libonnx-testdata, a verdict per test and per operator.
+ONNX_TESTDATA ?= /usr/share/libonnx-testdata/data
+$(BUILD)/onnx_node_tests: tests/onnx/node_tests.c $(BUILD)/libnerve.a include/nerve.h src/io/onnx.h
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libnerve.a $(LDLIBS)
+onnx-test: $(BUILD)/onnx_node_tests
+	./$(BUILD)/onnx_node_tests $(ONNX_TEST_FLAGS) $(addprefix $(ONNX_TESTDATA)/,node pytorch-converted pytorch-operator simple)
 
 # The main job: train the shipped MLP on Fashion-MNIST and report test accuracy.
 train: all

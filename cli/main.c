@@ -43,6 +43,11 @@ static const char *USAGE =
     "              [--limit N]\n"
     "        write an IDX image/label pair as OUTDIR/<class>/<index>.png|jpg (class\n"
     "        folders named from FILE, one name a line, else the class index)\n"
+    "  run MODEL.onnx INPUT... [--out FILE.pb] [--batch N]\n"
+    "        one forward pass of an ONNX model (docs/onnx.md); each INPUT is a TensorProto\n"
+    "        .pb file or text of numbers for one model input, in order; prints each\n"
+    "        output's name, shape and values (--out: output 0 as a .pb file instead);\n"
+    "        --batch: the size of symbolic dimensions (default 1)\n"
     "  help     this text\n"
     "  version  the version\n"
     "\n"
@@ -162,6 +167,8 @@ int main(int argc, char **argv)
         return cmd_viz(argc - 2, argv + 2);
     if (!strcmp(cmd, "data"))
         return cmd_data(argc - 2, argv + 2);
+    if (!strcmp(cmd, "run"))
+        return cmd_run(argc - 2, argv + 2);
     fprintf(stderr, "nerve: unknown command '%s'\n\n%s", cmd, USAGE);
     return 2;
 }

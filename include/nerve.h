@@ -215,6 +215,45 @@ int nerve_concat(nerve_graph *g, int n, const int *xs, int axis);
 int nerve_slice(nerve_graph *g, int x, int axis, int start, int end); /* [start, end) */
 int nerve_transpose(nerve_graph *g, int x, const int *perm);           /* perm has ndim entries */
 
+/* Element-wise and tensor mathematics of any rank (src/ops/math.c; the ONNX importer's
+ * vocabulary, docs/ops.md). */
+/* Broadcasting binary operator by name: add, sub, mul, div, pow, maximum, minimum, mod
+ * (remainder with the divisor's sign), fmod (with the dividend's sign), and, without a
+ * gradient, equal, less, greater, less_equal, greater_equal, logical_and, logical_or,
+ * logical_xor (1 or 0; logic reads non-zero as true). */
+int nerve_binary(nerve_graph *g, const char *op, int a, int b);
+/* y = f(x) by name: exp, log, sqrt, neg, abs, reciprocal, sin, cos, tan, asin, acos, atan,
+ * sinh, cosh, asinh, acosh, atanh, erf, and, without a gradient, floor, ceil, round (halves
+ * to even), trunc, sign, not, isnan, isinf. nerve_unary_name(i) lists them (NULL past the
+ * last). */
+int nerve_unary(nerve_graph *g, int x, const char *fn);
+const char *nerve_unary_name(int i);
+/* y = min(max(x, lo), hi); the gradient passes where lo <= x <= hi. */
+int nerve_clip(nerve_graph *g, int x, float lo, float hi);
+/* y = cond != 0 ? a : b, the three broadcast together; cond gets no gradient. */
+int nerve_where(nerve_graph *g, int cond, int a, int b);
+/* Reduction over the axes whose bits are set in `axes` (bit i = axis i): sum, mean, max,
+ * min, prod, l1, l2, sum_square, log_sum, log_sum_exp, and, over exactly one axis and
+ * without a gradient, argmax, argmin (the first extreme, or the last with select_last).
+ * max/min pass the gradient to every element that ties for the extreme. */
+int nerve_reduce(nerve_graph *g, int x, const char *kind, unsigned axes, int keepdim,
+                 int select_last);
+/* Batched matrix product a [..., M, K] b [..., K, N] -> [..., M, N]; batch dimensions
+ * broadcast (numpy matmul for ranks >= 2). */
+int nerve_matmul_nd(nerve_graph *g, int a, int b);
+/* y = x indexed on `axis` by the integer-valued floats of `indices` (any shape; negative
+ * counts from the end): shape x[:axis] + indices + x[axis+1:]. Elements whose index is out
+ * of range are NaN. indices get no gradient. */
+int nerve_gather(nerve_graph *g, int x, int indices, int axis);
+/* y[p] = x[p with its axis coordinate replaced by indices[p]]; indices has x's rank. */
+int nerve_gather_elements(nerve_graph *g, int x, int indices, int axis);
+typedef enum { NERVE_PAD_CONSTANT = 0, NERVE_PAD_REFLECT = 1, NERVE_PAD_EDGE = 2 } nerve_pad_mode;
+/* Pads (negative values crop) every axis by begin[i] and end[i]; ndim = rank of x. */
+int nerve_pad(nerve_graph *g, int x, const int *begin, const int *end, int ndim,
+              nerve_pad_mode mode, float value);
+/* Running sum along axis (exclusive: the elements before; reverse: from the end). */
+int nerve_cumsum(nerve_graph *g, int x, int axis, int exclusive, int reverse);
+
 /* Activations. */
 typedef enum {
     NERVE_ACT_IDENTITY = 0,
@@ -1316,6 +1355,52 @@ typedef struct nerve_layer_info {
 } nerve_layer_info;
 int nerve_model_layer_count(const nerve_model *m);
 int nerve_model_layer_info(const nerve_model *m, int i, nerve_layer_info *out);
+
+/* ===================================================================================== */
+/* 11c. ONNX models (docs/onnx.md)                                                        */
+/* ===================================================================================== */
+
+/* An ONNX model imported into a graph of nerve's operators: float32, every tensor's shape
+ * fixed at import (a symbolic dimension takes `batch`), shape-computing subgraphs (Shape,
+ * Gather, Concat, Cast, Constant, ...) folded into constants, initializers as parameters
+ * (float) or states (integer). The graph is compiled for one run in evaluation mode.
+ * Each input node holds its ONNX tensor under a leading axis of 1 ([1, *dims]; its value is
+ * the ONNX tensor's elements in row-major order); integer and bool inputs and outputs are
+ * floats holding their values. Operators, attributes and opsets: docs/onnx.md; anything
+ * else is refused with a message naming the node and what is missing. */
+typedef struct nerve_onnx nerve_onnx;
+
+nerve_onnx *nerve_import_onnx(const char *path, int batch);
+/* The same from a serialised ModelProto in memory; `name` is used in messages. */
+nerve_onnx *nerve_import_onnx_buffer(const void *buf, size_t len, const char *name, int batch);
+/* The same with the inputs named in bind_names fixed to the values of bind_values (float
+ * tensors holding the input's values, any type): they become constants, so that inputs
+ * that determine shapes (a Reshape's shape, axes, pads, repeats, sizes) can fold. The
+ * model then has the remaining inputs only. */
+nerve_onnx *nerve_import_onnx_bound(const void *buf, size_t len, const char *name, int batch,
+                                    int n_bind, const char *const *bind_names,
+                                    const nerve_tensor *bind_values);
+void nerve_onnx_free(nerve_onnx *m);
+nerve_graph *nerve_onnx_graph(nerve_onnx *m);
+int nerve_onnx_opset(const nerve_onnx *m);
+int nerve_onnx_num_inputs(const nerve_onnx *m);
+int nerve_onnx_input(const nerve_onnx *m, int i);             /* node id, or -1 */
+const char *nerve_onnx_input_name(const nerve_onnx *m, int i); /* the ONNX name */
+int nerve_onnx_num_outputs(const nerve_onnx *m);
+int nerve_onnx_output(const nerve_onnx *m, int i);            /* node id, or -1 */
+const char *nerve_onnx_output_name(const nerve_onnx *m, int i);
+/* ONNX element type of input or output i (1 float, 7 int64, 9 bool, ...). */
+int nerve_onnx_input_type(const nerve_onnx *m, int i);
+int nerve_onnx_output_type(const nerve_onnx *m, int i);
+/* Shape of output i as ONNX states it (without the leading axis of the inputs). */
+int nerve_onnx_output_shape(const nerve_onnx *m, int i, int *ndim, int *dims);
+/* Runs the forward pass of output i; its values are then nerve_value(graph, output). */
+int nerve_onnx_run(nerve_onnx *m, int i);
+/* A serialised TensorProto (the .pb files of ONNX test data) as a float tensor (integer and
+ * bool values converted): free with nerve_tensor_free(). Rank at most NERVE_MAX_DIMS. */
+int nerve_onnx_tensor_load(const char *path, nerve_tensor *out);
+/* Writes t as a float TensorProto named `name` (may be NULL). */
+int nerve_onnx_tensor_save(const char *path, const nerve_tensor *t, const char *name);
 
 /* ===================================================================================== */
 /* 12. Checkpoints (safetensors)                                                          */

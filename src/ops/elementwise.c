@@ -14,19 +14,42 @@
 #include "loops.h"
 #include "../kernels/kernels.h"
 
+#include <math.h>
 #include <string.h>
 
 /* ---- the operations: value and partial derivatives ----------------------------------- */
 
-enum { BIN_ADD, BIN_SUB, BIN_MUL, BIN_DIV };
+enum {
+    BIN_ADD, BIN_SUB, BIN_MUL, BIN_DIV, BIN_POW, BIN_MAX, BIN_MIN, BIN_MOD, BIN_FMOD,
+    BIN_EQ, BIN_LT, BIN_GT, BIN_LE, BIN_GE, BIN_AND, BIN_OR, BIN_XOR, BIN_COUNT
+};
 
+/* mod: the remainder with the divisor's sign (floored, numpy's and Python's %); fmod: with
+ * the dividend's sign (C's fmod). Comparisons and logic give 1 or 0; logic reads any
+ * non-zero as true. */
 static inline float bin_value(int op, float a, float b)
 {
     switch (op) {
     case BIN_ADD: return a + b;
     case BIN_SUB: return a - b;
     case BIN_MUL: return a * b;
-    default:      return a / b;
+    case BIN_DIV: return a / b;
+    case BIN_POW: return powf(a, b);
+    case BIN_MAX: return a != a ? a : b != b ? b : a >= b ? a : b; /* NaN propagates */
+    case BIN_MIN: return a != a ? a : b != b ? b : a <= b ? a : b;
+    case BIN_MOD: {
+        float r = fmodf(a, b);
+        return r != 0.0f && ((r < 0.0f) != (b < 0.0f)) ? r + b : r;
+    }
+    case BIN_FMOD: return fmodf(a, b);
+    case BIN_EQ: return a == b;
+    case BIN_LT: return a < b;
+    case BIN_GT: return a > b;
+    case BIN_LE: return a <= b;
+    case BIN_GE: return a >= b;
+    case BIN_AND: return (a != 0.0f) && (b != 0.0f);
+    case BIN_OR: return (a != 0.0f) || (b != 0.0f);
+    default:     return (a != 0.0f) != (b != 0.0f);
     }
 }
 
@@ -37,7 +60,15 @@ static inline float bin_partial(int op, int wrt, float a, float b, float y)
     case BIN_ADD: return 1.0f;
     case BIN_SUB: return wrt ? -1.0f : 1.0f;
     case BIN_MUL: return wrt ? a : b;
-    default:      return wrt ? -y / b : 1.0f / b; /* d(a/b)/db = -a/b^2 = -y/b */
+    case BIN_DIV: return wrt ? -y / b : 1.0f / b; /* d(a/b)/db = -a/b^2 = -y/b */
+    case BIN_POW: /* d a^b / da = b a^(b-1); d a^b / db = a^b ln a (0 where a^b is 0) */
+        return wrt ? (y != 0.0f ? y * logf(a) : 0.0f) : (b != 0.0f ? b * powf(a, b - 1.0f) : 0.0f);
+    case BIN_MAX: /* a tie goes to a, as the forward picks a */
+        return (a >= b) != wrt ? 1.0f : 0.0f;
+    case BIN_MIN: return (a <= b) != wrt ? 1.0f : 0.0f;
+    case BIN_MOD: return wrt ? -floorf(a / b) : 1.0f;
+    case BIN_FMOD: return wrt ? -truncf(a / b) : 1.0f;
+    default: return 0.0f; /* comparisons and logic: piecewise constant */
     }
 }
 
@@ -142,6 +173,19 @@ BIN_ROW_FUNCS(add, BIN_ADD)
 BIN_ROW_FUNCS(sub, BIN_SUB)
 BIN_ROW_FUNCS(mul, BIN_MUL)
 BIN_ROW_FUNCS(div, BIN_DIV)
+BIN_ROW_FUNCS(pow, BIN_POW)
+BIN_ROW_FUNCS(max, BIN_MAX)
+BIN_ROW_FUNCS(min, BIN_MIN)
+BIN_ROW_FUNCS(mod, BIN_MOD)
+BIN_ROW_FUNCS(fmod, BIN_FMOD)
+BIN_ROW_FUNCS(eq, BIN_EQ)
+BIN_ROW_FUNCS(lt, BIN_LT)
+BIN_ROW_FUNCS(gt, BIN_GT)
+BIN_ROW_FUNCS(le, BIN_LE)
+BIN_ROW_FUNCS(ge, BIN_GE)
+BIN_ROW_FUNCS(and, BIN_AND)
+BIN_ROW_FUNCS(or, BIN_OR)
+BIN_ROW_FUNCS(xor, BIN_XOR)
 
 typedef struct bin_kind {
     bin_row_fn forward, grad[2];
@@ -153,6 +197,11 @@ static const bin_kind bin_kinds[] = {
     {sub_forward_row, {sub_grad_a_row, sub_grad_b_row}},
     {mul_forward_row, {mul_grad_a_row, mul_grad_b_row}},
     {div_forward_row, {div_grad_a_row, div_grad_b_row}},
+#define BIN_KIND(name) {name##_forward_row, {name##_grad_a_row, name##_grad_b_row}}
+    BIN_KIND(pow), BIN_KIND(max), BIN_KIND(min), BIN_KIND(mod), BIN_KIND(fmod), BIN_KIND(eq),
+    BIN_KIND(lt), BIN_KIND(gt), BIN_KIND(le), BIN_KIND(ge), BIN_KIND(and), BIN_KIND(or),
+    BIN_KIND(xor),
+#undef BIN_KIND
 };
 
 /* ---- broadcasting ---------------------------------------------------------------------- */
@@ -312,7 +361,7 @@ static void broadcast_apply(nerve_graph *g, const node *n, bin_row_fn fn, bin_ar
 
 /* ---- add, sub, mul, div ---------------------------------------------------------------- */
 
-static const op_def binary_ops[4];
+static const op_def binary_ops[BIN_COUNT];
 
 static const bin_kind *kind_of(const node *n) { return &bin_kinds[n->op - binary_ops]; }
 
@@ -357,6 +406,20 @@ static const op_def binary_ops[] = {
     {"sub", binary_infer, NULL, binary_forward, binary_backward, OP_OUTPUT_UNREAD},
     {"mul", binary_infer, NULL, binary_forward, binary_backward, OP_OUTPUT_UNREAD},
     {"div", binary_infer, NULL, binary_forward, binary_backward, 0},
+    {"pow", binary_infer, NULL, binary_forward, binary_backward, 0},
+    {"maximum", binary_infer, NULL, binary_forward, binary_backward, 0},
+    {"minimum", binary_infer, NULL, binary_forward, binary_backward, 0},
+    {"mod", binary_infer, NULL, binary_forward, binary_backward, 0},
+    {"fmod", binary_infer, NULL, binary_forward, binary_backward, 0},
+    /* piecewise constant: no gradient flows through them */
+    {"equal", binary_infer, NULL, binary_forward, NULL, 0},
+    {"less", binary_infer, NULL, binary_forward, NULL, 0},
+    {"greater", binary_infer, NULL, binary_forward, NULL, 0},
+    {"less_equal", binary_infer, NULL, binary_forward, NULL, 0},
+    {"greater_equal", binary_infer, NULL, binary_forward, NULL, 0},
+    {"logical_and", binary_infer, NULL, binary_forward, NULL, 0},
+    {"logical_or", binary_infer, NULL, binary_forward, NULL, 0},
+    {"logical_xor", binary_infer, NULL, binary_forward, NULL, 0},
 };
 
 static int binary(nerve_graph *g, int op, int a, int b)
@@ -368,6 +431,17 @@ int nerve_add(nerve_graph *g, int a, int b) { return binary(g, BIN_ADD, a, b); }
 int nerve_sub(nerve_graph *g, int a, int b) { return binary(g, BIN_SUB, a, b); }
 int nerve_mul(nerve_graph *g, int a, int b) { return binary(g, BIN_MUL, a, b); }
 int nerve_div(nerve_graph *g, int a, int b) { return binary(g, BIN_DIV, a, b); }
+
+int nerve_binary(nerve_graph *g, const char *op, int a, int b)
+{
+    for (int k = 0; op && k < BIN_COUNT; k++)
+        if (strcmp(binary_ops[k].name, op) == 0)
+            return binary(g, k, a, b);
+    return nerve_set_error(NERVE_ERR_ARG, "nerve_binary: '%s' is no binary operator (add, sub, "
+                           "mul, div, pow, maximum, minimum, mod, fmod, equal, less, greater, "
+                           "less_equal, greater_equal, logical_and, logical_or, logical_xor)",
+                           op ? op : "(null)");
+}
 
 /* ---- affine: attr.f[0] = scale, attr.f[1] = shift --------------------------------------- */
 
@@ -429,6 +503,9 @@ int nerve_affine(nerve_graph *g, int x, float scale, float shift)
     return graph_add_op(g, &op_affine, 1, &x, &at, "affine");
 }
 
-const op_def *const ops_elementwise[] = {&binary_ops[BIN_ADD], &binary_ops[BIN_SUB],
-                                         &binary_ops[BIN_MUL], &binary_ops[BIN_DIV], &op_affine,
-                                         NULL};
+const op_def *const ops_elementwise[] = {
+    &binary_ops[BIN_ADD], &binary_ops[BIN_SUB], &binary_ops[BIN_MUL], &binary_ops[BIN_DIV],
+    &op_affine, &binary_ops[BIN_POW], &binary_ops[BIN_MAX], &binary_ops[BIN_MIN],
+    &binary_ops[BIN_MOD], &binary_ops[BIN_FMOD], &binary_ops[BIN_EQ], &binary_ops[BIN_LT],
+    &binary_ops[BIN_GT], &binary_ops[BIN_LE], &binary_ops[BIN_GE], &binary_ops[BIN_AND],
+    &binary_ops[BIN_OR], &binary_ops[BIN_XOR], NULL};
