@@ -325,15 +325,24 @@ static ival *in_const(imp *I, const onnx_node *n, int k)
     return v;
 }
 
-/* A new constant (a state node) of the given shape filled from doubles. */
+/* A new constant (a state node, or a parameter) of the given shape filled from doubles. */
+static int const_node_kind(imp *I, int ndim, const int64_t *dims, const double *data,
+                           const char *name, int param);
+
 static int const_node(imp *I, int ndim, const int64_t *dims, const double *data, const char *name)
+{
+    return const_node_kind(I, ndim, dims, data, name, 0);
+}
+
+static int const_node_kind(imp *I, int ndim, const int64_t *dims, const double *data,
+                           const char *name, int param)
 {
     int d[NERVE_MAX_DIMS] = {0};
     if (ndim > NERVE_MAX_DIMS)
         return fail(I, "a rank-%d constant is not supported (at most %d)", ndim, NERVE_MAX_DIMS);
     for (int i = 0; i < ndim; i++)
         d[i] = (int)dims[i];
-    int id = nerve_state(I->g, name, ndim, d);
+    int id = param ? nerve_param(I->g, name, ndim, d) : nerve_state(I->g, name, ndim, d);
     if (id < 0)
         return graph_fail(I, id);
     nerve_tensor t = nerve_value(I->g, id);
@@ -2600,6 +2609,155 @@ static int op_eyelike(imp *I, const onnx_node *n)
     return set_const(I, n, 0, (int)attr_i(n, "dtype", xv->dtype), 2, d, y);
 }
 
+/* ---- recurrent layers ---------------------------------------------------------------------- */
+
+/* A parameter from rows of a constant W [D, G*H, cols]: direction d, its G gate blocks of
+ * H rows taken in the order `perm` (ONNX's gate order to nerve's), rows `offset` blocks in
+ * (the recurrent bias half of B). */
+static int gate_rows(imp *I, ival *v, int d, int G, int H, int64_t cols, const int *perm,
+                     int offset, const char *what)
+{
+    TRY(const_data(I, v));
+    int64_t dims[2] = {(int64_t)G * H, cols};
+    size_t per_dir = v->n / (size_t)v->dims[0];
+    double *c = dalloc((size_t)(G * H) * (size_t)cols);
+    if (!c)
+        return NERVE_ERR_NOMEM;
+    for (int g = 0; g < G; g++)
+        for (int r = 0; r < H; r++)
+            for (int64_t k = 0; k < cols; k++)
+                c[((size_t)g * H + r) * (size_t)cols + (size_t)k] =
+                    v->c[(size_t)d * per_dir + ((size_t)(perm[g] + offset * G) * H + r) * (size_t)cols + (size_t)k];
+    char name[64];
+    snprintf(name, sizeof name, "%.40s.%s%d", v->name, what, d);
+    int nd = cols == 1 ? 1 : 2;
+    int id = const_node_kind(I, nd, dims, c, name, v->init != NULL); /* initializers: trainable */
+    nerve_xfree(c);
+    return id;
+}
+
+/* LSTM, GRU and RNN (layout 0: X [T, N, F]) onto nerve's fused recurrent operator: gates
+ * reordered from ONNX's (LSTM i o f c, GRU z r h) to nerve's (i f g o, r z n); forward or
+ * bidirectional; default activations only. */
+static int op_recurrent(imp *I, const onnx_node *n)
+{
+    const char *op = n->op_type;
+    int is_lstm = !strcmp(op, "LSTM"), is_gru = !strcmp(op, "GRU");
+    int G = is_lstm ? 4 : is_gru ? 3 : 1;
+    static const int lstm_perm[4] = {0, 2, 3, 1}; /* nerve i f g o from ONNX i o f c */
+    static const int gru_perm[3] = {1, 0, 2};      /* nerve r z n from ONNX z r h */
+    static const int rnn_perm[1] = {0};
+    const int *perm = is_lstm ? lstm_perm : is_gru ? gru_perm : rnn_perm;
+    const char *dir = attr_s(n, "direction", "forward");
+    int D = !strcmp(dir, "bidirectional") ? 2 : 1;
+    if (strcmp(dir, "forward") && D == 1)
+        return fail(I, "direction '%s' is not supported (forward, bidirectional)", dir);
+    int batch_first = (int)attr_i(n, "layout", 0);
+    if (attr(n, "clip"))
+        return fail(I, "clip is not supported");
+    const onnx_attr *acts = attr(n, "activations");
+    if (acts && acts->n_strings)
+        return fail(I, "explicit activations are not supported (the defaults are)");
+    int H = (int)attr_i(n, "hidden_size", 0);
+    ival *xv = in_val(I, n, 0), *wv = xv ? in_const(I, n, 1) : NULL, *rv = wv ? in_const(I, n, 2) : NULL;
+    if (!rv)
+        return nerve_last_status();
+    int64_t xd[MAXR];
+    int xn;
+    TRY(shape_of(I, xv, &xn, xd));
+    if (xn == 3 && batch_first) { /* layout 1: X [N, T, F] */
+        int64_t t = xd[0];
+        xd[0] = xd[1];
+        xd[1] = t;
+    }
+    if (xn != 3 || wv->ndim != 3 || rv->ndim != 3 || wv->dims[0] != D || rv->dims[0] != D ||
+        H < 1 || wv->dims[1] != (int64_t)G * H || rv->dims[1] != (int64_t)G * H ||
+        rv->dims[2] != H || wv->dims[2] != xd[2])
+        return fail(I, "X, W, R or hidden_size do not fit together");
+    nerve_rnn_config cfg = {0};
+    cfg.cell = is_lstm ? NERVE_CELL_LSTM : is_gru ? NERVE_CELL_GRU : NERVE_CELL_RNN;
+    cfg.hidden = H;
+    cfg.bidirectional = D == 2;
+    cfg.return_sequences = 1;
+    cfg.gru_form = attr_i(n, "linear_before_reset", 0) ? NERVE_GRU_LINEAR_BEFORE_RESET : NERVE_GRU_COURSE;
+    if (is_lstm && attr_i(n, "input_forget", 0))
+        cfg.lstm_flags |= NERVE_LSTM_COUPLED;
+    nerve_rnn_params p;
+    for (int d = 0; d < 2; d++)
+        p.w_ih[d] = p.w_hh[d] = p.b_ih[d] = p.b_hh[d] = p.peephole[d] = -1;
+    ival *bv = NULL, *pv = NULL;
+    if (has_in(n, 3) && !(bv = in_const(I, n, 3)))
+        return nerve_last_status();
+    if (bv && (bv->ndim != 2 || bv->dims[0] != D || bv->dims[1] != 2LL * G * H))
+        return fail(I, "B must be [%d, %d]", D, 2 * G * H);
+    if (is_lstm && has_in(n, 7)) {
+        if (!(pv = in_const(I, n, 7)))
+            return nerve_last_status();
+        if (pv->ndim != 2 || pv->dims[0] != D || pv->dims[1] != 3LL * H)
+            return fail(I, "P must be [%d, %d]", D, 3 * H);
+        cfg.lstm_flags |= NERVE_LSTM_PEEPHOLE;
+    }
+    if ((bv && const_data(I, bv) < 0) || (pv && const_data(I, pv) < 0))
+        return nerve_last_status();
+    for (int d = 0; d < D; d++) {
+        TRY(p.w_ih[d] = gate_rows(I, wv, d, G, H, wv->dims[2], perm, 0, "w"));
+        TRY(p.w_hh[d] = gate_rows(I, rv, d, G, H, H, perm, 0, "r"));
+        if (bv) {
+            /* B [D, 2GH] as [D, 2G blocks of H, 1] */
+            ival b1 = *bv;
+            b1.ndim = 3;
+            b1.dims[1] = 2LL * G * H;
+            b1.dims[2] = 1;
+            TRY(p.b_ih[d] = gate_rows(I, &b1, d, G, H, 1, perm, 0, "wb"));
+            TRY(p.b_hh[d] = gate_rows(I, &b1, d, G, H, 1, perm, 1, "rb"));
+        }
+        if (pv) {
+            static const int peep_perm[3] = {0, 2, 1}; /* nerve i f o from ONNX i o f */
+            ival p1 = *pv;
+            p1.ndim = 3;
+            p1.dims[1] = 3LL * H;
+            p1.dims[2] = 1;
+            int id;
+            TRY(id = gate_rows(I, &p1, d, 3, H, 1, peep_perm, 0, "p"));
+            int64_t pd[2] = {3, H};
+            TRY(p.peephole[d] = reshape_node(I, id, 2, pd));
+        }
+    }
+    int x, lengths = -1, h0 = -1, c0 = -1;
+    static const int swap01[3] = {1, 0, 2};
+    TRY(x = node_of(I, xv));
+    if (batch_first)
+        GTRY(x, nerve_transpose(I->g, x, swap01));
+    if (has_in(n, 4))
+        TRY(lengths = in_node(I, n, 4));
+    if (has_in(n, 5))
+        TRY(h0 = in_node(I, n, 5));
+    if (is_lstm && has_in(n, 6))
+        TRY(c0 = in_node(I, n, 6));
+    if (batch_first && h0 >= 0) /* [N, D, H] -> [D, N, H] */
+        GTRY(h0, nerve_transpose(I->g, h0, swap01));
+    if (batch_first && c0 >= 0)
+        GTRY(c0, nerve_transpose(I->g, c0, swap01));
+    int y;
+    GTRY(y, nerve_rnn(I->g, x, lengths, h0, c0, &p, &cfg));
+    /* Y [T, N, D*H] -> [T, D, N, H] (layout 1: [N, T, D, H]) */
+    int64_t d4[4] = {xd[0], xd[1], D, H};
+    int yy;
+    TRY(yy = reshape_node(I, y, 4, d4));
+    GTRY(yy, nerve_transpose(I->g, yy, batch_first ? (int[]){1, 0, 2, 3} : (int[]){0, 2, 1, 3}));
+    TRY(set_node(I, n, 0, yy, ONNX_FLOAT));
+    for (int k = 1; k <= (is_lstm ? 2 : 1); k++) {
+        if (n->n_out <= k || !n->out[k][0])
+            continue;
+        int st;
+        GTRY(st, nerve_rnn_state(I->g, y, k - 1));
+        if (batch_first)
+            GTRY(st, nerve_transpose(I->g, st, swap01));
+        TRY(set_node(I, n, k, st, ONNX_FLOAT));
+    }
+    return NERVE_OK;
+}
+
 /* ---- the operator table ------------------------------------------------------------------- */
 
 typedef struct unary_map {
@@ -2706,6 +2864,7 @@ static int build_node(imp *I, const onnx_node *n)
     if (!strcmp(op, "NegativeLogLikelihoodLoss")) return op_nll(I, n);
     if (!strcmp(op, "SoftmaxCrossEntropyLoss")) return op_sce(I, n);
     if (!strcmp(op, "EyeLike")) return op_eyelike(I, n);
+    if (!strcmp(op, "LSTM") || !strcmp(op, "GRU") || !strcmp(op, "RNN")) return op_recurrent(I, n);
     return fail(I, "operator %s is not supported", op);
 }
 
