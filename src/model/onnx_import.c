@@ -136,6 +136,19 @@ static int attr_ints(const onnx_node *n, const char *name, const int64_t **v)
 
 /* ---- values -------------------------------------------------------------------------------- */
 
+/* A double as an integer: truncated, NaN as 0, clamped to +-2^62 (the conversion of a value
+ * outside int64 would be undefined). */
+static int64_t to_i64(double x)
+{
+    if (x != x)
+        return 0;
+    if (x > 4.6e18)
+        return (int64_t)1 << 62;
+    if (x < -4.6e18)
+        return -((int64_t)1 << 62);
+    return (int64_t)x;
+}
+
 static ival *find(imp *I, const char *name)
 {
     for (int k = I->nv - 1; k >= 0; k--)
@@ -388,7 +401,7 @@ static int const_ints(imp *I, ival *v, int64_t *out, int cap)
     if (v->n > (size_t)cap)
         return fail(I, "'%s' holds %zu values (at most %d supported)", v->name, v->n, cap);
     for (size_t k = 0; k < v->n; k++)
-        out[k] = (int64_t)v->c[k];
+        out[k] = to_i64(v->c[k]);
     return (int)v->n;
 }
 
@@ -422,12 +435,13 @@ static double cast_value(double x, int to)
     case ONNX_BOOL: return x != 0.0;
     case ONNX_FLOAT: return (double)(float)x;
     case ONNX_FLOAT16: case ONNX_BFLOAT16: case ONNX_DOUBLE: return x;
-    case ONNX_UINT8: return (double)(uint8_t)(int64_t)x;
-    case ONNX_INT8: return (double)(int8_t)(int64_t)x;
-    case ONNX_UINT16: return (double)(uint16_t)(int64_t)x;
-    case ONNX_INT16: return (double)(int16_t)(int64_t)x;
-    case ONNX_INT32: return (double)(int32_t)(int64_t)x;
-    case ONNX_UINT32: return (double)(uint32_t)(int64_t)x;
+    case ONNX_UINT8: return (double)(uint8_t)to_i64(x);
+    case ONNX_INT8: return (double)(int8_t)to_i64(x);
+    case ONNX_UINT16: return (double)(uint16_t)to_i64(x);
+    case ONNX_INT16: return (double)(int16_t)to_i64(x);
+    case ONNX_INT32: return (double)(int32_t)to_i64(x);
+    case ONNX_UINT32: return (double)(uint32_t)to_i64(x);
+    case ONNX_INT64: case ONNX_UINT64: return (double)to_i64(x);
     default: return isfinite(x) ? trunc(x) : x;
     }
 }
@@ -600,7 +614,7 @@ static int fold_gather(imp *I, const onnx_node *n, ival *x, ival *idx)
     size_t o = 0;
     for (size_t p = 0; p < outer; p++)
         for (size_t j = 0; j < idx->n; j++) {
-            int64_t t = (int64_t)idx->c[j];
+            int64_t t = to_i64(idx->c[j]);
             if (t < 0)
                 t += len;
             if (t < 0 || t >= len) {
@@ -1565,7 +1579,7 @@ static int op_tile(imp *I, const onnx_node *n)
     for (int i = 0; i < nd; i++) {
         if (reps[i] == 1)
             continue;
-        if (reps[i] < 1 || dims[i] * reps[i] > (1 << 26))
+        if (reps[i] < 1 || reps[i] > (1 << 26) || dims[i] * reps[i] > (1 << 26))
             return fail(I, "repeat %lld not supported", (long long)reps[i]);
         size_t cnt = (size_t)(dims[i] * reps[i]);
         double *idx = dalloc(cnt);
@@ -1759,8 +1773,9 @@ static int spatial_pads(imp *I, const onnx_node *n, int S, const int64_t *in, co
         for (int i = 0; np >= 0 && i < S; i++) {
             pb[i] = p[i];
             pe[i] = p[S + i];
-            if (pb[i] < 0 || pe[i] < 0)
-                return fail(I, "negative pads are not supported");
+            if (pb[i] < 0 || pe[i] < 0 || pb[i] > (1 << 20) || pe[i] > (1 << 20))
+                return fail(I, "pads of %lld and %lld are not supported (0 to 2^20)",
+                            (long long)pb[i], (long long)pe[i]);
         }
         return NERVE_OK;
     }
@@ -1793,8 +1808,9 @@ static int spatial_attrs(imp *I, const onnx_node *n, int S, int64_t *k, int64_t 
             return fail(I, "%s has %d values for %d spatial axes", names[a], nv, S);
         for (int i = 0; i < S; i++) {
             dst[a][i] = nv >= 0 ? v[i] : a == 0 && k_default ? k_default[i] : 1;
-            if (dst[a][i] < 1)
-                return fail(I, "%s must be positive", names[a]);
+            if (dst[a][i] < 1 || dst[a][i] > (1 << 20))
+                return fail(I, "%s = %lld is not supported (1 to 2^20)", names[a],
+                            (long long)dst[a][i]);
         }
     }
     return NERVE_OK;
@@ -1832,8 +1848,11 @@ static int op_conv(imp *I, const onnx_node *n, int transpose)
         int nv = attr_ints(n, "output_padding", &v);
         if (nv >= 0 && nv != S)
             return fail(I, "output_padding has %d values", nv);
-        for (int i = 0; i < S; i++)
-            op[i] = nv >= 0 ? (int)v[i] : 0;
+        for (int i = 0; i < S; i++) {
+            op[i] = nv >= 0 && v[i] >= 0 && v[i] < (1 << 20) ? (int)v[i] : 0;
+            if (nv >= 0 && op[i] != v[i])
+                return fail(I, "output_padding %lld is not supported", (long long)v[i]);
+        }
         const int64_t *os;
         int nos = attr_ints(n, "output_shape", &os);
         const char *ap = attr_s(n, "auto_pad", "NOTSET");
@@ -1842,6 +1861,8 @@ static int op_conv(imp *I, const onnx_node *n, int transpose)
                 return fail(I, "output_shape has %d values", nos);
             int upper = !strcmp(ap, "SAME_UPPER");
             for (int i = 0; i < S; i++) {
+                if (nos >= 0 && (os[i] < 1 || os[i] > (1 << 28)))
+                    return fail(I, "output_shape %lld is not supported", (long long)os[i]);
                 int64_t want = nos >= 0 ? os[i] : xd[2 + i] * s[i];
                 if (!strcmp(ap, "VALID") && nos < 0)
                     want = (xd[2 + i] - 1) * s[i] + op[i] + (k[i] - 1) * d[i] + 1;
@@ -2260,7 +2281,7 @@ static int op_trilu(imp *I, const onnx_node *n)
         ival *kv = in_const(I, n, 1);
         if (!kv)
             return nerve_last_status();
-        k = (int64_t)kv->c[0];
+        k = to_i64(kv->c[0]);
     }
     int upper = (int)attr_i(n, "upper", 1);
     int64_t R = dims[nd - 2], C = dims[nd - 1];
@@ -2285,7 +2306,7 @@ static int op_cumsum(imp *I, const onnx_node *n)
     if (!av)
         return nerve_last_status();
     int x, axis;
-    TRY(norm_axis(I, (int64_t)av->c[0], rank_of(I, xv), &axis));
+    TRY(norm_axis(I, to_i64(av->c[0]), rank_of(I, xv), &axis));
     TRY(x = node_of(I, xv));
     return set_node(I, n, 0,
                     G(nerve_cumsum(I->g, x, axis, (int)attr_i(n, "exclusive", 0),
@@ -2464,7 +2485,7 @@ static int op_onehot(imp *I, const onnx_node *n)
     ival *iv = in_val(I, n, 0), *dv = iv ? in_const(I, n, 1) : NULL, *vv = dv ? in_const(I, n, 2) : NULL;
     if (!vv)
         return nerve_last_status();
-    int64_t depth = (int64_t)dv->c[0];
+    int64_t depth = to_i64(dv->c[0]);
     if (depth < 1 || depth > (1 << 20) || vv->n != 2)
         return fail(I, "depth %lld or values not supported", (long long)depth);
     int nd;
