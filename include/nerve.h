@@ -458,6 +458,17 @@ int nerve_pool(nerve_graph *g, int x, const nerve_pool_config *c);
  * which guarantees it (no gradient flows into the pool through this node). */
 int nerve_max_unpool(nerve_graph *g, int x, int pool);
 
+/* Region-of-interest pooling for R-CNN heads (src/ops/roi.c, docs/detection.md): x
+ * [N, C, H, W] and rois [N, R, 4] (R boxes per image, corners x1, y1, x2, y2 in the image's
+ * pixels; spatial_scale = 1 / the map's stride) give [N, R, C, out_h, out_w], as
+ * torchvision.ops.roi_pool / roi_align compute them. roi_pool (Fast R-CNN) rounds the box to
+ * cells and takes the max per bin; roi_align (Mask R-CNN) averages bilinear samples,
+ * sampling_ratio per bin and axis (<= 0: ceil(box size / output size)), aligned = 1 shifting
+ * by half a cell. The boxes get no gradient. */
+int nerve_roi_pool(nerve_graph *g, int x, int rois, int out_h, int out_w, float spatial_scale);
+int nerve_roi_align(nerve_graph *g, int x, int rois, int out_h, int out_w, float spatial_scale,
+                    int sampling_ratio, int aligned);
+
 /* Upsampling by an integer factor along every spatial axis (L only for [N, C, L]). */
 typedef enum {
     NERVE_UPSAMPLE_NEAREST = 0,  /* each value fills its scale x scale block (nearest unpooling) */
