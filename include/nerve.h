@@ -1015,6 +1015,32 @@ int nerve_boxes_parse(const char *text, size_t len, const char *name, int n_clas
                       nerve_box **out, int *count);
 void nerve_boxes_free(nerve_box *b);
 
+/* ---- Generated detection and segmentation scenes (src/data/scenes.c, docs/detection.md)
+ * Scenes composed from the items of two gray image/label IDX pairs (training items for the
+ * training scenes, test items for the test scenes), written as a darknet-style list data
+ * set under outdir: classes.names, train.txt and test.txt (image paths relative to outdir),
+ * images/<split>/NNNNNN.png, labels/<split>/NNNNNN.txt (YOLO boxes: the tight box of each
+ * object's pixels above 0.1) and masks/<split>/NNNNNN.png (0 background, class k as k + 1). */
+typedef struct nerve_scenes_options {
+    int canvas;                   /* side of the square scenes, pixels (96) */
+    int n_train, n_test;          /* scenes per split (2000, 500) */
+    int min_objects, max_objects; /* objects per scene (1, 4; at most 64) */
+    int min_size, max_size;       /* side an item is scaled to, pixels (24, 48) */
+    float max_overlap;            /* the largest IoU between two objects' boxes (0.2) */
+    int clutter;                  /* unlabelled item fragments per scene (0) */
+    uint64_t seed;                /* (1) */
+    const char *train_images, *train_labels, *test_images, *test_labels; /* IDX (required) */
+    const char *const *names;     /* class names for classes.names (NULL: class0, class1, ..) */
+    int n_names;
+} nerve_scenes_options;
+typedef struct nerve_scenes_stats {
+    int train_scenes, train_objects, test_scenes, test_objects;
+} nerve_scenes_stats;
+nerve_scenes_options nerve_scenes_default(void);
+/* stats may be NULL. The same options and seed give the same files. */
+int nerve_scenes_generate(const char *outdir, const nerve_scenes_options *o,
+                          nerve_scenes_stats *stats);
+
 /* ---- Box geometry for detection (src/data/boxes.c, docs/detection.md) ----------------
  * Boxes are corners (x1, y1, x2, y2), x2 >= x1, y2 >= y1, in any unit (pixels here). */
 /* Intersection over union; 0 when the union is empty (both boxes degenerate). */
