@@ -98,6 +98,10 @@ static int parse_range(const char *opt, const char *v, int *lo, int *hi)
     a[n] = '\0';
     if ((*lo = cli_parse_int(opt, a)) < 0 || (*hi = dash ? cli_parse_int(opt, dash + 1) : *lo) < 0)
         return -1;
+    if (*hi < *lo) {
+        fprintf(stderr, "nerve data scenes: %s %s: the minimum is above the maximum\n", opt, v);
+        return -1;
+    }
     return 0;
 }
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 /* A gray IDX pair of n 12 x 12 items of one class: a bright filled rectangle whose size
  * depends on the index (so items differ), on black. */
@@ -199,4 +200,47 @@ TEST(scenes_refuse_bad_options_with_a_reason)
     snprintf(out, sizeof out, "%s/none", test_tmpdir());
     CHECK(nerve_scenes_generate(out, &o, NULL) < 0);
     CHECK(strstr(nerve_last_error(), "train-images") != NULL);
+}
+
+TEST(cli_data_scenes_writes_the_list_data_set_and_reports_counts)
+{
+    const char *dir = test_tmpdir();
+    /* the four files under the names --source expects (the loader reads plain IDX too) */
+    write_idx(dir, "tr", 5, 0);
+    write_idx(dir, "te", 4, 1);
+    const char *from[4] = {"tr-images", "tr-labels", "te-images", "te-labels"};
+    const char *to[4] = {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                         "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"};
+    for (int k = 0; k < 4; k++) {
+        char a[600], b[600];
+        snprintf(a, sizeof a, "%s/%s", dir, from[k]);
+        snprintf(b, sizeof b, "%s/%s", dir, to[k]);
+        CHECK(rename(a, b) == 0);
+    }
+    char cmd[2048], out[700];
+    snprintf(cmd, sizeof cmd, "%s/nerve data scenes %s/sc --canvas=40 --train 3 --test 2 "
+             "--objects 1-2 --sizes 8-12 --source %s > %s/out.txt 2>&1", test_build_dir(), dir,
+             dir, dir);
+    CHECK(system(cmd) == 0);
+    snprintf(out, sizeof out, "%s/out.txt", dir);
+    size_t len = 0;
+    char *text = slurp(out, &len);
+    CHECK(text && strstr(text, "wrote 3 training scenes") && strstr(text, "and 2 test scenes"));
+    free(text);
+    snprintf(out, sizeof out, "%s/sc/classes.names", dir);
+    text = slurp(out, &len);
+    CHECK(text && strcmp(text, "class0\nclass1\n") == 0); /* another source: no Fashion names */
+    free(text);
+    snprintf(out, sizeof out, "%s/sc/labels/test/000001.txt", dir);
+    text = slurp(out, &len);
+    CHECK(text && text[0] == '1'); /* test items are class 1 */
+    free(text);
+    snprintf(cmd, sizeof cmd, "%s/nerve data scenes %s/sc2 --objects 3-2 --source %s > %s/out.txt "
+             "2>&1", test_build_dir(), dir, dir, dir);
+    int rc = system(cmd);
+    CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 2); /* a usage error */
+    snprintf(out, sizeof out, "%s/out.txt", dir);
+    text = slurp(out, &len);
+    CHECK(text && strstr(text, "--objects 3-2: the minimum is above the maximum"));
+    free(text);
 }
