@@ -87,3 +87,14 @@ if [ $have_torch = 1 ]; then
 fi
 row "char-LSTM GPL-3 2T held-out bits/char" "$nb" "${rb:-(no torch)}" "$(ratio "$nb" "$rb" lower)"
 row "char-LSTM GPL-3 2T chars/s" "$nc" "${rc:-(no torch)}" "$(ratio "$nc" "$rc" higher)"
+
+# 8. ONNX (docs/onnx.md): the torchvision models and an LSTM exported by python3-torch, run
+# by nerve and by ONNX Runtime (npm onnxruntime-node): output agreement and batch-1
+# latency of nerve, ONNX Runtime and PyTorch (one thread each), its own table.
+echo
+if [ $have_torch = 1 ] && [ -d bench/onnx/node_modules/onnxruntime-node ] && command -v node >/dev/null; then
+    BUILD=$BUILD bench/onnx/compare.sh "$(steps 5 1)"
+else
+    echo "onnx: skipped (needs python3-torch, python3-onnx and, in bench/onnx,"
+    echo "      npm install onnxruntime-node --ignore-scripts)"
+fi

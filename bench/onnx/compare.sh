@@ -5,7 +5,8 @@
 # directory first). Prints per model: the largest |nerve - ORT| relative to the largest
 # |ORT| output, the same against PyTorch, and batch-1 latencies (median of REPEAT runs,
 # one thread each) of nerve, ONNX Runtime and PyTorch.
-# usage: bench/onnx/compare.sh [REPEAT] [NAME...]   (BUILD=build, OUT=/tmp/nerve-onnx-models)
+# usage: bench/onnx/compare.sh [REPEAT] [NAME...]   (BUILD=build, OUT=/tmp/nerve-onnx-models;
+# models already exported there are reused)
 set -u
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -14,7 +15,9 @@ PY=/usr/bin/python3
 REPEAT=${1:-5}
 shift || true
 names=${*:-resnet18 mobilenet_v2 squeezenet1_0 googlenet vgg11 alexnet lstm}
-$PY bench/onnx/export_models.py "$OUT" $names >/dev/null || exit 1
+missing=""
+for n in $names; do [ -f "$OUT/$n.onnx" ] || missing="$missing $n"; done
+if [ -n "$missing" ]; then $PY bench/onnx/export_models.py "$OUT" $missing >/dev/null || exit 1; fi
 printf "%-14s %14s %14s %10s %10s %10s\n" model "max|d|/max|y|" "vs pytorch" nerve_ms ort_ms torch_ms
 for n in $names; do
     NERVE_THREADS=1 $BUILD/bench/onnx_latency "$OUT/$n.onnx" "$OUT/$n.input.bin" "$OUT/$n.nerve.bin" "$REPEAT" >"$OUT/$n.nerve.log" 2>&1

@@ -104,6 +104,13 @@ static int graph_check(imp *I, int id) { return id < 0 ? graph_fail(I, id) : id;
 
 /* ---- attributes ------------------------------------------------------------------------ */
 
+/* memcpy of n int64 values; src may be NULL when n is 0 (an empty INTS attribute). */
+static void copy_i64(int64_t *dst, const int64_t *src, int n)
+{
+    if (n > 0)
+        memcpy(dst, src, (size_t)n * sizeof(int64_t));
+}
+
 static const onnx_attr *attr(const onnx_node *n, const char *name)
 {
     for (int k = 0; k < n->n_attr; k++)
@@ -233,7 +240,8 @@ static int set_const(imp *I, const onnx_node *n, int k, int dtype, int ndim, con
     v->is_const = 1;
     v->dtype = dtype;
     v->ndim = ndim;
-    memcpy(v->dims, dims, (size_t)ndim * sizeof(int64_t));
+    if (ndim > 0)
+        memcpy(v->dims, dims, (size_t)ndim * sizeof(int64_t));
     v->n = numel64(ndim, dims);
     v->c = data;
     return NERVE_OK;
@@ -264,7 +272,7 @@ static int shape_of(imp *I, const ival *v, int *ndim, int64_t *dims)
     *ndim = 0;
     if (v->is_const) {
         *ndim = v->ndim;
-        memcpy(dims, v->dims, (size_t)v->ndim * sizeof(int64_t));
+        copy_i64(dims, v->dims, v->ndim);
         return NERVE_OK;
     }
     int d[NERVE_MAX_DIMS];
@@ -413,7 +421,7 @@ static int axes_of(imp *I, const onnx_node *n, int k, int64_t *axes)
     if (na >= 0) {
         if (na > MAXR)
             return fail(I, "%d axes (at most %d)", na, MAXR);
-        memcpy(axes, a, (size_t)na * sizeof(int64_t));
+        copy_i64(axes, a, na);
         return na;
     }
     if (has_in(n, k)) {
@@ -636,7 +644,7 @@ static int fold_concat(imp *I, const onnx_node *n)
     int axis, nd = first->ndim;
     TRY(norm_axis(I, attr_i(n, "axis", 0), nd, &axis));
     int64_t dims[MAXR];
-    memcpy(dims, first->dims, (size_t)nd * sizeof(int64_t));
+    copy_i64(dims, first->dims, nd);
     dims[axis] = 0;
     for (int k = 0; k < n->n_in; k++) {
         ival *v = in_const(I, n, k);
@@ -683,16 +691,16 @@ static int slice_resolve(imp *I, const onnx_node *n, int nd, const int64_t *dims
         ns = attr_ints(n, "starts", &a);
         if (ns < 0 || ns > MAXR)
             return fail(I, "starts missing");
-        memcpy(starts, a, (size_t)ns * sizeof(int64_t));
+        copy_i64(starts, a, ns);
         ne = attr_ints(n, "ends", &a);
         if (ne != ns)
             return fail(I, "starts and ends differ in length");
-        memcpy(ends, a, (size_t)ne * sizeof(int64_t));
+        copy_i64(ends, a, ne);
         na = attr_ints(n, "axes", &a);
         if (na > MAXR)
             return fail(I, "too many axes");
         if (na >= 0)
-            memcpy(axes, a, (size_t)na * sizeof(int64_t));
+            copy_i64(axes, a, na);
     } else {
         ival *v;
         if (!(v = in_const(I, n, 1)))
@@ -860,7 +868,7 @@ static int reshape_shape(imp *I, const onnx_node *n, int nd, const int64_t *dims
         nw = attr_ints(n, "shape", &a);
         if (nw < 0 || nw > MAXR)
             return fail(I, "no shape");
-        memcpy(want, a, (size_t)nw * sizeof(int64_t));
+        copy_i64(want, a, nw);
     } else {
         ival *s = in_const(I, n, 1);
         if (!s)
@@ -894,7 +902,7 @@ static int reshape_shape(imp *I, const onnx_node *n, int nd, const int64_t *dims
     } else if (known != total) {
         return fail(I, "element counts differ (%zu vs %zu)", total, known);
     }
-    memcpy(odims, want, (size_t)nw * sizeof(int64_t));
+    copy_i64(odims, want, nw);
     *ond = nw;
     return NERVE_OK;
 }
@@ -1464,7 +1472,7 @@ static int op_split(imp *I, const onnx_node *n)
     if (na >= 0) {
         if (na > 256)
             return fail(I, "too many parts");
-        memcpy(sizes, s, (size_t)na * sizeof(int64_t));
+        copy_i64(sizes, s, na);
         ns = na;
     } else if (has_in(n, 1)) {
         ival *v = in_const(I, n, 1);
@@ -2328,7 +2336,7 @@ static int op_pad(imp *I, const onnx_node *n)
         np = attr_ints(n, "pads", &p);
         if (np < 0 || np > 2 * MAXR)
             return fail(I, "no pads");
-        memcpy(pads, p, (size_t)np * sizeof(int64_t));
+        copy_i64(pads, p, np);
         value = attr_f(n, "value", 0.0f);
     } else {
         ival *pv = in_const(I, n, 1);
@@ -2927,7 +2935,7 @@ static int add_inputs(imp *I)
             v->is_const = 1;
             v->dtype = vi->dtype;
             v->ndim = t->ndim;
-            memcpy(v->dims, d64, (size_t)t->ndim * sizeof(int64_t));
+            copy_i64(v->dims, d64, t->ndim);
             v->n = cnt;
             v->c = c;
             continue;
@@ -2986,7 +2994,7 @@ static int add_initializers(imp *I)
         v->init = t;
         v->dtype = t->dtype;
         v->ndim = t->ndim;
-        memcpy(v->dims, t->dims, (size_t)t->ndim * sizeof(int64_t));
+        copy_i64(v->dims, t->dims, t->ndim);
         v->n = t->n;
     }
     return NERVE_OK;
