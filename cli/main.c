@@ -43,6 +43,10 @@ static const char *USAGE =
     "              [--limit N]\n"
     "        write an IDX image/label pair as OUTDIR/<class>/<index>.png|jpg (class\n"
     "        folders named from FILE, one name a line, else the class index)\n"
+    "  export-c CKPT OUTDIR [--name NAME]\n"
+    "        the model as OUTDIR/NAME.c and NAME.h (default NAME: model): standalone C99,\n"
+    "        no allocation, weights as const arrays, one static arena; prints the flash\n"
+    "        (constants) and RAM (arena) it needs (docs/export-c.md)\n"
     "  help     this text\n"
     "  version  the version\n"
     "\n"
@@ -162,6 +166,8 @@ int main(int argc, char **argv)
         return cmd_viz(argc - 2, argv + 2);
     if (!strcmp(cmd, "data"))
         return cmd_data(argc - 2, argv + 2);
+    if (!strcmp(cmd, "export-c"))
+        return cmd_export_c(argc - 2, argv + 2);
     fprintf(stderr, "nerve: unknown command '%s'\n\n%s", cmd, USAGE);
     return 2;
 }
