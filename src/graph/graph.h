@@ -114,6 +114,10 @@ struct nerve_graph {
     int n_grad_pool;
     unsigned char *zeroed; /* n_nodes bytes: gradient zeroed in this backward pass */
     float *workspace;      /* the scratch of every OP_SCRATCH_TRANSIENT node */
+    void (*grad_hook)(void *user, int param); /* nerve_graph_set_grad_hook */
+    void *grad_user;
+    int *last_reader;      /* last_reader_cap ints (n_nodes when the hook was set) */
+    int last_reader_cap;
     int failed_node;       /* the node whose shape inference failed in the last compile or
                             * set_batch (its limits included), -1 if none */
 };
