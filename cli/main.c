@@ -1,5 +1,6 @@
 /* nerve: train, evaluate, summarise and use neural networks described in cfg files. */
 #include "cli.h"
+#include "../src/dist/dist_mpi.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -20,7 +21,9 @@ static const char *USAGE =
     "        else the first free one of runs/<cfg name>, runs/<cfg name>-2, ...; a DIR\n"
     "        holding files is written over only with --overwrite. --force resumes with a\n"
     "        cfg that differs from the checkpoint's. Ctrl-C saves the epoch in progress\n"
-    "        and prints the command that resumes it (exit 130); a second Ctrl-C quits\n"
+    "        and prints the command that resumes it (exit 130); a second Ctrl-C quits.\n"
+    "        Under mpirun -np N: one model trained data-parallel on N processes, each on\n"
+    "        its share of every batch (docs/distributed.md; kill -USR1 <mpirun> saves)\n"
     "  eval CKPT [--images F --labels F | --csv F] [--threads N]\n"
     "        accuracy and confusion matrix of a checkpoint (default: the cfg's test data)\n"
     "  predict CKPT FILE... [--top K] [--label-col K] [--threads N]\n"
@@ -121,6 +124,8 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         fputs(USAGE, stdout);
+        printf("This nerve: data-parallel training under mpirun %s.\n",
+               nerve_mpi_built() ? "built in (Open MPI)" : "not built in (no Open MPI headers at build time)");
         return 0;
     }
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {

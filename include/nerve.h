@@ -1565,6 +1565,10 @@ typedef struct nerve_fit_result {
     /* Stopped by *interrupt before the last epoch: the checkpoint holds interrupted_batch
      * batches of epoch interrupted_epoch (0: that epoch had not begun). */
     int interrupted, interrupted_epoch, interrupted_batch;
+    /* Data-parallel runs (nerve_fit_options.dist): seconds in backward (gradient buckets
+     * going out meanwhile), and seconds waiting for the ranks' sums after it and for the
+     * per-step agreement on loss and interrupt (what backward did not hide). 0 otherwise. */
+    double backward_seconds, dist_wait_seconds;
 } nerve_fit_result;
 
 /* Loads the training and test sets named by a [net] section (IDX image/label pairs or CSV

@@ -771,9 +771,10 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
             }
             int stop_here = interrupt_requested(opt);
             if (ds) { /* every rank learns the global loss, and whether any rank stops */
-                double v[3] = {(double)loss * got, isfinite(loss) ? 0 : 1, stop_here};
+                double v[3] = {(double)loss * got, isfinite(loss) ? 0 : 1, stop_here}, tw = now_seconds();
                 if ((st = reduce_step(ds, v, 3)) != NERVE_OK)
                     break;
+                res->dist_wait_seconds += now_seconds() - tw;
                 loss = v[1] > 0 ? (isfinite(loss) ? NAN : loss) : (float)(v[0] / n);
                 stop_here = v[2] > 0;
             }
@@ -785,12 +786,18 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
                                      r->epoch);
                 break;
             }
+            double tb = now_seconds();
             if (ds)
                 dist_begin_step(ds, got, n);
             if (got > 0)
                 nerve_backward(g, f->loss);
-            if (ds && (st = dist_end_step(ds)) != NERVE_OK)
-                break;
+            if (ds) {
+                double tw = now_seconds();
+                res->backward_seconds += tw - tb;
+                if ((st = dist_end_step(ds)) != NERVE_OK)
+                    break;
+                res->dist_wait_seconds += now_seconds() - tw;
+            }
             nerve_optim_step(optim, lr);
             r->iter++;
             batches++;
@@ -806,7 +813,9 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
                                     el > 0 ? el * (double)(train->n - seen) / (double)(seen - seen0) : 0};
                 opt->on_progress(&p, opt->user);
             }
-            if (stop_here && seen < train->n) {
+            /* alone: the flag as it is now (a progress callback may just have set it); data-
+             * parallel: as the ranks agreed on it before backward */
+            if ((ds ? stop_here : interrupt_requested(opt)) && seen < train->n) {
                 if (ds && (st = dist_reduce_metrics(ds, &mt)) != NERVE_OK)
                     break;
                 r->batch = batches;
