@@ -30,8 +30,9 @@ cd "$dir"
 secs() { sed -n 's/^trained 1 epochs in \([0-9.]*\)s.*/\1/p'; }
 t11=$(NERVE_THREADS=1 "$NERVE" train r20.cfg --out a --quiet | secs)
 t12=$(NERVE_THREADS=2 "$NERVE" train r20.cfg --out b --quiet | secs)
-t21=$(NERVE_THREADS=1 mpirun -np 2 --bind-to core --map-by core -x NERVE_THREADS "$NERVE" train r20.cfg --out c \
-      --quiet | secs)
+out21=$(NERVE_THREADS=1 mpirun -np 2 --bind-to core --map-by core -x NERVE_THREADS "$NERVE" train r20.cfg --out c \
+        --quiet)
+t21=$(echo "$out21" | secs)
 row() { printf "%-44s %10s s  %8s samples/s  %s\n" "$1" "$2" \
         "$(awk -v t="$2" -v n=$((STEPS * 128)) 'BEGIN { printf "%.1f", n / t }')" "$3"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
@@ -39,3 +40,4 @@ echo "ResNet-20 training, batch 128, $STEPS steps (data-parallel, docs/distribut
 row "1 rank x 1 thread" "$t11" ""
 row "1 rank x 2 threads" "$t12" "speed-up $(ratio "$t11" "$t12")"
 row "mpirun -np 2 x 1 thread (bound to cores)" "$t21" "speed-up $(ratio "$t11" "$t21") (vs 2 threads: $(ratio "$t12" "$t21"))"
+echo "  2 ranks, $(echo "$out21" | grep '^rank 0: backward')"
