@@ -576,6 +576,18 @@ int nerve_graph_set_grad_hook(nerve_graph *g, void (*fn)(void *user, int param),
  * finishes their gradients (the grad hook's order); fills up to cap ids into out (may be
  * NULL) and returns the count, or a negative status. */
 int nerve_graph_grad_order(nerve_graph *g, int loss, int *out, int cap);
+/* Synchronised batch statistics (data-parallel training): with fn set, a training forward
+ * of batch norm sums its per-channel sums over the ranks with fn(user, buf, n, 0) (a plain
+ * sum: sums of x - running mean, of its square, and the sample count), and its backward
+ * the sums of the output gradient and of its product with x-hat with fn(user, buf, n, 1),
+ * which returns the sum of every rank's values weighted by its share of the batch,
+ * divided by this rank's share (the gradients of each rank's mean loss are then those of
+ * the global mean loss). A failing fn is remembered and returned by
+ * nerve_graph_stat_status. fn NULL removes it. */
+void nerve_graph_set_stat_reduce(nerve_graph *g, int (*fn)(void *user, double *buf, int n, int backward),
+                                 void *user);
+/* The first status a stat reduce returned since the last call (which clears it). */
+int nerve_graph_stat_status(nerve_graph *g);
 /* Checks for NaN or infinity, in creation order, every input, parameter and state, and the
  * output (at the current batch) of every operator node that the last nerve_forward(g,
  * target) computed (target < 0: all). The first non-finite value is an error
@@ -1239,6 +1251,8 @@ typedef struct nerve_net_config {
     char train_text[512];      /* a text file read as a token stream (train_text=) */
     int seq;                   /* token inputs per sample: chunk length of truncated BPTT */
     int64_t max_batches;       /* stop after this many training steps in all (0: no limit) */
+    int sync_batchnorm;        /* data-parallel: batch norm on the statistics of the global
+                                  batch (summed over the ranks) rather than each rank's */
     nerve_data_config data;    /* the other sources and how to read them (docs/data.md) */
     int n_classes;
     nerve_augment augment;     /* training-batch augmentation (augment= and its keys) */

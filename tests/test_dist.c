@@ -465,6 +465,32 @@ TEST(mpi_a_killed_rank_ends_the_job_with_a_message_and_the_checkpoint_loads)
     CHECK_MSG(train_run(0, "a.cfg", "k", more, out, sizeof out) == 0, "%s", out);
 }
 
+TEST(mpi_sync_batchnorm_trains_the_batch_norm_model_of_one_process)
+{
+    if (!have_mpi())
+        return;
+    /* batch norm after the hidden layer: per-rank statistics (default) normalise half
+     * batches, synchronised ones the global batch, as one process does */
+    char out[8192], worst[128] = "";
+    write_problem("bn.cfg", 2, "sync_batchnorm=1\n", "");
+    char path[600];
+    snprintf(path, sizeof path, "cd %s && sed -i 's/activation=relu/activation=relu\\nbatch_normalize=1\\nbias=0/' "
+             "bn.cfg && sed 's/sync_batchnorm=1/sync_batchnorm=0/' bn.cfg > local.cfg", test_tmpdir());
+    CHECK(system(path) == 0);
+    CHECK_MSG(train_run(0, "bn.cfg", "one", "", out, sizeof out) == 0, "%s", out);
+    CHECK_MSG(train_run(2, "bn.cfg", "sync", "", out, sizeof out) == 0, "%s", out);
+    CHECK_MSG(train_run(2, "local.cfg", "local", "", out, sizeof out) == 0, "%s", out);
+    double ds = ckpt_diff("one", "sync", worst, sizeof worst);
+    printf("    batch norm, 2 ranks synchronised vs 1 process: %.3g (%s)\n", ds, worst);
+    CHECK_MSG(ds >= 0 && ds <= 1e-5, "synchronised batch norm differs by %g (%s)", ds, worst);
+    double dl = ckpt_diff("one", "local", worst, sizeof worst);
+    printf("    batch norm, 2 ranks with per-rank statistics vs 1 process: %.3g (%s)\n", dl, worst);
+    CHECK_MSG(dl > 100 * ds && dl > 1e-4, "per-rank statistics should differ: %g (synchronised %g)", dl, ds);
+    /* 3 ranks: the last batch of an epoch holds 2 samples, one rank would have none */
+    CHECK(train_run(3, "bn.cfg", "three", "", out, sizeof out) != 0);
+    CHECK_MSG(strstr(out, "sync_batchnorm=1 on 3 ranks") != NULL && strstr(out, "holds 2") != NULL, "%s", out);
+}
+
 TEST(mpi_launch_refusals_say_why)
 {
     char out[4096], cmd[2000];

@@ -1064,6 +1064,34 @@ int nerve_graph_set_grad_hook(nerve_graph *g, void (*fn)(void *user, int param),
     return NERVE_OK;
 }
 
+void nerve_graph_set_stat_reduce(nerve_graph *g, int (*fn)(void *user, double *buf, int n, int backward),
+                                 void *user)
+{
+    if (!g)
+        return;
+    g->stat_reduce = fn;
+    g->stat_user = user;
+    g->stat_status = 0;
+}
+
+int nerve_graph_stat_status(nerve_graph *g)
+{
+    int st = g ? g->stat_status : 0;
+    if (g)
+        g->stat_status = 0;
+    return st;
+}
+
+int graph_stat_reduce(nerve_graph *g, double *buf, int n, int backward)
+{
+    if (!g->stat_reduce)
+        return 0;
+    int st = g->stat_reduce(g->stat_user, buf, n, backward);
+    if (st && !g->stat_status)
+        g->stat_status = st;
+    return 1;
+}
+
 int nerve_graph_grad_order(nerve_graph *g, int loss, int *out, int cap)
 {
     int st = check_node(g, loss);

@@ -102,10 +102,30 @@ int dist_init(dist_state *s, const nerve_dist *d, nerve_graph *g, int loss, size
     return nerve_graph_set_grad_hook(g, on_grad_ready, s);
 }
 
+/* The graph's stat reduce (synchronised batch norm): forward sums as they are; backward
+ * sums weighted by the ranks' shares, returned in this rank's units. */
+static int stat_reduce(void *user, double *buf, int n, int backward)
+{
+    dist_state *s = user;
+    double w = s->share;
+    if (backward && !(w > 0))
+        return nerve_set_error(NERVE_ERR_STATE, "synchronised batch norm: a rank without samples ran backward");
+    for (int i = 0; backward && i < n; i++)
+        buf[i] *= w;
+    int st = s->d->reduce(s->d->user, buf, n, NERVE_DIST_SUM);
+    for (int i = 0; backward && i < n; i++)
+        buf[i] /= w;
+    return st;
+}
+
+void dist_sync_batchnorm(dist_state *s) { nerve_graph_set_stat_reduce(s->g, stat_reduce, s); }
+
 void dist_free(dist_state *s)
 {
-    if (s->g)
+    if (s->g) {
         nerve_graph_set_grad_hook(s->g, NULL, NULL);
+        nerve_graph_set_stat_reduce(s->g, NULL, NULL);
+    }
     nerve_xfree(s->order);
     nerve_xfree(s->pos_of);
     nerve_xfree(s->grad);
@@ -171,7 +191,8 @@ static void on_grad_ready(void *user, int param)
 
 void dist_begin_step(dist_state *s, int n_local, int n)
 {
-    s->scale = n > 0 ? (float)((double)n_local / (double)n) : 0.0f;
+    s->share = n > 0 ? (double)n_local / (double)n : 0.0;
+    s->scale = (float)s->share;
     for (int b = 0; b < s->n_buckets; b++)
         s->pending[b] = s->first[b + 1] - s->first[b];
     memset(s->packed, 0, (size_t)s->n_params);

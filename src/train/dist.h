@@ -23,6 +23,7 @@ typedef struct dist_state {
     float *buf;        /* every bucket, contiguous */
     size_t total;
     float scale;       /* this rank's share of the global batch (n_r / n) */
+    double share;      /* the same in double */
     int status;        /* the first error of a hook call */
     /* persistent tensors that are not trainable (running statistics), averaged */
     int n_state, *state;
@@ -41,6 +42,8 @@ void dist_begin_step(dist_state *s, int n_local, int n);
 int dist_end_step(dist_state *s);
 /* How many numbers dist_reduce_metrics sends for an accumulator like mt. */
 size_t dist_metrics_len(const nerve_metrics *mt);
+/* Batch norm on the global batch's statistics from now on (nerve_graph_set_stat_reduce). */
+void dist_sync_batchnorm(dist_state *s);
 /* Sums a metrics accumulator over the ranks (every rank gets the totals). */
 int dist_reduce_metrics(dist_state *s, nerve_metrics *mt);
 /* Averages the non-trainable persistent tensors (running statistics) over the ranks, and

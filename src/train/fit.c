@@ -769,6 +769,8 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
                 nerve_forward(g, f->loss);
                 loss = nerve_value(g, f->loss).data[0];
             }
+            if (ds && (st = nerve_graph_stat_status(g)) != NERVE_OK)
+                break;
             int stop_here = interrupt_requested(opt);
             if (ds) { /* every rank learns the global loss, and whether any rank stops */
                 double v[3] = {(double)loss * got, isfinite(loss) ? 0 : 1, stop_here}, tw = now_seconds();
@@ -794,7 +796,7 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
             if (ds) {
                 double tw = now_seconds();
                 res->backward_seconds += tw - tb;
-                if ((st = dist_end_step(ds)) != NERVE_OK)
+                if ((st = nerve_graph_stat_status(g)) != NERVE_OK || (st = dist_end_step(ds)) != NERVE_OK)
                     break;
                 res->dist_wait_seconds += now_seconds() - tw;
             }
@@ -971,6 +973,19 @@ static int dist_start(dist_state *ds, const nerve_dist *d, nerve_model *m, int l
                                          "the resumed epoch", "the resumed iteration", "the resumed batch"};
     if ((st = dist_check_same(ds, v, names, 7, "at the start")) != NERVE_OK)
         return st;
+    const nerve_net_config *c = nerve_model_config(m);
+    if (c->sync_batchnorm) {
+        /* every rank must run every forward: no batch may leave a rank without samples */
+        int gb = batch_for(c->batch, train->n), last = train->n % gb;
+        if (gb < d->size || (last > 0 && last < d->size))
+            return nerve_set_error(NERVE_ERR_ARG,
+                                   "sync_batchnorm=1 on %d ranks needs every batch to hold at least %d samples, "
+                                   "but %s holds %d (%d training samples in batches of %d): change batch, the "
+                                   "validation fraction or the number of ranks",
+                                   d->size, d->size, gb < d->size ? "each batch" : "the last batch of an epoch",
+                                   gb < d->size ? gb : last, train->n, gb);
+        dist_sync_batchnorm(ds);
+    }
     return dist_sync_state(ds);
 }
 
