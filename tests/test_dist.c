@@ -491,6 +491,54 @@ TEST(mpi_sync_batchnorm_trains_the_batch_norm_model_of_one_process)
     CHECK_MSG(strstr(out, "sync_batchnorm=1 on 3 ranks") != NULL && strstr(out, "holds 2") != NULL, "%s", out);
 }
 
+TEST(mpi_sigusr1_to_mpirun_stops_every_rank_at_one_step_with_a_checkpoint)
+{
+    if (!have_mpi())
+        return;
+    write_problem("a.cfg", 100000, "", "");
+    char cmd[3000], log[600], ckpt[600];
+    snprintf(log, sizeof log, "%s/usr1.out", test_tmpdir());
+    snprintf(ckpt, sizeof ckpt, "%s/u/model.safetensors", test_tmpdir());
+    snprintf(cmd, sizeof cmd, "cd %s && exec env " MPIRUN "%s/nerve train a.cfg --out u --quiet >%s 2>&1",
+             test_tmpdir(), "", 2, bin_dir(), log);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    struct stat sb;
+    double t0 = now_s();
+    int status = 0;
+    while (stat(ckpt, &sb) != 0 && now_s() - t0 < 60 && waitpid(pid, &status, WNOHANG) == 0)
+        usleep(20000);
+    usleep(200000);
+    kill(pid, SIGUSR1);
+    pid_t w = 0;
+    while ((w = waitpid(pid, &status, WNOHANG)) == 0 && now_s() - t0 < 120)
+        usleep(20000);
+    if (w == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+    }
+    char out[16384] = "";
+    FILE *fp = fopen(log, "r");
+    CHECK(fp != NULL);
+    size_t n = fread(out, 1, sizeof out - 1, fp);
+    out[n] = 0;
+    fclose(fp);
+    CHECK_MSG(w == pid, "mpirun did not stop after SIGUSR1: %s", out);
+    CHECK_MSG(strstr(out, "interrupted") != NULL && strstr(out, "resume with:") != NULL, "%s", out);
+    /* the checkpoint resumes (one more epoch than it holds, in one process) */
+    nerve_st_file *f = nerve_st_open(ckpt);
+    CHECK(f != NULL);
+    int done = nerve_st_metadata(f, "train.epoch") ? atoi(nerve_st_metadata(f, "train.epoch")) : -1;
+    nerve_st_close(f);
+    char more[64];
+    snprintf(more, sizeof more, "--resume u/model.safetensors --epochs %d", done + 1);
+    CHECK_MSG(train_run(0, "a.cfg", "u", more, out, sizeof out) == 0, "%s", out);
+}
+
 TEST(mpi_launch_refusals_say_why)
 {
     char out[4096], cmd[2000];
