@@ -588,8 +588,9 @@ static int train_main(int argc, char **argv, const nerve_dist *dist)
     printf("trained %d epochs in %.1fs%s; checkpoint %s\n", res.epochs_run, res.seconds,
            res.stopped_early ? " (stopped early)" : "", ckpt);
     if (dist)
-        printf("rank 0: backward %.2fs; waiting for the ranks' sums %.2fs (not hidden behind backward)\n",
-               res.backward_seconds, res.dist_wait_seconds);
+        printf("rank 0: backward %.2fs; waiting for the ranks' sums %.2fs (not hidden behind backward); "
+               "gradients in %d bucket%s\n", res.backward_seconds, res.dist_wait_seconds, res.dist_buckets,
+               res.dist_buckets == 1 ? "" : "s");
     if (val.n)
         printf("best validation loss %.4f at epoch %d (weights restored)\n", res.best_val_loss, res.best_epoch);
     if (text && val.n) {

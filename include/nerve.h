@@ -1539,7 +1539,7 @@ typedef struct nerve_dist {
     /* Blocking: combines buf[0..n) over the ranks in place with op (every rank gets the
      * same result). */
     int (*reduce)(void *user, double *buf, int n, nerve_dist_op op);
-    size_t bucket_floats; /* gradient bucket size in floats (0: 262144, 1 MiB) */
+    size_t bucket_floats; /* gradient bucket size in floats (0: 65536, 256 KiB) */
 } nerve_dist;
 
 typedef struct nerve_fit_options {
@@ -1583,6 +1583,7 @@ typedef struct nerve_fit_result {
      * going out meanwhile), and seconds waiting for the ranks' sums after it and for the
      * per-step agreement on loss and interrupt (what backward did not hide). 0 otherwise. */
     double backward_seconds, dist_wait_seconds;
+    int dist_buckets; /* data-parallel: the gradient buckets per step */
 } nerve_fit_result;
 
 /* Loads the training and test sets named by a [net] section (IDX image/label pairs or CSV

@@ -19,7 +19,7 @@
 #include <math.h>
 #include <string.h>
 
-#define DEFAULT_BUCKET 262144
+#define DEFAULT_BUCKET 65536
 
 static void on_grad_ready(void *user, int param);
 

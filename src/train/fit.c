@@ -1081,6 +1081,7 @@ int nerve_fit(nerve_model *m, const nerve_dataset *train, const nerve_dataset *v
         st = write_text_file(opt->log_csv, r.history);
     if (st == NERVE_OK)
         st = fit_epochs(m, train, val, opt, res, optim, &sched, &r, &best, &f, gbatch, dist ? &ds : NULL);
+    res->dist_buckets = ds.n_buckets;
     /* Early stopping's promise: the model ends with its best weights (only meaningful
      * when a validation set chose them). */
     int epochs = opt && opt->max_epochs > 0 ? opt->max_epochs : c->epochs;
