@@ -79,7 +79,8 @@ const cli_command cli_commands[] = {
         .summary = "metrics and confusion matrix of a checkpoint on test data",
         .details = "Loads a checkpoint (it carries its cfg) and prints the metrics of its task on the cfg's "
                    "test data or on the files given; a language model is measured on the held-out end of "
-                   "its text (bits per character).",
+                   "its text (bits per character), a detector ([detection]) by mAP@0.5, COCO's mAP@[.5:.95] "
+                   "and each class's AP on its test_list=.",
         .options = (const cli_option[]){
             {"--images", "F", "the cfg's test_images=", "IDX image file (with --labels)"},
             {"--labels", "F", "the cfg's test_labels=", "IDX label file (with --images)"},
@@ -87,6 +88,23 @@ const cli_command cli_commands[] = {
             END_OPTIONS,
         },
         .example = "nerve eval runs/mlp/model.safetensors",
+    },
+    {
+        .name = "export-c",
+        .run = cmd_export_c,
+        .usage = "export-c CKPT OUTDIR [--name NAME]",
+        .summary = "write a trained model as one standalone C99 source and header",
+        .details = "Writes OUTDIR/NAME.c and OUTDIR/NAME.h (OUTDIR is created): C99 with no allocation and "
+                   "no libnerve, the weights as const arrays, one static arena planned from the values' "
+                   "lifetimes, and void NAME_run(const float *in, float *out) giving the probabilities nerve "
+                   "predict gives. Prints the input and output sizes and the flash (constants) and RAM "
+                   "(arena) the model needs, both exact. A model with an operator that has no C form is "
+                   "refused, naming the node. See docs/export-c.md.",
+        .options = (const cli_option[]){
+            {"--name", "NAME", "model", "the files' name and the prefix of every exported symbol (a C identifier)"},
+            END_OPTIONS,
+        },
+        .example = "nerve export-c runs/lenet5/model.safetensors out",
     },
     {
         .name = "help",
