@@ -43,6 +43,22 @@ static const char *USAGE =
     "              [--limit N]\n"
     "        write an IDX image/label pair as OUTDIR/<class>/<index>.png|jpg (class\n"
     "        folders named from FILE, one name a line, else the class index)\n"
+    "  embed [CKPT [--layer NAME]] [--images F [--labels F] | --csv F [--label-col K|none]]\n"
+    "        [--method tsne|pca] [--limit N] [--pca-dims K] [--perplexity P] [--iterations N]\n"
+    "        [--theta T] [--init pca|random] [--seed S] [--names FILE] [--out FILE.svg]\n"
+    "        [--coords FILE.csv] [--quiet]\n"
+    "        vectors (raw samples, or a checkpoint's features at a layer, default its output;\n"
+    "        default data: its cfg's test data) onto a plane by t-SNE (after PCA to K = 50\n"
+    "        dimensions; --pca-dims 0: none; exact up to 1000 points, else Barnes-Hut theta\n"
+    "        0.5) or PCA: an SVG scatter coloured by label and the coordinates as CSV\n"
+    "  pca --images F | --csv F [--label-col K|none] [--limit N] [--k K] [--standardise]\n"
+    "      [--scree FILE.svg]"
+    " [--reconstruct K [--test-images F | --test-csv F]]\n"
+    "        variance, proportion and cumulative proportion of the top K components (default\n"
+    "        10), a scree plot, the mean squared error of reconstructions from K components\n"
+    "  curse [--n N] [--queries Q]\n"
+    "        the curse of dimensionality in numbers: ball/cube volume, the edge of a cube\n"
+    "        holding 1%, the median nearest neighbour, the nearest/farthest distance ratio\n"
     "  help     this text\n"
     "  version  the version\n"
     "\n"
@@ -162,6 +178,12 @@ int main(int argc, char **argv)
         return cmd_viz(argc - 2, argv + 2);
     if (!strcmp(cmd, "data"))
         return cmd_data(argc - 2, argv + 2);
+    if (!strcmp(cmd, "embed"))
+        return cmd_embed(argc - 2, argv + 2);
+    if (!strcmp(cmd, "pca"))
+        return cmd_pca(argc - 2, argv + 2);
+    if (!strcmp(cmd, "curse"))
+        return cmd_curse(argc - 2, argv + 2);
     fprintf(stderr, "nerve: unknown command '%s'\n\n%s", cmd, USAGE);
     return 2;
 }
