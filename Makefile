@@ -1,4 +1,4 @@
-# nerve: make [all] | test [SANITIZE=1] | test-tsan | train | bench | fuzz [FUZZ_SECONDS=N] | install [PREFIX=...] | clean
+# nerve: make [all] | test [SANITIZE=1] | test-tsan | train | bench | fuzz [FUZZ_SECONDS=N] | docs | install [PREFIX=...] | clean
 # CC=clang builds with clang into build-clang/ (build-clang-san/ with SANITIZE=1).
 CC      ?= cc
 PREFIX  ?= /usr/local
@@ -40,8 +40,8 @@ EX_BIN   := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EX_SRC))
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all test test-tsan train bench fuzz fuzz-build install uninstall clean
-all: $(BUILD)/libnerve.a $(BUILD)/libnerve.so $(BUILD)/nerve $(EX_BIN)
+.PHONY: all test test-tsan train bench fuzz fuzz-build docs install uninstall clean
+all: $(BUILD)/libnerve.a $(BUILD)/libnerve.so $(BUILD)/nerve $(BUILD)/nerve.1 $(EX_BIN)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -56,6 +56,14 @@ $(BUILD)/libnerve.so: $(LIB_OBJ) src/libnerve.map
 
 $(BUILD)/nerve: $(CLI_OBJ) $(BUILD)/libnerve.a
 	$(CC) -o $@ $(CLI_OBJ) $(BUILD)/libnerve.a $(LDLIBS)
+
+# The man page, made from the command table (cli/commands.c) by the binary itself.
+$(BUILD)/nerve.1: $(BUILD)/nerve
+	./$(BUILD)/nerve help --man > $@.tmp && mv $@.tmp $@
+
+# docs/cli.md's reference section, rewritten from the same table (tests/test_cli.c checks it).
+docs: $(BUILD)/nerve
+	scripts/cli_docs.sh ./$(BUILD)/nerve docs/cli.md
 
 $(BUILD)/examples/%: examples/%.c $(BUILD)/libnerve.a include/nerve.h
 	@mkdir -p $(dir $@)
@@ -91,18 +99,21 @@ bench: all $(BENCH_BIN)
 	BUILD=$(BUILD) ./bench/run.sh
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	    $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 644 $(BUILD)/libnerve.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(BUILD)/libnerve.so $(DESTDIR)$(PREFIX)/lib/libnerve.so.0
 	ln -sf libnerve.so.0 $(DESTDIR)$(PREFIX)/lib/libnerve.so
 	install -m 644 include/nerve.h $(DESTDIR)$(PREFIX)/include/
 	install -m 755 $(BUILD)/nerve $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 $(BUILD)/nerve.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|0.1.0|g' nerve.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/nerve.pc
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then ldconfig 2>/dev/null || true; fi
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/lib/libnerve.a $(DESTDIR)$(PREFIX)/lib/libnerve.so $(DESTDIR)$(PREFIX)/lib/libnerve.so.0 \
-	      $(DESTDIR)$(PREFIX)/include/nerve.h $(DESTDIR)$(PREFIX)/bin/nerve $(DESTDIR)$(PREFIX)/lib/pkgconfig/nerve.pc
+	      $(DESTDIR)$(PREFIX)/include/nerve.h $(DESTDIR)$(PREFIX)/bin/nerve $(DESTDIR)$(PREFIX)/lib/pkgconfig/nerve.pc \
+	      $(DESTDIR)$(PREFIX)/share/man/man1/nerve.1
 
 # ---- fuzzing (docs/fuzzing.md) ------------------------------------------------------------
 # libFuzzer targets tests/fuzz/fuzz_<name>.c, built with clang and ASan+UBSan into

@@ -1,8 +1,75 @@
-/* The nerve command line: argument parsing and printing only; the work is libnerve's. */
+/* The nerve command line: argument parsing and printing only; the work is libnerve's.
+ *
+ * Files and who calls whom (no circle): main.c dispatches through the command table
+ * (commands.c) after args.c has checked and normalised the arguments; each command lives in
+ * its own file (train.c, use.c, ...) and uses the shared helpers of util.c and metrics.c,
+ * which call nothing else in cli/. */
 #ifndef NERVE_CLI_H
 #define NERVE_CLI_H
 
 #include "nerve.h"
+
+#include <stdio.h>
+
+/* ---- the command table (commands.c) --------------------------------------------------- */
+
+/* One option of a command: name ("--epochs"), the value's placeholder ("N"; NULL for a
+ * flag), the default in words (NULL: none) and a one-line description. */
+typedef struct cli_option {
+    const char *name;
+    const char *arg;
+    const char *def;
+    const char *help;
+} cli_option;
+
+/* One command: its name, handler (NULL: handled by main.c), usage lines without the leading
+ * "nerve " ('\n' between alternatives), a one-line summary, a paragraph of details (may be
+ * NULL), its options (ended by a row whose name is NULL) and one example command line. */
+typedef struct cli_command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *usage;
+    const char *summary;
+    const char *details;
+    const cli_option *options;
+    const char *example;
+} cli_command;
+
+typedef struct cli_exit_status {
+    int code; /* a NULL meaning ends the list */
+    const char *brief; /* a few words, for --help */
+    const char *meaning;
+} cli_exit_status;
+
+extern const cli_command cli_commands[];
+extern const int cli_n_commands;
+/* Options every command takes (--threads, --help); ended by a NULL name. */
+extern const cli_option cli_global_options[];
+extern const cli_exit_status cli_exit_statuses[];
+
+/* ---- arguments and help (args.c) ------------------------------------------------------ */
+
+/* The row of a command, or NULL. */
+const cli_command *cli_find_command(const char *name);
+/* The candidate closest to word (edit distance; ties: the first), or NULL when n is 0. */
+const char *cli_closest(const char *word, const char *const *candidates, int n);
+/* Checks the arguments after the command name against the command's row and the global
+ * options: `--opt=value` becomes `--opt value`, `--threads N` is applied and removed,
+ * `--help`/`-h` sets *help. An unknown option (naming the closest valid one), a flag given a
+ * value or a missing value prints a message and returns -1 (a usage error). Otherwise returns
+ * 0 and sets *out_argv (a NULL-terminated array to free with free(); its strings are argv's
+ * or point into them) and *out_argc. */
+int cli_parse_args(const cli_command *c, int argc, char **argv, int *out_argc, char ***out_argv, int *help);
+/* `nerve CMD --help`: usage, details, options with defaults, global options, example. */
+void cli_print_help(FILE *f, const cli_command *c);
+/* `nerve help`: the usage lines and summaries of every command. */
+void cli_print_overview(FILE *f);
+/* `nerve help --man`: the manual page nerve.1 (roff). */
+void cli_print_man(FILE *f);
+/* `nerve help --markdown`: the reference section of docs/cli.md. */
+void cli_print_markdown(FILE *f);
+
+/* ---- the commands --------------------------------------------------------------------- */
 
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
@@ -20,6 +87,8 @@ int cmd_curse(int argc, char **argv);
  * resamples of train, saving DIR/member-<k>.safetensors; reports the ensemble on test. */
 int cli_train_bag(const char *cfg, const char *dir, int bag, const nerve_dataset *train, const nerve_dataset *val,
                   const nerve_dataset *test, int epochs);
+
+/* ---- shared helpers (util.c, metrics.c) ----------------------------------------------- */
 
 /* argv[0] of the nerve process (how to print a command that runs it again). */
 extern const char *cli_program;

@@ -62,7 +62,7 @@ int cmd_ensemble(int argc, char **argv)
                 return 2;
             }
         } else if (argv[i][0] == '-') {
-            fprintf(stderr, "nerve ensemble: unknown option '%s' (see nerve help)\n", argv[i]);
+            fprintf(stderr, "nerve ensemble: unknown option '%s' (nerve ensemble --help)\n", argv[i]);
             free_models(models, k);
             return 2;
         } else if (!(models[k++] = nerve_model_load(argv[i]))) {

@@ -65,7 +65,7 @@ static int textgen_sample(int argc, char **argv)
             if (parse_u64("--seed", v, &seed) < 0)
                 return 2;
         } else if (argv[i][0] == '-') {
-            fprintf(stderr, "nerve sample: unknown option '%s' (see nerve help)\n", argv[i]);
+            fprintf(stderr, "nerve sample: unknown option '%s' (nerve sample --help)\n", argv[i]);
             return 2;
         } else if (!ckpt) {
             ckpt = argv[i];
@@ -109,6 +109,6 @@ int cmd_textgen(int argc, char **argv)
                         "docs/textgen.md)\n");
         return 2;
     }
-    fprintf(stderr, "nerve textgen: expected 'sample CKPT' (see nerve help)\n");
+    fprintf(stderr, "nerve textgen: expected 'sample CKPT' (nerve textgen --help)\n");
     return 2;
 }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,17 +18,76 @@
 #define LN2 0.69314718055994530942 /* ln 2: nats to bits */
 
 typedef struct progress_state {
-    int tty;
+    int tty;     /* stderr is a terminal: one line redrawn in place */
+    int columns; /* its width */
     int quiet;
     int last_decile; /* plain-line mode prints at each tenth of an epoch */
     int last_epoch;
     int text_seq; /* characters per sample of a text model (0: not text) */
 } progress_state;
 
+/* The width of the terminal on fd: the kernel's (TIOCGWINSZ), else $COLUMNS, else 80;
+ * never under 20. */
+static int terminal_columns(int fd)
+{
+    struct winsize ws;
+    int cols = 0;
+    if (ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+        cols = ws.ws_col;
+    else {
+        const char *env = getenv("COLUMNS");
+        char *end;
+        long v = env ? strtol(env, &end, 10) : 0;
+        cols = env && *env && !*end && v > 0 && v < 10000 ? (int)v : 80;
+    }
+    return cols < 20 ? 20 : cols;
+}
+
 static void format_eta(double s, char *buf, size_t n)
 {
+    if (!(s >= 0) || s > 359999)
+        s = 0;
     int t = (int)(s + 0.5);
-    snprintf(buf, n, "%d:%02d", t / 60, t % 60);
+    if (t >= 3600)
+        snprintf(buf, n, "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60);
+    else
+        snprintf(buf, n, "%d:%02d", t / 60, t % 60);
+}
+
+/* The one-line bar of a terminal, at most width - 1 columns (the last column is left free,
+ * so that no terminal wraps): "epoch E/N [####....] done/total loss L S/s ETA m:ss". The
+ * parts that do not fit are dropped, the bar first shrinks (never under 5 cells). */
+static void progress_line(const nerve_progress *p, int width, char *out, size_t n)
+{
+    char eta[32], head[64], count[64], loss[32], rate[32], left[48];
+    format_eta(p->eta_seconds, eta, sizeof eta);
+    snprintf(head, sizeof head, "epoch %d/%d ", p->epoch, p->epochs);
+    snprintf(count, sizeof count, " %lld/%lld", (long long)p->done, (long long)p->total);
+    snprintf(loss, sizeof loss, " loss %.4f", p->loss);
+    snprintf(rate, sizeof rate, " %.0f/s", p->samples_per_sec);
+    snprintf(left, sizeof left, p->done < p->total ? " ETA %s" : " done", eta);
+    const char *parts[4] = {left, rate, loss, count}; /* dropped from the end of this list first */
+    int keep = 4, max = width - 1;
+    int fixed = (int)strlen(head) + 2;
+    for (int i = 0; i < keep; i++)
+        fixed += (int)strlen(parts[i]);
+    while (keep > 0 && fixed + 5 > max)
+        fixed -= (int)strlen(parts[--keep]);
+    int cells = max - fixed;
+    if (cells > 30)
+        cells = 30;
+    if (cells < 5)
+        cells = 5;
+    double frac = p->total ? (double)p->done / (double)p->total : 1.0;
+    int fill = (int)(frac * cells);
+    char bar[32];
+    for (int i = 0; i < cells; i++)
+        bar[i] = i < fill ? '#' : '.';
+    bar[cells] = '\0';
+    snprintf(out, n, "%s[%s]%s%s%s%s", head, bar, keep > 3 ? count : "", keep > 2 ? loss : "",
+             keep > 1 ? rate : "", keep > 0 ? left : "");
+    if ((int)strlen(out) > max && max >= 0 && (size_t)max < n)
+        out[max] = '\0'; /* a width under the head's own length: cut */
 }
 
 static void on_progress(const nerve_progress *p, void *user)
@@ -35,22 +95,20 @@ static void on_progress(const nerve_progress *p, void *user)
     progress_state *ps = user;
     if (ps->quiet)
         return;
-    char eta[32];
-    format_eta(p->eta_seconds, eta, sizeof eta);
     double frac = p->total ? (double)p->done / (double)p->total : 1.0;
     if (ps->tty) {
-        char bar[31];
-        int fill = (int)(frac * 30);
-        for (int i = 0; i < 30; i++)
-            bar[i] = i < fill ? '#' : '.';
-        bar[30] = '\0';
-        fprintf(stderr, "\repoch %d/%d [%s] %lld/%lld  loss %.4f  %.0f samples/s  ETA %s ", p->epoch, p->epochs,
-                bar, (long long)p->done, (long long)p->total, p->loss, p->samples_per_sec, eta);
-        if (p->done == p->total)
-            fprintf(stderr, "\r%*s\r", 110, "");
+        /* redrawn in place, padded to its previous length; the last update of an epoch ends
+         * the line, so that each epoch leaves one line in the scrollback */
+        char line[512];
+        progress_line(p, ps->columns, line, sizeof line);
+        fprintf(stderr, "\r%-*s", ps->columns - 1, line);
+        if (p->done >= p->total)
+            fputc('\n', stderr);
         fflush(stderr);
         return;
     }
+    char eta[32];
+    format_eta(p->eta_seconds, eta, sizeof eta);
     int decile = (int)(frac * 10);
     if (p->epoch != ps->last_epoch) {
         ps->last_epoch = p->epoch;
@@ -363,7 +421,7 @@ int cmd_train(int argc, char **argv)
         else if (!strcmp(argv[i], "--force"))
             force = 1;
         else if (argv[i][0] == '-') {
-            fprintf(stderr, "nerve train: unknown option '%s' (see nerve help)\n", argv[i]);
+            fprintf(stderr, "nerve train: unknown option '%s' (nerve train --help)\n", argv[i]);
             return 2;
         } else if (!cfg)
             cfg = argv[i];
@@ -459,7 +517,7 @@ int cmd_train(int argc, char **argv)
     snprintf(plot, sizeof plot, "%s/curves.svg", dir);
     if (resume && force)
         print_cfg_changes(resume, m);
-    progress_state ps = {isatty(2), quiet, 0, 0, text ? c->seq : 0};
+    progress_state ps = {isatty(2), terminal_columns(2), quiet, 0, 0, text ? c->seq : 0};
     nerve_fit_options fo = {0};
     fo.checkpoint = ckpt;
     fo.resume = resume;

@@ -53,7 +53,7 @@ int cmd_eval(int argc, char **argv)
         else if ((v = cli_option_value(argc, argv, &i, "--csv")))
             csv = v;
         else if (argv[i][0] == '-') {
-            fprintf(stderr, "nerve eval: unknown option '%s' (see nerve help)\n", argv[i]);
+            fprintf(stderr, "nerve eval: unknown option '%s' (nerve eval --help)\n", argv[i]);
             return 2;
         } else if (!ckpt)
             ckpt = argv[i];
@@ -158,7 +158,7 @@ int cmd_predict(int argc, char **argv)
                 return 2;
             }
         } else if (argv[i][0] == '-' && argv[i][1]) {
-            fprintf(stderr, "nerve predict: unknown option '%s' (see nerve help)\n", argv[i]);
+            fprintf(stderr, "nerve predict: unknown option '%s' (nerve predict --help)\n", argv[i]);
             free(files);
             return 2;
         } else if (!ckpt)

@@ -90,4 +90,14 @@ static inline float test_pseudo(size_t i, unsigned salt)
     return (float)(h & 0xffff) / 32768.0f - 1.0f;
 }
 
+/* Shared helpers (tests/helpers.c). */
+/* The whole file as a NUL-terminated string (caller frees); *len its size when len is not
+ * NULL. NULL when it cannot be read. */
+char *test_read_file(const char *path, size_t *len);
+/* Runs a shell command in test_tmpdir() with stderr joined to stdout, keeping the first
+ * n - 1 bytes of that output in out; returns the exit status (128 + signal if killed). */
+int test_run(const char *cmd, char *out, size_t n);
+/* The absolute path of the build's nerve binary. */
+const char *test_nerve(void);
+
 #endif

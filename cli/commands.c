@@ -1,0 +1,294 @@
+/* The table of nerve's commands: one row per command, with its usage, options (with their
+ * defaults) and an example. It is the single source of `nerve CMD --help`, `nerve help`,
+ * the man page (`nerve help --man`, installed as nerve.1) and the reference section of
+ * docs/cli.md (`nerve help --markdown`, spliced in by `make docs`; a test compares them).
+ * main.c dispatches through this table, and args.c accepts exactly the options listed here
+ * (as `--opt value` or `--opt=value`), so a command or option missing from it cannot be run.
+ *
+ * Adding a command: write `int cmd_NAME(int argc, char **argv)` in its own cli/ file,
+ * declare it in cli.h, add its row below (alphabetical order), then `make docs`. The handler
+ * receives the arguments after the command name with every `--opt=value` split into
+ * `--opt value`, `--threads` and `--help` already handled, and only options of its row. */
+#include "cli.h"
+
+#include <stddef.h>
+
+#define END_OPTIONS {NULL, NULL, NULL, NULL}
+
+const cli_option cli_global_options[] = {
+    {"--threads", "N", "$NERVE_THREADS, else every core", "threads for the work (every command takes it)"},
+    {"--help", NULL, NULL, "print the command's usage, options and an example, then exit 0 (also -h)"},
+    END_OPTIONS,
+};
+
+const cli_command cli_commands[] = {
+    {
+        .name = "curse",
+        .run = cmd_curse,
+        .usage = "curse [--n N] [--queries Q]",
+        .summary = "the curse of dimensionality in numbers, for d = 1 ... 1000",
+        .details = "Per dimension d: the volume of the inscribed ball as a fraction of the cube's, the edge "
+                   "of a sub-cube holding 1% of the volume, the median distance from the centre of a unit "
+                   "ball to the nearest of 500 uniform points, and the mean over Q uniform queries of the "
+                   "nearest over the farthest distance to N uniform points in the unit cube (seed 1).",
+        .options = (const cli_option[]){
+            {"--n", "N", "1000", "points of the Monte Carlo nearest/farthest ratio (at least 2)"},
+            {"--queries", "Q", "20", "query points of that ratio"},
+            END_OPTIONS,
+        },
+        .example = "nerve curse --n 2000",
+    },
+    {
+        .name = "data",
+        .run = cmd_data,
+        .usage = "data export IMAGES LABELS OUTDIR [--format png|jpg] [--quality Q] [--names FILE] [--limit N]",
+        .summary = "write an IDX image/label pair as a folder tree of PNG or JPEG files",
+        .details = "Writes OUTDIR/<class>/<index>.png (or .jpg), one folder per class named by the names "
+                   "file (line k+1 for class k), else by the class index: the image folder that "
+                   "train_folder= reads back. Fashion-MNIST's IDX files are in /usr/share/datasets/fashion-mnist.",
+        .options = (const cli_option[]){
+            {"--format", "png|jpg", "png", "image format of the files written"},
+            {"--quality", "Q", "95", "JPEG quality, 1..100 (jpg only)"},
+            {"--names", "FILE", "the class index", "class names, one a line, for the folder names"},
+            {"--limit", "N", "every image", "write the first N images only"},
+            END_OPTIONS,
+        },
+        .example = "nerve data export t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz out",
+    },
+    {
+        .name = "embed",
+        .run = cmd_embed,
+        .usage = "embed [CKPT [--layer NAME]] [--images F [--labels F] | --csv F [--label-col K|none]] "
+                 "[--method tsne|pca] [--limit N] [--pca-dims K] [--perplexity P] [--iterations N] "
+                 "[--theta T] [--init pca|random] [--seed S] [--names FILE] [--out FILE.svg] "
+                 "[--coords FILE.csv] [--title TEXT] [--quiet]",
+        .summary = "vectors onto a plane by t-SNE or PCA: an SVG scatter coloured by label and a CSV",
+        .details = "The vectors are the raw samples of the data, or with a checkpoint its features at node "
+                   "NAME (a layer's name, e.g. an autoencoder's code layer; default the model's output) in "
+                   "evaluation mode (data: the files given, else the checkpoint cfg's test data). t-SNE runs "
+                   "after PCA to K dimensions when the vectors have more; exact up to 1000 points, else "
+                   "Barnes-Hut. The legend names come from --names, else the data's or the checkpoint's. "
+                   "Progress goes to stderr every 250 iterations. docs/unsupervised.md.",
+        .options = (const cli_option[]){
+            {"--layer", "NAME", "the model's output", "the node whose output is embedded (with CKPT)"},
+            {"--images", "F", NULL, "IDX image file (pixels scaled to [0, 1])"},
+            {"--labels", "F", "unlabelled", "IDX label file (with --images)"},
+            {"--csv", "F", NULL, "CSV file of features"},
+            {"--label-col", "K|none", "-1 (the last column)", "the CSV's label column (negative: from the end); none: no labels"},
+            {"--limit", "N", "every sample", "the first N samples only"},
+            {"--method", "tsne|pca", "tsne", "t-SNE, or the first two principal components"},
+            {"--pca-dims", "K", "50", "PCA to K dimensions before t-SNE (0: none)"},
+            {"--perplexity", "P", "30", "t-SNE perplexity, below the neighbours of each point"},
+            {"--iterations", "N", "1000", "t-SNE iterations (the first 250 exaggerated, x12)"},
+            {"--theta", "T", "0 up to 1000 points, else 0.5", "Barnes-Hut angle, 0..0.7 (0: exact t-SNE, at most 10000 points)"},
+            {"--init", "pca|random", "pca", "t-SNE initialisation (scaled to standard deviation 1e-4)"},
+            {"--seed", "S", "0", "seed of the random initialisation"},
+            {"--names", "FILE", "the data's or the checkpoint's names", "class names, one a line, for the legend"},
+            {"--out", "FILE.svg", "embed.svg", "the scatter plot"},
+            {"--coords", "FILE.csv", "the SVG's path with .csv", "the coordinates: index,x,y,label,name"},
+            {"--title", "TEXT", "the method and the number of points", "the plot's title"},
+            {"--quiet", NULL, NULL, "no t-SNE progress lines"},
+            END_OPTIONS,
+        },
+        .example = "nerve embed --images t10k-images-idx3-ubyte.gz --labels t10k-labels-idx1-ubyte.gz --names models/fashion-mnist.names",
+    },
+    {
+        .name = "ensemble",
+        .run = cmd_ensemble,
+        .usage = "ensemble CKPT [CKPT...] [--images F --labels F | --csv F] [--tta CROP]",
+        .summary = "accuracy of each model and of their averaged softmax outputs",
+        .details = "Evaluates each checkpoint and the ensemble that averages their softmax outputs on the "
+                   "first checkpoint's cfg test data, or on the files given.",
+        .options = (const cli_option[]){
+            {"--images", "F", "the cfg's test_images=", "IDX image file to evaluate on (with --labels)"},
+            {"--labels", "F", "the cfg's test_labels=", "IDX label file (with --images)"},
+            {"--csv", "F", "the cfg's test_csv=", "CSV file to evaluate on"},
+            {"--tta", "CROP", "off", "also each model's accuracy with 10-view test-time augmentation (crops "
+                                    "of side CROP and their mirrors)"},
+            END_OPTIONS,
+        },
+        .example = "nerve ensemble runs/lenet5/member-*.safetensors --tta 24",
+    },
+    {
+        .name = "eval",
+        .run = cmd_eval,
+        .usage = "eval CKPT [--images F --labels F | --csv F]",
+        .summary = "metrics and confusion matrix of a checkpoint on test data",
+        .details = "Loads a checkpoint (it carries its cfg) and prints the metrics of its task on the cfg's "
+                   "test data or on the files given; a language model is measured on the held-out end of "
+                   "its text (bits per character).",
+        .options = (const cli_option[]){
+            {"--images", "F", "the cfg's test_images=", "IDX image file (with --labels)"},
+            {"--labels", "F", "the cfg's test_labels=", "IDX label file (with --images)"},
+            {"--csv", "F", "the cfg's test_csv=", "CSV file"},
+            END_OPTIONS,
+        },
+        .example = "nerve eval runs/mlp/model.safetensors",
+    },
+    {
+        .name = "help",
+        .run = NULL, /* main.c */
+        .usage = "help [CMD]\nhelp --man | --markdown",
+        .summary = "the list of commands, or one command's usage, options and example",
+        .details = "With CMD: the same text as `nerve CMD --help`. --man prints the man page nerve.1 and "
+                   "--markdown the reference section of docs/cli.md, both made from the same table.",
+        .options = (const cli_option[]){
+            {"--man", NULL, NULL, "print the manual page (roff) instead"},
+            {"--markdown", NULL, NULL, "print the command reference as Markdown instead"},
+            END_OPTIONS,
+        },
+        .example = "nerve help train",
+    },
+    {
+        .name = "pca",
+        .run = cmd_pca,
+        .usage = "pca --images F | --csv F [--label-col K|none] [--limit N] [--k K] [--standardise] "
+                 "[--scree FILE.svg] [--reconstruct K [--test-images F | --test-csv F]]",
+        .summary = "principal components: variances, proportions, scree plot, reconstruction error",
+        .details = "Fits PCA (covariance with 1/n; the Gram/SVD route when there are more features than "
+                   "samples) and prints the variance, proportion and cumulative proportion of the first K "
+                   "components; --reconstruct K prints the mean squared error per value of reconstructions "
+                   "from K components. docs/unsupervised.md.",
+        .options = (const cli_option[]){
+            {"--images", "F", NULL, "IDX image file (pixels scaled to [0, 1])"},
+            {"--labels", "F", "unlabelled", "IDX label file (with --images)"},
+            {"--csv", "F", NULL, "CSV file of features"},
+            {"--label-col", "K|none", "-1 (the last column)", "the CSV's label column (negative: from the end); none: no labels"},
+            {"--limit", "N", "every sample", "the first N samples only"},
+            {"--k", "K", "10", "components to print"},
+            {"--standardise", NULL, NULL, "divide every feature by its standard deviation first (also --standardize)"},
+            {"--standardize", NULL, NULL, "the same as --standardise"},
+            {"--scree", "FILE.svg", "none", "write the scree plot (proportion and cumulative proportion)"},
+            {"--reconstruct", "K", "off", "mean squared error of reconstructions from K components"},
+            {"--test-images", "F", "the fitted data", "IDX images to reconstruct (with --reconstruct)"},
+            {"--test-csv", "F", "the fitted data", "CSV file to reconstruct (with --reconstruct)"},
+            END_OPTIONS,
+        },
+        .example = "nerve pca --images train-images-idx3-ubyte.gz --k 50 --scree scree.svg",
+    },
+    {
+        .name = "predict",
+        .run = cmd_predict,
+        .usage = "predict CKPT FILE... [--top K] [--label-col K]",
+        .summary = "one line per sample: the most likely classes (or the outputs) of a checkpoint",
+        .details = "FILE is IDX images, a CSV of features, or PNG/JPEG files and folders of them (each line "
+                   "then starts with the file's path). A classifier prints 'CLASS NAME PROBABILITY' for "
+                   "the K most likely classes; other heads print their output values.",
+        .options = (const cli_option[]){
+            {"--top", "K", "1", "how many classes per line, 1..64"},
+            {"--label-col", "K", "none", "a label column of the CSV to ignore (negative: from the end)"},
+            END_OPTIONS,
+        },
+        .example = "nerve predict runs/iris/model.safetensors flowers.csv --top 2",
+    },
+    {
+        .name = "sample",
+        .run = cmd_sample,
+        .usage = "sample CKPT [--length N] [--temperature X] [--prime STRING] [--seed S]",
+        .summary = "generate text from a language-model checkpoint",
+        .details = "Prints the prime followed by N generated bytes, each drawn from softmax(scores / X). "
+                   "`nerve textgen sample` is the same command.",
+        .options = (const cli_option[]){
+            {"--length", "N", "200", "bytes to generate"},
+            {"--temperature", "X", "0.8", "sampling temperature, >= 0 (0: the most likely byte)"},
+            {"--prime", "STRING", "empty", "text the model reads first (printed as is)"},
+            {"--seed", "S", "1", "seed of the sampling generator"},
+            END_OPTIONS,
+        },
+        .example = "nerve sample runs/charlm/model.safetensors --length 400 --prime 'The '",
+    },
+    {
+        .name = "summary",
+        .run = cmd_summary,
+        .usage = "summary CFG",
+        .summary = "table of layers with output shapes, parameters and FLOPs",
+        .details = "One row per cfg layer: name, type, output shape (without the batch), parameters, "
+                   "multiply-accumulates and FLOPs per sample; then the totals.",
+        .options = (const cli_option[]){END_OPTIONS},
+        .example = "nerve summary models/resnet20.cfg",
+    },
+    {
+        .name = "textgen",
+        .run = cmd_textgen,
+        .usage = "textgen sample CKPT [--length N] [--temperature X] [--prime STRING] [--seed S]",
+        .summary = "the same as `nerve sample` (an older name)",
+        .details = "Language models train with `nerve train` (models/charlm.cfg).",
+        .options = (const cli_option[]){
+            {"--length", "N", "200", "bytes to generate"},
+            {"--temperature", "X", "0.8", "sampling temperature, >= 0 (0: the most likely byte)"},
+            {"--prime", "STRING", "empty", "text the model reads first"},
+            {"--seed", "S", "1", "seed of the sampling generator"},
+            END_OPTIONS,
+        },
+        .example = "nerve textgen sample runs/charlm/model.safetensors --temperature 0",
+    },
+    {
+        .name = "train",
+        .run = cmd_train,
+        .usage = "train CFG [--out DIR] [--overwrite] [--epochs N] [--quiet]\n"
+                 "train CFG --resume CKPT [--force] [--epochs N]\n"
+                 "train CFG --init CKPT [--freeze N]\n"
+                 "train CFG --bag K",
+        .summary = "train the network a cfg describes on the data its [net] section names",
+        .details = "Writes DIR/model.safetensors (the checkpoint, every epoch), DIR/log.csv and "
+                   "DIR/curves.svg, and ends with the test figures ('test accuracy: 0.XXXX' for a "
+                   "classifier) when the cfg names test data. Progress goes to stderr: a one-line bar on "
+                   "a terminal, plain lines otherwise. Ctrl-C saves the epoch in progress and prints the "
+                   "command that resumes it (exit 130).",
+        .options = (const cli_option[]){
+            {"--out", "DIR", "runs/<cfg name>, else the first free runs/<cfg name>-K",
+             "run directory (with --resume: the checkpoint's directory)"},
+            {"--overwrite", NULL, NULL, "write over a run directory that holds files"},
+            {"--epochs", "N", "the cfg's epochs=", "epochs to train (in all, counting resumed ones)"},
+            {"--quiet", NULL, NULL, "no progress bar or progress lines (the epoch lines stay)"},
+            {"--resume", "CKPT", NULL, "continue a run from its checkpoint"},
+            {"--force", NULL, NULL, "with --resume: accept a cfg that differs from the checkpoint's"},
+            {"--init", "CKPT", NULL, "start from the tensors of CKPT that match by name and shape"},
+            {"--freeze", "N", "0", "freeze the parameters of the first N layers"},
+            {"--bag", "K", "off", "train K members on bootstrap resamples and report their ensemble"},
+            END_OPTIONS,
+        },
+        .example = "nerve train models/mlp.cfg --epochs=2 --out runs/mlp-short",
+    },
+    {
+        .name = "version",
+        .run = NULL, /* main.c */
+        .usage = "version",
+        .summary = "print the version (also --version)",
+        .details = NULL,
+        .options = (const cli_option[]){END_OPTIONS},
+        .example = "nerve version",
+    },
+    {
+        .name = "viz",
+        .run = cmd_viz,
+        .usage = "viz filters CKPT [--layer NAME] [--out FILE.png]\n"
+                 "viz activations CKPT IMAGE-INDEX [--layer NAME] [--out FILE.png]\n"
+                 "viz reconstruct CKPT [--n N] [--scale S] [--out FILE.png]",
+        .summary = "PNG pictures of a layer's weights, of its output for one test image, or of reconstructions",
+        .details = "filters: one tile per unit or filter of the layer's weight; activations: the layer's "
+                   "output maps for test image IMAGE-INDEX (counting from 0) of the cfg's test data; "
+                   "reconstruct (models with target=input): rows of inputs, outputs and clean images.",
+        .options = (const cli_option[]){
+            {"--layer", "NAME", "the first layer with a weight (filters), the first layer (activations)",
+             "the layer to draw (filters, activations)"},
+            {"--out", "FILE.png", "filters.png, activations.png or reconstruct.png", "the picture to write"},
+            {"--n", "N", "8", "test images to draw, at most 64 (reconstruct)"},
+            {"--scale", "S", "4", "each pixel drawn as an S x S block (reconstruct)"},
+            END_OPTIONS,
+        },
+        .example = "nerve viz filters runs/lenet5/model.safetensors --layer conv1 --out conv1.png",
+    },
+};
+
+const int cli_n_commands = (int)(sizeof cli_commands / sizeof cli_commands[0]);
+
+const cli_exit_status cli_exit_statuses[] = {
+    {0, "done", "the work was done"},
+    {1, "the work failed", "the work failed (a bad cfg, unreadable data, a diverging loss, a file that cannot be written): "
+        "the message on stderr names the file and line, the sample, or the epoch and batch"},
+    {2, "usage error", "a usage error: an unknown command or option (the message names the closest valid one), a "
+        "missing or malformed argument"},
+    {130, "interrupted", "nerve train was interrupted by Ctrl-C (SIGINT) after saving a checkpoint"},
+    {-1, NULL, NULL},
+};

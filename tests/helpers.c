@@ -1,0 +1,71 @@
+/* Helpers that many test files share: reading a file, running a command, finding the CLI. */
+#include "test.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+char *test_read_file(const char *path, size_t *len)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return NULL;
+    size_t cap = 4096, n = 0, got;
+    char *s = malloc(cap);
+    while (s && (got = fread(s + n, 1, cap - n - 1, fp)) > 0) {
+        n += got;
+        if (n + 1 == cap) {
+            char *t = realloc(s, cap * 2);
+            if (!t) {
+                free(s);
+                s = NULL;
+                break;
+            }
+            s = t;
+            cap *= 2;
+        }
+    }
+    fclose(fp);
+    if (s) {
+        s[n] = '\0';
+        if (len)
+            *len = n;
+    }
+    return s;
+}
+
+int test_run(const char *cmd, char *out, size_t n)
+{
+    size_t full_n = strlen(cmd) + strlen(test_tmpdir()) + 32;
+    char *full = malloc(full_n);
+    if (!full)
+        return -1;
+    snprintf(full, full_n, "cd '%s' && %s 2>&1", test_tmpdir(), cmd);
+    FILE *p = popen(full, "r");
+    free(full);
+    if (!p)
+        return -1;
+    size_t used = 0, got;
+    char sink[4096];
+    while (used + 1 < n && (got = fread(out + used, 1, n - 1 - used, p)) > 0)
+        used += got;
+    while (fread(sink, 1, sizeof sink, p) > 0) /* the rest is dropped, but read to the end */
+        ;
+    if (n)
+        out[used] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+const char *test_nerve(void)
+{
+    static char path[2048];
+    char cwd[1024];
+    const char *b = test_build_dir();
+    if (b[0] != '/' && getcwd(cwd, sizeof cwd))
+        snprintf(path, sizeof path, "%.1000s/%.1000s/nerve", cwd, b);
+    else
+        snprintf(path, sizeof path, "%.2000s/nerve", b);
+    return path;
+}
