@@ -59,7 +59,7 @@ const cli_command cli_commands[] = {
         .name = "embed",
         .run = cmd_embed,
         .usage = "embed [CKPT [--layer NAME]] [--images F [--labels F] | --csv F [--label-col K|none]] "
-                 "[--method tsne|pca] [--limit N] [--pca-dims K] [--perplexity P] [--iterations N] "
+                 "[--method tsne|pca|none] [--limit N] [--pca-dims K] [--perplexity P] [--iterations N] "
                  "[--theta T] [--init pca|random] [--seed S] [--names FILE] [--out FILE.svg] "
                  "[--coords FILE.csv] [--title TEXT] [--quiet]",
         .summary = "vectors onto a plane by t-SNE or PCA: an SVG scatter coloured by label and a CSV",
@@ -76,7 +76,7 @@ const cli_command cli_commands[] = {
             {"--csv", "F", NULL, "CSV file of features"},
             {"--label-col", "K|none", "-1 (the last column)", "the CSV's label column (negative: from the end); none: no labels"},
             {"--limit", "N", "every sample", "the first N samples only"},
-            {"--method", "tsne|pca", "tsne", "t-SNE, or the first two principal components"},
+            {"--method", "tsne|pca|none", "tsne", "t-SNE, the first two principal components, or none (2-D vectors as they are, e.g. a 2-unit code)"},
             {"--pca-dims", "K", "50", "PCA to K dimensions before t-SNE (0: none)"},
             {"--perplexity", "P", "30", "t-SNE perplexity, below the neighbours of each point"},
             {"--iterations", "N", "1000", "t-SNE iterations (the first 250 exaggerated, x12)"},
@@ -90,7 +90,7 @@ const cli_command cli_commands[] = {
             {"--quiet", NULL, NULL, "no t-SNE progress lines"},
             END_OPTIONS,
         },
-        .example = "nerve embed --images t10k-images-idx3-ubyte.gz --labels t10k-labels-idx1-ubyte.gz --names models/fashion-mnist.names",
+        .example = "nerve embed runs/ae_mlp/model.safetensors --layer code --out codes.svg",
     },
     {
         .name = "ensemble",
@@ -151,13 +151,11 @@ const cli_command cli_commands[] = {
                    "from K components. docs/unsupervised.md.",
         .options = (const cli_option[]){
             {"--images", "F", NULL, "IDX image file (pixels scaled to [0, 1])"},
-            {"--labels", "F", "unlabelled", "IDX label file (with --images)"},
             {"--csv", "F", NULL, "CSV file of features"},
             {"--label-col", "K|none", "-1 (the last column)", "the CSV's label column (negative: from the end); none: no labels"},
             {"--limit", "N", "every sample", "the first N samples only"},
             {"--k", "K", "10", "components to print"},
-            {"--standardise", NULL, NULL, "divide every feature by its standard deviation first (also --standardize)"},
-            {"--standardize", NULL, NULL, "the same as --standardise"},
+            {"--standardise", NULL, NULL, "divide every feature by its standard deviation first"},
             {"--scree", "FILE.svg", "none", "write the scree plot (proportion and cumulative proportion)"},
             {"--reconstruct", "K", "off", "mean squared error of reconstructions from K components"},
             {"--test-images", "F", "the fitted data", "IDX images to reconstruct (with --reconstruct)"},

@@ -179,8 +179,8 @@ int cmd_embed(int argc, char **argv)
     }
     if (bad)
         return 2;
-    if (strcmp(method, "tsne") && strcmp(method, "pca")) {
-        fprintf(stderr, "nerve embed: --method is tsne or pca, not '%s'\n", method);
+    if (strcmp(method, "tsne") && strcmp(method, "pca") && strcmp(method, "none")) {
+        fprintf(stderr, "nerve embed: --method is tsne, pca or none, not '%s'\n", method);
         return 2;
     }
     if (layer && !ckpt) {
@@ -231,7 +231,15 @@ int cmd_embed(int argc, char **argv)
         rc = cli_fail(NULL);
         goto done;
     }
-    if (!strcmp(method, "pca")) {
+    if (!strcmp(method, "none")) {
+        if (dim != 2) {
+            fprintf(stderr, "nerve embed: --method none plots 2-D vectors as they are; these have "
+                            "%d values (use tsne or pca)\n", dim);
+            rc = 2;
+            goto done;
+        }
+        memcpy(y, vec, sizeof(float) * (size_t)d.n * 2);
+    } else if (!strcmp(method, "pca")) {
         if ((rc = pca_reduce(vec, d.n, dim, 2, y, 1)))
             goto done;
     } else {
@@ -279,7 +287,8 @@ int cmd_embed(int argc, char **argv)
         names = NULL; /* fewer names than classes: numbers instead */
     char auto_title[256];
     if (!title) {
-        snprintf(auto_title, sizeof auto_title, "%s of %d %s", strcmp(method, "pca") ? "t-SNE" : "PCA",
+        snprintf(auto_title, sizeof auto_title, "%s of %d %s",
+                 !strcmp(method, "pca") ? "PCA" : !strcmp(method, "none") ? "2-D vectors" : "t-SNE",
                  d.n, m ? "feature vectors" : "samples");
         title = auto_title;
     }
@@ -324,7 +333,7 @@ int cmd_pca(int argc, char **argv)
             test.images = v;
         else if ((v = cli_option_value(argc, argv, &i, "--test-csv")))
             test.csv = v;
-        else if (!strcmp(argv[i], "--standardise") || !strcmp(argv[i], "--standardize"))
+        else if (!strcmp(argv[i], "--standardise"))
             flags |= NERVE_PCA_STANDARDISE;
         else {
             fprintf(stderr, "nerve pca: unexpected argument '%s'\n", argv[i]);
