@@ -94,6 +94,7 @@ row "char-LSTM GPL-3 2T chars/s" "$nc" "${rc:-(no torch)}" "$(ratio "$nc" "$rc" 
 # Barnes-Hut t-SNE of 5,000 test images after PCA to 50 (perplexity 30, PCA initialisation,
 # the same iterations): seconds, and the exact KL(P||Q) of both embeddings under sklearn's P.
 if $PY -c "import numpy, sklearn" 2>/dev/null; then
+    row "unsupervised (reference column: numpy / sklearn)" "" "" ""
     tmp=$(mktemp -d)
     N=$(steps 60000 10000)
     nout=$($BUILD/bench/unsup_bench pca "$tmp" "$N")
