@@ -67,8 +67,10 @@ static int load_data(const data_args *a, nerve_dataset *d, const char *cmd)
                     : nerve_dataset_load_idx(d, a->images, a->labels, 1.0f / 255);
     if (st == NERVE_OK)
         st = nerve_dataset_check_finite(d, a->csv ? a->csv : a->images);
-    if (st != NERVE_OK)
+    if (st != NERVE_OK) {
+        nerve_dataset_free(d);
         return cli_fail(NULL);
+    }
     if (a->limit > 0 && a->limit < d->n)
         d->n = a->limit; /* the first N samples; the buffers stay as allocated */
     return 0;

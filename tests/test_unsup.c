@@ -227,8 +227,8 @@ TEST(linear_autoencoder_spans_the_principal_subspace)
     nerve_fit_result fr;
     CHECK_OK(nerve_fit(m, &d, NULL, &fo, &fr));
     nerve_pca p;
-    CHECK_OK(nerve_pca_fit(&p, d.x, N, D, K, NERVE_PCA_COVARIANCE));
-    CHECK(p.eigval[1] > 5 * p.eigval[2] || !fprintf(stderr, "eigenvalues %g %g %g\n", p.eigval[0], p.eigval[1], p.eigval[2]));
+    CHECK_OK(nerve_pca_fit(&p, d.x, N, D, K + 1, NERVE_PCA_COVARIANCE));
+    CHECK_MSG(p.eigval[1] > 5 * p.eigval[2], "eigenvalues %g %g %g", p.eigval[0], p.eigval[1], p.eigval[2]);
     nerve_graph *g = nerve_model_graph(m);
     const float *w = nerve_value(g, nerve_node_find(g, "decoder.weight")).data; /* [6, 2] */
     double q[K][D];
