@@ -115,3 +115,10 @@ if $PY -c "import numpy, sklearn" 2>/dev/null; then
 else
     row "PCA / t-SNE" "" "(no numpy/sklearn)" ""
 fi
+
+# 9. Data-parallel scaling under MPI (a build with MPI only): 2 ranks x 1 thread against
+# 1 rank x 1 and x 2 threads on ResNet-20.
+if [ -x "$(command -v mpirun)" ] && $BUILD/nerve version 2>&1 | grep -q "mpirun: built in"; then
+    echo
+    BUILD=$BUILD bench/dist.sh "$(steps 12 3)"
+fi

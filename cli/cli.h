@@ -83,6 +83,7 @@ int cmd_data(int argc, char **argv); /* cli/data.c */
 int cmd_embed(int argc, char **argv); /* cli/embed.c */
 int cmd_pca(int argc, char **argv);
 int cmd_curse(int argc, char **argv);
+int cmd_export_c(int argc, char **argv); /* cli/export.c */
 /* nerve train CFG --bag K (cli/ensemble.c): trains K members of the cfg on bootstrap
  * resamples of train, saving DIR/member-<k>.safetensors; reports the ensemble on test. */
 int cli_train_bag(const char *cfg, const char *dir, int bag, const nerve_dataset *train, const nerve_dataset *val,
