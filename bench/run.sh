@@ -88,7 +88,35 @@ fi
 row "char-LSTM GPL-3 2T held-out bits/char" "$nb" "${rb:-(no torch)}" "$(ratio "$nb" "$rb" lower)"
 row "char-LSTM GPL-3 2T chars/s" "$nc" "${rc:-(no torch)}" "$(ratio "$nc" "$rc" higher)"
 
-# 7. Data-parallel scaling under MPI (a build with MPI only): 2 ranks x 1 thread against
+# 8. Unsupervised learning (docs/unsupervised.md), against numpy and sklearn (Debian's
+# python3-numpy, python3-sklearn) on the same data in the same run: PCA of the 60,000
+# Fashion-MNIST training images (784-D; eigenvalues compared to numpy's float64 ones), and
+# Barnes-Hut t-SNE of 5,000 test images after PCA to 50 (perplexity 30, PCA initialisation,
+# the same iterations): seconds, and the exact KL(P||Q) of both embeddings under sklearn's P.
+if $PY -c "import numpy, sklearn" 2>/dev/null; then
+    row "unsupervised (reference column: numpy / sklearn)" "" "" ""
+    tmp=$(mktemp -d)
+    N=$(steps 60000 10000)
+    nout=$($BUILD/bench/unsup_bench pca "$tmp" "$N")
+    rout=$($PY bench/unsup_compare.py pca "$tmp" "$N")
+    row "PCA ${N}x784 seconds (numpy: cov + eigvalsh)" "$(echo "$nout" | field pca_seconds)" \
+        "$(echo "$rout" | field numpy_seconds)" "$(ratio "$(echo "$nout" | field pca_seconds)" "$(echo "$rout" | field numpy_seconds)" lower)"
+    row "  eigenvalues within 1e-4 relative of numpy" "$(echo "$rout" | awk '$1 == "eig_within_1e-4" { print $2 " of " $4 }')" "" ""
+    row "  largest relative error (eigenvalues > 1e-6 max)" "$(echo "$rout" | field eig_max_rel_err_above_1e-6)" "" ""
+    N=$(steps 5000 1000); IT=$(steps 1000 300)
+    nout=$($BUILD/bench/unsup_bench tsne "$tmp" "$N" "$IT")
+    rout=$($PY bench/unsup_compare.py tsne "$tmp" "$IT")
+    ns=$(echo "$nout" | field tsne_seconds); rs=$(echo "$rout" | field sklearn_seconds)
+    nk=$(echo "$rout" | field nerve_kl_exact); rk=$(echo "$rout" | field sklearn_kl_exact)
+    row "t-SNE ${N} pts ${IT} it seconds (vs sklearn)" "$ns" "$rs" "$(ratio "$ns" "$rs" lower)"
+    row "  final KL(P||Q), exact, sklearn's P" "$nk" "$rk" "$(ratio "$nk" "$rk" lower)"
+    row "  KL as each reports it" "$(echo "$nout" | field tsne_kl)" "$(echo "$rout" | field sklearn_kl_reported)" ""
+    rm -rf "$tmp"
+else
+    row "PCA / t-SNE" "" "(no numpy/sklearn)" ""
+fi
+
+# 9. Data-parallel scaling under MPI (a build with MPI only): 2 ranks x 1 thread against
 # 1 rank x 1 and x 2 threads on ResNet-20.
 if [ -x "$(command -v mpirun)" ] && $BUILD/nerve version 2>&1 | grep -q "mpirun: built in"; then
     echo

@@ -80,6 +80,9 @@ int cmd_sample(int argc, char **argv);
 int cmd_ensemble(int argc, char **argv);
 int cmd_viz(int argc, char **argv);
 int cmd_data(int argc, char **argv); /* cli/data.c */
+int cmd_embed(int argc, char **argv); /* cli/embed.c */
+int cmd_pca(int argc, char **argv);
+int cmd_curse(int argc, char **argv);
 int cmd_export_c(int argc, char **argv); /* cli/export.c */
 int cmd_run(int argc, char **argv);  /* cli/run.c: an ONNX model's forward pass */
 /* nerve train CFG --bag K (cli/ensemble.c): trains K members of the cfg on bootstrap

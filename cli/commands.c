@@ -23,6 +23,22 @@ const cli_option cli_global_options[] = {
 
 const cli_command cli_commands[] = {
     {
+        .name = "curse",
+        .run = cmd_curse,
+        .usage = "curse [--n N] [--queries Q]",
+        .summary = "the curse of dimensionality in numbers, for d = 1 ... 1000",
+        .details = "Per dimension d: the volume of the inscribed ball as a fraction of the cube's, the edge "
+                   "of a sub-cube holding 1% of the volume, the median distance from the centre of a unit "
+                   "ball to the nearest of 500 uniform points, and the mean over Q uniform queries of the "
+                   "nearest over the farthest distance to N uniform points in the unit cube (seed 1).",
+        .options = (const cli_option[]){
+            {"--n", "N", "1000", "points of the Monte Carlo nearest/farthest ratio (at least 2)"},
+            {"--queries", "Q", "20", "query points of that ratio"},
+            END_OPTIONS,
+        },
+        .example = "nerve curse --n 2000",
+    },
+    {
         .name = "data",
         .run = cmd_data,
         .usage = "data export IMAGES LABELS OUTDIR [--format png|jpg] [--quality Q] [--names FILE] [--limit N]\n"
@@ -54,6 +70,43 @@ const cli_command cli_commands[] = {
             END_OPTIONS,
         },
         .example = "nerve data scenes data/scenes --train 2000 --test 500 --clutter 2",
+    },
+    {
+        .name = "embed",
+        .run = cmd_embed,
+        .usage = "embed [CKPT [--layer NAME]] [--images F [--labels F] | --csv F [--label-col K|none]] "
+                 "[--method tsne|pca|none] [--limit N] [--pca-dims K] [--perplexity P] [--iterations N] "
+                 "[--theta T] [--init pca|random] [--seed S] [--names FILE] [--out FILE.svg] "
+                 "[--coords FILE.csv] [--title TEXT] [--quiet]",
+        .summary = "vectors onto a plane by t-SNE or PCA: an SVG scatter coloured by label and a CSV",
+        .details = "The vectors are the raw samples of the data, or with a checkpoint its features at node "
+                   "NAME (a layer's name, e.g. an autoencoder's code layer; default the model's output) in "
+                   "evaluation mode (data: the files given, else the checkpoint cfg's test data). t-SNE runs "
+                   "after PCA to K dimensions when the vectors have more; exact up to 1000 points, else "
+                   "Barnes-Hut. The legend names come from --names, else the data's or the checkpoint's. "
+                   "Progress goes to stderr every 250 iterations. docs/unsupervised.md.",
+        .options = (const cli_option[]){
+            {"--layer", "NAME", "the model's output", "the node whose output is embedded (with CKPT)"},
+            {"--images", "F", NULL, "IDX image file (pixels scaled to [0, 1])"},
+            {"--labels", "F", "unlabelled", "IDX label file (with --images)"},
+            {"--csv", "F", NULL, "CSV file of features"},
+            {"--label-col", "K|none", "-1 (the last column)", "the CSV's label column (negative: from the end); none: no labels"},
+            {"--limit", "N", "every sample", "the first N samples only"},
+            {"--method", "tsne|pca|none", "tsne", "t-SNE, the first two principal components, or none (2-D vectors as they are, e.g. a 2-unit code)"},
+            {"--pca-dims", "K", "50", "PCA to K dimensions before t-SNE (0: none)"},
+            {"--perplexity", "P", "30", "t-SNE perplexity, below the neighbours of each point"},
+            {"--iterations", "N", "1000", "t-SNE iterations (the first 250 exaggerated, x12)"},
+            {"--theta", "T", "0 up to 1000 points, else 0.5", "Barnes-Hut angle, 0..0.7 (0: exact t-SNE, at most 10000 points)"},
+            {"--init", "pca|random", "pca", "t-SNE initialisation (scaled to standard deviation 1e-4)"},
+            {"--seed", "S", "0", "seed of the random initialisation"},
+            {"--names", "FILE", "the data's or the checkpoint's names", "class names, one a line, for the legend"},
+            {"--out", "FILE.svg", "embed.svg", "the scatter plot"},
+            {"--coords", "FILE.csv", "the SVG's path with .csv", "the coordinates: index,x,y,label,name"},
+            {"--title", "TEXT", "the method and the number of points", "the plot's title"},
+            {"--quiet", NULL, NULL, "no t-SNE progress lines"},
+            END_OPTIONS,
+        },
+        .example = "nerve embed runs/ae_mlp/model.safetensors --layer code --out codes.svg",
     },
     {
         .name = "ensemble",
@@ -119,6 +172,31 @@ const cli_command cli_commands[] = {
             END_OPTIONS,
         },
         .example = "nerve help train",
+    },
+    {
+        .name = "pca",
+        .run = cmd_pca,
+        .usage = "pca --images F | --csv F [--label-col K|none] [--limit N] [--k K] [--standardise] "
+                 "[--scree FILE.svg] [--reconstruct K [--test-images F | --test-csv F]]",
+        .summary = "principal components: variances, proportions, scree plot, reconstruction error",
+        .details = "Fits PCA (covariance with 1/n; the Gram/SVD route when there are more features than "
+                   "samples) and prints the variance, proportion and cumulative proportion of the first K "
+                   "components; --reconstruct K prints the mean squared error per value of reconstructions "
+                   "from K components. docs/unsupervised.md.",
+        .options = (const cli_option[]){
+            {"--images", "F", NULL, "IDX image file (pixels scaled to [0, 1])"},
+            {"--csv", "F", NULL, "CSV file of features"},
+            {"--label-col", "K|none", "-1 (the last column)", "the CSV's label column (negative: from the end); none: no labels"},
+            {"--limit", "N", "every sample", "the first N samples only"},
+            {"--k", "K", "10", "components to print"},
+            {"--standardise", NULL, NULL, "divide every feature by its standard deviation first"},
+            {"--scree", "FILE.svg", "none", "write the scree plot (proportion and cumulative proportion)"},
+            {"--reconstruct", "K", "off", "mean squared error of reconstructions from K components"},
+            {"--test-images", "F", "the fitted data", "IDX images to reconstruct (with --reconstruct)"},
+            {"--test-csv", "F", "the fitted data", "CSV file to reconstruct (with --reconstruct)"},
+            END_OPTIONS,
+        },
+        .example = "nerve pca --images train-images-idx3-ubyte.gz --k 50 --scree scree.svg",
     },
     {
         .name = "predict",

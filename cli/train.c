@@ -367,7 +367,8 @@ static void print_resume_command(const char *cfg, const char *ckpt, int epochs, 
  * sample (counting from 0, in file order: checked before the validation split). */
 static int check_labels(nerve_model *m, const nerve_dataset *d, const char *file)
 {
-    if (!d->y || d->target != NERVE_TARGET_CLASS || nerve_model_labels(m) < 0)
+    if (!d->y || d->target != NERVE_TARGET_CLASS || nerve_model_labels(m) < 0 ||
+        nerve_model_head(m).target != NERVE_TARGET_CLASS) /* e.g. target=input: labels unused */
         return 0;
     int nd, dims[NERVE_MAX_DIMS];
     nerve_node_shape(nerve_model_graph(m), nerve_model_output(m), &nd, dims);

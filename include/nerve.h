@@ -1970,6 +1970,124 @@ int nerve_viz_activations(nerve_model *m, const nerve_dataset *d, int index, con
  * (src/apps/reconstruct.c). */
 int nerve_viz_reconstruct(nerve_model *m, const nerve_dataset *d, int n, int scale, const char *png_path);
 
+/* ===================================================================================== */
+/* 17. Unsupervised learning: PCA, t-SNE, embeddings, the curse of dimensionality          */
+/* ===================================================================================== */
+
+/* Eigen-decomposition of a symmetric n x n matrix a (row-major, doubles; only its lower
+ * triangle is read, and a is left unchanged): Householder reduction to a tridiagonal matrix,
+ * then the implicit QL algorithm (src/apps/pca.c). eigval (n) receives the eigenvalues in
+ * descending order, eigvec (n x n, may be NULL) the unit eigenvectors as ROWS in the same
+ * order, each with its largest-magnitude entry (the first of equals) positive. Refuses
+ * non-finite entries (NERVE_ERR_NUMERIC); NERVE_ERR_NUMERIC also if QL does not converge. */
+int nerve_symeig(int n, const double *a, double *eigval, double *eigvec);
+
+/* Principal component analysis (src/apps/pca.c; docs/unsupervised.md). */
+enum {
+    NERVE_PCA_STANDARDISE = 1, /* divide every centred feature by its standard deviation (1/n);
+                                  a feature with zero variance stays 0 (its scale is 1) */
+    NERVE_PCA_COVARIANCE = 2,  /* force the covariance route (d x d eigen-decomposition) */
+    NERVE_PCA_GRAM = 4         /* force the Gram route (n x n, the SVD of the data): the
+                                  default when d > n */
+};
+typedef struct nerve_pca {
+    int n, d;              /* samples fitted, features */
+    int k;                 /* components kept */
+    int flags;             /* the NERVE_PCA_* flags of the fit, with the route taken */
+    double total_variance; /* trace of the covariance (of the standardised data) */
+    double *mean;          /* d feature means */
+    double *scale;         /* d standard deviations (STANDARDISE), else NULL */
+    double *eigval;        /* k variances along the components, descending */
+    float *components;     /* k x d: unit eigenvectors of the covariance as rows, each with its
+                              largest-magnitude entry positive */
+} nerve_pca;
+/* Fits x [n, d] (n >= 2): mean (and scale), the covariance with 1/n, the top k components
+ * (k <= 0: min(n, d); at most min(n, d)). The covariance (X^T X) or Gram matrix (X X^T) is
+ * computed with the library's SGEMM over blocks of 64 rows or columns, each block summed
+ * into doubles; eigenvalues are variances (not standard deviations). Components whose
+ * variance is zero (k above the rank; on the Gram route, below 1e-6 of the largest, which
+ * float products cannot resolve) are completed to an orthonormal set with variance 0. */
+int nerve_pca_fit(nerve_pca *p, const float *x, int n, int d, int k, int flags);
+void nerve_pca_free(nerve_pca *p);
+/* Codes out [n, k] of x [n, d]: the centred (and scaled) samples projected on the first k
+ * components (k <= p->k); whiten divides each code by the square root of its variance
+ * (a zero-variance component is refused). */
+int nerve_pca_transform(const nerve_pca *p, const float *x, int n, int k, int whiten, float *out);
+/* Reconstructions out [n, d] from codes [n, k] (whitened as given): mean + codes * components,
+ * scaled back when standardised. */
+int nerve_pca_reconstruct(const nerve_pca *p, const float *codes, int n, int k, int whitened,
+                          float *out);
+/* Proportion of the total variance of component i (0-based) and the cumulative proportion of
+ * components 0..i; NaN outside 0..k-1 or when the data has no variance. */
+double nerve_pca_proportion(const nerve_pca *p, int i);
+double nerve_pca_cumulative(const nerve_pca *p, int i);
+/* Scree plot as SVG: the proportion of variance of components 1..kmax (kmax <= 0 or > k: k)
+ * and its cumulative sum. */
+int nerve_pca_scree_svg(const nerve_pca *p, const char *path, int kmax);
+
+/* t-SNE (src/apps/tsne.c; docs/unsupervised.md). Affinities: for every point a Gaussian
+ * whose precision is found by binary search so that the conditional distribution p_j|i over
+ * its neighbours has the given perplexity (2^entropy, entropy in nats as log), then
+ * p_ij = (p_j|i + p_i|j) / 2n. Exact (theta <= 0): all n - 1 neighbours, O(n^2) per
+ * iteration (n at most 10000). Barnes-Hut (theta > 0, 2 output dimensions): the
+ * min(n - 1, 3 * perplexity + 1) nearest neighbours, and the repulsion summed over a quadtree
+ * whose cells of width w at distance r count as one point when w / r < theta: O(n log n).
+ * Optimisation: gradient descent with momentum and per-coordinate gains (+0.2 when the
+ * gradient changes sign, x0.8 otherwise, at least 0.01); the first exaggeration_iters
+ * iterations multiply P by `exaggeration` with `momentum`, the rest use final_momentum, and
+ * the momentum and gains restart between the two phases. */
+enum { NERVE_TSNE_INIT_PCA = 0, NERVE_TSNE_INIT_RANDOM = 1 };
+typedef struct nerve_tsne_options {
+    int dims;                /* output dimensions (default 2; 1..3 exact, 2 with Barnes-Hut) */
+    double perplexity;       /* default 30; below the number of neighbours */
+    int iterations;          /* default 1000, exaggerated ones included */
+    double learning_rate;    /* <= 0 (default): max(n / exaggeration / 4, 50) */
+    double exaggeration;     /* default 12 */
+    int exaggeration_iters;  /* default 250 */
+    double momentum;         /* default 0.5 (exaggerated phase) */
+    double final_momentum;   /* default 0.8 */
+    double theta;            /* default 0.5; <= 0: exact */
+    int init;                /* NERVE_TSNE_INIT_PCA (default: the top principal components
+                                scaled so that the first has standard deviation 1e-4) or
+                                RANDOM (normal, standard deviation 1e-4) */
+    uint64_t seed;           /* random initialisation */
+    /* called every report_every iterations (default 50; 0: never) with the iteration
+       (1-based) and the KL divergence before that iteration's step (with the exaggerated P
+       in the first phase); a non-zero return stops the optimisation (the result so far is
+       kept) */
+    int (*progress)(int iteration, double kl, void *user);
+    void *user;
+    int report_every;
+} nerve_tsne_options;
+void nerve_tsne_defaults(nerve_tsne_options *o);
+/* Embeds x [n, d] into y [n, o->dims] (o NULL: defaults); *kl (may be NULL) receives the
+ * final KL(P || Q) (with Barnes-Hut, its normaliser Z summed over the tree). */
+int nerve_tsne(const float *x, int n, int d, const nerve_tsne_options *o, float *y, double *kl);
+
+/* Scatter plot as SVG (src/io/svg.c): n points xy [n, 2], coloured by label (labels may be
+ * NULL; label -1 or >= n_classes is drawn gray as "unlabelled"), with a legend of class names
+ * (names may be NULL: the class number). At most 20 classes have their own colour. */
+int nerve_svg_scatter(const char *path, const char *title, const float *xy, int n,
+                      const int *labels, int n_classes, const char *const *names);
+
+/* Features at a named node (src/apps/embed.c): nerve_model_feature_dim gives the values per
+ * sample of node `layer` (NULL: the model's output), and nerve_model_features fills
+ * out [d->n, dim] with that node's output for every sample of d, in evaluation mode. */
+int nerve_model_feature_dim(nerve_model *m, const char *layer, int *dim);
+int nerve_model_features(nerve_model *m, const nerve_dataset *d, const char *layer, float *out);
+
+/* The curse of dimensionality (src/apps/curse.c). The volume of the ball inscribed in a cube,
+ * as a fraction of the cube's: pi^(d/2) / (Gamma(d/2 + 1) 2^d). */
+double nerve_ball_cube_ratio(int d);
+/* The edge of the sub-cube that holds `fraction` of a unit cube's volume: fraction^(1/d),
+ * also the ratio of its diagonal to the cube's (0.955 for 1% in 100-D). */
+double nerve_subcube_edge(double fraction, int d);
+/* Median distance from the centre of a unit ball to the nearest of n uniform points:
+ * (1 - 2^(-1/n))^(1/d). */
+double nerve_median_nearest(int n, int d);
+/* Monte Carlo: n points and `queries` query points uniform in the unit cube [0, 1]^d; the mean
+ * over the queries of (nearest distance) / (farthest distance) to the n points. */
+int nerve_nearest_farthest_ratio(int n, int d, int queries, uint64_t seed, double *ratio);
 /* ---- Export to standalone C (src/apps/export_c.c, docs/export-c.md) ------------------------ */
 typedef struct nerve_export_c_info {
     size_t weight_bytes; /* flash: the const arrays (weights, statistics, shape tables) */

@@ -224,3 +224,108 @@ int nerve_svg_lineplot(const char *path, const char *title, const char *xlabel,
         return nerve_set_error(NERVE_ERR_IO, "%s: cannot write: %s", path, strerror(err));
     return NERVE_OK;
 }
+
+/* ---- scatter plots (embeddings) ------------------------------------------------------------ */
+
+#define SC_WIDTH 860
+#define SC_HEIGHT 700
+#define SC_LEFT 20.0
+#define SC_TOP 44.0
+#define SC_SIZE 636.0 /* square plot area: both axes at the same scale */
+#define SC_CLASSES 20
+
+/* 20 distinguishable colours (the first 10 are the usual categorical palette). */
+static const char *const class_colours[SC_CLASSES] = {
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+    "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#e7ba52", "#637939", "#843c39",
+    "#7b4173", "#3182bd", "#e6550d", "#31a354", "#756bb1", "#636363"};
+
+static void scatter_legend(FILE *fp, int n_classes, const char *const *names, int unlabelled)
+{
+    double x = SC_LEFT + SC_SIZE + 24;
+    int rows = n_classes < SC_CLASSES ? n_classes : SC_CLASSES;
+    for (int c = 0; c <= rows; c++) {
+        if (c == rows && !unlabelled)
+            break;
+        double y = SC_TOP + 14 + 22.0 * c;
+        fprintf(fp, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"5\" fill=\"%s\"/>\n", x + 6, y,
+                c < rows ? class_colours[c] : "#b0b0b0");
+        fprintf(fp, "<text x=\"%.1f\" y=\"%.1f\">", x + 18, y + 4);
+        if (c == rows)
+            fputs(n_classes > SC_CLASSES ? "other or unlabelled" : "unlabelled", fp);
+        else if (names && names[c])
+            put_escaped(fp, names[c]);
+        else
+            fprintf(fp, "class %d", c);
+        fputs("</text>\n", fp);
+    }
+}
+
+static void draw_scatter(FILE *fp, const char *title, const float *xy, int n, const int *labels,
+                         int n_classes, const char *const *names)
+{
+    double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
+    for (int i = 0; i < n; i++)
+        if (isfinite(xy[2 * i]) && isfinite(xy[2 * i + 1])) {
+            x0 = fmin(x0, xy[2 * i]), x1 = fmax(x1, xy[2 * i]);
+            y0 = fmin(y0, xy[2 * i + 1]), y1 = fmax(y1, xy[2 * i + 1]);
+        }
+    double span = fmax(x1 - x0, y1 - y0);
+    if (!(span > 0) || !isfinite(span))
+        span = 1.0;
+    double cx = isfinite(x0) ? (x0 + x1) / 2 : 0, cy = isfinite(y0) ? (y0 + y1) / 2 : 0;
+    double scale = (SC_SIZE - 16) / span, r = n > 20000 ? 1.0 : n > 3000 ? 1.4 : 2.5;
+    fprintf(fp, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+                "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"13\">\n",
+            SC_WIDTH, SC_HEIGHT, SC_WIDTH, SC_HEIGHT);
+    fprintf(fp, "<rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n", SC_WIDTH, SC_HEIGHT);
+    fprintf(fp, "<text x=\"%.1f\" y=\"28\" text-anchor=\"middle\" font-size=\"16\">",
+            SC_LEFT + SC_SIZE / 2);
+    put_escaped(fp, title ? title : "");
+    fputs("</text>\n", fp);
+    fprintf(fp, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" "
+                "stroke=\"#999\"/>\n", SC_LEFT, SC_TOP, SC_SIZE, SC_SIZE);
+    int unlabelled = 0;
+    /* one group per colour keeps the file small */
+    for (int c = -1; c < SC_CLASSES && c < n_classes; c++) {
+        fprintf(fp, "<g fill=\"%s\" fill-opacity=\"0.75\">\n",
+                c < 0 ? "#b0b0b0" : class_colours[c]);
+        for (int i = 0; i < n; i++) {
+            int l = labels ? labels[i] : 0;
+            int colour = l >= 0 && l < n_classes && l < SC_CLASSES ? l : -1;
+            if (colour != c || !isfinite(xy[2 * i]) || !isfinite(xy[2 * i + 1]))
+                continue;
+            unlabelled |= c < 0;
+            double px = SC_LEFT + SC_SIZE / 2 + (xy[2 * i] - cx) * scale;
+            double py = SC_TOP + SC_SIZE / 2 - (xy[2 * i + 1] - cy) * scale;
+            fprintf(fp, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%.1f\"/>\n", px, py, r);
+        }
+        fputs("</g>\n", fp);
+    }
+    if (labels)
+        scatter_legend(fp, n_classes, names, unlabelled);
+    fputs("</svg>\n", fp);
+}
+
+int nerve_svg_scatter(const char *path, const char *title, const float *xy, int n,
+                      const int *labels, int n_classes, const char *const *names)
+{
+    if (!path || !xy || n < 1 || n_classes < 0)
+        return nerve_set_error(NERVE_ERR_ARG, "svg scatter: bad arguments (%d points, %d "
+                                              "classes)", n, n_classes);
+    if (!labels && n_classes == 0)
+        n_classes = 1; /* every point in the first colour */
+    FILE *fp = fopen(path, "w");
+    if (!fp)
+        return nerve_set_error(NERVE_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+    draw_scatter(fp, title, xy, n, labels, n_classes, labels ? names : NULL);
+    int bad = ferror(fp) || fflush(fp) != 0;
+    int err = errno;
+    if (fclose(fp) != 0 && !bad) {
+        bad = 1;
+        err = errno;
+    }
+    if (bad)
+        return nerve_set_error(NERVE_ERR_IO, "%s: cannot write: %s", path, strerror(err));
+    return NERVE_OK;
+}
