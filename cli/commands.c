@@ -25,19 +25,35 @@ const cli_command cli_commands[] = {
     {
         .name = "data",
         .run = cmd_data,
-        .usage = "data export IMAGES LABELS OUTDIR [--format png|jpg] [--quality Q] [--names FILE] [--limit N]",
-        .summary = "write an IDX image/label pair as a folder tree of PNG or JPEG files",
-        .details = "Writes OUTDIR/<class>/<index>.png (or .jpg), one folder per class named by the names "
+        .usage = "data export IMAGES LABELS OUTDIR [--format png|jpg] [--quality Q] [--names FILE] [--limit N]\n"
+                 "data scenes OUTDIR [--canvas 96] [--train 2000] [--test 500] [--objects 1-4] [--sizes 24-48] "
+                 "[--overlap 0.2] [--clutter 0] [--seed 1] [--source DIR] [--names FILE]",
+        .summary = "write an IDX pair as PNG/JPEG folders, or generate detection and segmentation scenes",
+        .details = "export writes OUTDIR/<class>/<index>.png (or .jpg), one folder per class named by the names "
                    "file (line k+1 for class k), else by the class index: the image folder that "
-                   "train_folder= reads back. Fashion-MNIST's IDX files are in /usr/share/datasets/fashion-mnist.",
+                   "train_folder= reads back. Fashion-MNIST's IDX files are in /usr/share/datasets/fashion-mnist. "
+                   "scenes composes Fashion-MNIST items (training items for training scenes, test items for test "
+                   "scenes) on square canvases and writes a darknet-style list data set: OUTDIR/train.txt, "
+                   "test.txt, classes.names, images/, labels/ (YOLO boxes, the tight box of each object) and "
+                   "masks/ (0 background, class k as k+1); docs/detection.md.",
         .options = (const cli_option[]){
-            {"--format", "png|jpg", "png", "image format of the files written"},
-            {"--quality", "Q", "95", "JPEG quality, 1..100 (jpg only)"},
-            {"--names", "FILE", "the class index", "class names, one a line, for the folder names"},
-            {"--limit", "N", "every image", "write the first N images only"},
+            {"--format", "png|jpg", "png", "export: image format of the files written"},
+            {"--quality", "Q", "95", "export: JPEG quality, 1..100 (jpg only)"},
+            {"--names", "FILE", "export: the class index; scenes: Fashion-MNIST's names",
+             "class names, one a line (export: folder names; scenes: classes.names)"},
+            {"--limit", "N", "every image", "export: write the first N images only"},
+            {"--canvas", "N", "96", "scenes: side of the square scenes, pixels"},
+            {"--train", "N", "2000", "scenes: training scenes"},
+            {"--test", "N", "500", "scenes: test scenes"},
+            {"--objects", "MIN-MAX", "1-4", "scenes: objects per scene (at most 64)"},
+            {"--sizes", "MIN-MAX", "24-48", "scenes: side an item is scaled to, pixels"},
+            {"--overlap", "IOU", "0.2", "scenes: the largest IoU between two objects' boxes"},
+            {"--clutter", "N", "0", "scenes: unlabelled item fragments per scene"},
+            {"--seed", "N", "1", "scenes: random seed (the same seed gives the same files)"},
+            {"--source", "DIR", "/usr/share/datasets/fashion-mnist", "scenes: folder of the four Fashion-MNIST IDX files"},
             END_OPTIONS,
         },
-        .example = "nerve data export t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz out",
+        .example = "nerve data scenes data/scenes --train 2000 --test 500 --clutter 2",
     },
     {
         .name = "ensemble",

@@ -458,6 +458,17 @@ int nerve_pool(nerve_graph *g, int x, const nerve_pool_config *c);
  * which guarantees it (no gradient flows into the pool through this node). */
 int nerve_max_unpool(nerve_graph *g, int x, int pool);
 
+/* Region-of-interest pooling for R-CNN heads (src/ops/roi.c, docs/detection.md): x
+ * [N, C, H, W] and rois [N, R, 4] (R boxes per image, corners x1, y1, x2, y2 in the image's
+ * pixels; spatial_scale = 1 / the map's stride) give [N, R, C, out_h, out_w], as
+ * torchvision.ops.roi_pool / roi_align compute them. roi_pool (Fast R-CNN) rounds the box to
+ * cells and takes the max per bin; roi_align (Mask R-CNN) averages bilinear samples,
+ * sampling_ratio per bin and axis (<= 0: ceil(box size / output size)), aligned = 1 shifting
+ * by half a cell. The boxes get no gradient. */
+int nerve_roi_pool(nerve_graph *g, int x, int rois, int out_h, int out_w, float spatial_scale);
+int nerve_roi_align(nerve_graph *g, int x, int rois, int out_h, int out_w, float spatial_scale,
+                    int sampling_ratio, int aligned);
+
 /* Upsampling by an integer factor along every spatial axis (L only for [N, C, L]). */
 typedef enum {
     NERVE_UPSAMPLE_NEAREST = 0,  /* each value fills its scale x scale block (nearest unpooling) */
@@ -1003,6 +1014,98 @@ int nerve_dataset_load_list(nerve_dataset *d, const char *list, const char *cons
 int nerve_boxes_parse(const char *text, size_t len, const char *name, int n_classes,
                       nerve_box **out, int *count);
 void nerve_boxes_free(nerve_box *b);
+
+/* ---- Generated detection and segmentation scenes (src/data/scenes.c, docs/detection.md)
+ * Scenes composed from the items of two gray image/label IDX pairs (training items for the
+ * training scenes, test items for the test scenes), written as a darknet-style list data
+ * set under outdir: classes.names, train.txt and test.txt (image paths relative to outdir),
+ * images/<split>/NNNNNN.png, labels/<split>/NNNNNN.txt (YOLO boxes: the tight box of each
+ * object's pixels above 0.1) and masks/<split>/NNNNNN.png (0 background, class k as k + 1). */
+typedef struct nerve_scenes_options {
+    int canvas;                   /* side of the square scenes, pixels (96) */
+    int n_train, n_test;          /* scenes per split (2000, 500) */
+    int min_objects, max_objects; /* objects per scene (1, 4; at most 64) */
+    int min_size, max_size;       /* side an item is scaled to, pixels (24, 48) */
+    float max_overlap;            /* the largest IoU between two objects' boxes (0.2) */
+    int clutter;                  /* unlabelled item fragments per scene (0) */
+    uint64_t seed;                /* (1) */
+    const char *train_images, *train_labels, *test_images, *test_labels; /* IDX (required) */
+    const char *const *names;     /* class names for classes.names (NULL: class0, class1, ..) */
+    int n_names;
+} nerve_scenes_options;
+typedef struct nerve_scenes_stats {
+    int train_scenes, train_objects, test_scenes, test_objects;
+} nerve_scenes_stats;
+nerve_scenes_options nerve_scenes_default(void);
+/* stats may be NULL. The same options and seed give the same files. */
+int nerve_scenes_generate(const char *outdir, const nerve_scenes_options *o,
+                          nerve_scenes_stats *stats);
+
+/* ---- Box geometry for detection (src/data/boxes.c, docs/detection.md) ----------------
+ * Boxes are corners (x1, y1, x2, y2), x2 >= x1, y2 >= y1, in any unit (pixels here). */
+/* Intersection over union; 0 when the union is empty (both boxes degenerate). */
+float nerve_box_iou(const float *a, const float *b);
+/* Generalised IoU: IoU - (|hull| - |union|) / |hull|, in (-1, 1]; 0 for an empty hull. */
+float nerve_box_giou(const float *a, const float *b);
+/* A YOLO box (centre and size relative to the image) as corners in a width x height image. */
+void nerve_box_corners(const nerve_box *b, float width, float height, float out[4]);
+/* Greedy non-maximum suppression: boxes [n, 4], scores [n]; in decreasing score (equal
+ * scores in input order) a box is kept unless a kept box of the same class (classes NULL:
+ * any box) overlaps it with IoU > iou_threshold. keep[0..*n_keep) gets the kept indices in
+ * decreasing score; keep has room for n. A NaN score or non-finite coordinate is an error. */
+int nerve_nms(const float *boxes, const float *scores, const int *classes, int n,
+              float iou_threshold, int *keep, int *n_keep);
+/* R-CNN box coding of a truth box against a proposal (or anchor) P, both corners:
+ * t_x = (G_x - P_x) / P_w, t_y = (G_y - P_y) / P_h, t_w = log(G_w / P_w), t_h = log(G_h / P_h)
+ * (centres and sizes), each multiplied by weights[i] (NULL: all 1). A box of zero size is
+ * an error. decode inverts it; a size step is clamped at log(1000/16). */
+int nerve_box_encode(const float *proposal, const float *truth, const float *weights, float t[4]);
+void nerve_box_decode(const float *proposal, const float *t, const float *weights, float out[4]);
+/* Anchors over an fh x fw feature map of the given stride (pixels per cell): at every cell
+ * centre ((x + 0.5) stride, (y + 0.5) stride), one box per (size, ratio) with area size^2 and
+ * height / width = ratio, ordered cell by cell (row major), then size, then ratio, as
+ * corners into out [count, 4]. Returns the count (out may be NULL to get it) or a negative
+ * status. The course's Faster R-CNN set is sizes {128, 256, 512} x ratios {0.5, 1, 2}. */
+int nerve_anchors(int fh, int fw, float stride, const float *sizes, int n_sizes,
+                  const float *ratios, int n_ratios, float *out);
+
+/* ---- Detection metrics (src/train/map.c, docs/detection.md) ----------------------------
+ * A detection (or a ground-truth box: score unused) in one image. */
+typedef struct nerve_detection {
+    int image;     /* any image id; detections are matched with truths of the same id */
+    int cls;       /* 0 .. n_classes-1 */
+    float score;   /* detections: confidence (higher first) */
+    float box[4];  /* corners */
+    int difficult; /* truths: PASCAL VOC's "difficult" (a match counts neither way) */
+} nerve_detection;
+typedef enum {
+    NERVE_AP_VOC07 = 0,     /* PASCAL VOC 2007: mean of the best precision at recall >= 0, .1, .., 1 */
+    NERVE_AP_ALL_POINT = 1, /* VOC 2010+: area under the precision envelope */
+    NERVE_AP_COCO = 2       /* COCO: envelope at 101 recall points; COCO's matching (the best
+                             * unmatched truth above the threshold) */
+} nerve_ap_mode;
+/* Average precision per class at one IoU threshold (a match needs IoU >= threshold):
+ * ap[c] (may be NULL) is NaN for a class without (non-difficult) ground truth, which *map,
+ * the mean over the others, leaves out. Matching is described in src/train/map.c. */
+int nerve_detection_ap(const nerve_detection *dets, int n_dets, const nerve_detection *truths,
+                       int n_truths, int n_classes, float iou_threshold, nerve_ap_mode mode,
+                       double *ap, double *map);
+/* COCO's mAP@[.5:.95]: NERVE_AP_COCO averaged over IoU thresholds 0.50, 0.55, .., 0.95. */
+int nerve_detection_map_coco(const nerve_detection *dets, int n_dets,
+                             const nerve_detection *truths, int n_truths, int n_classes,
+                             double *map);
+/* The raw precision-recall points of class cls (VOC matching), one per counted detection
+ * in decreasing score; *recall and *precision are allocated (free with
+ * nerve_detection_pr_free). */
+int nerve_detection_pr(const nerve_detection *dets, int n_dets, const nerve_detection *truths,
+                       int n_truths, int n_classes, int cls, float iou_threshold,
+                       double **recall, double **precision, int *n);
+void nerve_detection_pr_free(double *recall, double *precision);
+/* Precision-recall curves (the envelope at 101 recall points) of the first 8 classes that
+ * have ground truth, with their all-point AP in the legend, as an SVG plot. names may be NULL. */
+int nerve_detection_pr_svg(const char *path, const nerve_detection *dets, int n_dets,
+                           const nerve_detection *truths, int n_truths, int n_classes,
+                           const char *const *names, float iou_threshold);
 
 /* Class names, one a line (darknet's .names): class i is named on line i + 1; surrounding
  * blanks and CR are removed, trailing blank lines ignored; an empty line before the last

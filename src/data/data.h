@@ -28,6 +28,8 @@ void strlist_free(strlist *l);
 int data_is_image_name(const char *name);
 /* out = dir + "/" + name, or an error when it does not fit. */
 int data_join(char *out, size_t size, const char *dir, const char *name);
+/* mkdir -p: path and every missing folder above it; an error names the folder. */
+int data_make_dir(const char *path);
 /* Decodes paths[0..n) (in parallel) into a fresh data set of [c, h, w] samples, labels -1. */
 int data_decode_images(nerve_dataset *d, const char *const *paths, int n,
                        const nerve_image_options *o);

@@ -4,6 +4,7 @@
  * so an IDX set loaded with input_scale 1/255 comes back bit for bit from PNG. */
 #include "../core/core.h"
 #include "../kernels/kernels.h"
+#include "data.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -55,8 +56,8 @@ static int check_dir_name(const char *s, int k)
     return NERVE_OK;
 }
 
-/* mkdir -p */
-static int make_dir(const char *path)
+/* mkdir -p (data.h) */
+int data_make_dir(const char *path)
 {
     char buf[4200];
     if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
@@ -113,7 +114,7 @@ int nerve_dataset_export_images(const nerve_dataset *d, const char *root, const 
     export_job j = {d, root, NULL, jpeg, quality, c, h, w, NULL};
     j.dirs = nerve_xcalloc((size_t)d->n_classes, sizeof *j.dirs);
     j.status = nerve_xcalloc((size_t)(d->n ? d->n : 1), sizeof *j.status);
-    int st = j.dirs && j.status ? make_dir(root) : NERVE_ERR_NOMEM;
+    int st = j.dirs && j.status ? data_make_dir(root) : NERVE_ERR_NOMEM;
     char path[4200];
     for (int k = 0; st == NERVE_OK && k < d->n_classes; k++) {
         char num[16];
@@ -130,7 +131,7 @@ int nerve_dataset_export_images(const nerve_dataset *d, const char *root, const 
         if (st == NERVE_OK && snprintf(path, sizeof path, "%s/%s", root, name) >= (int)sizeof path)
             st = nerve_set_error(NERVE_ERR_ARG, "export: path too long");
         if (st == NERVE_OK)
-            st = make_dir(path);
+            st = data_make_dir(path);
     }
     if (st == NERVE_OK)
         kern_parallel_for((size_t)d->n, 64, write_range, &j);

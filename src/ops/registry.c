@@ -9,7 +9,7 @@
 
 static const op_def *const *const families[] = {
     ops_linear, ops_elementwise, ops_reduce, ops_shape, ops_activation, ops_loss, ops_norm,
-    ops_recurrent, ops_conv, ops_pool, ops_resample, ops_lrn,
+    ops_recurrent, ops_conv, ops_pool, ops_resample, ops_lrn, ops_roi,
 };
 
 const op_def *op_find(const char *name)
@@ -266,6 +266,19 @@ static int b_max_unpool(nerve_graph *g, const int *in, int n_in, const op_args *
     return nerve_max_unpool(g, in[0], in[1]);
 }
 
+static int b_roi_pool(nerve_graph *g, const int *in, int n_in, const op_args *a)
+{
+    (void)n_in;
+    return nerve_roi_pool(g, in[0], in[1], int_or(a, 0, 0), int_or(a, 1, 0), float_or(a, 2, 1.0f));
+}
+
+static int b_roi_align(nerve_graph *g, const int *in, int n_in, const op_args *a)
+{
+    (void)n_in;
+    return nerve_roi_align(g, in[0], in[1], int_or(a, 0, 0), int_or(a, 1, 0), float_or(a, 2, 1.0f),
+                           int_or(a, 3, 0), int_or(a, 4, 0));
+}
+
 /* The convolution settings shared by conv, conv_transpose and local, for S spatial axes:
  * strides [S], pads [2S] (every axis's begin, then every axis's end), dilations [S], group,
  * same, flip; absent ones keep nerve_conv_default()'s values. */
@@ -456,6 +469,13 @@ static const op_entry table[] = {
                INT_ATTR("within_map")},
      .build = b_lrn},
     {.name = "max_unpool", .min_in = 2, .max_in = 2, .build = b_max_unpool},
+    {.name = "roi_pool", .min_in = 2, .max_in = 2,
+     .attrs = {INT_REQ("out_h"), INT_REQ("out_w"), FLOAT_ATTR("spatial_scale")},
+     .build = b_roi_pool},
+    {.name = "roi_align", .min_in = 2, .max_in = 2,
+     .attrs = {INT_REQ("out_h"), INT_REQ("out_w"), FLOAT_ATTR("spatial_scale"),
+               INT_ATTR("sampling_ratio"), INT_ATTR("aligned")},
+     .build = b_roi_align},
 };
 
 const char *op_buildable_name(int i)
