@@ -186,7 +186,7 @@ TEST(every_shipped_model_builds_and_trains_one_step_on_its_data)
     while ((e = readdir(dir)) && n < 64) {
         size_t len = strlen(e->d_name);
         if (len > 4 && !strcmp(e->d_name + len - 4, ".cfg"))
-            snprintf(names[n++], sizeof names[0], "%s", e->d_name);
+            snprintf(names[n++], sizeof names[0], "%.100s", e->d_name);
     }
     closedir(dir);
     CHECK_MSG(n >= 15, "models/ holds %d cfgs", n);
