@@ -79,7 +79,8 @@ const cli_command cli_commands[] = {
         .summary = "metrics and confusion matrix of a checkpoint on test data",
         .details = "Loads a checkpoint (it carries its cfg) and prints the metrics of its task on the cfg's "
                    "test data or on the files given; a language model is measured on the held-out end of "
-                   "its text (bits per character).",
+                   "its text (bits per character), a detector ([detection]) by mAP@0.5, COCO's mAP@[.5:.95] "
+                   "and each class's AP on its test_list=.",
         .options = (const cli_option[]){
             {"--images", "F", "the cfg's test_images=", "IDX image file (with --labels)"},
             {"--labels", "F", "the cfg's test_labels=", "IDX label file (with --images)"},

@@ -1,6 +1,7 @@
 /* nerve eval / predict / summary: using a trained checkpoint or inspecting a cfg. */
 #include "cli.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,33 @@ static int eval_text(nerve_model *m)
     return rc;
 }
 
+
+/* A detection model: mAP at IoU 0.5 (VOC 2007 and all-point), COCO's mAP@[.5:.95], and the
+ * AP of every class, on detections of score >= 0.005 after NMS at IoU 0.45. */
+static int eval_detection(nerve_model *m, const nerve_dataset *d)
+{
+    nerve_yolo1_config yc;
+    nerve_model_yolo1(m, &yc);
+    double *ap = calloc((size_t)yc.classes, sizeof *ap);
+    if (!ap)
+        return cli_fail("evaluation");
+    nerve_detection_metrics r;
+    r.ap = ap;
+    if (nerve_evaluate_detection(m, d, 0.005f, 0.45f, &r) != NERVE_OK) {
+        free(ap);
+        return cli_fail("evaluation");
+    }
+    printf("samples: %d\n", d->n);
+    printf("task: detect (loss yolo1; %d objects, %d detections kept)\n", r.truths, r.detections);
+    printf("test mAP@0.5: %.4f (all-point), %.4f (VOC 2007 11-point); COCO mAP@[.5:.95]: %.4f\n",
+           r.map50, r.map50_voc07, r.map_coco);
+    const char *const *names = (const char *const *)d->names;
+    for (int c = 0; c < yc.classes; c++)
+        if (!isnan(ap[c]))
+            printf("  AP@0.5 %-16s %.4f\n", names && c < d->n_names ? names[c] : "", ap[c]);
+    free(ap);
+    return 0;
+}
 
 int cmd_eval(int argc, char **argv)
 {
@@ -88,6 +116,12 @@ int cmd_eval(int argc, char **argv)
     }
     nerve_metrics mt;
     int rc = 0;
+    if (nerve_model_yolo1(m, NULL)) { /* a detector: mAP */
+        rc = eval_detection(m, &d);
+        nerve_dataset_free(&d);
+        nerve_model_free(m);
+        return rc;
+    }
     if (nerve_evaluate_metrics(m, &d, &mt) != NERVE_OK) {
         rc = cli_fail("evaluation");
     } else {

@@ -458,6 +458,24 @@ int nerve_pool(nerve_graph *g, int x, const nerve_pool_config *c);
  * which guarantees it (no gradient flows into the pool through this node). */
 int nerve_max_unpool(nerve_graph *g, int x, int pool);
 
+/* YOLO v1's loss (src/ops/detection.c, docs/detection.md; darknet's [detection] layer): pred
+ * [N, side*side*(classes + 5*num)] in darknet's order (every cell's class scores, then every
+ * cell's num confidences, then every cell's num boxes x, y, w, h: x, y offsets in the cell, w,
+ * h relative to the image, or their square roots with sqrt), target [N, side*side*6] (per
+ * cell: obj, x, y, w, h, class; nerve_yolo1_target makes it from boxes). The paper's sum of
+ * squared errors, averaged over the batch; the responsible predictor (highest IoU) and the
+ * rescore target are constants of the step, as in darknet. */
+typedef struct nerve_yolo1_config {
+    int side, num, classes;
+    int sqrt;    /* 1: w and h are predicted as square roots */
+    int rescore; /* 1: the responsible box's confidence target is its IoU, else 1 */
+    float coord_scale, object_scale, noobject_scale, class_scale;
+} nerve_yolo1_config;
+/* side 7, num 2, classes 20, sqrt 1, rescore 1, scales 5, 1, 0.5, 1 (darknet's yolov1.cfg) */
+nerve_yolo1_config nerve_yolo1_default(void);
+int nerve_yolo1_check(const nerve_yolo1_config *c);
+int nerve_yolo1_loss(nerve_graph *g, int pred, int target, const nerve_yolo1_config *c);
+
 /* Region-of-interest pooling for R-CNN heads (src/ops/roi.c, docs/detection.md): x
  * [N, C, H, W] and rois [N, R, 4] (R boxes per image, corners x1, y1, x2, y2 in the image's
  * pixels; spatial_scale = 1 / the map's stride) give [N, R, C, out_h, out_w], as
@@ -1391,6 +1409,12 @@ const char *nerve_target_kind_name(nerve_target_kind k); /* "class", "values", .
  * task and target kind, so that the training loop feeds and measures it. */
 int nerve_model_set_head(nerve_model *m, const nerve_head_info *h);
 
+/* A [detection] (YOLO v1) head: 1 and its settings in *out (may be NULL), else 0. */
+int nerve_model_yolo1(const nerve_model *m, nerve_yolo1_config *out);
+/* The per-cell target [side*side*6] of one sample's boxes (src/model/model_detect.c): the
+ * box whose centre falls in a cell is that cell's (a later one replaces an earlier one). */
+int nerve_yolo1_target(const nerve_box *boxes, int n, const nerve_yolo1_config *c, float *target);
+
 /* Compiles the model's graph for `max_batch` (<= 0: the cfg's batch). */
 int nerve_model_compile(nerve_model *m, int max_batch);
 /* Sets the stored input statistics used by z-score normalisation ([net] normalize=1);
@@ -1673,6 +1697,25 @@ int nerve_predict(nerve_model *m, const nerve_dataset *d, int *out);
  * sample_numel floats) receives the inputs the model read: a denoising model's corrupted
  * ones (evaluation generator, as nerve_evaluate_metrics). */
 int nerve_predict_outputs(nerve_model *m, const nerve_dataset *d, float *out, float *inputs);
+
+/* Detections of one sample's YOLO v1 output pred (src/train/detect_eval.c): each (cell,
+ * box, class) whose score, confidence x class score, is at least thresh, as a box in the
+ * pixels of a width x height image (clipped to it), greedy NMS per class at nms_iou (<= 0:
+ * none), the highest max_out in decreasing score into out, each with the given image id.
+ * Returns the count or a negative status. */
+int nerve_yolo1_decode(const float *pred, const nerve_yolo1_config *c, float width, float height,
+                       int image, float thresh, float nms_iou, nerve_detection *out, int max_out);
+/* A detection model's figures on a data set of boxes: mAP at IoU 0.5 (VOC 2007 11-point and
+ * all-point) and COCO's mAP@[.5:.95], over the classes that have ground truth; ap (NULL, or
+ * room for the model's classes) gets each class's all-point AP at 0.5. */
+typedef struct nerve_detection_metrics {
+    double map50_voc07, map50, map_coco;
+    double *ap;     /* set by the caller (may be NULL) */
+    int detections; /* kept after the threshold and NMS, at most 100 per image */
+    int truths;
+} nerve_detection_metrics;
+int nerve_evaluate_detection(nerve_model *m, const nerve_dataset *d, float thresh, float nms_iou,
+                             nerve_detection_metrics *out);
 
 /* Test-time augmentation for image models (src/apps/ensemble.c): each image is seen as
  * 10 views, the 10-crop of AlexNet kept at the input size: for each of the five crop x crop

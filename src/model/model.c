@@ -957,7 +957,7 @@ static int finish_head(build_ctx *b, int pred, int labels, int loss, nerve_task 
     h->task = task;
     h->target = target;
     /* the section name from the table, not from the cfg text (freed after building) */
-    static const char *const heads[] = {"softmax", "cost"};
+    static const char *const heads[] = {"softmax", "cost", "detection"};
     h->section = NULL;
     for (size_t i = 0; i < NERVE_ARRAY_LEN(heads); i++)
         if (strcmp(b->s->name, heads[i]) == 0)
@@ -966,6 +966,12 @@ static int finish_head(build_ctx *b, int pred, int labels, int loss, nerve_task 
     h->line = b->s->line;
     h->logits = logits;
     return NERVE_OK;
+}
+
+int model_finish_head(build_ctx *b, int pred, int labels, int loss, nerve_task task,
+                      nerve_target_kind target, const char *loss_name, int logits)
+{
+    return finish_head(b, pred, labels, loss, task, target, loss_name, logits);
 }
 
 /* target= of a head: one of the kinds in `allowed` (NULL-terminated names), else the
@@ -1286,6 +1292,7 @@ static const layer_kind layer_kinds[] = {
     {"shortcut", shortcut_keys, build_shortcut},
     {"upsample", upsample_keys, build_upsample},
     {"reorg", reorg_keys, build_reorg},
+    {"detection", detection_keys, build_detection},
 };
 
 static int is_net(const char *name) { return strcmp(name, "net") == 0 || strcmp(name, "network") == 0; }

@@ -43,6 +43,8 @@ struct nerve_model {
     nerve_head_info head; /* the task of the head and the target it needs */
     char **names;        /* class names (nerve_model_set_names; checkpoints keep them) */
     int n_names;
+    nerve_yolo1_config yolo1; /* a [detection] head's settings (has_yolo1) */
+    int has_yolo1;
 };
 
 /* How a cfg is built, beyond its text (model_from_cfg_opts). */
@@ -87,6 +89,15 @@ size_t sample_numel(nerve_graph *g, int node);
 /* activation= (default linear) and init= (default He for the ReLU family, else Glorot). */
 int get_activation(build_ctx *b, nerve_act *act);
 int get_init(build_ctx *b, nerve_act act, nerve_init *init);
+
+/* Sets the model's output, labels and loss and its head's task (model.c). */
+int model_finish_head(build_ctx *b, int pred, int labels, int loss, nerve_task task,
+                      nerve_target_kind target, const char *loss_name, int logits);
+
+/* ---- detection heads (src/model/model_detect.c) ---------------------------------------- */
+
+extern const char *const detection_keys[];
+int build_detection(build_ctx *b);
 
 /* ---- convolutional layers (src/model/model_conv.c; see docs/cfg.md) -------------------- */
 

@@ -18,6 +18,7 @@ extern const op_def *const ops_pool[];        /* pool, max_unpool */
 extern const op_def *const ops_resample[];    /* upsample, depth_to_space, space_to_depth */
 extern const op_def *const ops_lrn[];         /* lrn, pixel_softmax_ce_loss */
 extern const op_def *const ops_roi[];         /* roi_pool, roi_align */
+extern const op_def *const ops_detection[];   /* yolo1_loss */
 
 
 /* Looks an operator up by name across every family (NULL if unknown). */
