@@ -40,7 +40,7 @@ EX_BIN   := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EX_SRC))
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all test test-tsan train bench fuzz fuzz-build docs install uninstall clean
+.PHONY: all test test-tsan train bench fuzz fuzz-build docs install uninstall clean export-check export-check-ci
 all: $(BUILD)/libnerve.a $(BUILD)/libnerve.so $(BUILD)/nerve $(BUILD)/nerve.1 $(EX_BIN)
 
 $(BUILD)/obj/%.o: %.c
@@ -97,6 +97,22 @@ train: all
 
 bench: all $(BENCH_BIN)
 	BUILD=$(BUILD) ./bench/run.sh
+
+# ---- export to C (docs/export-c.md) --------------------------------------------------------
+# The exported C of a checkpoint where it must run: x86 against nerve on the whole test set,
+# the aarch64 and Cortex-M4 compiles, the flash/RAM figures, N images under qemu-system-arm.
+# EXPORT_CKPT defaults to a LeNet-5 trained here for 3 epochs when absent.
+EXPORT_CKPT ?= $(BUILD)/export-check/lenet5/model.safetensors
+export-check: all
+	@test -f $(EXPORT_CKPT) || ./$(BUILD)/nerve train models/lenet5.cfg --epochs 3 \
+	    --out $(dir $(EXPORT_CKPT)) --overwrite --quiet
+	NERVE_BUILD_DIR=$(BUILD) scripts/export-c/check.sh $(EXPORT_CKPT) $(BUILD)/export-check/out 5
+
+# CI's short version: the iris classifier (trained in a second), 3 samples under qemu.
+export-check-ci: all
+	./$(BUILD)/nerve train models/iris.cfg --epochs 10 --out $(BUILD)/export-ci/iris --overwrite --quiet
+	NERVE_BUILD_DIR=$(BUILD) scripts/export-c/check.sh $(BUILD)/export-ci/iris/model.safetensors \
+	    $(BUILD)/export-ci/out 3
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig \

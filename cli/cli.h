@@ -80,6 +80,7 @@ int cmd_sample(int argc, char **argv);
 int cmd_ensemble(int argc, char **argv);
 int cmd_viz(int argc, char **argv);
 int cmd_data(int argc, char **argv); /* cli/data.c */
+int cmd_export_c(int argc, char **argv); /* cli/export.c */
 /* nerve train CFG --bag K (cli/ensemble.c): trains K members of the cfg on bootstrap
  * resamples of train, saving DIR/member-<k>.safetensors; reports the ensemble on test. */
 int cli_train_bag(const char *cfg, const char *dir, int bag, const nerve_dataset *train, const nerve_dataset *val,

@@ -90,6 +90,23 @@ const cli_command cli_commands[] = {
         .example = "nerve eval runs/mlp/model.safetensors",
     },
     {
+        .name = "export-c",
+        .run = cmd_export_c,
+        .usage = "export-c CKPT OUTDIR [--name NAME]",
+        .summary = "write a trained model as one standalone C99 source and header",
+        .details = "Writes OUTDIR/NAME.c and OUTDIR/NAME.h (OUTDIR is created): C99 with no allocation and "
+                   "no libnerve, the weights as const arrays, one static arena planned from the values' "
+                   "lifetimes, and void NAME_run(const float *in, float *out) giving the probabilities nerve "
+                   "predict gives. Prints the input and output sizes and the flash (constants) and RAM "
+                   "(arena) the model needs, both exact. A model with an operator that has no C form is "
+                   "refused, naming the node. See docs/export-c.md.",
+        .options = (const cli_option[]){
+            {"--name", "NAME", "model", "the files' name and the prefix of every exported symbol (a C identifier)"},
+            END_OPTIONS,
+        },
+        .example = "nerve export-c runs/lenet5/model.safetensors out",
+    },
+    {
         .name = "help",
         .run = NULL, /* main.c */
         .usage = "help [CMD]\nhelp --man | --markdown",

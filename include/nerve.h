@@ -1863,6 +1863,24 @@ int nerve_viz_activations(nerve_model *m, const nerve_dataset *d, int index, con
  * (src/apps/reconstruct.c). */
 int nerve_viz_reconstruct(nerve_model *m, const nerve_dataset *d, int n, int scale, const char *png_path);
 
+/* ---- Export to standalone C (src/apps/export_c.c, docs/export-c.md) ------------------------ */
+typedef struct nerve_export_c_info {
+    size_t weight_bytes; /* flash: the const arrays (weights, statistics, shape tables) */
+    size_t arena_bytes;  /* RAM: the one static arena (activations, workspace, carried state) */
+    size_t in_numel, out_numel; /* floats of one input and one output */
+    int carried;         /* 1: a step model (recurrent state kept between calls) */
+} nerve_export_c_info;
+/* Writes DIR/NAME.c and DIR/NAME.h (NAME NULL: "model"), a C99 translation of the model at
+ * batch 1 in evaluation mode that needs no allocator and no libnerve: every parameter a
+ * const array, every intermediate value a slice of one static arena planned from the values'
+ * live intervals, and `void NAME_run(const float *in, float *out)` computing what
+ * nerve_predict_outputs gives for one sample (probabilities for a softmax or logistic head),
+ * plus `void NAME_reset(void)` zeroing a carried recurrent state (a character model then runs
+ * one token per call). The header states NAME_WEIGHT_BYTES and NAME_ARENA_BYTES, the exact
+ * sizes of the constants and of the arena (also in *info, which may be NULL). An operator
+ * without a C form is refused with its node's name. The model's batch is restored. */
+int nerve_export_c(nerve_model *m, const char *dir, const char *name, nerve_export_c_info *info);
+
 #ifdef __cplusplus
 }
 #endif

@@ -2,12 +2,14 @@
 # Installs the Debian packages nerve needs to build, test and train (run as root or with sudo).
 # clang and libclang-rt-14-dev (libFuzzer and the sanitizer runtimes, which
 # --no-install-recommends would leave out) are for `make CC=clang` and `make fuzz`.
+# gcc-aarch64-linux-gnu, gcc-arm-none-eabi, libnewlib-arm-none-eabi and qemu-system-arm build
+# and run exported C models (make export-check, docs/export-c.md).
 # Optional: NERVE_BENCH_DEPS=1 also installs python3-torch, the reference for `make bench`.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
-pkgs="build-essential zlib1g-dev libpng-dev libjpeg62-turbo-dev pkg-config dataset-fashion-mnist python3-sklearn clang libclang-rt-14-dev"
+pkgs="build-essential zlib1g-dev libpng-dev libjpeg62-turbo-dev pkg-config dataset-fashion-mnist python3-sklearn clang libclang-rt-14-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
 if [ "${NERVE_BENCH_DEPS:-0}" = 1 ]; then pkgs="$pkgs python3-torch"; fi
 missing=""
 for p in $pkgs; do
