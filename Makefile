@@ -29,10 +29,21 @@ endif
 CFLAGS_ALL := $(BASE) $(WARN) $(OPT) $(CFLAGS)
 LDLIBS  := -lz -lpng -ljpeg -lm -pthread $(LDSAN)
 
-LIB_SRC  := $(wildcard src/*/*.c)
+# Data-parallel training under MPI (docs/distributed.md): src/dist/ goes into the nerve
+# program only, never into libnerve, and speaks MPI when Open MPI's headers are found
+# (pkg-config ompi-c, from libopenmpi-dev); MPI=0 builds it without, MPI=1 insists.
+MPI ?= $(shell pkg-config --exists ompi-c 2>/dev/null && echo 1 || echo 0)
+ifeq ($(MPI),1)
+  MPI_CFLAGS := -DNERVE_MPI $(shell pkg-config --cflags ompi-c)
+  MPI_LIBS   := $(shell pkg-config --libs ompi-c)
+endif
+
+DIST_SRC := $(wildcard src/dist/*.c)
+DIST_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(DIST_SRC))
+LIB_SRC  := $(filter-out $(DIST_SRC),$(wildcard src/*/*.c))
 LIB_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC))
 CLI_SRC  := $(wildcard cli/*.c)
-CLI_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(CLI_SRC))
+CLI_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(CLI_SRC)) $(DIST_OBJ)
 TEST_SRC := $(wildcard tests/*.c)
 TEST_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SRC))
 EX_SRC   := $(wildcard examples/*.c)
@@ -47,6 +58,14 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
 
+# the transport's objects are built again when MPI is switched on or off
+$(DIST_OBJ): CFLAGS_ALL += $(MPI_CFLAGS)
+$(DIST_OBJ): $(BUILD)/mpi-$(MPI).flag
+$(BUILD)/mpi-$(MPI).flag:
+	@mkdir -p $(BUILD)
+	@rm -f $(BUILD)/mpi-*.flag
+	@touch $@
+
 $(BUILD)/libnerve.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
@@ -55,7 +74,7 @@ $(BUILD)/libnerve.so: $(LIB_OBJ) src/libnerve.map
 	$(CC) -shared -Wl,--version-script=src/libnerve.map -Wl,-soname,libnerve.so.0 -o $@ $(LIB_OBJ) $(LDLIBS)
 
 $(BUILD)/nerve: $(CLI_OBJ) $(BUILD)/libnerve.a
-	$(CC) -o $@ $(CLI_OBJ) $(BUILD)/libnerve.a $(LDLIBS)
+	$(CC) -o $@ $(CLI_OBJ) $(BUILD)/libnerve.a $(LDLIBS) $(MPI_LIBS)
 
 # The man page, made from the command table (cli/commands.c) by the binary itself.
 $(BUILD)/nerve.1: $(BUILD)/nerve
@@ -78,7 +97,7 @@ $(BUILD)/nerve_tests: $(TEST_OBJ) $(BUILD)/libnerve.a
 
 # The tests see the CLI and the examples of the same build.
 test: all $(BUILD)/nerve_tests
-	NERVE_BUILD_DIR=$(BUILD) ASAN_OPTIONS=detect_leaks=1 ./$(BUILD)/nerve_tests $(T)
+	NERVE_BUILD_DIR=$(BUILD) NERVE_MPI=$(MPI) ASAN_OPTIONS=detect_leaks=1 ./$(BUILD)/nerve_tests $(T)
 
 # ThreadSanitizer over the tests that run the thread pool (test_threads, the optimisers on
 # threads, steady state, and every test named *threads*: the direct and Winograd kernels,

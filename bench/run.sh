@@ -87,3 +87,10 @@ if [ $have_torch = 1 ]; then
 fi
 row "char-LSTM GPL-3 2T held-out bits/char" "$nb" "${rb:-(no torch)}" "$(ratio "$nb" "$rb" lower)"
 row "char-LSTM GPL-3 2T chars/s" "$nc" "${rc:-(no torch)}" "$(ratio "$nc" "$rc" higher)"
+
+# 7. Data-parallel scaling under MPI (a build with MPI only): 2 ranks x 1 thread against
+# 1 rank x 1 and x 2 threads on ResNet-20.
+if [ -x "$(command -v mpirun)" ] && $BUILD/nerve version 2>&1 | grep -q "mpirun: built in"; then
+    echo
+    BUILD=$BUILD bench/dist.sh "$(steps 12 3)"
+fi

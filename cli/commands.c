@@ -188,7 +188,10 @@ const cli_command cli_commands[] = {
                    "DIR/curves.svg, and ends with the test figures ('test accuracy: 0.XXXX' for a "
                    "classifier) when the cfg names test data. Progress goes to stderr: a one-line bar on "
                    "a terminal, plain lines otherwise. Ctrl-C saves the epoch in progress and prints the "
-                   "command that resumes it (exit 130).",
+                   "command that resumes it (exit 130). Under mpirun -np N (a nerve built with Open MPI: "
+                   "nerve version says) it trains one model data-parallel on N processes, each on its "
+                   "share of every batch, rank 0 writing the files; there kill -USR1 <pid of mpirun> is "
+                   "the interrupt that saves (docs/distributed.md).",
         .options = (const cli_option[]){
             {"--out", "DIR", "runs/<cfg name>, else the first free runs/<cfg name>-K",
              "run directory (with --resume: the checkpoint's directory)"},

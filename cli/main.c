@@ -2,6 +2,7 @@
  * Dispatch only: the commands, their options and their help are the rows of the table in
  * commands.c; args.c checks the arguments against it. */
 #include "cli.h"
+#include "../src/dist/dist_mpi.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,7 +85,8 @@ int main(int argc, char **argv)
         if (nargc)
             fprintf(stderr, "nerve version: takes no argument (got '%s')\n", nargv[0]);
         else
-            printf("nerve %s\n", NERVE_VERSION);
+            printf("nerve %s\ndata-parallel training under mpirun: %s\n", NERVE_VERSION,
+                   nerve_mpi_built() ? "built in (Open MPI)" : "not built in (no Open MPI headers at build time)");
     } else
         rc = c->run(nargc, nargv);
     free(nargv);

@@ -1,5 +1,6 @@
 /* nerve train CFG: fit a cfg-described model and report its test accuracy. */
 #include "cli.h"
+#include "../src/dist/dist_mpi.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -394,8 +395,11 @@ static void print_cfg_changes(const char *ckpt, nerve_model *m)
     nerve_st_close(f);
 }
 
-int cmd_train(int argc, char **argv)
+/* dist: data-parallel training under mpirun (NULL: this process alone); rank 0 alone
+ * creates the run directory, writes the files and prints to stdout. */
+static int train_main(int argc, char **argv, const nerve_dist *dist)
 {
+    int rank = dist ? dist->rank : 0;
     const char *cfg = NULL, *out = NULL, *resume = NULL, *init = NULL, *v;
     int epochs = 0, quiet = 0, freeze = 0, bag = 0, overwrite = 0, force = 0;
     for (int i = 0; i < argc; i++) {
@@ -442,13 +446,17 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr, "nerve train: --force accepts a changed cfg when resuming; it needs --resume CKPT\n");
         return 2;
     }
+    if (bag && dist) {
+        fprintf(stderr, "nerve train: --bag trains independent models; under mpirun, run one nerve per member\n");
+        return 2;
+    }
     if (!bag)
         catch_sigint(); /* early: a Ctrl-C while the data loads stops before training */
     nerve_model *m = nerve_model_load_cfg(cfg);
     if (!m)
         return cli_fail(NULL);
-    char dir[1024], ckpt[1100], log[1100], plot[1100];
-    if (choose_run_dir(cfg, out, resume, overwrite, dir, sizeof dir) != 0) {
+    char dir[1024] = "", ckpt[1100], log[1100], plot[1100];
+    if (rank == 0 && choose_run_dir(cfg, out, resume, overwrite, dir, sizeof dir) != 0) {
         nerve_model_free(m);
         return 1;
     }
@@ -519,10 +527,11 @@ int cmd_train(int argc, char **argv)
         print_cfg_changes(resume, m);
     progress_state ps = {isatty(2), terminal_columns(2), quiet, 0, 0, text ? c->seq : 0};
     nerve_fit_options fo = {0};
-    fo.checkpoint = ckpt;
+    fo.checkpoint = rank == 0 ? ckpt : NULL;
     fo.resume = resume;
-    fo.log_csv = log;
-    fo.plot_svg = plot;
+    fo.log_csv = rank == 0 ? log : NULL;
+    fo.plot_svg = rank == 0 ? plot : NULL;
+    fo.dist = dist;
     fo.max_epochs = epochs;
     fo.on_progress = on_progress;
     fo.on_epoch = on_epoch;
@@ -545,9 +554,12 @@ int cmd_train(int argc, char **argv)
                c->batch, c->seq, train.n / c->batch, held_out ? held_out + 1 : 0, nerve_optim_name(c->optim.type),
                nerve_threads());
     else
-        printf("training %s: %zu parameters, %d training samples, %d validation, batch %d, %s, %d threads\n", cfg,
-               nerve_graph_param_count(nerve_model_graph(m)), train.n, val.n, c->batch,
-               nerve_optim_name(c->optim.type), nerve_threads());
+        printf("training %s: %zu parameters, %d training samples, %d validation, batch %d, %s, %d threads%s\n",
+               cfg, nerve_graph_param_count(nerve_model_graph(m)), train.n, val.n, c->batch,
+               nerve_optim_name(c->optim.type), nerve_threads(), dist ? " per rank" : "");
+    if (dist)
+        printf("data-parallel: %d ranks, %d of the global batch of %d samples each (MPI)\n", dist->size,
+               (c->batch + dist->size - 1) / dist->size, c->batch);
     fflush(stdout);
     nerve_fit_result res;
     if (nerve_fit(m, &train, val.n ? &val : NULL, &fo, &res) != NERVE_OK) {
@@ -565,12 +577,20 @@ int cmd_train(int argc, char **argv)
                    res.interrupted_batch, ckpt);
         else
             printf("interrupted before epoch %d; checkpoint %s\n", res.interrupted_epoch, ckpt);
+        if (dist)
+            printf("(under mpirun, with any number of ranks)\n");
         print_resume_command(cfg, ckpt, epochs, freeze, quiet);
         rc = 130;
         goto done;
     }
+    if (rank > 0) /* the test set is rank 0's to report */
+        goto done;
     printf("trained %d epochs in %.1fs%s; checkpoint %s\n", res.epochs_run, res.seconds,
            res.stopped_early ? " (stopped early)" : "", ckpt);
+    if (dist)
+        printf("rank 0: backward %.2fs; waiting for the ranks' sums %.2fs (not hidden behind backward); "
+               "gradients in %d bucket%s\n", res.backward_seconds, res.dist_wait_seconds, res.dist_buckets,
+               res.dist_buckets == 1 ? "" : "s");
     if (val.n)
         printf("best validation loss %.4f at epoch %d (weights restored)\n", res.best_val_loss, res.best_epoch);
     if (text && val.n) {
@@ -595,5 +615,41 @@ done:
     nerve_dataset_free(&val);
     nerve_dataset_free(&test);
     nerve_model_free(m);
+    return rc;
+}
+
+/* Under mpirun SIGINT stops the whole job at once; SIGUSR1, which mpirun forwards to every
+ * rank, is the interrupt that finishes the step and saves (docs/distributed.md). */
+static void catch_sigusr1(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGUSR1, &sa, NULL);
+}
+
+int cmd_train(int argc, char **argv)
+{
+    nerve_dist dist;
+    int mpi = nerve_mpi_start(&dist);
+    if (mpi < 0) {
+        cli_fail(NULL);
+        nerve_mpi_finish(1);
+        return 1;
+    }
+    if (mpi) {
+        catch_sigusr1();
+        if (dist.rank > 0 && !freopen("/dev/null", "w", stdout)) {
+            fprintf(stderr, "nerve: rank %d: cannot silence stdout\n", dist.rank);
+            nerve_mpi_finish(1);
+            return 1;
+        }
+    }
+    int rc = train_main(argc, argv, mpi ? &dist : NULL);
+    fflush(stdout);
+    /* an interrupt stops every rank at the same step (the ranks agree on it): a clean end */
+    nerve_mpi_finish(rc == 130 ? 0 : rc);
     return rc;
 }

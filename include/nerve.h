@@ -594,6 +594,29 @@ int nerve_forward(nerve_graph *g, int target);
 /* Back-propagates from scalar node `loss` (seeded with 1): zeroes then fills the gradients
  * of every parameter and of inputs that asked for one. Call after nerve_forward(). */
 int nerve_backward(nerve_graph *g, int loss);
+/* Gradient-ready notification (data-parallel training starts summing a gradient across
+ * processes while backward still runs): during nerve_backward, fn(user, p) is called once
+ * for every trainable parameter p as soon as its gradient is final, i.e. right after the
+ * backward of the last node that adds into it (views resolved); parameters that nothing
+ * on the loss's path reads (their gradient stays zero) are reported at the end. fn NULL
+ * removes the hook. The order is nerve_graph_grad_order's. */
+int nerve_graph_set_grad_hook(nerve_graph *g, void (*fn)(void *user, int param), void *user);
+/* The trainable parameters of a compiled graph in the order nerve_backward(g, loss)
+ * finishes their gradients (the grad hook's order); fills up to cap ids into out (may be
+ * NULL) and returns the count, or a negative status. */
+int nerve_graph_grad_order(nerve_graph *g, int loss, int *out, int cap);
+/* Synchronised batch statistics (data-parallel training): with fn set, a training forward
+ * of batch norm sums its per-channel sums over the ranks with fn(user, buf, n, 0) (a plain
+ * sum: sums of x - running mean, of its square, and the sample count), and its backward
+ * the sums of the output gradient and of its product with x-hat with fn(user, buf, n, 1),
+ * which returns the sum of every rank's values weighted by its share of the batch,
+ * divided by this rank's share (the gradients of each rank's mean loss are then those of
+ * the global mean loss). A failing fn is remembered and returned by
+ * nerve_graph_stat_status. fn NULL removes it. */
+void nerve_graph_set_stat_reduce(nerve_graph *g, int (*fn)(void *user, double *buf, int n, int backward),
+                                 void *user);
+/* The first status a stat reduce returned since the last call (which clears it). */
+int nerve_graph_stat_status(nerve_graph *g);
 /* Checks for NaN or infinity, in creation order, every input, parameter and state, and the
  * output (at the current batch) of every operator node that the last nerve_forward(g,
  * target) computed (target < 0: all). The first non-finite value is an error
@@ -1301,6 +1324,12 @@ int nerve_prefetch_start(nerve_prefetch *p, uint64_t order_seed, int epoch, int 
  * returns its size, 0 at the end of the epoch, or a negative status. */
 int nerve_prefetch_next(nerve_prefetch *p, float *x, float *y, float *t);
 const int *nerve_prefetch_last_indices(const nerve_prefetch *p, int *n);
+/* Data-parallel training: from now on nerve_prefetch_next still returns the size n of the
+ * whole batch, but copies out only shard `part` of `parts` (rows n*part/parts up to
+ * n*(part+1)/parts, possibly none), and nerve_prefetch_last_indices gives the shard's
+ * indices and size. The batches, their order and their augmentation stay those of the
+ * whole batch, so the shards of all parts make up the one-process batch exactly. */
+int nerve_prefetch_set_shard(nerve_prefetch *p, int part, int parts);
 
 /* ===================================================================================== */
 /* 11. Models described by cfg files                                                      */
@@ -1343,6 +1372,8 @@ typedef struct nerve_net_config {
     char train_text[512];      /* a text file read as a token stream (train_text=) */
     int seq;                   /* token inputs per sample: chunk length of truncated BPTT */
     int64_t max_batches;       /* stop after this many training steps in all (0: no limit) */
+    int sync_batchnorm;        /* data-parallel: batch norm on the statistics of the global
+                                  batch (summed over the ranks) rather than each rank's */
     nerve_data_config data;    /* the other sources and how to read them (docs/data.md) */
     int n_classes;
     nerve_augment augment;     /* training-batch augmentation (augment= and its keys) */
@@ -1615,6 +1646,29 @@ typedef struct nerve_progress {
     double eta_seconds;  /* for the epoch */
 } nerve_progress;
 
+/* Data-parallel training (docs/distributed.md): the collective operations a transport
+ * provides (the nerve CLI's is MPI, src/dist/; tests may supply others). Every rank calls
+ * nerve_fit with the same model, cfg and data and the same options but for the output
+ * files (which rank 0 alone should name); each reads shard `rank` of every global batch,
+ * and the gradients are averaged, bucket by bucket, while backward still runs. */
+typedef enum nerve_dist_op { NERVE_DIST_SUM, NERVE_DIST_MAX } nerve_dist_op;
+typedef struct nerve_dist {
+    int rank, size;       /* this process, and how many train together (size 1: alone) */
+    void *user;
+    /* Starts summing buf[0..n) over the ranks, in place, without waiting. Every rank starts
+     * the same sums in the same order, and every rank must get the same result bit for bit
+     * (a fixed reduction order). Returns 0 or a negative status (with nerve_set_error). */
+    int (*start_sum)(void *user, float *buf, size_t n);
+    /* Lets the started sums progress; called between the nodes of backward. May be NULL. */
+    int (*progress)(void *user);
+    /* Waits until every started sum is complete. */
+    int (*wait_all)(void *user);
+    /* Blocking: combines buf[0..n) over the ranks in place with op (every rank gets the
+     * same result). */
+    int (*reduce)(void *user, double *buf, int n, nerve_dist_op op);
+    size_t bucket_floats; /* gradient bucket size in floats (0: 65536, 256 KiB) */
+} nerve_dist;
+
 typedef struct nerve_fit_options {
     const char *checkpoint;     /* path for the best/last checkpoint (NULL = none) */
     const char *resume;         /* checkpoint to resume from (NULL = fresh start) */
@@ -1637,6 +1691,10 @@ typedef struct nerve_fit_options {
      * resume from it gives the weights of an uninterrupted run, bit for bit) and nerve_fit
      * returns NERVE_OK with result->interrupted set. */
     const volatile sig_atomic_t *interrupt;
+    /* Data-parallel training across processes (NULL or size 1: this process alone). The
+     * ranks agree on an interrupt: a flag set on any rank stops all of them at the same
+     * step. */
+    const nerve_dist *dist;
 } nerve_fit_options;
 
 typedef struct nerve_fit_result {
@@ -1648,6 +1706,11 @@ typedef struct nerve_fit_result {
     /* Stopped by *interrupt before the last epoch: the checkpoint holds interrupted_batch
      * batches of epoch interrupted_epoch (0: that epoch had not begun). */
     int interrupted, interrupted_epoch, interrupted_batch;
+    /* Data-parallel runs (nerve_fit_options.dist): seconds in backward (gradient buckets
+     * going out meanwhile), and seconds waiting for the ranks' sums after it and for the
+     * per-step agreement on loss and interrupt (what backward did not hide). 0 otherwise. */
+    double backward_seconds, dist_wait_seconds;
+    int dist_buckets; /* data-parallel: the gradient buckets per step */
 } nerve_fit_result;
 
 /* Loads the training and test sets named by a [net] section (IDX image/label pairs or CSV

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages nerve needs to build, test and train (run as root or with sudo).
+# openmpi-bin and libopenmpi-dev: data-parallel training under mpirun (docs/distributed.md).
 # clang and libclang-rt-14-dev (libFuzzer and the sanitizer runtimes, which
 # --no-install-recommends would leave out) are for `make CC=clang` and `make fuzz`.
 # gcc-aarch64-linux-gnu, gcc-arm-none-eabi, libnewlib-arm-none-eabi and qemu-system-arm build
@@ -9,7 +10,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
-pkgs="build-essential zlib1g-dev libpng-dev libjpeg62-turbo-dev pkg-config dataset-fashion-mnist python3-sklearn clang libclang-rt-14-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
+pkgs="build-essential zlib1g-dev libpng-dev libjpeg62-turbo-dev pkg-config dataset-fashion-mnist python3-sklearn clang libclang-rt-14-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm openmpi-bin libopenmpi-dev"
 if [ "${NERVE_BENCH_DEPS:-0}" = 1 ]; then pkgs="$pkgs python3-torch"; fi
 missing=""
 for p in $pkgs; do

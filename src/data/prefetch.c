@@ -35,6 +35,7 @@ struct nerve_prefetch {
     int last_n;
     int epoch, first;  /* the epoch, and the index of its first batch (a resumed epoch) */
     long produced, consumed;
+    int part, parts;   /* the shard of every batch that next() copies out (0 of 1: all) */
     int status;        /* the producer's first error, and its message */
     char message[1024];
 };
@@ -130,6 +131,7 @@ nerve_prefetch *nerve_prefetch_create(const nerve_dataset *d, int batch_size,
     pthread_cond_init(&p->cv, NULL);
     p->d = d;
     p->seed = seed;
+    p->parts = 1;
     p->use_aug = aug && aug->on;
     if (p->use_aug) {
         p->aug = *aug;
@@ -206,24 +208,35 @@ int nerve_prefetch_next(nerve_prefetch *p, float *x, float *y, float *t)
     pthread_mutex_unlock(&p->mu);
     if (st)
         return nerve_set_error(st, "%s", msg);
-    /* the slot is ours until consumed passes it */
+    /* the slot is ours until consumed passes it; the shard is rows [lo, hi) */
     int n = s->n;
     const nerve_dataset *d = p->d;
-    if (n > 0) {
+    int lo = (int)((int64_t)n * p->part / p->parts), hi = (int)((int64_t)n * (p->part + 1) / p->parts);
+    if (hi > lo) {
+        size_t k = (size_t)(hi - lo);
         if (x)
-            memcpy(x, s->x, (size_t)n * d->sample_numel * sizeof(float));
+            memcpy(x, s->x + (size_t)lo * d->sample_numel, k * d->sample_numel * sizeof(float));
         if (y)
-            memcpy(y, s->y, (size_t)n * sizeof(float));
+            memcpy(y, s->y + lo, k * sizeof(float));
         if (t && s->t)
-            memcpy(t, s->t, (size_t)n * d->target_numel * sizeof(float));
-        memcpy(p->last_idx, s->idx, (size_t)n * sizeof(int));
+            memcpy(t, s->t + (size_t)lo * d->target_numel, k * d->target_numel * sizeof(float));
+        memcpy(p->last_idx, s->idx + lo, k * sizeof(int));
     }
-    p->last_n = n;
+    p->last_n = hi - lo;
     pthread_mutex_lock(&p->mu);
     p->consumed++;
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
     return n;
+}
+
+int nerve_prefetch_set_shard(nerve_prefetch *p, int part, int parts)
+{
+    if (!p || parts < 1 || part < 0 || part >= parts)
+        return nerve_set_error(NERVE_ERR_ARG, "prefetch: shard %d of %d does not exist", part, parts);
+    p->part = part;
+    p->parts = parts;
+    return NERVE_OK;
 }
 
 const int *nerve_prefetch_last_indices(const nerve_prefetch *p, int *n)

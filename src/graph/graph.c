@@ -55,6 +55,7 @@ void nerve_graph_free(nerve_graph *g)
     nerve_xfree(g->nodes);
     nerve_xfree(g->mark);
     nerve_xfree(g->zeroed);
+    nerve_xfree(g->last_reader);
     nerve_xfree(g);
 }
 
@@ -1004,6 +1005,132 @@ static void run_backward(nerve_graph *g, node *n)
             g->zeroed[g->nodes[n->in[k]].grad_root] = 1;
 }
 
+static int runs_backward(const nerve_graph *g, const node *n)
+{
+    return g->mark[n->id] && n->kind == NERVE_NODE_OP && n->needs_grad && n->op->backward &&
+           !(n->flags & OP_ALIAS_INPUT) && !n->fused;
+}
+
+/* last[p], for every trainable parameter p: the lowest id among the nodes whose backward
+ * adds into p's gradient in this pass (after mark_ancestors), else -1; other nodes -1. */
+static void find_last_readers(const nerve_graph *g, int loss, int *last)
+{
+    for (int i = 0; i < g->n_nodes; i++)
+        last[i] = -1;
+    for (int i = loss; i >= 0; i--) {
+        const node *n = &g->nodes[i];
+        if (!runs_backward(g, n))
+            continue;
+        for (int k = 0; k < n->n_in; k++) {
+            const node *r = &g->nodes[g->nodes[n->in[k]].grad_root];
+            if (r->kind == NERVE_NODE_PARAM && r->needs_grad)
+                last[r->id] = i;
+        }
+    }
+}
+
+/* The hook for the parameters whose last reader is n (each once: last[] is cleared). */
+static void report_ready(nerve_graph *g, const node *n)
+{
+    for (int k = 0; k < n->n_in; k++) {
+        int r = g->nodes[n->in[k]].grad_root;
+        if (g->last_reader[r] == n->id) {
+            g->last_reader[r] = -1;
+            g->grad_hook(g->grad_user, r);
+        }
+    }
+}
+
+/* Parameters nobody on the path reads (zero gradients), last, in descending id order. */
+static int unread_param(const nerve_graph *g, int i, const int *last)
+{
+    const node *n = &g->nodes[i];
+    return n->kind == NERVE_NODE_PARAM && n->needs_grad && last[i] < 0;
+}
+
+int nerve_graph_set_grad_hook(nerve_graph *g, void (*fn)(void *user, int param), void *user)
+{
+    if (!g)
+        return nerve_set_error(NERVE_ERR_ARG, "null graph");
+    if (fn && g->last_reader_cap < g->n_nodes) {
+        int *p = nerve_xrealloc(g->last_reader, (size_t)g->n_nodes * sizeof(int));
+        if (!p)
+            return NERVE_ERR_NOMEM;
+        g->last_reader = p;
+        g->last_reader_cap = g->n_nodes;
+    }
+    g->grad_hook = fn;
+    g->grad_user = user;
+    return NERVE_OK;
+}
+
+void nerve_graph_set_stat_reduce(nerve_graph *g, int (*fn)(void *user, double *buf, int n, int backward),
+                                 void *user)
+{
+    if (!g)
+        return;
+    g->stat_reduce = fn;
+    g->stat_user = user;
+    g->stat_status = 0;
+}
+
+int nerve_graph_stat_status(nerve_graph *g)
+{
+    int st = g ? g->stat_status : 0;
+    if (g)
+        g->stat_status = 0;
+    return st;
+}
+
+int graph_stat_reduce(nerve_graph *g, double *buf, int n, int backward)
+{
+    if (!g->stat_reduce)
+        return 0;
+    int st = g->stat_reduce(g->stat_user, buf, n, backward);
+    if (st && !g->stat_status)
+        g->stat_status = st;
+    return 1;
+}
+
+int nerve_graph_grad_order(nerve_graph *g, int loss, int *out, int cap)
+{
+    int st = check_node(g, loss);
+    if (st)
+        return st;
+    if (!g->compiled)
+        return nerve_set_error(NERVE_ERR_STATE, "grad_order needs a compiled graph");
+    int *last = nerve_xmalloc((size_t)g->n_nodes * sizeof(int));
+    if (!last)
+        return NERVE_ERR_NOMEM;
+    propagate_needs_grad(g);
+    mark_ancestors(g, loss);
+    find_last_readers(g, loss, last);
+    int count = 0;
+    for (int i = loss; i >= 0; i--) {
+        const node *n = &g->nodes[i];
+        if (!runs_backward(g, n))
+            continue;
+        for (int k = 0; k < n->n_in; k++) {
+            int r = g->nodes[n->in[k]].grad_root;
+            if (last[r] == i) {
+                last[r] = -1;
+                if (out && count < cap)
+                    out[count] = r;
+                count++;
+            }
+        }
+    }
+    find_last_readers(g, loss, last);
+    for (int i = g->n_nodes - 1; i >= 0; i--)
+        if (unread_param(g, i, last)) {
+            if (out && count < cap)
+                out[count] = i;
+            count++;
+        }
+    nerve_xfree(last);
+    return count;
+}
+
 int nerve_backward(nerve_graph *g, int loss)
 {
     int st = check_node(g, loss);
@@ -1015,17 +1142,34 @@ int nerve_backward(nerve_graph *g, int loss)
     if (node_numel(l) != 1)
         return nerve_set_error(NERVE_ERR_SHAPE, "backward from '%s': it has %zu elements, not 1",
                                l->name, node_numel(l));
+    if (g->grad_hook && g->last_reader_cap < g->n_nodes)
+        return nerve_set_error(NERVE_ERR_STATE, "backward: nodes were added after the grad hook was set; set "
+                               "it again");
     zero_grads_at_start(g);
-    if (!l->needs_grad)
-        return NERVE_OK; /* nothing trainable upstream */
+    if (!l->needs_grad) { /* nothing trainable upstream: every gradient is zero */
+        for (int i = g->n_nodes - 1; g->grad_hook && i >= 0; i--)
+            if (g->nodes[i].kind == NERVE_NODE_PARAM && g->nodes[i].needs_grad)
+                g->grad_hook(g->grad_user, i);
+        return NERVE_OK;
+    }
     mark_ancestors(g, loss);
+    if (g->grad_hook)
+        find_last_readers(g, loss, g->last_reader);
     zero_grad_once(g, l);
     l->grad[0] = 1.0f;
     for (int i = loss; i >= 0; i--) {
         node *n = &g->nodes[i];
-        if (g->mark[i] && n->kind == NERVE_NODE_OP && n->needs_grad && n->op->backward &&
-            !(n->flags & OP_ALIAS_INPUT) && !n->fused)
+        if (runs_backward(g, n)) {
             run_backward(g, n);
+            if (g->grad_hook)
+                report_ready(g, n);
+        }
+    }
+    if (g->grad_hook) {
+        find_last_readers(g, loss, g->last_reader);
+        for (int i = g->n_nodes - 1; i >= 0; i--)
+            if (unread_param(g, i, g->last_reader))
+                g->grad_hook(g->grad_user, i);
     }
     return NERVE_OK;
 }

@@ -114,6 +114,13 @@ struct nerve_graph {
     int n_grad_pool;
     unsigned char *zeroed; /* n_nodes bytes: gradient zeroed in this backward pass */
     float *workspace;      /* the scratch of every OP_SCRATCH_TRANSIENT node */
+    void (*grad_hook)(void *user, int param); /* nerve_graph_set_grad_hook */
+    void *grad_user;
+    int *last_reader;      /* last_reader_cap ints (n_nodes when the hook was set) */
+    int last_reader_cap;
+    int (*stat_reduce)(void *user, double *buf, int n, int backward); /* set_stat_reduce */
+    void *stat_user;
+    int stat_status;
     int failed_node;       /* the node whose shape inference failed in the last compile or
                             * set_batch (its limits included), -1 if none */
 };
@@ -136,6 +143,10 @@ int node_input_grad_fresh(const nerve_graph *g, const node *n, int i);
  * whose route for a fresh input adds rather than writes (or adds nothing). */
 void node_zero_input_grad(nerve_graph *g, const node *n, int i);
 
+/* Sums buf[0..n) over the ranks of data-parallel training through the graph's stat reduce
+ * (nerve_graph_set_stat_reduce); returns 0 when none is set (buf untouched), else 1 (a
+ * failure is kept for nerve_graph_stat_status). */
+int graph_stat_reduce(nerve_graph *g, double *buf, int n, int backward);
 /* Adds an operator node; checks that inputs exist. Returns the id or a negative status. */
 int graph_add_op(nerve_graph *g, const op_def *op, int n_in, const int *in, const node_attr *attr,
                  const char *name_hint);

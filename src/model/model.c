@@ -45,7 +45,7 @@ static const char *const net_keys[] = {
     "clip_norm", "policy", "gamma", "scale", "step", "steps", "scales", "lr_end", "tau",
     "warmup", "plateau_patience", "patience", "validation", "normalize", "input_scale",
     "classes", "train_images", "train_labels", "test_images", "test_labels", "train_csv",
-    "test_csv", "train_text", "seq", "max_batches", "corrupt", "corrupt_sigma", "corrupt_prob",
+    "test_csv", "train_text", "seq", "max_batches", "sync_batchnorm", "corrupt", "corrupt_sigma", "corrupt_prob",
     "corrupt_clip", AUGMENT_CFG_KEYS, DATA_CFG_KEYS, NULL};
 
 static int net_input_shape(const cfg_doc *d, const cfg_section *s, nerve_net_config *c)
@@ -421,6 +421,7 @@ static int net_training(const cfg_doc *d, const cfg_section *s, nerve_net_config
     TRY(cfg_get_int(d, s, "batch", 1, 1 << 20, &c->batch));
     TRY(cfg_get_int(d, s, "epochs", 1, 1000000, &c->epochs));
     TRY(cfg_get_int64(d, s, "max_batches", 1, INT64_MAX, &c->max_batches));
+    TRY(cfg_get_bool(d, s, "sync_batchnorm", &c->sync_batchnorm));
     TRY(cfg_get_u64(d, s, "seed", &c->seed));
     TRY(cfg_get_float(d, s, "validation", R_PROB, &c->validation));
     TRY(cfg_get_int(d, s, "patience", 0, INT_MAX, &c->patience));

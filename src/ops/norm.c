@@ -283,6 +283,12 @@ typedef struct bn_job {
     int through_stats;   /* training: the statistics depend on x */
     int overwrite_dx;    /* dx is fresh: write it instead of adding */
     int relu;            /* a fused ReLU on the output (n->fused_relu) */
+    int phase;           /* 0: the whole pass; 1: only the per-thread sums; 2: only the
+                            element-wise part (synchronised statistics: the sums are added
+                            over the ranks in between) */
+    const float *shift;  /* the channels' shifts of the sums (synchronised: the running
+                            mean, the same on every rank), or NULL: each channel's first
+                            element */
 } bn_job;
 
 /* The element (o, c, 0) of the [outer, C, inner] view. */
@@ -314,7 +320,10 @@ static double *bn_partials(const bn_job *j, int t)
 /* The channel's first element: the sums are taken around it, which is close to the mean
  * on the scale of the spread, so that the one-pass variance S2/m - (S1/m)^2 does not
  * cancel away its digits. */
-static double channel_shift(const bn_job *j, size_t c) { return j->x[segment(&j->v, 0, c)]; }
+static double channel_shift(const bn_job *j, size_t c)
+{
+    return j->shift ? j->shift[c] : j->x[segment(&j->v, 0, c)];
+}
 
 /* out = the sums of x - shift and (x - shift)^2 over channel c of samples [o0, o1). */
 OPS_INLINE void moment_sums(const bn_job *j, size_t c, size_t o0, size_t o1, double *out)
@@ -354,9 +363,11 @@ OPS_VECTOR_CLONES static void batchnorm_forward_task(void *ctx, int t, int T)
     const bn_job *j = ctx;
     size_t o0, o1, c0, c1;
     kern_split(j->v.outer, t, T, &o0, &o1);
-    if (j->through_stats) {
+    if (j->through_stats && j->phase != 2) {
         for (size_t c = 0; c < j->v.len; c++)
             moment_sums(j, c, o0, o1, bn_partials(j, t) + 2 * c);
+        if (j->phase == 1)
+            return;
         kern_barrier();
         kern_split(j->v.len, t, T, &c0, &c1);
         for (size_t c = c0; c < c1; c++)
@@ -381,8 +392,9 @@ static void batchnorm_running_stats(nerve_graph *g, node *n, size_t C, float *me
 }
 
 /* Floats of scratch before the partial sums: mean, istd, the flag, the two mean terms,
- * rounded up to whole doubles. */
-static size_t bn_scratch_head(size_t C) { return (4 * C + 1 + 1) & ~(size_t)1; }
+ * the global sample count of synchronised statistics (a float), rounded up to whole
+ * doubles, then one double (the count in the sums sent to the other ranks). */
+static size_t bn_scratch_head(size_t C) { return ((4 * C + 2 + 1) & ~(size_t)1) + 2; }
 
 static bn_job batchnorm_job(nerve_graph *g, node *n)
 {
@@ -422,6 +434,49 @@ static int bn_threads(const node *n, const bn_job *j)
     return T < 1 ? 1 : (int)T;
 }
 
+/* Thread 0's partial sums become the totals over the T threads (in thread order). */
+static void combine_partials(const bn_job *j, int T)
+{
+    double *p0 = bn_partials(j, 0);
+    for (size_t c = 0; c < j->v.len; c++) {
+        double a = 0.0, b = 0.0;
+        for (int t = 0; t < T; t++) {
+            a += bn_partials(j, t)[2 * c];
+            b += bn_partials(j, t)[2 * c + 1];
+        }
+        p0[2 * c] = a;
+        p0[2 * c + 1] = b;
+    }
+}
+
+/* Synchronised statistics (data-parallel training): the sums around the running mean (the
+ * same shift on every rank) and the sample count, added over the ranks, give the global
+ * batch's mean and variance; then the element-wise pass. */
+static void batchnorm_forward_synced(nerve_graph *g, node *n, bn_job *j)
+{
+    size_t C = j->v.len;
+    int T = bn_threads(n, j);
+    double *buf = j->partials - 1; /* [count, (S1, S2) per channel] */
+    j->shift = j->rmean;
+    j->phase = 1;
+    kern_run(T, batchnorm_forward_task, j);
+    combine_partials(j, T);
+    buf[0] = (double)(j->v.outer * j->v.inner);
+    graph_stat_reduce(g, buf, (int)(2 * C + 1), 0);
+    double m = buf[0] > 0 ? buf[0] : 1.0, unbias = m > 1 ? m / (m - 1) : 1.0;
+    for (size_t c = 0; c < C; c++) {
+        double d = buf[1 + 2 * c] / m, mu = j->rmean[c] + d;
+        double var = fmax(buf[2 + 2 * c] / m - d * d, 0.0);
+        j->mean[c] = (float)mu;
+        j->istd[c] = (float)(1.0 / sqrt(var + j->eps));
+        j->rmean[c] = (1.0f - j->momentum) * j->rmean[c] + j->momentum * (float)mu;
+        j->rvar[c] = (1.0f - j->momentum) * j->rvar[c] + j->momentum * (float)(var * unbias);
+    }
+    n->scratch[4 * C + 1] = (float)m;
+    j->phase = 2;
+    kern_run(T, batchnorm_forward_task, j);
+}
+
 static void batchnorm_forward(nerve_graph *g, node *n)
 {
     bn_job j = batchnorm_job(g, n);
@@ -429,6 +484,11 @@ static void batchnorm_forward(nerve_graph *g, node *n)
     if (!j.through_stats)
         batchnorm_running_stats(g, n, j.v.len, j.mean, j.istd);
     n->scratch[2 * j.v.len] = (float)j.through_stats;
+    n->scratch[4 * j.v.len + 1] = 0.0f; /* not synchronised */
+    if (j.through_stats && g->stat_reduce) {
+        batchnorm_forward_synced(g, n, &j);
+        return;
+    }
     kern_run(bn_threads(n, &j), batchnorm_forward_task, &j);
 }
 
@@ -479,9 +539,11 @@ OPS_VECTOR_CLONES static void batchnorm_backward_task(void *ctx, int t, int T)
     const bn_job *j = ctx;
     size_t o0, o1, c0, c1;
     kern_split(j->v.outer, t, T, &o0, &o1);
-    if (j->dgamma || j->dbeta || j->through_stats) {
+    if ((j->dgamma || j->dbeta || j->through_stats) && j->phase != 2) {
         for (size_t c = 0; c < j->v.len; c++)
             gradient_sums_part(j, c, o0, o1, bn_partials(j, t) + 2 * c);
+        if (j->phase == 1)
+            return;
         kern_barrier();
         kern_split(j->v.len, t, T, &c0, &c1);
         for (size_t c = c0; c < c1; c++)
@@ -516,6 +578,32 @@ static void batchnorm_backward(nerve_graph *g, node *n)
         return;
     if (!j.dgamma && !j.dbeta && !j.through_stats)
         memset(j.mean_dy, 0, 2 * j.v.len * sizeof(float));
+    float m_global = n->scratch[4 * j.v.len + 1];
+    if (j.through_stats && m_global > 0 && g->stat_reduce) {
+        /* synchronised: this rank's sums give dgamma and dbeta (the transport adds the
+         * ranks' parameter gradients later); the mean terms come from the sums over the
+         * ranks, each rank's weighted by its share of the batch (graph_stat_reduce) */
+        size_t C = j.v.len;
+        int T = bn_threads(n, &j);
+        j.phase = 1;
+        kern_run(T, batchnorm_backward_task, &j);
+        combine_partials(&j, T);
+        double *p0 = bn_partials(&j, 0);
+        for (size_t c = 0; c < C; c++) {
+            if (j.dgamma)
+                j.dgamma[c] += (float)p0[2 * c + 1];
+            if (j.dbeta)
+                j.dbeta[c] += (float)p0[2 * c];
+        }
+        graph_stat_reduce(g, p0, (int)(2 * C), 1);
+        for (size_t c = 0; c < C; c++) {
+            j.mean_dy[c] = (float)(p0[2 * c] / m_global);
+            j.mean_dy_xhat[c] = (float)(p0[2 * c + 1] / m_global);
+        }
+        j.phase = 2;
+        kern_run(T, batchnorm_backward_task, &j);
+        return;
+    }
     kern_run(bn_threads(n, &j), batchnorm_backward_task, &j);
 }
 

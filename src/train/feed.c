@@ -326,6 +326,7 @@ typedef struct run_outputs {
     int *pred;         /* class per sample, or NULL */
     float *probs;      /* outputs as probabilities, or NULL */
     float *inputs;     /* the inputs the model read, or NULL */
+    int lo, hi;        /* the samples lo..hi-1 (hi 0: all) */
 } run_outputs;
 
 /* Runs the model over d in eval mode, batch by batch in order. */
@@ -358,8 +359,9 @@ static int run_over(nerve_model *m, const nerve_dataset *d, run_outputs *ro)
     nerve_graph_set_training(g, 0);
     int target_node = targets ? f.loss : f.output;
     float *x = nerve_value(g, f.input).data;
-    for (int start = 0; start < d->n && st == NERVE_OK; start += max_batch) {
-        int n = d->n - start < max_batch ? d->n - start : max_batch;
+    int end = ro->hi > 0 ? ro->hi : d->n;
+    for (int start = ro->lo; start < end && st == NERVE_OK; start += max_batch) {
+        int n = end - start < max_batch ? end - start : max_batch;
         if ((st = nerve_graph_set_batch(g, n)) != NERVE_OK)
             break;
         for (int i = 0; i < n; i++)
@@ -395,7 +397,24 @@ int nerve_evaluate_metrics(nerve_model *m, const nerve_dataset *d, nerve_metrics
     if (!m || !d || !mt)
         return nerve_set_error(NERVE_ERR_ARG, "evaluate: null argument");
     memset(mt, 0, sizeof *mt);
-    run_outputs ro = {mt, NULL, NULL, NULL};
+    run_outputs ro = {mt, NULL, NULL, NULL, 0, 0};
+    return run_over(m, d, &ro);
+}
+
+int evaluate_range(nerve_model *m, const nerve_dataset *d, int lo, int hi, nerve_metrics *mt)
+{
+    if (!m || !d || !mt || lo < 0 || hi < lo || hi > d->n)
+        return nerve_set_error(NERVE_ERR_ARG, "evaluate: bad range %d..%d of %d samples", lo, hi, d ? d->n : 0);
+    memset(mt, 0, sizeof *mt);
+    if (hi == lo) { /* an empty share: an accumulator with nothing in it */
+        feeder f;
+        int st = feeder_init(&f, m, d, 1);
+        if (st == NERVE_OK)
+            st = feed_metrics_init(&f, mt);
+        feeder_free(&f);
+        return st;
+    }
+    run_outputs ro = {mt, NULL, NULL, NULL, lo, hi};
     return run_over(m, d, &ro);
 }
 
@@ -434,7 +453,7 @@ int nerve_predict(nerve_model *m, const nerve_dataset *d, int *out)
         return nerve_set_error(NERVE_ERR_ARG,
                                "predict gives a class per sample, but this model's head solves task "
                                "'%s'; use nerve_predict_outputs", nerve_task_name(h.task));
-    run_outputs ro = {NULL, out, NULL, NULL};
+    run_outputs ro = {NULL, out, NULL, NULL, 0, 0};
     return run_over(m, d, &ro);
 }
 
@@ -442,6 +461,6 @@ int nerve_predict_outputs(nerve_model *m, const nerve_dataset *d, float *out, fl
 {
     if (!m || !d || !out)
         return nerve_set_error(NERVE_ERR_ARG, "predict_outputs: null argument");
-    run_outputs ro = {NULL, NULL, out, inputs};
+    run_outputs ro = {NULL, NULL, out, inputs, 0, 0};
     return run_over(m, d, &ro);
 }

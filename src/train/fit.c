@@ -5,6 +5,7 @@
  * generator (dropout) is saved in every checkpoint, so a run resumed from the checkpoint
  * of epoch e replays epochs e+1.. exactly as the uninterrupted run does. */
 #include "train.h"
+#include "dist.h"
 #include "tokens.h"
 
 #include "../core/core.h"
@@ -657,13 +658,31 @@ static int interrupt_requested(const nerve_fit_options *opt)
     return opt && opt->interrupt && *opt->interrupt;
 }
 
+/* Data-parallel: the validation metrics of the ranks' shares of val, summed. */
+static int evaluate_shared(nerve_model *m, const nerve_dataset *val, dist_state *ds, nerve_metrics *vm)
+{
+    int rank = ds->d->rank, size = ds->d->size;
+    int lo = (int)((int64_t)val->n * rank / size), hi = (int)((int64_t)val->n * (rank + 1) / size);
+    int st = evaluate_range(m, val, lo, hi, vm);
+    if (st == NERVE_OK && (st = dist_reduce_metrics(ds, vm)) != NERVE_OK)
+        nerve_metrics_free(vm);
+    return st;
+}
+
+/* Data-parallel: one number per rank summed, for a decision every rank takes alike. */
+static int reduce_step(dist_state *ds, double *v, int n)
+{
+    return ds->d->reduce(ds->d->user, v, n, NERVE_DIST_SUM);
+}
+
 static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_dataset *val,
                       const nerve_fit_options *opt, nerve_fit_result *res, nerve_optim *optim,
-                      nerve_schedule *sched, run_state *r, snapshot *best, feeder *f)
+                      nerve_schedule *sched, run_state *r, snapshot *best, feeder *f, int max_batch,
+                      dist_state *ds)
 {
     const nerve_net_config *c = nerve_model_config(m);
     nerve_graph *g = f->g;
-    int max_batch = nerve_graph_batch(g);
+    int local_batch = nerve_graph_batch(g);
     int epochs = opt && opt->max_epochs > 0 ? opt->max_epochs : c->epochs;
     int stop_after = opt ? opt->stop_after_epochs : 0;
     int every = opt && opt->progress_every > 0 ? opt->progress_every : 50;
@@ -690,6 +709,13 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
         nerve_xfree_aligned(aug_scratch);
         return nerve_last_status() < 0 ? nerve_last_status() : NERVE_ERR_NOMEM;
     }
+    if (ds && aug_here)
+        st = nerve_set_error(NERVE_ERR_ARG, "data-parallel training with augmented mask targets is not "
+                             "supported: train it in one process, or without augmentation");
+    else if (ds)
+        st = nerve_prefetch_set_shard(pf, ds->d->rank, ds->d->size);
+    if (st)
+        epochs = 0;
     float *x = nerve_value(g, f->input).data;
     double t_run = now_seconds();
     int ran = 0;
@@ -714,7 +740,7 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
          * restored; other tasks' figures of a resumed epoch cover the batches after the
          * resume (docs/metrics.md) */
         nerve_metrics_reset(&mt);
-        if (mt.task == NERVE_TASK_CLASSIFY) {
+        if (mt.task == NERVE_TASK_CLASSIFY && (!ds || ds->d->rank == 0)) { /* counted once */
             mt.samples = mt.counted = r->part_seen;
             mt.correct = r->part_correct;
         }
@@ -723,19 +749,37 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
         r->part_seen = r->part_correct = 0;
         float lr = nerve_schedule_lr(sched, r->iter, epoch - 1);
         while (!out_of_steps && (n = nerve_prefetch_next(pf, x, f->ybuf, NULL)) > 0) {
+            /* data-parallel: this rank's shard of the global batch of n (maybe none) */
             int got;
             const int *idx = nerve_prefetch_last_indices(pf, &got);
-            if (n != nerve_graph_batch(g) && (st = nerve_graph_set_batch(g, n)) != NERVE_OK)
+            if (!ds)
+                got = n;
+            if (got > 0 && got != nerve_graph_batch(g) && (st = nerve_graph_set_batch(g, got)) != NERVE_OK)
                 break;
-            if ((st = feed_targets(f, train, idx, n)) != NERVE_OK)
+            if (got > 0 && (st = feed_targets(f, train, idx, got)) != NERVE_OK)
                 break;
             if (aug_here && (st = augment_batch(c, &aug, x, feed_mask(f), n, epoch, batches, aug_scratch)) != NERVE_OK)
                 break;
-            feed_finish_inputs(f, idx, n, epoch);
+            if (got > 0)
+                feed_finish_inputs(f, idx, got, epoch);
             lr = nerve_schedule_lr(sched, r->iter, epoch - 1);
             nerve_optim_prepare(optim);
-            nerve_forward(g, f->loss);
-            float loss = nerve_value(g, f->loss).data[0];
+            float loss = 0;
+            if (got > 0) {
+                nerve_forward(g, f->loss);
+                loss = nerve_value(g, f->loss).data[0];
+            }
+            if (ds && (st = nerve_graph_stat_status(g)) != NERVE_OK)
+                break;
+            int stop_here = interrupt_requested(opt);
+            if (ds) { /* every rank learns the global loss, and whether any rank stops */
+                double v[3] = {(double)loss * got, isfinite(loss) ? 0 : 1, stop_here}, tw = now_seconds();
+                if ((st = reduce_step(ds, v, 3)) != NERVE_OK)
+                    break;
+                res->dist_wait_seconds += now_seconds() - tw;
+                loss = v[1] > 0 ? (isfinite(loss) ? NAN : loss) : (float)(v[0] / n);
+                stop_here = v[2] > 0;
+            }
             if (!isfinite(loss)) {
                 st = nerve_set_error(NERVE_ERR_NUMERIC,
                                      "the loss became %s at epoch %d, batch %d (learning rate %g); training "
@@ -744,12 +788,24 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
                                      r->epoch);
                 break;
             }
-            nerve_backward(g, f->loss);
+            double tb = now_seconds();
+            if (ds)
+                dist_begin_step(ds, got, n);
+            if (got > 0)
+                nerve_backward(g, f->loss);
+            if (ds) {
+                double tw = now_seconds();
+                res->backward_seconds += tw - tb;
+                if ((st = nerve_graph_stat_status(g)) != NERVE_OK || (st = dist_end_step(ds)) != NERVE_OK)
+                    break;
+                res->dist_wait_seconds += now_seconds() - tw;
+            }
             nerve_optim_step(optim, lr);
             r->iter++;
             batches++;
             loss_sum += (double)loss * n;
-            feed_measure(f, &mt, n);
+            if (got > 0)
+                feed_measure(f, &mt, got);
             seen += n;
             out_of_steps = c->max_batches > 0 && r->iter >= c->max_batches;
             if (opt && opt->on_progress && (batches % every == 0 || seen == train->n)) {
@@ -759,7 +815,11 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
                                     el > 0 ? el * (double)(train->n - seen) / (double)(seen - seen0) : 0};
                 opt->on_progress(&p, opt->user);
             }
-            if (interrupt_requested(opt) && seen < train->n) {
+            /* alone: the flag as it is now (a progress callback may just have set it); data-
+             * parallel: as the ranks agreed on it before backward */
+            if ((ds ? stop_here : interrupt_requested(opt)) && seen < train->n) {
+                if (ds && (st = dist_reduce_metrics(ds, &mt)) != NERVE_OK)
+                    break;
                 r->batch = batches;
                 r->part_loss = loss_sum;
                 r->part_seen = seen;
@@ -779,9 +839,13 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
                                  "the last checkpoint on disk is from epoch %d",
                                  epoch, msg, r->epoch);
         }
-        if (nerve_graph_batch(g) != max_batch)
-            nerve_graph_set_batch(g, max_batch);
+        if (nerve_graph_batch(g) != local_batch)
+            nerve_graph_set_batch(g, local_batch);
         if (st)
+            break;
+        /* data-parallel: the ranks' running statistics averaged, weights compared */
+        if (ds && ((st = dist_sync_state(ds)) != NERVE_OK ||
+                   (st = dist_check_same(ds, NULL, NULL, 0, "after a step")) != NERVE_OK))
             break;
         if (stop) { /* the checkpoint of the partial epoch; the log has whole epochs only */
             res->interrupted = 1;
@@ -794,12 +858,14 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
         double secs = now_seconds() - t0;
         nerve_epoch_stats es = {epoch, loss_sum / (double)seen, NAN, NAN, NAN, NULL, NAN, NAN, lr,
                                 secs, secs > 0 ? (double)seen / secs : 0};
+        if (ds && (st = dist_reduce_metrics(ds, &mt)) != NERVE_OK)
+            break;
         es.metric = nerve_metrics_main(&mt, &es.train_metric, NULL);
         if (mt.task == NERVE_TASK_CLASSIFY)
             es.train_acc = es.train_metric;
         if (val && val->n > 0) {
             nerve_metrics vm;
-            if ((st = nerve_evaluate_metrics(m, val, &vm)) != NERVE_OK)
+            if ((st = ds ? evaluate_shared(m, val, ds, &vm) : nerve_evaluate_metrics(m, val, &vm)) != NERVE_OK)
                 break;
             es.val_loss = nerve_metrics_loss(&vm);
             nerve_metrics_main(&vm, &es.val_metric, NULL);
@@ -871,6 +937,58 @@ static void remove_stale_temporaries(const nerve_fit_options *opt)
     }
 }
 
+/* What data-parallel training does not do (yet), refused rather than done wrong. */
+static int dist_refuse(nerve_model *m, const nerve_dataset *train, const nerve_dist *d)
+{
+    if (!d->start_sum || !d->wait_all || !d->reduce || d->rank < 0 || d->rank >= d->size)
+        return nerve_set_error(NERVE_ERR_ARG, "data-parallel training: rank %d of %d, or a transport without "
+                               "start_sum, wait_all or reduce", d->rank, d->size);
+    if (train->streams || train->target == NERVE_TARGET_TOKENS)
+        return nerve_set_error(NERVE_ERR_ARG, "data-parallel training of a text model (streams carried from "
+                               "batch to batch) is not supported: train it in one process");
+    (void)m;
+    return NERVE_OK;
+}
+
+/* Data-parallel: the buckets, then the ranks' agreement on where they start from. */
+static int dist_start(dist_state *ds, const nerve_dist *d, nerve_model *m, int loss, feeder *f,
+                      const nerve_dataset *train, const nerve_dataset *val, const run_state *r)
+{
+    nerve_metrics probe;
+    int st = feed_metrics_init(f, &probe);
+    if (st)
+        return st;
+    size_t len = dist_metrics_len(&probe);
+    nerve_metrics_free(&probe);
+    if ((st = dist_init(ds, d, nerve_model_graph(m), loss, len)) != NERVE_OK)
+        return st;
+    const char *cfg = nerve_model_cfg_text(m);
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const char *p = cfg ? cfg : ""; *p; p++)
+        h = (h ^ (unsigned char)*p) * 0x100000001B3ull;
+    double v[7] = {(double)(h >> 32), (double)(h & 0xFFFFFFFFu), train->n, val ? val->n : 0,
+                   (double)r->epoch, (double)r->iter, (double)r->batch};
+    static const char *const names[7] = {"the cfg (a hash of its text)", "the cfg (a hash of its text)",
+                                         "the number of training samples", "the number of validation samples",
+                                         "the resumed epoch", "the resumed iteration", "the resumed batch"};
+    if ((st = dist_check_same(ds, v, names, 7, "at the start")) != NERVE_OK)
+        return st;
+    const nerve_net_config *c = nerve_model_config(m);
+    if (c->sync_batchnorm) {
+        /* every rank must run every forward: no batch may leave a rank without samples */
+        int gb = batch_for(c->batch, train->n), last = train->n % gb;
+        if (gb < d->size || (last > 0 && last < d->size))
+            return nerve_set_error(NERVE_ERR_ARG,
+                                   "sync_batchnorm=1 on %d ranks needs every batch to hold at least %d samples, "
+                                   "but %s holds %d (%d training samples in batches of %d): change batch, the "
+                                   "validation fraction or the number of ranks",
+                                   d->size, d->size, gb < d->size ? "each batch" : "the last batch of an epoch",
+                                   gb < d->size ? gb : last, train->n, gb);
+        dist_sync_batchnorm(ds);
+    }
+    return dist_sync_state(ds);
+}
+
 int nerve_fit(nerve_model *m, const nerve_dataset *train, const nerve_dataset *val,
               const nerve_fit_options *opt, nerve_fit_result *result)
 {
@@ -885,9 +1003,16 @@ int nerve_fit(nerve_model *m, const nerve_dataset *train, const nerve_dataset *v
     const nerve_net_config *c = nerve_model_config(m);
     nerve_graph *g = nerve_model_graph(m);
     int st = NERVE_OK;
-    if (!nerve_graph_is_compiled(g) &&
-        (st = nerve_model_compile(m, batch_for(c->batch, train->n))) != NERVE_OK)
+    const nerve_dist *dist = opt && opt->dist && opt->dist->size > 1 ? opt->dist : NULL;
+    if (dist && (st = dist_refuse(m, train, opt->dist)) != NERVE_OK)
         return st;
+    /* data-parallel: the global batch is the cfg's, a rank's graph holds its shard */
+    int gbatch = batch_for(c->batch, train->n);
+    if (!nerve_graph_is_compiled(g) &&
+        (st = nerve_model_compile(m, dist ? (gbatch + dist->size - 1) / dist->size : gbatch)) != NERVE_OK)
+        return st;
+    if (!dist)
+        gbatch = nerve_graph_batch(g);
     nerve_rng_seed(nerve_graph_rng(g), c->seed + 1);
     if (nerve_model_normalizes(m)) {
         float *mean = nerve_xmalloc(train->sample_numel * sizeof(float));
@@ -930,13 +1055,14 @@ int nerve_fit(nerve_model *m, const nerve_dataset *train, const nerve_dataset *v
     if ((sched.type == NERVE_SCHED_LINEAR || sched.type == NERVE_SCHED_COSINE) && sched.tau <= 0) {
         /* unset tau: decay over the whole run */
         int epochs = opt && opt->max_epochs > 0 ? opt->max_epochs : c->epochs;
-        int64_t per_epoch = (train->n + nerve_graph_batch(g) - 1) / nerve_graph_batch(g);
+        int64_t per_epoch = (train->n + gbatch - 1) / gbatch;
         sched.tau = per_epoch * (epochs > 0 ? epochs : 1);
         if (c->max_batches > 0 && c->max_batches < sched.tau)
             sched.tau = c->max_batches;
     }
     run_state r = {0};
     snapshot best = {0};
+    dist_state ds = {0};
     if (!optim)
         st = nerve_last_status() ? nerve_last_status() : NERVE_ERR_NOMEM;
     if (st == NERVE_OK)
@@ -945,16 +1071,17 @@ int nerve_fit(nerve_model *m, const nerve_dataset *train, const nerve_dataset *v
         st = history_append(&r, header);
     if (st == NERVE_OK && opt)
         remove_stale_temporaries(opt);
-    if (st == NERVE_OK && opt && opt->resume) {
-        int max_batch = nerve_graph_batch(g);
+    if (st == NERVE_OK && opt && opt->resume)
         st = load_resume(opt->resume, m, optim, &r, &best, &sched, opt->allow_cfg_change,
-                         (train->n + max_batch - 1) / max_batch, max_batch);
-    }
+                         (train->n + gbatch - 1) / gbatch, gbatch);
+    if (st == NERVE_OK && dist)
+        st = dist_start(&ds, dist, m, f.loss, &f, train, val, &r);
     /* a resumed run's log starts as the checkpoint's, before the first new epoch */
     if (st == NERVE_OK && opt && opt->resume && opt->log_csv)
         st = write_text_file(opt->log_csv, r.history);
     if (st == NERVE_OK)
-        st = fit_epochs(m, train, val, opt, res, optim, &sched, &r, &best, &f);
+        st = fit_epochs(m, train, val, opt, res, optim, &sched, &r, &best, &f, gbatch, dist ? &ds : NULL);
+    res->dist_buckets = ds.n_buckets;
     /* Early stopping's promise: the model ends with its best weights (only meaningful
      * when a validation set chose them). */
     int epochs = opt && opt->max_epochs > 0 ? opt->max_epochs : c->epochs;
@@ -966,6 +1093,7 @@ int nerve_fit(nerve_model *m, const nerve_dataset *train, const nerve_dataset *v
             st = save_checkpoint(opt->checkpoint, m, optim, &r, &best, &sched);
     }
     snapshot_free(&best);
+    dist_free(&ds);
     nerve_optim_free(optim);
     feeder_free(&f);
     nerve_xfree(r.history);

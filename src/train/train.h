@@ -47,6 +47,9 @@ void feed_finish_inputs(feeder *f, const int *idx, int n, int epoch);
 void feed_measure(feeder *f, nerve_metrics *mt, int n);
 /* An accumulator for the model's task. */
 int feed_metrics_init(feeder *f, nerve_metrics *mt);
+/* nerve_evaluate_metrics over samples lo..hi-1 of d (data-parallel evaluation: each rank
+ * its share; an empty share gives an empty accumulator). */
+int evaluate_range(nerve_model *m, const nerve_dataset *d, int lo, int hi, nerve_metrics *mt);
 /* The label node's mask buffer (per-pixel targets) for augmentation, else NULL. */
 float *feed_mask(feeder *f);
 
