@@ -1952,6 +1952,47 @@ int nerve_textgen_sample(nerve_textgen *t, const char *prime, size_t prime_len, 
 /* 16. Visualisation                                                                      */
 /* ===================================================================================== */
 
+/* Pictures a person can read (src/io/picture.c), the helpers of the pictures below and of
+ * any later one: an RGB canvas (planes [3, h, w], values in [0, 1]) with rectangles and text
+ * in a built-in 5x7 pixel font (each character 6*scale pixels wide, 7*scale tall; lower case
+ * drawn as capitals, characters without a glyph as '?'), the diverging colour map of signed
+ * values, and sheets of tiles. Drawing outside the canvas is clipped. */
+typedef struct nerve_canvas {
+    int w, h;
+    float *rgb;
+} nerve_canvas;
+/* A w x h canvas filled with gray level grey (1: white); at most 2^26 pixels. */
+int nerve_canvas_init(nerve_canvas *c, int w, int h, float grey);
+void nerve_canvas_free(nerve_canvas *c);
+void nerve_canvas_pixel(nerve_canvas *c, int x, int y, const float rgb[3]);
+void nerve_canvas_rect(nerve_canvas *c, int x, int y, int w, int h, const float rgb[3]);
+/* Draws text with its top-left corner at (x, y); returns its width in pixels. */
+int nerve_canvas_text(nerve_canvas *c, int x, int y, const char *text, int scale, const float rgb[3]);
+int nerve_text_width(const char *text, int scale);
+int nerve_canvas_write_png(const nerve_canvas *c, const char *path);
+/* v in [-1, 1] (clamped) to blue (negative) - white (0) - red (positive), linearly. */
+void nerve_colormap_diverging(float v, float rgb[3]);
+/* A sheet: k maps [channels, h, w] (channels 1 or 3) as tiles scaled up by an integer
+ * factor (scale; 0: the smallest that makes a tile's longer side at least 48 pixels, less if
+ * the picture would exceed 4096 pixels), `gap` gray pixels between tiles (0: 4), `cols`
+ * tiles per row (<= 0: ceil(sqrt(k))), the caption (may be NULL) above them. Gray maps share
+ * one scale, drawn as a colour bar with its end values to the right: the diverging map over
+ * [-m, m] (m = the largest |value|) when any value is negative, else gray from the smallest
+ * (black) to the largest (white). RGB maps are each scaled to their own range. A value that
+ * is not finite is an error naming the tile. */
+typedef struct nerve_sheet_options {
+    int scale, gap, cols;
+    const char *caption;
+} nerve_sheet_options;
+/* The picture's size, without drawing it. */
+int nerve_sheet_size(const float *maps, int k, int channels, int h, int w, const nerve_sheet_options *o,
+                     int *out_w, int *out_h);
+/* Draws the sheet on a new canvas c (free it with nerve_canvas_free). */
+int nerve_sheet_draw(nerve_canvas *c, const float *maps, int k, int channels, int h, int w,
+                     const nerve_sheet_options *o);
+int nerve_sheet_write(const char *path, const float *maps, int k, int channels, int h, int w,
+                      const nerve_sheet_options *o);
+
 /* The weights of a layer as a PNG grid (src/apps/viz.c): layer NULL takes the first layer
  * with a "<layer>.weight" parameter. A dense weight [O, in] on image inputs [C, H, W] gives
  * one tile per unit (RGB if C = 3, else one gray H x W tile per channel); on a vector input

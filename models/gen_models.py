@@ -10,18 +10,51 @@ import os
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
+FMNIST = """train_images=/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+train_labels=/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz
+test_images=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
+test_labels=/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
+"""
+
 IMAGENET_NET = """[net]
-# ImageNet: 224x224 RGB, 1000 classes (no data paths: for nerve summary and transfer)
-height=224
-width=224
-channels=3
-batch=128
+# The network takes ImageNet's 224x224 RGB and 1000 classes. It trains as shipped on
+# Fashion-MNIST (the data on this machine): 28x28 grey, brought to 224x224x3 by the two
+# parameter-free layers in front (nearest-neighbour upsampling x8, the grey plane copied
+# into R, G and B); its 10 classes are labels 0..9 of the 1000-way head. batch=16, not the
+# paper's 128-256: memory for a larger batch at 224x224 is more than this machine has.
+height=28
+width=28
+channels=1
+batch=16
+epochs=1
 classes=1000
 optimizer=momentum
 momentum=0.9
 learning_rate=0.01
 decay=0.0005
-"""
+""" + FMNIST
+
+# One training epoch of 60,000 Fashion-MNIST images on the 2-core development machine,
+# estimated from the model's multiply-accumulates at the rate resnet_small.cfg trains there
+# when idle (48 s an epoch); docs/architectures.md has the table and how it was measured.
+EPOCH = {"alexnet": "about 30 min", "vgg11": "about 5 h", "vgg16": "about 10 h",
+         "googlenet": "about 1 h", "resnet18": "about 1 h 10 min", "resnet34": "about 2 h 30 min",
+         "squeezenet": "about 30 min", "resnet20": "about 2 min",
+         "resnet_small": "48 s idle (measured: 15 epochs in 12 min)"}
+
+
+def epoch_line(name):
+    t = EPOCH.get(name)
+    if not t:
+        return ""
+    how = "" if "measured" in t else ", estimated (docs/architectures.md, Time per epoch)"
+    return "\nOne epoch here (2 cores): %s%s." % (t, how)
+
+
+def fmnist_to_imagenet(c):
+    """The parameter-free adapter in front of an ImageNet network: 28x28x1 -> 224x224x3."""
+    c.add("upsample", "Fashion-MNIST 28x28 -> 224x224 (nearest neighbour)", name="fmnist_224", stride=8)
+    c.add("route", "grey -> RGB: the plane three times", name="fmnist_rgb", layers="-1,-1,-1")
 
 
 class Cfg:
@@ -68,7 +101,8 @@ conv2, conv4 and conv5 see only their own GPU's half of the channels (groups=2).
 LRN k=2, n=5, alpha=1e-4, beta=0.75 after conv1 and conv2; overlapping 3x3/2 max pools.
 224x224 input padded by 2 gives the paper's 55x55x96 first layer.
 Parameters: 60,965,224 (torchvision's single-tower variant with 64/192/384/256/256
-channels has 61,100,840).""", IMAGENET_NET)
+channels has 61,100,840).""" + epoch_line("alexnet"), IMAGENET_NET)
+    fmnist_to_imagenet(c)
     lrn = dict(size=5, alpha=0.0001, beta=0.75, kappa=2)
     c.conv(96, 11, stride=4, pad=2, comment="conv1: 55x55x96")
     c.add("normalization", **lrn)
@@ -90,7 +124,8 @@ channels has 61,100,840).""", IMAGENET_NET)
 def vgg(name, stages, count):
     c = Cfg("""%s (Simonyan, Zisserman 2014): 3x3 convolutions (stride 1, pad 1) with ReLU, 2x2/2
 max pools; channels double per stage up to 512; three fully connected layers.
-Parameters: %s.""" % (name.upper().replace("VGG", "VGG-"), count), IMAGENET_NET)
+Parameters: %s.""" % (name.upper().replace("VGG", "VGG-"), count) + epoch_line(name), IMAGENET_NET)
+    fmnist_to_imagenet(c)
     for stage in stages:
         for filters in stage:
             c.conv(filters, 3)
@@ -106,8 +141,9 @@ def googlenet():
     c = Cfg("""GoogLeNet (Szegedy et al. 2014) without the auxiliary heads, laid out as torchvision
 defines it: every convolution is conv (no bias) -> batch norm -> ReLU, the pools round up
 (ceil_mode), and the branch named "5x5" uses a 3x3 kernel (torchvision's known quirk, kept
-for its pretrained weights). Parameters: 6,624,904 (with true 5x5 kernels: 7,005,832).""",
-              IMAGENET_NET)
+for its pretrained weights). Parameters: 6,624,904 (with true 5x5 kernels: 7,005,832).""" +
+              epoch_line("googlenet"), IMAGENET_NET)
+    fmnist_to_imagenet(c)
     c.conv(64, 7, stride=2, pad=3, bn=1, comment="112x112x64")
     c.add("maxpool", "56x56", size=3, stride=2, ceil_mode=1)
     c.conv(64, 1, bn=1)
@@ -167,7 +203,8 @@ def resnet(name, blocks, count):
     c = Cfg("""%s (He et al. 2015) as torchvision defines it: conv (no bias) -> BN -> ReLU,
 basic blocks of two 3x3 convolutions, projection shortcuts (1x1 stride-2 conv without bias
 + BN) where the shape changes, global average pool, one fully connected layer.
-Parameters: %s.""" % (name.replace("resnet", "ResNet-"), count), IMAGENET_NET)
+Parameters: %s.""" % (name.replace("resnet", "ResNet-"), count) + epoch_line(name), IMAGENET_NET)
+    fmnist_to_imagenet(c)
     c.conv(64, 7, stride=2, pad=3, bn=1, comment="112x112x64")
     c.add("maxpool", "56x56", size=3, stride=2, padding=2)
     resnet_blocks(c, list(zip([64, 128, 256, 512], blocks)), 2)
@@ -180,8 +217,9 @@ Parameters: %s.""" % (name.replace("resnet", "ResNet-"), count), IMAGENET_NET)
 def squeezenet():
     c = Cfg("""SqueezeNet 1.0 (Iandola et al. 2016): fire modules (squeeze 1x1 -> expand 1x1 || 3x3,
 concatenated), no fully connected layer: a 1x1 convolution to 1000 maps, then a global
-average pool. Pools round up (ceil_mode) as torchvision's. Parameters: 1,248,424.""",
-              IMAGENET_NET)
+average pool. Pools round up (ceil_mode) as torchvision's. Parameters: 1,248,424.""" +
+              epoch_line("squeezenet"), IMAGENET_NET)
+    fmnist_to_imagenet(c)
     c.conv(96, 7, stride=2, pad=0, comment="109x109x96")
     c.add("maxpool", size=3, stride=2, ceil_mode=1)
 
@@ -234,7 +272,7 @@ test_labels=/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
 stages of 16/32/64 channels (28x28, 14x14, 7x7) with two basic blocks each, projection
 shortcuts where the shape changes, global average pool, 10 classes. Random crops (pad 2)
 and horizontal flips; SGD with momentum and a cosine schedule. Test accuracy after
-15 epochs: 93.63% (12 min on 2 cores).""", net)
+15 epochs: 93.63% (12 min on 2 cores).""" + epoch_line("resnet_small"), net)
     c.conv(16, 3, bn=1, comment="stem: 28x28x16")
     resnet_blocks(c, [(16, 2), (32, 2), (64, 2)], 2)
     c.add("avgpool", "global average: 64 features")
@@ -245,19 +283,26 @@ and horizontal flips; SGD with momentum and a cosine schedule. Test accuracy aft
 
 def resnet20():
     net = """[net]
-height=32
-width=32
-channels=3
+# trains as shipped on Fashion-MNIST (no CIFAR-10 set on this machine): 28x28 grey brought
+# to 32x32x3 by the three parameter-free layers in front (nearest upsampling x8 to 224, a
+# 7x7/7 average back to 32: an area resize; the grey plane copied into R, G and B)
+height=28
+width=28
+channels=1
 batch=128
+epochs=10
 optimizer=momentum
 momentum=0.9
 learning_rate=0.1
 classes=10
-"""
+""" + FMNIST
     c = Cfg("""ResNet-20 for 32x32x3 images (He et al. 2015, CIFAR-10 variant): a 3x3 stem, three stages
 of 16/32/64 channels (32x32, 16x16, 8x8) with three basic blocks each, projection shortcuts
 (1x1 conv + BN) where the shape changes, global average pool, 10 classes. The training
-workload of `make bench` (synthetic data: no CIFAR-10 set ships with Debian).""", net)
+workload of `make bench` (synthetic data at the cfg's input).""" + epoch_line("resnet20"), net)
+    c.add("upsample", "Fashion-MNIST 28x28 -> 224x224 (nearest neighbour)", name="fmnist_224", stride=8)
+    c.add("avgpool", "224x224 -> 32x32 (7x7 averages)", name="fmnist_32", size=7, stride=7)
+    c.add("route", "grey -> RGB: the plane three times", name="fmnist_rgb", layers="-1,-1,-1")
     c.conv(16, 3, bn=1, comment="stem: 32x32x16")
     resnet_blocks(c, [(16, 3), (32, 3), (64, 3)], 2)
     c.add("avgpool", "global average: 64 features")

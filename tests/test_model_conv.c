@@ -113,8 +113,9 @@ TEST(arch_resnet18_params_and_macs)
     size_t params = nerve_graph_param_count(nerve_model_graph(m));
     double macs = total_macs(m);
     nerve_layer_info first, proj;
-    nerve_model_layer_info(m, 0, &first);
-    nerve_model_layer_info(m, 10, &proj);
+    /* layers 0 and 1 bring Fashion-MNIST to 224x224x3 (no parameters, no MACs) */
+    nerve_model_layer_info(m, 2, &first);
+    nerve_model_layer_info(m, 12, &proj);
     nerve_model_free(m);
     CHECK(params == 11689512);
     /* convolutions 1,813,561,344 + fc 512 * 1000 + batch norm one per element of the
@@ -128,24 +129,45 @@ TEST(arch_resnet18_params_and_macs)
     CHECK(proj.ndim == 3 && proj.dims[0] == 128 && proj.dims[1] == 28 && proj.dims[2] == 28);
 }
 
+/* Parameters of layers first..last of m. */
+static size_t layer_params(const nerve_model *m, int first, int last)
+{
+    size_t total = 0;
+    for (int i = first; i <= last; i++) {
+        nerve_layer_info li;
+        nerve_model_layer_info(m, i, &li);
+        total += li.params;
+    }
+    return total;
+}
+
 TEST(arch_course_blocks_params)
 {
     /* ResNeXt block on 256x56x56: 1x1 256->128, 3x3 group conv 128->128 in 32 groups of
-     * 4 channels, 1x1 128->256, each without bias + BN (2 per channel) */
+     * 4 channels, 1x1 128->256, each without bias + BN (2 per channel); layers 2..5, after
+     * the upsampling and the stem (3x3 1->256 + BN), before the head (256 -> 10) */
     nerve_model *m = load_arch("resnext_block");
     CHECK(m != NULL);
-    size_t rx = nerve_graph_param_count(nerve_model_graph(m));
-    int rx_shape = output_is(m, 256, 56, 56);
+    size_t rx = layer_params(m, 2, 5), rx_all = nerve_graph_param_count(nerve_model_graph(m));
+    nerve_layer_info sc;
+    nerve_model_layer_info(m, 5, &sc);
+    int rx_shape = output_is(m, 10, 0, 0);
     nerve_model_free(m);
     CHECK(rx == (256 * 128 + 256) + (128 * 4 * 9 + 256) + (128 * 256 + 512));
+    CHECK(!strcmp(sc.type, "shortcut") && sc.ndim == 3 && sc.dims[0] == 256 && sc.dims[1] == 56 && sc.dims[2] == 56);
+    CHECK(rx_all == rx + (256 * 9 + 512) + (256 * 10 + 10));
     CHECK(rx_shape);
-    /* the course's bottleneck 128 -> 16 -> 128 with biases: 1x1, 3x3, 1x1 */
+    /* the course's bottleneck 128 -> 16 -> 128 with biases: 1x1, 3x3, 1x1; layers 1..4,
+     * after the stem (3x3 1->128), before the head (128 -> 10) */
     m = load_arch("bottleneck");
     CHECK(m != NULL);
-    size_t bt = nerve_graph_param_count(nerve_model_graph(m));
-    int bt_shape = output_is(m, 128, 28, 28);
+    size_t bt = layer_params(m, 1, 4), bt_all = nerve_graph_param_count(nerve_model_graph(m));
+    nerve_model_layer_info(m, 4, &sc);
+    int bt_shape = output_is(m, 10, 0, 0);
     nerve_model_free(m);
     CHECK(bt == (128 * 16 + 16) + (16 * 16 * 9 + 16) + (16 * 128 + 128));
+    CHECK(!strcmp(sc.type, "shortcut") && sc.ndim == 3 && sc.dims[0] == 128 && sc.dims[1] == 28 && sc.dims[2] == 28);
+    CHECK(bt_all == bt + (128 * 9 + 128) + (128 * 10 + 10));
     CHECK(bt_shape);
 }
 

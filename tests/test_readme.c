@@ -58,3 +58,46 @@ TEST(readme_c_example_compiles_and_trains_xor)
     CHECK(sscanf(line, "final loss %f", &loss) == 1);
     CHECK_MSG(loss >= 0 && loss < 0.05f, "XOR final loss %g", loss);
 }
+
+/* The README says exactly which files are Python: every tracked .py file is named in it,
+ * and none is part of the product (src/, cli/, include/). */
+TEST(readme_names_every_python_file_and_the_product_has_none)
+{
+    static char out[1 << 16];
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "cd \"$OLDPWD\" && git ls-files '*.py'");
+    int st = test_run(cmd, out, sizeof out);
+    if (st != 0) /* not a git checkout (a tarball): every .py file below the tree */
+        st = test_run("cd \"$OLDPWD\" && find . -name '*.py' -not -path './build*' | sed 's|^\\./||' | sort",
+                      out, sizeof out);
+    CHECK_MSG(st == 0, "listing the .py files failed:\n%s", out);
+    char *readme = read_file("README.md");
+    CHECK(readme != NULL);
+    const char *para = strstr(readme, "**What is Python and what is not.**");
+    CHECK_MSG(para != NULL, "README.md has no paragraph saying what is Python");
+    const char *end = strstr(para, "\n\n");
+    size_t plen = end ? (size_t)(end - para) : strlen(para);
+    int files = 0;
+    for (const char *line = out; *line;) {
+        size_t len = strcspn(line, "\n");
+        if (len) {
+            char path[512];
+            snprintf(path, sizeof path, "%.*s", (int)(len < 500 ? len : 500), line);
+            files++;
+            CHECK_MSG(strncmp(path, "src/", 4) && strncmp(path, "cli/", 4) && strncmp(path, "include/", 8),
+                      "%s: Python in the product", path);
+            /* named as a path, or as a pattern like bench/torch_*.py */
+            const char *slash = strrchr(path, '/');
+            char pattern[512];
+            snprintf(pattern, sizeof pattern, "%.*s/torch_*.py", slash ? (int)(slash - path) : 0, path);
+            int named = 0;
+            for (const char *p = para; p < para + plen && !named; p++)
+                named = !strncmp(p, path, strlen(path)) ||
+                        (!strncmp(slash ? slash + 1 : path, "torch_", 6) && !strncmp(p, pattern, strlen(pattern)));
+            CHECK_MSG(named, "%s is Python, and README.md's paragraph on Python does not name it", path);
+        }
+        line += len + (line[len] == '\n');
+    }
+    CHECK_MSG(files >= 1, "found no .py file at all:\n%s", out);
+    free(readme);
+}

@@ -1,15 +1,18 @@
 /* Visualisation: a layer's weights (filters) and a layer's response to one image, written as
- * PNG grids of per-tile normalised maps (nerve_png_write_grid). */
+ * readable sheets (nerve_sheet_write, src/io/picture.c): tiles scaled up with gaps, one
+ * shared colour scale drawn beside them (blue-white-red for signed values), the layer's name
+ * and what is shown in the caption. */
 #include "../core/core.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-/* Tiles to write: k maps of [channels, h, w]. */
+/* Tiles to write: k maps of [channels, h, w], and the caption of the picture. */
 typedef struct tiles {
     int k, channels, h, w;
     float *data;
+    char caption[160];
 } tiles;
 
 static int tiles_alloc(tiles *t, int k, int channels, int h, int w)
@@ -29,20 +32,25 @@ static void squarish(size_t n, int *rows, int *cols)
     *rows = (int)((n + (size_t)*cols - 1) / (size_t)*cols);
 }
 
-/* n values into a rows x cols tile, unused cells at the minimum (so they read as black
- * after normalisation and do not change the tile's range). */
+/* n values into a rows x cols tile; unused cells get a value that does not change the
+ * sheet's scale: 0 when the values straddle 0 (white in the diverging map), else the
+ * smallest (black). */
 static void pack_square(const float *v, size_t n, float *out, int rows, int cols)
 {
-    float lo = INFINITY;
-    for (size_t i = 0; i < n; i++)
+    float lo = INFINITY, hi = -INFINITY;
+    for (size_t i = 0; i < n; i++) {
         lo = fminf(lo, v[i]);
+        hi = fmaxf(hi, v[i]);
+    }
+    float fill = lo < 0 && hi >= 0 ? 0.0f : lo;
     for (size_t i = 0; i < (size_t)rows * cols; i++)
-        out[i] = i < n ? v[i] : lo;
+        out[i] = i < n ? v[i] : fill;
 }
 
 static int write_tiles(const tiles *t, const char *path, int *count)
 {
-    int st = nerve_png_write_grid(path, t->data, t->k, t->channels, t->h, t->w, 0);
+    nerve_sheet_options o = {0, 0, 0, t->caption};
+    int st = nerve_sheet_write(path, t->data, t->k, t->channels, t->h, t->w, &o);
     if (st == NERVE_OK && count)
         *count = t->k;
     return st;
@@ -132,8 +140,17 @@ int nerve_viz_filters(nerve_model *m, const char *layer, const char *png_path, i
     const float *wt = nerve_value(g, id).data;
     tiles t = {0};
     st = nd == 2 ? dense_tiles(m, wt, dims[0], dims[1], &t) : conv_tiles(wt, nd, dims, &t);
-    if (st == NERVE_OK)
+    if (st == NERVE_OK) {
+        char layer_name[96];
+        snprintf(layer_name, sizeof layer_name, "%s", nerve_node_name(g, id));
+        char *dot = strrchr(layer_name, '.');
+        if (dot)
+            *dot = '\0'; /* "<layer>.weight" */
+        snprintf(t.caption, sizeof t.caption, "%s weights: %d %s of %dx%d%s", layer_name, dims[0],
+                 nd == 2 ? "units" : "filters", t.h, t.w,
+                 t.channels == 3 ? ", RGB, each to its own range" : t.k > dims[0] ? ", one tile per input channel" : "");
         st = write_tiles(&t, png_path, count);
+    }
     nerve_xfree(t.data);
     return st;
 }
@@ -205,8 +222,11 @@ int nerve_viz_activations(nerve_model *m, const nerve_dataset *d, int index, con
         st = activation_tiles(g, node, &t);
     nerve_graph_set_batch(g, batch);
     nerve_graph_set_training(g, training);
-    if (st == NERVE_OK)
+    if (st == NERVE_OK) {
+        snprintf(t.caption, sizeof t.caption, "%s output for sample %d: %d map%s of %dx%d", layer, index, t.k,
+                 t.k == 1 ? "" : "s", t.h, t.w);
         st = write_tiles(&t, png_path, count);
+    }
     nerve_xfree(t.data);
     return st;
 }

@@ -4,7 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-static _Thread_local char last_message[1024];
+static _Thread_local char last_message[4096]; /* room for a section's whole list of keys */
 static _Thread_local int last_status;
 
 const char *nerve_last_error(void) { return last_message; }

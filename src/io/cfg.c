@@ -280,7 +280,7 @@ int cfg_check_keys(const cfg_doc *d, const cfg_section *s, const char *const *kn
             k++;
         if (*k)
             continue;
-        char list[600] = "", q[80];
+        char list[3000] = "", q[80];
         size_t used = 0;
         for (k = known; *k && used < sizeof list; k++)
             used += (size_t)snprintf(list + used, sizeof list - used, "%s%s",
