@@ -13,7 +13,7 @@ export DEBIAN_FRONTEND=noninteractive
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 pkgs="build-essential zlib1g-dev libpng-dev libjpeg62-turbo-dev pkg-config dataset-fashion-mnist python3-sklearn clang libclang-rt-14-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm openmpi-bin libopenmpi-dev libonnx-testdata"
-if [ "${NERVE_BENCH_DEPS:-0}" = 1 ]; then pkgs="$pkgs python3-torch python3-onnx"; fi
+if [ "${NERVE_BENCH_DEPS:-0}" = 1 ]; then pkgs="$pkgs python3-torch python3-torchvision python3-onnx"; fi
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
