@@ -25,7 +25,8 @@ with open(sys.argv[1], "wb") as f:
     for i in range(n):
         f.write(bytes([i % 10]) + random.randbytes(3072))
 PY
-sed -e '/^\[net\]/a train_cifar=data.bin\nepochs=1\nseed=1' models/resnet20.cfg > "$dir/r20.cfg"
+bench/native_cfg.sh models/resnet20.cfg "$dir/r20.cfg" 32 32 3
+sed -i -e '/^\[net\]/a train_cifar=data.bin\nepochs=1\nseed=1' "$dir/r20.cfg"
 cd "$dir"
 secs() { sed -n 's/^trained 1 epochs in \([0-9.]*\)s.*/\1/p'; }
 t11=$(NERVE_THREADS=1 "$NERVE" train r20.cfg --out a --quiet | secs)
