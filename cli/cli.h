@@ -85,6 +85,8 @@ int cmd_pca(int argc, char **argv);
 int cmd_curse(int argc, char **argv);
 int cmd_export_c(int argc, char **argv); /* cli/export.c */
 int cmd_run(int argc, char **argv);  /* cli/run.c: an ONNX model's forward pass */
+int cmd_explain(int argc, char **argv); /* cli/explain.c */
+int cmd_attack(int argc, char **argv);  /* cli/attack.c */
 /* nerve train CFG --bag K (cli/ensemble.c): trains K members of the cfg on bootstrap
  * resamples of train, saving DIR/member-<k>.safetensors; reports the ensemble on test. */
 int cli_train_bag(const char *cfg, const char *dir, int bag, const nerve_dataset *train, const nerve_dataset *val,

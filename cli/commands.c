@@ -23,6 +23,37 @@ const cli_option cli_global_options[] = {
 
 const cli_command cli_commands[] = {
     {
+        .name = "attack",
+        .run = cmd_attack,
+        .usage = "attack CKPT [--method fgsm|pgd|fgsm,pgd] [--eps E[,E...]] [--steps N] [--restarts R] "
+                 "[--norm linf|l2] [--plot FILE.svg]",
+        .summary = "accuracy of a classifier on adversarial examples (FGSM, PGD), at one eps or over a sweep",
+        .details = "Attacks every test sample of the cfg (or of the files given) and prints the clean accuracy "
+                   "and the accuracy on the adversarial examples: FGSM (x + eps sign of the loss gradient) or "
+                   "PGD (from a random point of the eps-ball, N steps of the sign (Linf) or direction (L2) of "
+                   "the gradient, each projected back onto the ball; with R restarts a sample counts as robust "
+                   "only if every restart fails), every value kept in the valid range. A sample is robust when "
+                   "it is classified rightly both clean and attacked. Several eps values make a sweep; --plot "
+                   "draws accuracy against eps (docs/explain.md).",
+        .options = (const cli_option[]){
+            {"--method", "fgsm|pgd|fgsm,pgd", "fgsm", "the attack (both: two curves)"},
+            {"--eps", "E[,E...]", "0.1", "the radius (in input units: pixels in [0, 1]); several: a sweep"},
+            {"--steps", "N", "20", "PGD steps"},
+            {"--step", "S", "2.5 eps / steps", "PGD step size"},
+            {"--restarts", "R", "1", "PGD tries from random starts"},
+            {"--norm", "linf|l2", "linf", "the ball's norm"},
+            {"--range", "LO,HI", "0,1", "the valid range of input values (inputs outside it are refused)"},
+            {"--seed", "S", "1", "seed of the random starts"},
+            {"--limit", "N", "every sample", "the first N samples only"},
+            {"--plot", "FILE.svg", "none", "accuracy against eps, one curve per method"},
+            {"--images", "F", "the cfg's test_images=", "IDX image file (with --labels)"},
+            {"--labels", "F", "the cfg's test_labels=", "IDX label file (with --images)"},
+            {"--csv", "F", "the cfg's test_csv=", "CSV file"},
+            END_OPTIONS,
+        },
+        .example = "nerve attack runs/lenet5/model.safetensors --method pgd --eps 0.1 --steps 20 --restarts 2",
+    },
+    {
         .name = "curse",
         .run = cmd_curse,
         .usage = "curse [--n N] [--queries Q]",
@@ -128,7 +159,7 @@ const cli_command cli_commands[] = {
     {
         .name = "eval",
         .run = cmd_eval,
-        .usage = "eval CKPT [--images F --labels F | --csv F]",
+        .usage = "eval CKPT [--images F --labels F | --csv F] [--robust EPS]",
         .summary = "metrics and confusion matrix of a checkpoint on test data",
         .details = "Loads a checkpoint (it carries its cfg) and prints the metrics of its task on the cfg's "
                    "test data or on the files given; a language model is measured on the held-out end of "
@@ -138,9 +169,45 @@ const cli_command cli_commands[] = {
             {"--images", "F", "the cfg's test_images=", "IDX image file (with --labels)"},
             {"--labels", "F", "the cfg's test_labels=", "IDX label file (with --images)"},
             {"--csv", "F", "the cfg's test_csv=", "CSV file"},
+            {"--robust", "EPS", "off", "also the robust accuracy of a classifier under PGD-20 (Linf, 2 random "
+                                       "restarts, pixels kept in [0, 1]) at radius EPS"},
             END_OPTIONS,
         },
         .example = "nerve eval runs/mlp/model.safetensors",
+    },
+    {
+        .name = "explain",
+        .run = cmd_explain,
+        .usage = "explain CKPT [INPUT...] [--method M,...] [--first K] [--n N] [--class C] [--layer NAME] "
+                 "[--out FILE.png]\n"
+                 "explain CKPT [INPUT...] --sanity N [--method M,...]",
+        .summary = "pictures of why a classifier decides as it does: saliency, guided backprop, Grad-CAM, ...",
+        .details = "For inputs K..K+N-1 (INPUT: PNG/JPEG files or folders, or one IDX or CSV file; none: the cfg's "
+                   "test data) draws one row per input: the input, then for each method its map in a colour "
+                   "map (red positive, blue negative) and laid over the input, and prints the class explained "
+                   "and its score. Methods: saliency (|dS_c/dI|, maxed over channels, on the class score S_c), "
+                   "backprop, deconvnet and guided (the signed input gradient with ReLUs passing gradients back "
+                   "plainly, positive gradients only, or both), smoothgrad, occlusion, gradcam. --sanity N runs "
+                   "the model-randomisation check instead: the Spearman rank correlation between each method's "
+                   "maps for the trained network and for the same network re-initialised, averaged over the "
+                   "first N inputs (docs/explain.md).",
+        .options = (const cli_option[]){
+            {"--method", "M,...", "all seven", "saliency, backprop, deconvnet, guided, smoothgrad, occlusion, gradcam"},
+            {"--first", "K", "0", "the first input drawn (counting from 0)"},
+            {"--n", "N", "6", "inputs drawn, 1..64"},
+            {"--class", "C", "the predicted class", "the class explained"},
+            {"--layer", "NAME", "the last layer with maps", "Grad-CAM's layer"},
+            {"--samples", "N", "50", "SmoothGrad's noisy copies"},
+            {"--noise", "S", "0.15", "SmoothGrad's noise: standard deviation over the input's range"},
+            {"--patch", "P", "a quarter of the shorter side", "occlusion: the square's side"},
+            {"--stride", "S", "a third of the patch", "occlusion: the square's step"},
+            {"--fill", "V", "0", "occlusion: the square's value"},
+            {"--names", "FILE", "the checkpoint's or the cfg's names", "class names, one a line, for the captions"},
+            {"--out", "FILE.png", "explain.png", "the picture"},
+            {"--sanity", "N", "off", "the randomisation sanity check over the first N inputs (no picture)"},
+            END_OPTIONS,
+        },
+        .example = "nerve explain runs/lenet5/model.safetensors --n 4 --names models/fashion-mnist.names",
     },
     {
         .name = "export-c",

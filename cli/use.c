@@ -73,8 +73,16 @@ static int eval_detection(nerve_model *m, const nerve_dataset *d)
 int cmd_eval(int argc, char **argv)
 {
     const char *ckpt = NULL, *images = NULL, *labels = NULL, *csv = NULL, *v;
+    double robust = -1;
     for (int i = 0; i < argc; i++) {
-        if ((v = cli_option_value(argc, argv, &i, "--images")))
+        if ((v = cli_option_value(argc, argv, &i, "--robust"))) {
+            char *end;
+            robust = strtod(v, &end);
+            if (*end || end == v || !(robust >= 0 && robust < 1e6)) {
+                fprintf(stderr, "nerve eval: --robust needs a radius >= 0, got '%s'\n", v);
+                return 2;
+            }
+        } else if ((v = cli_option_value(argc, argv, &i, "--images")))
             images = v;
         else if ((v = cli_option_value(argc, argv, &i, "--labels")))
             labels = v;
@@ -130,6 +138,14 @@ int cmd_eval(int argc, char **argv)
         printf("task: %s (loss %s)\n", nerve_task_name(mt.task), h.loss ? h.loss : "none");
         cli_print_metrics(&mt, "test", 1, (const char *const *)d.names, d.n_names);
         nerve_metrics_free(&mt);
+        if (robust >= 0) {
+            nerve_attack a = nerve_attack_pgd((float)robust, 20, 2);
+            double acc;
+            if (nerve_attack_evaluate(m, &d, &a, 0, NULL, &acc) != NERVE_OK)
+                rc = cli_fail("robust accuracy");
+            else
+                printf("test robust accuracy (PGD-20 Linf, 2 restarts, eps %g): %.4f\n", robust, acc);
+        }
     }
     nerve_dataset_free(&d);
     nerve_model_free(m);

@@ -622,6 +622,7 @@ nerve_rng *nerve_graph_rng(nerve_graph *g);
 
 /* Requests gradients with respect to an input node (saliency, adversarial examples). */
 int nerve_input_set_requires_grad(nerve_graph *g, int node, int on);
+int nerve_input_requires_grad(const nerve_graph *g, int node); /* 1 when asked for */
 
 /* Views into the graph's buffers (valid until the graph is freed). For inputs, write the
  * batch into nerve_value(g, input).data before calling forward. */
@@ -633,6 +634,26 @@ int nerve_forward(nerve_graph *g, int target);
 /* Back-propagates from scalar node `loss` (seeded with 1): zeroes then fills the gradients
  * of every parameter and of inputs that asked for one. Call after nerve_forward(). */
 int nerve_backward(nerve_graph *g, int loss);
+/* Back-propagates from any node `from` with upstream gradient seed[0..numel) (its size at
+ * the current batch; NULL: ones): gradients of a chosen class score, of a feature map
+ * (DeepDream), of a loss computed outside the graph. flags 0: as nerve_backward (every
+ * parameter's gradient too, the grad hook called); NERVE_BACKWARD_INPUTS_ONLY: only the
+ * inputs that asked for one (requires_grad) get gradients; parameters' gradients are left
+ * as they were and the grad hook is not called (attacks and explanations inside a
+ * training step). Call after nerve_forward(g, from). */
+enum { NERVE_BACKWARD_INPUTS_ONLY = 1 };
+int nerve_backward_seeded(nerve_graph *g, int from, const float *seed, int flags);
+/* How plain ReLU nodes pass a gradient dy back (Springenberg et al. 2015; COURSE.md §11):
+ * BACKPROP (the default) dy where the output is positive; DECONVNET max(dy, 0) whatever the
+ * input; GUIDED dy where both the output and dy are positive. Other activations keep their
+ * derivative. A graph whose memory plan folded ReLUs into batch norms refuses the other
+ * modes at backward (compile it with nerve_graph_keep_buffers(g, 1)). */
+typedef enum nerve_relu_backward {
+    NERVE_RELU_BACKPROP = 0,
+    NERVE_RELU_DECONVNET,
+    NERVE_RELU_GUIDED
+} nerve_relu_backward;
+int nerve_graph_set_relu_backward(nerve_graph *g, nerve_relu_backward mode);
 /* Gradient-ready notification (data-parallel training starts summing a gradient across
  * processes while backward still runs): during nerve_backward, fn(user, p) is called once
  * for every trainable parameter p as soon as its gradient is final, i.e. right after the
@@ -1393,6 +1414,44 @@ typedef struct nerve_data_config {
     int cifar_coarse;          /* CIFAR-100: the coarse (20-class) label instead of fine */
 } nerve_data_config;
 
+/* Adversarial examples (src/train/adversarial.c; docs/explain.md). An attack perturbs
+ * inputs x within a ball ||x' - x|| <= eps (L-infinity or L2) to raise the model's loss,
+ * keeping every value of x' in the valid range [lo, hi] (images: [0, 1]). steps = 0 is FGSM
+ * (Goodfellow et al. 2015): x' = x + eps sign(grad) (L2: eps grad / ||grad||), clamped.
+ * steps > 0 is PGD (Madry et al. 2018): from a random point of the ball (random_start),
+ * `steps` steps of size `step` (<= 0: 2.5 eps / steps) along the sign of the gradient (L2:
+ * its direction), each projected back onto the ball and the range; with restarts > 1 a
+ * sample counts as fooled when any restart fools it. */
+enum { NERVE_NORM_LINF = 0, NERVE_NORM_L2 = 1 };
+typedef struct nerve_attack {
+    int norm;          /* NERVE_NORM_LINF or NERVE_NORM_L2 */
+    float eps;         /* the radius of the ball */
+    int steps;         /* 0: FGSM; > 0: PGD steps */
+    float step;        /* PGD step size; <= 0: 2.5 eps / steps */
+    int restarts;      /* PGD: tries from random starts (>= 1) */
+    int random_start;  /* PGD: start from a uniform point of the ball (else from x) */
+    float lo, hi;      /* the valid range of input values */
+    uint64_t seed;
+} nerve_attack;
+/* FGSM at eps (lo 0, hi 1, norm L-infinity); PGD: the same with steps, random start, one
+ * restart. */
+nerve_attack nerve_attack_fgsm(float eps);
+nerve_attack nerve_attack_pgd(float eps, int steps, int restarts);
+
+/* Robust training ([net] adversarial= and its keys, docs/cfg.md). PGD (Madry et al. 2018)
+ * trains on PGD examples of every batch instead of the batch; TRADES (Zhang et al. 2019)
+ * minimises CE(f(x), y) + beta KL(softmax f(x) || softmax f(x')) with x' the PGD maximiser
+ * of the KL term (from x + 0.001 N(0, 1)). eps grows linearly over the first `warmup`
+ * epochs (eps * e / (warmup + 1) in epoch e <= warmup). The attacks run in evaluation mode
+ * (no dropout, batch norm on its running statistics). */
+enum { NERVE_ADV_NONE = 0, NERVE_ADV_PGD, NERVE_ADV_TRADES };
+typedef struct nerve_adversarial {
+    int kind;            /* NERVE_ADV_* */
+    nerve_attack attack; /* eps, steps, step, norm, lo, hi of the training attack */
+    int warmup;          /* epochs of linear eps warm-up */
+    float beta;          /* TRADES: the weight of the KL term */
+} nerve_adversarial;
+
 /* Settings from the [net] section (see docs/cfg.md for every key). */
 typedef struct nerve_net_config {
     int ndim;                  /* input sample shape (channels, height, width) or features */
@@ -1417,6 +1476,7 @@ typedef struct nerve_net_config {
     int n_classes;
     nerve_augment augment;     /* training-batch augmentation (augment= and its keys) */
     nerve_noise noise;         /* denoising: corruption of the input (corrupt= and its keys) */
+    nerve_adversarial adversarial; /* robust training (adversarial= and its keys) */
 } nerve_net_config;
 
 typedef struct nerve_model nerve_model;
@@ -1833,6 +1893,18 @@ int nerve_fit(nerve_model *m, const nerve_dataset *train, const nerve_dataset *v
  * with the state carried (a training run's state is restored afterwards). */
 int nerve_evaluate(nerve_model *m, const nerve_dataset *d, double *loss, double *accuracy,
                    int *confusion, int n_classes);
+/* Adversarial examples for the n samples in the input and label nodes of a compiled
+ * classifier (batch n set; src/train/adversarial.c): the input node then holds them (the
+ * last restart's where no restart fooled the model), fooled[n] (may be NULL) says which are
+ * classified wrongly. rng draws the random starts (NULL: one seeded with a->seed). Runs in
+ * evaluation mode; the graph's mode and the input's requires_grad are restored. The
+ * gradients come from nerve_backward_seeded(..., NERVE_BACKWARD_INPUTS_ONLY): parameters'
+ * gradients are left alone and no grad hook runs. */
+int nerve_attack_batch(nerve_model *m, int n, const nerve_attack *a, nerve_rng *rng, int *fooled);
+/* Clean and robust accuracy of a classifier on the first `limit` samples of d (<= 0: all),
+ * batch by batch; either output may be NULL. */
+int nerve_attack_evaluate(nerve_model *m, const nerve_dataset *d, const nerve_attack *a, int limit,
+                          double *clean, double *robust);
 /* Every metric of the model's task on d into mt (initialised here; free with
  * nerve_metrics_free). A denoising model's inputs are corrupted as in training, with the
  * evaluation generator (epoch 0), so the figures are reproducible. */
@@ -1992,6 +2064,75 @@ int nerve_sheet_draw(nerve_canvas *c, const float *maps, int k, int channels, in
                      const nerve_sheet_options *o);
 int nerve_sheet_write(const char *path, const float *maps, int k, int channels, int h, int w,
                       const nerve_sheet_options *o);
+
+/* Explanations of a classifier's decision (src/apps/explain.c; docs/explain.md). Every
+ * method gives one map [h, w] of the input's height and width (nerve_explain_geometry: an
+ * image input [C, H, W]; a vector of s*s values as one s x s plane; any other vector as one
+ * row) for class c: the target, or the predicted class. S_c is the unnormalised class
+ * score (the logit), never the softmax or the loss.
+ *   saliency    |dS_c/dI|, maxed over the channels (Simonyan et al. 2014)
+ *   backprop    dS_c/dI, signed (the channel value of largest magnitude)
+ *   deconvnet   the same through deconvnet ReLUs (NERVE_RELU_DECONVNET)
+ *   guided      the same through guided ReLUs (NERVE_RELU_GUIDED)
+ *   smoothgrad  the mean saliency of `samples` copies of I plus N(0, sigma^2) noise, sigma =
+ *               noise * (max I - min I) (Smilkov et al. 2017)
+ *   occlusion   S_c(I) - S_c(I with a patch x patch square set to fill), averaged at each
+ *               pixel over the squares (stride apart) that cover it (Zeiler & Fergus 2014)
+ *   gradcam     ReLU(sum_k alpha_k A_k), alpha_k the mean of dS_c/dA_k over the map, at a
+ *               layer with maps A [K, h', w'] (default: the last such layer), resized
+ *               bilinearly to [h, w] (Selvaraju et al. 2017) */
+enum {
+    NERVE_EXPLAIN_SALIENCY = 0,
+    NERVE_EXPLAIN_BACKPROP,
+    NERVE_EXPLAIN_DECONVNET,
+    NERVE_EXPLAIN_GUIDED,
+    NERVE_EXPLAIN_SMOOTHGRAD,
+    NERVE_EXPLAIN_OCCLUSION,
+    NERVE_EXPLAIN_GRADCAM,
+    NERVE_EXPLAIN_COUNT
+};
+const char *nerve_explain_method_name(int method);
+int nerve_explain_method_parse(const char *name); /* the method, or a negative status */
+typedef struct nerve_explain_options {
+    int target;          /* the class explained; < 0: the predicted one (default -1) */
+    const char *layer;   /* Grad-CAM's layer (NULL: the last with maps) */
+    int samples;         /* SmoothGrad's noisy copies (default 50) */
+    float noise;         /* SmoothGrad's sigma over the input's range (default 0.15) */
+    int patch, stride;   /* occlusion (0: a quarter of the shorter side; a third of the patch) */
+    float fill;          /* occlusion: the patch's value (default 0) */
+    uint64_t seed;       /* SmoothGrad's noise (default 1) */
+} nerve_explain_options;
+void nerve_explain_defaults(nerve_explain_options *o);
+int nerve_explain_geometry(nerve_model *m, int *channels, int *h, int *w);
+/* Compiles a classifier for explanations at batch max_batch (<= 0: 64) with private
+ * buffers for every node (Grad-CAM reads a layer's value and gradient; the deconvnet and
+ * guided modes need every ReLU as its own node), in evaluation mode, the input asking for
+ * its gradient. A model compiled before keeps its plan (Grad-CAM and the ReLU modes then
+ * refuse with a message if it shares buffers). */
+int nerve_explain_prepare(nerve_model *m, int max_batch);
+/* The map of `method` for one input image [d] into map [h * w]; *cls and *score (either
+ * may be NULL) receive the class explained and its score S_c. */
+int nerve_explain(nerve_model *m, const float *image, int method, const nerve_explain_options *o, float *map,
+                  int *cls, float *score);
+/* dS_c/dx for n inputs x [n, d] and classes cls[n] (< 0: predicted) into grad [n, d], ReLUs
+ * passing gradients back by mode (nerve_relu_backward). */
+int nerve_explain_gradient(nerve_model *m, const float *x, int n, const int *cls, int mode, float *grad);
+/* A picture of n inputs [n, channels, h, w], one row each: the input, then for each of the
+ * k maps [n, k, h, w] the map in the diverging colour map (red positive, blue negative,
+ * scaled by the 99th percentile of |value|, beyond which it saturates) and the map laid over the input in gray; titles[k] name
+ * the maps, captions[n] (may be NULL) head the rows. Scaled up to at least 96 pixels. */
+int nerve_explain_picture(const char *path, const float *images, int n, int channels, int h, int w,
+                          const float *maps, int k, const char *const *titles, const char *const *captions);
+/* Spearman's rank correlation of a[n] and b[n] (ties get their mean rank). */
+int nerve_spearman(const float *a, const float *b, size_t n, double *rho);
+/* The model-randomisation sanity check (Adebayo et al. 2018): for the first n images of d,
+ * the Spearman correlation between the map of `method` for the trained model's predicted
+ * class and the map of the same network freshly initialised from its cfg (the input's
+ * z-score statistics copied) for that class; their mean into *mean_rho, each into rhos[n]
+ * (may be NULL). A method that reads the weights gives a low correlation. The trained model
+ * must be prepared (nerve_explain_prepare). */
+int nerve_explain_randomization(nerve_model *trained, const nerve_dataset *d, int n, int method,
+                                const nerve_explain_options *o, double *mean_rho, double *rhos);
 
 /* The weights of a layer as a PNG grid (src/apps/viz.c): layer NULL takes the first layer
  * with a "<layer>.weight" parameter. A dense weight [O, in] on image inputs [C, H, W] gives

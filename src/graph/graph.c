@@ -261,6 +261,11 @@ int nerve_input_set_requires_grad(nerve_graph *g, int id, int on)
     return NERVE_OK;
 }
 
+int nerve_input_requires_grad(const nerve_graph *g, int id)
+{
+    return g && id >= 0 && id < g->n_nodes && g->nodes[id].kind == NERVE_NODE_INPUT && g->nodes[id].requires_grad;
+}
+
 int nerve_node_count(const nerve_graph *g) { return g ? g->n_nodes : 0; }
 
 int nerve_node_kind(const nerve_graph *g, int id)
@@ -580,6 +585,7 @@ static void fuse_relu(nerve_graph *g, node *n)
 
 static int plan_values(nerve_graph *g, const int *uses)
 {
+    g->n_fused = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         node *n = &g->nodes[i];
         if (n->kind == NERVE_NODE_PARAM || n->kind == NERVE_NODE_STATE)
@@ -591,6 +597,7 @@ static int plan_values(nerve_graph *g, const int *uses)
             n->in_place = !is_alias(n);
             if (n->in_place)
                 fuse_relu(g, n);
+            g->n_fused += n->fused;
             continue;
         }
         n->value = nerve_xalloc_floats(n->capacity);
@@ -1131,47 +1138,105 @@ int nerve_graph_grad_order(nerve_graph *g, int loss, int *out, int cap)
     return count;
 }
 
+int nerve_graph_set_relu_backward(nerve_graph *g, nerve_relu_backward mode)
+{
+    if (!g)
+        return nerve_set_error(NERVE_ERR_ARG, "null graph");
+    if ((int)mode < NERVE_RELU_BACKPROP || (int)mode > NERVE_RELU_GUIDED)
+        return nerve_set_error(NERVE_ERR_ARG, "relu_backward: unknown mode %d", (int)mode);
+    g->relu_backward = (int)mode;
+    return NERVE_OK;
+}
+
+/* Parameters leave the pass (INPUTS_ONLY): needs_grad as if every one were frozen. */
+static void exclude_params(nerve_graph *g)
+{
+    for (int i = 0; i < g->n_nodes; i++) {
+        node *n = &g->nodes[i];
+        if (n->kind == NERVE_NODE_PARAM)
+            n->needs_grad = 0;
+        else if (n->kind == NERVE_NODE_OP) {
+            n->needs_grad = 0;
+            if (n->op->backward)
+                for (int k = 0; k < n->n_in; k++)
+                    n->needs_grad |= g->nodes[n->in[k]].needs_grad;
+        }
+    }
+}
+
+/* The pass shared by nerve_backward and nerve_backward_seeded: seeds node `from` with
+ * seed[0..numel) (NULL: ones) and walks down. The grad hook runs when parameters take part. */
+static int backward_pass(nerve_graph *g, int from, const float *seed, int flags)
+{
+    int st = check_node(g, from);
+    if (st)
+        return st;
+    if (!g->compiled || g->n_nodes < 1)
+        return nerve_set_error(NERVE_ERR_STATE, "backward needs a compiled graph");
+    if (g->relu_backward != NERVE_RELU_BACKPROP && g->n_fused)
+        return nerve_set_error(NERVE_ERR_STATE, "backward: a deconvnet or guided ReLU backward needs every "
+                               "ReLU as its own node, but the memory plan folded %d into batch norms; call "
+                               "nerve_graph_keep_buffers(g, 1) before compiling", g->n_fused);
+    int params = !(flags & NERVE_BACKWARD_INPUTS_ONLY);
+    if (params && g->grad_hook && g->last_reader_cap < g->n_nodes)
+        return nerve_set_error(NERVE_ERR_STATE, "backward: nodes were added after the grad hook was set; set "
+                               "it again");
+    int hook = params && g->grad_hook;
+    if (!params)
+        exclude_params(g);
+    node *l = &g->nodes[from];
+    zero_grads_at_start(g);
+    if (!l->needs_grad) { /* nothing trainable upstream: every gradient is zero */
+        for (int i = g->n_nodes - 1; hook && i >= 0; i--)
+            if (g->nodes[i].kind == NERVE_NODE_PARAM && g->nodes[i].needs_grad)
+                g->grad_hook(g->grad_user, i);
+        if (!params)
+            propagate_needs_grad(g);
+        return NERVE_OK;
+    }
+    mark_ancestors(g, from);
+    if (hook)
+        find_last_readers(g, from, g->last_reader);
+    zero_grad_once(g, l);
+    size_t count = node_numel(l);
+    for (size_t k = 0; k < count; k++)
+        l->grad[k] = seed ? seed[k] : 1.0f;
+    for (int i = from; i >= 0; i--) {
+        node *n = &g->nodes[i];
+        if (runs_backward(g, n)) {
+            run_backward(g, n);
+            if (hook)
+                report_ready(g, n);
+        }
+    }
+    if (hook) {
+        find_last_readers(g, from, g->last_reader);
+        for (int i = g->n_nodes - 1; i >= 0; i--)
+            if (unread_param(g, i, g->last_reader))
+                g->grad_hook(g->grad_user, i);
+    }
+    if (!params)
+        propagate_needs_grad(g);
+    return NERVE_OK;
+}
+
 int nerve_backward(nerve_graph *g, int loss)
 {
     int st = check_node(g, loss);
     if (st)
         return st;
-    if (!g->compiled)
-        return nerve_set_error(NERVE_ERR_STATE, "backward needs a compiled graph");
     node *l = &g->nodes[loss];
     if (node_numel(l) != 1)
         return nerve_set_error(NERVE_ERR_SHAPE, "backward from '%s': it has %zu elements, not 1",
                                l->name, node_numel(l));
-    if (g->grad_hook && g->last_reader_cap < g->n_nodes)
-        return nerve_set_error(NERVE_ERR_STATE, "backward: nodes were added after the grad hook was set; set "
-                               "it again");
-    zero_grads_at_start(g);
-    if (!l->needs_grad) { /* nothing trainable upstream: every gradient is zero */
-        for (int i = g->n_nodes - 1; g->grad_hook && i >= 0; i--)
-            if (g->nodes[i].kind == NERVE_NODE_PARAM && g->nodes[i].needs_grad)
-                g->grad_hook(g->grad_user, i);
-        return NERVE_OK;
-    }
-    mark_ancestors(g, loss);
-    if (g->grad_hook)
-        find_last_readers(g, loss, g->last_reader);
-    zero_grad_once(g, l);
-    l->grad[0] = 1.0f;
-    for (int i = loss; i >= 0; i--) {
-        node *n = &g->nodes[i];
-        if (runs_backward(g, n)) {
-            run_backward(g, n);
-            if (g->grad_hook)
-                report_ready(g, n);
-        }
-    }
-    if (g->grad_hook) {
-        find_last_readers(g, loss, g->last_reader);
-        for (int i = g->n_nodes - 1; i >= 0; i--)
-            if (unread_param(g, i, g->last_reader))
-                g->grad_hook(g->grad_user, i);
-    }
-    return NERVE_OK;
+    return backward_pass(g, loss, NULL, 0);
+}
+
+int nerve_backward_seeded(nerve_graph *g, int from, const float *seed, int flags)
+{
+    if (flags & ~NERVE_BACKWARD_INPUTS_ONLY)
+        return nerve_set_error(NERVE_ERR_ARG, "backward_seeded: unknown flags 0x%x", (unsigned)flags);
+    return backward_pass(g, from, seed, flags);
 }
 
 static int list_nodes(const nerve_graph *g, int *out, int cap, int want_state, int want_frozen)

@@ -121,6 +121,8 @@ struct nerve_graph {
     int (*stat_reduce)(void *user, double *buf, int n, int backward); /* set_stat_reduce */
     void *stat_user;
     int stat_status;
+    int relu_backward;     /* nerve_relu_backward: how plain ReLUs pass gradients back */
+    int n_fused;           /* ReLUs folded into their input's operator by the memory plan */
     int failed_node;       /* the node whose shape inference failed in the last compile or
                             * set_batch (its limits included), -1 if none */
 };

@@ -46,7 +46,8 @@ static const char *const net_keys[] = {
     "warmup", "plateau_patience", "patience", "validation", "normalize", "input_scale",
     "classes", "train_images", "train_labels", "test_images", "test_labels", "train_csv",
     "test_csv", "train_text", "seq", "max_batches", "sync_batchnorm", "corrupt", "corrupt_sigma", "corrupt_prob",
-    "corrupt_clip", AUGMENT_CFG_KEYS, DATA_CFG_KEYS, NULL};
+    "corrupt_clip", "adversarial", "adv_eps", "adv_steps", "adv_step", "adv_norm", "adv_warmup",
+    "adv_lo", "adv_hi", "trades_beta", AUGMENT_CFG_KEYS, DATA_CFG_KEYS, NULL};
 
 static int net_input_shape(const cfg_doc *d, const cfg_section *s, nerve_net_config *c)
 {
@@ -478,6 +479,55 @@ static int net_noise(const cfg_doc *d, const cfg_section *s, nerve_noise *nz)
     return NERVE_OK;
 }
 
+/* adversarial= and its keys: robust training (src/train/adversarial.c). */
+static int net_adversarial(const cfg_doc *d, const cfg_section *s, nerve_adversarial *adv)
+{
+    adv->kind = NERVE_ADV_NONE;
+    adv->attack = (nerve_attack){NERVE_NORM_LINF, 0.1f, 7, 0.0f, 1, 1, 0.0f, 1.0f, 1}; /* PGD-7 */
+    adv->beta = 6.0f;
+    const cfg_entry *e = cfg_find(s, "adversarial");
+    if (e) {
+        if (!strcmp(e->value, "pgd"))
+            adv->kind = NERVE_ADV_PGD;
+        else if (!strcmp(e->value, "trades"))
+            adv->kind = NERVE_ADV_TRADES;
+        else if (strcmp(e->value, "none")) {
+            char q[80];
+            return cfg_error(d, NERVE_ERR_FORMAT, e->line, "adversarial = '%s' is unknown; expected one of: "
+                             "none, pgd, trades", cfg_quote(e->value, q, sizeof q));
+        }
+    }
+    nerve_attack *a = &adv->attack;
+    TRY(cfg_get_float(d, s, "adv_eps", R_NONNEG, &a->eps));
+    TRY(cfg_get_int(d, s, "adv_steps", 1, 1000, &a->steps));
+    TRY(cfg_get_float(d, s, "adv_step", R_NONNEG, &a->step));
+    TRY(cfg_get_int(d, s, "adv_warmup", 0, 1000000, &adv->warmup));
+    TRY(cfg_get_float(d, s, "adv_lo", (cfg_range){-INFINITY, INFINITY, 0, 0}, &a->lo));
+    TRY(cfg_get_float(d, s, "adv_hi", (cfg_range){-INFINITY, INFINITY, 0, 0}, &a->hi));
+    TRY(cfg_get_float(d, s, "trades_beta", R_NONNEG, &adv->beta));
+    if ((e = cfg_find(s, "adv_norm"))) {
+        if (!strcmp(e->value, "l2"))
+            a->norm = NERVE_NORM_L2;
+        else if (strcmp(e->value, "linf")) {
+            char q[80];
+            return cfg_error(d, NERVE_ERR_FORMAT, e->line, "adv_norm = '%s' is unknown; expected linf or l2",
+                             cfg_quote(e->value, q, sizeof q));
+        }
+    }
+    if ((e = cfg_find(s, "adv_hi")) && !(a->lo < a->hi))
+        return cfg_error(d, NERVE_ERR_FORMAT, e->line, "adv_hi=%g must exceed adv_lo=%g", (double)a->hi,
+                         (double)a->lo);
+    static const char *const needs_kind[] = {"adv_eps", "adv_steps", "adv_step", "adv_norm", "adv_warmup",
+                                             "adv_lo", "adv_hi", "trades_beta"};
+    for (size_t i = 0; i < NERVE_ARRAY_LEN(needs_kind); i++) {
+        const cfg_entry *k = cfg_find(s, needs_kind[i]);
+        if (k && (adv->kind == NERVE_ADV_NONE || (i == 7 && adv->kind != NERVE_ADV_TRADES)))
+            return cfg_error(d, NERVE_ERR_FORMAT, k->line, "%s= has no effect without adversarial=%s",
+                             needs_kind[i], i == 7 ? "trades" : "pgd or trades");
+    }
+    return NERVE_OK;
+}
+
 static int parse_net(const cfg_doc *d, const cfg_section *s, nerve_net_config *c,
                      const char *base)
 {
@@ -487,6 +537,7 @@ static int parse_net(const cfg_doc *d, const cfg_section *s, nerve_net_config *c
     TRY(net_training(d, s, c));
     TRY(augment_from_cfg(d, s, c, &c->augment));
     TRY(net_noise(d, s, &c->noise));
+    TRY(net_adversarial(d, s, &c->adversarial));
     float lr = 0.01f;
     TRY(cfg_get_float(d, s, "learning_rate", R_POS, &lr));
     TRY(net_optimizer(d, s, c));
@@ -1536,6 +1587,12 @@ static int build_model(nerve_model *m, const cfg_doc *d)
         TRY(build_layer(&b, &d->sections[i], i));
     if (!b.is_head)
         m->output = b.x;
+    const cfg_entry *adv = cfg_find(net, "adversarial");
+    if (m->cfg.adversarial.kind != NERVE_ADV_NONE && (m->head.task != NERVE_TASK_CLASSIFY || !m->head.logits ||
+                                                      m->cfg.noise.kind != NERVE_NOISE_NONE))
+        return cfg_error(d, NERVE_ERR_FORMAT, adv->line, "adversarial= trains a classifier on attacked inputs and "
+                         "needs a [softmax] head with class labels; this model's head is %s",
+                         nerve_task_name(m->head.task));
     const cfg_entry *noise = cfg_find(net, "corrupt");
     if (m->cfg.noise.kind != NERVE_NOISE_NONE && m->head.task != NERVE_TASK_RECONSTRUCT)
         return cfg_error(d, NERVE_ERR_FORMAT, noise->line,

@@ -332,6 +332,27 @@ OPS_VECTOR_CLONES static void act_backward_range(void *ctx, size_t begin, size_t
                                       j->dy + begin, j->out + begin, end - begin, j->overwrite);
 }
 
+/* The deconvnet (y NULL: du (+)= max(dy, 0)) and guided (du (+)= dy where y > 0 and
+ * dy > 0) ReLU backward passes of nerve_graph_set_relu_backward. */
+typedef struct {
+    const float *y, *dy;
+    float *du;
+    int overwrite;
+} relu_job;
+
+static void relu_modified_range(void *ctx, size_t begin, size_t end)
+{
+    const relu_job *j = ctx;
+    const float *dy = j->dy + begin;
+    float *du = j->du + begin;
+    size_t n = end - begin;
+    if (j->y) {
+        const float *y = j->y + begin;
+        ACCUMULATE(j->overwrite, du, n, y[i] > 0.0f && dy[i] > 0.0f ? dy[i] : 0.0f);
+    } else
+        ACCUMULATE(j->overwrite, du, n, dy[i] > 0.0f ? dy[i] : 0.0f);
+}
+
 static void activation_backward(nerve_graph *g, node *n)
 {
     float *du = node_input_grad(g, n, 0);
@@ -342,6 +363,11 @@ static void activation_backward(nerve_graph *g, node *n)
     if (type == NERVE_ACT_STEP) { /* the step's gradient is zero: nothing to add */
         if (overwrite)            /* but a fresh buffer must still read as zero */
             node_zero_input_grad(g, n, 0);
+        return;
+    }
+    if (type == NERVE_ACT_RELU && g->relu_backward != NERVE_RELU_BACKPROP) {
+        relu_job j = {g->relu_backward == NERVE_RELU_GUIDED ? n->value : NULL, n->grad, du, overwrite};
+        kern_parallel_for(node_numel(n), OPS_GRAIN, relu_modified_range, &j);
         return;
     }
     float alpha = n->attr.f[0], beta = n->attr.f[1];

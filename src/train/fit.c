@@ -7,6 +7,7 @@
 #include "train.h"
 #include "dist.h"
 #include "tokens.h"
+#include "adversarial.h"
 
 #include "../core/core.h"
 
@@ -716,6 +717,21 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
         st = nerve_prefetch_set_shard(pf, ds->d->rank, ds->d->size);
     if (st)
         epochs = 0;
+    /* robust training: the attack's buffers and generator (seeded per run; a resumed run
+     * draws other random starts than an uninterrupted one) */
+    int adv = c->adversarial.kind != NERVE_ADV_NONE;
+    adv_scratch adv_s = {0};
+    nerve_rng adv_rng;
+    nerve_rng_seed(&adv_rng, c->seed * 0x2545F4914F6CDD1Dull + (uint64_t)r->iter + 7);
+    if (adv && st == NERVE_OK) {
+        int nd, dims[NERVE_MAX_DIMS];
+        nerve_node_shape(g, f->output, &nd, dims);
+        st = adv_scratch_init(&adv_s, max_batch, f->sample_numel, nd == 2 ? dims[1] : 1);
+        if (st == NERVE_OK && c->adversarial.kind == NERVE_ADV_TRADES)
+            st = adv_scratch_grads(&adv_s, g);
+        if (st)
+            epochs = 0;
+    }
     float *x = nerve_value(g, f->input).data;
     double t_run = now_seconds();
     int ran = 0;
@@ -765,7 +781,10 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
             lr = nerve_schedule_lr(sched, r->iter, epoch - 1);
             nerve_optim_prepare(optim);
             float loss = 0;
-            if (got > 0) {
+            if (got > 0 && adv) {
+                if ((st = adv_train_forward(m, got, epoch, &adv_rng, &adv_s, &loss)) != NERVE_OK)
+                    break;
+            } else if (got > 0) {
                 nerve_forward(g, f->loss);
                 loss = nerve_value(g, f->loss).data[0];
             }
@@ -791,7 +810,9 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
             double tb = now_seconds();
             if (ds)
                 dist_begin_step(ds, got, n);
-            if (got > 0)
+            if (got > 0 && adv && (st = adv_train_backward(m, got, &adv_s)) != NERVE_OK)
+                break;
+            if (got > 0 && !adv)
                 nerve_backward(g, f->loss);
             if (ds) {
                 double tw = now_seconds();
@@ -914,6 +935,7 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
         }
     }
     nerve_prefetch_free(pf);
+    adv_scratch_free(&adv_s);
     nerve_metrics_free(&mt);
     nerve_xfree_aligned(aug_scratch);
     res->epochs_run = ran;
@@ -946,7 +968,10 @@ static int dist_refuse(nerve_model *m, const nerve_dataset *train, const nerve_d
     if (train->streams || train->target == NERVE_TARGET_TOKENS)
         return nerve_set_error(NERVE_ERR_ARG, "data-parallel training of a text model (streams carried from "
                                "batch to batch) is not supported: train it in one process");
-    (void)m;
+    if (nerve_model_config(m)->adversarial.kind == NERVE_ADV_TRADES)
+        return nerve_set_error(NERVE_ERR_ARG, "data-parallel TRADES training is not supported (its step runs "
+                               "three backward passes, each of which would sum the gradients across the "
+                               "processes): train it in one process, or use adversarial=pgd");
     return NERVE_OK;
 }
 
