@@ -25,8 +25,10 @@ const cli_command cli_commands[] = {
     {
         .name = "attack",
         .run = cmd_attack,
-        .usage = "attack CKPT [--method fgsm|pgd|fgsm,pgd] [--eps E[,E...]] [--steps N] [--restarts R] "
-                 "[--norm linf|l2] [--plot FILE.svg]",
+        .usage = "attack CKPT [--method fgsm|pgd|fgsm,pgd] [--eps E[,E...]] [--plot FILE.svg]\n"
+                 "attack CKPT --method pgd [--steps N] [--step S] [--restarts R] [--norm linf|l2]\n"
+                 "attack CKPT [--range LO,HI] [--seed S] [--limit N]\n"
+                 "attack CKPT [--images F --labels F | --csv F]",
         .summary = "accuracy of a classifier on adversarial examples (FGSM, PGD), at one eps or over a sweep",
         .details = "Attacks every test sample of the cfg (or of the files given) and prints the clean accuracy "
                    "and the accuracy on the adversarial examples: FGSM (x + eps sign of the loss gradient) or "
@@ -51,7 +53,7 @@ const cli_command cli_commands[] = {
             {"--csv", "F", "the cfg's test_csv=", "CSV file"},
             END_OPTIONS,
         },
-        .example = "nerve attack runs/lenet5/model.safetensors --method pgd --eps 0.1 --steps 20 --restarts 2",
+        .example = "nerve attack runs/lenet5/model.safetensors --method pgd --restarts 2",
     },
     {
         .name = "curse",
@@ -178,8 +180,10 @@ const cli_command cli_commands[] = {
     {
         .name = "explain",
         .run = cmd_explain,
-        .usage = "explain CKPT [INPUT...] [--method M,...] [--first K] [--n N] [--class C] [--layer NAME] "
-                 "[--out FILE.png]\n"
+        .usage = "explain CKPT [INPUT...] [--method M,...] [--first K] [--n N] [--out FILE.png]\n"
+                 "explain CKPT [INPUT...] [--class C] [--layer NAME] [--names FILE]\n"
+                 "explain CKPT [INPUT...] [--samples N] [--noise S]\n"
+                 "explain CKPT [INPUT...] [--patch P] [--stride S] [--fill V]\n"
                  "explain CKPT [INPUT...] --sanity N [--method M,...]",
         .summary = "pictures of why a classifier decides as it does: saliency, guided backprop, Grad-CAM, ...",
         .details = "For inputs K..K+N-1 (INPUT: PNG/JPEG files or folders, or one IDX or CSV file; none: the cfg's "
@@ -207,7 +211,7 @@ const cli_command cli_commands[] = {
             {"--sanity", "N", "off", "the randomisation sanity check over the first N inputs (no picture)"},
             END_OPTIONS,
         },
-        .example = "nerve explain runs/lenet5/model.safetensors --n 4 --names models/fashion-mnist.names",
+        .example = "nerve explain runs/lenet5/model.safetensors --n 4 --method guided",
     },
     {
         .name = "export-c",

@@ -514,9 +514,11 @@ static int net_adversarial(const cfg_doc *d, const cfg_section *s, nerve_adversa
                              cfg_quote(e->value, q, sizeof q));
         }
     }
-    if ((e = cfg_find(s, "adv_hi")) && !(a->lo < a->hi))
-        return cfg_error(d, NERVE_ERR_FORMAT, e->line, "adv_hi=%g must exceed adv_lo=%g", (double)a->hi,
-                         (double)a->lo);
+    if (!(a->lo < a->hi)) {
+        e = cfg_find(s, "adv_hi") ? cfg_find(s, "adv_hi") : cfg_find(s, "adv_lo");
+        return cfg_error(d, NERVE_ERR_FORMAT, e ? e->line : s->line, "adv_hi=%g must exceed adv_lo=%g (the "
+                         "valid range of input values)", (double)a->hi, (double)a->lo);
+    }
     static const char *const needs_kind[] = {"adv_eps", "adv_steps", "adv_step", "adv_norm", "adv_warmup",
                                              "adv_lo", "adv_hi", "trades_beta"};
     for (size_t i = 0; i < NERVE_ARRAY_LEN(needs_kind); i++) {
