@@ -93,6 +93,14 @@ size_t nerve_alloc_bytes(void);
 void nerve_set_threads(int n);
 int nerve_threads(void);
 
+/* The kernels' instruction-set path: "portable" (plain C), "avx2", "avx512" (x86-64) or
+ * "neon" (aarch64). The default is $NERVE_ISA when set (a ceiling for the whole process:
+ * nothing above it runs), else the best the CPU has. nerve_set_isa() forces a path by name
+ * or "auto" (the default again) and returns 0, changing nothing, when the name is unknown
+ * or the path is not available here. Paths agree within float rounding, not bit for bit. */
+int nerve_set_isa(const char *name);
+const char *nerve_isa_name(void);
+
 /* ===================================================================================== */
 /* 3. Random numbers                                                                      */
 /* ===================================================================================== */
