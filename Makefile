@@ -51,7 +51,7 @@ EX_BIN   := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EX_SRC))
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all test test-tsan check-isa train bench fuzz fuzz-build docs install uninstall clean export-check export-check-ci onnx-test
+.PHONY: all test test-tsan check-isa train bench fuzz fuzz-build docs install uninstall clean export-check export-check-ci onnx-test onnx-export-check
 all: $(BUILD)/libnerve.a $(BUILD)/libnerve.so $(BUILD)/nerve $(BUILD)/nerve.1 $(EX_BIN)
 
 $(BUILD)/obj/%.o: %.c
@@ -128,6 +128,12 @@ check-isa: all $(BUILD)/nerve_tests
 ONNX_TESTDATA ?= /usr/share/libonnx-testdata/data
 $(BUILD)/onnx_node_tests: tests/onnx/node_tests.c $(BUILD)/libnerve.a include/nerve.h src/io/onnx.h
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libnerve.a $(LDLIBS)
+# Every cfg of models/, trained briefly and exported, against ONNX Runtime (npm
+# onnxruntime-node in bench/onnx) within 1e-5 and Debian's python3-onnx checker; skipped with
+# the reason when one is absent (docs/onnx.md, "Export").
+onnx-export-check: all $(BUILD)/bench/onnx_export_check
+	BUILD=$(BUILD) ./bench/onnx/export_check.sh; rc=$$?; [ $$rc -eq 77 ] || exit $$rc
+
 onnx-test: $(BUILD)/onnx_node_tests
 	./$(BUILD)/onnx_node_tests $(ONNX_TEST_FLAGS) $(addprefix $(ONNX_TESTDATA)/,node pytorch-converted pytorch-operator simple)
 
