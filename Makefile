@@ -1,4 +1,4 @@
-# nerve: make [all] | test [SANITIZE=1] | test-tsan | train | bench | fuzz [FUZZ_SECONDS=N] | docs | install [PREFIX=...] | clean
+# nerve: make [all] | test [SANITIZE=1] | test-tsan | check-isa | train | bench | fuzz [FUZZ_SECONDS=N] | docs | install [PREFIX=...] | clean
 # CC=clang builds with clang into build-clang/ (build-clang-san/ with SANITIZE=1).
 CC      ?= cc
 PREFIX  ?= /usr/local
@@ -51,7 +51,7 @@ EX_BIN   := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EX_SRC))
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all test test-tsan train bench fuzz fuzz-build docs install uninstall clean export-check export-check-ci onnx-test
+.PHONY: all test test-tsan check-isa train bench fuzz fuzz-build docs install uninstall clean export-check export-check-ci onnx-test onnx-export-check
 all: $(BUILD)/libnerve.a $(BUILD)/libnerve.so $(BUILD)/nerve $(BUILD)/nerve.1 $(EX_BIN)
 
 $(BUILD)/obj/%.o: %.c
@@ -110,11 +110,30 @@ test-tsan:
 	$(MAKE) SANITIZE=thread build-tsan/nerve_tests
 	NERVE_BUILD_DIR=build-tsan TSAN_OPTIONS="halt_on_error=1 die_after_fork=0" ./build-tsan/nerve_tests $(or $(T),$(TSAN_TESTS))
 
+# The kernel and operator tests once per instruction set this CPU has (NERVE_ISA, see
+# docs/ARCHITECTURE.md), then the proof that NERVE_ISA=portable runs no AVX2/AVX-512 code.
+ISA_TESTS := test_isa test_gemm test_winograd test_conv_direct test_ops_ test_model_rnn
+check-isa: all $(BUILD)/nerve_tests
+	@for isa in portable avx2 avx512 neon; do \
+	    if NERVE_ISA=$$isa ./$(BUILD)/nerve version 2>&1 | grep -q "kernel instruction set: $$isa "; then \
+	        echo "== NERVE_ISA=$$isa"; \
+	        NERVE_ISA=$$isa NERVE_BUILD_DIR=$(BUILD) ./$(BUILD)/nerve_tests $(ISA_TESTS) | tail -1 | tee $(BUILD)/isa-$$isa.txt; \
+	        grep -q " 0 failed" $(BUILD)/isa-$$isa.txt || exit 1; \
+	    else echo "== NERVE_ISA=$$isa: not available here, skipped"; fi; \
+	done
+	scripts/check_isa_portable.sh $(BUILD) $(ISA_TESTS)
+
 # ONNX backend tests (docs/onnx.md): every node, pytorch-converted, pytorch-operator and simple
 # model test of Debian's libonnx-testdata, a verdict per test and per operator.
 ONNX_TESTDATA ?= /usr/share/libonnx-testdata/data
 $(BUILD)/onnx_node_tests: tests/onnx/node_tests.c $(BUILD)/libnerve.a include/nerve.h src/io/onnx.h
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libnerve.a $(LDLIBS)
+# Every cfg of models/, trained briefly and exported, against ONNX Runtime (npm
+# onnxruntime-node in bench/onnx) within 1e-5 and Debian's python3-onnx checker; skipped with
+# the reason when one is absent (docs/onnx.md, "Export").
+onnx-export-check: all $(BUILD)/bench/onnx_export_check
+	BUILD=$(BUILD) ./bench/onnx/export_check.sh; rc=$$?; [ $$rc -eq 77 ] || exit $$rc
+
 onnx-test: $(BUILD)/onnx_node_tests
 	./$(BUILD)/onnx_node_tests $(ONNX_TEST_FLAGS) $(addprefix $(ONNX_TESTDATA)/,node pytorch-converted pytorch-operator simple)
 

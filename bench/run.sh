@@ -130,11 +130,18 @@ fi
 
 # 8. ONNX (docs/onnx.md): the torchvision models and an LSTM exported by python3-torch, run
 # by nerve and by ONNX Runtime (npm onnxruntime-node): output agreement and batch-1
-# latency of nerve, ONNX Runtime and PyTorch (one thread each), its own table.
+# latency of nerve, ONNX Runtime and PyTorch (one thread each), its own table. The models
+# come from python3-torch (and its exporter needs python3-onnx); without ONNX Runtime the
+# nerve and PyTorch columns still print, its own shows "-".
 echo
-if [ $have_torch = 1 ] && [ -d bench/onnx/node_modules/onnxruntime-node ] && command -v node >/dev/null; then
+if [ $have_torch = 1 ] && $PY -c "import onnx" 2>/dev/null; then
+    if ! command -v node >/dev/null; then
+        echo "onnx: the ONNX Runtime column skipped: node (Node.js) is not installed"
+    elif [ ! -d bench/onnx/node_modules/onnxruntime-node ]; then
+        echo "onnx: the ONNX Runtime column skipped: in bench/onnx, npm install onnxruntime-node --ignore-scripts"
+    fi
     BUILD=$BUILD bench/onnx/compare.sh "$(steps 5 1)"
 else
-    echo "onnx: skipped (needs python3-torch, python3-onnx and, in bench/onnx,"
-    echo "      npm install onnxruntime-node --ignore-scripts)"
+    echo "onnx: skipped (the models are exported by python3-torch with python3-onnx: apt-get"
+    echo "      install python3-torch python3-torchvision python3-onnx)"
 fi

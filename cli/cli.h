@@ -84,6 +84,8 @@ int cmd_embed(int argc, char **argv); /* cli/embed.c */
 int cmd_pca(int argc, char **argv);
 int cmd_curse(int argc, char **argv);
 int cmd_export_c(int argc, char **argv); /* cli/export.c */
+int cmd_export_onnx(int argc, char **argv); /* cli/export.c */
+int cmd_convert(int argc, char **argv);     /* cli/export.c */
 int cmd_run(int argc, char **argv);  /* cli/run.c: an ONNX model's forward pass */
 int cmd_explain(int argc, char **argv); /* cli/explain.c */
 int cmd_attack(int argc, char **argv);  /* cli/attack.c */

@@ -56,6 +56,21 @@ const cli_command cli_commands[] = {
         .example = "nerve attack runs/lenet5/model.safetensors --method pgd --restarts 2",
     },
     {
+        .name = "convert",
+        .run = cmd_convert,
+        .usage = "convert IN OUT",
+        .summary = "convert a model between a safetensors checkpoint and ONNX",
+        .details = "Formats are told by the extensions: IN.safetensors (or IN.cfg, fresh weights) to "
+                   "OUT.onnx exports as export-onnx does; IN.onnx to OUT.safetensors reads an ONNX file "
+                   "that nerve exported (it keeps the cfg as metadata) back into a checkpoint of the "
+                   "weights, without training state. Other ONNX files have no cfg: run them with nerve "
+                   "run. darknet .weights files are not supported yet. See docs/onnx.md.",
+        .options = (const cli_option[]){
+            END_OPTIONS,
+        },
+        .example = "nerve convert runs/mlp/model.safetensors mlp.onnx",
+    },
+    {
         .name = "curse",
         .run = cmd_curse,
         .usage = "curse [--n N] [--queries Q]",
@@ -229,6 +244,23 @@ const cli_command cli_commands[] = {
             END_OPTIONS,
         },
         .example = "nerve export-c runs/lenet5/model.safetensors out",
+    },
+    {
+        .name = "export-onnx",
+        .run = cmd_export_onnx,
+        .usage = "export-onnx CKPT OUT.onnx",
+        .summary = "write a model as an ONNX file (opset 13) that ONNX Runtime and nerve run read",
+        .details = "CKPT is a checkpoint, or a cfg file (then with freshly initialised weights). The file "
+                   "holds the model input with a symbolic batch N, the output nerve predict starts from "
+                   "(a classifier's logits, plus their softmax as a second output, probabilities), every "
+                   "weight and statistic as an initializer, batch norm in its inference form and recurrent "
+                   "layers as ONNX LSTM, GRU and RNN, and the cfg as metadata (so nerve convert turns it "
+                   "back into a checkpoint). A model with an operator that has no ONNX form is refused, "
+                   "naming the node and its cfg layer. See docs/onnx.md.",
+        .options = (const cli_option[]){
+            END_OPTIONS,
+        },
+        .example = "nerve export-onnx runs/lenet5/model.safetensors lenet5.onnx",
     },
     {
         .name = "help",

@@ -47,3 +47,103 @@ int cmd_export_c(int argc, char **argv)
     nerve_model_free(m);
     return rc;
 }
+
+/* nerve export-onnx and nerve convert (docs/onnx.md, "Export"). */
+
+static int has_suffix(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
+/* A checkpoint, or a cfg built with freshly initialised weights. */
+static nerve_model *load_model(const char *path)
+{
+    return has_suffix(path, ".cfg") ? nerve_model_load_cfg(path) : nerve_model_load(path);
+}
+
+static int two_paths(const char *cmd, int argc, char **argv, const char **a, const char **b)
+{
+    for (int i = 0; i < argc; i++) {
+        if (argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "nerve %s: unknown option '%s' (see nerve help)\n", cmd, argv[i]);
+            return 2;
+        } else if (!*a)
+            *a = argv[i];
+        else if (!*b)
+            *b = argv[i];
+        else {
+            fprintf(stderr, "nerve %s: unexpected argument '%s'\n", cmd, argv[i]);
+            return 2;
+        }
+    }
+    if (!*a || !*b) {
+        fprintf(stderr, "nerve %s: usage: nerve %s IN OUT\n", cmd, cmd);
+        return 2;
+    }
+    return 0;
+}
+
+static int export_onnx_file(const char *cmd, nerve_model *m, const char *out)
+{
+    if (nerve_export_onnx(m, out) != NERVE_OK)
+        return cli_fail(cmd);
+    printf("wrote %s (ONNX opset 13)\n", out);
+    return 0;
+}
+
+int cmd_export_onnx(int argc, char **argv)
+{
+    const char *in = NULL, *out = NULL;
+    int rc = two_paths("export-onnx", argc, argv, &in, &out);
+    if (rc)
+        return rc;
+    nerve_model *m = load_model(in);
+    if (!m)
+        return cli_fail(NULL);
+    rc = export_onnx_file("export-onnx", m, out);
+    nerve_model_free(m);
+    return rc;
+}
+
+enum { FMT_UNKNOWN, FMT_SAFETENSORS, FMT_ONNX, FMT_WEIGHTS, FMT_CFG };
+
+static int format_of(const char *path)
+{
+    return has_suffix(path, ".safetensors") ? FMT_SAFETENSORS
+           : has_suffix(path, ".onnx")      ? FMT_ONNX
+           : has_suffix(path, ".weights")   ? FMT_WEIGHTS
+           : has_suffix(path, ".cfg")       ? FMT_CFG
+                                            : FMT_UNKNOWN;
+}
+
+int cmd_convert(int argc, char **argv)
+{
+    const char *in = NULL, *out = NULL;
+    int rc = two_paths("convert", argc, argv, &in, &out);
+    if (rc)
+        return rc;
+    int fi = format_of(in), fo = format_of(out);
+    if (fi == FMT_WEIGHTS || fo == FMT_WEIGHTS) {
+        fprintf(stderr, "nerve convert: darknet .weights files are not supported yet (safetensors "
+                        "<-> ONNX only)\n");
+        return 2;
+    }
+    if (fi == FMT_UNKNOWN || fo == FMT_UNKNOWN || fo == FMT_CFG || fi == fo) {
+        fprintf(stderr, "nerve convert: convert IN.safetensors OUT.onnx, IN.cfg OUT.onnx (fresh weights) "
+                        "or IN.onnx OUT.safetensors (formats are told by the extension)\n");
+        return 2;
+    }
+    nerve_model *m = fi == FMT_ONNX ? nerve_onnx_to_model(in) : load_model(in);
+    if (!m)
+        return cli_fail(NULL);
+    if (fo == FMT_ONNX) {
+        rc = export_onnx_file("convert", m, out);
+    } else if (nerve_model_save(m, out) != NERVE_OK) {
+        rc = cli_fail("convert");
+    } else {
+        printf("wrote %s (a checkpoint of the model's weights and cfg, no training state)\n", out);
+    }
+    nerve_model_free(m);
+    return rc;
+}

@@ -85,8 +85,11 @@ int main(int argc, char **argv)
         if (nargc)
             fprintf(stderr, "nerve version: takes no argument (got '%s')\n", nargv[0]);
         else
-            printf("nerve %s\ndata-parallel training under mpirun: %s\n", NERVE_VERSION,
-                   nerve_mpi_built() ? "built in (Open MPI)" : "not built in (no Open MPI headers at build time)");
+            printf("nerve %s\ndata-parallel training under mpirun: %s\nkernel instruction set: %s "
+                   "(NERVE_ISA=portable|avx2|avx512|neon chooses)\n",
+                   NERVE_VERSION,
+                   nerve_mpi_built() ? "built in (Open MPI)" : "not built in (no Open MPI headers at build time)",
+                   nerve_isa_name());
     } else
         rc = c->run(nargc, nargv);
     free(nargv);

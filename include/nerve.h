@@ -93,6 +93,14 @@ size_t nerve_alloc_bytes(void);
 void nerve_set_threads(int n);
 int nerve_threads(void);
 
+/* The kernels' instruction-set path: "portable" (plain C), "avx2", "avx512" (x86-64) or
+ * "neon" (aarch64). The default is $NERVE_ISA when set (a ceiling for the whole process:
+ * nothing above it runs), else the best the CPU has. nerve_set_isa() forces a path by name
+ * or "auto" (the default again) and returns 0, changing nothing, when the name is unknown
+ * or the path is not available here. Paths agree within float rounding, not bit for bit. */
+int nerve_set_isa(const char *name);
+const char *nerve_isa_name(void);
+
 /* ===================================================================================== */
 /* 3. Random numbers                                                                      */
 /* ===================================================================================== */
@@ -1619,6 +1627,21 @@ int nerve_onnx_run(nerve_onnx *m, int i);
 int nerve_onnx_tensor_load(const char *path, nerve_tensor *out);
 /* Writes t as a float TensorProto named `name` (may be NULL). */
 int nerve_onnx_tensor_save(const char *path, const nerve_tensor *t, const char *name);
+
+/* Export (src/model/onnx_export.c, docs/onnx.md "Export"): writes the model as an ONNX file
+ * (opset 13): its input with a symbolic batch "N", the output nerve_model_output gives (and,
+ * for a classifier's logits, a second output "probabilities", their softmax), every
+ * parameter and statistic as an initializer named after its node, batch norm in its
+ * inference form, dropout as nothing, recurrent layers as ONNX LSTM / GRU / RNN, and the
+ * cfg text, class names and vocabulary as metadata. A model is compiled at batch 2 if it was
+ * not compiled (a compiled one needs a maximum batch of 2 or more); it is left in the mode
+ * and batch it had. An operator without an ONNX form is refused (NERVE_ERR_ARG) with a
+ * message naming the node and its cfg layer. */
+int nerve_export_onnx(nerve_model *m, const char *path);
+/* The model of an ONNX file nerve_export_onnx wrote: rebuilt from the cfg in its metadata,
+ * its parameters and statistics read back from the initializers (NULL with an error for
+ * other ONNX files, or when an initializer is missing or has another shape). */
+nerve_model *nerve_onnx_to_model(const char *path);
 
 /* ===================================================================================== */
 /* 12. Checkpoints (safetensors)                                                          */

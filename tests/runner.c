@@ -83,6 +83,8 @@ int main(int argc, char **argv)
 {
     qsort(tests, (size_t)n_tests, sizeof *tests, by_file_then_name);
     int passed = 0, failed = 0;
+    const char *inproc = getenv("NERVE_TEST_INPROCESS");
+    int in_process = inproc && strcmp(inproc, "1") == 0;
     for (int i = 0; i < n_tests; i++) {
         test_case *t = &tests[i];
         if (!selected(t, argc, argv))
@@ -97,6 +99,25 @@ int main(int argc, char **argv)
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         fflush(NULL);
+        /* NERVE_TEST_INPROCESS=1: no child per test, so that a debugger sees every test
+         * (scripts/check_isa_portable.sh); a crash then ends the whole run. */
+        if (in_process) {
+            int before = failures;
+            nerve_clear_error();
+            t->fn();
+            fflush(NULL);
+            int ok = failures == before;
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+            passed += ok;
+            failed += !ok;
+            printf("%s %-48s %6.2fs  %s\n", ok ? "PASS" : "FAIL", t->name, secs, t->file);
+            fflush(stdout);
+            snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+            if (system(cmd) != 0)
+                fprintf(stderr, "cannot remove %s\n", tmpdir);
+            continue;
+        }
         pid_t pid = fork();
         if (pid == 0) {
             /* A hung test (a deadlock, say) fails after TEST_TIMEOUT seconds instead of

@@ -500,13 +500,9 @@ TEST(mpi_sigusr1_to_mpirun_stops_every_rank_at_one_step_with_a_checkpoint)
 {
     if (!have_mpi())
         return;
-    /* Runs only with NERVE_MPI_SIGNAL_TEST=1: in about one run in five under heavy load or
-     * the sanitizers, mpirun did not stop within 120 s of the signal (cause not found yet),
-     * and CI must not depend on it. Skipped, not passed: the runner prints the skip. */
-    if (!getenv("NERVE_MPI_SIGNAL_TEST") || strcmp(getenv("NERVE_MPI_SIGNAL_TEST"), "1") != 0) {
-        printf("    skipped: set NERVE_MPI_SIGNAL_TEST=1 to run it (known to hang under load)\n");
-        return;
-    }
+    /* The signal reaches the ranks at different moments: this hung (mpirun waited for a rank
+     * that had stopped at the end of an epoch while the other went on) until the end-of-
+     * epoch decision used the agreed flag (src/train/fit.c, agreed_stop). */
     write_problem("a.cfg", 100000, "", "");
     char cmd[3000], log[600], ckpt[600];
     snprintf(log, sizeof log, "%s/usr1.out", test_tmpdir());

@@ -17,7 +17,7 @@
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
-static const char *const paths[] = {"portable", "avx2", "avx512"};
+static const char *const paths[] = {"portable", "avx2", "avx512", "neon"};
 
 typedef struct {
     int ta, tb, M, N, K, lda, ldb, ldc;
@@ -131,8 +131,14 @@ TEST(gemm_paths_select_and_report)
         if (kern_set_isa(paths[k]))
             CHECK(strcmp(kern_isa_name(), paths[k]) == 0);
     CHECK(kern_set_isa("auto"));
-    if (__builtin_cpu_supports("avx512f"))
-        CHECK(strcmp(kern_isa_name(), "avx512") == 0);
+    /* the default is the best path available (NERVE_ISA may rule some out) */
+    static const kern_isa best_first[] = {KERN_ISA_AVX512, KERN_ISA_AVX2, KERN_ISA_NEON};
+    const char *best = "portable";
+    for (size_t k = ARRAY_LEN(best_first); k-- > 0;)
+        if (kern_isa_available(best_first[k]))
+            best = kern_isa_label(best_first[k]);
+    CHECK_MSG(strcmp(kern_isa_name(), best) == 0, "default %s, best available %s", kern_isa_name(),
+              best);
 }
 
 TEST(gemm_tiny_and_prime_shapes_match_reference)

@@ -18,7 +18,7 @@
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define CANARY 64 /* floats past the end of every output and workspace */
 
-static const char *const paths[] = {"portable", "avx512"};
+static const char *const paths[] = {"portable", "avx512", "neon"};
 
 typedef struct {
     int N, C, H, W, K, ph, pw, bias;

@@ -4,7 +4,8 @@
 # onnxruntime-node, ort_run.js; `npm install onnxruntime-node --ignore-scripts` in this
 # directory first). Prints per model: the largest |nerve - ORT| relative to the largest
 # |ORT| output, the same against PyTorch, and batch-1 latencies (median of REPEAT runs,
-# one thread each) of nerve, ONNX Runtime and PyTorch.
+# one thread each) of nerve, ONNX Runtime and PyTorch; without ONNX Runtime its columns
+# show "-".
 # usage: bench/onnx/compare.sh [REPEAT] [NAME...]   (BUILD=build, OUT=/tmp/nerve-onnx-models;
 # models already exported there are reused)
 set -u
@@ -21,7 +22,10 @@ if [ -n "$missing" ]; then $PY bench/onnx/export_models.py "$OUT" $missing >/dev
 printf "%-14s %14s %14s %10s %10s %10s\n" model "max|d|/max|y|" "vs pytorch" nerve_ms ort_ms torch_ms
 for n in $names; do
     NERVE_THREADS=1 $BUILD/bench/onnx_latency "$OUT/$n.onnx" "$OUT/$n.input.bin" "$OUT/$n.nerve.bin" "$REPEAT" >"$OUT/$n.nerve.log" 2>&1
-    node bench/onnx/ort_run.js "$OUT/$n.onnx" "$OUT/$n.input.bin" "$OUT/$n.shape" "$OUT/$n.ort.bin" "$REPEAT" >"$OUT/$n.ort.log" 2>&1
+    rm -f "$OUT/$n.ort.log" "$OUT/$n.ort.bin"
+    if [ -d bench/onnx/node_modules/onnxruntime-node ] && command -v node >/dev/null; then
+        node bench/onnx/ort_run.js "$OUT/$n.onnx" "$OUT/$n.input.bin" "$OUT/$n.shape" "$OUT/$n.ort.bin" "$REPEAT" >"$OUT/$n.ort.log" 2>&1
+    fi
     $PY - "$OUT" "$n" "$REPEAT" <<'PYEOF'
 import sys, time, numpy as np, re
 out, n, repeat = sys.argv[1], sys.argv[2], int(sys.argv[3])

@@ -403,18 +403,18 @@ static int read_tensor(pb r, onnx_tensor *t)
             break;
         }
         switch (f) {
-        case 1: st = pb_repeated(&r, w, 0, &dims); break;
-        case 2:
+        case ONNX_TENSOR_DIMS: st = pb_repeated(&r, w, 0, &dims); break;
+        case ONNX_TENSOR_DATA_TYPE:
             st = pb_u64(&r, w, &v);
             t->dtype = (int)(v & 0xff) == (int)v ? (int)v : -1;
             break;
-        case 3: t->unusable = 1; st = pb_skip(&r, w); break;    /* segment */
-        case 4: st = pb_repeated(&r, w, 5, &fl); break;
-        case 5: st = pb_repeated(&r, w, 0, &il); break;
-        case 6: t->unusable = 1; st = pb_skip(&r, w); break;    /* string_data */
-        case 7: st = pb_repeated(&r, w, 0, &il); break;
-        case 8: st = pb_string(&r, w, t->name, sizeof t->name); break;
-        case 9: {
+        case ONNX_TENSOR_SEGMENT: t->unusable = 1; st = pb_skip(&r, w); break;    /* segment */
+        case ONNX_TENSOR_FLOAT_DATA: st = pb_repeated(&r, w, 5, &fl); break;
+        case ONNX_TENSOR_INT32_DATA: st = pb_repeated(&r, w, 0, &il); break;
+        case ONNX_TENSOR_STRING_DATA: t->unusable = 1; st = pb_skip(&r, w); break;    /* string_data */
+        case ONNX_TENSOR_INT64_DATA: st = pb_repeated(&r, w, 0, &il); break;
+        case ONNX_TENSOR_NAME: st = pb_string(&r, w, t->name, sizeof t->name); break;
+        case ONNX_TENSOR_RAW_DATA: {
             pb s;
             st = expect_wire(&r, w, 2);
             if (!st)
@@ -426,10 +426,10 @@ static int read_tensor(pb r, onnx_tensor *t)
             }
             break;
         }
-        case 10: st = pb_repeated(&r, w, 1, &dl); break;
-        case 11: st = pb_repeated(&r, w, 0, &il); break;
-        case 13: t->unusable = 1; st = pb_skip(&r, w); break;   /* external_data */
-        case 14:
+        case ONNX_TENSOR_DOUBLE_DATA: st = pb_repeated(&r, w, 1, &dl); break;
+        case ONNX_TENSOR_UINT64_DATA: st = pb_repeated(&r, w, 0, &il); break;
+        case ONNX_TENSOR_EXTERNAL_DATA: t->unusable = 1; st = pb_skip(&r, w); break;   /* external_data */
+        case ONNX_TENSOR_DATA_LOCATION:
             st = pb_u64(&r, w, &v);
             if (v != 0)
                 t->unusable = 1;
@@ -474,7 +474,7 @@ static int read_shape(pb r, onnx_value_info *vi)
     while (!st && (more = pb_tag(&r, &f, &w)) != 0) {
         if (more < 0)
             return more;
-        if (f != 1) {
+        if (f != ONNX_SHAPE_DIM) {
             st = pb_skip(&r, w);
             continue;
         }
@@ -493,7 +493,7 @@ static int read_shape(pb r, onnx_value_info *vi)
             if (dm < 0)
                 return dm;
             uint64_t v = 0;
-            if (df == 1) {
+            if (df == ONNX_DIM_VALUE) {
                 st = pb_u64(&d, dw, &v);
                 dim = (int64_t)v >= 0 ? (int64_t)v : -1;
             } else {
@@ -512,7 +512,7 @@ static int read_type(pb r, onnx_value_info *vi)
     while (!st && (more = pb_tag(&r, &f, &w)) != 0) {
         if (more < 0)
             return more;
-        if (f != 1) {
+        if (f != ONNX_TYPE_TENSOR) {
             st = pb_skip(&r, w);
             continue;
         }
@@ -527,10 +527,10 @@ static int read_type(pb r, onnx_value_info *vi)
             if (tm < 0)
                 return tm;
             uint64_t v = 0;
-            if (tf == 1) {
+            if (tf == ONNX_TYPE_TENSOR_ELEM_TYPE) {
                 st = pb_u64(&tt, tw, &v);
                 vi->dtype = v < 64 ? (int)v : -1;
-            } else if (tf == 2) {
+            } else if (tf == ONNX_TYPE_TENSOR_SHAPE) {
                 pb s;
                 st = expect_wire(&tt, tw, 2);
                 if (!st)
@@ -553,9 +553,9 @@ static int read_value_info(pb r, onnx_value_info *vi)
     while (!st && (more = pb_tag(&r, &f, &w)) != 0) {
         if (more < 0)
             return more;
-        if (f == 1) {
+        if (f == ONNX_VALUE_INFO_NAME) {
             st = pb_string(&r, w, vi->name, sizeof vi->name);
-        } else if (f == 2) {
+        } else if (f == ONNX_VALUE_INFO_TYPE) {
             pb s;
             st = expect_wire(&r, w, 2);
             if (!st)
@@ -595,8 +595,8 @@ static int read_attr(pb r, onnx_attr *a)
             break;
         }
         switch (f) {
-        case 1: st = pb_string(&r, w, a->name, sizeof a->name); break;
-        case 2: {
+        case ONNX_ATTRF_NAME: st = pb_string(&r, w, a->name, sizeof a->name); break;
+        case ONNX_ATTRF_F: {
             uint32_t u = 0;
             st = expect_wire(&r, w, 5);
             if (!st)
@@ -604,8 +604,8 @@ static int read_attr(pb r, onnx_attr *a)
             memcpy(&a->f, &u, 4);
             break;
         }
-        case 3: st = pb_u64(&r, w, &v); a->i = (int64_t)v; break;
-        case 4: {
+        case ONNX_ATTRF_I: st = pb_u64(&r, w, &v); a->i = (int64_t)v; break;
+        case ONNX_ATTRF_S: {
             pb s;
             st = expect_wire(&r, w, 2);
             if (!st)
@@ -624,7 +624,7 @@ static int read_attr(pb r, onnx_attr *a)
             a->s_len = n;
             break;
         }
-        case 5: {
+        case ONNX_ATTRF_T: {
             pb s;
             st = expect_wire(&r, w, 2);
             if (!st)
@@ -640,18 +640,18 @@ static int read_attr(pb r, onnx_attr *a)
             st = read_tensor(s, a->t);
             break;
         }
-        case 7:
+        case ONNX_ATTRF_FLOATS:
             st = pb_repeated(&r, w, 5, &fl);
             if (!st && fl.n > ONNX_MAX_ATTR_VALUES)
                 st = pb_error(&r, "attribute holds too many floats");
             break;
-        case 8:
+        case ONNX_ATTRF_INTS:
             st = pb_repeated(&r, w, 0, &il);
             if (!st && il.n > ONNX_MAX_ATTR_VALUES)
                 st = pb_error(&r, "attribute holds too many ints");
             break;
-        case 9: a->n_strings++; st = pb_skip(&r, w); break;
-        case 20: st = pb_u64(&r, w, &v); a->type = v < 64 ? (int)v : -1; break;
+        case ONNX_ATTRF_STRINGS: a->n_strings++; st = pb_skip(&r, w); break;
+        case ONNX_ATTRF_TYPE: st = pb_u64(&r, w, &v); a->type = v < 64 ? (int)v : -1; break;
         default: st = pb_skip(&r, w);
         }
     }
@@ -712,12 +712,12 @@ static int read_node(pb r, onnx_node *n)
             break;
         }
         switch (f) {
-        case 1: st = push_string(&r, w, &n->in, &n->n_in, &cap_in); break;
-        case 2: st = push_string(&r, w, &n->out, &n->n_out, &cap_out); break;
-        case 3: st = pb_string(&r, w, n->name, sizeof n->name); break;
-        case 4: st = pb_string(&r, w, n->op_type, sizeof n->op_type); break;
-        case 7: st = pb_string(&r, w, n->domain, sizeof n->domain); break;
-        case 5: {
+        case ONNX_NODE_INPUT: st = push_string(&r, w, &n->in, &n->n_in, &cap_in); break;
+        case ONNX_NODE_OUTPUT: st = push_string(&r, w, &n->out, &n->n_out, &cap_out); break;
+        case ONNX_NODE_NAME: st = pb_string(&r, w, n->name, sizeof n->name); break;
+        case ONNX_NODE_OP_TYPE: st = pb_string(&r, w, n->op_type, sizeof n->op_type); break;
+        case ONNX_NODE_DOMAIN: st = pb_string(&r, w, n->domain, sizeof n->domain); break;
+        case ONNX_NODE_ATTRIBUTE: {
             pb s;
             st = expect_wire(&r, w, 2);
             if (!st)
@@ -754,7 +754,8 @@ static int read_graph(pb r, onnx_model *m)
         if (more < 0)
             return more;
         pb s;
-        if (f == 1 || f == 5 || f == 11 || f == 12 || f == 13) {
+        if (f == ONNX_GRAPH_NODE || f == ONNX_GRAPH_INITIALIZER || f == ONNX_GRAPH_INPUT ||
+            f == ONNX_GRAPH_OUTPUT || f == ONNX_GRAPH_VALUE_INFO) {
             st = expect_wire(&r, w, 2);
             if (!st)
                 st = pb_bytes(&r, &s);
@@ -762,35 +763,38 @@ static int read_graph(pb r, onnx_model *m)
                 return st;
         }
         switch (f) {
-        case 1:
+        case ONNX_GRAPH_NODE:
             st = grow((void **)&m->nodes, &m->n_nodes, &c.nodes, sizeof(onnx_node), ONNX_MAX_NODES, &r);
             if (!st && !(st = read_node(s, &m->nodes[m->n_nodes])))
                 m->n_nodes++;
             break;
-        case 5:
+        case ONNX_GRAPH_INITIALIZER:
             st = grow((void **)&m->init, &m->n_init, &c.init, sizeof(onnx_tensor), ONNX_MAX_NODES, &r);
             if (!st && !(st = read_tensor(s, &m->init[m->n_init])))
                 m->n_init++;
             break;
-        case 11:
+        case ONNX_GRAPH_INPUT:
             st = grow((void **)&m->inputs, &m->n_inputs, &c.inputs, sizeof(onnx_value_info),
                       ONNX_MAX_NODES, &r);
             if (!st && !(st = read_value_info(s, &m->inputs[m->n_inputs])))
                 m->n_inputs++;
             break;
-        case 12:
+        case ONNX_GRAPH_OUTPUT:
             st = grow((void **)&m->outputs, &m->n_outputs, &c.outputs, sizeof(onnx_value_info),
                       ONNX_MAX_NODES, &r);
             if (!st && !(st = read_value_info(s, &m->outputs[m->n_outputs])))
                 m->n_outputs++;
             break;
-        case 13:
+        case ONNX_GRAPH_VALUE_INFO:
             st = grow((void **)&m->value_info, &m->n_value_info, &c.value_info,
                       sizeof(onnx_value_info), ONNX_MAX_NODES, &r);
             if (!st && !(st = read_value_info(s, &m->value_info[m->n_value_info])))
                 m->n_value_info++;
             break;
-        case 15:
+        case ONNX_GRAPH_NAME:
+            st = pb_string(&r, w, m->graph_name, sizeof m->graph_name);
+            break;
+        case ONNX_GRAPH_SPARSE_INITIALIZER:
             return pb_error(&r, "sparse initializers are not supported");
         default: st = pb_skip(&r, w);
         }
@@ -808,16 +812,84 @@ static int read_opset(pb r, onnx_model *m)
         if (more < 0)
             return more;
         uint64_t v = 0;
-        if (f == 1)
+        if (f == ONNX_OPSET_DOMAIN)
             st = pb_string(&r, w, domain, sizeof domain);
-        else if (f == 2 && !(st = pb_u64(&r, w, &v)))
+        else if (f == ONNX_OPSET_VERSION && !(st = pb_u64(&r, w, &v)))
             version = (int64_t)v;
-        else if (f != 2)
+        else if (f != ONNX_OPSET_VERSION)
             st = pb_skip(&r, w);
     }
     if (!st && (!domain[0] || !strcmp(domain, "ai.onnx")))
         m->opset = version;
     return st;
+}
+
+/* A StringStringEntryProto of metadata_props: key and value copied (bounded in count). */
+static int meta_string(pb *r, int wire, char **dst)
+{
+    pb s;
+    int st = expect_wire(r, wire, 2);
+    if (!st)
+        st = pb_bytes(r, &s);
+    if (st)
+        return st;
+    size_t n = (size_t)(s.end - s.p);
+    if (memchr(s.p, 0, n))
+        return pb_error(r, "metadata holds a NUL byte");
+    char *c = nerve_xmalloc(n + 1);
+    if (!c)
+        return NERVE_ERR_NOMEM;
+    memcpy(c, s.p, n);
+    c[n] = 0;
+    nerve_xfree(*dst);
+    *dst = c;
+    return NERVE_OK;
+}
+
+static int read_meta(pb r, onnx_model *m)
+{
+    if (m->n_meta >= ONNX_MAX_METADATA)
+        return pb_error(&r, "too many metadata entries");
+    char *key = NULL, *value = NULL;
+    uint32_t f = 0;
+    int w = 0, more, st = NERVE_OK;
+    while (!st && (more = pb_tag(&r, &f, &w)) != 0) {
+        if (more < 0) {
+            st = more;
+            break;
+        }
+        if (f == ONNX_ENTRY_KEY)
+            st = meta_string(&r, w, &key);
+        else if (f == ONNX_ENTRY_VALUE)
+            st = meta_string(&r, w, &value);
+        else
+            st = pb_skip(&r, w);
+    }
+    if (!st && (!m->meta_key || !m->meta_value)) {
+        m->meta_key = nerve_xcalloc(ONNX_MAX_METADATA, sizeof(char *));
+        m->meta_value = nerve_xcalloc(ONNX_MAX_METADATA, sizeof(char *));
+        if (!m->meta_key || !m->meta_value)
+            st = NERVE_ERR_NOMEM;
+    }
+    if (st) {
+        nerve_xfree(key);
+        nerve_xfree(value);
+        return st;
+    }
+    m->meta_key[m->n_meta] = key ? key : nerve_xcalloc(1, 1);
+    m->meta_value[m->n_meta] = value ? value : nerve_xcalloc(1, 1);
+    m->n_meta++;
+    if (!m->meta_key[m->n_meta - 1] || !m->meta_value[m->n_meta - 1])
+        return NERVE_ERR_NOMEM;
+    return NERVE_OK;
+}
+
+const char *onnx_model_meta(const onnx_model *m, const char *key)
+{
+    for (int k = m ? m->n_meta - 1 : -1; k >= 0; k--)
+        if (m->meta_key[k] && !strcmp(m->meta_key[k], key))
+            return m->meta_value[k];
+    return NULL;
 }
 
 onnx_model *onnx_model_parse(const void *buf, size_t len, const char *source)
@@ -842,8 +914,8 @@ onnx_model *onnx_model_parse(const void *buf, size_t len, const char *source)
         uint64_t v = 0;
         pb s;
         switch (f) {
-        case 1: st = pb_u64(&r, w, &v); m->ir_version = (int64_t)v; break;
-        case 7:
+        case ONNX_MODEL_IR_VERSION: st = pb_u64(&r, w, &v); m->ir_version = (int64_t)v; break;
+        case ONNX_MODEL_GRAPH:
             if (has_graph) {
                 st = pb_error(&r, "more than one graph");
                 break;
@@ -855,12 +927,19 @@ onnx_model *onnx_model_parse(const void *buf, size_t len, const char *source)
                 st = read_graph(s, m);
             has_graph = 1;
             break;
-        case 8:
+        case ONNX_MODEL_OPSET_IMPORT:
             st = expect_wire(&r, w, 2);
             if (!st)
                 st = pb_bytes(&r, &s);
             if (!st)
                 st = read_opset(s, m);
+            break;
+        case ONNX_MODEL_METADATA_PROPS:
+            st = expect_wire(&r, w, 2);
+            if (!st)
+                st = pb_bytes(&r, &s);
+            if (!st)
+                st = read_meta(s, m);
             break;
         default: st = pb_skip(&r, w);
         }
@@ -884,6 +963,12 @@ void onnx_model_free(onnx_model *m)
         node_clear(&m->nodes[k]);
     for (int k = 0; k < m->n_init; k++)
         onnx_tensor_clear(&m->init[k]);
+    for (int k = 0; k < m->n_meta; k++) {
+        nerve_xfree(m->meta_key[k]);
+        nerve_xfree(m->meta_value[k]);
+    }
+    nerve_xfree(m->meta_key);
+    nerve_xfree(m->meta_value);
     nerve_xfree(m->nodes);
     nerve_xfree(m->init);
     nerve_xfree(m->inputs);
@@ -892,44 +977,90 @@ void onnx_model_free(onnx_model *m)
     nerve_xfree(m);
 }
 
-/* ---- writing a TensorProto --------------------------------------------------------------- */
+/* ---- the writer ------------------------------------------------------------------------
+ * A message is written twice: a dry pass (p == NULL) counts its bytes, which its enclosing
+ * field needs as its length before the bytes themselves; the second pass writes them. The
+ * large part of a model, the raw data of its initializers, costs nothing in a dry pass. */
 
-static size_t put_varint(unsigned char *p, uint64_t v)
+typedef struct pw {
+    unsigned char *p; /* NULL: count only */
+    size_t n;
+} pw;
+
+static void pw_raw(pw *w, const void *data, size_t n)
 {
-    size_t n = 0;
+    if (w->p && n)
+        memcpy(w->p + w->n, data, n);
+    w->n += n;
+}
+
+static void pw_varint(pw *w, uint64_t v)
+{
     do {
         unsigned char b = v & 0x7f;
         v >>= 7;
-        p[n++] = b | (v ? 0x80 : 0);
+        b |= v ? 0x80 : 0;
+        pw_raw(w, &b, 1);
     } while (v);
-    return n;
 }
 
-unsigned char *onnx_tensor_write(const onnx_tensor *t, size_t *len)
+static void pw_tag(pw *w, int field, int wire) { pw_varint(w, (uint64_t)field << 3 | (unsigned)wire); }
+
+static void pw_u64(pw *w, int field, uint64_t v)
 {
-    if (!t || !len || (!t->f && !t->i) || t->ndim < 0 || t->ndim > ONNX_MAX_RANK) {
-        nerve_set_error(NERVE_ERR_ARG, "onnx_tensor_write: no float or int64 data");
-        return NULL;
+    pw_tag(w, field, ONNX_WIRE_VARINT);
+    pw_varint(w, v);
+}
+
+static void pw_bytes(pw *w, int field, const void *data, size_t n)
+{
+    pw_tag(w, field, ONNX_WIRE_LEN);
+    pw_varint(w, n);
+    pw_raw(w, data, n);
+}
+
+static void pw_string(pw *w, int field, const char *s)
+{
+    pw_bytes(w, field, s, strlen(s));
+}
+
+static void pw_float(pw *w, int field, float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    unsigned char b[4] = {(unsigned char)u, (unsigned char)(u >> 8), (unsigned char)(u >> 16),
+                          (unsigned char)(u >> 24)};
+    pw_tag(w, field, ONNX_WIRE_FIXED32);
+    pw_raw(w, b, 4);
+}
+
+/* A nested message: its length from a dry pass, then its bytes. */
+static void pw_msg(pw *w, int field, void (*fn)(pw *, const void *), const void *arg)
+{
+    pw dry = {NULL, 0};
+    fn(&dry, arg);
+    pw_tag(w, field, ONNX_WIRE_LEN);
+    pw_varint(w, dry.n);
+    fn(w, arg);
+}
+
+/* raw_data of a float or int64 tensor, little-endian whatever the host */
+static void pw_tensor_data(pw *w, const onnx_tensor *t)
+{
+    size_t es = t->f ? 4 : 8;
+    pw_tag(w, ONNX_TENSOR_RAW_DATA, ONNX_WIRE_LEN);
+    pw_varint(w, t->n * es);
+    if (!w->p) {
+        w->n += t->n * es;
+        return;
     }
-    size_t es = t->f ? 4 : 8, name_len = strlen(t->name);
-    size_t cap = 64 + (size_t)t->ndim * 11 + name_len + 11 + t->n * es;
-    unsigned char *b = nerve_xmalloc(cap), *p = b;
-    if (!b)
-        return NULL;
-    for (int k = 0; k < t->ndim; k++) {
-        *p++ = 1 << 3 | 0;
-        p += put_varint(p, (uint64_t)t->dims[k]);
+    unsigned char *p = w->p + w->n;
+    const uint32_t probe = 1;
+    if (*(const unsigned char *)&probe == 1) { /* a little-endian host: the bytes as they are */
+        memcpy(p, t->f ? (const void *)t->f : (const void *)t->i, t->n * es);
+        w->n += t->n * es;
+        return;
     }
-    *p++ = 2 << 3 | 0;
-    p += put_varint(p, t->f ? ONNX_FLOAT : ONNX_INT64);
-    if (name_len) {
-        *p++ = 8 << 3 | 2;
-        p += put_varint(p, name_len);
-        memcpy(p, t->name, name_len);
-        p += name_len;
-    }
-    *p++ = 9 << 3 | 2;
-    p += put_varint(p, t->n * es);
     for (size_t k = 0; k < t->n; k++) {
         uint64_t u;
         if (t->f) {
@@ -942,8 +1073,207 @@ unsigned char *onnx_tensor_write(const onnx_tensor *t, size_t *len)
         for (size_t j = 0; j < es; j++)
             *p++ = (unsigned char)(u >> (8 * j));
     }
-    *len = (size_t)(p - b);
-    return b;
+    w->n += t->n * es;
+}
+
+static void pw_tensor(pw *w, const void *arg)
+{
+    const onnx_tensor *t = arg;
+    for (int k = 0; k < t->ndim; k++)
+        pw_u64(w, ONNX_TENSOR_DIMS, (uint64_t)t->dims[k]);
+    pw_u64(w, ONNX_TENSOR_DATA_TYPE, t->f ? ONNX_FLOAT : ONNX_INT64);
+    if (t->name[0])
+        pw_string(w, ONNX_TENSOR_NAME, t->name);
+    pw_tensor_data(w, t);
+}
+
+static int tensor_writable(const onnx_tensor *t)
+{
+    if (!t || (!t->f && !t->i) || t->ndim < 0 || t->ndim > ONNX_MAX_RANK)
+        return nerve_set_error(NERVE_ERR_ARG, "ONNX writer: tensor '%s' has no float or int64 data",
+                               t ? t->name : "");
+    size_t n = 1;
+    for (int k = 0; k < t->ndim; k++) {
+        if (t->dims[k] < 0 || (t->dims[k] && n > SIZE_MAX / 16 / (size_t)t->dims[k]))
+            return nerve_set_error(NERVE_ERR_ARG, "ONNX writer: tensor '%s' has a bad shape", t->name);
+        n *= (size_t)t->dims[k];
+    }
+    if (n != t->n)
+        return nerve_set_error(NERVE_ERR_ARG, "ONNX writer: tensor '%s' holds %zu values, its shape %zu",
+                               t->name, t->n, n);
+    return NERVE_OK;
+}
+
+unsigned char *onnx_tensor_write(const onnx_tensor *t, size_t *len)
+{
+    if (!len || tensor_writable(t))
+        return NULL;
+    pw w = {NULL, 0};
+    pw_tensor(&w, t);
+    size_t n = w.n;
+    w.p = nerve_xmalloc(n ? n : 1);
+    if (!w.p)
+        return NULL;
+    w.n = 0;
+    pw_tensor(&w, t);
+    *len = w.n;
+    return w.p;
+}
+
+static void pw_attr(pw *w, const void *arg)
+{
+    const onnx_attr *a = arg;
+    pw_string(w, ONNX_ATTRF_NAME, a->name);
+    switch (a->type) {
+    case ONNX_ATTR_FLOAT: pw_float(w, ONNX_ATTRF_F, a->f); break;
+    case ONNX_ATTR_INT: pw_u64(w, ONNX_ATTRF_I, (uint64_t)a->i); break;
+    case ONNX_ATTR_STRING: pw_bytes(w, ONNX_ATTRF_S, a->s, a->s_len); break;
+    case ONNX_ATTR_TENSOR: pw_msg(w, ONNX_ATTRF_T, pw_tensor, a->t); break;
+    case ONNX_ATTR_FLOATS:
+        for (int k = 0; k < a->n_floats; k++)
+            pw_float(w, ONNX_ATTRF_FLOATS, a->floats[k]);
+        break;
+    case ONNX_ATTR_INTS:
+        for (int k = 0; k < a->n_ints; k++)
+            pw_u64(w, ONNX_ATTRF_INTS, (uint64_t)a->ints[k]);
+        break;
+    default: break;
+    }
+    pw_u64(w, ONNX_ATTRF_TYPE, (uint64_t)a->type);
+}
+
+static void pw_node(pw *w, const void *arg)
+{
+    const onnx_node *n = arg;
+    for (int k = 0; k < n->n_in; k++)
+        pw_string(w, ONNX_NODE_INPUT, n->in[k]);
+    for (int k = 0; k < n->n_out; k++)
+        pw_string(w, ONNX_NODE_OUTPUT, n->out[k]);
+    if (n->name[0])
+        pw_string(w, ONNX_NODE_NAME, n->name);
+    pw_string(w, ONNX_NODE_OP_TYPE, n->op_type);
+    for (int k = 0; k < n->n_attr; k++)
+        pw_msg(w, ONNX_NODE_ATTRIBUTE, pw_attr, &n->attr[k]);
+    if (n->domain[0])
+        pw_string(w, ONNX_NODE_DOMAIN, n->domain);
+}
+
+static void pw_dim(pw *w, const void *arg)
+{
+    int64_t d = *(const int64_t *)arg;
+    if (d >= 0)
+        pw_u64(w, ONNX_DIM_VALUE, (uint64_t)d);
+    else
+        pw_string(w, ONNX_DIM_PARAM, "N");
+}
+
+static void pw_shape(pw *w, const void *arg)
+{
+    const onnx_value_info *vi = arg;
+    for (int k = 0; k < vi->ndim; k++)
+        pw_msg(w, ONNX_SHAPE_DIM, pw_dim, &vi->dims[k]);
+}
+
+static void pw_tensor_type(pw *w, const void *arg)
+{
+    const onnx_value_info *vi = arg;
+    pw_u64(w, ONNX_TYPE_TENSOR_ELEM_TYPE, (uint64_t)vi->dtype);
+    if (vi->has_shape)
+        pw_msg(w, ONNX_TYPE_TENSOR_SHAPE, pw_shape, vi);
+}
+
+static void pw_type(pw *w, const void *arg) { pw_msg(w, ONNX_TYPE_TENSOR, pw_tensor_type, arg); }
+
+static void pw_value_info(pw *w, const void *arg)
+{
+    const onnx_value_info *vi = arg;
+    pw_string(w, ONNX_VALUE_INFO_NAME, vi->name);
+    pw_msg(w, ONNX_VALUE_INFO_TYPE, pw_type, vi);
+}
+
+static void pw_graph(pw *w, const void *arg)
+{
+    const onnx_model *m = arg;
+    for (int k = 0; k < m->n_nodes; k++)
+        pw_msg(w, ONNX_GRAPH_NODE, pw_node, &m->nodes[k]);
+    pw_string(w, ONNX_GRAPH_NAME, m->graph_name[0] ? m->graph_name : "graph");
+    for (int k = 0; k < m->n_init; k++)
+        pw_msg(w, ONNX_GRAPH_INITIALIZER, pw_tensor, &m->init[k]);
+    for (int k = 0; k < m->n_inputs; k++)
+        pw_msg(w, ONNX_GRAPH_INPUT, pw_value_info, &m->inputs[k]);
+    for (int k = 0; k < m->n_outputs; k++)
+        pw_msg(w, ONNX_GRAPH_OUTPUT, pw_value_info, &m->outputs[k]);
+    for (int k = 0; k < m->n_value_info; k++)
+        pw_msg(w, ONNX_GRAPH_VALUE_INFO, pw_value_info, &m->value_info[k]);
+}
+
+static void pw_opset(pw *w, const void *arg)
+{
+    const onnx_model *m = arg;
+    pw_string(w, ONNX_OPSET_DOMAIN, "");
+    pw_u64(w, ONNX_OPSET_VERSION, (uint64_t)m->opset);
+}
+
+typedef struct pw_entry {
+    const char *key, *value;
+} pw_entry;
+
+static void pw_meta(pw *w, const void *arg)
+{
+    const pw_entry *e = arg;
+    pw_string(w, ONNX_ENTRY_KEY, e->key);
+    pw_string(w, ONNX_ENTRY_VALUE, e->value);
+}
+
+typedef struct pw_model_arg {
+    const onnx_model *m;
+    const char *producer;
+} pw_model_arg;
+
+static void pw_model(pw *w, const void *arg)
+{
+    const pw_model_arg *a = arg;
+    const onnx_model *m = a->m;
+    pw_u64(w, ONNX_MODEL_IR_VERSION, (uint64_t)m->ir_version);
+    if (a->producer)
+        pw_string(w, ONNX_MODEL_PRODUCER_NAME, a->producer);
+    pw_msg(w, ONNX_MODEL_GRAPH, pw_graph, m);
+    pw_msg(w, ONNX_MODEL_OPSET_IMPORT, pw_opset, m);
+    for (int k = 0; k < m->n_meta; k++) {
+        pw_entry e = {m->meta_key[k], m->meta_value[k]};
+        pw_msg(w, ONNX_MODEL_METADATA_PROPS, pw_meta, &e);
+    }
+}
+
+unsigned char *onnx_model_write(const onnx_model *m, const char *producer, size_t *len)
+{
+    if (!m || !len) {
+        nerve_set_error(NERVE_ERR_ARG, "onnx_model_write: null argument");
+        return NULL;
+    }
+    for (int k = 0; k < m->n_init; k++)
+        if (tensor_writable(&m->init[k]))
+            return NULL;
+    for (int k = 0; k < m->n_nodes; k++)
+        for (int a = 0; a < m->nodes[k].n_attr; a++)
+            if (m->nodes[k].attr[a].type == ONNX_ATTR_TENSOR && tensor_writable(m->nodes[k].attr[a].t))
+                return NULL;
+    pw_model_arg arg = {m, producer};
+    pw w = {NULL, 0};
+    pw_model(&w, &arg);
+    if (w.n > (size_t)INT32_MAX) {
+        nerve_set_error(NERVE_ERR_ARG, "ONNX writer: the model needs %zu bytes; a protobuf holds at "
+                        "most 2 GiB (external data is not written)", w.n);
+        return NULL;
+    }
+    size_t n = w.n;
+    w.p = nerve_xmalloc(n ? n : 1);
+    if (!w.p)
+        return NULL;
+    w.n = 0;
+    pw_model(&w, &arg);
+    *len = w.n;
+    return w.p;
 }
 
 const char *onnx_dtype_name(int dtype)

@@ -26,6 +26,40 @@
 #define ONNX_MAX_NODES 100000
 #define ONNX_MAX_ATTR_VALUES 4096
 
+/* Field numbers of onnx.proto, shared by the reader and the writer. */
+enum { ONNX_WIRE_VARINT = 0, ONNX_WIRE_FIXED64 = 1, ONNX_WIRE_LEN = 2, ONNX_WIRE_FIXED32 = 5 };
+enum { /* ModelProto */
+    ONNX_MODEL_IR_VERSION = 1, ONNX_MODEL_PRODUCER_NAME = 2, ONNX_MODEL_PRODUCER_VERSION = 3,
+    ONNX_MODEL_DOC_STRING = 6, ONNX_MODEL_GRAPH = 7, ONNX_MODEL_OPSET_IMPORT = 8,
+    ONNX_MODEL_METADATA_PROPS = 14
+};
+enum { ONNX_OPSET_DOMAIN = 1, ONNX_OPSET_VERSION = 2 };          /* OperatorSetIdProto */
+enum { ONNX_ENTRY_KEY = 1, ONNX_ENTRY_VALUE = 2 };               /* StringStringEntryProto */
+enum { /* GraphProto */
+    ONNX_GRAPH_NODE = 1, ONNX_GRAPH_NAME = 2, ONNX_GRAPH_INITIALIZER = 5, ONNX_GRAPH_INPUT = 11,
+    ONNX_GRAPH_OUTPUT = 12, ONNX_GRAPH_VALUE_INFO = 13, ONNX_GRAPH_SPARSE_INITIALIZER = 15
+};
+enum { /* NodeProto */
+    ONNX_NODE_INPUT = 1, ONNX_NODE_OUTPUT = 2, ONNX_NODE_NAME = 3, ONNX_NODE_OP_TYPE = 4,
+    ONNX_NODE_ATTRIBUTE = 5, ONNX_NODE_DOMAIN = 7
+};
+enum { /* AttributeProto */
+    ONNX_ATTRF_NAME = 1, ONNX_ATTRF_F = 2, ONNX_ATTRF_I = 3, ONNX_ATTRF_S = 4, ONNX_ATTRF_T = 5,
+    ONNX_ATTRF_FLOATS = 7, ONNX_ATTRF_INTS = 8, ONNX_ATTRF_STRINGS = 9, ONNX_ATTRF_TYPE = 20
+};
+enum { /* TensorProto */
+    ONNX_TENSOR_DIMS = 1, ONNX_TENSOR_DATA_TYPE = 2, ONNX_TENSOR_SEGMENT = 3,
+    ONNX_TENSOR_FLOAT_DATA = 4, ONNX_TENSOR_INT32_DATA = 5, ONNX_TENSOR_STRING_DATA = 6,
+    ONNX_TENSOR_INT64_DATA = 7, ONNX_TENSOR_NAME = 8, ONNX_TENSOR_RAW_DATA = 9,
+    ONNX_TENSOR_DOUBLE_DATA = 10, ONNX_TENSOR_UINT64_DATA = 11, ONNX_TENSOR_EXTERNAL_DATA = 13,
+    ONNX_TENSOR_DATA_LOCATION = 14
+};
+enum { ONNX_VALUE_INFO_NAME = 1, ONNX_VALUE_INFO_TYPE = 2 };     /* ValueInfoProto */
+enum { ONNX_TYPE_TENSOR = 1 };                                   /* TypeProto.tensor_type */
+enum { ONNX_TYPE_TENSOR_ELEM_TYPE = 1, ONNX_TYPE_TENSOR_SHAPE = 2 }; /* TypeProto.Tensor */
+enum { ONNX_SHAPE_DIM = 1 };                                     /* TensorShapeProto */
+enum { ONNX_DIM_VALUE = 1, ONNX_DIM_PARAM = 2 };                 /* TensorShapeProto.Dimension */
+
 /* TensorProto.DataType */
 enum {
     ONNX_UNDEFINED = 0, ONNX_FLOAT = 1, ONNX_UINT8 = 2, ONNX_INT8 = 3, ONNX_UINT16 = 4,
@@ -86,9 +120,14 @@ typedef struct onnx_value_info {
     int64_t dims[ONNX_MAX_RANK]; /* -1 for a symbolic or missing dimension */
 } onnx_value_info;
 
+#define ONNX_MAX_METADATA 256
+
 typedef struct onnx_model {
     int64_t ir_version;
     int64_t opset;      /* version of the default ("" or "ai.onnx") domain; 0 if absent */
+    char graph_name[ONNX_MAX_NAME];
+    int n_meta;         /* metadata_props: n_meta key/value pairs (NUL-terminated copies) */
+    char **meta_key, **meta_value;
     int n_nodes, n_init, n_inputs, n_outputs, n_value_info;
     onnx_node *nodes;
     onnx_tensor *init;
@@ -107,6 +146,16 @@ void onnx_tensor_clear(onnx_tensor *t);
 /* Serialises a float or int64 tensor as a TensorProto (raw_data) into a buffer the caller
  * frees with nerve_xfree. Returns NULL on error. */
 unsigned char *onnx_tensor_write(const onnx_tensor *t, size_t *len);
+
+/* Serialises m as a ModelProto: ir_version, producer, one opset import (the default domain
+ * at m->opset), metadata_props, and the graph (graph_name, nodes with their attributes by
+ * type, initializers as raw little-endian float or int64 data, inputs and outputs as
+ * tensor types of their dtype, a dimension below 0 written as the symbolic "N"). The caller
+ * frees the buffer with nerve_xfree. Returns NULL with an error on a tensor without data or
+ * a size beyond what a protobuf holds (2 GiB). */
+unsigned char *onnx_model_write(const onnx_model *m, const char *producer, size_t *len);
+/* Value of metadata key `key`, or NULL. */
+const char *onnx_model_meta(const onnx_model *m, const char *key);
 
 /* Name of an element type ("float", "int64", ...). */
 const char *onnx_dtype_name(int dtype);

@@ -198,11 +198,6 @@ static void direct_images_avx512(const direct_job *j, size_t begin, size_t end)
     }
 }
 
-static int have_avx512(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") != 0;
-}
 #endif
 
 /* ---- entry points ---------------------------------------------------------------------- */
@@ -217,7 +212,7 @@ int kern_conv_direct_fits(int C, int KH, int KW)
 int kern_conv_direct_vector(void)
 {
 #ifdef DIRECT_AVX512
-    return have_avx512();
+    return kern_isa_active() == KERN_ISA_AVX512;
 #else
     return 0;
 #endif

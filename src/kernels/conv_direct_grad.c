@@ -303,11 +303,6 @@ __attribute__((target("avx512f"))) static void reduce_partials_avx512(const wgra
     }
 }
 
-static int have_avx512(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") != 0;
-}
 #endif
 
 /* ---- threads ------------------------------------------------------------------------------ */
@@ -386,7 +381,7 @@ void kern_conv_direct_wgrad(int N, int C, int H, int W, int K, int KH, int KW, i
         return;
     job_shape(&j);
 #ifdef WGRAD_AVX512
-    j.vector = strcmp(kern_isa_name(), "avx512") == 0 && have_avx512();
+    j.vector = kern_isa_active() == KERN_ISA_AVX512;
 #endif
     int T = kern_threads();
     kern_run(T < N ? T : N, wgrad_task, &j);
@@ -668,7 +663,7 @@ void kern_conv_direct_dgrad(int N, int C, int H, int W, int K, int KH, int KW, i
     }
     dgrad_shape(&j);
 #ifdef WGRAD_AVX512
-    j.vector = strcmp(kern_isa_name(), "avx512") == 0 && have_avx512();
+    j.vector = kern_isa_active() == KERN_ISA_AVX512;
 #endif
     int T = kern_threads();
     kern_run(T < N ? T : N, dgrad_task, &j);

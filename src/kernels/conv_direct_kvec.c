@@ -261,11 +261,6 @@ __attribute__((target("avx512f"))) static void kvec_image_avx512(const kvec_job 
     }
 }
 
-static int have_avx512(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") != 0;
-}
 #endif
 
 /* ---- entry points ------------------------------------------------------------------------ */
@@ -273,7 +268,7 @@ static int have_avx512(void)
 static int kvec_vector(void)
 {
 #ifdef KVEC_AVX512
-    return strcmp(kern_isa_name(), "avx512") == 0 && have_avx512();
+    return kern_isa_active() == KERN_ISA_AVX512;
 #else
     return 0;
 #endif

@@ -320,56 +320,25 @@ static float *workspace(size_t floats)
     return ws_buf;
 }
 
-/* ---- ISA dispatch --------------------------------------------------------------------- */
-
-static int isa_supported(const kern_gemm_impl *im)
-{
-    __builtin_cpu_init();
-    if (im == &kern_gemm_avx512_impl)
-        return __builtin_cpu_supports("avx512f");
-    if (im == &kern_gemm_avx2_impl)
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    return 1;
-}
-
-static const kern_gemm_impl *best_impl(void)
-{
-    if (isa_supported(&kern_gemm_avx512_impl))
-        return &kern_gemm_avx512_impl;
-    if (isa_supported(&kern_gemm_avx2_impl))
-        return &kern_gemm_avx2_impl;
-    return &kern_gemm_portable_impl;
-}
-
-static const kern_gemm_impl *_Atomic active_impl;
+/* ---- ISA dispatch: the micro-kernel of the path isa.c chose ----------------------------- */
 
 static const kern_gemm_impl *current_impl(void)
 {
-    const kern_gemm_impl *im = atomic_load(&active_impl);
-    if (!im) {
-        im = best_impl();
-        atomic_store(&active_impl, im);
+    switch (kern_isa_active()) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    case KERN_ISA_AVX512:
+        return &kern_gemm_avx512_impl;
+    case KERN_ISA_AVX2:
+        return &kern_gemm_avx2_impl;
+#endif
+#if defined(__aarch64__) && defined(__ARM_NEON)
+    case KERN_ISA_NEON:
+        return &kern_gemm_neon_impl;
+#endif
+    default:
+        return &kern_gemm_portable_impl;
     }
-    return im;
 }
-
-int kern_set_isa(const char *name)
-{
-    static const kern_gemm_impl *const all[] = {&kern_gemm_portable_impl, &kern_gemm_avx2_impl,
-                                                &kern_gemm_avx512_impl};
-    if (strcmp(name, "auto") == 0) {
-        atomic_store(&active_impl, best_impl());
-        return 1;
-    }
-    for (size_t i = 0; i < NERVE_ARRAY_LEN(all); i++)
-        if (strcmp(name, all[i]->name) == 0 && isa_supported(all[i])) {
-            atomic_store(&active_impl, all[i]);
-            return 1;
-        }
-    return 0;
-}
-
-const char *kern_isa_name(void) { return current_impl()->name; }
 
 /* ---- entry points ------------------------------------------------------------------- */
 

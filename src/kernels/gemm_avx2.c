@@ -4,6 +4,9 @@
  * of the library needs no -march flags; only called after a run-time CPU check. */
 #include "kernels.h"
 
+/* x86-64 only: elsewhere this file compiles to nothing (isa.c never chooses this path). */
+#if defined(__x86_64__) && defined(__GNUC__)
+
 #include <immintrin.h>
 
 #define MR 6
@@ -144,3 +147,5 @@ AVX2 void kern_gemm_pack_t_avx2(int kc, int w, const float *src, ptrdiff_t ld, i
 
 const kern_gemm_impl kern_gemm_avx2_impl = {"avx2", MR, NR, micro_avx2, kern_gemm_pack_t_avx2,
                                             NULL};
+
+#endif

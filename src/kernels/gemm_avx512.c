@@ -4,6 +4,9 @@
  * touch memory beyond nr), row edges a kernel compiled for that row count. */
 #include "kernels.h"
 
+/* x86-64 only: elsewhere this file compiles to nothing (isa.c never chooses this path). */
+#if defined(__x86_64__) && defined(__GNUC__)
+
 #include <immintrin.h>
 
 #define MR 12
@@ -211,3 +214,5 @@ static AVX512 void small_m_avx512(int tb, int M, int n0, int n1, int K, float al
 
 const kern_gemm_impl kern_gemm_avx512_impl = {"avx512", MR, NR, micro_avx512,
                                               kern_gemm_pack_t_avx2, small_m_avx512};
+
+#endif

@@ -29,13 +29,8 @@
 #else
 #define INLINE_LOOPS
 #endif
-/* The walk, with the loops above inlined, compiled for wide vectors where the CPU has them
- * (chosen once at load time). */
-#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(__SANITIZE_THREAD__)
-#define WIDE_VECTORS __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define WIDE_VECTORS
-#endif
+/* The walk (gather_tap, scatter_tap), with the loops above inlined, is compiled for each
+ * vector width and run in the one that kern_isa_active() names (KERN_ISA_CLONES). */
 
 size_t kern_conv_rows(const kern_conv_shape *s)
 {
@@ -204,9 +199,10 @@ static size_t run_stretch(int n, int OW, span w)
 /* Fills rows [q0, q1) of one matrix row (the tap t of the channel whose image plane is
  * `plane`): runs of rows outside the box are zeros; inside runs are one long copy when
  * contiguous, else one copy per output row. */
-WIDE_VECTORS INLINE_LOOPS static void gather_tap(const kern_conv_shape *s, const tap *t,
-                                                 row_range rr, const float *plane, float *dst,
-                                                 size_t ps)
+KERN_ISA_CLONES_ATTR(INLINE_LOOPS, gather_tap,
+                     (const kern_conv_shape *s, const tap *t, row_range rr, const float *plane,
+                      float *dst, size_t ps),
+                     (s, t, rr, plane, dst, ps))
 {
     const int OW = s->out[2], sw = s->stride[2];
     const span w = t->in[2];
@@ -236,9 +232,10 @@ WIDE_VECTORS INLINE_LOOPS static void gather_tap(const kern_conv_shape *s, const
  * writable `scratch_src` (the same matrix row), contiguous runs zero their gaps there and
  * then add as one stretch: the gaps land on image elements that other positions read, and
  * adding zero leaves them as they are. */
-WIDE_VECTORS INLINE_LOOPS static void scatter_tap(const kern_conv_shape *s, const tap *t,
-                                                  row_range rr, const float *src,
-                                                  float *scratch_src, float *plane, size_t ps)
+KERN_ISA_CLONES_ATTR(INLINE_LOOPS, scatter_tap,
+                     (const kern_conv_shape *s, const tap *t, row_range rr, const float *src,
+                      float *scratch_src, float *plane, size_t ps),
+                     (s, t, rr, src, scratch_src, plane, ps))
 {
     const int OW = s->out[2], sw = s->stride[2];
     const span w = t->in[2];
@@ -383,9 +380,9 @@ void kern_row2im(const kern_conv_shape *s, const float *row, float *im)
  * floats. */
 enum { TRANSPOSE_TILE = 8 };
 
-WIDE_VECTORS
-static void transpose_tiles(int rows, int cols, const float *src, ptrdiff_t lds, float *dst,
-                            ptrdiff_t ldd)
+KERN_ISA_CLONES(transpose_tiles,
+                (int rows, int cols, const float *src, ptrdiff_t lds, float *dst, ptrdiff_t ldd),
+                (rows, cols, src, lds, dst, ldd))
 {
     for (int r0 = 0; r0 < rows; r0 += TRANSPOSE_TILE) {
         int r1 = imin(rows, r0 + TRANSPOSE_TILE);
@@ -404,8 +401,6 @@ static void transpose_tiles(int rows, int cols, const float *src, ptrdiff_t lds,
     }
 }
 
-/* The exported name is a plain function: clang (14) names a target_clones dispatcher
- * "<name>.ifunc", which callers in other files would not find. */
 void kern_transpose(int rows, int cols, const float *src, ptrdiff_t lds, float *dst,
                     ptrdiff_t ldd)
 {

@@ -5,6 +5,8 @@
 
 #include <stddef.h>
 
+#include "isa.h"
+
 /* C[M,N] = alpha * op(A)[M,K] op(B)[K,N] + beta * C, op = transpose when trans_* != 0.
  * A is [M,K] (lda >= K) or, transposed, [K,M] (lda >= M); likewise B. beta == 0 ignores
  * C's previous contents (NaN included). Dispatches at run time to the best kernel for the
@@ -24,10 +26,7 @@ void kern_sgemm_serial(int trans_a, int trans_b, int M, int N, int K, float alph
  * fork/join): callers with many small products parallelise over them instead. */
 int kern_sgemm_threads(int M, int N, int K);
 
-/* Forces a kernel path ("auto", "portable", "avx2", "avx512") for tests; returns 0 if
- * the path is not available on this CPU (the active path is then unchanged). */
-int kern_set_isa(const char *name);
-const char *kern_isa_name(void);
+/* The kernel path: kern_isa_active(), kern_set_isa(), kern_isa_name() (isa.h). */
 
 /* Number of worker threads used by kernels (default: NERVE_THREADS or the cores).
  * n <= 0 restores the default. */
@@ -88,6 +87,7 @@ typedef struct {
 extern const kern_gemm_impl kern_gemm_portable_impl;
 extern const kern_gemm_impl kern_gemm_avx2_impl;
 extern const kern_gemm_impl kern_gemm_avx512_impl;
+extern const kern_gemm_impl kern_gemm_neon_impl;
 void kern_gemm_pack_t_portable(int kc, int w, const float *src, ptrdiff_t ld, int P,
                                float *dst);
 void kern_gemm_pack_t_avx2(int kc, int w, const float *src, ptrdiff_t ld, int P, float *dst);

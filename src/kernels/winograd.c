@@ -658,7 +658,7 @@ void kern_winograd_conv3x3(int N, int C, int H, int W, int K, int pad_h, int pad
     wplan p = make_plan(N, C, H, W, K, pad_h, pad_w, T);
     if (!p.TH)
         return;
-    int simd = strcmp(kern_isa_name(), "avx512") == 0;
+    int simd = kern_isa_active() == KERN_ISA_AVX512;
     wino_job j = {&p, simd ? &path_avx512 : &path_portable, in, w, bias, out, ws};
     /* each thread needs at least one k-block (fused) or one (tile row, k-block) (blocked) */
     int useful = p.fused ? p.nkb : p.rows * p.nkb;

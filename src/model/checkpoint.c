@@ -27,7 +27,7 @@ static int persistent_nodes(nerve_model *m, int **ids)
 
 /* Absolute form of the directory relative data paths were resolved against, so that a
  * checkpoint moved elsewhere still finds the data its cfg names. */
-static void absolute_base_dir(const nerve_model *m, char *out, size_t size)
+void model_absolute_base_dir(const nerve_model *m, char *out, size_t size)
 {
     char cwd[PATH_MAX];
     if (m->base_dir[0] == '/' || !getcwd(cwd, sizeof cwd))
@@ -55,7 +55,7 @@ int nerve_model_write_into(nerve_model *m, nerve_st_writer *w)
     }
     nerve_xfree(ids);
     char dir[PATH_MAX + 520];
-    absolute_base_dir(m, dir, sizeof dir);
+    model_absolute_base_dir(m, dir, sizeof dir);
     if (st == NERVE_OK)
         st = nerve_st_writer_meta(w, "nerve.format", CHECKPOINT_FORMAT);
     if (st == NERVE_OK)
@@ -86,8 +86,11 @@ int nerve_model_write_into(nerve_model *m, nerve_st_writer *w)
 static int read_names(nerve_model *m, const nerve_st_file *f)
 {
     const char *text = nerve_st_metadata(f, "nerve.names");
-    if (!text)
-        return NERVE_OK;
+    return text ? model_names_from_json(m, text) : NERVE_OK;
+}
+
+int model_names_from_json(nerve_model *m, const char *text)
+{
     char err[128];
     nerve_json *v = nerve_json_parse(text, strlen(text), err, sizeof err);
     int st = NERVE_OK;

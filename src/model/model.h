@@ -56,6 +56,13 @@ typedef struct model_build_opts {
 } model_build_opts;
 nerve_model *model_from_cfg_opts(const char *text, const char *filename, const char *base_dir,
                                  const model_build_opts *o);
+/* The directory relative data paths were resolved against, made absolute (checkpoints and
+ * exported ONNX files keep it as metadata "nerve.cfg_dir"). */
+void model_absolute_base_dir(const nerve_model *m, char *out, size_t size);
+/* nerve_export_onnx into a buffer the caller frees with nerve_xfree (src/model/onnx_export.c). */
+int model_export_onnx_buffer(nerve_model *m, unsigned char **buf, size_t *len);
+/* Sets the class names from metadata "nerve.names" (a JSON array of strings). */
+int model_names_from_json(nerve_model *m, const char *text);
 /* nerve_model_load with seq > 0 replacing the cfg's seq= (src/model/checkpoint.c). */
 nerve_model *model_load_seq(const char *path, int seq);
 

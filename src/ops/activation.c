@@ -253,7 +253,7 @@ OPS_INLINE void act_forward_span(nerve_act_type type, float alpha, float beta, c
     }
 }
 
-OPS_VECTOR_CLONES static void act_forward_range(void *ctx, size_t begin, size_t end)
+KERN_ISA_CLONES(act_forward_range, (void *ctx, size_t begin, size_t end), (ctx, begin, end))
 {
     const act_job *j = ctx;
     float *y = j->out + begin;
@@ -321,7 +321,7 @@ OPS_INLINE void act_backward_span_from_input(nerve_act_type type, float alpha, f
 }
 
 /* u is NULL when the derivative comes from the output; overwrite says du is fresh. */
-OPS_VECTOR_CLONES static void act_backward_range(void *ctx, size_t begin, size_t end)
+KERN_ISA_CLONES(act_backward_range, (void *ctx, size_t begin, size_t end), (ctx, begin, end))
 {
     const act_job *j = ctx;
     if (j->u)

@@ -832,7 +832,7 @@ static int implicit_weight_grad(const conv_geom *cg, const float *big, const flo
  * narrower path keeps the column route). */
 static int direct_shape(const conv_geom *cg)
 {
-    return plain_stride1_2d(cg) && strcmp(kern_isa_name(), "avx512") == 0;
+    return plain_stride1_2d(cg) && kern_isa_active() == KERN_ISA_AVX512;
 }
 
 /* ---- direct weight gradient (src/kernels/conv_direct_grad.c) ----------------------------

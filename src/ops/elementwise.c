@@ -153,18 +153,21 @@ OPS_INLINE void grad_row(int op, int wrt, const bin_args *r, size_t oa, size_t o
 
 /* One instance of the row functions per operation (the operation constant-folds). */
 #define BIN_ROW_FUNCS(name, OP)                                                               \
-    OPS_VECTOR_CLONES static void name##_forward_row(const bin_args *r, size_t oa, size_t ob, size_t oy,       \
-                                   size_t n)                                                  \
+    KERN_ISA_CLONES(name##_forward_row,                                                       \
+                    (const bin_args *r, size_t oa, size_t ob, size_t oy, size_t n),           \
+                    (r, oa, ob, oy, n))                                                       \
     {                                                                                         \
         forward_row(OP, r, oa, ob, oy, n);                                                    \
     }                                                                                         \
-    OPS_VECTOR_CLONES static void name##_grad_a_row(const bin_args *r, size_t oa, size_t ob, size_t oy,        \
-                                  size_t n)                                                   \
+    KERN_ISA_CLONES(name##_grad_a_row,                                                        \
+                    (const bin_args *r, size_t oa, size_t ob, size_t oy, size_t n),           \
+                    (r, oa, ob, oy, n))                                                       \
     {                                                                                         \
         grad_row(OP, 0, r, oa, ob, oy, n);                                                    \
     }                                                                                         \
-    OPS_VECTOR_CLONES static void name##_grad_b_row(const bin_args *r, size_t oa, size_t ob, size_t oy,        \
-                                  size_t n)                                                   \
+    KERN_ISA_CLONES(name##_grad_b_row,                                                        \
+                    (const bin_args *r, size_t oa, size_t ob, size_t oy, size_t n),           \
+                    (r, oa, ob, oy, n))                                                       \
     {                                                                                         \
         grad_row(OP, 1, r, oa, ob, oy, n);                                                    \
     }
@@ -459,7 +462,7 @@ typedef struct affine_job {
 } affine_job;
 
 /* y = scale * x + shift; x == y (in place) is fine. */
-OPS_VECTOR_CLONES static void affine_forward_range(void *ctx, size_t begin, size_t end)
+KERN_ISA_CLONES(affine_forward_range, (void *ctx, size_t begin, size_t end), (ctx, begin, end))
 {
     const affine_job *j = ctx;
     const float *x = j->x;
@@ -468,7 +471,7 @@ OPS_VECTOR_CLONES static void affine_forward_range(void *ctx, size_t begin, size
         y[i] = scale * x[i] + shift;
 }
 
-OPS_VECTOR_CLONES static void affine_backward_range(void *ctx, size_t begin, size_t end)
+KERN_ISA_CLONES(affine_backward_range, (void *ctx, size_t begin, size_t end), (ctx, begin, end))
 {
     const affine_job *j = ctx;
     const float *restrict dy = j->dy;

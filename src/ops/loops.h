@@ -1,10 +1,10 @@
 /* Shared by the operators' element-wise loops (activation, elementwise, norm, pool): how
  * they are compiled for wide vectors and how they are split across the thread pool.
  *
- * The library is built for the baseline ISA; OPS_VECTOR_CLONES compiles a function once
- * more for AVX2 and AVX-512 and picks the best at load time (an ifunc), so plain loops
- * over restrict pointers vectorise to the machine's width. The build uses -std=c11, which
- * turns off FMA contraction: every clone computes the same values bit for bit.
+ * The library is built for the baseline ISA; KERN_ISA_CLONES (src/kernels/isa.h) compiles a
+ * function once more for AVX2 and AVX-512 and runs the copy of the path kern_isa_active()
+ * names, so plain loops over restrict pointers vectorise to that width. The build uses
+ * -std=c11, which turns off FMA contraction: every copy computes the same values bit for bit.
  *
  * Under the default -ftrapping-math a float comparison may raise FE_INVALID, so GCC
  * refuses to if-convert it and a loop with `y > 0 ? a : b` stays scalar below AVX-512
@@ -17,16 +17,6 @@
 #include <stdint.h>
 #include <string.h>
 
-#if defined(__x86_64__) && defined(__GNUC__) && defined(__has_attribute)
-/* Not under ThreadSanitizer: the clones' ifunc resolvers run during relocation, before
- * its runtime starts, and crash when instrumented (make test-tsan). */
-#if __has_attribute(target_clones) && defined(__linux__) && !defined(__SANITIZE_THREAD__)
-#define OPS_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-#endif
-#ifndef OPS_VECTOR_CLONES
-#define OPS_VECTOR_CLONES
-#endif
 
 /* For the loop bodies that a cloned function calls: inlined, they are compiled for the
  * clone's ISA; a separate copy would be compiled for the baseline only. */

@@ -358,7 +358,7 @@ static void channel_batch_stats(const bn_job *j, size_t c, int T)
 /* Thread t of T: in training, its samples' sums, then (after a barrier) the statistics of
  * its share of the channels; then (after another) y = x * scale + shift, and the fused
  * ReLU, over its samples. */
-OPS_VECTOR_CLONES static void batchnorm_forward_task(void *ctx, int t, int T)
+KERN_ISA_CLONES(batchnorm_forward_task, (void *ctx, int t, int T), (ctx, t, T))
 {
     const bn_job *j = ctx;
     size_t o0, o1, c0, c1;
@@ -534,7 +534,7 @@ static void channel_gradient_terms(const bn_job *j, size_t c, int T)
 /* Thread t of T: its samples' sums, then (after a barrier) its share of the channels'
  * terms, then (after another) the input gradient of its samples. Without sums to take
  * (running statistics, frozen scale and shift) the mean terms are zero. */
-OPS_VECTOR_CLONES static void batchnorm_backward_task(void *ctx, int t, int T)
+KERN_ISA_CLONES(batchnorm_backward_task, (void *ctx, int t, int T), (ctx, t, T))
 {
     const bn_job *j = ctx;
     size_t o0, o1, c0, c1;

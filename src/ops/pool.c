@@ -311,9 +311,10 @@ enum { ROW_MAX, ROW_AVG, ROW_AVG_BACKWARD };
             avg_row_interior_backward(dmap, W, top, x0, x1, kh, kw, sw, pw, dy + row);       \
     }
 
-OPS_VECTOR_CLONES static void interior_rows(int kind, const pool_geom *p, int oy0, int oy1,
-                                            int x0, int x1, const float *in, float *out,
-                                            float *argmax, float *dmap, const float *dy)
+KERN_ISA_CLONES(interior_rows,
+                (int kind, const pool_geom *p, int oy0, int oy1, int x0, int x1, const float *in,
+                 float *out, float *argmax, float *dmap, const float *dy),
+                (kind, p, oy0, oy1, x0, x1, in, out, argmax, dmap, dy))
 {
     int W = p->W;
     if (p->kh == 2 && p->kw == 2 && p->sw == 2 && p->pw == 0)
@@ -338,12 +339,6 @@ OPS_VECTOR_CLONES static void interior_rows(int kind, const pool_geom *p, int oy
 #include <immintrin.h>
 #define POOL_AVX512 1
 #define AVX512_INLINE static inline __attribute__((always_inline, target("avx512f")))
-
-static int have_avx512(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") != 0;
-}
 
 AVX512_INLINE __mmask16 lanes_below(int n)
 {
@@ -638,7 +633,7 @@ static int takes_vector_2x2_tiles_backward(const pool_geom *p)
 {
 #ifdef POOL_AVX512
     return p->kh == 2 && p->kw == 2 && p->sh == 2 && p->sw == 2 && p->ph == 0 && p->pw == 0 &&
-           p->H == 2 * p->OH && p->W == 2 * p->OW && have_avx512();
+           p->H == 2 * p->OH && p->W == 2 * p->OW && kern_isa_active() == KERN_ISA_AVX512;
 #else
     (void)p;
     return 0;
@@ -652,7 +647,7 @@ enum { VECTOR_NONE, VECTOR_2X2, VECTOR_3X3S2 };
 static int takes_vector_route(const pool_geom *p)
 {
 #ifdef POOL_AVX512
-    if (!have_avx512())
+    if (kern_isa_active() != KERN_ISA_AVX512)
         return VECTOR_NONE;
     if (p->kh == 2 && p->kw == 2 && p->sw == 2 && p->pw == 0)
         return VECTOR_2X2;

@@ -38,18 +38,14 @@ static int gates_of(int cell) { return cell == NERVE_CELL_LSTM ? 4 : cell == NER
  * The cells spend most of their non-GEMM time in exp and tanh, so these work on GCC/Clang
  * vectors of VLEN floats (lowered to whatever the CPU has) with Cephes' polynomials: within
  * a few float ulps, no libm calls. Selects are bit masks, which also keeps NaN flowing
- * through. The row loops are compiled for AVX-512, AVX2 and the baseline and picked at load
- * time; without FMA contraction (ISO C mode) every version gives the same bits. */
+ * through. The row loops are compiled for AVX-512, AVX2 and the baseline, the copy run named
+ * by kern_isa_active() (KERN_ISA_CLONES); without FMA contraction (ISO C mode) every version
+ * gives the same bits. */
 #define VLEN 8
 typedef float vfloat __attribute__((vector_size(VLEN * sizeof(float))));
 typedef int32_t vint __attribute__((vector_size(VLEN * sizeof(int32_t))));
 typedef uint32_t vuint __attribute__((vector_size(VLEN * sizeof(uint32_t))));
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
-#define ROW_LOOP __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define ROW_LOOP
-#endif
 #define VINLINE static inline __attribute__((always_inline))
 /* (vectors travel by pointer: passing 32-byte vectors by value would tie the ABI to AVX) */
 #define VSPLAT(c) ((vfloat){(c), (c), (c), (c), (c), (c), (c), (c)})
@@ -120,8 +116,8 @@ VINLINE void map_row(void (*f)(vfloat *), const float *a, float *y, int n)
     }
 }
 
-ROW_LOOP static void sigmoid_rows(float *a, int n) { map_row(v_sigmoid, a, a, n); }
-ROW_LOOP static void tanh_rows(const float *a, float *y, int n) { map_row(v_tanh, a, y, n); }
+KERN_ISA_CLONES(sigmoid_rows, (float *a, int n), (a, n)) { map_row(v_sigmoid, a, a, n); }
+KERN_ISA_CLONES(tanh_rows, (const float *a, float *y, int n), (a, y, n)) { map_row(v_tanh, a, y, n); }
 
 /* ---- rnn_params: one direction's weights as a single input of the rnn node -------------
  * NERVE_MAX_INPUTS cannot hold x, lengths, h0, c0 and five parameters per direction, so
@@ -496,9 +492,11 @@ VINLINE void lstm_row_backward(const float *a, const float *cp, const float *cn,
     }
 }
 
-ROW_LOOP static void lstm_cell_backward(const float *a, const float *cp, const float *cn,
-                                        const float *tc, const float *dh, float *dc, float *dg,
-                                        const float *p, float *dp, float coupled, int H)
+KERN_ISA_CLONES(lstm_cell_backward,
+                (const float *a, const float *cp, const float *cn, const float *tc,
+                 const float *dh, float *dc, float *dg, const float *p, float *dp, float coupled,
+                 int H),
+                (a, cp, cn, tc, dh, dc, dg, p, dp, coupled, H))
 {
     if (p)
         lstm_row_backward(a, cp, cn, tc, dh, dc, dg, p, dp, coupled, 1, H);
@@ -509,9 +507,10 @@ ROW_LOOP static void lstm_cell_backward(const float *a, const float *cp, const f
 /* Backward of one GRU row, all but the course form's reset gate (gru_reset_backward, which
  * then overwrites the r part). dgi/dgh: input-side and recurrent-side pre-activation
  * gradients; dhp: the direct part of the gradient of h' (z dh). course is 1.0 or 0.0. */
-ROW_LOOP static void gru_cell_backward(const float *a, const float *hp, const float *aux,
-                                           const float *dh, float *dgi, float *dgh, float *dhp,
-                                           float course, int H)
+KERN_ISA_CLONES(gru_cell_backward,
+                (const float *a, const float *hp, const float *aux, const float *dh, float *dgi,
+                 float *dgh, float *dhp, float course, int H),
+                (a, hp, aux, dh, dgi, dgh, dhp, course, H))
 {
     for (int j = 0; j < H; j++) {
         float r = a[j], z = a[H + j], n = a[2 * H + j];

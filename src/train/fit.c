@@ -751,7 +751,10 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
         /* a run resumed from an interrupted epoch goes on at the batch it stopped before */
         double t0 = now_seconds(), loss_sum = r->part_loss;
         int64_t seen = r->part_seen, seen0 = seen;
-        int batches = r->batch, n, stop = 0;
+        /* agreed_stop: data-parallel, whether any rank had been interrupted at the last step's
+         * reduction; every rank decides on it, never on its own flag, which the signal may
+         * reach at different moments on different ranks */
+        int batches = r->batch, n, stop = 0, agreed_stop = 0;
         /* the running training metric: a classifier's counts of the interrupted epoch are
          * restored; other tasks' figures of a resumed epoch cover the batches after the
          * resume (docs/metrics.md) */
@@ -797,7 +800,7 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
                     break;
                 res->dist_wait_seconds += now_seconds() - tw;
                 loss = v[1] > 0 ? (isfinite(loss) ? NAN : loss) : (float)(v[0] / n);
-                stop_here = v[2] > 0;
+                stop_here = agreed_stop = v[2] > 0;
             }
             if (!isfinite(loss)) {
                 st = nerve_set_error(NERVE_ERR_NUMERIC,
@@ -927,7 +930,7 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
         }
         if (stop_after > 0 && ran >= stop_after)
             break;
-        if (interrupt_requested(opt) && epoch < epochs) {
+        if ((ds ? agreed_stop : interrupt_requested(opt)) && epoch < epochs) {
             res->interrupted = 1;
             res->interrupted_epoch = epoch + 1;
             res->interrupted_batch = 0;

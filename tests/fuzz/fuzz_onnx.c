@@ -4,9 +4,12 @@
  * constants are small (FUZZ_MAX_VALUES floats in all) is run on every output with inputs
  * filled with fixed values; larger ones are imported but not run, to keep executions
  * short. The first bytes are also read as a TensorProto (the .pb test-data files). A
- * failure must come with a message (fuzz_check_error). */
+ * failure must come with a message (fuzz_check_error). A model that parses is written again
+ * by the writer of the same file (what export uses) and parsed back: the counts of its
+ * parts must survive. */
 #include "fuzz_common.h"
 
+#include "../../src/core/core.h"
 #include "../../src/io/onnx.h"
 
 #define FUZZ_MAX_VALUES 20000
@@ -32,6 +35,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (t.f == NULL && t.i == NULL && !t.unusable)
             abort(); /* a usable tensor has its values */
         onnx_tensor_clear(&t);
+    }
+    onnx_model *pm = onnx_model_parse(data, size, "fuzz.onnx");
+    fuzz_check_error(pm ? NERVE_OK : -1);
+    if (pm) {
+        size_t len = 0;
+        unsigned char *w = onnx_model_write(pm, "fuzz", &len);
+        fuzz_check_error(w ? NERVE_OK : -1);
+        onnx_model *back = w ? onnx_model_parse(w, len, "rewritten.onnx") : NULL;
+        if (w && (!back || back->n_nodes != pm->n_nodes || back->n_init != pm->n_init ||
+                  back->n_inputs != pm->n_inputs || back->n_outputs != pm->n_outputs ||
+                  back->n_meta != pm->n_meta || back->opset != pm->opset))
+            abort(); /* what the writer wrote reads back */
+        onnx_model_free(back);
+        nerve_xfree(w);
+        onnx_model_free(pm);
     }
     nerve_onnx *m = nerve_import_onnx_buffer(data, size, "fuzz.onnx", 2);
     if (!m) {
