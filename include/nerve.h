@@ -1119,6 +1119,15 @@ int nerve_image_paths(const char *const *paths, int n, char ***out, int *n_out);
  * may be NONE or STRETCH only. */
 int nerve_dataset_load_list(nerve_dataset *d, const char *list, const char *const *names,
                             int n_names, const nerve_image_options *o);
+/* The same lists with class masks instead of boxes (segmentation, docs/data.md): each
+ * image's mask is found as its label file is, under masks/ (or, beside JPEGImages/, under
+ * PASCAL VOC's SegmentationClass/) with the extension .png, else beside the image as
+ * NAME_mask.png; a grey or palette PNG of the image's size holding 0 for the background,
+ * 1..n_names for the classes of names and 255 for unlabelled pixels. The target is
+ * NERVE_TARGET_MASK [H, W] with n_names + 1 classes (class 0 "background", then names) and
+ * ignore_index -1 for the unlabelled pixels. Images are not resized (o->resize NONE). */
+int nerve_dataset_load_list_masks(nerve_dataset *d, const char *list, const char *const *names,
+                                  int n_names, const nerve_image_options *o);
 /* One YOLO label file's text (len bytes) into *out (free with nerve_boxes_free). */
 int nerve_boxes_parse(const char *text, size_t len, const char *name, int n_classes,
                       nerve_box **out, int *count);
@@ -1420,6 +1429,7 @@ typedef struct nerve_data_config {
     int csv_label_set;
     char csv_targets[512];
     int cifar_coarse;          /* CIFAR-100: the coarse (20-class) label instead of fine */
+    int list_masks;            /* list_target=masks: the lists' targets are class masks */
 } nerve_data_config;
 
 /* Adversarial examples (src/train/adversarial.c; docs/explain.md). An attack perturbs

@@ -121,28 +121,6 @@ TEST(yolo1_targets_from_boxes_and_decoding_by_hand)
     CHECK(nerve_yolo1_decode(pred, &c, 100, 100, 7, 0.8f, 0.5f, d, 8) == 0);
 }
 
-/* A gray IDX pair of n 12 x 12 items: class k % 2 is a wide bar or a tall bar. */
-static void write_items(const char *path_images, const char *path_labels, int n)
-{
-    FILE *f = fopen(path_images, "wb");
-    unsigned char head[16] = {0, 0, 8, 3, 0, 0, 0, (unsigned char)n, 0, 0, 0, 12, 0, 0, 0, 12};
-    fwrite(head, 1, 16, f);
-    for (int k = 0; k < n; k++)
-        for (int y = 0; y < 12; y++)
-            for (int x = 0; x < 12; x++) {
-                int wide = k % 2 == 0;
-                int on = wide ? (y >= 4 && y < 8 && x >= 1 && x < 11) : (x >= 4 && x < 8 && y >= 1 && y < 11);
-                fputc(on ? 230 : 0, f);
-            }
-    fclose(f);
-    f = fopen(path_labels, "wb");
-    unsigned char lh[8] = {0, 0, 8, 1, 0, 0, 0, (unsigned char)n};
-    fwrite(lh, 1, 8, f);
-    for (int k = 0; k < n; k++)
-        fputc(k % 2, f);
-    fclose(f);
-}
-
 TEST(yolo1_cfg_trains_on_generated_scenes_and_reports_map)
 {
     const char *dir = test_tmpdir();
@@ -150,8 +128,8 @@ TEST(yolo1_cfg_trains_on_generated_scenes_and_reports_map)
     const char *stems[4] = {"tr-img", "tr-lab", "te-img", "te-lab"};
     for (int k = 0; k < 4; k++)
         snprintf(p[k], sizeof p[k], "%s/%s", dir, stems[k]);
-    write_items(p[0], p[1], 8);
-    write_items(p[2], p[3], 8);
+    test_write_bar_items(p[0], p[1], 8);
+    test_write_bar_items(p[2], p[3], 8);
     nerve_scenes_options o = nerve_scenes_default();
     o.canvas = 32, o.n_train = 512, o.n_test = 32, o.min_objects = 1, o.max_objects = 2;
     o.min_size = 10, o.max_size = 14, o.max_overlap = 0;

@@ -37,7 +37,7 @@ static const cfg_range R_UNIT_OPEN = {0, 1, 1, 0};     /* (0, 1] */
 #define DATA_CFG_KEYS                                                                      \
     "train_folder", "test_folder", "train_list", "test_list", "train_cifar", "test_cifar", \
         "names", "resize", "layout", "csv_sep", "csv_header", "csv_skip", "csv_label",    \
-        "csv_targets", "cifar_label"
+        "csv_targets", "cifar_label", "list_target"
 
 static const char *const net_keys[] = {
     "inputs", "height", "width", "channels", "batch", "epochs", "seed", "learning_rate",
@@ -394,6 +394,13 @@ static int net_data(const cfg_doc *d, const cfg_section *s, nerve_data_config *d
         else if (strcmp(e->value, "fine"))
             return cfg_error(d, NERVE_ERR_FORMAT, e->line, "cifar_label=%s: expected fine or "
                              "coarse (CIFAR-100)", e->value);
+    }
+    if ((e = cfg_find(s, "list_target"))) {
+        if (!strcmp(e->value, "masks"))
+            dc->list_masks = 1;
+        else if (strcmp(e->value, "boxes"))
+            return cfg_error(d, NERVE_ERR_FORMAT, e->line, "list_target=%s: expected boxes (YOLO "
+                             "label files) or masks (class mask PNGs)", e->value);
     }
     return NERVE_OK;
 }
