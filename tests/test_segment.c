@@ -229,3 +229,77 @@ TEST(segmentation_cfg_trains_on_generated_scenes_and_reports_mean_iou)
     nerve_dataset_free(&test);
     nerve_model_free(m);
 }
+
+TEST(segnet_cfg_unpools_at_the_maxima_and_trains)
+{
+    char dir[600], cfg[4096];
+    make_scenes(test_tmpdir(), 192, 32, dir, sizeof dir);
+    CHECK(dir[0]);
+    /* SegNet in miniature: the decoder puts the 16x16 maps back where the encoder's 2x2 maxima
+     * were ([unpool] from= the [maxpool]), no skip of features */
+    snprintf(cfg, sizeof cfg,
+             "[net]\nbatch=8\nchannels=1\nheight=32\nwidth=32\nlearning_rate=0.01\n"
+             "optimizer=adam\nepochs=8\nseed=5\ntrain_list=%s/train.txt\ntest_list=%s/test.txt\n"
+             "names=%s/classes.names\nlist_target=masks\n"
+             "[convolutional]\nfilters=8\nsize=3\npad=1\nactivation=relu\n"
+             "[maxpool]\nsize=2\nstride=2\n"
+             "[convolutional]\nfilters=16\nsize=3\npad=1\nactivation=relu\n"
+             "[convolutional]\nfilters=8\nsize=3\npad=1\nactivation=relu\n"
+             "[unpool]\nfrom=-3\n"
+             "[convolutional]\nfilters=8\nsize=3\npad=1\nactivation=relu\n"
+             "[convolutional]\nfilters=3\nsize=1\nactivation=linear\n"
+             "[softmax]\ntarget=mask\n",
+             dir, dir, dir);
+    nerve_set_threads(1);
+    nerve_model *m = nerve_model_from_cfg(cfg, "segnet.cfg");
+    CHECK(m);
+    nerve_layer_info li;
+    CHECK_OK(nerve_model_layer_info(m, 4, &li));
+    CHECK(!strcmp(li.type, "unpool") && li.ndim == 3 && li.dims[0] == 8 && li.dims[1] == 32 &&
+          li.dims[2] == 32 && li.params == 0);
+    nerve_dataset train, test;
+    CHECK_OK(nerve_config_load_data(nerve_model_config(m), &train, &test));
+    nerve_metrics before, after;
+    CHECK_OK(nerve_evaluate_metrics(m, &test, &before));
+    nerve_fit_options fo;
+    memset(&fo, 0, sizeof fo);
+    CHECK_OK(nerve_fit(m, &train, &test, &fo, NULL));
+    CHECK_OK(nerve_evaluate_metrics(m, &test, &after));
+    double b = nerve_metrics_mean_iou(&before), a = nerve_metrics_mean_iou(&after);
+    printf("    mean IoU %.3f before training, %.3f after (pixel accuracy %.3f)\n", b, a,
+           nerve_metrics_accuracy(&after));
+    CHECK_MSG(a > 0.7 && a > b + 0.3, "mean IoU %.3f before training, %.3f after", b, a);
+    nerve_metrics_free(&before);
+    nerve_metrics_free(&after);
+    nerve_dataset_free(&train);
+    nerve_dataset_free(&test);
+    nerve_model_free(m);
+}
+
+TEST(unpool_cfg_errors_name_the_line)
+{
+    const char *head = "[net]\nbatch=2\nchannels=1\nheight=8\nwidth=8\n"
+                       "[convolutional]\nfilters=2\nsize=3\npad=1\n"
+                       "[maxpool]\nsize=2\nstride=2\n";
+    char cfg[1024];
+    /* from names a convolution */
+    snprintf(cfg, sizeof cfg, "%s[unpool]\nfrom=-2\n", head);
+    CHECK(nerve_model_from_cfg(cfg, "u.cfg") == NULL);
+    CHECK(strstr(nerve_last_error(), "u.cfg:14") && strstr(nerve_last_error(), "a [convolutional]"));
+    /* no from */
+    snprintf(cfg, sizeof cfg, "%s[unpool]\n", head);
+    CHECK(nerve_model_from_cfg(cfg, "u.cfg") == NULL);
+    CHECK(strstr(nerve_last_error(), "u.cfg:13") && strstr(nerve_last_error(), "needs from="));
+    /* the previous layer is not the pool's output shape */
+    snprintf(cfg, sizeof cfg, "%s[convolutional]\nfilters=5\nsize=1\n[unpool]\nfrom=-2\n", head);
+    CHECK(nerve_model_from_cfg(cfg, "u.cfg") == NULL);
+    CHECK(strstr(nerve_last_error(), "u.cfg:16") && strstr(nerve_last_error(), "pool's output shape"));
+    /* the right one: the pool's input shape back */
+    snprintf(cfg, sizeof cfg, "%s[unpool]\nfrom=-1\n", head);
+    nerve_model *m = nerve_model_from_cfg(cfg, "u.cfg");
+    CHECK(m);
+    nerve_layer_info li;
+    CHECK_OK(nerve_model_layer_info(m, 2, &li));
+    CHECK(li.dims[0] == 2 && li.dims[1] == 8 && li.dims[2] == 8);
+    nerve_model_free(m);
+}

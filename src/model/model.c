@@ -1352,6 +1352,7 @@ static const layer_kind layer_kinds[] = {
     {"route", route_keys, build_route},
     {"shortcut", shortcut_keys, build_shortcut},
     {"upsample", upsample_keys, build_upsample},
+    {"unpool", unpool_keys, build_unpool},
     {"reorg", reorg_keys, build_reorg},
     {"detection", detection_keys, build_detection},
 };

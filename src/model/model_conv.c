@@ -589,6 +589,32 @@ int build_upsample(build_ctx *b)
     return NERVE_OK;
 }
 
+const char *const unpool_keys[] = {"from", "name", NULL};
+
+/* SegNet's max unpooling: the previous layer's maps put back where the maxima of the
+ * [maxpool] layer `from` were (zeros elsewhere), at that pool's input size. */
+int build_unpool(build_ctx *b)
+{
+    int from = 0, at = 0;
+    GET(has_from, cfg_get_int(b->d, b->s, "from", INT_MIN / 2, INT_MAX / 2, &from));
+    if (!has_from)
+        return cfg_error(b->d, NERVE_ERR_FORMAT, b->s->line,
+                         "[unpool] needs from= (the [maxpool] layer whose maxima positions it "
+                         "uses, e.g. -5)");
+    TRY(resolve_layer(b, "from", from, &at));
+    const char *kind = b->m->layers[at].type;
+    if (strcmp(kind, "maxpool"))
+        return cfg_error(b->d, NERVE_ERR_FORMAT, cfg_find(b->s, "from")->line,
+                         "[unpool] from = %d names layer %d, a [%s]; it must name a [maxpool] "
+                         "layer (its maxima positions are what unpooling uses)", from, at, kind);
+    int y = nerve_max_unpool(b->g, b->x, b->m->layer_out[at]);
+    if (y < 0)
+        return graph_fail(b, y);
+    b->flops = 0; /* a scatter */
+    b->x = y;
+    return NERVE_OK;
+}
+
 const char *const reorg_keys[] = {"stride", "reverse", "name", NULL};
 
 /* Space-to-depth by stride (reverse=1: depth-to-space), in nerve's (ONNX DCR) order. */
