@@ -93,17 +93,25 @@ static void png_quiet(png_structp png, png_const_charp msg)
     (void)msg;
 }
 
+/* A libpng reader whose errors are recorded as nerve's, naming the file. */
+static int png_open(const char *name, png_structp *png, png_infop *info)
+{
+    *png = png_create_read_struct(PNG_LIBPNG_VER_STRING, (png_voidp)name, png_fail, png_quiet);
+    *info = *png ? png_create_info_struct(*png) : NULL;
+    if (*png && *info)
+        return NERVE_OK;
+    png_destroy_read_struct(*png ? png : NULL, *info ? info : NULL, NULL);
+    return nerve_set_error(NERVE_ERR_NOMEM, "%s: out of memory for the PNG decoder", name);
+}
+
 static int decode_png(const unsigned char *buf, size_t len, const char *name, int channels,
                       nerve_image *out)
 {
     mem_reader r = {buf, len, 0};
-    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, (png_voidp)name, png_fail,
-                                             png_quiet);
-    png_infop info = png ? png_create_info_struct(png) : NULL;
-    if (!png || !info) {
-        png_destroy_read_struct(png ? &png : NULL, info ? &info : NULL, NULL);
-        return nerve_set_error(NERVE_ERR_NOMEM, "%s: out of memory for the PNG decoder", name);
-    }
+    png_structp png;
+    png_infop info;
+    if (png_open(name, &png, &info) != NERVE_OK)
+        return NERVE_ERR_NOMEM;
     unsigned char *volatile rows = NULL;
     float *volatile px = NULL;
     png_bytep *volatile ptrs = NULL;
@@ -173,13 +181,10 @@ int data_decode_mask(const void *buf, size_t len, const char *name, int *h_out, 
         return nerve_set_error(NERVE_ERR_FORMAT, "%s: a class mask must be a PNG file (grey or "
                                "palette, one class index a pixel)", name);
     mem_reader r = {buf, len, 0};
-    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, (png_voidp)name, png_fail,
-                                             png_quiet);
-    png_infop info = png ? png_create_info_struct(png) : NULL;
-    if (!png || !info) {
-        png_destroy_read_struct(png ? &png : NULL, info ? &info : NULL, NULL);
-        return nerve_set_error(NERVE_ERR_NOMEM, "%s: out of memory for the PNG decoder", name);
-    }
+    png_structp png;
+    png_infop info;
+    if (png_open(name, &png, &info) != NERVE_OK)
+        return NERVE_ERR_NOMEM;
     unsigned char *volatile px = NULL;
     png_bytep *volatile ptrs = NULL;
     int st = NERVE_OK;
