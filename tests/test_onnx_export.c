@@ -387,6 +387,10 @@ TEST(onnx_export_recurrent_layers)
                    "[rnn]\noutput=4\nbidirectional=1\n"
                    "[connected]\noutput=2\n[softmax]\n",
                    "mixed");
+    check_cfg_text("[net]\nheight=6\nwidth=3\nchannels=1\nclasses=2\n"
+                   "[lstm]\noutput=4\ncoupled=1\npeephole=1\nbidirectional=1\n"
+                   "[connected]\noutput=2\n[softmax]\n",
+                   "coupled_peephole");
 }
 
 TEST(onnx_export_refuses_what_has_no_onnx_form)
@@ -454,6 +458,7 @@ TEST(onnx_export_converts_back_into_the_same_model)
                         "conv_back");
     check_converts_back("[net]\nheight=5\nwidth=3\nchannels=1\nclasses=3\n"
                         "[lstm]\noutput=4\npeephole=1\nbidirectional=1\n"
+                        "[lstm]\noutput=4\npeephole=1\ncoupled=1\n"
                         "[gru]\noutput=3\n"
                         "[rnn]\noutput=3\n"
                         "[connected]\noutput=3\n[softmax]\n",
