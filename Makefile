@@ -64,7 +64,7 @@ EX_BIN   := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EX_SRC))
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all test test-tsan check-isa test-aarch64 test-aarch64-ci train bench fuzz fuzz-build docs install uninstall clean export-check export-check-ci onnx-test onnx-export-check
+.PHONY: all test test-tsan check-isa test-aarch64 test-aarch64-ci train bench fuzz fuzz-build docs install uninstall clean export-check export-check-ci onnx-test onnx-export-check darknet-check
 all: $(BUILD)/libnerve.a $(BUILD)/libnerve.so $(BUILD)/nerve $(BUILD)/nerve.1 $(EX_BIN)
 
 $(BUILD)/obj/%.o: %.c
@@ -173,6 +173,19 @@ onnx-export-check: all $(BUILD)/bench/onnx_export_check
 
 onnx-test: $(BUILD)/onnx_node_tests
 	./$(BUILD)/onnx_node_tests $(ONNX_TEST_FLAGS) $(addprefix $(ONNX_TESTDATA)/,node pytorch-converted pytorch-operator simple)
+
+# darknet's cfgs and weights against Debian's libdarknet (docs/darknet.md): every cfg in
+# DARKNET_CFG loaded by nerve and by darknet's own parser, layer by layer. libdarknet is a
+# reference for this check only, never linked into libnerve.
+DARKNET_CFG ?= /usr/share/darknet/cfg
+DARKNET_INC ?= /usr/lib/darknet/include
+DARKNET_LIB ?= /usr/lib/darknet
+$(BUILD)/dn_ref: tests/darknet/dn_ref.c
+	$(CC) -std=c11 -O1 -Wall -I$(DARKNET_INC) -o $@ $< -L$(DARKNET_LIB) -ldarknet -Wl,-rpath,$(DARKNET_LIB) -lm -pthread
+$(BUILD)/nerve_shapes: tests/darknet/nerve_shapes.c $(BUILD)/libnerve.a include/nerve.h
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libnerve.a $(LDLIBS)
+darknet-check: $(BUILD)/dn_ref $(BUILD)/nerve_shapes
+	tests/darknet_check.sh $(BUILD) $(DARKNET_CFG)
 
 # The main job: train the shipped MLP on Fashion-MNIST and report test accuracy.
 train: all

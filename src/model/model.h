@@ -111,7 +111,8 @@ int build_detection(build_ctx *b);
 extern const char *const convolutional_keys[], *const deconvolutional_keys[],
     *const maxpool_keys[], *const avgpool_keys[], *const local_keys[],
     *const normalization_keys[], *const route_keys[], *const shortcut_keys[],
-    *const upsample_keys[], *const unpool_keys[], *const reorg_keys[];
+    *const upsample_keys[], *const unpool_keys[], *const reorg_keys[], *const crop_keys[];
+int build_crop(build_ctx *b);
 int build_convolutional(build_ctx *b);
 int build_deconvolutional(build_ctx *b);
 int build_maxpool(build_ctx *b);
