@@ -362,7 +362,7 @@ TEST(onnx_export_convolution_variants)
                    "[avgpool]\nsize=3\nstride=1\npadding=2\ncount_include_pad=1\n"
                    "[avgpool]\nsize=3\nstride=1\npadding=2\n"
                    "[convolutional]\nfilters=8\nsize=1\n"
-                   "[shortcut]\nfrom=-4\nactivation=relu\n"
+                   "[shortcut]\nfrom=-4\nproject=1\nactivation=relu\n"
                    "[upsample]\nstride=2\nmode=bilinear\n"
                    "[upsample]\nstride=2\nmode=bed_of_nails\n"
                    "[reorg]\nstride=2\n"
