@@ -184,6 +184,35 @@ TEST(yolo1_cfg_trains_on_generated_scenes_and_reports_map)
     CHECK_OK(nerve_evaluate_detection(back, &test, 0.005f, 0.45f, &again));
     CHECK_NEAR(again.map50, after.map50, 1e-9);
     nerve_model_free(back);
+    /* nerve detect on the first test scene: the boxes of the library's decoding, in the
+     * image's pixels, printed and drawn (the 32x32 scene scaled 16x to 512x512) */
+    char cmd[3000], text[8192], img[700], pic[700];
+    snprintf(img, sizeof img, "%s/images/test/000000.png", out);
+    snprintf(cmd, sizeof cmd, "%s detect %s %s --thresh 0.2 --out %s/pics", test_nerve(), ckpt, img, dir);
+    CHECK_MSG(test_run(cmd, text, sizeof text) == 0, "%s", text);
+    float *pred = malloc(192 * sizeof *pred);
+    nerve_dataset one;
+    CHECK(pred && nerve_dataset_gather(&one, &test, (const int[]){0}, 1) == NERVE_OK);
+    CHECK_OK(nerve_predict_outputs(m, &one, pred, NULL));
+    nerve_detection det[16];
+    int n = nerve_yolo1_decode(pred, &yc, 32, 32, 0, 0.2f, 0.45f, det, 16);
+    CHECK(n >= 1);
+    char want[200];
+    snprintf(want, sizeof want, "000000.png: %d object%s", n, n == 1 ? "" : "s");
+    CHECK_MSG(strstr(text, want) != NULL, "%s (wanted '%s')", text, want);
+    snprintf(want, sizeof want, "%.3f  box %.1f %.1f %.1f %.1f", (double)det[0].score, (double)det[0].box[0],
+             (double)det[0].box[1], (double)det[0].box[2], (double)det[0].box[3]);
+    CHECK_MSG(strstr(text, want) != NULL, "%s (wanted '%s')", text, want);
+    nerve_image pim;
+    snprintf(pic, sizeof pic, "%s/pics/000000.png", dir);
+    CHECK_OK(nerve_image_load(pic, 3, &pim));
+    CHECK(pim.w == 512 && pim.h == 512);
+    nerve_image_free(&pim);
+    nerve_dataset_free(&one);
+    free(pred);
+    /* a bad option value is a usage error */
+    snprintf(cmd, sizeof cmd, "%s detect %s %s --nms=2", test_nerve(), ckpt, img);
+    CHECK(test_run(cmd, text, sizeof text) == 2 && strstr(text, "--nms needs a number in [0, 1]"));
     nerve_dataset_free(&train);
     nerve_dataset_free(&test);
     nerve_model_free(m);
