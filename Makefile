@@ -1,4 +1,4 @@
-# nerve: make [all] | test [SANITIZE=1] | test-tsan | check-isa | train | bench | fuzz [FUZZ_SECONDS=N] | docs | install [PREFIX=...] | clean
+# nerve: make [all] | test [SANITIZE=1] | test-tsan | check-isa | test-aarch64[-ci] | train | bench | fuzz [FUZZ_SECONDS=N] | docs | install [PREFIX=...] | clean
 # CC=clang builds with clang into build-clang/ (build-clang-san/ with SANITIZE=1).
 CC      ?= cc
 PREFIX  ?= /usr/local
@@ -6,6 +6,19 @@ SANITIZE ?= 0
 
 WARN    := -Wall -Wextra -Werror
 BASE    := -std=c11 -D_POSIX_C_SOURCE=200809L -Iinclude -fPIC -fopenmp-simd -fno-math-errno -ffp-contract=off -g
+QEMU_AARCH64 ?= qemu-aarch64
+# Cross builds for aarch64 (docs/arm.md): CC=aarch64-linux-gnu-gcc builds into build-aarch64/,
+# the programs linked statically (qemu-aarch64 then needs no arm64 sysroot), without MPI.
+ifneq ($(findstring aarch64,$(notdir $(CC))),)
+  BUILD_SUFFIX := -aarch64
+  LDSTATIC := -static
+  MPI := 0
+  RUN_PROG := $(QEMU_AARCH64)
+  # GCC 12's aarch64 vectoriser stops with an internal error (vect_transform_reduction) on
+  # fmax reductions over float-to-double differences (tests, examples): there fmax and fmin
+  # of doubles stay libm calls (none is in a hot loop; the float ones are unaffected).
+  CROSS_CFLAGS := -fno-builtin-fmax -fno-builtin-fmin
+endif
 ifneq ($(findstring clang,$(notdir $(CC))),)
   BUILD_SUFFIX := -clang
   # at -O1 (sanitizer builds) clang may not vectorise an `omp simd` loop: not an error
@@ -26,8 +39,8 @@ else
   OPT     := -O3
   LDSAN   :=
 endif
-CFLAGS_ALL := $(BASE) $(WARN) $(OPT) $(CFLAGS)
-LDLIBS  := -lz -lpng -ljpeg -lm -pthread $(LDSAN)
+CFLAGS_ALL := $(BASE) $(WARN) $(OPT) $(CROSS_CFLAGS) $(CFLAGS)
+LDLIBS  := -lpng -ljpeg -lz -lm -pthread $(LDSAN)
 
 # Data-parallel training under MPI (docs/distributed.md): src/dist/ goes into the nerve
 # program only, never into libnerve, and speaks MPI when Open MPI's headers are found
@@ -51,7 +64,7 @@ EX_BIN   := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EX_SRC))
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all test test-tsan check-isa train bench fuzz fuzz-build docs install uninstall clean export-check export-check-ci onnx-test onnx-export-check
+.PHONY: all test test-tsan check-isa test-aarch64 test-aarch64-ci train bench fuzz fuzz-build docs install uninstall clean export-check export-check-ci onnx-test onnx-export-check darknet-check
 all: $(BUILD)/libnerve.a $(BUILD)/libnerve.so $(BUILD)/nerve $(BUILD)/nerve.1 $(EX_BIN)
 
 $(BUILD)/obj/%.o: %.c
@@ -74,11 +87,11 @@ $(BUILD)/libnerve.so: $(LIB_OBJ) src/libnerve.map
 	$(CC) -shared -Wl,--version-script=src/libnerve.map -Wl,-soname,libnerve.so.0 -o $@ $(LIB_OBJ) $(LDLIBS)
 
 $(BUILD)/nerve: $(CLI_OBJ) $(BUILD)/libnerve.a
-	$(CC) -o $@ $(CLI_OBJ) $(BUILD)/libnerve.a $(LDLIBS) $(MPI_LIBS)
+	$(CC) $(LDSTATIC) -o $@ $(CLI_OBJ) $(BUILD)/libnerve.a $(LDLIBS) $(MPI_LIBS)
 
 # The man page, made from the command table (cli/commands.c) by the binary itself.
 $(BUILD)/nerve.1: $(BUILD)/nerve
-	./$(BUILD)/nerve help --man > $@.tmp && mv $@.tmp $@
+	$(RUN_PROG) ./$(BUILD)/nerve help --man > $@.tmp && mv $@.tmp $@
 
 # docs/cli.md's reference section, rewritten from the same table (tests/test_cli.c checks it).
 docs: $(BUILD)/nerve
@@ -86,14 +99,14 @@ docs: $(BUILD)/nerve
 
 $(BUILD)/examples/%: examples/%.c $(BUILD)/libnerve.a include/nerve.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libnerve.a $(LDLIBS)
+	$(CC) $(CFLAGS_ALL) $(LDSTATIC) -o $@ $< $(BUILD)/libnerve.a $(LDLIBS)
 
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libnerve.a include/nerve.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Isrc -o $@ $< $(BUILD)/libnerve.a $(LDLIBS)
 
 $(BUILD)/nerve_tests: $(TEST_OBJ) $(BUILD)/libnerve.a
-	$(CC) -o $@ $(TEST_OBJ) $(BUILD)/libnerve.a $(LDLIBS)
+	$(CC) $(LDSTATIC) -o $@ $(TEST_OBJ) $(BUILD)/libnerve.a $(LDLIBS)
 
 # The tests see the CLI and the examples of the same build.
 test: all $(BUILD)/nerve_tests $(BUILD)/onnx_node_tests
@@ -123,11 +136,35 @@ check-isa: all $(BUILD)/nerve_tests
 	done
 	scripts/check_isa_portable.sh $(BUILD) $(ISA_TESTS)
 
+# ---- aarch64 under qemu-user (docs/arm.md) -----------------------------------------------
+# Cross-compiled with Debian's gcc-aarch64-linux-gnu into build-aarch64/ (static programs),
+# the tests run under qemu-aarch64; build-aarch64/qemu/ (scripts/qemu_tree.sh) holds wrappers
+# so that tests that run nerve or an example by path run it under qemu too. T= selects tests
+# as for make test; test-aarch64-ci runs the subset CI runs (the kernels and operators, NEON
+# and portable paths, in a few minutes): emulation is 10-50x slower than the host.
+AARCH64_CC ?= aarch64-linux-gnu-gcc
+AARCH64_CI_TESTS := isa gemm winograd conv_direct ops_conv ops_pool ops_activation ops_norm \
+    ops_elementwise
+AARCH64_CI_OBJ := $(patsubst %,build-aarch64/obj/tests/test_%.o,$(AARCH64_CI_TESTS)) \
+    build-aarch64/obj/tests/runner.o build-aarch64/obj/tests/helpers.o
+AARCH64_RUN = scripts/qemu_tree.sh build-aarch64 $(QEMU_AARCH64) && \
+    NERVE_BUILD_DIR=build-aarch64/qemu NERVE_UNDER_QEMU=1 NERVE_MPI=0 NERVE_TEST_TIMEOUT=$(or $(NERVE_TEST_TIMEOUT),1800) NERVE_TEST_CC="$(AARCH64_CC) -static" \
+    NERVE_TEST_EXEC=$(QEMU_AARCH64) $(QEMU_AARCH64) ./build-aarch64/nerve_tests
+test-aarch64:
+	$(MAKE) CC=$(AARCH64_CC) build-aarch64/nerve_tests build-aarch64/onnx_node_tests all
+	$(AARCH64_RUN) $(T)
+# only what the subset needs is built: the library, nerve and a test program of its files
+test-aarch64-ci:
+	$(MAKE) CC=$(AARCH64_CC) build-aarch64/nerve_tests_ci build-aarch64/nerve
+	$(subst nerve_tests,nerve_tests_ci,$(AARCH64_RUN))
+build-aarch64/nerve_tests_ci: $(AARCH64_CI_OBJ) build-aarch64/libnerve.a
+	$(CC) $(LDSTATIC) -o $@ $(AARCH64_CI_OBJ) build-aarch64/libnerve.a $(LDLIBS)
+
 # ONNX backend tests (docs/onnx.md): every node, pytorch-converted, pytorch-operator and simple
 # model test of Debian's libonnx-testdata, a verdict per test and per operator.
 ONNX_TESTDATA ?= /usr/share/libonnx-testdata/data
 $(BUILD)/onnx_node_tests: tests/onnx/node_tests.c $(BUILD)/libnerve.a include/nerve.h src/io/onnx.h
-	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libnerve.a $(LDLIBS)
+	$(CC) $(CFLAGS_ALL) $(LDSTATIC) -o $@ $< $(BUILD)/libnerve.a $(LDLIBS)
 # Every cfg of models/, trained briefly and exported, against ONNX Runtime (npm
 # onnxruntime-node in bench/onnx) within 1e-5 and Debian's python3-onnx checker; skipped with
 # the reason when one is absent (docs/onnx.md, "Export").
@@ -136,6 +173,19 @@ onnx-export-check: all $(BUILD)/bench/onnx_export_check
 
 onnx-test: $(BUILD)/onnx_node_tests
 	./$(BUILD)/onnx_node_tests $(ONNX_TEST_FLAGS) $(addprefix $(ONNX_TESTDATA)/,node pytorch-converted pytorch-operator simple)
+
+# darknet's cfgs and weights against Debian's libdarknet (docs/darknet.md): every cfg in
+# DARKNET_CFG loaded by nerve and by darknet's own parser, layer by layer. libdarknet is a
+# reference for this check only, never linked into libnerve.
+DARKNET_CFG ?= /usr/share/darknet/cfg
+DARKNET_INC ?= /usr/lib/darknet/include
+DARKNET_LIB ?= /usr/lib/darknet
+$(BUILD)/dn_ref: tests/darknet/dn_ref.c
+	$(CC) -std=c11 -O1 -Wall -I$(DARKNET_INC) -o $@ $< -L$(DARKNET_LIB) -ldarknet -Wl,-rpath,$(DARKNET_LIB) -lm -pthread
+$(BUILD)/nerve_shapes: tests/darknet/nerve_shapes.c $(BUILD)/libnerve.a include/nerve.h
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libnerve.a $(LDLIBS)
+darknet-check: $(BUILD)/dn_ref $(BUILD)/nerve_shapes
+	tests/darknet_check.sh $(BUILD) $(DARKNET_CFG)
 
 # The main job: train the shipped MLP on Fashion-MNIST and report test accuracy.
 train: all
@@ -211,6 +261,6 @@ fuzz: fuzz-build
 	FUZZ_BUILD=$(FUZZ_BUILD) tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 clean:
-	rm -rf build build-san build-tsan build-clang build-clang-san build-fuzz
+	rm -rf build build-san build-tsan build-clang build-clang-san build-fuzz build-aarch64
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(FUZZ_LIB_OBJ:.o=.d)

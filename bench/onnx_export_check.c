@@ -1,6 +1,7 @@
 /* nerve's side of bench/onnx/export_check.sh (make onnx-export-check, docs/onnx.md): builds
  * CFG, trains it briefly on its own data (the first STEPS steps of one epoch at batch 2;
- * with no data at hand, the freshly initialised weights, said on the output), exports it to
+ * with STEPS 0 or no data at hand, the freshly initialised weights with random batch-norm
+ * and z-score statistics, said on the output), exports it to
  * OUT/NAME.onnx and writes the same random batch of 2 as OUT/NAME.input.bin (raw float32)
  * with its shape in OUT/NAME.shape, and nerve's outputs (the model output and, for a
  * classifier, its softmax) as OUT/NAME.out0.bin and OUT/NAME.out1.bin, for ONNX Runtime to
@@ -93,6 +94,20 @@ int main(int argc, char **argv)
     }
     nerve_graph_set_batch(g, BATCH);
     nerve_graph_set_training(g, 0);
+    if (ran == 0) /* untrained: batch-norm and z-score statistics as if trained, so they count */
+        for (int id = 0; id < nerve_node_count(g); id++) {
+            const char *nm = nerve_node_name(g, id);
+            if (!strstr(nm, "running_") && !strstr(nm, "input.mean") && !strstr(nm, "input.std"))
+                continue;
+            int var = strstr(nm, "running_var") || strstr(nm, "input.std");
+            nerve_tensor t = nerve_value(g, id);
+            unsigned s = 7;
+            for (size_t i = 0; i < nerve_tensor_numel(&t); i++) {
+                s = s * 1103515245u + 12345u;
+                float u = (float)((s >> 8) & 0xffff) / 65536.0f;
+                t.data[i] = var ? 0.5f + u : u - 0.5f;
+            }
+        }
     nerve_graph_reset_carry(g);
     int in = nerve_model_input(m), o = nerve_model_output(m), vocab = nerve_model_vocab(m, NULL);
     nerve_tensor x = nerve_value(g, in);
@@ -156,7 +171,7 @@ int main(int argc, char **argv)
     if (ran > 0)
         printf("%s: trained %d steps at batch %d, exported\n", name, ran, BATCH);
     else
-        printf("%s: %s, exported with its initial weights\n", name, why[0] ? why : "not trained");
+        printf("%s: %s, exported with its initial weights\n", name, why[0] ? why : "random weights");
     nerve_model_free(m);
     return 0;
 }

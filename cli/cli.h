@@ -89,6 +89,7 @@ int cmd_convert(int argc, char **argv);     /* cli/export.c */
 int cmd_run(int argc, char **argv);  /* cli/run.c: an ONNX model's forward pass */
 int cmd_explain(int argc, char **argv); /* cli/explain.c */
 int cmd_attack(int argc, char **argv);  /* cli/attack.c */
+int cmd_detect(int argc, char **argv);  /* cli/detect.c */
 /* nerve train CFG --bag K (cli/ensemble.c): trains K members of the cfg on bootstrap
  * resamples of train, saving DIR/member-<k>.safetensors; reports the ensemble on test. */
 int cli_train_bag(const char *cfg, const char *dir, int bag, const nerve_dataset *train, const nerve_dataset *val,
@@ -104,6 +105,8 @@ int cli_fail(const char *context);
 int cli_parse_int(const char *opt, const char *value);
 /* True if a is the option name (e.g. "--epochs") and a value follows; advances *i. */
 const char *cli_option_value(int argc, char **argv, int *i, const char *name);
+/* Whether a command-line input is an image: a .png/.jpg/.jpeg name or a folder. */
+int cli_is_image_arg(const char *s);
 /* Creates a directory and its parents (like mkdir -p); 0 on success. */
 int cli_mkdirs(const char *path);
 /* Prints the figures of mt that apply to its task as "<set> <figure>: value" lines; detail

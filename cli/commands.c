@@ -120,6 +120,25 @@ const cli_command cli_commands[] = {
         .example = "nerve data scenes data/scenes --train 2000 --test 500 --clutter 2",
     },
     {
+        .name = "detect",
+        .run = cmd_detect,
+        .usage = "detect CKPT IMAGE... [--thresh T] [--nms T] [--out DIR]",
+        .summary = "a detector's boxes on PNG/JPEG images, printed and drawn",
+        .details = "Runs a detector (a cfg ending in [detection], YOLO v1; docs/detection.md) on each image "
+                   "(files or folders of them), read at the model's input size by the cfg's resize policy, "
+                   "and prints one line per object: class name, score (confidence x class score) and box "
+                   "corners x1 y1 x2 y2 in the pixels of the image on disk. Boxes below --thresh are dropped "
+                   "and the rest go through greedy NMS per class. With --out, DIR/NAME.png is each image "
+                   "(small ones scaled up) with its boxes and labels drawn, one colour per class.",
+        .options = (const cli_option[]){
+            {"--thresh", "T", "0.25", "the lowest score kept, in [0, 1]"},
+            {"--nms", "T", "0.45", "NMS: a box overlapping a kept one of its class by IoU > T is dropped (0: no NMS)"},
+            {"--out", "DIR", "none", "write the pictures there"},
+            END_OPTIONS,
+        },
+        .example = "nerve detect runs/yolo/model.safetensors scenes/images/test --out boxes",
+    },
+    {
         .name = "embed",
         .run = cmd_embed,
         .usage = "embed [CKPT [--layer NAME]] [--images F [--labels F] | --csv F [--label-col K|none]] "

@@ -9,15 +9,6 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-static int is_image_arg(const char *s)
-{
-    const char *dot = strrchr(s, '.');
-    struct stat sb;
-    if (dot && (!strcasecmp(dot, ".png") || !strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg")))
-        return 1;
-    return stat(s, &sb) == 0 && S_ISDIR(sb.st_mode);
-}
-
 /* The inputs: PNG/JPEG files and folders, one IDX or CSV file, or (none) the cfg's test set. */
 static int load_inputs(nerve_model *m, const char **files, int n_files, nerve_dataset *d)
 {
@@ -31,7 +22,7 @@ static int load_inputs(nerve_model *m, const char **files, int n_files, nerve_da
     }
     int images = 1;
     for (int i = 0; i < n_files; i++)
-        images &= is_image_arg(files[i]);
+        images &= cli_is_image_arg(files[i]);
     if (!images && n_files > 1) {
         fprintf(stderr, "nerve explain: several inputs must all be PNG/JPEG files or folders of them; give one "
                 "IDX or CSV file\n");

@@ -152,15 +152,6 @@ int cmd_eval(int argc, char **argv)
     return rc;
 }
 
-static int is_image_arg(const char *s)
-{
-    const char *dot = strrchr(s, '.');
-    struct stat sb;
-    if (dot && (!strcasecmp(dot, ".png") || !strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg")))
-        return 1;
-    return stat(s, &sb) == 0 && S_ISDIR(sb.st_mode);
-}
-
 /* Prints the top `top` classes of one sample: "CLASS [NAME] PROB, ...". */
 static void print_top(const float *p, int k, int top, const char *const *names, int n_names)
 {
@@ -223,7 +214,7 @@ int cmd_predict(int argc, char **argv)
     }
     int images = 1;
     for (int i = 0; i < n_files; i++)
-        images &= is_image_arg(files[i]);
+        images &= cli_is_image_arg(files[i]);
     if (!images && n_files > 1) {
         fprintf(stderr, "nerve predict: several inputs must all be PNG/JPEG files or folders of them; "
                 "give one IDX or CSV file\n");

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 const char *cli_program;
@@ -43,6 +44,15 @@ const char *cli_option_value(int argc, char **argv, int *i, const char *name)
     }
     *i += 1;
     return argv[*i];
+}
+
+int cli_is_image_arg(const char *s)
+{
+    const char *dot = strrchr(s, '.');
+    struct stat sb;
+    if (dot && (!strcasecmp(dot, ".png") || !strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg")))
+        return 1;
+    return stat(s, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
 int cli_mkdirs(const char *path)

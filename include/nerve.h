@@ -807,13 +807,18 @@ int nerve_newton_step(nerve_graph *g, int loss, float lr);
 
 typedef enum {
     NERVE_SCHED_CONSTANT = 0,
-    NERVE_SCHED_STEP,        /* lr * gamma^(floor(epoch / step)) */
-    NERVE_SCHED_MULTISTEP,   /* lr * gamma^(number of milestones <= epoch) */
-    NERVE_SCHED_EXPONENTIAL, /* lr * gamma^epoch */
+    NERVE_SCHED_STEP,        /* lr * gamma^(floor(t / step)) */
+    NERVE_SCHED_MULTISTEP,   /* lr * product of the scales of the milestones <= t */
+    NERVE_SCHED_EXPONENTIAL, /* lr * gamma^t */
     NERVE_SCHED_LINEAR,      /* course: (1 - k/tau) lr + (k/tau) lr_end for k < tau, iterations */
     NERVE_SCHED_COSINE,      /* linear warm-up for `warmup` iterations, then cosine to lr_end */
-    NERVE_SCHED_PLATEAU      /* lr * gamma each time the metric fails to improve `patience` times */
+    NERVE_SCHED_PLATEAU,     /* lr * gamma each time the metric fails to improve `patience` times */
+    NERVE_SCHED_POLY,        /* darknet: lr * (1 - k / max_iter)^power, iterations k */
+    NERVE_SCHED_SIGMOID      /* darknet: lr / (1 + exp(gamma (k - step))), iterations k */
 } nerve_sched_type;
+/* t above is the epoch, or the iteration when in_iterations is set (darknet's policies
+ * step, steps and exp count iterations, docs/darknet.md). burn_in > 0 replaces the rate of
+ * every iteration k < burn_in by lr (k / burn_in)^power (darknet's burn-in). */
 
 #define NERVE_MAX_MILESTONES 16
 typedef struct nerve_schedule {
@@ -821,9 +826,15 @@ typedef struct nerve_schedule {
     float lr;       /* base learning rate */
     float lr_end;   /* linear: eps_tau; cosine: final value */
     float gamma;    /* decay factor (step, multistep, exponential, plateau) */
-    int step;       /* epochs between decays (step) */
+    int step;       /* epochs (iterations if in_iterations) between decays (step); sigmoid:
+                       the iteration of the midpoint */
     int milestones[NERVE_MAX_MILESTONES];
     int n_milestones;
+    float scales[NERVE_MAX_MILESTONES]; /* multistep: factor at each milestone (0: gamma) */
+    int in_iterations; /* step, multistep, exponential count iterations, not epochs */
+    float power;       /* poly and burn-in exponent (darknet's power=, default 4) */
+    int64_t max_iter;  /* poly: the iteration where the rate reaches 0 (max_batches=) */
+    int64_t burn_in;   /* iterations of burn-in (0: none) */
     int64_t tau;    /* linear: iterations until lr_end; cosine: total iterations (<= 0: unset;
                        nerve_fit then uses the whole run, epochs x batches per epoch) */
     int64_t warmup; /* cosine: warm-up iterations (lr (k+1)/warmup at iteration k) */
@@ -1119,6 +1130,15 @@ int nerve_image_paths(const char *const *paths, int n, char ***out, int *n_out);
  * may be NONE or STRETCH only. */
 int nerve_dataset_load_list(nerve_dataset *d, const char *list, const char *const *names,
                             int n_names, const nerve_image_options *o);
+/* The same lists with class masks instead of boxes (segmentation, docs/data.md): each
+ * image's mask is found as its label file is, under masks/ (or, beside JPEGImages/, under
+ * PASCAL VOC's SegmentationClass/) with the extension .png, else beside the image as
+ * NAME_mask.png; a grey or palette PNG of the image's size holding 0 for the background,
+ * 1..n_names for the classes of names and 255 for unlabelled pixels. The target is
+ * NERVE_TARGET_MASK [H, W] with n_names + 1 classes (class 0 "background", then names) and
+ * ignore_index -1 for the unlabelled pixels. Images are not resized (o->resize NONE). */
+int nerve_dataset_load_list_masks(nerve_dataset *d, const char *list, const char *const *names,
+                                  int n_names, const nerve_image_options *o);
 /* One YOLO label file's text (len bytes) into *out (free with nerve_boxes_free). */
 int nerve_boxes_parse(const char *text, size_t len, const char *name, int n_classes,
                       nerve_box **out, int *count);
@@ -1259,7 +1279,12 @@ enum {
     NERVE_AUG_BRIGHTNESS = 1 << 7, /* + U(-brightness, brightness) */
     NERVE_AUG_CONTRAST = 1 << 8,   /* (x - mean) * U(1 - contrast, 1 + contrast) + mean */
     NERVE_AUG_PCA = 1 << 9,        /* AlexNet colour: + sum_i a_i lambda_i p_i, a_i ~ N(0, pca^2) */
-    NERVE_AUG_ELASTIC = 1 << 10    /* smoothed random displacement fields (Simard et al. 2003) */
+    NERVE_AUG_ELASTIC = 1 << 10,   /* smoothed random displacement fields (Simard et al. 2003) */
+    NERVE_AUG_HSV = 1 << 11,       /* darknet's colour jitter (RGB): hue + U(-hue, hue), saturation
+                                      and value times darknet's rand_scale, clipped to [0, 1] */
+    NERVE_AUG_DARKNET_CROP = 1 << 12 /* darknet's classifier crop: zoom to a short side of
+                                        U{min_crop..max_crop}, rotate U(-angle, angle) degrees,
+                                        aspect rand_scale(aspect), random offset */
 };
 
 typedef struct nerve_augment {
@@ -1277,6 +1302,9 @@ typedef struct nerve_augment {
     float pca_eigval[3];         /* lambda_i, descending */
     float pca_eigvec[3][3];      /* p_i = pca_eigvec[i], unit RGB vectors */
     float elastic_alpha, elastic_sigma; /* scale and Gaussian sigma, default 34, 4 */
+    float hue, saturation, exposure;    /* darknet's [net] keys (0, 1, 1: no change) */
+    float angle, aspect;                /* darknet: degrees (0), aspect jitter (1) */
+    int min_crop, max_crop;             /* darknet: short side range (width, 2 x width) */
 } nerve_augment;
 
 /* Every parameter at its default, no transform on. */
@@ -1311,6 +1339,15 @@ void nerve_aug_shift(float *x, int c, int h, int w, int dy, int dx);
 void nerve_aug_rotate_scale(float *x, int c, int h, int w, float degrees, float scale,
                             int nearest, float *scratch);
 void nerve_aug_noise(float *x, size_t n, float sigma, nerve_rng *rng);
+/* darknet's distort_image on x [3, h, w] in [0, 1]: to HSV, hue + dhue (wrapped), saturation
+ * times dsat, value times dexp, back to RGB, clipped to [0, 1]. */
+void nerve_aug_hsv(float *x, int h, int w, float dhue, float dsat, float dexp);
+/* darknet's rotate_crop_image of x [c, h, w] into itself (same size): output pixel (X, Y)
+ * samples the input bilinearly (nearest if nearest != 0; zero outside) at
+ * R(rad) ((X - w/2 + dx) aspect / scale, (Y - h/2 + dy) / scale) + (w/2, h/2).
+ * scratch: c * h * w floats. */
+void nerve_aug_darknet_crop(float *x, int c, int h, int w, float rad, float scale, float dx,
+                            float dy, float aspect, int nearest, float *scratch);
 /* Zeroes rows y0..y0+size-1, columns x0..x0+size-1 (clipped to the image). */
 void nerve_aug_cutout(float *x, int c, int h, int w, int y0, int x0, int size);
 /* x <- (x - m) * contrast + m + brightness, m the mean of all the image's values; no
@@ -1420,6 +1457,7 @@ typedef struct nerve_data_config {
     int csv_label_set;
     char csv_targets[512];
     int cifar_coarse;          /* CIFAR-100: the coarse (20-class) label instead of fine */
+    int list_masks;            /* list_target=masks: the lists' targets are class masks */
 } nerve_data_config;
 
 /* Adversarial examples (src/train/adversarial.c; docs/explain.md). An attack perturbs
@@ -1477,7 +1515,11 @@ typedef struct nerve_net_config {
     char train_csv[512], test_csv[512];
     char train_text[512];      /* a text file read as a token stream (train_text=) */
     int seq;                   /* token inputs per sample: chunk length of truncated BPTT */
-    int64_t max_batches;       /* stop after this many training steps in all (0: no limit) */
+    int64_t max_batches;       /* stop after this many training steps in all (0: no limit,
+                                  unless max_batches_set) */
+    int max_batches_set;       /* the cfg gave max_batches= (0 then means no step, darknet's) */
+    int subdivisions;          /* darknet's: mini-batches per update (nerve runs the batch at
+                                  once; docs/darknet.md) */
     int sync_batchnorm;        /* data-parallel: batch norm on the statistics of the global
                                   batch (summed over the ranks) rather than each rank's */
     nerve_data_config data;    /* the other sources and how to read them (docs/data.md) */

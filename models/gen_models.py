@@ -194,6 +194,7 @@ def resnet_blocks(c, stages, first_stride):
             c.conv(filters, 3, bn=1, act="linear")
             keys = dict(activation="relu")
             if i > 0 and j == 0:
+                keys["project"] = 1
                 keys["batch_normalize"] = 1
             c.add("shortcut", "projection (1x1/2 conv + BN)" if len(keys) > 1 else None,
                   **{"from": -3, **keys})

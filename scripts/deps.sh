@@ -6,13 +6,19 @@
 # gcc-aarch64-linux-gnu, gcc-arm-none-eabi, libnewlib-arm-none-eabi and qemu-system-arm build
 # and run exported C models (make export-check, docs/export-c.md).
 # libonnx-testdata: the ONNX backend tests that make test and make onnx-test run.
+# qemu-user and the arm64 builds of zlib, libpng and libjpeg (Debian multiarch: the arm64
+# architecture is added to dpkg): the aarch64 cross build and its tests (make test-aarch64,
+# docs/arm.md). gdb: make check-isa's proof that NERVE_ISA=portable runs no AVX code.
 # Optional: NERVE_BENCH_DEPS=1 also installs python3-torch, the reference for `make bench`,
 # and python3-onnx (the ONNX checker and exporter of bench/onnx/).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
-pkgs="build-essential zlib1g-dev libpng-dev libjpeg62-turbo-dev pkg-config dataset-fashion-mnist python3-sklearn clang libclang-rt-14-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm openmpi-bin libopenmpi-dev libonnx-testdata"
+pkgs="build-essential zlib1g-dev libpng-dev libjpeg62-turbo-dev pkg-config dataset-fashion-mnist python3-sklearn clang libclang-rt-14-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm openmpi-bin libopenmpi-dev libonnx-testdata qemu-user gdb zlib1g-dev:arm64 libpng-dev:arm64 libjpeg62-turbo-dev:arm64"
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    $SUDO dpkg --add-architecture arm64 # (apt-get update below then fetches its lists)
+fi
 if [ "${NERVE_BENCH_DEPS:-0}" = 1 ]; then pkgs="$pkgs python3-torch python3-torchvision python3-onnx"; fi
 missing=""
 for p in $pkgs; do

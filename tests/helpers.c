@@ -69,3 +69,25 @@ const char *test_nerve(void)
         snprintf(path, sizeof path, "%.2000s/nerve", b);
     return path;
 }
+
+/* A gray IDX pair of n 12 x 12 items: class k % 2 is a wide bar or a tall bar. */
+void test_write_bar_items(const char *path_images, const char *path_labels, int n)
+{
+    FILE *f = fopen(path_images, "wb");
+    unsigned char head[16] = {0, 0, 8, 3, 0, 0, 0, (unsigned char)n, 0, 0, 0, 12, 0, 0, 0, 12};
+    fwrite(head, 1, 16, f);
+    for (int k = 0; k < n; k++)
+        for (int y = 0; y < 12; y++)
+            for (int x = 0; x < 12; x++) {
+                int wide = k % 2 == 0;
+                int on = wide ? (y >= 4 && y < 8 && x >= 1 && x < 11) : (x >= 4 && x < 8 && y >= 1 && y < 11);
+                fputc(on ? 230 : 0, f);
+            }
+    fclose(f);
+    f = fopen(path_labels, "wb");
+    unsigned char lh[8] = {0, 0, 8, 1, 0, 0, 0, (unsigned char)n};
+    fwrite(lh, 1, 8, f);
+    for (int k = 0; k < n; k++)
+        fputc(k % 2, f);
+    fclose(f);
+}

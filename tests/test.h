@@ -99,5 +99,8 @@ char *test_read_file(const char *path, size_t *len);
 int test_run(const char *cmd, char *out, size_t n);
 /* The absolute path of the build's nerve binary. */
 const char *test_nerve(void);
+/* A gray IDX pair (images, labels) of n 12 x 12 items for generated scenes: item k is a wide
+ * bar (class 0) when k is even, a tall bar (class 1) when odd. */
+void test_write_bar_items(const char *path_images, const char *path_labels, int n);
 
 #endif

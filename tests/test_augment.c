@@ -460,3 +460,57 @@ TEST(training_with_pca_colour_reads_flat_csv_rows_as_rgb_images)
     nerve_dataset_free(&train);
     nerve_model_free(m);
 }
+
+/* darknet's colour jitter (distort_image): no change at (0, 1, 1); a hue turn of 1/3 takes
+ * pure red to pure green; saturation 0 gives grey at the value; exposure clips at 1. */
+TEST(darknet_hsv_jitter_follows_darknets_formulas)
+{
+    float x[3 * 4] = {1, 0.2f, 0.5f, 0.9f, /* R */ 0, 0.4f, 0.5f, 0.1f, /* G */
+                      0, 0.6f, 0.5f, 0.3f /* B */};
+    float y[12];
+    memcpy(y, x, sizeof x);
+    nerve_aug_hsv(y, 2, 2, 0, 1, 1);
+    CHECK_ARRAY_NEAR(y, x, 12, 1e-6);
+    nerve_aug_hsv(y, 2, 2, 1.0f / 3, 1, 1);
+    CHECK_NEAR(y[0], 0, 1e-5);
+    CHECK_NEAR(y[4], 1, 1e-5);
+    CHECK_NEAR(y[8], 0, 1e-5);
+    memcpy(y, x, sizeof x);
+    nerve_aug_hsv(y, 2, 2, 0, 0, 1); /* no saturation: every channel at the value (max) */
+    CHECK_NEAR(y[1], 0.6f, 1e-6);
+    CHECK_NEAR(y[5], 0.6f, 1e-6);
+    CHECK_NEAR(y[9], 0.6f, 1e-6);
+    memcpy(y, x, sizeof x);
+    nerve_aug_hsv(y, 2, 2, 0, 1, 2); /* value doubled, clipped */
+    CHECK_NEAR(y[0], 1, 1e-6);
+    CHECK_NEAR(y[1], 0.4f, 1e-5);
+    CHECK_NEAR(y[9], 1, 1e-6);
+}
+
+/* darknet's rotate_crop_image: the identity at zoom 1 without rotation or offset; a zoom
+ * of 2 about the centre (W/2, H/2) samples (X - W/2)/2 + W/2; an offset moves the window. */
+TEST(darknet_crop_follows_rotate_crop_image)
+{
+    float x[16], y[16], scratch[16];
+    for (int i = 0; i < 16; i++)
+        x[i] = (float)i;
+    memcpy(y, x, sizeof x);
+    nerve_aug_darknet_crop(y, 1, 4, 4, 0, 1, 0, 0, 1, 0, scratch);
+    CHECK_ARRAY_NEAR(y, x, 16, 1e-6);
+    memcpy(y, x, sizeof x);
+    nerve_aug_darknet_crop(y, 1, 4, 4, 0, 2, 0, 0, 1, 0, scratch);
+    for (int Y = 0; Y < 4; Y++)
+        for (int X = 0; X < 4; X++) {
+            float rx = (X - 2) / 2.0f + 2, ry = (Y - 2) / 2.0f + 2;
+            int ix = (int)rx, iy = (int)ry;
+            float fx = rx - ix, fy = ry - iy;
+            float want = (1 - fy) * ((1 - fx) * x[iy * 4 + ix] + fx * x[iy * 4 + ix + 1]) +
+                         fy * ((1 - fx) * x[(iy + 1) * 4 + ix] + fx * x[(iy + 1) * 4 + ix + 1]);
+            CHECK_NEAR(y[Y * 4 + X], want, 1e-5);
+        }
+    memcpy(y, x, sizeof x);
+    nerve_aug_darknet_crop(y, 1, 4, 4, 0, 1, 1, 0, 1, 0, scratch); /* one pixel to the right */
+    for (int Y = 0; Y < 4; Y++)
+        for (int X = 0; X < 4; X++)
+            CHECK_NEAR(y[Y * 4 + X], X < 3 ? x[Y * 4 + X + 1] : 0.0f, 1e-6);
+}

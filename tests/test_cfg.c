@@ -2,6 +2,8 @@
  * against truncated and garbage input. */
 #include "test.h"
 
+#include <math.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,6 +95,72 @@ TEST(cfg_defaults_and_vector_inputs)
     nerve_model_free(m);
 }
 
+/* darknet's [net] as darknet means it: iterations, its policies, burn-in, momentum with
+ * SGD, subdivisions, duplicate keys of equal value (get_current_rate in darknet's
+ * network.c gives the formulas). */
+TEST(cfg_darknet_net_keys_mean_what_darknet_means)
+{
+    nerve_model *m = nerve_model_from_cfg(
+        "[net]\nbatch=8\nbatch=8\nsubdivisions=2\ninputs=2\nmomentum=0.9\ndecay=0.0005\n"
+        "learning_rate=0.1\nburn_in=10\npower=2\npolicy=steps\nsteps=-1,100,200\n"
+        "scales=.5,10,.1\nmax_batches=0\n[connected]\noutput=2\n[softmax]\n", "d.cfg");
+    CHECK(m != NULL);
+    if (!m)
+        return;
+    const nerve_net_config *c = nerve_model_config(m);
+    CHECK(c->optim.type == NERVE_OPT_MOMENTUM);
+    CHECK_NEAR(c->optim.momentum, 0.9, 1e-7);
+    CHECK(c->batch == 8 && c->subdivisions == 2 && c->max_batches_set && c->max_batches == 0);
+    const nerve_schedule *sc = &c->schedule;
+    CHECK(sc->in_iterations);
+    CHECK_NEAR(nerve_schedule_lr(sc, 5, 99), 0.1 * 0.25, 1e-7);    /* burn-in: (5/10)^2 */
+    CHECK_NEAR(nerve_schedule_lr(sc, 10, 0), 0.1 * 0.5, 1e-7);     /* step -1 passed */
+    CHECK_NEAR(nerve_schedule_lr(sc, 100, 0), 0.1 * 0.5 * 10, 1e-6);
+    CHECK_NEAR(nerve_schedule_lr(sc, 250, 0), 0.1 * 0.5 * 10 * 0.1, 1e-6);
+    nerve_model_free(m);
+    m = nerve_model_from_cfg("[net]\ninputs=2\nlearning_rate=0.1\npolicy=poly\npower=4\n"
+                             "max_batches=1000\n[connected]\noutput=2\n", "d.cfg");
+    CHECK(m != NULL);
+    if (m) {
+        sc = &nerve_model_config(m)->schedule;
+        CHECK_NEAR(nerve_schedule_lr(sc, 500, 3), 0.1 * pow(0.5, 4), 1e-7);
+        nerve_model_free(m);
+    }
+    m = nerve_model_from_cfg("[net]\ninputs=2\nlearning_rate=0.1\npolicy=step\nstep=100\n"
+                             "scale=.5\n[connected]\noutput=2\n", "d.cfg");
+    CHECK(m != NULL);
+    if (m) {
+        sc = &nerve_model_config(m)->schedule;
+        CHECK_NEAR(nerve_schedule_lr(sc, 250, 0), 0.1 * 0.25, 1e-7); /* 0.5^(250/100) */
+        nerve_model_free(m);
+    }
+    m = nerve_model_from_cfg("[net]\ninputs=2\nlearning_rate=0.1\npolicy=exp\ngamma=.99\n"
+                             "[connected]\noutput=2\n", "d.cfg");
+    CHECK(m != NULL);
+    if (m) {
+        sc = &nerve_model_config(m)->schedule;
+        CHECK_NEAR(nerve_schedule_lr(sc, 10, 0), 0.1 * pow(0.99, 10), 1e-7); /* per iteration */
+        nerve_model_free(m);
+    }
+    m = nerve_model_from_cfg("[net]\ninputs=2\nlearning_rate=0.1\npolicy=sigmoid\ngamma=.1\n"
+                             "step=50\n[connected]\noutput=2\n", "d.cfg");
+    CHECK(m != NULL);
+    if (m) {
+        sc = &nerve_model_config(m)->schedule;
+        CHECK_NEAR(nerve_schedule_lr(sc, 60, 0), 0.1 / (1 + exp(0.1 * 10)), 1e-7);
+        nerve_model_free(m);
+    }
+    m = nerve_model_from_cfg("[net]\ninputs=2\nadam=1\nmomentum=0.9\npolicy=steps\n"
+                             "epoch_steps=3,5\ngamma=.5\n[connected]\noutput=2\n", "d.cfg");
+    CHECK(m != NULL);
+    if (m) {
+        c = nerve_model_config(m);
+        CHECK(c->optim.type == NERVE_OPT_ADAM);
+        CHECK_NEAR(nerve_schedule_lr(&c->schedule, 100000, 4), 0.01 * 0.5, 1e-8); /* epochs */
+        nerve_model_free(m);
+    }
+}
+
 TEST(cfg_darknet_steps_policy_and_adam_keys)
 {
     nerve_model *m = nerve_model_from_cfg("[net]\ninputs=2\noptimizer=adam\nbeta1=0.8\nbeta2=0.99\n"
@@ -134,7 +202,7 @@ TEST(cfg_every_error_names_file_and_line)
                      "unknown key 'ouput' in [connected]; expected one of: output, activation, "
                      "batch_normalize, bias, init, dropout"));
     CHECK(fails_with("[net]\ninputs=2\nbatch=3\nbatch=4\n", "t.cfg:4:",
-                     "duplicate key 'batch' in [net] (first set on line 3)"));
+                     "duplicate key 'batch' in [net] with another value (first set on line 3"));
     CHECK(fails_with("[net]\ninputs=2\n[connected]\nactivation=relu\n", "t.cfg:3:", "needs output="));
     CHECK(fails_with("[net]\nbatch=2\n[connected]\noutput=1\n", "t.cfg:1:", "no input shape"));
     CHECK(fails_with("[net]\nheight=4\n[connected]\noutput=1\n", "t.cfg:2:", "height= alone"));
@@ -152,16 +220,20 @@ TEST(cfg_every_error_names_file_and_line)
     CHECK(fails_with("[net]\ninputs=2\nseed=-4\n", "t.cfg:3:", "not a non-negative integer"));
     CHECK(fails_with("[net]\ninputs=2\noptimizer=adamax\n", "t.cfg:3:",
                      "optimizer = 'adamax' is unknown; expected one of: sgd, momentum"));
-    CHECK(fails_with("[net]\ninputs=2\nmomentum=0.9\n", "t.cfg:3:",
-                     "momentum has no effect with optimizer=sgd"));
+    CHECK(fails_with("[net]\ninputs=2\noptimizer=adam\nmomentum=0.9\n", "t.cfg:4:",
+                     "momentum has no effect with optimizer=adam"));
     CHECK(fails_with("[net]\ninputs=2\noptimizer=sgd\nbeta1=0.9\n", "t.cfg:4:", "adam or adamw"));
-    CHECK(fails_with("[net]\ninputs=2\npolicy=poly\n", "t.cfg:3:", "policy = 'poly' is unknown"));
+    CHECK(fails_with("[net]\ninputs=2\npolicy=poly\n", "t.cfg:3:", "needs max_batches="));
+    CHECK(fails_with("[net]\ninputs=2\npolicy=random\n", "t.cfg:3:", "not supported"));
+    CHECK(fails_with("[net]\ninputs=2\nbatch=4\nsubdivisions=3\n", "t.cfg:4:", "does not divide"));
+    CHECK(fails_with("[net]\ninputs=2\npolicy=steps\nsteps=2\nepoch_steps=2\n", "t.cfg:5:",
+                     "give one"));
     CHECK(fails_with("[net]\ninputs=2\nsteps=3,4\n", "t.cfg:3:",
                      "steps has no effect with policy=constant"));
     CHECK(fails_with("[net]\ninputs=2\npolicy=steps\n", "t.cfg:3:", "needs steps="));
     CHECK(fails_with("[net]\ninputs=2\npolicy=steps\nsteps=4,2\n", "t.cfg:4:", "strictly increasing"));
-    CHECK(fails_with("[net]\ninputs=2\npolicy=steps\nsteps=2,4\nscales=.1,.5\n", "t.cfg:5:",
-                     "scales must all be equal"));
+    CHECK(fails_with("[net]\ninputs=2\npolicy=steps\nsteps=2,4\nscales=.1,.5\ngamma=.1\n",
+                     "t.cfg:5:", "give one"));
     CHECK(fails_with("[net]\ninputs=2\npolicy=steps\nsteps=2,4\nscales=.1\n", "t.cfg:5:",
                      "scales has 1 values but steps has 2"));
     CHECK(fails_with("[net]\ninputs=2\npolicy=steps\nsteps=2,x\n", "t.cfg:4:", "item 2 ('x')"));

@@ -177,6 +177,11 @@ static int run_cmd(const char *cmd, char *out, size_t n)
 static int have_mpi(void)
 {
     const char *m = getenv("NERVE_MPI");
+    if (m && strcmp(m, "0") == 0 && getenv("NERVE_UNDER_QEMU")) { /* make test-aarch64 */
+        printf("    skipped under qemu-user: the aarch64 cross build has no MPI (Debian's Open MPI "
+               "is the host's; mpi_launch_refusals_say_why checks this build's refusal)\n");
+        return 0;
+    }
     if (!m || strcmp(m, "1") != 0) {
         test_fail(__FILE__, __LINE__, "this build has no MPI (NERVE_MPI=%s): install libopenmpi-dev and "
                   "openmpi-bin (scripts/deps.sh), rebuild, and run make test", m ? m : "unset");

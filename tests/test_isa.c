@@ -6,6 +6,7 @@
 #include "../src/kernels/kernels.h"
 #include "nerve.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,4 +74,82 @@ TEST(isa_env_var_sets_the_path_and_reports_bad_values)
         CHECK(test_run(cmd, out, sizeof out) == 0);
         CHECK_MSG(strstr(out, "is not available on this CPU"), "%s", out);
     }
+}
+
+/* ---- every vector path against the portable one ---------------------------------------- */
+
+static float *pseudo_floats(size_t n, unsigned salt)
+{
+    float *v = malloc(n * sizeof *v);
+    for (size_t i = 0; v && i < n; i++)
+        v[i] = test_pseudo(i, salt);
+    return v;
+}
+
+/* Largest |a - b| over the largest |b|. */
+static double max_rel_diff(const float *a, const float *b, size_t n)
+{
+    double d = 0, m = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)a[i] - b[i]);
+        if (e != e)
+            return e;
+        d = e > d ? e : d;
+        m = fabs((double)b[i]) > m ? fabs((double)b[i]) : m;
+    }
+    return d / (m > 0 ? m : 1);
+}
+
+/* GEMM (every transpose, with beta) and a Winograd convolution on `isa` and on the portable
+ * path: equal within float rounding. Prints the differences (the figures docs/arm.md
+ * quotes come from here, run under qemu-aarch64). */
+TEST(isa_vector_paths_agree_with_the_portable_path)
+{
+    const char *before = kern_isa_name();
+    enum { M = 37, N = 53, K = 71 };
+    float *A = pseudo_floats((size_t)M * K, 1), *B = pseudo_floats((size_t)K * N, 2);
+    float *C0 = pseudo_floats((size_t)M * N, 3);
+    float *want = malloc(sizeof(float) * M * N), *got = malloc(sizeof(float) * M * N);
+    /* Winograd: 2 images of 16 x 12 x 12, 24 output channels, padding 1 */
+    enum { WN = 2, WC = 16, WH = 12, WW = 12, WK = 24 };
+    size_t nin = (size_t)WN * WC * WH * WW, nout = (size_t)WN * WK * WH * WW;
+    float *in = pseudo_floats(nin, 4), *w = pseudo_floats((size_t)WK * WC * 9, 5);
+    float *bias = pseudo_floats(WK, 6);
+    float *wwant = malloc(sizeof(float) * nout), *wgot = malloc(sizeof(float) * nout);
+    size_t wsn = kern_winograd_workspace(WN, WC, WH, WW, WK, 1, 1, kern_threads());
+    float *ws = malloc(sizeof(float) * (wsn ? wsn : 1));
+    CHECK(A && B && C0 && want && got && in && w && bias && wwant && wgot && ws);
+    for (int i = 1; i < KERN_ISA_COUNT && !test_failed(); i++) {
+        if (!kern_isa_available((kern_isa)i))
+            continue;
+        double gemm_worst = 0;
+        for (int t = 0; t < 4; t++) {
+            int ta = t & 1, tb = t >> 1;
+            const char *order[2] = {"portable", kern_isa_label((kern_isa)i)};
+            for (int p = 0; p < 2; p++) {
+                float *C = p ? got : want;
+                memcpy(C, C0, sizeof(float) * M * N);
+                CHECK(kern_set_isa(order[p]));
+                kern_sgemm(ta, tb, M, N, K, 0.75f, A, ta ? M : K, B, tb ? K : N, 0.5f, C, N);
+            }
+            double e = max_rel_diff(got, want, (size_t)M * N);
+            gemm_worst = e > gemm_worst || e != e ? e : gemm_worst;
+        }
+        CHECK(kern_set_isa("portable"));
+        kern_winograd_conv3x3(WN, WC, WH, WW, WK, 1, 1, in, w, bias, wwant, ws);
+        CHECK(kern_set_isa(kern_isa_label((kern_isa)i)));
+        kern_winograd_conv3x3(WN, WC, WH, WW, WK, 1, 1, in, w, bias, wgot, ws);
+        double wino = max_rel_diff(wgot, wwant, nout);
+        printf("    %s vs portable: GEMM max difference %.2g, Winograd %.2g (of the largest "
+               "output)\n",
+               kern_isa_label((kern_isa)i), gemm_worst, wino);
+        /* sums of 71 products (GEMM), 144 transformed products (Winograd) in float */
+        CHECK_MSG(gemm_worst <= 2e-6, "%s: GEMM differs from portable by %g", kern_isa_label((kern_isa)i),
+                  gemm_worst);
+        CHECK_MSG(wino <= 2e-5, "%s: Winograd differs from portable by %g", kern_isa_label((kern_isa)i),
+                  wino);
+    }
+    CHECK(kern_set_isa(before) || kern_set_isa("auto"));
+    free(A), free(B), free(C0), free(want), free(got);
+    free(in), free(w), free(bias), free(wwant), free(wgot), free(ws);
 }

@@ -272,6 +272,52 @@ TEST(cfg_conv_shortcut_route_forward)
     nerve_model_free(m);
 }
 
+/* darknet's [shortcut] between different shapes (shortcut_cpu): the first min(c1, c2)
+ * channels of `from`, read at every stride-th pixel, are added to the previous layer; the
+ * rest passes unchanged; alpha and beta scale the two terms. No parameters. */
+TEST(cfg_shortcut_adds_the_overlap_as_darknet_does)
+{
+    const char *text = "[net]\nheight=4\nwidth=4\nchannels=2\nbatch=1\n"
+                       "[activation]\nname=a\nactivation=linear\n"
+                       "[convolutional]\nname=c\nfilters=3\nsize=1\nstride=2\n"
+                       "[shortcut]\nname=s\nfrom=0\nalpha=2\nbeta=0.5\n"
+                       "[maxpool]\nname=m\nsize=1\nstride=1\n"
+                       "[shortcut]\nname=u\nfrom=0\n";
+    nerve_model *m = nerve_model_from_cfg(text, "t.cfg");
+    CHECK(m != NULL);
+    if (!m)
+        return;
+    nerve_layer_info li;
+    CHECK_OK(nerve_model_layer_info(m, 2, &li));
+    CHECK(li.params == 0 && li.ndim == 3 && li.dims[0] == 3 && li.dims[1] == 2 && li.dims[2] == 2);
+    nerve_graph *g = nerve_model_graph(m);
+    CHECK_OK(nerve_model_compile(m, 1));
+    nerve_graph_set_training(g, 0);
+    float *in = nerve_value(g, nerve_model_input(m)).data;
+    for (int i = 0; i < 32; i++)
+        in[i] = (float)(i + 1) * 0.25f;
+    CHECK_OK(nerve_forward(g, nerve_model_output(m)));
+    const float *c = layer_value(m, "c"), *sv = layer_value(m, "s");
+    float want[12];
+    for (int k = 0; k < 3; k++)
+        for (int j = 0; j < 2; j++)
+            for (int i = 0; i < 2; i++) {
+                int o = (k * 2 + j) * 2 + i;
+                want[o] = 2 * c[o] + (k < 2 ? 0.5f * in[(k * 4 + 2 * j) * 4 + 2 * i] : 0.0f);
+            }
+    CHECK_ARRAY_NEAR(sv, want, 12, 1e-5);
+    /* alpha = beta = 1 by default */
+    const float *u = layer_value(m, "u"), *mv = layer_value(m, "m");
+    for (int k = 0; k < 3; k++)
+        for (int j = 0; j < 2; j++)
+            for (int i = 0; i < 2; i++) {
+                int o = (k * 2 + j) * 2 + i;
+                want[o] = mv[o] + (k < 2 ? in[(k * 4 + 2 * j) * 4 + 2 * i] : 0.0f);
+            }
+    CHECK_ARRAY_NEAR(u, want, 12, 1e-5);
+    nerve_model_free(m);
+}
+
 TEST(cfg_maxpool_stride1_odd_padding_keeps_size)
 {
     /* darknet's size=2 stride=1 (padding 1 at the end): output 3x3, the last row and
@@ -356,7 +402,7 @@ TEST(cfg_conv_errors_name_file_and_line)
                      "layers=-1,-2\n", "e.cfg:11:", "cannot concatenate");
     /* a shortcut from a 4x4 map onto an 8x8 one cannot be projected */
     expect_error(NET "[convolutional]\nfilters=4\n[maxpool]\nsize=2\nstride=2\n[upsample]\n"
-                     "[shortcut]\nfrom=-2\n", "e.cfg:12:", "cannot be projected");
+                     "[shortcut]\nfrom=-2\nproject=1\n", "e.cfg:12:", "cannot be projected");
     /* nor from a vector */
     expect_error(NET "[connected]\noutput=3\n[convolutional]\nfilters=2\n", "e.cfg:7:",
                  "needs an image");
@@ -370,6 +416,57 @@ TEST(cfg_conv_errors_name_file_and_line)
     expect_error(NET "[upsample]\nmode=cubic\n", "e.cfg:6:", "mode = 'cubic'");
     expect_error(NET "[avgpool]\nstride=2\n", "e.cfg:6:", "global [avgpool]");
     expect_error(NET "[shortcut]\nfrom=-1\n", "e.cfg:6:", "does not name an earlier layer");
-    expect_error(NET "[convolutional]\nfilters=4\n[shortcut]\nfrom=-1\nbatch_normalize=1\n",
+    expect_error(NET "[convolutional]\nfilters=4\n[shortcut]\nfrom=-1\nproject=1\n",
                  "e.cfg:9:", "needs none");
+    expect_error(NET "[convolutional]\nfilters=4\n[shortcut]\nfrom=-1\nbatch_normalize=1\n",
+                 "e.cfg:9:", "no weights");
+}
+
+/* darknet's [crop] (the centre at evaluation, x * 2 - 1), [reorg] extra= (the input as a
+ * vector and zeros), the global [avgpool]'s C x 1 x 1 and [softmax] temperature=. */
+TEST(cfg_darknet_crop_reorg_extra_avgpool_and_temperature)
+{
+    const char *text = "[net]\nheight=4\nwidth=4\nchannels=1\nbatch=1\n"
+                       "[crop]\nname=c\ncrop_height=2\ncrop_width=2\nflip=1\n"
+                       "[reorg]\nname=r\nextra=2\n"
+                       "[softmax]\ntemperature=2\n";
+    nerve_model *m = nerve_model_from_cfg(text, "t.cfg");
+    CHECK(m != NULL);
+    if (!m)
+        return;
+    const nerve_net_config *c = nerve_model_config(m);
+    CHECK((c->augment.on & NERVE_AUG_TRANSLATE) && c->augment.translate == 1);
+    CHECK((c->augment.on & NERVE_AUG_FLIP) && c->augment.flip == 0.5f);
+    nerve_graph *g = nerve_model_graph(m);
+    CHECK_OK(nerve_model_compile(m, 1));
+    nerve_graph_set_training(g, 0);
+    float *in = nerve_value(g, nerve_model_input(m)).data;
+    for (int i = 0; i < 16; i++)
+        in[i] = (float)i / 16;
+    CHECK_OK(nerve_forward(g, nerve_model_output(m)));
+    const float crop_want[4] = {5 / 8.0f - 1, 6 / 8.0f - 1, 9 / 8.0f - 1, 10 / 8.0f - 1};
+    CHECK_ARRAY_NEAR(layer_value(m, "c"), crop_want, 4, 1e-6);
+    const float r_want[6] = {crop_want[0], crop_want[1], crop_want[2], crop_want[3], 0, 0};
+    CHECK_ARRAY_NEAR(layer_value(m, "r"), r_want, 6, 1e-6);
+    float out_want[6];
+    for (int i = 0; i < 6; i++)
+        out_want[i] = r_want[i] / 2;
+    CHECK_ARRAY_NEAR(nerve_value(g, nerve_model_output(m)).data, out_want, 6, 1e-6);
+    nerve_model_free(m);
+    m = nerve_model_from_cfg("[net]\nheight=3\nwidth=3\nchannels=5\n[avgpool]\n[softmax]\n", "t.cfg");
+    CHECK(m != NULL);
+    if (m) {
+        nerve_layer_info li;
+        CHECK_OK(nerve_model_layer_info(m, 0, &li));
+        CHECK(li.ndim == 3 && li.dims[0] == 5 && li.dims[1] == 1 && li.dims[2] == 1);
+        nerve_model_free(m);
+    }
+    expect_error("[net]\nheight=4\nwidth=4\nchannels=1\n[convolutional]\nfilters=1\n[crop]\n",
+                 "e.cfg:7:", "first layer");
+    expect_error(NET "[convolutional]\nfilters=4\n[region]\nclasses=2\n", "e.cfg:7:",
+                 "not supported yet (detection)");
+    expect_error(NET "[convolutional]\nfilters=4\n[yolo]\nclasses=2\n", "e.cfg:7:",
+                 "not supported yet (detection)");
+    expect_error(NET "[avgpool]\n[softmax]\ntree=x.tree\n", "e.cfg:7:", "not supported yet");
+    expect_error(NET "[avgpool]\n[softmax]\ngroups=2\n", "e.cfg:7:", "groups=2");
 }

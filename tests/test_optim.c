@@ -653,8 +653,9 @@ TEST(plateau_decays_after_patience_epochs_without_improvement)
 
 TEST(schedule_names_parse)
 {
-    const char *names[] = {"constant", "step", "multistep", "exponential", "linear", "cosine", "plateau"};
-    for (int t = 0; t < 7; t++) {
+    const char *names[] = {"constant", "step",    "multistep", "exponential", "linear",
+                           "cosine",   "plateau", "poly",      "sigmoid"};
+    for (int t = 0; t < 9; t++) {
         nerve_sched_type got;
         CHECK_OK(nerve_schedule_parse(names[t], &got));
         CHECK((int)got == t);
@@ -663,7 +664,7 @@ TEST(schedule_names_parse)
     nerve_sched_type got;
     CHECK_OK(nerve_schedule_parse("exp", &got));
     CHECK(got == NERVE_SCHED_EXPONENTIAL);
-    CHECK(nerve_schedule_parse("poly", &got) == NERVE_ERR_ARG);
+    CHECK(nerve_schedule_parse("random", &got) == NERVE_ERR_ARG);
 }
 
 /* ---- Newton's method ------------------------------------------------------------------- */

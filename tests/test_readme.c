@@ -44,10 +44,13 @@ TEST(readme_c_example_compiles_and_trains_xor)
     free(readme);
     const char *build = test_build_dir();
     const char *san = strstr(build, "san") ? "-fsanitize=address,undefined" : "";
-    snprintf(cmd, sizeof cmd, "cc -std=c11 -Wall -Wextra -Werror -Iinclude %s %s -o %s %s/libnerve.a -lz -lpng -lm -pthread",
-             san, src, exe, build);
+    /* NERVE_TEST_CC and NERVE_TEST_EXEC: the compiler and the launcher of a cross build's
+     * tests (make test-aarch64: the cross compiler, static, and qemu-aarch64) */
+    const char *cc = getenv("NERVE_TEST_CC"), *exec = getenv("NERVE_TEST_EXEC");
+    snprintf(cmd, sizeof cmd, "%s -std=c11 -Wall -Wextra -Werror -Iinclude %s %s -o %s %s/libnerve.a -lz -lpng -lm -pthread",
+             cc ? cc : "cc", san, src, exe, build);
     CHECK_MSG(system(cmd) == 0, "compiling the README example failed: %s", cmd);
-    snprintf(cmd, sizeof cmd, "%s", exe);
+    snprintf(cmd, sizeof cmd, "%s %s", exec ? exec : "", exe);
     FILE *p = popen(cmd, "r");
     CHECK(p != NULL);
     char line[256] = "";

@@ -121,28 +121,6 @@ TEST(yolo1_targets_from_boxes_and_decoding_by_hand)
     CHECK(nerve_yolo1_decode(pred, &c, 100, 100, 7, 0.8f, 0.5f, d, 8) == 0);
 }
 
-/* A gray IDX pair of n 12 x 12 items: class k % 2 is a wide bar or a tall bar. */
-static void write_items(const char *path_images, const char *path_labels, int n)
-{
-    FILE *f = fopen(path_images, "wb");
-    unsigned char head[16] = {0, 0, 8, 3, 0, 0, 0, (unsigned char)n, 0, 0, 0, 12, 0, 0, 0, 12};
-    fwrite(head, 1, 16, f);
-    for (int k = 0; k < n; k++)
-        for (int y = 0; y < 12; y++)
-            for (int x = 0; x < 12; x++) {
-                int wide = k % 2 == 0;
-                int on = wide ? (y >= 4 && y < 8 && x >= 1 && x < 11) : (x >= 4 && x < 8 && y >= 1 && y < 11);
-                fputc(on ? 230 : 0, f);
-            }
-    fclose(f);
-    f = fopen(path_labels, "wb");
-    unsigned char lh[8] = {0, 0, 8, 1, 0, 0, 0, (unsigned char)n};
-    fwrite(lh, 1, 8, f);
-    for (int k = 0; k < n; k++)
-        fputc(k % 2, f);
-    fclose(f);
-}
-
 TEST(yolo1_cfg_trains_on_generated_scenes_and_reports_map)
 {
     const char *dir = test_tmpdir();
@@ -150,8 +128,8 @@ TEST(yolo1_cfg_trains_on_generated_scenes_and_reports_map)
     const char *stems[4] = {"tr-img", "tr-lab", "te-img", "te-lab"};
     for (int k = 0; k < 4; k++)
         snprintf(p[k], sizeof p[k], "%s/%s", dir, stems[k]);
-    write_items(p[0], p[1], 8);
-    write_items(p[2], p[3], 8);
+    test_write_bar_items(p[0], p[1], 8);
+    test_write_bar_items(p[2], p[3], 8);
     nerve_scenes_options o = nerve_scenes_default();
     o.canvas = 32, o.n_train = 512, o.n_test = 32, o.min_objects = 1, o.max_objects = 2;
     o.min_size = 10, o.max_size = 14, o.max_overlap = 0;
@@ -206,6 +184,35 @@ TEST(yolo1_cfg_trains_on_generated_scenes_and_reports_map)
     CHECK_OK(nerve_evaluate_detection(back, &test, 0.005f, 0.45f, &again));
     CHECK_NEAR(again.map50, after.map50, 1e-9);
     nerve_model_free(back);
+    /* nerve detect on the first test scene: the boxes of the library's decoding, in the
+     * image's pixels, printed and drawn (the 32x32 scene scaled 16x to 512x512) */
+    char cmd[3000], text[8192], img[700], pic[700];
+    snprintf(img, sizeof img, "%s/images/test/000000.png", out);
+    snprintf(cmd, sizeof cmd, "%s detect %s %s --thresh 0.2 --out %s/pics", test_nerve(), ckpt, img, dir);
+    CHECK_MSG(test_run(cmd, text, sizeof text) == 0, "%s", text);
+    float *pred = malloc(192 * sizeof *pred);
+    nerve_dataset one;
+    CHECK(pred && nerve_dataset_gather(&one, &test, (const int[]){0}, 1) == NERVE_OK);
+    CHECK_OK(nerve_predict_outputs(m, &one, pred, NULL));
+    nerve_detection det[16];
+    int n = nerve_yolo1_decode(pred, &yc, 32, 32, 0, 0.2f, 0.45f, det, 16);
+    CHECK(n >= 1);
+    char want[200];
+    snprintf(want, sizeof want, "000000.png: %d object%s", n, n == 1 ? "" : "s");
+    CHECK_MSG(strstr(text, want) != NULL, "%s (wanted '%s')", text, want);
+    snprintf(want, sizeof want, "%.3f  box %.1f %.1f %.1f %.1f", (double)det[0].score, (double)det[0].box[0],
+             (double)det[0].box[1], (double)det[0].box[2], (double)det[0].box[3]);
+    CHECK_MSG(strstr(text, want) != NULL, "%s (wanted '%s')", text, want);
+    nerve_image pim;
+    snprintf(pic, sizeof pic, "%s/pics/000000.png", dir);
+    CHECK_OK(nerve_image_load(pic, 3, &pim));
+    CHECK(pim.w == 512 && pim.h == 512);
+    nerve_image_free(&pim);
+    nerve_dataset_free(&one);
+    free(pred);
+    /* a bad option value is a usage error */
+    snprintf(cmd, sizeof cmd, "%s detect %s %s --nms=2", test_nerve(), ckpt, img);
+    CHECK(test_run(cmd, text, sizeof text) == 2 && strstr(text, "--nms needs a number in [0, 1]"));
     nerve_dataset_free(&train);
     nerve_dataset_free(&test);
     nerve_model_free(m);

@@ -18,7 +18,10 @@ shift || true
 names=${*:-resnet18 mobilenet_v2 squeezenet1_0 googlenet vgg11 alexnet lstm}
 missing=""
 for n in $names; do [ -f "$OUT/$n.onnx" ] || missing="$missing $n"; done
-if [ -n "$missing" ]; then $PY bench/onnx/export_models.py "$OUT" $missing >/dev/null || exit 1; fi
+mkdir -p "$OUT"
+if [ -n "$missing" ] && ! $PY bench/onnx/export_models.py "$OUT" $missing >"$OUT/export.log" 2>&1; then
+    echo "onnx: exporting$missing with python3-torch failed:"; tail -5 "$OUT/export.log"; exit 1
+fi
 printf "%-14s %14s %14s %10s %10s %10s\n" model "max|d|/max|y|" "vs pytorch" nerve_ms ort_ms torch_ms
 for n in $names; do
     NERVE_THREADS=1 $BUILD/bench/onnx_latency "$OUT/$n.onnx" "$OUT/$n.input.bin" "$OUT/$n.nerve.bin" "$REPEAT" >"$OUT/$n.nerve.log" 2>&1

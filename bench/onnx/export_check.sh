@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make onnx-export-check (docs/onnx.md, "Export"): every cfg of models/ (or the NAMEs given),
 # trained briefly (bench/onnx_export_check: STEPS steps at batch 2 on its own data) and
-# exported, is run by ONNX Runtime (npm onnxruntime-node, bench/onnx/ort_check.js; `npm
+# exported, and the layer-variety models of bench/onnx/variants/ (random weights: every
+# convolution, pooling, upsample, activation and recurrent form) are run by ONNX Runtime (npm onnxruntime-node, bench/onnx/ort_check.js; `npm
 # install onnxruntime-node --ignore-scripts` in bench/onnx first) on the batch nerve ran,
 # every output within 1e-5 of nerve's (relative to max(1, max|nerve|)), and checked by
 # Debian's python3-onnx (onnx.checker.check_model, full_check=True). Prints one line per
@@ -24,13 +25,17 @@ if [ -n "$skip" ]; then
     exit 77
 fi
 mkdir -p "$OUT"
-if [ $# -gt 0 ]; then names="$*"; else names=$(ls models/*.cfg | sed 's|models/||; s|\.cfg$||'); fi
+if [ $# -gt 0 ]; then names="$*"; else
+    names=$(ls models/*.cfg bench/onnx/variants/*.cfg | sed 's|.*/||; s|\.cfg$||')
+fi
 total=0; agree=0; checked=0; failed=""
 printf "%-16s %-40s %-22s %-22s %s\n" model trained "output 0 max|d| (scale)" "output 1 max|d| (scale)" checker
 for n in $names; do
     total=$((total + 1))
     rm -f "$OUT/$n".*
-    train=$($BUILD/bench/onnx_export_check "models/$n.cfg" "$OUT" "$n" "$STEPS" 2>&1)
+    cfg=models/$n.cfg steps=$STEPS
+    [ -f "$cfg" ] || { cfg=bench/onnx/variants/$n.cfg; steps=0; }
+    train=$($BUILD/bench/onnx_export_check "$cfg" "$OUT" "$n" "$steps" 2>&1)
     if [ $? -ne 0 ]; then
         printf "%-16s export failed: %s\n" "$n" "$train"
         failed="$failed $n"

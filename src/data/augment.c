@@ -47,6 +47,9 @@ nerve_augment nerve_augment_default(void)
     a.pca = 0.1f;
     a.elastic_alpha = 34.0f;
     a.elastic_sigma = 4.0f;
+    a.saturation = 1.0f;
+    a.exposure = 1.0f;
+    a.aspect = 1.0f;
     return a;
 }
 
@@ -397,6 +400,103 @@ int nerve_pca_colour_fit(const nerve_dataset *d, float eigval[3], float eigvec[3
     return NERVE_OK;
 }
 
+/* ---- darknet's transforms (src/image.c there: distort_image, rotate_crop_image) -------- */
+
+void nerve_aug_hsv(float *x, int h, int w, float dhue, float dsat, float dexp)
+{
+    size_t plane = (size_t)h * w;
+    float *R = x, *G = x + plane, *B = x + 2 * plane;
+    for (size_t i = 0; i < plane; i++) {
+        float r = R[i], g = G[i], b = B[i];
+        float max = r > g ? (r > b ? r : b) : (g > b ? g : b);
+        float min = r < g ? (r < b ? r : b) : (g < b ? g : b);
+        float delta = max - min, hh = 0, ss = 0, v = max;
+        if (max != 0) {
+            ss = delta / max;
+            if (r == max)
+                hh = (g - b) / delta;
+            else if (g == max)
+                hh = 2 + (b - r) / delta;
+            else
+                hh = 4 + (r - g) / delta;
+            if (hh < 0)
+                hh += 6;
+            hh /= 6;
+        }
+        if (delta == 0)
+            hh = 0, ss = 0; /* grey: darknet's h, s of 0 */
+        ss *= dsat;
+        v *= dexp;
+        hh += dhue;
+        if (hh > 1)
+            hh -= 1;
+        if (hh < 0)
+            hh += 1;
+        /* hsv_to_rgb */
+        hh *= 6;
+        if (ss == 0) {
+            r = g = b = v;
+        } else {
+            int idx = (int)floorf(hh);
+            float f = hh - (float)idx, p = v * (1 - ss), q = v * (1 - ss * f),
+                  t = v * (1 - ss * (1 - f));
+            switch (idx) {
+            case 0: r = v, g = t, b = p; break;
+            case 1: r = q, g = v, b = p; break;
+            case 2: r = p, g = v, b = t; break;
+            case 3: r = p, g = q, b = v; break;
+            case 4: r = t, g = p, b = v; break;
+            default: r = v, g = p, b = q; break;
+            }
+        }
+        R[i] = r < 0 ? 0 : r > 1 ? 1 : r;
+        G[i] = g < 0 ? 0 : g > 1 ? 1 : g;
+        B[i] = b < 0 ? 0 : b > 1 ? 1 : b;
+    }
+}
+
+static float pixel_or_zero(const float *p, int h, int w, int y, int x)
+{
+    return x < 0 || x >= w || y < 0 || y >= h ? 0.0f : p[(size_t)y * w + x];
+}
+
+void nerve_aug_darknet_crop(float *x, int c, int h, int w, float rad, float scale, float dx,
+                            float dy, float aspect, int nearest, float *scratch)
+{
+    size_t plane = (size_t)h * w;
+    memcpy(scratch, x, (size_t)c * plane * sizeof *x);
+    float cs = cosf(rad), sn = sinf(rad), cx = w / 2.0f, cy = h / 2.0f;
+    for (int k = 0; k < c; k++) {
+        const float *src = scratch + (size_t)k * plane;
+        float *dst = x + (size_t)k * plane;
+        for (int Y = 0; Y < h; Y++)
+            for (int X = 0; X < w; X++) {
+                float u = (X - w / 2.0f) / scale * aspect + dx / scale * aspect;
+                float v = (Y - h / 2.0f) / scale + dy / scale;
+                float rx = cs * u - sn * v + cx, ry = sn * u + cs * v + cy;
+                float val;
+                if (nearest) {
+                    val = pixel_or_zero(src, h, w, (int)floorf(ry + 0.5f), (int)floorf(rx + 0.5f));
+                } else {
+                    int ix = (int)floorf(rx), iy = (int)floorf(ry);
+                    float fx = rx - ix, fy = ry - iy;
+                    val = (1 - fy) * (1 - fx) * pixel_or_zero(src, h, w, iy, ix) +
+                          fy * (1 - fx) * pixel_or_zero(src, h, w, iy + 1, ix) +
+                          (1 - fy) * fx * pixel_or_zero(src, h, w, iy, ix + 1) +
+                          fy * fx * pixel_or_zero(src, h, w, iy + 1, ix + 1);
+                }
+                dst[(size_t)Y * w + X] = val;
+            }
+    }
+}
+
+/* darknet's rand_scale: U(1, s), or its reciprocal with probability 1/2. */
+static float rand_scale(nerve_rng *r, float s)
+{
+    float v = 1.0f + (s - 1.0f) * nerve_rng_uniform(r);
+    return nerve_rng_uniform(r) < 0.5f ? v : 1.0f / v;
+}
+
 /* ---- the random pipeline -------------------------------------------------------------- */
 
 static float uniform_pm(nerve_rng *r, float a) { return (2.0f * nerve_rng_uniform(r) - 1.0f) * a; }
@@ -405,6 +505,11 @@ static int check_apply(const nerve_augment *a, int c, int h, int w, int mask_c)
 {
     if (c < 1 || h < 1 || w < 1 || mask_c < 0)
         return nerve_set_error(NERVE_ERR_ARG, "augment: bad image shape [%d, %d, %d]", c, h, w);
+    if ((a->on & NERVE_AUG_HSV) && c != 3)
+        return nerve_set_error(NERVE_ERR_SHAPE,
+                               "augment: hue/saturation/exposure need RGB images, got %d channels", c);
+    if ((a->on & NERVE_AUG_DARKNET_CROP) && !(a->min_crop >= 1 && a->max_crop >= a->min_crop))
+        return nerve_set_error(NERVE_ERR_ARG, "augment: expected 1 <= min_crop <= max_crop");
     if ((a->on & NERVE_AUG_PCA) && c != 3)
         return nerve_set_error(NERVE_ERR_SHAPE,
                                "augment: pca colour augmentation needs RGB images, got %d channels", c);
@@ -455,6 +560,19 @@ static void geometric(const nerve_augment *a, float *x, float *m, int c, int mc,
     }
     if (a->on & NERVE_AUG_ELASTIC)
         nerve_aug_elastic(x, c, m, mc, h, w, a->elastic_alpha, a->elastic_sigma, rng, scratch);
+    if (a->on & NERVE_AUG_DARKNET_CROP) { /* darknet's random_augment_image */
+        float aspect = rand_scale(rng, a->aspect);
+        int lo = a->min_crop, hi = a->max_crop;
+        int r = lo + (int)nerve_rng_below(rng, (uint32_t)(hi - lo + 1));
+        float side = (float)h < w * aspect ? (float)h : w * aspect;
+        float scale = (float)r / side;
+        float rad = uniform_pm(rng, a->angle) * 3.14159265358979f / 180.0f;
+        float dx = uniform_pm(rng, (w * scale / aspect - w) / 2.0f);
+        float dy = uniform_pm(rng, (h * scale - h) / 2.0f);
+        nerve_aug_darknet_crop(x, c, h, w, rad, scale, dx, dy, aspect, 0, scratch);
+        if (m)
+            nerve_aug_darknet_crop(m, mc, h, w, rad, scale, dx, dy, aspect, 1, scratch);
+    }
 }
 
 /* Photometric transforms of one image (never of the mask). */
@@ -470,6 +588,12 @@ static void photometric(const nerve_augment *a, float *x, int c, int h, int w, n
         for (int i = 0; i < 3; i++)
             alpha[i] = a->pca * nerve_rng_normal(rng);
         nerve_aug_pca_colour(x, h, w, a->pca_eigval, a->pca_eigvec, alpha);
+    }
+    if (a->on & NERVE_AUG_HSV) { /* darknet's random_distort_image */
+        float dhue = uniform_pm(rng, a->hue);
+        float dsat = rand_scale(rng, a->saturation);
+        float dexp = rand_scale(rng, a->exposure);
+        nerve_aug_hsv(x, h, w, dhue, dsat, dexp);
     }
     if (a->on & NERVE_AUG_NOISE)
         nerve_aug_noise(x, (size_t)c * h * w, a->noise, rng);
@@ -583,13 +707,68 @@ static int image_checks(const cfg_doc *d, const cfg_section *s, const nerve_net_
     return NERVE_OK;
 }
 
+/* darknet's keys: hue/saturation/exposure turn on its colour jitter, angle/aspect/min_crop/
+ * max_crop its classifier crop (with darknet's defaults for the keys not given). They need
+ * no augment= entry: in darknet they are the augmentation itself. */
+static int darknet_keys(const cfg_doc *d, const cfg_section *s, const nerve_net_config *c,
+                        nerve_augment *out)
+{
+    static const char *const keys[] = {"hue", "saturation", "exposure", "angle", "aspect",
+                                       "min_crop", "max_crop"};
+    const cfg_entry *first = NULL;
+    for (size_t i = 0; i < NERVE_ARRAY_LEN(keys) && !first; i++)
+        first = cfg_find(s, keys[i]);
+    if (!first)
+        return NERVE_OK;
+    if (c->ndim != 3)
+        return cfg_error(d, NERVE_ERR_FORMAT, first->line,
+                         "%s= transforms images; this input is not an image (give height=, "
+                         "width=, channels=)", first->key);
+    const cfg_range pos = {0, INFINITY, 1, 0}, nonneg = {0, INFINITY, 0, 0};
+    TRY_CFG(cfg_get_float(d, s, "hue", (cfg_range){0, 1, 0, 0}, &out->hue));
+    TRY_CFG(cfg_get_float(d, s, "saturation", pos, &out->saturation));
+    TRY_CFG(cfg_get_float(d, s, "exposure", pos, &out->exposure));
+    if (out->hue != 0 || out->saturation != 1 || out->exposure != 1) {
+        if (c->dims[0] != 3) {
+            const cfg_entry *e = cfg_find(s, "hue") ? cfg_find(s, "hue")
+                                 : cfg_find(s, "saturation") ? cfg_find(s, "saturation")
+                                                             : cfg_find(s, "exposure");
+            return cfg_error(d, NERVE_ERR_FORMAT, e->line,
+                             "%s= jitters colours in HSV and needs RGB images (channels=3); the "
+                             "input has %d channels", e->key, c->dims[0]);
+        }
+        out->on |= NERVE_AUG_HSV;
+    }
+    int has_geo = cfg_find(s, "angle") || cfg_find(s, "aspect") || cfg_find(s, "min_crop") ||
+                  cfg_find(s, "max_crop");
+    if (!has_geo)
+        return NERVE_OK;
+    int w = c->dims[2];
+    out->min_crop = w;     /* darknet's defaults */
+    out->max_crop = 2 * w;
+    TRY_CFG(cfg_get_float(d, s, "angle", (cfg_range){0, 180, 0, 0}, &out->angle));
+    TRY_CFG(cfg_get_float(d, s, "aspect", pos, &out->aspect));
+    TRY_CFG(cfg_get_int(d, s, "min_crop", 1, 1 << 16, &out->min_crop));
+    TRY_CFG(cfg_get_int(d, s, "max_crop", 1, 1 << 16, &out->max_crop));
+    if (out->max_crop < out->min_crop)
+        return cfg_error(d, NERVE_ERR_FORMAT,
+                         cfg_find(s, "max_crop") ? cfg_find(s, "max_crop")->line
+                                                 : cfg_find(s, "min_crop")->line,
+                         "max_crop=%d is below min_crop=%d", out->max_crop, out->min_crop);
+    (void)nonneg;
+    out->on |= NERVE_AUG_DARKNET_CROP;
+    return NERVE_OK;
+}
+
 int augment_from_cfg(const cfg_doc *d, const cfg_section *s, const nerve_net_config *c,
                      nerve_augment *out)
 {
     *out = nerve_augment_default();
     const cfg_entry *e = cfg_find(s, "augment");
-    if (!e)
-        return check_param_keys(d, s, 0u);
+    if (!e) {
+        TRY_CFG(check_param_keys(d, s, 0u));
+        return darknet_keys(d, s, c, out);
+    }
     if (nerve_augment_parse(e->value, out) < 0) {
         char msg[400];
         snprintf(msg, sizeof msg, "%s", nerve_last_error());
@@ -620,6 +799,7 @@ int augment_from_cfg(const cfg_doc *d, const cfg_section *s, const nerve_net_con
                          "elastic=alpha,sigma: sigma must be > 0");
     out->elastic_alpha = alpha;
     out->elastic_sigma = sigma;
+    TRY_CFG(darknet_keys(d, s, c, out));
     return image_checks(d, s, c, out);
 }
 

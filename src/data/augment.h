@@ -9,7 +9,8 @@
 /* The [net] keys read by augment_from_cfg (they must also be in the [net] key list). */
 #define AUGMENT_CFG_KEYS                                                                   \
     "augment", "crop_pad", "flip", "translate", "rotate", "rescale", "noise", "cutout",    \
-        "brightness", "contrast", "pca", "elastic"
+        "brightness", "contrast", "pca", "elastic", "hue", "saturation", "exposure", "angle", \
+        "aspect", "min_crop", "max_crop"
 
 /* Reads augment= and the parameter keys of the transforms it lists into *out (defaults
  * for the rest). The input shape must already be in c (augmentation needs an image). A

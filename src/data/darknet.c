@@ -113,27 +113,35 @@ static int exists(const char *path)
     return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 
-/* The label file of image `img` into out (see the top of the file). */
-static int label_path(const char *img, char *out, size_t size)
+/* The file that goes with image `img`, found as darknet finds its label file: the last
+ * "/images/" of the path replaced by "/<to[0]>/" (or the last "/JPEGImages/" by
+ * "/<to[1]>/") and the extension by `ext`; else beside the image, the extension replaced by
+ * `ext_beside`. `what` names the file in the error when there is neither. */
+static int sibling_path(const char *img, const char *const to[2], const char *ext,
+                        const char *ext_beside, const char *what, char *out, size_t size)
 {
-    char beside[4096], darknet[4096];
-    snprintf(beside, sizeof beside, "%s", img);
-    char *dot = strrchr(beside, '.'), *slash = strrchr(beside, '/');
+    char stem[4096], beside[4096], darknet[4096];
+    snprintf(stem, sizeof stem, "%s", img);
+    char *dot = strrchr(stem, '.'), *slash = strrchr(stem, '/');
     if (dot && (!slash || dot > slash))
         *dot = '\0';
-    if (strlen(beside) + 5 > sizeof beside)
+    if (strlen(stem) + strlen(ext) + strlen(ext_beside) + 1 > sizeof stem)
         return nerve_set_error(NERVE_ERR_ARG, "%s: path too long", img);
-    strcat(beside, ".txt");
-    snprintf(darknet, sizeof darknet, "%s", beside);
+    snprintf(beside, sizeof beside, "%s%s", stem, ext_beside);
+    snprintf(darknet, sizeof darknet, "%s%s", stem, ext);
     static const char *dirs[] = {"/images/", "/JPEGImages/"};
     for (int i = 0; i < 2; i++) {
         char *hit = NULL, *p = darknet;
         while ((p = strstr(p, dirs[i])) != NULL)
             hit = p++;
         if (hit) {
+            char sub[64];
+            snprintf(sub, sizeof sub, "/%s/", to[i]);
             size_t tail = strlen(hit + strlen(dirs[i]));
-            memmove(hit + 8, hit + strlen(dirs[i]), tail + 1);
-            memcpy(hit, "/labels/", 8);
+            if ((size_t)(hit - darknet) + strlen(sub) + tail + 1 > sizeof darknet)
+                return nerve_set_error(NERVE_ERR_ARG, "%s: path too long", img);
+            memmove(hit + strlen(sub), hit + strlen(dirs[i]), tail + 1);
+            memcpy(hit, sub, strlen(sub));
             break;
         }
     }
@@ -142,9 +150,9 @@ static int label_path(const char *img, char *out, size_t size)
                                                                     : NULL;
     if (!found) {
         if (strcmp(darknet, beside))
-            return nerve_set_error(NERVE_ERR_IO, "%s: no label file (looked for %s and %s)", img,
+            return nerve_set_error(NERVE_ERR_IO, "%s: no %s (looked for %s and %s)", img, what,
                                    darknet, beside);
-        return nerve_set_error(NERVE_ERR_IO, "%s: no label file (looked for %s)", img, beside);
+        return nerve_set_error(NERVE_ERR_IO, "%s: no %s (looked for %s)", img, what, beside);
     }
     if (strlen(found) >= size)
         return nerve_set_error(NERVE_ERR_ARG, "%s: path too long", found);
@@ -152,16 +160,15 @@ static int label_path(const char *img, char *out, size_t size)
     return NERVE_OK;
 }
 
-int nerve_dataset_load_list(nerve_dataset *d, const char *list, const char *const *names,
-                            int n_names, const nerve_image_options *o)
+static int label_path(const char *img, char *out, size_t size)
 {
-    if (!d || !list || !names || n_names < 1)
-        return nerve_set_error(NERVE_ERR_ARG, "list: a list file and class names are needed");
-    memset(d, 0, sizeof *d);
-    if (o && o->resize != NERVE_RESIZE_NONE && o->resize != NERVE_RESIZE_STRETCH)
-        return nerve_set_error(NERVE_ERR_ARG, "%s: resize=crop or pad would move the boxes off their "
-                               "objects; use resize=stretch (relative box coordinates stay valid) "
-                               "or images of the model's size", list);
+    static const char *const to[2] = {"labels", "labels"};
+    return sibling_path(img, to, ".txt", ".txt", "label file", out, size);
+}
+
+/* The image paths of a list file (relative ones taken from the list's folder). */
+static int read_list(const char *list, strlist *paths)
+{
     size_t len = 0;
     char *text = data_read_file(list, &len);
     if (!text)
@@ -170,7 +177,6 @@ int nerve_dataset_load_list(nerve_dataset *d, const char *list, const char *cons
     const char *slash = strrchr(list, '/');
     if (slash)
         snprintf(dir, sizeof dir, "%.*s", (int)(slash - list), list);
-    strlist paths = {0};
     int st = NERVE_OK, line = 0;
     for (size_t pos = 0; pos < len && st == NERVE_OK;) {
         const char *s = text + pos, *nl = memchr(s, '\n', len - pos);
@@ -193,11 +199,26 @@ int nerve_dataset_load_list(nerve_dataset *d, const char *list, const char *cons
         else if (!exists(path))
             st = nerve_set_error(NERVE_ERR_IO, "%s:%d: %s: no such image file", list, line, path);
         else
-            st = strlist_add(&paths, path);
+            st = strlist_add(paths, path);
     }
     nerve_xfree(text);
-    if (st == NERVE_OK && paths.n == 0)
+    if (st == NERVE_OK && paths->n == 0)
         st = nerve_set_error(NERVE_ERR_FORMAT, "%s: no image paths", list);
+    return st;
+}
+
+int nerve_dataset_load_list(nerve_dataset *d, const char *list, const char *const *names,
+                            int n_names, const nerve_image_options *o)
+{
+    if (!d || !list || !names || n_names < 1)
+        return nerve_set_error(NERVE_ERR_ARG, "list: a list file and class names are needed");
+    memset(d, 0, sizeof *d);
+    if (o && o->resize != NERVE_RESIZE_NONE && o->resize != NERVE_RESIZE_STRETCH)
+        return nerve_set_error(NERVE_ERR_ARG, "%s: resize=crop or pad would move the boxes off their "
+                               "objects; use resize=stretch (relative box coordinates stay valid) "
+                               "or images of the model's size", list);
+    strlist paths = {0};
+    int st = read_list(list, &paths);
     int *counts = st == NERVE_OK ? nerve_xcalloc((size_t)paths.n, sizeof *counts) : NULL;
     nerve_box *all = NULL;
     int total = 0;
@@ -237,6 +258,80 @@ int nerve_dataset_load_list(nerve_dataset *d, const char *list, const char *cons
         nerve_dataset_free(d);
     nerve_xfree(all);
     nerve_xfree(counts);
+    strlist_free(&paths);
+    return st;
+}
+
+/* One image's mask into t (h x w labels as floats), checked against the class count. */
+static int read_mask(const char *img, int h, int w, int n_names, float *t)
+{
+    static const char *const to[2] = {"masks", "SegmentationClass"};
+    char mp[4096];
+    size_t len = 0;
+    int mh = 0, mw = 0;
+    unsigned char *px = NULL;
+    int st = sibling_path(img, to, ".png", "_mask.png", "class mask", mp, sizeof mp);
+    char *buf = st == NERVE_OK ? data_read_file(mp, &len) : NULL;
+    if (st == NERVE_OK && !buf)
+        st = nerve_last_status() < 0 ? nerve_last_status() : NERVE_ERR_IO;
+    if (st == NERVE_OK)
+        st = data_decode_mask(buf, len, mp, &mh, &mw, &px);
+    nerve_xfree(buf);
+    if (st == NERVE_OK && (mh != h || mw != w))
+        st = nerve_set_error(NERVE_ERR_FORMAT, "%s: the mask is %dx%d (height x width) and its "
+                             "image %s is %dx%d; a mask labels its image's pixels one for one",
+                             mp, mh, mw, img, h, w);
+    for (int y = 0; st == NERVE_OK && y < h; y++)
+        for (int x = 0; x < w; x++) {
+            int v = px[(size_t)y * w + x];
+            if (v == 255) {
+                t[(size_t)y * w + x] = -1.0f;
+            } else if (v <= n_names) {
+                t[(size_t)y * w + x] = (float)v;
+            } else {
+                st = nerve_set_error(NERVE_ERR_FORMAT, "%s: pixel (x %d, y %d) holds %d, which is no "
+                                     "class: a mask holds 0 for the background, 1..%d for the %d "
+                                     "classes of the names file, 255 for unlabelled pixels",
+                                     mp, x, y, v, n_names, n_names);
+                break;
+            }
+        }
+    nerve_xfree(px);
+    return st;
+}
+
+int nerve_dataset_load_list_masks(nerve_dataset *d, const char *list, const char *const *names,
+                                  int n_names, const nerve_image_options *o)
+{
+    if (!d || !list || !names || n_names < 1 || n_names > 254)
+        return nerve_set_error(NERVE_ERR_ARG, "list masks: a list file and 1..254 class names "
+                               "are needed");
+    memset(d, 0, sizeof *d);
+    if (o && o->resize != NERVE_RESIZE_NONE)
+        return nerve_set_error(NERVE_ERR_ARG, "%s: resizing images would leave their masks behind; "
+                               "use images of the model's size (resize=none)", list);
+    strlist paths = {0};
+    int st = read_list(list, &paths);
+    if (st == NERVE_OK)
+        st = data_decode_images(d, (const char *const *)paths.s, paths.n, o);
+    int h = d->dims[1], w = d->dims[2], dims[2] = {h, w};
+    if (st == NERVE_OK)
+        st = nerve_dataset_alloc_target(d, NERVE_TARGET_MASK, 2, dims);
+    for (int i = 0; st == NERVE_OK && i < paths.n; i++)
+        st = read_mask(paths.s[i], h, w, n_names, d->t + (size_t)i * h * w);
+    const char **all = st == NERVE_OK ? nerve_xmalloc((size_t)(n_names + 1) * sizeof *all) : NULL;
+    if (st == NERVE_OK && !all)
+        st = NERVE_ERR_NOMEM;
+    if (st == NERVE_OK) {
+        all[0] = "background";
+        memcpy(all + 1, names, (size_t)n_names * sizeof *all);
+        d->ignore_index = -1;
+        if ((st = nerve_dataset_set_names(d, n_names + 1, all)) == NERVE_OK)
+            d->n_classes = n_names + 1;
+    }
+    nerve_xfree(all);
+    if (st < 0)
+        nerve_dataset_free(d);
     strlist_free(&paths);
     return st;
 }

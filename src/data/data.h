@@ -33,5 +33,9 @@ int data_make_dir(const char *path);
 /* Decodes paths[0..n) (in parallel) into a fresh data set of [c, h, w] samples, labels -1. */
 int data_decode_images(nerve_dataset *d, const char *const *paths, int n,
                        const nerve_image_options *o);
+/* A class mask PNG (grey or palette, at most 8 bits): one byte a pixel, its raw value, into
+ * *out (free with nerve_xfree); anything else is an error naming the file. */
+int data_decode_mask(const void *buf, size_t len, const char *name, int *h, int *w,
+                     unsigned char **out);
 
 #endif

@@ -93,17 +93,25 @@ static void png_quiet(png_structp png, png_const_charp msg)
     (void)msg;
 }
 
+/* A libpng reader whose errors are recorded as nerve's, naming the file. */
+static int png_open(const char *name, png_structp *png, png_infop *info)
+{
+    *png = png_create_read_struct(PNG_LIBPNG_VER_STRING, (png_voidp)name, png_fail, png_quiet);
+    *info = *png ? png_create_info_struct(*png) : NULL;
+    if (*png && *info)
+        return NERVE_OK;
+    png_destroy_read_struct(*png ? png : NULL, *info ? info : NULL, NULL);
+    return nerve_set_error(NERVE_ERR_NOMEM, "%s: out of memory for the PNG decoder", name);
+}
+
 static int decode_png(const unsigned char *buf, size_t len, const char *name, int channels,
                       nerve_image *out)
 {
     mem_reader r = {buf, len, 0};
-    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, (png_voidp)name, png_fail,
-                                             png_quiet);
-    png_infop info = png ? png_create_info_struct(png) : NULL;
-    if (!png || !info) {
-        png_destroy_read_struct(png ? &png : NULL, info ? &info : NULL, NULL);
-        return nerve_set_error(NERVE_ERR_NOMEM, "%s: out of memory for the PNG decoder", name);
-    }
+    png_structp png;
+    png_infop info;
+    if (png_open(name, &png, &info) != NERVE_OK)
+        return NERVE_ERR_NOMEM;
     unsigned char *volatile rows = NULL;
     float *volatile px = NULL;
     png_bytep *volatile ptrs = NULL;
@@ -156,6 +164,76 @@ static int decode_png(const unsigned char *buf, size_t len, const char *name, in
     nerve_xfree(ptrs);
     nerve_xfree(rows);
     nerve_xfree(px);
+    return st;
+}
+
+/* A class mask: the raw 8-bit value of every pixel of a grey or palette PNG (a palette
+ * index is the class, as in PASCAL VOC's SegmentationClass files; the palette's colours are
+ * not looked at). Colour, alpha and 16-bit masks are refused: their values are not class
+ * indices, and taking their luma or their top byte would give wrong labels silently. */
+int data_decode_mask(const void *buf, size_t len, const char *name, int *h_out, int *w_out,
+                     unsigned char **out)
+{
+    *out = NULL;
+    *h_out = *w_out = 0;
+    static const unsigned char png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (!buf || len < 8 || memcmp(buf, png_sig, 8))
+        return nerve_set_error(NERVE_ERR_FORMAT, "%s: a class mask must be a PNG file (grey or "
+                               "palette, one class index a pixel)", name);
+    mem_reader r = {buf, len, 0};
+    png_structp png;
+    png_infop info;
+    if (png_open(name, &png, &info) != NERVE_OK)
+        return NERVE_ERR_NOMEM;
+    unsigned char *volatile px = NULL;
+    png_bytep *volatile ptrs = NULL;
+    int st = NERVE_OK;
+    if (setjmp(png_jmpbuf(png))) {
+        st = NERVE_ERR_FORMAT;
+    } else {
+        png_set_read_fn(png, &r, png_read_mem);
+        png_read_info(png, info);
+        png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
+        int type = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
+        if ((st = check_size(name, w, h)) != NERVE_OK) {
+        } else if (type != PNG_COLOR_TYPE_GRAY && type != PNG_COLOR_TYPE_PALETTE) {
+            st = nerve_set_error(NERVE_ERR_FORMAT, "%s: a class mask must be a grey or palette "
+                                 "PNG of class indices; this one is %s", name,
+                                 type == PNG_COLOR_TYPE_GRAY_ALPHA ? "grey with alpha"
+                                 : type == PNG_COLOR_TYPE_RGB      ? "RGB colour"
+                                                                   : "RGB colour with alpha");
+        } else if (depth > 8) {
+            st = nerve_set_error(NERVE_ERR_FORMAT, "%s: a class mask must have at most 8 bits "
+                                 "a pixel, not %d", name, depth);
+        } else {
+            if (depth < 8)
+                png_set_packing(png); /* one byte a pixel, the value unscaled */
+            png_set_interlace_handling(png);
+            png_read_update_info(png, info);
+            if (png_get_rowbytes(png, info) != w) {
+                st = nerve_set_error(NERVE_ERR_FORMAT, "%s: unexpected PNG row layout", name);
+            } else {
+                px = nerve_xmalloc((size_t)w * h);
+                ptrs = px ? nerve_xmalloc(h * sizeof *ptrs) : NULL;
+                if (!ptrs) {
+                    st = NERVE_ERR_NOMEM;
+                } else {
+                    for (png_uint_32 y = 0; y < h; y++)
+                        ptrs[y] = px + (size_t)y * w;
+                    png_read_image(png, ptrs);
+                    png_read_end(png, NULL);
+                    *h_out = (int)h;
+                    *w_out = (int)w;
+                }
+            }
+        }
+    }
+    png_destroy_read_struct(&png, &info, NULL);
+    nerve_xfree(ptrs);
+    if (st == NERVE_OK)
+        *out = px;
+    else
+        nerve_xfree(px);
     return st;
 }
 

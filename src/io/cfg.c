@@ -19,7 +19,7 @@
 
 int cfg_error(const cfg_doc *d, int status, int line, const char *fmt, ...)
 {
-    char msg[900];
+    char msg[3600]; /* room for a section's whole key list */
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
@@ -213,10 +213,18 @@ static int parse_entry(cfg_doc *d, const char *a, const char *b, int line)
         return cfg_error(d, NERVE_ERR_FORMAT, line, "key '%s' in [%s] has no value", q, s->name);
     for (int i = 0; i < s->n_entries; i++)
         if (strlen(s->entries[i].key) == (size_t)(k1 - k0) &&
-            memcmp(s->entries[i].key, k0, (size_t)(k1 - k0)) == 0)
+            memcmp(s->entries[i].key, k0, (size_t)(k1 - k0)) == 0) {
+            /* the same value twice (darknet cfgs repeat batch=1 and the like) means one
+             * value; two different ones would mean the first to darknet and the last to
+             * most other readers */
+            if (strlen(s->entries[i].value) == (size_t)(v1 - v0) &&
+                memcmp(s->entries[i].value, v0, (size_t)(v1 - v0)) == 0)
+                return NERVE_OK;
             return cfg_error(d, NERVE_ERR_FORMAT, line,
-                             "duplicate key '%s' in [%s] (first set on line %d)", q, s->name,
+                             "duplicate key '%s' in [%s] with another value (first set on line "
+                             "%d; darknet would take that one); delete one", q, s->name,
                              s->entries[i].line);
+        }
     return add_entry(s, k0, k1, v0, v1, line);
 }
 

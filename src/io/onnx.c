@@ -104,10 +104,10 @@ static int pb_skip(pb *r, int wire)
     uint64_t v = 0;
     pb sub;
     switch (wire) {
-    case 0: return pb_varint(r, &v);
-    case 1: return pb_fixed64(r, &v);
-    case 2: return pb_bytes(r, &sub);
-    case 5: return pb_fixed32(r, (uint32_t *)&(uint32_t){0});
+    case ONNX_WIRE_VARINT: return pb_varint(r, &v);
+    case ONNX_WIRE_FIXED64: return pb_fixed64(r, &v);
+    case ONNX_WIRE_LEN: return pb_bytes(r, &sub);
+    case ONNX_WIRE_FIXED32: return pb_fixed32(r, (uint32_t *)&(uint32_t){0});
     default: return pb_error(r, "unsupported wire type (group or reserved)");
     }
 }
@@ -121,7 +121,7 @@ static int expect_wire(pb *r, int wire, int want)
 static int pb_string(pb *r, int wire, char *dst, size_t cap)
 {
     pb s;
-    int st = expect_wire(r, wire, 2);
+    int st = expect_wire(r, wire, ONNX_WIRE_LEN);
     if (!st)
         st = pb_bytes(r, &s);
     if (st)
@@ -138,7 +138,7 @@ static int pb_string(pb *r, int wire, char *dst, size_t cap)
 
 static int pb_u64(pb *r, int wire, uint64_t *v)
 {
-    int st = expect_wire(r, wire, 0);
+    int st = expect_wire(r, wire, ONNX_WIRE_VARINT);
     return st ? st : pb_varint(r, v);
 }
 
@@ -164,8 +164,8 @@ static int grow(void **arr, int *n, int *cap, size_t size, int limit, pb *r)
 }
 
 /* Repeated scalars, packed (one length-delimited field) or not (one field per element):
- * appended to a growable array of int64 or float. kind: 0 varint, 5 fixed32 float,
- * 1 fixed64 double. */
+ * appended to a growable array of int64 or float. kind: ONNX_WIRE_VARINT (integers),
+ * ONNX_WIRE_FIXED32 (float) or ONNX_WIRE_FIXED64 (double). */
 typedef struct num_list {
     int64_t *i;
     float *f;
@@ -174,7 +174,7 @@ typedef struct num_list {
 
 static int num_push(num_list *l, int kind, uint64_t raw, pb *r)
 {
-    if (kind == 0) {
+    if (kind == ONNX_WIRE_VARINT) {
         int st = grow((void **)&l->i, &l->n, &l->cap, sizeof(int64_t), INT32_MAX / 8, r);
         if (st)
             return st;
@@ -184,7 +184,7 @@ static int num_push(num_list *l, int kind, uint64_t raw, pb *r)
         if (st)
             return st;
         float f;
-        if (kind == 5) {
+        if (kind == ONNX_WIRE_FIXED32) {
             uint32_t u = (uint32_t)raw;
             memcpy(&f, &u, 4);
         } else {
@@ -199,9 +199,9 @@ static int num_push(num_list *l, int kind, uint64_t raw, pb *r)
 
 static int read_one(pb *r, int kind, uint64_t *v)
 {
-    if (kind == 0)
+    if (kind == ONNX_WIRE_VARINT)
         return pb_varint(r, v);
-    if (kind == 1)
+    if (kind == ONNX_WIRE_FIXED64)
         return pb_fixed64(r, v);
     uint32_t u = 0;
     int st = pb_fixed32(r, &u);
@@ -212,7 +212,7 @@ static int read_one(pb *r, int kind, uint64_t *v)
 static int pb_repeated(pb *r, int wire, int kind, num_list *l)
 {
     uint64_t v = 0;
-    if (wire == 2) {
+    if (wire == ONNX_WIRE_LEN) {
         pb s;
         int st = pb_bytes(r, &s);
         while (!st && s.p < s.end) {
@@ -403,20 +403,20 @@ static int read_tensor(pb r, onnx_tensor *t)
             break;
         }
         switch (f) {
-        case ONNX_TENSOR_DIMS: st = pb_repeated(&r, w, 0, &dims); break;
+        case ONNX_TENSOR_DIMS: st = pb_repeated(&r, w, ONNX_WIRE_VARINT, &dims); break;
         case ONNX_TENSOR_DATA_TYPE:
             st = pb_u64(&r, w, &v);
             t->dtype = (int)(v & 0xff) == (int)v ? (int)v : -1;
             break;
         case ONNX_TENSOR_SEGMENT: t->unusable = 1; st = pb_skip(&r, w); break;    /* segment */
-        case ONNX_TENSOR_FLOAT_DATA: st = pb_repeated(&r, w, 5, &fl); break;
-        case ONNX_TENSOR_INT32_DATA: st = pb_repeated(&r, w, 0, &il); break;
+        case ONNX_TENSOR_FLOAT_DATA: st = pb_repeated(&r, w, ONNX_WIRE_FIXED32, &fl); break;
+        case ONNX_TENSOR_INT32_DATA: st = pb_repeated(&r, w, ONNX_WIRE_VARINT, &il); break;
         case ONNX_TENSOR_STRING_DATA: t->unusable = 1; st = pb_skip(&r, w); break;    /* string_data */
-        case ONNX_TENSOR_INT64_DATA: st = pb_repeated(&r, w, 0, &il); break;
+        case ONNX_TENSOR_INT64_DATA: st = pb_repeated(&r, w, ONNX_WIRE_VARINT, &il); break;
         case ONNX_TENSOR_NAME: st = pb_string(&r, w, t->name, sizeof t->name); break;
         case ONNX_TENSOR_RAW_DATA: {
             pb s;
-            st = expect_wire(&r, w, 2);
+            st = expect_wire(&r, w, ONNX_WIRE_LEN);
             if (!st)
                 st = pb_bytes(&r, &s);
             if (!st) {
@@ -426,8 +426,8 @@ static int read_tensor(pb r, onnx_tensor *t)
             }
             break;
         }
-        case ONNX_TENSOR_DOUBLE_DATA: st = pb_repeated(&r, w, 1, &dl); break;
-        case ONNX_TENSOR_UINT64_DATA: st = pb_repeated(&r, w, 0, &il); break;
+        case ONNX_TENSOR_DOUBLE_DATA: st = pb_repeated(&r, w, ONNX_WIRE_FIXED64, &dl); break;
+        case ONNX_TENSOR_UINT64_DATA: st = pb_repeated(&r, w, ONNX_WIRE_VARINT, &il); break;
         case ONNX_TENSOR_EXTERNAL_DATA: t->unusable = 1; st = pb_skip(&r, w); break;   /* external_data */
         case ONNX_TENSOR_DATA_LOCATION:
             st = pb_u64(&r, w, &v);
@@ -479,7 +479,7 @@ static int read_shape(pb r, onnx_value_info *vi)
             continue;
         }
         pb d;
-        st = expect_wire(&r, w, 2);
+        st = expect_wire(&r, w, ONNX_WIRE_LEN);
         if (!st)
             st = pb_bytes(&r, &d);
         if (st)
@@ -517,7 +517,7 @@ static int read_type(pb r, onnx_value_info *vi)
             continue;
         }
         pb tt;
-        st = expect_wire(&r, w, 2);
+        st = expect_wire(&r, w, ONNX_WIRE_LEN);
         if (!st)
             st = pb_bytes(&r, &tt);
         vi->is_tensor = 1;
@@ -532,7 +532,7 @@ static int read_type(pb r, onnx_value_info *vi)
                 vi->dtype = v < 64 ? (int)v : -1;
             } else if (tf == ONNX_TYPE_TENSOR_SHAPE) {
                 pb s;
-                st = expect_wire(&tt, tw, 2);
+                st = expect_wire(&tt, tw, ONNX_WIRE_LEN);
                 if (!st)
                     st = pb_bytes(&tt, &s);
                 if (!st)
@@ -557,7 +557,7 @@ static int read_value_info(pb r, onnx_value_info *vi)
             st = pb_string(&r, w, vi->name, sizeof vi->name);
         } else if (f == ONNX_VALUE_INFO_TYPE) {
             pb s;
-            st = expect_wire(&r, w, 2);
+            st = expect_wire(&r, w, ONNX_WIRE_LEN);
             if (!st)
                 st = pb_bytes(&r, &s);
             if (!st)
@@ -598,7 +598,7 @@ static int read_attr(pb r, onnx_attr *a)
         case ONNX_ATTRF_NAME: st = pb_string(&r, w, a->name, sizeof a->name); break;
         case ONNX_ATTRF_F: {
             uint32_t u = 0;
-            st = expect_wire(&r, w, 5);
+            st = expect_wire(&r, w, ONNX_WIRE_FIXED32);
             if (!st)
                 st = pb_fixed32(&r, &u);
             memcpy(&a->f, &u, 4);
@@ -607,7 +607,7 @@ static int read_attr(pb r, onnx_attr *a)
         case ONNX_ATTRF_I: st = pb_u64(&r, w, &v); a->i = (int64_t)v; break;
         case ONNX_ATTRF_S: {
             pb s;
-            st = expect_wire(&r, w, 2);
+            st = expect_wire(&r, w, ONNX_WIRE_LEN);
             if (!st)
                 st = pb_bytes(&r, &s);
             if (st)
@@ -626,7 +626,7 @@ static int read_attr(pb r, onnx_attr *a)
         }
         case ONNX_ATTRF_T: {
             pb s;
-            st = expect_wire(&r, w, 2);
+            st = expect_wire(&r, w, ONNX_WIRE_LEN);
             if (!st)
                 st = pb_bytes(&r, &s);
             if (st)
@@ -641,12 +641,12 @@ static int read_attr(pb r, onnx_attr *a)
             break;
         }
         case ONNX_ATTRF_FLOATS:
-            st = pb_repeated(&r, w, 5, &fl);
+            st = pb_repeated(&r, w, ONNX_WIRE_FIXED32, &fl);
             if (!st && fl.n > ONNX_MAX_ATTR_VALUES)
                 st = pb_error(&r, "attribute holds too many floats");
             break;
         case ONNX_ATTRF_INTS:
-            st = pb_repeated(&r, w, 0, &il);
+            st = pb_repeated(&r, w, ONNX_WIRE_VARINT, &il);
             if (!st && il.n > ONNX_MAX_ATTR_VALUES)
                 st = pb_error(&r, "attribute holds too many ints");
             break;
@@ -668,7 +668,7 @@ static int read_attr(pb r, onnx_attr *a)
 static int push_string(pb *r, int wire, char ***arr, int *n, int *cap)
 {
     pb s;
-    int st = expect_wire(r, wire, 2);
+    int st = expect_wire(r, wire, ONNX_WIRE_LEN);
     if (!st)
         st = pb_bytes(r, &s);
     if (!st)
@@ -719,7 +719,7 @@ static int read_node(pb r, onnx_node *n)
         case ONNX_NODE_DOMAIN: st = pb_string(&r, w, n->domain, sizeof n->domain); break;
         case ONNX_NODE_ATTRIBUTE: {
             pb s;
-            st = expect_wire(&r, w, 2);
+            st = expect_wire(&r, w, ONNX_WIRE_LEN);
             if (!st)
                 st = pb_bytes(&r, &s);
             if (!st)
@@ -756,7 +756,7 @@ static int read_graph(pb r, onnx_model *m)
         pb s;
         if (f == ONNX_GRAPH_NODE || f == ONNX_GRAPH_INITIALIZER || f == ONNX_GRAPH_INPUT ||
             f == ONNX_GRAPH_OUTPUT || f == ONNX_GRAPH_VALUE_INFO) {
-            st = expect_wire(&r, w, 2);
+            st = expect_wire(&r, w, ONNX_WIRE_LEN);
             if (!st)
                 st = pb_bytes(&r, &s);
             if (st)
@@ -828,7 +828,7 @@ static int read_opset(pb r, onnx_model *m)
 static int meta_string(pb *r, int wire, char **dst)
 {
     pb s;
-    int st = expect_wire(r, wire, 2);
+    int st = expect_wire(r, wire, ONNX_WIRE_LEN);
     if (!st)
         st = pb_bytes(r, &s);
     if (st)
@@ -920,7 +920,7 @@ onnx_model *onnx_model_parse(const void *buf, size_t len, const char *source)
                 st = pb_error(&r, "more than one graph");
                 break;
             }
-            st = expect_wire(&r, w, 2);
+            st = expect_wire(&r, w, ONNX_WIRE_LEN);
             if (!st)
                 st = pb_bytes(&r, &s);
             if (!st)
@@ -928,14 +928,14 @@ onnx_model *onnx_model_parse(const void *buf, size_t len, const char *source)
             has_graph = 1;
             break;
         case ONNX_MODEL_OPSET_IMPORT:
-            st = expect_wire(&r, w, 2);
+            st = expect_wire(&r, w, ONNX_WIRE_LEN);
             if (!st)
                 st = pb_bytes(&r, &s);
             if (!st)
                 st = read_opset(s, m);
             break;
         case ONNX_MODEL_METADATA_PROPS:
-            st = expect_wire(&r, w, 2);
+            st = expect_wire(&r, w, ONNX_WIRE_LEN);
             if (!st)
                 st = pb_bytes(&r, &s);
             if (!st)

@@ -25,8 +25,6 @@ typedef struct direct_job {
     int accumulate; /* y += the sums (b unused) instead of y = b + the sums */
 } direct_job;
 
-static int min_int(int a, int b) { return a < b ? a : b; }
-
 /* ---- portable ---------------------------------------------------------------------------- */
 
 /* Output channel k of one image. */
@@ -65,6 +63,7 @@ static void direct_image_portable(const direct_job *j, const float *x, float *y)
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define DIRECT_AVX512 1
+static int min_int(int a, int b) { return a < b ? a : b; }
 #define AVX512_INLINE static inline __attribute__((always_inline, target("avx512f")))
 #define KB_MAX 16 /* output channels per block: accumulators in registers */
 
@@ -223,12 +222,14 @@ typedef struct direct_task {
     int vector;
 } direct_task;
 
+#ifdef DIRECT_AVX512
 /* The vector route's limits: its weight block and per-tap tables. */
 static int direct_vector_fits(const direct_job *j)
 {
     return j->C <= KERN_CONV_DIRECT_MAX_CHANNELS && j->KH <= KERN_CONV_DIRECT_MAX_KERNEL &&
            j->KW <= KERN_CONV_DIRECT_MAX_KERNEL;
 }
+#endif
 
 static void direct_images(void *ctx, size_t begin, size_t end)
 {

@@ -485,9 +485,9 @@ static void dgrad_sums_portable(const dgrad_job *j, const float *dyt, float *dxt
 
 /* Registers a block of cb channels x nx columns needs: cb * nx sums and nx gradients and
  * one weight (or, in edge blocks, cb weights and one gradient); at most 30 of 32. */
+#ifdef WGRAD_AVX512
 static int dgrad_max_width(int cb) { return min_int(DG_NX, 30 / (cb + 1)); }
 
-#ifdef WGRAD_AVX512
 /* untranspose_rows_portable, 16 x 16 blocks at a time. */
 __attribute__((target("avx512f"))) static void untranspose_rows_avx512(const float *src,
                                                                         int len, float *base,

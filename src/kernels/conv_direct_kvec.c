@@ -45,8 +45,6 @@ typedef struct kvec_job {
     size_t thread_floats;
 } kvec_job;
 
-static int min_int(int a, int b) { return a < b ? a : b; }
-
 static size_t weight_floats(int C, int K, int KH, int KW)
 {
     size_t kblocks = ((size_t)K + KVEC_LANES - 1) / KVEC_LANES;
@@ -77,6 +75,9 @@ static void arrange_weights(const kvec_job *j, const float *w)
     }
 }
 
+#if defined(__x86_64__) && defined(__GNUC__) /* the AVX-512 route and its helpers */
+static int min_int(int a, int b) { return a < b ? a : b; }
+
 /* xp [C][HP][WP]: xp[c][iy][ix] = x[c][iy - ph][ix - pw], zero outside the image. */
 static void pad_image(const kvec_job *j, const float *x, float *xp)
 {
@@ -95,7 +96,6 @@ static void pad_image(const kvec_job *j, const float *x, float *xp)
 }
 
 /* ---- AVX-512 ----------------------------------------------------------------------------- */
-#if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define KVEC_AVX512 1
 #define AVX512_INLINE static inline __attribute__((always_inline, target("avx512f")))
@@ -293,6 +293,7 @@ size_t kern_conv_direct_kvec_scratch(int C, int K, int KH, int KW, int OH, int O
 static void kvec_task(void *ctx, int t, int T)
 {
     const kvec_job *j = ctx;
+#ifdef KVEC_AVX512
     float *xp = j->per_thread + (size_t)t * j->thread_floats;
     float *band = xp + (size_t)j->C * j->HP * j->WP;
     size_t in_image = (size_t)j->C * j->H * j->W, out_image = (size_t)j->K * j->OH * j->OW;
@@ -302,10 +303,11 @@ static void kvec_task(void *ctx, int t, int T)
         const float *x = j->x + n * in_image;
         if (j->copy)
             pad_image(j, x, xp);
-#ifdef KVEC_AVX512
         kvec_image_avx512(j, j->copy ? xp : x, band, j->y + n * out_image);
-#endif
     }
+#else
+    (void)j, (void)t, (void)T; /* kern_conv_direct_kvec never starts it without AVX-512 */
+#endif
 }
 
 void kern_conv_direct_kvec(int N, int C, int H, int W, int K, int KH, int KW, int pad_h,

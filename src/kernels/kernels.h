@@ -9,8 +9,9 @@
 
 /* C[M,N] = alpha * op(A)[M,K] op(B)[K,N] + beta * C, op = transpose when trans_* != 0.
  * A is [M,K] (lda >= K) or, transposed, [K,M] (lda >= M); likewise B. beta == 0 ignores
- * C's previous contents (NaN included). Dispatches at run time to the best kernel for the
- * CPU (AVX-512, AVX2+FMA, portable C) and uses the thread pool for large products.
+ * C's previous contents (NaN included). Runs the micro-kernel of the instruction set that
+ * isa.c chose (AVX-512, AVX2+FMA, NEON, portable C) and uses the thread pool for large
+ * products.
  * Packing buffers are grown once per calling thread and reused: a call no larger than an
  * earlier one on the same thread allocates nothing. Results depend only on the shapes and
  * the kernel path, never on the thread count or scheduling. */

@@ -29,15 +29,25 @@
  *   blocked: otherwise the threads first transform all weights into the workspace, then
  *            each takes a range of tile rows and walks it in cache-sized blocks.
  *
- * Two builds of the same code: AVX-512 (when kern_isa_name() is "avx512") and portable C.
- * The transforms are written once with GCC vector types, which compile to zmm registers in
- * the AVX-512 build and to narrower vectors in the portable one. */
+ * Three builds of the same code: AVX-512 (when kern_isa_active() is KERN_ISA_AVX512), NEON
+ * (KERN_ISA_NEON, aarch64) and portable C. The transforms are written once with GCC vector
+ * types, which compile to zmm registers in the AVX-512 build, to four q registers per vector
+ * on aarch64 and to narrower vectors in the portable one; the products have a micro-kernel
+ * of intrinsics per vector build and a plain C one. */
 #include "kernels.h"
 
-#include <immintrin.h>
 #include <string.h>
+#if defined(__x86_64__) && defined(__GNUC__)
+#define WINO_AVX512 1
+#include <immintrin.h>
+#endif
+#if defined(__aarch64__) && defined(__ARM_NEON)
+#define WINO_NEON 1
+#include <arm_neon.h>
+#endif
 
 enum { LANES = 16, NE = 36 /* entries of a 6x6 transform */ };
+enum { SIMD_NONE, SIMD_AVX512, SIMD_NEON }; /* the products' micro-kernel */
 
 /* Transformed input plus products (floats) of one block: about a third of a 1 MiB L2; of
  * all tiles in fused mode: about all of it. */
@@ -419,6 +429,7 @@ INLINE void output_block(const wplan *p, const float *M, int kblk, int r0, int n
 
 /* ---- the 36 products, M[tile][e][kb] = U[e] V[e] -------------------------------------- */
 
+#ifdef WINO_AVX512
 /* One register block: m[j * ldm + i] (+)= sum_c u[c * 16 KV + i] v[j * ldv + c], j < NT,
  * adding to m when `add`. */
 AVX512_INLINE void micro_avx512(int C, const float *u, const float *v, ptrdiff_t ldv, float *m,
@@ -477,6 +488,56 @@ static AVX512 void micro_dispatch_avx512(int kv, int nt, int C, const float *u, 
         break;
     }
 }
+#endif
+
+#ifdef WINO_NEON
+/* One register block of NEON: m[j * ldm + i] (+)= sum_c u[c * kb + i0 + i] v[j * ldv + c]
+ * for i < 16 (four q registers) and j < NJ <= 4 tiles: 16 accumulators, fused multiply-adds
+ * in channel order. */
+static inline __attribute__((always_inline)) void micro_neon_block(int C, int kb,
+                                                                   const float *u,
+                                                                   const float *v,
+                                                                   ptrdiff_t ldv, float *m,
+                                                                   ptrdiff_t ldm, int add,
+                                                                   const int NJ)
+{
+    float32x4_t acc[4][4];
+    for (int j = 0; j < NJ; j++)
+        for (int q = 0; q < 4; q++)
+            acc[j][q] = add ? vld1q_f32(m + j * ldm + 4 * q) : vdupq_n_f32(0.0f);
+    for (int c = 0; c < C; c++, u += kb) {
+        float32x4_t a0 = vld1q_f32(u), a1 = vld1q_f32(u + 4), a2 = vld1q_f32(u + 8),
+                    a3 = vld1q_f32(u + 12);
+        for (int j = 0; j < NJ; j++) {
+            float32x4_t b = vdupq_n_f32(v[j * ldv + c]);
+            acc[j][0] = vfmaq_f32(acc[j][0], a0, b);
+            acc[j][1] = vfmaq_f32(acc[j][1], a1, b);
+            acc[j][2] = vfmaq_f32(acc[j][2], a2, b);
+            acc[j][3] = vfmaq_f32(acc[j][3], a3, b);
+        }
+    }
+    for (int j = 0; j < NJ; j++)
+        for (int q = 0; q < 4; q++)
+            vst1q_f32(m + j * ldm + 4 * q, acc[j][q]);
+}
+
+/* micro_portable's contract on NEON: 16 output channels by up to 4 tiles at a time. */
+static void micro_neon(int kb, int nt, int C, const float *u, const float *v, ptrdiff_t ldv,
+                       float *m, ptrdiff_t ldm, int add)
+{
+    for (int i0 = 0; i0 < kb; i0 += LANES)
+        for (int j0 = 0; j0 < nt; j0 += 4) {
+            const float *vj = v + j0 * ldv;
+            float *mj = m + j0 * ldm + i0;
+            switch (imin(4, nt - j0)) {
+            case 4: micro_neon_block(C, kb, u + i0, vj, ldv, mj, ldm, add, 4); break;
+            case 3: micro_neon_block(C, kb, u + i0, vj, ldv, mj, ldm, add, 3); break;
+            case 2: micro_neon_block(C, kb, u + i0, vj, ldv, mj, ldm, add, 2); break;
+            default: micro_neon_block(C, kb, u + i0, vj, ldv, mj, ldm, add, 1); break;
+            }
+        }
+}
+#endif
 
 static void micro_portable(int kb, int nt, int C, const float *u, const float *v, ptrdiff_t ldv,
                            float *m, ptrdiff_t ldm, int add)
@@ -512,10 +573,20 @@ static void products(const wplan *p, const float *U, size_t ue, const float *V, 
             int t0 = tiles * g / groups, nt = tiles * (g + 1) / groups - t0;
             const float *v = V + (size_t)e * p->ve + (size_t)t0 * p->Cp + c0;
             float *m = M + ((size_t)t0 * NE + (size_t)e) * p->kb;
-            if (simd)
+            switch (simd) {
+#ifdef WINO_AVX512
+            case SIMD_AVX512:
                 micro_dispatch_avx512(p->kv, nt, cn, u, v, ldv, m, ldm, add);
-            else
+                break;
+#endif
+#ifdef WINO_NEON
+            case SIMD_NEON:
+                micro_neon(p->kb, nt, cn, u, v, ldv, m, ldm, add);
+                break;
+#endif
+            default:
                 micro_portable(p->kb, nt, cn, u, v, ldv, m, ldm, add);
+            }
         }
     }
 }
@@ -528,9 +599,10 @@ typedef struct {
                     float *S);
     void (*output)(const wplan *p, const float *M, int kblk, int r0, int nr, const float *bias,
                    float *out);
-    int simd;
+    int simd; /* SIMD_NONE (portable), SIMD_AVX512 or SIMD_NEON */
 } wino_path;
 
+#ifdef WINO_AVX512
 static AVX512 void input_avx512(const wplan *p, const float *in, int r0, int nr, float *V,
                                 float *S)
 {
@@ -546,6 +618,26 @@ static AVX512 void output_avx512(const wplan *p, const float *M, int kblk, int r
 {
     output_block(p, M, kblk, r0, nr, bias, out, 1);
 }
+static const wino_path path_avx512 = {input_avx512, weights_avx512, output_avx512, SIMD_AVX512};
+#endif
+#ifdef WINO_NEON
+/* The transforms in generic vectors (NEON is the aarch64 baseline), the shuffle transpose. */
+static void input_neon(const wplan *p, const float *in, int r0, int nr, float *V, float *S)
+{
+    input_block(p, in, r0, nr, V, S, 1);
+}
+static void weights_neon(const wplan *p, const float *w, int kblk, int c0, float *U, size_t ue,
+                         float *S)
+{
+    weight_chunk(p, w, kblk, c0, U, ue, S, 1);
+}
+static void output_neon(const wplan *p, const float *M, int kblk, int r0, int nr,
+                        const float *bias, float *out)
+{
+    output_block(p, M, kblk, r0, nr, bias, out, 1);
+}
+static const wino_path path_neon = {input_neon, weights_neon, output_neon, SIMD_NEON};
+#endif
 static void input_portable(const wplan *p, const float *in, int r0, int nr, float *V, float *S)
 {
     input_block(p, in, r0, nr, V, S, 0);
@@ -561,8 +653,8 @@ static void output_portable(const wplan *p, const float *M, int kblk, int r0, in
     output_block(p, M, kblk, r0, nr, bias, out, 0);
 }
 
-static const wino_path path_avx512 = {input_avx512, weights_avx512, output_avx512, 1};
-static const wino_path path_portable = {input_portable, weights_portable, output_portable, 0};
+static const wino_path path_portable = {input_portable, weights_portable, output_portable,
+                                        SIMD_NONE};
 
 /* ---- threads ----------------------------------------------------------------------------- */
 
@@ -658,8 +750,16 @@ void kern_winograd_conv3x3(int N, int C, int H, int W, int K, int pad_h, int pad
     wplan p = make_plan(N, C, H, W, K, pad_h, pad_w, T);
     if (!p.TH)
         return;
-    int simd = kern_isa_active() == KERN_ISA_AVX512;
-    wino_job j = {&p, simd ? &path_avx512 : &path_portable, in, w, bias, out, ws};
+    const wino_path *path = &path_portable;
+#ifdef WINO_AVX512
+    if (kern_isa_active() == KERN_ISA_AVX512)
+        path = &path_avx512;
+#endif
+#ifdef WINO_NEON
+    if (kern_isa_active() == KERN_ISA_NEON)
+        path = &path_neon;
+#endif
+    wino_job j = {&p, path, in, w, bias, out, ws};
     /* each thread needs at least one k-block (fused) or one (tile row, k-block) (blocked) */
     int useful = p.fused ? p.nkb : p.rows * p.nkb;
     kern_run(imin(T, useful), wino_task, &j);

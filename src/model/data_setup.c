@@ -91,7 +91,8 @@ static int load_idx(const nerve_net_config *c, nerve_dataset *d, const char *ima
     return st;
 }
 
-/* darknet lists: images with YOLO boxes; the class names come from names= */
+/* darknet lists: images with YOLO boxes, or with class masks (list_target=masks); the class
+ * names come from names= */
 static int load_list(const nerve_net_config *c, nerve_dataset *d, const char *list, char **names,
                      int n_names, const char *key)
 {
@@ -100,12 +101,15 @@ static int load_list(const nerve_net_config *c, nerve_dataset *d, const char *li
         return st;
     if (!names)
         return nerve_set_error(NERVE_ERR_ARG, "%s needs names= (a .names file: the class of "
-                               "each box is a line number of it)", key);
+                               "each %s is a line number of it)", key,
+                               c->data.list_masks ? "mask value" : "box");
     if (c->dims[0] != 1 && c->dims[0] != 3)
         return nerve_set_error(NERVE_ERR_ARG, "%s: image files give 1 or 3 channels, not "
                                "channels=%d", key, c->dims[0]);
     nerve_image_options o = {c->dims[0], c->dims[1], c->dims[2], c->data.resize,
                              c->input_scale * 255.0f};
+    if (c->data.list_masks)
+        return nerve_dataset_load_list_masks(d, list, (const char *const *)names, n_names, &o);
     return nerve_dataset_load_list(d, list, (const char *const *)names, n_names, &o);
 }
 

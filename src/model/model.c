@@ -37,13 +37,15 @@ static const cfg_range R_UNIT_OPEN = {0, 1, 1, 0};     /* (0, 1] */
 #define DATA_CFG_KEYS                                                                      \
     "train_folder", "test_folder", "train_list", "test_list", "train_cifar", "test_cifar", \
         "names", "resize", "layout", "csv_sep", "csv_header", "csv_skip", "csv_label",    \
-        "csv_targets", "cifar_label"
+        "csv_targets", "cifar_label", "list_target"
 
 static const char *const net_keys[] = {
     "inputs", "height", "width", "channels", "batch", "epochs", "seed", "learning_rate",
     "optimizer", "momentum", "decay", "beta1", "beta2", "rho", "epsilon", "decoupled_decay",
-    "clip_norm", "policy", "gamma", "scale", "step", "steps", "scales", "lr_end", "tau",
-    "warmup", "plateau_patience", "patience", "validation", "normalize", "input_scale",
+    "clip_norm", "policy", "gamma", "scale", "step", "steps", "scales", "epoch_step",
+    "epoch_steps", "power", "burn_in", "lr_end", "tau", "warmup", "plateau_patience",
+    "patience", "validation", "normalize", "input_scale", "subdivisions", "time_steps", "adam",
+    "seen",
     "classes", "train_images", "train_labels", "test_images", "test_labels", "train_csv",
     "test_csv", "train_text", "seq", "max_batches", "sync_batchnorm", "corrupt", "corrupt_sigma", "corrupt_prob",
     "corrupt_clip", "adversarial", "adv_eps", "adv_steps", "adv_step", "adv_norm", "adv_warmup",
@@ -73,6 +75,22 @@ static int net_input_shape(const cfg_doc *d, const cfg_section *s, nerve_net_con
         return cfg_error(d, NERVE_ERR_FORMAT, cfg_find(s, "inputs")->line,
                          "give either inputs= (a vector) or height=, width=, channels= (an "
                          "image), not both");
+    int steps = 1;
+    GET(has_steps, cfg_get_int(d, s, "time_steps", 1, MAX_FEATURES, &steps));
+    if (has_steps && !has_in)
+        return cfg_error(d, NERVE_ERR_FORMAT, cfg_find(s, "time_steps")->line,
+                         "time_steps= (darknet: the steps of a sequence) needs inputs= (the "
+                         "features of one step)");
+    if (has_in && steps > 1) {
+        if ((double)steps * inputs > MAX_FEATURES)
+            return cfg_error(d, NERVE_ERR_FORMAT, cfg_find(s, "time_steps")->line,
+                             "time_steps=%d of %d inputs is too large; at most %d values", steps,
+                             inputs, MAX_FEATURES);
+        c->ndim = 2; /* a sequence [time_steps, inputs] per sample */
+        c->dims[0] = steps;
+        c->dims[1] = inputs;
+        return NERVE_OK;
+    }
     if (has_in) {
         c->ndim = 1;
         c->dims[0] = inputs;
@@ -124,15 +142,30 @@ static int net_optimizer(const cfg_doc *d, const cfg_section *s, nerve_net_confi
                          "optimizer = '%s' is unknown; expected one of: sgd, momentum, nesterov, "
                          "adagrad, rmsprop, adam, adamw, adadelta",
                          cfg_quote(e->value, q, sizeof q));
-    nerve_optim_config *o = &c->optim;
-    *o = nerve_optim_default(t);
+    /* darknet's adam=1: Adam with its B1 0.9, B2 0.999, eps 1e-7; momentum= is then unused,
+     * in darknet as here */
+    int dn_adam = 0;
+    TRY(cfg_get_bool(d, s, "adam", &dn_adam));
+    if (dn_adam && e && t != NERVE_OPT_ADAM)
+        return cfg_error(d, NERVE_ERR_FORMAT, cfg_find(s, "adam")->line,
+                         "adam=1 (darknet's) selects Adam, but optimizer=%s; give one", e->value);
+    if (dn_adam)
+        t = NERVE_OPT_ADAM;
     float momentum = 0;
     GET(has_m, cfg_get_float(d, s, "momentum", R_PROB, &momentum));
+    /* darknet's SGD has momentum: momentum= > 0 with optimizer=sgd (or none) is SGD with
+     * momentum */
+    if (has_m && momentum > 0 && t == NERVE_OPT_SGD)
+        t = NERVE_OPT_MOMENTUM;
+    nerve_optim_config *o = &c->optim;
+    *o = nerve_optim_default(t);
+    if (dn_adam)
+        o->delta = 1e-7f;
     int uses_momentum = t == NERVE_OPT_MOMENTUM || t == NERVE_OPT_NESTEROV;
     int adam = t == NERVE_OPT_ADAM || t == NERVE_OPT_ADAMW;
     int uses_rho = t == NERVE_OPT_RMSPROP || t == NERVE_OPT_ADADELTA;
-    if (has_m && momentum > 0)
-        TRY(only_for(d, s, "momentum", uses_momentum, "momentum or nesterov"));
+    if (has_m && momentum > 0 && !dn_adam)
+        TRY(only_for(d, s, "momentum", uses_momentum, "sgd, momentum or nesterov"));
     if (has_m && uses_momentum)
         o->momentum = momentum;
     TRY(only_for(d, s, "beta1", adam, "adam or adamw"));
@@ -148,15 +181,18 @@ static int net_optimizer(const cfg_doc *d, const cfg_section *s, nerve_net_confi
     return NERVE_OK;
 }
 
-/* Policies by darknet's names first (steps = multistep, exp = exponential), then nerve's. */
-static int parse_policy(const char *name, nerve_sched_type *t)
+/* Policies by darknet's names (steps, exp, poly, sigmoid: darknet counts iterations) and
+ * nerve's (multistep, exponential: epochs). *iters is 1 for darknet's exp. */
+static int parse_policy(const char *name, nerve_sched_type *t, int *iters)
 {
+    *iters = 0;
     if (strcmp(name, "steps") == 0) {
         *t = NERVE_SCHED_MULTISTEP;
         return NERVE_OK;
     }
     if (strcmp(name, "exp") == 0) {
         *t = NERVE_SCHED_EXPONENTIAL;
+        *iters = 1;
         return NERVE_OK;
     }
     return nerve_schedule_parse(name, t);
@@ -169,7 +205,9 @@ enum {
     P_EXP = 1 << NERVE_SCHED_EXPONENTIAL,
     P_LINEAR = 1 << NERVE_SCHED_LINEAR,
     P_COSINE = 1 << NERVE_SCHED_COSINE,
-    P_PLATEAU = 1 << NERVE_SCHED_PLATEAU
+    P_PLATEAU = 1 << NERVE_SCHED_PLATEAU,
+    P_POLY = 1 << NERVE_SCHED_POLY,
+    P_SIGMOID = 1 << NERVE_SCHED_SIGMOID
 };
 
 static const struct {
@@ -177,10 +215,13 @@ static const struct {
     unsigned policies;
     const char *used_by;
 } schedule_keys[] = {
-    {"gamma", P_STEP | P_MULTI | P_EXP | P_PLATEAU, "step, steps, exp or plateau"},
+    {"gamma", P_STEP | P_MULTI | P_EXP | P_PLATEAU | P_SIGMOID,
+     "step, steps, exp, exponential, sigmoid or plateau"},
     {"scale", P_STEP | P_MULTI | P_EXP | P_PLATEAU, "step, steps, exp or plateau"},
-    {"step", P_STEP, "step"},
+    {"step", P_STEP | P_SIGMOID, "step or sigmoid"},
+    {"epoch_step", P_STEP, "step"},
     {"steps", P_MULTI, "steps"},
+    {"epoch_steps", P_MULTI, "steps"},
     {"scales", P_MULTI, "steps"},
     {"lr_end", P_LINEAR | P_COSINE, "linear or cosine"},
     {"tau", P_LINEAR | P_COSINE, "linear or cosine"},
@@ -202,42 +243,67 @@ static int check_schedule_keys(const cfg_doc *d, const cfg_section *s, nerve_sch
     return NERVE_OK;
 }
 
-/* darknet's steps= / scales= pair: nerve's multistep has one gamma, so the scales must
- * agree (with each other and with gamma=/scale= if given). */
+/* steps= (darknet: iterations) or epoch_steps= (epochs), with scales= (one factor per step,
+ * darknet's) or one gamma=/scale= for every step. */
 static int schedule_milestones(const cfg_doc *d, const cfg_section *s, nerve_schedule *sc,
                                int has_gamma)
 {
-    GET(has_steps, cfg_get_int_list(d, s, "steps", 0, INT_MAX, sc->milestones,
-                                    NERVE_MAX_MILESTONES, &sc->n_milestones));
-    if (!has_steps)
+    const cfg_entry *it = cfg_find(s, "steps"), *ep = cfg_find(s, "epoch_steps");
+    if (it && ep)
+        return cfg_error(d, NERVE_ERR_FORMAT, ep->line,
+                         "steps= counts iterations (darknet's) and epoch_steps= epochs; give one");
+    if (!it && !ep)
         return cfg_error(d, NERVE_ERR_FORMAT, cfg_find(s, "policy")->line,
-                         "policy=steps needs steps= (comma-separated epochs at which the "
-                         "learning rate is multiplied by gamma)");
-    const cfg_entry *e = cfg_find(s, "steps");
+                         "policy=steps needs steps= (comma-separated iterations, darknet's) or "
+                         "epoch_steps= (epochs) at which the learning rate is multiplied");
+    const cfg_entry *e = it ? it : ep;
+    sc->in_iterations = it != NULL;
+    TRY(cfg_get_int_list(d, s, e->key, it ? INT_MIN : 0, INT_MAX, sc->milestones,
+                         NERVE_MAX_MILESTONES, &sc->n_milestones));
     for (int i = 1; i < sc->n_milestones; i++)
         if (sc->milestones[i] <= sc->milestones[i - 1])
             return cfg_error(d, NERVE_ERR_FORMAT, e->line,
-                             "steps must be strictly increasing epochs (%d follows %d)",
+                             "%s must be strictly increasing (%d follows %d)", e->key,
                              sc->milestones[i], sc->milestones[i - 1]);
-    float scales[NERVE_MAX_MILESTONES];
     int n_scales = 0;
-    GET(has_scales, cfg_get_float_list(d, s, "scales", R_POS, scales, NERVE_MAX_MILESTONES,
+    GET(has_scales, cfg_get_float_list(d, s, "scales", R_POS, sc->scales, NERVE_MAX_MILESTONES,
                                        &n_scales));
     if (!has_scales)
         return NERVE_OK;
     const cfg_entry *se = cfg_find(s, "scales");
+    if (has_gamma)
+        return cfg_error(d, NERVE_ERR_FORMAT, se->line,
+                         "scales= gives a factor per step and gamma= one for all; give one");
     if (n_scales != sc->n_milestones)
         return cfg_error(d, NERVE_ERR_FORMAT, se->line,
-                         "scales has %d values but steps has %d; expected one scale per step",
-                         n_scales, sc->n_milestones);
-    for (int i = 0; i < n_scales; i++)
-        if (scales[i] != scales[0] || (has_gamma && scales[i] != sc->gamma))
-            return cfg_error(d, NERVE_ERR_FORMAT, se->line,
-                             "scales must all be equal%s: nerve multiplies the learning rate by "
-                             "one factor (gamma) at every step",
-                             has_gamma ? " and equal to gamma" : "");
-    sc->gamma = scales[0];
+                         "scales has %d values but %s has %d; expected one scale per step",
+                         n_scales, e->key, sc->n_milestones);
     return NERVE_OK;
+}
+
+/* step= (darknet: iterations) or epoch_step= (epochs) of policy=step; sigmoid's step=. */
+static int schedule_step(const cfg_doc *d, const cfg_section *s, nerve_schedule *sc,
+                         nerve_sched_type t)
+{
+    const cfg_entry *it = cfg_find(s, "step"), *ep = cfg_find(s, "epoch_step");
+    if (it && ep)
+        return cfg_error(d, NERVE_ERR_FORMAT, ep->line,
+                         "step= counts iterations (darknet's) and epoch_step= epochs; give one");
+    if (t == NERVE_SCHED_SIGMOID) {
+        sc->step = 1; /* darknet's default */
+        return cfg_get_int(d, s, "step", 0, INT_MAX, &sc->step) < 0 ? nerve_last_status()
+                                                                     : NERVE_OK;
+    }
+    if (t != NERVE_SCHED_STEP)
+        return NERVE_OK;
+    if (!it && !ep)
+        return cfg_error(d, NERVE_ERR_FORMAT, cfg_find(s, "policy")->line,
+                         "policy=step needs step= (iterations between decays, darknet's) or "
+                         "epoch_step= (epochs)");
+    sc->in_iterations = it != NULL;
+    return cfg_get_int(d, s, it ? "step" : "epoch_step", 1, INT_MAX, &sc->step) < 0
+               ? nerve_last_status()
+               : NERVE_OK;
 }
 
 static int net_schedule(const cfg_doc *d, const cfg_section *s, nerve_net_config *c, float lr)
@@ -245,13 +311,21 @@ static int net_schedule(const cfg_doc *d, const cfg_section *s, nerve_net_config
     nerve_sched_type t = NERVE_SCHED_CONSTANT;
     const cfg_entry *e = cfg_find(s, "policy");
     char q[80];
-    if (e && parse_policy(e->value, &t) < 0)
+    int iters = 0;
+    if (e && strcmp(e->value, "random") == 0)
+        return cfg_error(d, NERVE_ERR_FORMAT, e->line,
+                         "policy=random (darknet's lr power(U(0,1), power)) is not supported");
+    if (e && parse_policy(e->value, &t, &iters) < 0)
         return cfg_error(d, NERVE_ERR_FORMAT, e->line,
                          "policy = '%s' is unknown; expected one of: constant, step, steps, exp, "
-                         "linear, cosine, plateau", cfg_quote(e->value, q, sizeof q));
+                         "poly, sigmoid (darknet's), multistep, exponential, linear, cosine, "
+                         "plateau", cfg_quote(e->value, q, sizeof q));
     TRY(check_schedule_keys(d, s, t));
     nerve_schedule *sc = &c->schedule;
     *sc = nerve_schedule_default(t, lr);
+    sc->in_iterations = iters;
+    if (iters || t == NERVE_SCHED_SIGMOID)
+        sc->gamma = 1.0f; /* darknet's default */
     GET(has_gamma, cfg_get_float(d, s, "gamma", R_POS, &sc->gamma));
     float scale = 0;
     GET(has_scale, cfg_get_float(d, s, "scale", R_POS, &scale));
@@ -260,13 +334,23 @@ static int net_schedule(const cfg_doc *d, const cfg_section *s, nerve_net_config
                          "scale (darknet's name) and gamma are the same setting; give one");
     if (has_scale)
         sc->gamma = scale;
-    TRY(cfg_get_int(d, s, "step", 1, INT_MAX, &sc->step));
+    TRY(schedule_step(d, s, sc, t));
     if (t == NERVE_SCHED_MULTISTEP)
         TRY(schedule_milestones(d, s, sc, has_gamma || has_scale));
     TRY(cfg_get_float(d, s, "lr_end", R_NONNEG, &sc->lr_end));
     TRY(cfg_get_int64(d, s, "tau", 1, INT64_MAX, &sc->tau));
     TRY(cfg_get_int64(d, s, "warmup", 0, INT64_MAX, &sc->warmup));
     TRY(cfg_get_int(d, s, "plateau_patience", 0, INT_MAX, &sc->patience));
+    /* darknet reads power= always (poly and burn-in use it), so a cfg may carry it unused */
+    TRY(cfg_get_float(d, s, "power", R_NONNEG, &sc->power));
+    TRY(cfg_get_int64(d, s, "burn_in", 0, INT64_MAX, &sc->burn_in));
+    if (t == NERVE_SCHED_POLY) {
+        if (c->max_batches <= 0)
+            return cfg_error(d, NERVE_ERR_FORMAT, e->line,
+                             "policy=poly needs max_batches= (the iteration where the rate "
+                             "reaches 0)");
+        sc->max_iter = c->max_batches;
+    }
     return NERVE_OK;
 }
 
@@ -395,6 +479,13 @@ static int net_data(const cfg_doc *d, const cfg_section *s, nerve_data_config *d
             return cfg_error(d, NERVE_ERR_FORMAT, e->line, "cifar_label=%s: expected fine or "
                              "coarse (CIFAR-100)", e->value);
     }
+    if ((e = cfg_find(s, "list_target"))) {
+        if (!strcmp(e->value, "masks"))
+            dc->list_masks = 1;
+        else if (strcmp(e->value, "boxes"))
+            return cfg_error(d, NERVE_ERR_FORMAT, e->line, "list_target=%s: expected boxes (YOLO "
+                             "label files) or masks (class mask PNGs)", e->value);
+    }
     return NERVE_OK;
 }
 
@@ -421,7 +512,24 @@ static int net_training(const cfg_doc *d, const cfg_section *s, nerve_net_config
     c->epochs = 10;
     TRY(cfg_get_int(d, s, "batch", 1, 1 << 20, &c->batch));
     TRY(cfg_get_int(d, s, "epochs", 1, 1000000, &c->epochs));
-    TRY(cfg_get_int64(d, s, "max_batches", 1, INT64_MAX, &c->max_batches));
+    GET(has_max, cfg_get_int64(d, s, "max_batches", 0, INT64_MAX, &c->max_batches));
+    c->max_batches_set = has_max; /* darknet's max_batches=0 trains no step */
+    /* darknet's subdivisions: the batch is split into that many mini-batches whose gradients
+     * add up to one update; nerve computes the same update on the whole batch at once (batch
+     * norm then takes its statistics over the batch, darknet over each mini-batch) */
+    c->subdivisions = 1;
+    GET(has_sub, cfg_get_int(d, s, "subdivisions", 1, 1 << 20, &c->subdivisions));
+    if (has_sub && c->batch % c->subdivisions != 0)
+        return cfg_error(d, NERVE_ERR_FORMAT, cfg_find(s, "subdivisions")->line,
+                         "subdivisions=%d does not divide batch=%d (darknet would train on %d "
+                         "images per update); make it a divisor", c->subdivisions, c->batch,
+                         c->batch / c->subdivisions * c->subdivisions);
+    int64_t seen = 0;
+    TRY(cfg_get_int64(d, s, "seen", 0, INT64_MAX, &seen));
+    if (seen != 0)
+        return cfg_error(d, NERVE_ERR_FORMAT, cfg_find(s, "seen")->line,
+                         "seen=%lld (darknet: images already trained on) is not supported; a "
+                         "run starts at 0 (continue a run with --resume)", (long long)seen);
     TRY(cfg_get_bool(d, s, "sync_batchnorm", &c->sync_batchnorm));
     TRY(cfg_get_u64(d, s, "seed", &c->seed));
     TRY(cfg_get_float(d, s, "validation", R_PROB, &c->validation));
@@ -1079,7 +1187,37 @@ static int class_weights_node(build_ctx *b, int classes, int *node)
 }
 
 static const char *const softmax_keys[] = {"label_smoothing", "class_weights", "l1", "l2",
-                                           "name", "target", "ignore_index", NULL};
+                                           "name", "target", "ignore_index", "groups",
+                                           "temperature", "tree", NULL};
+
+/* darknet's groups= (a softmax over each of `groups` equal parts of the input; 1: one
+ * softmax), temperature= (softmax(x / T)) and tree= (a softmax per level of a hierarchy). */
+static int softmax_darknet_keys(build_ctx *b, nerve_target_kind target)
+{
+    const cfg_entry *e = cfg_find(b->s, "tree");
+    if (e)
+        return cfg_error(b->d, NERVE_ERR_FORMAT, e->line,
+                         "tree= (darknet's hierarchical softmax over a word tree) is not "
+                         "supported yet");
+    int groups = 1;
+    TRY(cfg_get_int(b->d, b->s, "groups", 1, MAX_UNITS, &groups));
+    if (groups != 1)
+        return cfg_error(b->d, NERVE_ERR_FORMAT, cfg_find(b->s, "groups")->line,
+                         "groups=%d (darknet: a softmax over each of %d parts of the input) is "
+                         "not supported yet; groups=1 is one softmax", groups, groups);
+    float t = 1;
+    TRY(cfg_get_float(b->d, b->s, "temperature", R_POS, &t));
+    if (t != 1 && target != NERVE_TARGET_CLASS)
+        return cfg_error(b->d, NERVE_ERR_FORMAT, cfg_find(b->s, "temperature")->line,
+                         "temperature= applies to target=class");
+    if (t != 1) { /* the scores become x / T: the model's output and the loss's logits */
+        int y = nerve_affine(b->g, b->x, 1.0f / t, 0.0f);
+        if (y < 0)
+            return graph_fail(b, y);
+        b->x = y;
+    }
+    return NERVE_OK;
+}
 
 /* target=mask: softmax over the channels of [C, H, W] (or [C, L]) scores at each pixel,
  * against a class per pixel [H, W]; pixels labelled ignore_index carry no label. */
@@ -1177,10 +1315,19 @@ static int build_softmax(build_ctx *b)
     const cfg_section *s = b->s;
     nerve_target_kind target;
     TRY(head_target(b, (const char *const[]){"class", "mask", "tokens", NULL}, NERVE_TARGET_CLASS, &target));
+    TRY(softmax_darknet_keys(b, target));
     int nd, dims[NERVE_MAX_DIMS];
     nerve_node_shape(b->g, b->x, &nd, dims);
     if (target == NERVE_TARGET_MASK)
         return build_pixel_softmax(b, nd, dims);
+    if (target == NERVE_TARGET_CLASS && nd == 4 && dims[2] == 1 && dims[3] == 1) {
+        /* darknet's C x 1 x 1 (a global [avgpool], a 1x1 map) is a vector of scores */
+        int y = by_name_flatten(b->g, b->x);
+        if (y < 0)
+            return graph_fail(b, y);
+        b->x = y;
+        nerve_node_shape(b->g, b->x, &nd, dims);
+    }
     const cfg_entry *ig = cfg_find(s, "ignore_index");
     if (ig)
         return cfg_error(d, NERVE_ERR_FORMAT, ig->line,
@@ -1345,7 +1492,9 @@ static const layer_kind layer_kinds[] = {
     {"route", route_keys, build_route},
     {"shortcut", shortcut_keys, build_shortcut},
     {"upsample", upsample_keys, build_upsample},
+    {"unpool", unpool_keys, build_unpool},
     {"reorg", reorg_keys, build_reorg},
+    {"crop", crop_keys, build_crop},
     {"detection", detection_keys, build_detection},
 };
 
@@ -1356,6 +1505,12 @@ static const layer_kind *find_kind(const cfg_doc *d, const cfg_section *s)
     for (size_t i = 0; i < NERVE_ARRAY_LEN(layer_kinds); i++)
         if (strcmp(layer_kinds[i].section, s->name) == 0)
             return &layer_kinds[i];
+    if (!strcmp(s->name, "yolo") || !strcmp(s->name, "region")) {
+        cfg_error(d, NERVE_ERR_FORMAT, s->line,
+                  "[%s] (darknet's YOLO v%d detection head) is not supported yet (detection); "
+                  "[detection] (YOLO v1) is", s->name, s->name[0] == 'y' ? 3 : 2);
+        return NULL;
+    }
     char q[80], names[400] = "";
     size_t used = 0; /* the list comes from the table, so new layer kinds appear in it */
     for (size_t i = 0; i < NERVE_ARRAY_LEN(layer_kinds) && used < sizeof names; i++)

@@ -111,7 +111,8 @@ int build_detection(build_ctx *b);
 extern const char *const convolutional_keys[], *const deconvolutional_keys[],
     *const maxpool_keys[], *const avgpool_keys[], *const local_keys[],
     *const normalization_keys[], *const route_keys[], *const shortcut_keys[],
-    *const upsample_keys[], *const reorg_keys[];
+    *const upsample_keys[], *const unpool_keys[], *const reorg_keys[], *const crop_keys[];
+int build_crop(build_ctx *b);
 int build_convolutional(build_ctx *b);
 int build_deconvolutional(build_ctx *b);
 int build_maxpool(build_ctx *b);
@@ -121,6 +122,7 @@ int build_normalization(build_ctx *b);
 int build_route(build_ctx *b);
 int build_shortcut(build_ctx *b);
 int build_upsample(build_ctx *b);
+int build_unpool(build_ctx *b);
 int build_reorg(build_ctx *b);
 
 /* Forward multiply-accumulates per sample of the nodes first_node.. of g (one layer's):

@@ -354,8 +354,8 @@ int build_maxpool(build_ctx *b)
 const char *const avgpool_keys[] = {"size", "stride", "padding", "ceil_mode",
                                     "count_include_pad", "name", NULL};
 
-/* darknet's [avgpool] is global: [N, C, H, W] -> [N, C] (a vector, as darknet treats its
- * C x 1 x 1 output). size= makes it a windowed average pool (nerve). */
+/* darknet's [avgpool] is global: [N, C, H, W] -> [N, C, 1, 1], as darknet gives it. size=
+ * makes it a windowed average pool (nerve). */
 int build_avgpool(build_ctx *b)
 {
     const cfg_doc *d = b->d;
@@ -372,8 +372,6 @@ int build_avgpool(build_ctx *b)
                                  "windowed one", *k);
         nerve_pool_config pc = nerve_pool_config_make(NERVE_POOL_GLOBAL_AVG, 1, 1, 0);
         TRY(pool_node(b, b->x, &pc, &y));
-        if ((y = by_name_flatten(b->g, y)) < 0)
-            return graph_fail(b, y);
         b->flops = (double)dims[1] * dims[2] * dims[3];
         b->x = y;
         return NERVE_OK;
@@ -479,8 +477,8 @@ int build_route(build_ctx *b)
     return NERVE_OK;
 }
 
-const char *const shortcut_keys[] = {"from", "activation", "batch_normalize", "init", "name",
-                                     NULL};
+const char *const shortcut_keys[] = {"from", "activation", "alpha", "beta", "project",
+                                     "batch_normalize", "init", "name", NULL};
 
 /* The stride s of a 1x1 projection taking an h x w map to oh x ow: ceil(h/s) == oh and
  * ceil(w/s) == ow; 0 if there is none. */
@@ -492,9 +490,9 @@ static int projection_stride(int h, int w, int oh, int ow)
     return 0;
 }
 
-/* from's output projected to the previous layer's shape: a 1x1 convolution with the
- * needed stride and channels ("<name>.proj"), batch norm without bias if
- * batch_normalize=1. */
+/* project=1: from's output projected to the previous layer's shape by a 1x1 convolution
+ * with the needed stride and channels ("<name>.proj"), batch norm without bias if
+ * batch_normalize=1 (nerve's, as ResNet does). */
 static int project(build_ctx *b, int src, const int *sd, const int *pd, int *out)
 {
     conv_spec sp;
@@ -517,11 +515,47 @@ static int project(build_ctx *b, int src, const int *sd, const int *pd, int *out
     return norm_and_activate(b, y, sp.bn, nerve_act_default(NERVE_ACT_IDENTITY), base, out);
 }
 
-/* Residual addition: activation(previous layer + layer `from`). When the shapes differ,
- * `from` goes through a projection (nerve's addition to darknet, as ResNet does). */
+/* darknet's shortcut_cpu: from's [c1, h1, w1] added into the previous layer's [c2, h2, w2]
+ * where they overlap, without weights: the first min(c1, c2) channels; from read at every
+ * stride-th pixel (stride = w1 / w2) or written at every sample-th one (sample = w2 / w1);
+ * the rest of the previous layer's values pass unchanged. Returns from's values laid out as
+ * [c2, h2, w2] with zeros outside the overlap. */
+static int darknet_overlap(build_ctx *b, int src, const int *sd, const int *pd, int *out)
+{
+    int c1 = sd[1], h1 = sd[2], w1 = sd[3], c2 = pd[1], h2 = pd[2], w2 = pd[3];
+    int stride = w1 / w2, sample = w2 / w1;
+    if (stride != h1 / h2 || sample != h2 / h1)
+        return cfg_error(b->d, NERVE_ERR_SHAPE, cfg_find(b->s, "from")->line,
+                         "[shortcut] %dx%d and %dx%d maps: darknet needs the same ratio of "
+                         "widths and of heights", h1, w1, h2, w2);
+    stride = stride < 1 ? 1 : stride;
+    sample = sample < 1 ? 1 : sample;
+    int y = src;
+    if (stride > 1) {
+        nerve_pool_config pc = nerve_pool_config_make(NERVE_POOL_MAX, 1, stride, 0);
+        y = nerve_pool(b->g, y, &pc); /* a 1x1 max pool with a stride: every stride-th pixel */
+    }
+    if (y >= 0 && sample > 1)
+        y = by_name_upsample(b->g, y, sample, "bed_of_nails"); /* at every sample-th pixel */
+    int nd, dims[NERVE_MAX_DIMS];
+    if (y >= 0 && nerve_node_shape(b->g, y, &nd, dims) == 0) {
+        int begin[4] = {0, 0, 0, 0}, end[4] = {0, c2 - dims[1], h2 - dims[2], w2 - dims[3]};
+        if (end[1] || end[2] || end[3]) /* crop or zero-pad to the previous layer's shape */
+            y = nerve_pad(b->g, y, begin, end, 4, NERVE_PAD_CONSTANT, 0.0f);
+    }
+    if (y < 0)
+        return graph_fail(b, y);
+    (void)c1;
+    *out = y;
+    return NERVE_OK;
+}
+
+/* Residual addition: activation(alpha * previous layer + beta * layer `from`), darknet's
+ * [shortcut]: where the shapes differ, the overlapping part is added (darknet_overlap).
+ * project=1: `from` goes through a learned projection instead (nerve's). */
 int build_shortcut(build_ctx *b)
 {
-    int from = 0, at = 0;
+    int from = 0, at = 0, proj = 0;
     GET(has_from, cfg_get_int(b->d, b->s, "from", INT_MIN / 2, INT_MAX / 2, &from));
     if (!has_from)
         return cfg_error(b->d, NERVE_ERR_FORMAT, b->s->line,
@@ -530,6 +564,11 @@ int build_shortcut(build_ctx *b)
     TRY(resolve_layer(b, "from", from, &at));
     nerve_act act;
     TRY(get_activation(b, &act));
+    float alpha = 1, beta = 1;
+    const cfg_range any = {-INFINITY, INFINITY, 0, 0};
+    TRY(cfg_get_float(b->d, b->s, "alpha", any, &alpha));
+    TRY(cfg_get_float(b->d, b->s, "beta", any, &beta));
+    TRY(cfg_get_bool(b->d, b->s, "project", &proj));
     int snd, sd[NERVE_MAX_DIMS], pnd, pd[NERVE_MAX_DIMS];
     char ss[64], ps[64];
     layer_shape(b, at, &snd, sd, ss, sizeof ss);
@@ -537,25 +576,107 @@ int build_shortcut(build_ctx *b)
     nerve_shape_str(pnd - 1, pd + 1, ps, sizeof ps);
     int src = b->m->layer_out[at];
     int same = snd == pnd && !memcmp(sd, pd, (size_t)snd * sizeof(int));
-    if (!same) {
-        if (snd != 4 || pnd != 4 || !projection_stride(sd[2], sd[3], pd[2], pd[3]))
+    if (!proj) {
+        const cfg_entry *e = cfg_find(b->s, "batch_normalize");
+        if (e || (e = cfg_find(b->s, "init")))
+            return cfg_error(b->d, NERVE_ERR_FORMAT, e->line,
+                             "%s applies to the projection of project=1 (nerve's); darknet's "
+                             "[shortcut] has no weights", e->key);
+    }
+    if (same && proj)
+        return cfg_error(b->d, NERVE_ERR_FORMAT, cfg_find(b->s, "project")->line,
+                         "project=1, but layer %d's %s needs none: it already matches the "
+                         "previous layer", at, ss);
+    if (!same && (snd != 4 || pnd != 4))
+        return cfg_error(b->d, NERVE_ERR_SHAPE, cfg_find(b->s, "from")->line,
+                         "[shortcut] layer %d's %s and the previous layer's %s: different "
+                         "shapes are added where they overlap, which needs images", at, ss, ps);
+    if (!same && proj) {
+        if (!projection_stride(sd[2], sd[3], pd[2], pd[3]))
             return cfg_error(b->d, NERVE_ERR_SHAPE, cfg_find(b->s, "from")->line,
                              "[shortcut] layer %d's %s cannot be projected onto the previous "
                              "layer's %s: a 1x1 convolution with stride s gives "
                              "ceil(height/s) x ceil(width/s) maps of an image", at, ss, ps);
         TRY(project(b, src, sd, pd, &src));
-    } else {
-        const cfg_entry *e = cfg_find(b->s, "batch_normalize");
-        if (e || (e = cfg_find(b->s, "init")))
-            return cfg_error(b->d, NERVE_ERR_FORMAT, e->line,
-                             "%s applies to the projection, and layer %d's %s needs none: it "
-                             "already matches the previous layer", e->key, at, ss);
+    } else if (!same) {
+        TRY(darknet_overlap(b, src, sd, pd, &src));
     }
-    int y = by_name_binary(b->g, "add", b->x, src);
-    if (y < 0)
+    int x = b->x, y = 0;
+    if (alpha != 1 && (x = nerve_affine(b->g, x, alpha, 0)) < 0)
+        return graph_fail(b, x);
+    if (beta != 1 && (src = nerve_affine(b->g, src, beta, 0)) < 0)
+        return graph_fail(b, src);
+    if ((y = by_name_binary(b->g, "add", x, src)) < 0)
         return graph_fail(b, y);
     b->flops += (double)sample_numel(b->g, y);
     return norm_and_activate(b, y, 0, act, b->name, &b->x);
+}
+
+/* ---- [crop] ------------------------------------------------------------------------- */
+
+const char *const crop_keys[] = {"crop_height", "crop_width", "flip", "noadjust", "angle",
+                                 "saturation", "exposure", "shift", "name", NULL};
+
+/* darknet's crop layer, the first layer: the crop_height x crop_width centre of the image
+ * at evaluation, at a random offset (and mirrored with probability 1/2 if flip=1) in
+ * training; values times 2 minus 1 ([0, 1] to [-1, 1]) unless noadjust=1. nerve draws the
+ * training offset and mirror through the batch's augmentation (a shift of the image by
+ * U{-t..t} pixels per axis, t = (height - crop_height) / 2, then the centre crop: the same
+ * windows), per image where darknet draws one per batch. angle, saturation, exposure and
+ * shift are read and unused, as darknet's CPU forward does. */
+int build_crop(build_ctx *b)
+{
+    const cfg_doc *d = b->d;
+    const cfg_section *s = b->s;
+    int dims[NERVE_MAX_DIMS];
+    TRY(image_input(b, dims));
+    if (b->x != nerve_model_input(b->m) || b->m->cfg.normalize)
+        return cfg_error(d, NERVE_ERR_FORMAT, s->line,
+                         "[crop] must be the first layer (it crops the input image)");
+    int ch = 1, cw = 1, flip = 0, noadjust = 0; /* darknet's defaults */
+    TRY(cfg_get_int(d, s, "crop_height", 1, dims[2], &ch));
+    TRY(cfg_get_int(d, s, "crop_width", 1, dims[3], &cw));
+    TRY(cfg_get_bool(d, s, "flip", &flip));
+    TRY(cfg_get_bool(d, s, "noadjust", &noadjust));
+    const cfg_range any = {-INFINITY, INFINITY, 0, 0};
+    float unused;
+    TRY(cfg_get_float(d, s, "angle", any, &unused));
+    TRY(cfg_get_float(d, s, "saturation", any, &unused));
+    TRY(cfg_get_float(d, s, "exposure", any, &unused));
+    TRY(cfg_get_float(d, s, "shift", any, &unused));
+    int mh = dims[2] - ch, mw = dims[3] - cw;
+    nerve_augment *a = &b->m->cfg.augment;
+    if (mh || mw) {
+        if (mh != mw || mh % 2)
+            return cfg_error(d, NERVE_ERR_FORMAT, s->line,
+                             "[crop] %dx%d of a %dx%d image: nerve draws the random offsets "
+                             "for equal, even margins (height - crop_height = width - "
+                             "crop_width, even)", ch, cw, dims[2], dims[3]);
+        if (a->on & NERVE_AUG_TRANSLATE)
+            return cfg_error(d, NERVE_ERR_FORMAT, s->line,
+                             "[crop] draws its offsets as augment=translate does; leave "
+                             "translate out of [net] augment=");
+        a->on |= NERVE_AUG_TRANSLATE;
+        a->translate = mh / 2;
+    }
+    if (flip) {
+        if ((a->on & NERVE_AUG_FLIP) && a->flip != 0.5f)
+            return cfg_error(d, NERVE_ERR_FORMAT, cfg_find(s, "flip")->line,
+                             "[crop] flip=1 mirrors with probability 1/2, [net] flip=%g",
+                             (double)a->flip);
+        a->on |= NERVE_AUG_FLIP;
+        a->flip = 0.5f;
+    }
+    int top = mh / 2, left = mw / 2;
+    int y = nerve_pad(b->g, b->x, (const int[]){0, 0, -top, -left},
+                      (const int[]){0, 0, -(mh - top), -(mw - left)}, 4, NERVE_PAD_CONSTANT, 0);
+    if (y >= 0 && !noadjust)
+        y = nerve_affine(b->g, y, 2.0f, -1.0f);
+    if (y < 0)
+        return graph_fail(b, y);
+    b->flops = noadjust ? 0 : 2.0 * sample_numel(b->g, y);
+    b->x = y;
+    return NERVE_OK;
 }
 
 /* ---- resampling ---------------------------------------------------------------------- */
@@ -589,14 +710,62 @@ int build_upsample(build_ctx *b)
     return NERVE_OK;
 }
 
-const char *const reorg_keys[] = {"stride", "reverse", "name", NULL};
+const char *const unpool_keys[] = {"from", "name", NULL};
+
+/* SegNet's max unpooling: the previous layer's maps put back where the maxima of the
+ * [maxpool] layer `from` were (zeros elsewhere), at that pool's input size. */
+int build_unpool(build_ctx *b)
+{
+    int from = 0, at = 0;
+    GET(has_from, cfg_get_int(b->d, b->s, "from", INT_MIN / 2, INT_MAX / 2, &from));
+    if (!has_from)
+        return cfg_error(b->d, NERVE_ERR_FORMAT, b->s->line,
+                         "[unpool] needs from= (the [maxpool] layer whose maxima positions it "
+                         "uses, e.g. -5)");
+    TRY(resolve_layer(b, "from", from, &at));
+    const char *kind = b->m->layers[at].type;
+    if (strcmp(kind, "maxpool"))
+        return cfg_error(b->d, NERVE_ERR_FORMAT, cfg_find(b->s, "from")->line,
+                         "[unpool] from = %d names layer %d, a [%s]; it must name a [maxpool] "
+                         "layer (its maxima positions are what unpooling uses)", from, at, kind);
+    int y = nerve_max_unpool(b->g, b->x, b->m->layer_out[at]);
+    if (y < 0)
+        return graph_fail(b, y);
+    b->flops = 0; /* a scatter */
+    b->x = y;
+    return NERVE_OK;
+}
+
+const char *const reorg_keys[] = {"stride", "reverse", "extra", "name", NULL};
+
+/* darknet's extra=N: the input as one vector followed by N zeros (go.cfg's "pass" move);
+ * stride and reverse are then unused, as in darknet. */
+static int reorg_extra(build_ctx *b, int extra)
+{
+    const cfg_entry *e = cfg_find(b->s, "reverse");
+    if (e)
+        return cfg_error(b->d, NERVE_ERR_FORMAT, e->line,
+                         "reverse has no effect with extra= (the input is copied as a vector)");
+    int y = by_name_flatten(b->g, b->x);
+    if (y >= 0)
+        y = nerve_pad(b->g, y, (const int[]){0, 0}, (const int[]){0, extra}, 2,
+                      NERVE_PAD_CONSTANT, 0.0f);
+    if (y < 0)
+        return graph_fail(b, y);
+    b->flops = 0;
+    b->x = y;
+    return NERVE_OK;
+}
 
 /* Space-to-depth by stride (reverse=1: depth-to-space), in nerve's (ONNX DCR) order. */
 int build_reorg(build_ctx *b)
 {
-    int dims[NERVE_MAX_DIMS], stride = 2, reverse = 0;
-    TRY(image_input(b, dims));
+    int dims[NERVE_MAX_DIMS], stride = 1, reverse = 0, extra = 0;
+    TRY(cfg_get_int(b->d, b->s, "extra", 0, 1 << 20, &extra));
     TRY(cfg_get_int(b->d, b->s, "stride", 1, MAX_KERNEL, &stride));
+    if (extra)
+        return reorg_extra(b, extra);
+    TRY(image_input(b, dims));
     TRY(cfg_get_bool(b->d, b->s, "reverse", &reverse));
     int y = by_name_block(b->g, reverse ? "depth_to_space" : "space_to_depth", b->x, stride);
     if (y < 0)

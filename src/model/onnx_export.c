@@ -822,10 +822,21 @@ enum { RP_W_IH, RP_W_HH, RP_B_IH, RP_B_HH, RP_PEEP };                           
 
 static const int lstm_perm[4] = {0, 2, 3, 1}, gru_perm[3] = {1, 0, 2}, rnn_perm[1] = {0};
 static const int peep_perm[3] = {0, 2, 1};
+/* A coupled LSTM: nerve computes f and takes i = 1 - f; ONNX's input_forget (as ONNX Runtime
+ * runs it) computes i and takes f = 1 - i. So nerve's f rows go to ONNX's i slot negated
+ * (sigmoid(-z) = 1 - sigmoid(z)) and nerve's ignored i rows to ONNX's ignored f slot. */
+static const int coupled_perm[4] = {2, 0, 3, 1}, coupled_peep[3] = {2, 0, 1};
+
+static int rnn_coupled(const node *r)
+{
+    return r->attr.i[RA_CELL] == NERVE_CELL_LSTM && (r->attr.i[RA_LSTM_FLAGS] & NERVE_LSTM_COUPLED);
+}
 
 static int rnn_gates(const node *r) { return r->attr.i[RA_CELL] == NERVE_CELL_LSTM ? 4 : r->attr.i[RA_CELL] == NERVE_CELL_GRU ? 3 : 1; }
 static const int *rnn_perm_of(const node *r)
 {
+    if (rnn_coupled(r))
+        return coupled_perm;
     return r->attr.i[RA_CELL] == NERVE_CELL_LSTM ? lstm_perm : r->attr.i[RA_CELL] == NERVE_CELL_GRU ? gru_perm : rnn_perm;
 }
 
@@ -841,7 +852,8 @@ static int rnn_param(nerve_graph *g, const node *r, int d, int slot)
 static void rnn_pack(nerve_graph *g, const node *r, int kind, float *t, int to_onnx)
 {
     int G = rnn_gates(r), H = r->attr.i[RA_HIDDEN], D = r->attr.i[RA_DIRS];
-    const int *perm = rnn_perm_of(r);
+    const int *perm = rnn_perm_of(r), *pperm = rnn_coupled(r) ? coupled_peep : peep_perm;
+    int neg = rnn_coupled(r) ? 1 : -1; /* nerve's block negated on the way (an involution) */
     for (int d = 0; d < D; d++) {
         if (kind == SRC_RNN_W || kind == SRC_RNN_R) {
             int p = rnn_param(g, r, d, kind == SRC_RNN_W ? RP_W_IH : RP_W_HH);
@@ -851,10 +863,12 @@ static void rnn_pack(nerve_graph *g, const node *r, int kind, float *t, int to_o
                 for (int row = 0; row < H; row++) {
                     float *o = t + ((size_t)d * G * H + (size_t)perm[gi] * H + row) * cols;
                     float *nv = v + ((size_t)gi * H + row) * cols;
-                    if (to_onnx)
-                        memcpy(o, nv, cols * sizeof(float));
-                    else
-                        memcpy(nv, o, cols * sizeof(float));
+                    for (size_t k = 0; k < cols; k++) {
+                        if (to_onnx)
+                            o[k] = gi == neg ? -nv[k] : nv[k];
+                        else
+                            nv[k] = gi == neg ? -o[k] : o[k];
+                    }
                 }
         } else if (kind == SRC_RNN_B) {
             for (int half = 0; half < 2; half++) {
@@ -869,21 +883,21 @@ static void rnn_pack(nerve_graph *g, const node *r, int kind, float *t, int to_o
                         }
                         float *nv = g->nodes[p].value + (size_t)gi * H + row;
                         if (to_onnx)
-                            *o = *nv;
+                            *o = gi == neg ? -*nv : *nv;
                         else
-                            *nv = *o;
+                            *nv = gi == neg ? -*o : *o;
                     }
             }
         } else { /* SRC_RNN_P */
             int p = rnn_param(g, r, d, RP_PEEP);
             for (int k = 0; k < 3; k++)
                 for (int j = 0; j < H; j++) {
-                    float *o = t + (size_t)d * 3 * H + (size_t)peep_perm[k] * H + j;
+                    float *o = t + (size_t)d * 3 * H + (size_t)pperm[k] * H + j;
                     float *nv = g->nodes[p].value + (size_t)k * H + j;
                     if (to_onnx)
-                        *o = *nv;
+                        *o = k == neg ? -*nv : *nv;
                     else
-                        *nv = *o;
+                        *nv = k == neg ? -*o : *o;
                 }
         }
     }

@@ -2642,9 +2642,9 @@ static int op_eyelike(imp *I, const onnx_node *n)
 
 /* A parameter from rows of a constant W [D, G*H, cols]: direction d, its G gate blocks of
  * H rows taken in the order `perm` (ONNX's gate order to nerve's), rows `offset` blocks in
- * (the recurrent bias half of B). */
+ * (the recurrent bias half of B); nerve's block `neg` (-1: none) negated. */
 static int gate_rows(imp *I, ival *v, int d, int G, int H, int64_t cols, const int *perm,
-                     int offset, const char *what)
+                     int offset, int neg, const char *what)
 {
     TRY(const_data(I, v));
     int64_t dims[2] = {(int64_t)G * H, cols};
@@ -2656,6 +2656,7 @@ static int gate_rows(imp *I, ival *v, int d, int G, int H, int64_t cols, const i
         for (int r = 0; r < H; r++)
             for (int64_t k = 0; k < cols; k++)
                 c[((size_t)g * H + r) * (size_t)cols + (size_t)k] =
+                    (g == neg ? -1.0 : 1.0) *
                     v->c[(size_t)d * per_dir + ((size_t)(perm[g] + offset * G) * H + r) * (size_t)cols + (size_t)k];
     char name[64];
     snprintf(name, sizeof name, "%.40s.%s%d", v->name, what, d);
@@ -2667,7 +2668,10 @@ static int gate_rows(imp *I, ival *v, int d, int G, int H, int64_t cols, const i
 
 /* LSTM, GRU and RNN (layout 0: X [T, N, F]) onto nerve's fused recurrent operator: gates
  * reordered from ONNX's (LSTM i o f c, GRU z r h) to nerve's (i f g o, r z n); forward or
- * bidirectional; default activations only. */
+ * bidirectional; default activations only. input_forget = 1 couples the gates as ONNX
+ * Runtime does, f = 1 - i, where nerve's coupled LSTM computes f and takes i = 1 - f: nerve's
+ * f gate is then ONNX's i gate with every weight, bias and peephole negated (sigmoid(-z) =
+ * 1 - sigmoid(z)), and its ignored i rows hold ONNX's ignored f rows. */
 static int op_recurrent(imp *I, const onnx_node *n)
 {
     const char *op = n->op_type;
@@ -2676,6 +2680,7 @@ static int op_recurrent(imp *I, const onnx_node *n)
     static const int lstm_perm[4] = {0, 2, 3, 1}; /* nerve i f g o from ONNX i o f c */
     static const int gru_perm[3] = {1, 0, 2};      /* nerve r z n from ONNX z r h */
     static const int rnn_perm[1] = {0};
+    static const int coupled_perm[4] = {2, 0, 3, 1}; /* nerve i f g o from ONNX f i c o */
     const int *perm = is_lstm ? lstm_perm : is_gru ? gru_perm : rnn_perm;
     const char *dir = attr_s(n, "direction", "forward");
     int D = !strcmp(dir, "bidirectional") ? 2 : 1;
@@ -2709,8 +2714,12 @@ static int op_recurrent(imp *I, const onnx_node *n)
     cfg.bidirectional = D == 2;
     cfg.return_sequences = 1;
     cfg.gru_form = attr_i(n, "linear_before_reset", 0) ? NERVE_GRU_LINEAR_BEFORE_RESET : NERVE_GRU_COURSE;
-    if (is_lstm && attr_i(n, "input_forget", 0))
+    int neg = -1;
+    if (is_lstm && attr_i(n, "input_forget", 0)) {
         cfg.lstm_flags |= NERVE_LSTM_COUPLED;
+        perm = coupled_perm;
+        neg = 1; /* nerve's f = 1 - ONNX's i */
+    }
     nerve_rnn_params p;
     for (int d = 0; d < 2; d++)
         p.w_ih[d] = p.w_hh[d] = p.b_ih[d] = p.b_hh[d] = p.peephole[d] = -1;
@@ -2729,25 +2738,26 @@ static int op_recurrent(imp *I, const onnx_node *n)
     if ((bv && const_data(I, bv) < 0) || (pv && const_data(I, pv) < 0))
         return nerve_last_status();
     for (int d = 0; d < D; d++) {
-        TRY(p.w_ih[d] = gate_rows(I, wv, d, G, H, wv->dims[2], perm, 0, "w"));
-        TRY(p.w_hh[d] = gate_rows(I, rv, d, G, H, H, perm, 0, "r"));
+        TRY(p.w_ih[d] = gate_rows(I, wv, d, G, H, wv->dims[2], perm, 0, neg, "w"));
+        TRY(p.w_hh[d] = gate_rows(I, rv, d, G, H, H, perm, 0, neg, "r"));
         if (bv) {
             /* B [D, 2GH] as [D, 2G blocks of H, 1] */
             ival b1 = *bv;
             b1.ndim = 3;
             b1.dims[1] = 2LL * G * H;
             b1.dims[2] = 1;
-            TRY(p.b_ih[d] = gate_rows(I, &b1, d, G, H, 1, perm, 0, "wb"));
-            TRY(p.b_hh[d] = gate_rows(I, &b1, d, G, H, 1, perm, 1, "rb"));
+            TRY(p.b_ih[d] = gate_rows(I, &b1, d, G, H, 1, perm, 0, neg, "wb"));
+            TRY(p.b_hh[d] = gate_rows(I, &b1, d, G, H, 1, perm, 1, neg, "rb"));
         }
         if (pv) {
             static const int peep_perm[3] = {0, 2, 1}; /* nerve i f o from ONNX i o f */
+            static const int coupled_peep[3] = {2, 0, 1}; /* (coupled) from ONNX f i o */
             ival p1 = *pv;
             p1.ndim = 3;
             p1.dims[1] = 3LL * H;
             p1.dims[2] = 1;
             int id;
-            TRY(id = gate_rows(I, &p1, d, 3, H, 1, peep_perm, 0, "p"));
+            TRY(id = gate_rows(I, &p1, d, 3, H, 1, neg >= 0 ? coupled_peep : peep_perm, 0, neg, "p"));
             int64_t pd[2] = {3, H};
             TRY(p.peephole[d] = reshape_node(I, id, 2, pd));
         }

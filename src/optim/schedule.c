@@ -9,14 +9,20 @@
  *                with p = (k − W)/(τ − W), lr_end once k ≥ τ
  *   plateau      lr × scale, where observe() multiplies scale by γ after `patience`
  *                consecutive epochs without a relative improvement above `threshold`
- * Iterations k count from 0 over the whole run; epochs count from 0. */
+ *   poly         lr (1 − k/max_iter)^power                       (darknet)
+ *   sigmoid      lr / (1 + exp(γ (k − step)))                    (darknet)
+ * Iterations k count from 0 over the whole run; epochs count from 0. With in_iterations,
+ * step, multistep and exponential count iterations (darknet's step, steps and exp), and a
+ * multistep milestone multiplies by its own scale. burn_in > 0: lr (k/burn_in)^power for
+ * k < burn_in, whatever the policy (darknet's burn-in). */
 #include "nerve.h"
 
 #include <math.h>
 #include <strings.h>
 
-static const char *const sched_names[] = {"constant", "step",   "multistep", "exponential",
-                                          "linear",   "cosine", "plateau"};
+static const char *const sched_names[] = {"constant", "step",    "multistep", "exponential",
+                                          "linear",   "cosine",  "plateau",   "poly",
+                                          "sigmoid"};
 #define N_SCHED ((int)(sizeof sched_names / sizeof sched_names[0]))
 
 nerve_schedule nerve_schedule_default(nerve_sched_type type, float lr)
@@ -36,6 +42,7 @@ nerve_schedule nerve_schedule_default(nerve_sched_type type, float lr)
     s.best = INFINITY;
     s.bad_epochs = 0;
     s.plateau_scale = 1.0f;
+    s.power = 4.0f;
     return s;
 }
 
@@ -54,7 +61,7 @@ int nerve_schedule_parse(const char *name, nerve_sched_type *out)
         }
     return nerve_set_error(NERVE_ERR_ARG,
                            "unknown schedule '%s' (constant, step, multistep, exponential, "
-                           "linear, cosine, plateau)",
+                           "linear, cosine, plateau, poly, sigmoid)",
                            name ? name : "(null)");
 }
 
@@ -85,12 +92,21 @@ static float cosine_lr(const nerve_schedule *s, int64_t k)
     return (float)(s->lr_end + (s->lr - s->lr_end) * 0.5 * (1.0 + cos(3.14159265358979323846 * p)));
 }
 
-static int milestones_passed(const nerve_schedule *s, int epoch)
+static float milestones_factor(const nerve_schedule *s, int64_t t)
 {
-    int n = 0;
+    float f = 1.0f;
     for (int i = 0; i < s->n_milestones && i < NERVE_MAX_MILESTONES; i++)
-        n += s->milestones[i] <= epoch;
-    return n;
+        if (s->milestones[i] <= t)
+            f *= s->scales[i] > 0.0f ? s->scales[i] : s->gamma;
+    return f;
+}
+
+static float poly_lr(const nerve_schedule *s, int64_t k)
+{
+    if (s->max_iter <= 0)
+        return s->lr;
+    double a = 1.0 - (double)k / (double)s->max_iter;
+    return a <= 0.0 ? 0.0f : (float)(s->lr * pow(a, s->power));
 }
 
 float nerve_schedule_lr(const nerve_schedule *s, int64_t iter, int epoch)
@@ -101,11 +117,17 @@ float nerve_schedule_lr(const nerve_schedule *s, int64_t iter, int epoch)
         iter = 0;
     if (epoch < 0)
         epoch = 0;
+    if (iter < s->burn_in)
+        return (float)(s->lr * pow((double)iter / (double)s->burn_in, s->power));
+    int64_t t = s->in_iterations ? iter : epoch;
     switch (s->type) {
     case NERVE_SCHED_STEP:
-        return s->step > 0 ? s->lr * powf(s->gamma, (float)(epoch / s->step)) : s->lr;
-    case NERVE_SCHED_MULTISTEP: return s->lr * powf(s->gamma, (float)milestones_passed(s, epoch));
-    case NERVE_SCHED_EXPONENTIAL: return s->lr * powf(s->gamma, (float)epoch);
+        return s->step > 0 ? (float)(s->lr * pow(s->gamma, (double)(t / s->step))) : s->lr;
+    case NERVE_SCHED_MULTISTEP: return s->lr * milestones_factor(s, t);
+    case NERVE_SCHED_EXPONENTIAL: return (float)(s->lr * pow(s->gamma, (double)t));
+    case NERVE_SCHED_POLY: return poly_lr(s, iter);
+    case NERVE_SCHED_SIGMOID:
+        return (float)(s->lr / (1.0 + exp(s->gamma * (double)(iter - s->step))));
     case NERVE_SCHED_LINEAR: return linear_lr(s, iter);
     case NERVE_SCHED_COSINE: return cosine_lr(s, iter);
     case NERVE_SCHED_PLATEAU: return s->lr * (s->plateau_scale > 0.0f ? s->plateau_scale : 1.0f);

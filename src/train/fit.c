@@ -625,7 +625,7 @@ static int augment_prepare(const nerve_net_config *c, const nerve_dataset *train
 static int augment_check(const nerve_net_config *c, const feeder *f)
 {
     const unsigned geometric = NERVE_AUG_CROP | NERVE_AUG_FLIP | NERVE_AUG_TRANSLATE | NERVE_AUG_ROTATE |
-                               NERVE_AUG_RESCALE | NERVE_AUG_ELASTIC;
+                               NERVE_AUG_RESCALE | NERVE_AUG_ELASTIC | NERVE_AUG_DARKNET_CROP;
     if (!(c->augment.on & geometric))
         return NERVE_OK;
     if (f->head.target == NERVE_TARGET_MASK && c->ndim == 3 &&
@@ -735,7 +735,7 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
     float *x = nerve_value(g, f->input).data;
     double t_run = now_seconds();
     int ran = 0;
-    int out_of_steps = c->max_batches > 0 && r->iter >= c->max_batches;
+    int out_of_steps = (c->max_batches > 0 || c->max_batches_set) && r->iter >= c->max_batches;
     for (int epoch = r->epoch + 1; epoch <= epochs && st == NERVE_OK && !out_of_steps; epoch++) {
         /* batch order of this epoch: a function of (seed, epoch) only (a text stream is read
          * in its order: batch k is chunk k of every stream); a run resumed from an interrupted
@@ -831,7 +831,7 @@ static int fit_epochs(nerve_model *m, const nerve_dataset *train, const nerve_da
             if (got > 0)
                 feed_measure(f, &mt, got);
             seen += n;
-            out_of_steps = c->max_batches > 0 && r->iter >= c->max_batches;
+            out_of_steps = (c->max_batches > 0 || c->max_batches_set) && r->iter >= c->max_batches;
             if (opt && opt->on_progress && (batches % every == 0 || seen == train->n)) {
                 double el = now_seconds() - t0;
                 nerve_progress p = {epoch, epochs, seen, train->n, loss_sum / (double)seen,
@@ -1114,7 +1114,7 @@ int nerve_fit(nerve_model *m, const nerve_dataset *train, const nerve_dataset *v
      * when a validation set chose them). */
     int epochs = opt && opt->max_epochs > 0 ? opt->max_epochs : c->epochs;
     int finished = r.epoch >= epochs || res->stopped_early ||
-                   (c->max_batches > 0 && r.iter >= c->max_batches);
+                   ((c->max_batches > 0 || c->max_batches_set) && r.iter >= c->max_batches);
     if (st == NERVE_OK && finished && val && val->n > 0 && r.have_best) {
         snapshot_copy(&best, g, 1);
         if (opt && opt->checkpoint)

@@ -4,8 +4,11 @@
  *   byte 1: target size, height 1 + low nibble, width 1 + high nibble;
  *   then the image file (PNG or JPEG, found by its signature).
  * A decoded image must have 1 or 3 channels, a positive size and values in [0, 1]; a resize
- * must give finite values in [0, 1]. */
+ * must give finite values in [0, 1]. The same bytes also go to the class-mask decoder of
+ * segmentation lists (data_decode_mask), which must give h x w bytes or an error. */
 #include "fuzz_common.h"
+
+#include "../../src/data/data.h"
 
 #include <math.h>
 
@@ -25,8 +28,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     nerve_resize policy = (nerve_resize)((data[0] / 3) % 4);
     int h = 1 + (data[1] & 15), w = 1 + (data[1] >> 4);
     nerve_clear_error();
+    int mh = 0, mw = 0;
+    unsigned char *mask = NULL;
+    int st = data_decode_mask(data + 2, size - 2, "fuzz.png", &mh, &mw, &mask);
+    fuzz_check_error(st);
+    if (st == NERVE_OK) {
+        if (mh <= 0 || mw <= 0 || !mask)
+            abort();
+        size_t n = (size_t)mh * mw, sum = 0; /* every byte readable (ASan checks the extent) */
+        for (size_t i = 0; i < n; i++)
+            sum += mask[i];
+        if (sum > 255 * n)
+            abort();
+        nerve_xfree(mask);
+    } else if (mask) {
+        abort();
+    }
+    nerve_clear_error();
     nerve_image im;
-    int st = nerve_image_decode(data + 2, size - 2, "fuzz.img", want, &im);
+    st = nerve_image_decode(data + 2, size - 2, "fuzz.img", want, &im);
     fuzz_check_error(st);
     if (st != NERVE_OK)
         return 0;

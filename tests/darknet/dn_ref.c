@@ -1,0 +1,191 @@
+/* Reference side of the darknet checks (tests only; never linked into libnerve): drives
+ * Debian's libdarknet.
+ *
+ *   dn_ref shapes CFG              one line per layer: index type outputs c h w params
+ *   dn_ref forward CFG WEIGHTS IN OUT
+ *                                  reads IN (raw float32, one sample), runs darknet's
+ *                                  forward in test mode, writes the output layer's values
+ *   dn_ref save CFG OUT.weights SEED
+ *                                  writes darknet's initial weights (srand(SEED))
+ *   dn_ref load CFG WEIGHTS        loads the weights; prints the header and the sum of every
+ *                                  layer's parameters
+ *
+ * Built by `make darknet-check` (tests/darknet_check.sh) when darknet is installed. */
+#include <darknet.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *type_name(LAYER_TYPE t)
+{
+    switch (t) {
+    case CONVOLUTIONAL: return "convolutional";
+    case DECONVOLUTIONAL: return "deconvolutional";
+    case CONNECTED: return "connected";
+    case MAXPOOL: return "maxpool";
+    case SOFTMAX: return "softmax";
+    case DETECTION: return "detection";
+    case DROPOUT: return "dropout";
+    case CROP: return "crop";
+    case ROUTE: return "route";
+    case COST: return "cost";
+    case NORMALIZATION: return "normalization";
+    case AVGPOOL: return "avgpool";
+    case LOCAL: return "local";
+    case SHORTCUT: return "shortcut";
+    case ACTIVE: return "activation";
+    case RNN: return "rnn";
+    case GRU: return "gru";
+    case LSTM: return "lstm";
+    case CRNN: return "crnn";
+    case BATCHNORM: return "batchnorm";
+    case REGION: return "region";
+    case YOLO: return "yolo";
+    case REORG: return "reorg";
+    case UPSAMPLE: return "upsample";
+    default: return "other";
+    }
+}
+
+/* Trainable values: weights, biases and batch-norm scales (not the running statistics). */
+static long params_of(const layer *l)
+{
+    switch (l->type) {
+    case CONVOLUTIONAL:
+    case DECONVOLUTIONAL:
+        return (long)l->nweights + l->n + (l->batch_normalize ? l->n : 0);
+    case CONNECTED:
+        return (long)l->inputs * l->outputs + l->outputs + (l->batch_normalize ? l->outputs : 0);
+    case LOCAL: {
+        long locations = (long)l->out_h * l->out_w;
+        return locations * l->size * l->size * l->c * l->n + locations * l->n;
+    }
+    case BATCHNORM:
+        return 2L * l->c;
+    case RNN:
+        return params_of(l->input_layer) + params_of(l->self_layer) + params_of(l->output_layer);
+    case CRNN:
+        return params_of(l->input_layer) + params_of(l->self_layer) + params_of(l->output_layer);
+    case GRU:
+        return params_of(l->uz) + params_of(l->wz) + params_of(l->ur) + params_of(l->wr) +
+               params_of(l->uh) + params_of(l->wh);
+    default:
+        return 0;
+    }
+}
+
+static int shapes(char *cfg)
+{
+    network *net = parse_network_cfg(cfg);
+    if (!net)
+        return 1;
+    long total = 0;
+    printf("layers %d\n", net->n);
+    for (int i = 0; i < net->n; i++) {
+        const layer *l = &net->layers[i];
+        long p = params_of(l);
+        total += p;
+        printf("%d %s %d %d %d %d %ld\n", i, type_name(l->type), l->outputs, l->out_c, l->out_h,
+               l->out_w, p);
+    }
+    printf("params %ld\n", total);
+    free_network(net);
+    return 0;
+}
+
+static float *read_floats(const char *path, long want)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    float *x = calloc((size_t)want, sizeof *x);
+    long got = x ? (long)fread(x, sizeof *x, (size_t)want, f) : 0;
+    fclose(f);
+    if (got != want) {
+        fprintf(stderr, "%s: %ld floats, expected %ld\n", path, got, want);
+        free(x);
+        return NULL;
+    }
+    return x;
+}
+
+static int forward(char *cfg, char *weights, const char *in, const char *out)
+{
+    network *net = load_network(cfg, weights, 0);
+    set_batch_network(net, 1);
+    float *x = read_floats(in, net->inputs);
+    if (!x)
+        return 1;
+    float *y = network_predict(net, x);
+    int n = net->outputs;
+    for (int i = net->n - 1; i >= 0; i--)
+        if (net->layers[i].type != COST) {
+            n = net->layers[i].outputs;
+            break;
+        }
+    FILE *f = fopen(out, "wb");
+    if (!f || fwrite(y, sizeof *y, (size_t)n, f) != (size_t)n)
+        return 1;
+    fclose(f);
+    free(x);
+    return 0;
+}
+
+static double sum(const float *x, long n)
+{
+    double s = 0;
+    for (long i = 0; x && i < n; i++)
+        s += x[i];
+    return s;
+}
+
+static double layer_sum(const layer *l)
+{
+    switch (l->type) {
+    case CONVOLUTIONAL:
+    case CONNECTED: {
+        long n = l->type == CONNECTED ? l->outputs : l->n;
+        long w = l->type == CONNECTED ? (long)l->inputs * l->outputs : l->nweights;
+        double s = sum(l->biases, n) + sum(l->weights, w);
+        if (l->batch_normalize)
+            s += sum(l->scales, n) + sum(l->rolling_mean, n) + sum(l->rolling_variance, n);
+        return s;
+    }
+    case RNN:
+        return layer_sum(l->input_layer) + layer_sum(l->self_layer) + layer_sum(l->output_layer);
+    case GRU:
+        return layer_sum(l->uz) + layer_sum(l->wz) + layer_sum(l->ur) + layer_sum(l->wr) +
+               layer_sum(l->uh) + layer_sum(l->wh);
+    default:
+        return 0;
+    }
+}
+
+static int load(char *cfg, char *weights)
+{
+    network *net = load_network(cfg, weights, 0);
+    printf("seen %zu\n", *net->seen);
+    for (int i = 0; i < net->n; i++)
+        printf("%d %s %.9g\n", i, type_name(net->layers[i].type), layer_sum(&net->layers[i]));
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && !strcmp(argv[1], "shapes"))
+        return shapes(argv[2]);
+    if (argc == 6 && !strcmp(argv[1], "forward"))
+        return forward(argv[2], argv[3], argv[4], argv[5]);
+    if (argc == 5 && !strcmp(argv[1], "save")) {
+        srand((unsigned)atoi(argv[4]));
+        network *net = parse_network_cfg(argv[2]);
+        save_weights(net, argv[3]);
+        return 0;
+    }
+    if (argc == 4 && !strcmp(argv[1], "load"))
+        return load(argv[2], argv[3]);
+    fprintf(stderr, "usage: dn_ref shapes CFG | forward CFG WEIGHTS IN OUT | save CFG OUT SEED | "
+                    "load CFG WEIGHTS\n");
+    return 2;
+}

@@ -1,0 +1,46 @@
+#!/bin/sh
+# Loads every darknet cfg in CFG_DIR (Debian's darknet package: 45 files) unedited in nerve and
+# in libdarknet's own parser, and compares the layer count, each layer's type, element count
+# and (where darknet states one) C x H x W shape, and the parameter total (weights, biases,
+# batch-norm scales; not the running statistics). Prints one line per cfg and "N/M match".
+# Usage: tests/darknet_check.sh BUILD_DIR [CFG_DIR]   (run by `make darknet-check`)
+set -u
+build=${1:-build}
+dir=${2:-/usr/share/darknet/cfg}
+if [ ! -x "$build/dn_ref" ]; then
+    echo "darknet-check: $build/dn_ref is missing (needs Debian's darknet package)"; exit 1
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+n=0; ok=0
+for cfg in "$dir"/*.cfg; do
+    n=$((n + 1))
+    name=$(basename "$cfg")
+    "$build/dn_ref" shapes "$cfg" >"$tmp/dn" 2>/dev/null
+    "$build/nerve_shapes" "$cfg" >"$tmp/nv" 2>&1
+    verdict=$(awk -v name="$name" '
+        FNR == 1 { file++ }
+        file == 1 { dn[FNR] = $0; ndn = FNR; next }
+        { nv[FNR] = $0; nnv = FNR }
+        END {
+            split(nv[1], h, " ")
+            if (h[1] == "error") { sub(/^error /, "", nv[1]); print "FAIL " nv[1]; exit }
+            if (dn[1] != nv[1]) { print "FAIL layer count: darknet " dn[1] ", nerve " nv[1]; exit }
+            for (i = 2; i < ndn; i++) {
+                split(dn[i], a, " "); split(nv[i], b, " ")
+                if (a[2] != b[2] || a[3] != b[4 - 1] + 0 && a[3] != b[3]) {
+                    print "FAIL layer " a[1] ": darknet " dn[i] " / nerve " nv[i]; exit }
+                if (a[4] > 0 && a[4] * a[5] * a[6] == a[3] &&
+                    (a[4] != b[4] || a[5] != b[5] || a[6] != b[6])) {
+                    print "FAIL layer " a[1] " shape: darknet " dn[i] " / nerve " nv[i]; exit }
+                if (a[7] != b[7]) {
+                    print "FAIL layer " a[1] " params: darknet " dn[i] " / nerve " nv[i]; exit }
+            }
+            if (dn[ndn] != nv[nnv]) { print "FAIL total: darknet " dn[ndn] ", nerve " nv[nnv]; exit }
+            print "ok " (ndn - 2) " layers, " dn[ndn]
+        }' "$tmp/dn" "$tmp/nv")
+    case $verdict in ok*) ok=$((ok + 1));; esac
+    printf '%-24s %s\n' "$name" "$verdict"
+done
+echo "darknet-check: $ok/$n cfgs match darknet's parser"
+[ "$ok" -eq "$n" ]
