@@ -1275,6 +1275,10 @@ static int write_files(exporter *e, const char *dir, int out, nerve_export_c_inf
 
 int nerve_export_c(nerve_model *m, const char *dir, const char *name, nerve_export_c_info *info)
 {
+    if (m && nerve_model_quantized(m))
+        return nerve_set_error(NERVE_ERR_ARG, "export-c: the model is int8 (nerve quantize); "
+                               "export-c writes float models: export the float checkpoint it "
+                               "was quantised from (an int8 export is not implemented)");
     if (!m || !dir)
         return nerve_set_error(NERVE_ERR_ARG, "export-c: null argument");
     if (!name)
