@@ -246,7 +246,7 @@ TEST(q8_direct_conv_matches_im2row_route)
 
 TEST(q8_requantize_vector_matches_scalar)
 {
-#if defined(__x86_64__) || defined(__i386__)
+#if defined(__x86_64__) && defined(__GNUC__)
     if (!kern_set_isa("avx512") || strcmp(kern_q8_path(), "vnni")) {
         kern_set_isa("auto");
         printf("  skipped: no VNNI path here\n");

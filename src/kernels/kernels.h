@@ -339,7 +339,7 @@ void kern_q8_conv_direct(const kern_q8_conv_plan *p, const int32_t *off, const f
                          float *out, void *ws);
 
 /* Path internals (src/kernels/q8*.c only). */
-void kern_q8_conv_sums_vnni(const kern_q8_conv_plan *p, const int32_t *off, const uint8_t *img,
+void kern_q8_conv_sums_avx512vnni(const kern_q8_conv_plan *p, const int32_t *off, const uint8_t *img,
                             const int8_t *w, uint8_t *panel, int32_t *sums);
 void kern_q8_requant_row_avx512(const int32_t *c, int n, const int32_t *bias,
                                 const int32_t *mult, const int32_t *shift, int zp, int lo,
@@ -352,7 +352,7 @@ void kern_q8_requant_row_avx2(const int32_t *c, int n, const int32_t *bias, cons
                               const int32_t *shift, int zp, int lo, float scale, float *out);
 void kern_q8_requant_run_avx512(const int32_t *c, int n, int32_t bias, int32_t mult,
                                 int32_t shift, int zp, int lo, float scale, float *out);
-void kern_q8_gemm_vnni(int M, int N, int K, const uint8_t *A, ptrdiff_t lda, const int8_t *w,
+void kern_q8_gemm_avx512vnni(int M, int N, int K, const uint8_t *A, ptrdiff_t lda, const int8_t *w,
                        int32_t *C, ptrdiff_t ldc);
 void kern_q8_gemm_avx2(int M, int N, int K, const uint8_t *A, ptrdiff_t lda, const int16_t *w,
                        int32_t *C, ptrdiff_t ldc, uint32_t *ws);

@@ -29,30 +29,21 @@ int kern_q8_kp(int K) { return (K + 3) & ~3; }
 
 /* ---- path ------------------------------------------------------------------------------ */
 
-#if defined(__x86_64__) || defined(__i386__)
-#define Q8_X86 1
-static int cpu_has_vnni(void)
-{
-    static int known = -1;
-    if (known < 0) {
-        __builtin_cpu_init();
-        known = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
-                __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-    }
-    return known;
-}
+#if defined(__x86_64__) && defined(__GNUC__)
+#define Q8_X86 1 /* the vector paths of q8_avx512.c and q8_avx2.c */
 #endif
 
 const char *kern_q8_path(void)
 {
-    const char *isa = kern_isa_name();
 #ifdef Q8_X86
-    if (!strcmp(isa, "avx512"))
-        return cpu_has_vnni() ? "vnni" : "avx2"; /* AVX-512F implies AVX2 */
-    if (!strcmp(isa, "avx2"))
+    switch (kern_isa_active()) {
+    case KERN_ISA_AVX512:
+        return kern_isa_avx512_vnni() ? "vnni" : "avx2"; /* AVX-512F implies AVX2 */
+    case KERN_ISA_AVX2:
         return "avx2";
-#else
-    (void)isa;
+    default:
+        break;
+    }
 #endif
     return "portable";
 }
@@ -131,7 +122,7 @@ void kern_q8_gemm(int M, int N, int K, const uint8_t *A, ptrdiff_t lda, const vo
 #ifdef Q8_X86
     const char *path = kern_q8_path();
     if (!strcmp(path, "vnni")) {
-        kern_q8_gemm_vnni(M, N, K, A, lda, (const int8_t *)(base + h.off_vnni), C, ldc);
+        kern_q8_gemm_avx512vnni(M, N, K, A, lda, (const int8_t *)(base + h.off_vnni), C, ldc);
         return;
     }
     if (!strcmp(path, "avx2")) {
@@ -337,7 +328,7 @@ void kern_q8_conv_direct(const kern_q8_conv_plan *p, const int32_t *off, const f
     int vnni = !strcmp(kern_q8_path(), "vnni");
 #ifdef Q8_X86
     if (vnni)
-        kern_q8_conv_sums_vnni(p, off, img, kern_q8_rows(packed), panel, sums);
+        kern_q8_conv_sums_avx512vnni(p, off, img, kern_q8_rows(packed), panel, sums);
     else {
         q8_header h;
         memcpy(&h, packed, sizeof h);

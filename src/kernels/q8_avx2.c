@@ -6,7 +6,7 @@
  * the workspace, one 32-bit broadcast per row and pair of depths. */
 #include "kernels.h"
 
-#if defined(__x86_64__) || defined(__i386__)
+#if defined(__x86_64__) && defined(__GNUC__)
 
 #include <immintrin.h>
 #include <string.h>

@@ -6,7 +6,7 @@
  * activations, which does kern_q8_quantize's float multiply, clamps and rounding. */
 #include "kernels.h"
 
-#if defined(__x86_64__) || defined(__i386__)
+#if defined(__x86_64__) && defined(__GNUC__)
 
 #include <immintrin.h>
 #include <string.h>
@@ -50,7 +50,7 @@ VNNI_INLINE void tile(int k4, const uint8_t *a, ptrdiff_t lda, const int8_t *b, 
     }
 }
 
-VNNI void kern_q8_gemm_vnni(int M, int N, int K, const uint8_t *A, ptrdiff_t lda, const int8_t *w,
+VNNI void kern_q8_gemm_avx512vnni(int M, int N, int K, const uint8_t *A, ptrdiff_t lda, const int8_t *w,
                             int32_t *C, ptrdiff_t ldc)
 {
     int Kp = kern_q8_kp(K), k4 = Kp / 4;
@@ -209,7 +209,7 @@ VNNI_INLINE void conv_tile(int k4, const uint8_t *panel, const int8_t *w, int Kp
             _mm512_storeu_si512((void *)(c + r * ldc + 16 * v), acc[r][v]);
 }
 
-VNNI void kern_q8_conv_sums_vnni(const kern_q8_conv_plan *p, const int32_t *off,
+VNNI void kern_q8_conv_sums_avx512vnni(const kern_q8_conv_plan *p, const int32_t *off,
                                  const uint8_t *img, const int8_t *w, uint8_t *panel,
                                  int32_t *sums)
 {
