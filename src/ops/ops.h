@@ -51,6 +51,11 @@ int op_quantizable(const nerve_graph *g, const node *n);
 int op_quantize_node(nerve_graph *g, int id, const op_quant_params *p);
 /* A quantised node's parameters (pointers into its own copies), NULL for other nodes. */
 const op_quant_params *op_quant_of(const node *n);
+/* A quantised node's folded int32 bias, fixed-point multipliers and shifts ([N] each) and
+ * the 1 / in_scale its forward multiplies by: what an export needs to give the same
+ * integers. NERVE_ERR_ARG for other nodes. */
+int op_quant_ints(const node *n, const int32_t **bias, const int32_t **mult,
+                  const int32_t **shift, float *inv_in);
 
 /* Looks an operator up by name across every family (NULL if unknown). */
 const op_def *op_find(const char *name);

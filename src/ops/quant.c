@@ -214,6 +214,19 @@ const op_quant_params *op_quant_of(const node *n)
     return n->op == &op_qdense || n->op == &op_qconv ? &qof(n)->p : NULL;
 }
 
+int op_quant_ints(const node *n, const int32_t **bias, const int32_t **mult,
+                  const int32_t **shift, float *inv_in)
+{
+    if (!op_quant_of(n))
+        return nerve_set_error(NERVE_ERR_ARG, "node '%s' is not an int8 node", n->name);
+    const qlayer *q = qof(n);
+    *bias = q->bias;
+    *mult = q->mult;
+    *shift = q->shift;
+    *inv_in = q->inv_in;
+    return NERVE_OK;
+}
+
 /* The folded int32 bias and the fixed-point multipliers of every output channel. */
 static int fold(qlayer *q, const float *b)
 {
