@@ -842,16 +842,19 @@ static int emit_q8(exporter *e, int id, node *n)
         return unsupported(e, n, "is a 3-D convolution");
     char cname[96], lit1[48], lit2[48], pname[96];
     /* the weights, taps reversed for a flipped (true) convolution as the kernels read them */
+    /* padded with zeros to a multiple of 4 bytes: the int32 arrays after it then need no
+     * alignment gap, and the stated flash stays exact */
+    size_t nw = (size_t)N * K, padded = (nw + 3) & ~(size_t)3;
     snprintf(cname, sizeof cname, "%s_qw%d", e->name, id);
-    sb_printf(&e->consts, "/* %s: int8 weights [%d, %zu] */\nconst signed char %s[%zu] = {", n->name, N,
-              K, cname, (size_t)N * K);
+    sb_printf(&e->consts, "/* %s: int8 weights [%d, %zu]%s */\nconst signed char %s[%zu] = {", n->name,
+              N, K, padded > nw ? " and zeros to a multiple of 4 bytes" : "", cname, padded);
     size_t taps = conv ? (size_t)ks.kernel[1] * ks.kernel[2] : 1;
-    for (size_t i = 0; i < (size_t)N * K; i++) {
+    for (size_t i = 0; i < padded; i++) {
         size_t src = conv && ks.flip ? i - i % taps + (taps - 1 - i % taps) : i;
-        sb_printf(&e->consts, "%s%s%d", i ? "," : "", i % 16 ? " " : "\n    ", q->w[src]);
+        sb_printf(&e->consts, "%s%s%d", i ? "," : "", i % 16 ? " " : "\n    ", i < nw ? q->w[src] : 0);
     }
     sb_printf(&e->consts, "\n};\n");
-    e->const_bytes += (size_t)N * K;
+    e->const_bytes += padded;
     char bn[96], mn[96], sn[96];
     snprintf(bn, sizeof bn, "%s_qb%d", e->name, id);
     snprintf(mn, sizeof mn, "%s_qm%d", e->name, id);
