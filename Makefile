@@ -125,7 +125,7 @@ test-tsan:
 
 # The kernel and operator tests once per instruction set this CPU has (NERVE_ISA, see
 # docs/ARCHITECTURE.md), then the proof that NERVE_ISA=portable runs no AVX2/AVX-512 code.
-ISA_TESTS := test_isa test_gemm test_winograd test_conv_direct test_ops_ test_model_rnn
+ISA_TESTS := test_isa test_gemm test_winograd test_conv_direct test_ops_ test_model_rnn test_q8 test_quantize
 check-isa: all $(BUILD)/nerve_tests
 	@for isa in portable avx2 avx512 neon; do \
 	    if NERVE_ISA=$$isa ./$(BUILD)/nerve version 2>&1 | grep -q "kernel instruction set: $$isa "; then \

@@ -76,6 +76,17 @@ measure "LeNet-5 latency b1 2T ms (median)" latency_ms lower "" \
 S=$(steps 30 5)
 measure "ResNet-18 224x224 latency b1 2T ms (median)" latency_ms lower "" \
     "$BUILD/bench/bench_cfg $cfgdir/resnet18.cfg latency 1 2 $S" "$PY bench/torch_conv.py latency_resnet18 2 $S"
+# int8 inference (docs/quantize.md): the same model quantised against its float self, in one
+# process, on every kernel path of this CPU: batch-1 latency and batch-64 throughput. The
+# reference column is nerve's float model, not PyTorch.
+S=$(steps 400 40)
+for cfg in lenet5 mlp; do
+    out=$($BUILD/bench/q8_bench models/$cfg.cfg 1 "$S")
+    while read -r _ isa q8 _ b1f _ b1q _ sf _ sq; do
+        row "$cfg int8 b1 1T ms vs float ($isa/$q8)" "$b1q" "$b1f" "$(ratio "$b1q" "$b1f" lower)"
+        row "$cfg int8 b64 1T samples/s vs float ($isa/$q8)" "$sq" "$sf" "$(ratio "$sq" "$sf" higher)"
+    done <<< "$(echo "$out" | grep '^q8 ')"
+done
 row "peak RSS MB, LeNet-5 training (above)" "${RSS_N[lenet]:-}" "${RSS_T[lenet]:-(no torch)}" \
     "$(ratio "${RSS_N[lenet]:-}" "${RSS_T[lenet]:-}" lower)"
 row "peak RSS MB, ResNet-20 training 2T (above)" "${RSS_N[resnet20_2]:-}" "${RSS_T[resnet20_2]:-(no torch)}" \

@@ -86,6 +86,7 @@ int cmd_curse(int argc, char **argv);
 int cmd_export_c(int argc, char **argv); /* cli/export.c */
 int cmd_export_onnx(int argc, char **argv); /* cli/export.c */
 int cmd_convert(int argc, char **argv);     /* cli/export.c */
+int cmd_quantize(int argc, char **argv); /* cli/quantize.c */
 int cmd_run(int argc, char **argv);  /* cli/run.c: an ONNX model's forward pass */
 int cmd_explain(int argc, char **argv); /* cli/explain.c */
 int cmd_attack(int argc, char **argv);  /* cli/attack.c */

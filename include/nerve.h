@@ -1713,6 +1713,9 @@ nerve_st_writer *nerve_st_writer_create(void);
  * written in the order they were added. */
 int nerve_st_writer_add(nerve_st_writer *w, const char *name, int ndim, const int *dims,
                         const float *data);
+/* The same for an int8 tensor (dtype I8): quantised weights (nerve_quantize). */
+int nerve_st_writer_add_i8(nerve_st_writer *w, const char *name, int ndim, const int *dims,
+                           const int8_t *data);
 /* Metadata string (valid UTF-8); setting a key again replaces its value. */
 int nerve_st_writer_meta(nerve_st_writer *w, const char *key, const char *value);
 /* Writes atomically: to "path.tmp", flushed and synced, then renamed over path. */
@@ -2335,6 +2338,26 @@ double nerve_median_nearest(int n, int d);
 /* Monte Carlo: n points and `queries` query points uniform in the unit cube [0, 1]^d; the mean
  * over the queries of (nearest distance) / (farthest distance) to the n points. */
 int nerve_nearest_farthest_ratio(int n, int d, int queries, uint64_t seed, double *ratio);
+/* ---- int8 inference (src/apps/quantize.c, docs/quantize.md) -------------------------------- */
+typedef struct nerve_quantize_info {
+    int nodes;    /* dense and conv nodes now running in int8 */
+    int skipped;  /* conv nodes left in float (grouped convolutions) */
+    int samples;  /* calibration samples run */
+} nerve_quantize_info;
+/* Post-training quantisation of a float model: every dense node and every one-group conv
+ * node gets symmetric per-output-channel int8 weights (scale = max |w| / 127) and per-tensor
+ * u8 activations with a zero point for its input and its output, their ranges the minimum
+ * and maximum (including 0) seen over the first `batches` batches of `calib` (the cfg's
+ * batch size; an output read only by a ReLU starts at 0). From then on those nodes run
+ * int32 products of u8 x s8 and requantise with fixed-point multipliers (docs/quantize.md);
+ * the weight leaves hold the dequantised weights. nerve_model_save then writes an int8
+ * checkpoint (I8 weights, metadata nerve.quantized), which nerve_model_load turns back into
+ * this model and which training refuses. A quantised model has no backward pass. */
+int nerve_model_quantize(nerve_model *m, const nerve_dataset *calib, int batches,
+                         nerve_quantize_info *info);
+/* Number of int8 nodes of the model (0: a float model). */
+int nerve_model_quantized(const nerve_model *m);
+
 /* ---- Export to standalone C (src/apps/export_c.c, docs/export-c.md) ------------------------ */
 typedef struct nerve_export_c_info {
     size_t weight_bytes; /* flash: the const arrays (weights, statistics, shape tables) */

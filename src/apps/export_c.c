@@ -12,6 +12,7 @@
  * does (exp, tanh, ...). */
 #include "../model/model.h"
 #include "../ops/ops.h"
+#include "../kernels/kernels.h"
 
 #include <limits.h>
 #include <math.h>
@@ -85,7 +86,8 @@ enum { X_NONE, X_INPUT, X_CONST, X_ARENA, X_VIEW, X_META };
 /* kernels the generated file needs (each emitted once) */
 enum {
     K_DENSE, K_CONV, K_POOL_MAX, K_POOL_AVG, K_POOL_L2, K_SOFTMAX, K_SCALE_SHIFT, K_COPY_ROWS,
-    K_TRANSPOSE, K_BCAST, K_SIGMOID, K_LSTM, K_GRU, K_RNN, K_MATH, K_COUNT
+    K_TRANSPOSE, K_BCAST, K_SIGMOID, K_LSTM, K_GRU, K_RNN, K_MATH, K_Q8, K_Q8_DENSE, K_Q8_CONV,
+    K_COUNT
 };
 
 typedef struct xnode {
@@ -138,7 +140,8 @@ static void mark_needed(exporter *e, int id)
         return;
     e->x[id].needed = 1;
     node *n = gn(e, id);
-    for (int i = 0; i < n->n_in; i++)
+    /* an int8 node reads its input only: weights and bias are its own integers */
+    for (int i = 0; i < (op_quant_of(n) ? 1 : n->n_in); i++)
         mark_needed(e, n->in[i]);
 }
 
@@ -165,6 +168,8 @@ static int may_run_in_place(exporter *e, const node *n)
 /* Floats of private workspace an operator keeps after its value (its block's tail). */
 static size_t op_scratch(exporter *e, const node *n)
 {
+    if (op_quant_of(n)) /* the quantised input, bytes in floats */
+        return (node_numel(gn(e, n->in[0])) / (size_t)gn(e, n->in[0])->dims[0] + 3) / 4;
     if (strcmp(n->op->name, "rnn"))
         return 0;
     int cell = n->attr.i[0], H = n->attr.i[1], D = n->attr.i[4];
@@ -389,6 +394,79 @@ static void emit_leaf_consts(exporter *e)
 /* ---- kernels (emitted once each, when used) ------------------------------------------- */
 
 static const char *const kernel_text[K_COUNT] = {
+    [K_Q8] =
+        "/* int8 layers (nerve quantize, docs/quantize.md): the integers of nerve's int8 kernels */\n"
+        "static unsigned char q8_quantize(float x, float inv, int zp)\n"
+        "{\n"
+        "    float v = x * inv;\n"
+        "    long q;\n"
+        "    v = fmaxf(v, -512.0f); /* NaN gives -512 */\n"
+        "    v = fminf(v, 512.0f);\n"
+        "    q = lrintf(v) + zp; /* round half to even */\n"
+        "    return (unsigned char)(q < 0 ? 0 : q > 255 ? 255 : q);\n"
+        "}\n"
+        "/* zp + (acc + bias) * mult / 2^shift, rounded half up, clamped to lo..255 */\n"
+        "static int q8_requant(int32_t acc, int32_t bias, int32_t mult, int32_t shift, int zp, int lo)\n"
+        "{\n"
+        "    long long t = (long long)acc + bias, p, q;\n"
+        "    t = t > 2147483647LL ? 2147483647LL : t < -2147483647LL - 1 ? -2147483647LL - 1 : t;\n"
+        "    p = t * mult;\n"
+        "    if (shift > 0)\n"
+        "        p = (p + (1LL << (shift - 1))) >> shift;\n"
+        "    q = zp + (p > 1024 ? 1024 : p < -1024 ? -1024 : p);\n"
+        "    return q < lo ? lo : q > 255 ? 255 : (int)q;\n"
+        "}\n",
+    [K_Q8_DENSE] =
+        "/* int8 dense: p = {rows, K, N, zin, zout, lo}; xq: K bytes of workspace */\n"
+        "static void q8_dense(const float *x, float *y, const signed char *w, const int32_t *bias,\n"
+        "                     const int32_t *mult, const int32_t *shift, const int *p, float inv,\n"
+        "                     float scale, unsigned char *xq)\n"
+        "{\n"
+        "    int rows = p[0], K = p[1], N = p[2], zin = p[3], zout = p[4], lo = p[5];\n"
+        "    for (int r = 0; r < rows; r++, x += K, y += N) {\n"
+        "        for (int k = 0; k < K; k++)\n"
+        "            xq[k] = q8_quantize(x[k], inv, zin);\n"
+        "        for (int n = 0; n < N; n++) {\n"
+        "            const signed char *wn = w + (long)n * K;\n"
+        "            int32_t acc = 0;\n"
+        "            for (int k = 0; k < K; k++)\n"
+        "                acc += (int32_t)xq[k] * wn[k];\n"
+        "            y[n] = scale * (float)(q8_requant(acc, bias[n], mult[n], shift[n], zout, lo) - zout);\n"
+        "        }\n"
+        "    }\n"
+        "}\n",
+    [K_Q8_CONV] =
+        "/* int8 2-D correlation of x [C, H, W] with w [O, C, KH, KW] into y [O, OH, OW];\n"
+        " * p = {C, H, W, O, KH, KW, OH, OW, sh, sw, ph, pw, dh, dw, zin, zout, lo}; padding reads\n"
+        " * the input's zero point; xq: C * H * W bytes of workspace */\n"
+        "static void q8_conv(const float *x, float *y, const signed char *w, const int32_t *bias,\n"
+        "                    const int32_t *mult, const int32_t *shift, const int *p, float inv,\n"
+        "                    float scale, unsigned char *xq)\n"
+        "{\n"
+        "    int C = p[0], H = p[1], W = p[2], O = p[3], KH = p[4], KW = p[5], OH = p[6], OW = p[7];\n"
+        "    int sh = p[8], sw = p[9], ph = p[10], pw = p[11], dh = p[12], dw = p[13];\n"
+        "    int zin = p[14], zout = p[15], lo = p[16];\n"
+        "    for (long i = 0; i < (long)C * H * W; i++)\n"
+        "        xq[i] = q8_quantize(x[i], inv, zin);\n"
+        "    for (int o = 0; o < O; o++)\n"
+        "        for (int oy = 0; oy < OH; oy++)\n"
+        "            for (int ox = 0; ox < OW; ox++) {\n"
+        "                const signed char *wo = w + (long)o * C * KH * KW;\n"
+        "                int32_t acc = 0;\n"
+        "                for (int c = 0; c < C; c++)\n"
+        "                    for (int ky = 0; ky < KH; ky++) {\n"
+        "                        int iy = oy * sh + ky * dh - ph;\n"
+        "                        for (int kx = 0; kx < KW; kx++, wo++) {\n"
+        "                            int ix = ox * sw + kx * dw - pw;\n"
+        "                            int v = iy >= 0 && iy < H && ix >= 0 && ix < W\n"
+        "                                        ? xq[((long)c * H + iy) * W + ix] : zin;\n"
+        "                            acc += (int32_t)v * *wo;\n"
+        "                        }\n"
+        "                    }\n"
+        "                y[((long)o * OH + oy) * OW + ox] =\n"
+        "                    scale * (float)(q8_requant(acc, bias[o], mult[o], shift[o], zout, lo) - zout);\n"
+        "            }\n"
+        "}\n",
     [K_DENSE] =
         "/* y[r, j] = b[j] + sum_i x[r, i] w[j, i] */\n"
         "static void k_dense(const float *x, const float *w, const float *b, float *y, int rows, int in,\n"
@@ -733,6 +811,76 @@ static int emit_activation_expr(exporter *e, const node *n, char *out, size_t si
     return NERVE_OK;
 }
 
+static void emit_i32(exporter *e, const char *cname, const int32_t *v, int n, const char *what)
+{
+    sb_printf(&e->consts, "/* %s */\nconst int32_t %s[%d] = {", what, cname, n);
+    for (int i = 0; i < n; i++)
+        sb_printf(&e->consts, "%s%s%ld", i ? "," : "", i % 8 ? " " : "\n    ", (long)v[i]);
+    sb_printf(&e->consts, "\n};\n");
+    e->const_bytes += (size_t)n * sizeof(int32_t);
+}
+
+/* An int8 dense or conv node: its int8 weights, folded bias, multipliers and shifts as
+ * const arrays, and a call of q8_dense / q8_conv, which give nerve's integers. */
+static int emit_q8(exporter *e, int id, node *n)
+{
+    const op_quant_params *q = op_quant_of(n);
+    const int32_t *bias, *mult, *shift;
+    float inv;
+    int st = op_quant_ints(n, &bias, &mult, &shift, &inv);
+    if (st)
+        return st;
+    node *x = gn(e, n->in[0]), *w = gn(e, n->in[1]);
+    int N = w->dims[0];
+    size_t K = node_numel(w) / (size_t)N;
+    int conv = !strcmp(n->op->name, "qconv");
+    kern_conv_shape ks;
+    int groups = 1;
+    if (conv && (st = op_conv_shape(e->g, n, &ks, &groups)) != NERVE_OK)
+        return st;
+    if (conv && (ks.image[0] != 1 || ks.kernel[0] != 1))
+        return unsupported(e, n, "is a 3-D convolution");
+    char cname[96], lit1[48], lit2[48], pname[96];
+    /* the weights, taps reversed for a flipped (true) convolution as the kernels read them */
+    /* padded with zeros to a multiple of 4 bytes: the int32 arrays after it then need no
+     * alignment gap, and the stated flash stays exact */
+    size_t nw = (size_t)N * K, padded = (nw + 3) & ~(size_t)3;
+    snprintf(cname, sizeof cname, "%s_qw%d", e->name, id);
+    sb_printf(&e->consts, "/* %s: int8 weights [%d, %zu]%s */\nconst signed char %s[%zu] = {", n->name,
+              N, K, padded > nw ? " and zeros to a multiple of 4 bytes" : "", cname, padded);
+    size_t taps = conv ? (size_t)ks.kernel[1] * ks.kernel[2] : 1;
+    for (size_t i = 0; i < padded; i++) {
+        size_t src = conv && ks.flip ? i - i % taps + (taps - 1 - i % taps) : i;
+        sb_printf(&e->consts, "%s%s%d", i ? "," : "", i % 16 ? " " : "\n    ", i < nw ? q->w[src] : 0);
+    }
+    sb_printf(&e->consts, "\n};\n");
+    e->const_bytes += padded;
+    char bn[96], mn[96], sn[96];
+    snprintf(bn, sizeof bn, "%s_qb%d", e->name, id);
+    snprintf(mn, sizeof mn, "%s_qm%d", e->name, id);
+    snprintf(sn, sizeof sn, "%s_qs%d", e->name, id);
+    emit_i32(e, bn, bias, N, "folded int32 bias");
+    emit_i32(e, mn, mult, N, "fixed-point multipliers (Q31)");
+    emit_i32(e, sn, shift, N, "right shifts");
+    int lo = q->relu ? q->out_zero : 0;
+    if (conv) {
+        int p[17] = {ks.channels, ks.image[1], ks.image[2], N, ks.kernel[1], ks.kernel[2],
+                     ks.out[1], ks.out[2], ks.stride[1], ks.stride[2], ks.pad[1], ks.pad[2],
+                     ks.dilation[1], ks.dilation[2], q->in_zero, q->out_zero, lo};
+        params_table(e, id, p, 17, pname, sizeof pname);
+    } else {
+        int p[6] = {x->dims[0], (int)K, N, q->in_zero, q->out_zero, lo};
+        params_table(e, id, p, 6, pname, sizeof pname);
+    }
+    e->used[K_Q8] = e->used[K_MATH] = 1;
+    e->used[conv ? K_Q8_CONV : K_Q8_DENSE] = 1;
+    sb_printf(&e->code, "    %s(%s, %s, %s, %s, %s, %s, %s, %s, %s, (unsigned char *)(%s + %zu));\n",
+              conv ? "q8_conv" : "q8_dense", ptr(e, n->in[0]), ptr(e, id), cname, bn, mn, sn, pname,
+              flit(inv, lit1, sizeof lit1), flit(q->out_scale, lit2, sizeof lit2), ptr(e, id),
+              node_numel(n));
+    return NERVE_OK;
+}
+
 static int emit_conv(exporter *e, int id, node *n)
 {
     node *x = gn(e, n->in[0]), *w = gn(e, n->in[1]);
@@ -1071,6 +1219,8 @@ static int emit_node(exporter *e, int id)
     }
     if (!strcmp(op, "conv"))
         return emit_conv(e, id, n);
+    if (op_quant_of(n))
+        return emit_q8(e, id, n);
     if (!strcmp(op, "pool"))
         return emit_pool(e, id, n);
     if (!strcmp(op, "batchnorm"))
@@ -1229,6 +1379,8 @@ static int write_files(exporter *e, const char *dir, int out, nerve_export_c_inf
               "#include \"%s.h\"\n", e->name, e->const_bytes, e->arena * sizeof(float), e->name);
     if (e->used[K_MATH] || e->used[K_SIGMOID] || e->used[K_SOFTMAX] || e->used[K_POOL_L2])
         sb_printf(&c, "#include <math.h>\n");
+    if (e->used[K_Q8])
+        sb_printf(&c, "#include <stdint.h>\n");
     sb_printf(&c, "\n");
     if (e->used[K_LSTM] || e->used[K_GRU] || e->used[K_RNN])
         sb_printf(&c, "typedef struct k_rnn_weights {\n    const float *w_ih, *w_hh, *b_ih, *b_hh, *peep;\n} k_rnn_weights;\n\n");
@@ -1275,6 +1427,7 @@ static int write_files(exporter *e, const char *dir, int out, nerve_export_c_inf
 
 int nerve_export_c(nerve_model *m, const char *dir, const char *name, nerve_export_c_info *info)
 {
+
     if (!m || !dir)
         return nerve_set_error(NERVE_ERR_ARG, "export-c: null argument");
     if (!name)

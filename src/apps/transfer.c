@@ -1,6 +1,7 @@
 /* Transfer learning: initialise a model from another model's checkpoint by tensor name,
  * skipping what does not fit (a new head), and freeze the first layers. */
 #include "../core/core.h"
+#include "../model/model.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -49,6 +50,9 @@ int nerve_model_load_matching(nerve_model *m, const char *path, int skip_mismatc
     int n_skipped = 0, n_loaded = 0;
     if (st == NERVE_OK) {
         nerve_graph_persistent(g, ids, n);
+        st = model_refuse_quantized(f);
+    }
+    if (st == NERVE_OK) {
         st = match_tensors(g, f, ids, n, skip_mismatched, where, &n_skipped);
     }
     /* every check above, every copy below: a failed load changes nothing */

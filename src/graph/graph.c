@@ -46,8 +46,11 @@ void nerve_graph_free(nerve_graph *g)
 {
     if (!g)
         return;
-    for (int i = 0; i < g->n_nodes; i++)
+    for (int i = 0; i < g->n_nodes; i++) {
         node_release(g, &g->nodes[i]);
+        if (g->nodes[i].op_data_free)
+            g->nodes[i].op_data_free(g->nodes[i].op_data);
+    }
     for (int i = 0; i < g->n_grad_pool; i++)
         nerve_xfree_aligned(g->grad_pool[i]);
     nerve_xfree(g->grad_pool);

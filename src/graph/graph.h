@@ -96,6 +96,9 @@ struct node {
     int requires_grad; /* INPUT only */
     int transient;   /* STATE only: run state, not model state (a carried recurrent state):
                         not listed by nerve_graph_persistent, so checkpoints skip it */
+    void *op_data;   /* operator state beyond floats (an int8 node's packed weights),
+                        freed with the graph by op_data_free */
+    void (*op_data_free)(void *);
 };
 
 struct nerve_graph {

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -451,7 +452,8 @@ typedef struct {
     int ndim;
     int dims[NERVE_MAX_DIMS];
     size_t numel;
-    float *data;
+    float *data;   /* F32 tensors */
+    int8_t *i8;    /* I8 tensors (data is NULL) */
 } wr_tensor;
 
 struct nerve_st_writer {
@@ -470,6 +472,7 @@ void nerve_st_writer_free(nerve_st_writer *w)
     for (int i = 0; i < w->n; i++) {
         nerve_xfree(w->t[i].name);
         nerve_xfree(w->t[i].data);
+        nerve_xfree(w->t[i].i8);
     }
     for (int i = 0; i < w->n_meta; i++) {
         nerve_xfree(w->meta_key[i]);
@@ -529,16 +532,17 @@ static int check_new_tensor(const nerve_st_writer *w, const char *name, int ndim
     return NERVE_OK;
 }
 
-int nerve_st_writer_add(nerve_st_writer *w, const char *name, int ndim, const int *dims,
-                        const float *data)
+/* Adds a tensor of numel elements of elem bytes each, copied from src; i8 says which. */
+static int writer_add(nerve_st_writer *w, const char *name, int ndim, const int *dims,
+                      const void *src, int i8)
 {
     if (!w)
         return nerve_set_error(NERVE_ERR_ARG, "safetensors writer: null writer");
     int st = check_new_tensor(w, name, ndim, dims);
     if (st < 0)
         return st;
-    size_t numel = nerve_shape_numel(ndim, dims);
-    if (numel && !data)
+    size_t numel = nerve_shape_numel(ndim, dims), elem = i8 ? 1 : sizeof(float);
+    if (numel && !src)
         return nerve_set_error(NERVE_ERR_ARG, "safetensors writer: tensor '%s' has no data",
                                name);
     if (reserve((void **)&w->t, w->n, &w->cap, sizeof *w->t) < 0)
@@ -547,16 +551,32 @@ int nerve_st_writer_add(nerve_st_writer *w, const char *name, int ndim, const in
     if (ndim)
         memcpy(t.dims, dims, (size_t)ndim * sizeof *dims);
     t.name = nerve_xstrdup(name);
-    t.data = nerve_xmalloc(numel ? numel * sizeof(float) : 1);
-    if (!t.name || !t.data) {
+    void *data = nerve_xmalloc(numel ? numel * elem : 1);
+    if (!t.name || !data) {
         nerve_xfree(t.name);
-        nerve_xfree(t.data);
+        nerve_xfree(data);
         return NERVE_ERR_NOMEM;
     }
     if (numel)
-        memcpy(t.data, data, numel * sizeof(float));
+        memcpy(data, src, numel * elem);
+    if (i8)
+        t.i8 = data;
+    else
+        t.data = data;
     w->t[w->n++] = t;
     return NERVE_OK;
+}
+
+int nerve_st_writer_add(nerve_st_writer *w, const char *name, int ndim, const int *dims,
+                        const float *data)
+{
+    return writer_add(w, name, ndim, dims, data, 0);
+}
+
+int nerve_st_writer_add_i8(nerve_st_writer *w, const char *name, int ndim, const int *dims,
+                           const int8_t *data)
+{
+    return writer_add(w, name, ndim, dims, data, 1);
 }
 
 int nerve_st_writer_meta(nerve_st_writer *w, const char *key, const char *value)
@@ -612,10 +632,10 @@ static int build_header(const nerve_st_writer *w, nerve_strbuf *b)
         if (i || w->n_meta)
             nerve_strbuf_puts(b, ",");
         nerve_json_append_string(b, t->name);
-        nerve_strbuf_puts(b, ":{\"dtype\":\"F32\",\"shape\":[");
+        nerve_strbuf_puts(b, t->i8 ? ":{\"dtype\":\"I8\",\"shape\":[" : ":{\"dtype\":\"F32\",\"shape\":[");
         for (int d = 0; d < t->ndim; d++)
             nerve_strbuf_printf(b, d ? ",%d" : "%d", t->dims[d]);
-        uint64_t end = offset + t->numel * sizeof(float);
+        uint64_t end = offset + t->numel * (t->i8 ? 1 : sizeof(float));
         nerve_strbuf_printf(b, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)offset,
                             (unsigned long long)end);
         offset = end;
@@ -651,7 +671,8 @@ static int write_all(const nerve_st_writer *w, const nerve_strbuf *header, FILE 
     if (fwrite(len, 1, 8, fp) != 8 || fwrite(header->data, 1, header->len, fp) != header->len)
         return -1;
     for (int i = 0; i < w->n; i++)
-        if (write_floats(fp, w->t[i].data, w->t[i].numel) < 0)
+        if (w->t[i].i8 ? fwrite(w->t[i].i8, 1, w->t[i].numel, fp) != w->t[i].numel
+                       : write_floats(fp, w->t[i].data, w->t[i].numel) < 0)
             return -1;
     if (fflush(fp) != 0 || fsync(fileno(fp)) != 0)
         return -1;

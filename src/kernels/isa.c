@@ -41,6 +41,24 @@ static int cpu_has(kern_isa isa)
     }
 }
 
+int kern_isa_avx512_vnni(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    static _Atomic int known = -1;
+    int k = atomic_load(&known);
+    if (k < 0) {
+        __builtin_cpu_init();
+        k = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni") &&
+            __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+            __builtin_cpu_supports("avx512dq");
+        atomic_store(&known, k);
+    }
+    return k;
+#else
+    return 0;
+#endif
+}
+
 static int lookup(const char *name)
 {
     for (int i = 0; i < KERN_ISA_COUNT; i++)

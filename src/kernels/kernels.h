@@ -4,6 +4,7 @@
 #define NERVE_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "isa.h"
 
@@ -243,5 +244,121 @@ size_t kern_conv_direct_kvec_scratch(int C, int K, int KH, int KW, int OH, int O
 void kern_conv_direct_kvec(int N, int C, int H, int W, int K, int KH, int KW, int pad_h,
                            int pad_w, int OH, int OW, const float *in, const float *w,
                            const float *bias, float *out, float *scratch);
+
+/* ---- int8 inference (src/kernels/q8*.c, docs/quantize.md) ------------------------------
+ * Activations are u8 with a zero point (real = scale * (q - zp)), weights s8 symmetric per
+ * output channel, products summed in int32. Three paths give the same integers: AVX-512
+ * VNNI (vpdpbusd, u8 x s8), AVX2 (u8 and s8 widened to s16, vpmaddwd: no saturation) and
+ * portable C. The path follows kern_set_isa: "avx512" runs VNNI where the CPU has it (else
+ * AVX2), "avx2" AVX2, "portable" plain C. */
+
+/* Depth bound: |sum| <= 255 * 127 * K < 2^30, so a sum plus a folded bias (|bias| <= 2^30)
+ * stays inside int32. */
+#define KERN_Q8_MAX_K 32768
+#define KERN_Q8_MAX_BIAS (1 << 30)
+
+/* The path int8 products take now: "vnni", "avx2" or "portable". */
+const char *kern_q8_path(void);
+/* Bytes of A's row stride the products need at least: K rounded up to 4. */
+int kern_q8_kp(int K);
+/* Bytes of packed weights for N output channels of depth K (every path's layout). */
+size_t kern_q8_pack_size(int N, int K);
+/* Packs w [N, K] (row stride ldw) into dst (kern_q8_pack_size bytes, 64-byte aligned):
+ * the row-major copy the portable path reads and the panels of the SIMD paths. */
+void kern_q8_pack(int N, int K, const int8_t *w, ptrdiff_t ldw, void *dst);
+/* The row-major [N, kern_q8_kp(K)] weights inside a packed buffer. */
+const int8_t *kern_q8_rows(const void *packed);
+/* Bytes of workspace one kern_q8_gemm call needs (AVX2 packs A's rows as s16 pairs). */
+size_t kern_q8_gemm_ws(int K);
+/* C[m*ldc + n] = sum_{k<K} A[m*lda + k] * W[n, k] (int32) for m < M, n < N, with W packed by
+ * kern_q8_pack. A's rows hold lda >= kern_q8_kp(K) bytes (those past K are read and
+ * multiplied by zero weights). ws: kern_q8_gemm_ws(K) bytes, 64-byte aligned. Calling
+ * thread only; the integers are the same on every path. */
+void kern_q8_gemm(int M, int N, int K, const uint8_t *A, ptrdiff_t lda, const void *packed,
+                  int32_t *C, ptrdiff_t ldc, void *ws);
+
+/* Per-channel requantisation of int32 sums to u8: q = clamp(zp + round((acc + bias[n]) *
+ * mult[n] / 2^shift[n]), lo, 255), with mult in [2^30, 2^31) (or 0) and shift in 0..62:
+ * an integer multiply and a rounding (half up) shift, no float. */
+typedef struct kern_q8_requant {
+    const int32_t *bias, *mult, *shift; /* [N] */
+    int zp, lo;      /* output zero point; lowest output (zp with a fused ReLU, else 0) */
+    float scale;     /* output scale: dequantised value = scale * (q - zp) */
+} kern_q8_requant;
+/* Splits a positive real multiplier into mult (Q31, [2^30, 2^31)) and a right shift. */
+void kern_q8_multiplier(double real, int32_t *mult, int32_t *shift);
+/* The requantised u8 of one sum (the reference the paths and exports follow). */
+static inline int kern_q8_requant_one(int32_t acc, int32_t bias, int32_t mult, int32_t shift,
+                                      int zp, int lo)
+{
+    int64_t t = (int64_t)acc + bias;
+    t = t > INT32_MAX ? INT32_MAX : t < INT32_MIN ? INT32_MIN : t;
+    int64_t p = t * mult;
+    if (shift > 0) /* >> of a negative int64 is an arithmetic shift on every compiler used */
+        p = (p + ((int64_t)1 << (shift - 1))) >> shift;
+    int64_t q = zp + (p > 1024 ? 1024 : p < -1024 ? -1024 : p);
+    return q < lo ? lo : q > 255 ? 255 : (int)q;
+}
+/* For m < M, n < N: q = requant(C[m*ldc + n]); writes qout[m*ldc + n] = q when qout is not
+ * NULL and out[m*som + n*son] = scale * (q - zp) when out is not NULL. */
+void kern_q8_requantize(const kern_q8_requant *r, int M, int N, const int32_t *C, ptrdiff_t ldc,
+                        uint8_t *qout, float *out, ptrdiff_t som, ptrdiff_t son);
+/* q[i] = clamp(rint(x[i] * inv_scale) + zp, 0, 255) (rounding half to even; NaN gives 0):
+ * the same bytes on every path. */
+void kern_q8_quantize(const float *x, size_t n, float inv_scale, int zp, uint8_t *q);
+/* row [cols, ldr] (u8) = patches of im [channels, image...] (u8), positions outside the
+ * image reading pad (the zero point): kern_im2row's layout, one patch per row. */
+void kern_q8_im2row(const kern_conv_shape *s, const uint8_t *im, uint8_t pad, uint8_t *row,
+                    ptrdiff_t ldr);
+
+/* ---- int8 direct convolution, pixels in the vector lanes (VNNI path) ----
+ * A stride-1 2-D convolution of one image reads its u8 image padded with the zero point to
+ * Hp x Wp = (OH + (KH-1)D) x (OW + (KW-1)D), so that output pixel (y, x) of the "wide" row
+ * p = y * Wp + x reads tap k at img[p + off[k]] with off[k] = (c * Hp + kh D) * Wp + kw D:
+ * each tap's pixels are contiguous. Sums are computed for every wide position (the
+ * (KW-1)D extra columns of each row are computed and dropped). */
+typedef struct kern_q8_conv_plan {
+    int C, H, W, N, KH, KW, OH, OW, pad_h, pad_w, dil_h, dil_w, K, Kp;
+    int Hp, Wp;
+    size_t span;       /* OH * Wp wide positions */
+    size_t spanp;      /* span rounded up to 64: the sums' row stride */
+    size_t img_bytes;  /* padded image with read slack */
+    size_t panel_bytes, sums_bytes;
+} kern_q8_conv_plan;
+/* Whether the direct route fits the shape (2-D, stride 1, no flip), and its plan. It runs
+ * on the VNNI and AVX2 paths (kern_q8_conv_direct_runs()). */
+int kern_q8_conv_direct_runs(void);
+int kern_q8_conv_direct_plan(const kern_conv_shape *s, int N, kern_q8_conv_plan *p);
+/* Fills off[0..Kp) (taps past K repeat tap 0: their weights are zero). */
+void kern_q8_conv_offsets(const kern_q8_conv_plan *p, int32_t *off);
+/* One image: x [C, H, W] floats -> out [N, OH, OW] floats, through u8 quantisation (inv_scale,
+ * zp), int32 sums with the packed weights and requantisation r. ws: img_bytes + panel_bytes
+ * + sums_bytes, 64-byte aligned. The same integers as im2row + kern_q8_gemm. */
+void kern_q8_conv_direct(const kern_q8_conv_plan *p, const int32_t *off, const float *x,
+                         float inv_scale, int zp, const void *packed, const kern_q8_requant *r,
+                         float *out, void *ws);
+
+/* Path internals (src/kernels/q8*.c only). */
+void kern_q8_conv_sums_avx512vnni(const kern_q8_conv_plan *p, const int32_t *off, const uint8_t *img,
+                            const int8_t *w, uint8_t *panel, int32_t *sums);
+void kern_q8_requant_row_avx512(const int32_t *c, int n, const int32_t *bias,
+                                const int32_t *mult, const int32_t *shift, int zp, int lo,
+                                float scale, float *out);
+void kern_q8_conv_sums_avx2(const kern_q8_conv_plan *p, const int32_t *off, const uint8_t *img,
+                            const int16_t *w16, int16_t *panel, int32_t *sums);
+void kern_q8_requant_run_avx2(const int32_t *c, int n, int32_t bias, int32_t mult, int32_t shift,
+                              int zp, int lo, float scale, float *out);
+void kern_q8_requant_row_avx2(const int32_t *c, int n, const int32_t *bias, const int32_t *mult,
+                              const int32_t *shift, int zp, int lo, float scale, float *out);
+void kern_q8_requant_run_avx512(const int32_t *c, int n, int32_t bias, int32_t mult,
+                                int32_t shift, int zp, int lo, float scale, float *out);
+void kern_q8_gemm_avx512vnni(int M, int N, int K, const uint8_t *A, ptrdiff_t lda, const int8_t *w,
+                       int32_t *C, ptrdiff_t ldc);
+void kern_q8_gemm_avx2(int M, int N, int K, const uint8_t *A, ptrdiff_t lda, const int16_t *w,
+                       int32_t *C, ptrdiff_t ldc, uint32_t *ws);
+void kern_q8_quantize_avx512(const float *x, size_t n, float inv_scale, int zp, uint8_t *q);
+#define KERN_Q8_VNNI_NR 32 /* channels of a VNNI panel */
+#define KERN_Q8_AVX2_NR 16 /* channels of an AVX2 panel */
+#define KERN_Q8_AVX2_MR 6  /* rows of an AVX2 tile */
 
 #endif

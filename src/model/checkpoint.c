@@ -5,14 +5,18 @@
 #include "../core/core.h"
 #include "model.h"
 #include "../io/json.h"
+#include "../ops/ops.h"
 
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #define CHECKPOINT_FORMAT "nerve-checkpoint-1"
+/* metadata "nerve.quantized" of an int8 checkpoint (nerve quantize, docs/quantize.md) */
+#define QUANT_SCHEME "int8-1"
 
 /* The persistent nodes of the model's graph (caller frees). */
 static int persistent_nodes(nerve_model *m, int **ids)
@@ -23,6 +27,139 @@ static int persistent_nodes(nerve_model *m, int **ids)
         return NERVE_ERR_NOMEM;
     nerve_graph_persistent(m->g, *ids, n);
     return n;
+}
+
+/* The int8 parameters of the node whose weight leaf is id, NULL if none. */
+static const op_quant_params *quant_weight(nerve_model *m, int id)
+{
+    for (int i = id + 1; i < m->g->n_nodes; i++) {
+        const node *n = &m->g->nodes[i];
+        const op_quant_params *q = op_quant_of(n);
+        if (q && n->in[1] == id)
+            return q;
+    }
+    return NULL;
+}
+
+int nerve_model_quantized(const nerve_model *m)
+{
+    int count = 0;
+    for (int i = 0; m && i < m->g->n_nodes; i++)
+        count += op_quant_of(&m->g->nodes[i]) != NULL;
+    return count;
+}
+
+/* Per int8 node: "quant.<node>.w_scale" [N] and "quant.<node>.act" [5] = in_scale, in_zero,
+ * out_scale, out_zero, relu; and metadata nerve.quantized. */
+static int write_quant(nerve_model *m, nerve_st_writer *w)
+{
+    int st = NERVE_OK, any = 0;
+    for (int i = 0; i < m->g->n_nodes && st == NERVE_OK; i++) {
+        const node *n = &m->g->nodes[i];
+        const op_quant_params *q = op_quant_of(n);
+        if (!q)
+            continue;
+        any = 1;
+        char key[96];
+        int N = m->g->nodes[n->in[1]].dims[0], five = 5;
+        snprintf(key, sizeof key, "quant.%s.w_scale", n->name);
+        st = nerve_st_writer_add(w, key, 1, &N, q->w_scale);
+        float act[5] = {q->in_scale, (float)q->in_zero, q->out_scale, (float)q->out_zero,
+                        (float)q->relu};
+        snprintf(key, sizeof key, "quant.%s.act", n->name);
+        if (st == NERVE_OK)
+            st = nerve_st_writer_add(w, key, 1, &five, act);
+    }
+    if (st == NERVE_OK && any)
+        st = nerve_st_writer_meta(w, "nerve.quantized", QUANT_SCHEME);
+    return st;
+}
+
+int model_refuse_quantized(const nerve_st_file *f)
+{
+    if (!nerve_st_metadata(f, "nerve.quantized"))
+        return NERVE_OK;
+    return nerve_set_error(NERVE_ERR_FORMAT,
+                           "an int8 checkpoint (made by nerve quantize) runs in nerve eval and "
+                           "nerve predict only; train, resume or initialise from the float "
+                           "checkpoint it was quantised from");
+}
+
+/* Reads one small float tensor of exactly n values; 0 if absent, 1 if read. */
+static int read_small(const nerve_st_file *f, const char *key, float *out, int n, int *status)
+{
+    int k = nerve_st_find(f, key), nd, dims[NERVE_MAX_DIMS];
+    if (k < 0)
+        return 0;
+    if ((*status = nerve_st_shape(f, k, &nd, dims)) != NERVE_OK)
+        return 0;
+    if (nd != 1 || dims[0] != n) {
+        *status = nerve_set_error(NERVE_ERR_FORMAT, "tensor '%s' must have shape [%d]", key, n);
+        return 0;
+    }
+    *status = nerve_st_read(f, k, out, (size_t)n);
+    return *status == NERVE_OK;
+}
+
+static int whole_in(float v, int lo, int hi) { return v == floorf(v) && v >= lo && v <= hi; }
+
+/* Turns the nodes an int8 checkpoint quantised into their int8 form: the weight leaves hold
+ * the int8 values (read from I8 tensors) and become their dequantised floats. */
+static int attach_quant(nerve_model *m, const nerve_st_file *f)
+{
+    const char *scheme = nerve_st_metadata(f, "nerve.quantized");
+    if (strcmp(scheme, QUANT_SCHEME) != 0) {
+        char q[64];
+        snprintf(q, sizeof q, "%s", scheme);
+        return nerve_set_error(NERVE_ERR_FORMAT, "metadata nerve.quantized is '%s'; this build "
+                               "reads '%s'", q, QUANT_SCHEME);
+    }
+    nerve_graph *g = m->g;
+    /* int8 nodes size their workspace for the compiled batch: the cfg's */
+    int st = g->compiled ? NERVE_OK : nerve_model_compile(m, 0), count = 0;
+    for (int id = 0; id < g->n_nodes && st == NERVE_OK; id++) {
+        node *n = &g->nodes[id];
+        char key[96];
+        float act[5];
+        snprintf(key, sizeof key, "quant.%s.act", n->name);
+        if (!op_quantizable(g, n) || !read_small(f, key, act, 5, &st))
+            continue;
+        node *wn = &g->nodes[n->in[1]];
+        int N = wn->dims[0];
+        size_t numel = node_numel(wn), K = numel / (size_t)N;
+        float *scale = nerve_xmalloc((size_t)N * sizeof(float));
+        int8_t *w = nerve_xmalloc(numel);
+        if (!scale || !w)
+            st = NERVE_ERR_NOMEM;
+        snprintf(key, sizeof key, "quant.%s.w_scale", n->name);
+        if (st == NERVE_OK && !read_small(f, key, scale, N, &st) && st == NERVE_OK)
+            st = nerve_set_error(NERVE_ERR_FORMAT, "tensor '%s' is missing", key);
+        if (st == NERVE_OK && (!whole_in(act[1], 0, 255) || !whole_in(act[3], 0, 255) ||
+                               !whole_in(act[4], 0, 1)))
+            st = nerve_set_error(NERVE_ERR_FORMAT, "quant.%s.act: zero points must be whole "
+                                 "numbers in 0..255 and the ReLU flag 0 or 1", n->name);
+        for (size_t i = 0; st == NERVE_OK && i < numel; i++) {
+            if (!whole_in(wn->value[i], -127, 127))
+                st = nerve_set_error(NERVE_ERR_FORMAT, "tensor '%s': value %zu is %g, not an "
+                                     "int8 weight in -127..127", wn->name, i,
+                                     (double)wn->value[i]);
+            else
+                w[i] = (int8_t)wn->value[i];
+        }
+        if (st == NERVE_OK) {
+            op_quant_params p = {w, scale, act[0], (int)act[1], act[2], (int)act[3], (int)act[4]};
+            st = op_quantize_node(g, id, &p);
+        }
+        for (size_t i = 0; st == NERVE_OK && i < numel; i++)
+            wn->value[i] = scale[i / K] * (float)w[i];
+        count++;
+        nerve_xfree(scale);
+        nerve_xfree(w);
+    }
+    if (st == NERVE_OK && count == 0)
+        st = nerve_set_error(NERVE_ERR_FORMAT, "metadata says int8 but no node has its "
+                             "quant.<node>.act tensor");
+    return st;
 }
 
 /* Absolute form of the directory relative data paths were resolved against, so that a
@@ -49,11 +186,17 @@ int nerve_model_write_into(nerve_model *m, nerve_st_writer *w)
     int st = NERVE_OK;
     for (int i = 0; i < n && st == NERVE_OK; i++) {
         nerve_tensor t = nerve_value(m->g, ids[i]);
-        st = t.data ? nerve_st_writer_add(w, nerve_node_name(m->g, ids[i]), t.ndim, t.dims,
-                                          t.data)
-                    : nerve_last_status();
+        const op_quant_params *q = quant_weight(m, ids[i]);
+        if (q) /* the int8 weights; the float leaf holds them dequantised */
+            st = nerve_st_writer_add_i8(w, nerve_node_name(m->g, ids[i]), t.ndim, t.dims, q->w);
+        else
+            st = t.data ? nerve_st_writer_add(w, nerve_node_name(m->g, ids[i]), t.ndim, t.dims,
+                                              t.data)
+                        : nerve_last_status();
     }
     nerve_xfree(ids);
+    if (st == NERVE_OK)
+        st = write_quant(m, w);
     char dir[PATH_MAX + 520];
     model_absolute_base_dir(m, dir, sizeof dir);
     if (st == NERVE_OK)
@@ -156,10 +299,12 @@ static int locate(nerve_model *m, const nerve_st_file *f, int id, int strict, in
     return NERVE_OK;
 }
 
-int nerve_model_read_from(nerve_model *m, const nerve_st_file *f, int strict)
+static int read_from(nerve_model *m, const nerve_st_file *f, int strict, int allow_int8)
 {
     if (!m || !f)
         return nerve_set_error(NERVE_ERR_ARG, "read_from: null model or file");
+    if (!allow_int8 && model_refuse_quantized(f))
+        return nerve_last_status();
     const char *format = nerve_st_metadata(f, "nerve.format");
     if (format && strcmp(format, CHECKPOINT_FORMAT) != 0) {
         char q[64];
@@ -188,6 +333,11 @@ int nerve_model_read_from(nerve_model *m, const nerve_st_file *f, int strict)
     nerve_xfree(where);
     nerve_xfree(ids);
     return st;
+}
+
+int nerve_model_read_from(nerve_model *m, const nerve_st_file *f, int strict)
+{
+    return read_from(m, f, strict, 0);
 }
 
 /* Prefixes the current error message with the checkpoint's path. */
@@ -259,7 +409,9 @@ nerve_model *model_load_seq(const char *path, int seq)
     }
     model_build_opts o = {1, hex ? &vocab : NULL, seq};
     nerve_model *m = model_from_cfg_opts(text, cfg_name, base, &o);
-    int st = m ? nerve_model_read_from(m, f, 1) : NERVE_OK;
+    int st = m ? read_from(m, f, 1, 1) : NERVE_OK;
+    if (st == NERVE_OK && m && nerve_st_metadata(f, "nerve.quantized"))
+        st = attach_quant(m, f);
     nerve_st_close(f);
     if (st != NERVE_OK) {
         with_path(path, st);

@@ -63,6 +63,8 @@ void model_absolute_base_dir(const nerve_model *m, char *out, size_t size);
 int model_export_onnx_buffer(nerve_model *m, unsigned char **buf, size_t *len);
 /* Sets the class names from metadata "nerve.names" (a JSON array of strings). */
 int model_names_from_json(nerve_model *m, const char *text);
+/* NERVE_OK, or an error saying that f is an int8 checkpoint, which nothing trains from. */
+int model_refuse_quantized(const nerve_st_file *f);
 /* nerve_model_load with seq > 0 replacing the cfg's seq= (src/model/checkpoint.c). */
 nerve_model *model_load_seq(const char *path, int seq);
 

@@ -1296,6 +1296,17 @@ static void conv_backward(nerve_graph *g, node *n)
 static const op_def op_conv = {"conv", conv_infer, conv_scratch, conv_forward, conv_backward,
                                OP_OUTPUT_UNREAD | OP_GRAD_OVERWRITE | OP_SCRATCH_TRANSIENT};
 
+int op_conv_shape(const nerve_graph *g, const node *n, kern_conv_shape *ks, int *groups)
+{
+    conv_geom cg;
+    int st = conv_geometry(g, n, &cg);
+    if (st)
+        return st;
+    *ks = cg.ks;
+    *groups = cg.groups;
+    return NERVE_OK;
+}
+
 static const nerve_conv_config *config_or_default(const nerve_conv_config *c,
                                                   nerve_conv_config *fallback)
 {

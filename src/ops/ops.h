@@ -5,6 +5,8 @@
 
 #include "../graph/graph.h"
 
+#include <stdint.h>
+
 extern const op_def *const ops_linear[];      /* matmul, dense */
 extern const op_def *const ops_elementwise[]; /* add, sub, mul, div, affine */
 extern const op_def *const ops_reduce[];      /* sum, mean */
@@ -22,6 +24,38 @@ extern const op_def *const ops_detection[];   /* yolo1_loss */
 extern const op_def *const ops_math[];        /* unary, clip, where, reduce, matmul_nd, gather,
                                                  gather_elements, pad, cumsum */
 
+
+/* The geometry of one group of one image of a conv node (or its int8 form): the kernels'
+ * shape and the number of groups. */
+struct kern_conv_shape;
+int op_conv_shape(const nerve_graph *g, const node *n, struct kern_conv_shape *ks, int *groups);
+
+/* ---- int8 inference (src/ops/quant.c, docs/quantize.md) -------------------------------- */
+
+/* What turns a dense or conv node into its int8 form. */
+typedef struct op_quant_params {
+    const int8_t *w;       /* [N, K]: the weight's N output channels of K values each */
+    const float *w_scale;  /* [N]: per-channel scale, weight = w_scale[n] * w[n, k] */
+    float in_scale;        /* input activations: x = in_scale * (q - in_zero), q in 0..255 */
+    int in_zero;
+    float out_scale;       /* outputs, requantised likewise */
+    int out_zero;
+    int relu;              /* the output feeds a ReLU: outputs stop at out_zero (real 0) */
+} op_quant_params;
+
+/* 1 when node n (a compiled graph's) can run in int8: dense, or conv with one group. */
+int op_quantizable(const nerve_graph *g, const node *n);
+/* Makes node id run in int8 from now on (forward only: it has no backward): packs the
+ * weights, folds the float bias into int32, and sizes its workspace for the compiled
+ * batch and kern_threads(). The float weight leaf is left as it is. */
+int op_quantize_node(nerve_graph *g, int id, const op_quant_params *p);
+/* A quantised node's parameters (pointers into its own copies), NULL for other nodes. */
+const op_quant_params *op_quant_of(const node *n);
+/* A quantised node's folded int32 bias, fixed-point multipliers and shifts ([N] each) and
+ * the 1 / in_scale its forward multiplies by: what an export needs to give the same
+ * integers. NERVE_ERR_ARG for other nodes. */
+int op_quant_ints(const node *n, const int32_t **bias, const int32_t **mult,
+                  const int32_t **shift, float *inv_in);
 
 /* Looks an operator up by name across every family (NULL if unknown). */
 const op_def *op_find(const char *name);

@@ -10,6 +10,7 @@
 #include "adversarial.h"
 
 #include "../core/core.h"
+#include "../model/model.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -405,7 +406,11 @@ static int load_resume(const char *path, nerve_model *m, nerve_optim *opt, run_s
     if (!saved_cfg)
         st = nerve_set_error(NERVE_ERR_FORMAT, "%s: not a nerve checkpoint (no 'nerve.cfg' in its metadata)",
                              path);
-    else if (cfg && (changes = nerve_cfg_diff(saved_cfg, cfg, diff, sizeof diff)) < 0) {
+    else if (model_refuse_quantized(f) != NERVE_OK) {
+        char why[512];
+        last_message(why, sizeof why);
+        st = nerve_set_error(NERVE_ERR_FORMAT, "%s: %s", path, why);
+    } else if (cfg && (changes = nerve_cfg_diff(saved_cfg, cfg, diff, sizeof diff)) < 0) {
         char why[512];
         last_message(why, sizeof why);
         st = nerve_set_error(changes, "%s: the cfg it carries does not read: %s", path, why);
@@ -1022,6 +1027,9 @@ int nerve_fit(nerve_model *m, const nerve_dataset *train, const nerve_dataset *v
 {
     if (!m || !train || train->n < 1)
         return nerve_set_error(NERVE_ERR_ARG, "fit: no model or an empty training set");
+    if (nerve_model_quantized(m))
+        return nerve_set_error(NERVE_ERR_STATE, "fit: the model is int8 (nerve quantize): it "
+                               "runs inference only; train the float model it came from");
     nerve_head_info head = nerve_model_head(m);
     if (head.target == NERVE_TARGET_CLASS && (!train->y || train->n_classes < 1))
         return nerve_set_error(NERVE_ERR_ARG, "fit: the training set has no labels");

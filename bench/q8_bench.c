@@ -1,0 +1,133 @@
+/* int8 against float inference of one cfg model, in the same process, on every kernel path
+ * this CPU has (docs/quantize.md). The float model keeps its initial weights; the int8 one
+ * is the same model quantised (nerve_model_quantize) on 4 batches of N(0,1) inputs. Batch-1
+ * latency (median of STEPS forwards) and batch-64 throughput (STEPS/4 forwards), float and
+ * int8 timed alternately so that both see the same machine load.
+ * usage: q8_bench CFG THREADS STEPS
+ * prints per path: "q8 <path> <int8 path> b1_float_ms <v> b1_int8_ms <v> b64_float_sps <v>
+ * b64_int8_sps <v>". */
+#include "nerve.h"
+#include "kernels/kernels.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench_util.h"
+
+enum { BATCH = 64 };
+
+static int fail(const char *what)
+{
+    fprintf(stderr, "q8_bench: %s: %s\n", what, nerve_last_error());
+    return 1;
+}
+
+static nerve_model *build(const char *cfg)
+{
+    nerve_model *m = nerve_model_load_cfg(cfg);
+    if (m && nerve_model_compile(m, BATCH) != NERVE_OK) {
+        nerve_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* Seconds of one forward of m at batch n (inputs already in place). */
+static double forward_seconds(nerve_model *m, int n)
+{
+    nerve_graph *g = nerve_model_graph(m);
+    nerve_graph_set_batch(g, n);
+    double t0 = now();
+    nerve_forward(g, nerve_model_output(m));
+    return now() - t0;
+}
+
+static void fill(nerve_model *m, const float *x)
+{
+    nerve_tensor t = nerve_value(nerve_model_graph(m), nerve_model_input(m));
+    memcpy(t.data, x, nerve_tensor_numel(&t) * sizeof(float));
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 4) {
+        fprintf(stderr, "usage: q8_bench CFG THREADS STEPS\n");
+        return 2;
+    }
+    int threads = atoi(argv[2]), steps = atoi(argv[3]);
+    if (steps < 4)
+        steps = 4;
+    nerve_set_threads(threads);
+    nerve_model *f = build(argv[1]), *q = build(argv[1]);
+    if (!f || !q)
+        return fail(argv[1]);
+    /* the same weights in both */
+    nerve_graph *gf = nerve_model_graph(f), *gq = nerve_model_graph(q);
+    for (int id = 0; id < nerve_node_count(gf); id++)
+        if (nerve_node_kind(gf, id) == NERVE_NODE_PARAM || nerve_node_kind(gf, id) == NERVE_NODE_STATE) {
+            nerve_tensor a = nerve_value(gf, id), b = nerve_value(gq, id);
+            memcpy(b.data, a.data, nerve_tensor_numel(&a) * sizeof(float));
+        }
+    nerve_tensor in = nerve_value(gf, nerve_model_input(f));
+    size_t numel = nerve_tensor_numel(&in);
+    nerve_dataset d = {0};
+    int nd, dims[NERVE_MAX_DIMS];
+    nerve_node_shape(gf, nerve_model_input(f), &nd, dims);
+    if (nerve_dataset_alloc(&d, 4 * BATCH, nd - 1, dims + 1) != NERVE_OK)
+        return fail("data");
+    nerve_rng rng;
+    nerve_rng_seed(&rng, 1);
+    for (size_t i = 0; i < (size_t)d.n * d.sample_numel; i++)
+        d.x[i] = nerve_rng_normal(&rng);
+    nerve_quantize_info qi;
+    if (nerve_model_quantize(q, &d, 4, &qi) != NERVE_OK)
+        return fail("quantize");
+    nerve_graph_set_training(gf, 0);
+    nerve_graph_set_training(gq, 0);
+    fill(f, d.x);
+    fill(q, d.x);
+    (void)numel;
+    double *tf = malloc((size_t)steps * sizeof(double)), *tq = malloc((size_t)steps * sizeof(double));
+    static const char *const all_isas[] = {"avx512", "avx2", "portable"};
+    const char *only = getenv("Q8_BENCH_ISA");
+    const char *const *isas = all_isas;
+    size_t n_isas = 3;
+    if (only) {
+        isas = &only;
+        n_isas = 1;
+    }
+    for (size_t p = 0; p < n_isas; p++) {
+        if (!kern_set_isa(isas[p]))
+            continue;
+        for (int i = 0; i < 10; i++) { /* warm up */
+            forward_seconds(f, 1);
+            forward_seconds(q, 1);
+        }
+        for (int i = 0; i < steps; i++) {
+            tf[i] = forward_seconds(f, 1);
+            tq[i] = forward_seconds(q, 1);
+        }
+        qsort(tf, (size_t)steps, sizeof(double), cmp_double);
+        qsort(tq, (size_t)steps, sizeof(double), cmp_double);
+        double b1f = 1e3 * tf[steps / 2], b1q = 1e3 * tq[steps / 2];
+        int big = steps / 4;
+        double sf = 0, sq = 0;
+        forward_seconds(f, BATCH);
+        forward_seconds(q, BATCH);
+        for (int i = 0; i < big; i++) {
+            sf += forward_seconds(f, BATCH);
+            sq += forward_seconds(q, BATCH);
+        }
+        printf("q8 %s %s b1_float_ms %.4f b1_int8_ms %.4f b64_float_sps %.0f b64_int8_sps %.0f\n",
+               isas[p], kern_q8_path(), b1f, b1q, big * BATCH / sf, big * BATCH / sq);
+        fflush(stdout);
+    }
+    kern_set_isa("auto");
+    free(tf);
+    free(tq);
+    nerve_dataset_free(&d);
+    nerve_model_free(f);
+    nerve_model_free(q);
+    return 0;
+}

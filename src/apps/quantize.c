@@ -1,0 +1,185 @@
+/* Post-training quantisation (nerve quantize, docs/quantize.md).
+ *
+ * Calibration runs the float model in evaluation mode over the first batches of a data set
+ * and records, for every dense and one-group conv node, the smallest and largest value of
+ * its input and of its output (the "max" statistic: the whole observed range, widened to
+ * include 0). Each node's forward is run up to that node (nerve_forward(g, node)), so its
+ * output is read before an in-place consumer (a ReLU, a batch norm) overwrites it. Then
+ * each node gets:
+ *   weights  symmetric per output channel: s_w = max|w| / 127, q = round(w / s_w) in
+ *            -127..127;
+ *   inputs and outputs  u8 with a zero point: s = (hi - lo) / 255, zp = round(-lo / s);
+ *            an output read only by a ReLU gets lo = 0 and the ReLU is applied by the
+ *            requantisation's clamp.
+ * and switches to its int8 forward (src/ops/quant.c). The float weight leaves then hold
+ * s_w * q, so that a float reader (a picture of the filters) sees the int8 weights. */
+#include "../model/model.h"
+#include "../ops/ops.h"
+
+#include <math.h>
+#include <string.h>
+
+typedef struct calib {
+    int id;
+    float in_lo, in_hi, out_lo, out_hi;
+    int relu;
+} calib;
+
+/* 1 when node id's only reader is a plain ReLU. */
+static int feeds_relu_only(const nerve_graph *g, int id)
+{
+    int readers = 0, relu = 0;
+    for (int i = id + 1; i < g->n_nodes; i++) {
+        const node *n = &g->nodes[i];
+        for (int k = 0; k < n->n_in; k++)
+            if (n->in[k] == id) {
+                readers++;
+                relu = (n->flags & OP_PLAIN_RELU) != 0;
+            }
+    }
+    return readers == 1 && relu;
+}
+
+static void range_of(const float *x, size_t n, float *lo, float *hi)
+{
+    for (size_t i = 0; i < n; i++) {
+        *lo = x[i] < *lo ? x[i] : *lo;
+        *hi = x[i] > *hi ? x[i] : *hi;
+    }
+}
+
+/* Scale and zero point of u8 values covering [lo, hi] (widened to include 0). */
+static void u8_params(float lo, float hi, float *scale, int *zero)
+{
+    lo = lo < 0 ? lo : 0;
+    hi = hi > 0 ? hi : 0;
+    double s = ((double)hi - lo) / 255.0;
+    if (!(s > 0) || !isfinite(s)) {
+        *scale = 1.0f;
+        *zero = 0;
+        return;
+    }
+    *scale = (float)s;
+    long z = lround(-lo / s);
+    *zero = (int)(z < 0 ? 0 : z > 255 ? 255 : z);
+}
+
+static int calibrate(nerve_model *m, const nerve_dataset *d, int batches, calib *c, int nc,
+                     int *samples)
+{
+    nerve_graph *g = m->g;
+    int B = nerve_graph_batch(g), input = nerve_model_input(m);
+    int nd, dims[NERVE_MAX_DIMS];
+    nerve_node_shape(g, input, &nd, dims);
+    size_t sample = nerve_shape_numel(nd - 1, dims + 1);
+    if ((size_t)d->n > 0 && d->x == NULL)
+        return nerve_set_error(NERVE_ERR_ARG, "quantize: the calibration data has no inputs");
+    int was_training = nerve_graph_training(g), st = NERVE_OK;
+    nerve_graph_set_training(g, 0);
+    *samples = 0;
+    for (int b = 0; b < batches && st == NERVE_OK; b++) {
+        int start = b * B, n = d->n - start < B ? d->n - start : B;
+        if (n <= 0)
+            break;
+        if ((st = nerve_graph_set_batch(g, n)) != NERVE_OK)
+            break;
+        memcpy(nerve_value(g, input).data, d->x + (size_t)start * sample,
+               (size_t)n * sample * sizeof(float));
+        for (int i = 0; i < nc && st == NERVE_OK; i++) {
+            node *q = &g->nodes[c[i].id];
+            if ((st = nerve_forward(g, c[i].id)) != NERVE_OK)
+                break;
+            const node *x = &g->nodes[q->in[0]];
+            range_of(x->value, node_numel(x), &c[i].in_lo, &c[i].in_hi);
+            range_of(q->value, node_numel(q), &c[i].out_lo, &c[i].out_hi);
+        }
+        *samples += n;
+    }
+    nerve_graph_set_batch(g, g->max_batch);
+    nerve_graph_set_training(g, was_training);
+    for (int i = 0; i < nc && st == NERVE_OK; i++)
+        if (!isfinite(c[i].in_lo) || !isfinite(c[i].in_hi) || !isfinite(c[i].out_lo) ||
+            !isfinite(c[i].out_hi))
+            st = nerve_set_error(NERVE_ERR_ARG, "quantize: node '%s' saw non-finite values in "
+                                 "calibration", g->nodes[c[i].id].name);
+    return st;
+}
+
+/* Quantises node c->id's weights and switches it to int8. */
+static int quantize_node(nerve_graph *g, const calib *c)
+{
+    node *n = &g->nodes[c->id], *wn = &g->nodes[n->in[1]];
+    int N = wn->dims[0];
+    size_t numel = node_numel(wn), K = numel / (size_t)N;
+    int8_t *w = nerve_xmalloc(numel);
+    float *scale = nerve_xmalloc((size_t)N * sizeof(float));
+    if (!w || !scale) {
+        nerve_xfree(w);
+        nerve_xfree(scale);
+        return NERVE_ERR_NOMEM;
+    }
+    for (int o = 0; o < N; o++) {
+        const float *row = wn->value + (size_t)o * K;
+        float mx = 0;
+        for (size_t k = 0; k < K; k++)
+            mx = fabsf(row[k]) > mx ? fabsf(row[k]) : mx;
+        scale[o] = mx > 0 && isfinite(mx) ? mx / 127.0f : 1.0f;
+        for (size_t k = 0; k < K; k++) {
+            long v = lroundf(row[k] / scale[o]);
+            w[(size_t)o * K + k] = (int8_t)(v < -127 ? -127 : v > 127 ? 127 : v);
+        }
+    }
+    op_quant_params p = {w, scale, 0, 0, 0, 0, c->relu};
+    u8_params(c->in_lo, c->in_hi, &p.in_scale, &p.in_zero);
+    u8_params(c->relu ? 0.0f : c->out_lo, c->out_hi, &p.out_scale, &p.out_zero);
+    int st = op_quantize_node(g, c->id, &p);
+    for (size_t i = 0; st == NERVE_OK && i < numel; i++)
+        wn->value[i] = scale[i / K] * (float)w[i];
+    nerve_xfree(w);
+    nerve_xfree(scale);
+    return st;
+}
+
+int nerve_model_quantize(nerve_model *m, const nerve_dataset *calib_set, int batches,
+                         nerve_quantize_info *info)
+{
+    if (!m || !calib_set || batches < 1)
+        return nerve_set_error(NERVE_ERR_ARG, "quantize: needs a model, data and at least one "
+                               "calibration batch");
+    if (nerve_model_quantized(m))
+        return nerve_set_error(NERVE_ERR_STATE, "quantize: the model is int8 already");
+    if (calib_set->n < 1)
+        return nerve_set_error(NERVE_ERR_ARG, "quantize: the calibration data is empty");
+    nerve_graph *g = m->g;
+    int st = g->compiled ? NERVE_OK : nerve_model_compile(m, 0);
+    if (st)
+        return st;
+    calib *c = nerve_xcalloc((size_t)g->n_nodes + 1, sizeof *c);
+    if (!c)
+        return NERVE_ERR_NOMEM;
+    int nc = 0, skipped = 0, samples = 0;
+    for (int id = 0; id < g->n_nodes; id++) {
+        const node *n = &g->nodes[id];
+        if (!n->op)
+            continue;
+        if (op_quantizable(g, n)) {
+            c[nc] = (calib){id, INFINITY, -INFINITY, INFINITY, -INFINITY, feeds_relu_only(g, id)};
+            nc++;
+        } else if (!strcmp(n->op->name, "conv")) {
+            skipped++;
+        }
+    }
+    if (nc == 0)
+        st = nerve_set_error(NERVE_ERR_ARG, "quantize: the model has no dense or conv node");
+    if (st == NERVE_OK)
+        st = calibrate(m, calib_set, batches, c, nc, &samples);
+    for (int i = 0; i < nc && st == NERVE_OK; i++)
+        st = quantize_node(g, &c[i]);
+    nerve_xfree(c);
+    if (st == NERVE_OK && info) {
+        info->nodes = nc;
+        info->skipped = skipped;
+        info->samples = samples;
+    }
+    return st;
+}

@@ -1,0 +1,349 @@
+/* int8 inference kernels: the path choice, weight packing, the portable product, the
+ * requantisation and the quantisation of activations (docs/quantize.md).
+ *
+ * The packed weights hold every path's layout side by side (a header, then):
+ *   rows  [N, Kp] s8, zero past K                     the portable path (and exports)
+ *   vnni  [ceil(N/32)][Kp/4][32][4] s8                vpdpbusd: 4 depths of 32 channels
+ *   avx2  [ceil(N/16)][Kp/2][16][2] s16               vpmaddwd: 2 depths of 16 channels
+ * with channels past N zero, so the SIMD loops never mask a load. Integer sums do not
+ * depend on their order, so the three paths agree exactly; the requantisation and the
+ * quantisation of activations are one function each (the AVX-512 quantiser does the same
+ * float multiply, the same rounding and the same clamps). */
+#include "kernels.h"
+
+#include "../core/core.h"
+
+#include <math.h>
+#include <string.h>
+
+typedef struct q8_header {
+    int N, K, Kp, pad;
+    size_t off_vnni, off_avx2;
+} q8_header;
+
+enum { Q8_HEADER = 64 };
+
+static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+int kern_q8_kp(int K) { return (K + 3) & ~3; }
+
+/* ---- path ------------------------------------------------------------------------------ */
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define Q8_X86 1 /* the vector paths of q8_avx512.c and q8_avx2.c */
+#endif
+
+const char *kern_q8_path(void)
+{
+#ifdef Q8_X86
+    switch (kern_isa_active()) {
+    case KERN_ISA_AVX512:
+        return kern_isa_avx512_vnni() ? "vnni" : "avx2"; /* AVX-512F implies AVX2 */
+    case KERN_ISA_AVX2:
+        return "avx2";
+    default:
+        break;
+    }
+#endif
+    return "portable";
+}
+
+/* ---- packing ---------------------------------------------------------------------------- */
+
+static size_t panels(int N, int P) { return (size_t)((N + P - 1) / P); }
+
+size_t kern_q8_pack_size(int N, int K)
+{
+    size_t Kp = (size_t)kern_q8_kp(K);
+    return Q8_HEADER + round64((size_t)N * Kp) +
+           round64(panels(N, KERN_Q8_VNNI_NR) * KERN_Q8_VNNI_NR * Kp) +
+           round64(panels(N, KERN_Q8_AVX2_NR) * KERN_Q8_AVX2_NR * Kp * 2);
+}
+
+void kern_q8_pack(int N, int K, const int8_t *w, ptrdiff_t ldw, void *dst)
+{
+    int Kp = kern_q8_kp(K);
+    unsigned char *base = dst;
+    memset(base, 0, kern_q8_pack_size(N, K));
+    q8_header h = {N, K, Kp, 0, 0, 0};
+    h.off_vnni = Q8_HEADER + round64((size_t)N * Kp);
+    h.off_avx2 = h.off_vnni + round64(panels(N, KERN_Q8_VNNI_NR) * KERN_Q8_VNNI_NR * (size_t)Kp);
+    memcpy(base, &h, sizeof h);
+    int8_t *rows = (int8_t *)(base + Q8_HEADER);
+    int8_t *vnni = (int8_t *)(base + h.off_vnni);
+    int16_t *avx2 = (int16_t *)(base + h.off_avx2);
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < K; k++) {
+            int8_t v = w[(size_t)n * ldw + k];
+            rows[(size_t)n * Kp + k] = v;
+            size_t p = (size_t)(n / KERN_Q8_VNNI_NR), c = (size_t)(n % KERN_Q8_VNNI_NR);
+            vnni[p * KERN_Q8_VNNI_NR * Kp + ((size_t)k / 4) * KERN_Q8_VNNI_NR * 4 + c * 4 + k % 4] = v;
+            p = (size_t)(n / KERN_Q8_AVX2_NR), c = (size_t)(n % KERN_Q8_AVX2_NR);
+            avx2[p * KERN_Q8_AVX2_NR * Kp + ((size_t)k / 2) * KERN_Q8_AVX2_NR * 2 + c * 2 + k % 2] = v;
+        }
+}
+
+const int8_t *kern_q8_rows(const void *packed)
+{
+    return (const int8_t *)((const unsigned char *)packed + Q8_HEADER);
+}
+
+size_t kern_q8_gemm_ws(int K)
+{
+    /* AVX2: KERN_Q8_AVX2_MR rows of Kp/2 s16 pairs */
+    return round64((size_t)KERN_Q8_AVX2_MR * (size_t)(kern_q8_kp(K) / 2) * sizeof(uint32_t));
+}
+
+/* ---- the portable product ---------------------------------------------------------------- */
+
+static void gemm_portable(int M, int N, int K, const uint8_t *A, ptrdiff_t lda, const int8_t *w,
+                          int Kp, int32_t *C, ptrdiff_t ldc)
+{
+    for (int m = 0; m < M; m++) {
+        const uint8_t *a = A + (size_t)m * lda;
+        for (int n = 0; n < N; n++) {
+            const int8_t *b = w + (size_t)n * Kp;
+            int32_t s = 0;
+            for (int k = 0; k < K; k++)
+                s += (int32_t)a[k] * b[k];
+            C[(size_t)m * ldc + n] = s;
+        }
+    }
+}
+
+void kern_q8_gemm(int M, int N, int K, const uint8_t *A, ptrdiff_t lda, const void *packed,
+                  int32_t *C, ptrdiff_t ldc, void *ws)
+{
+    if (M <= 0 || N <= 0)
+        return;
+    q8_header h;
+    memcpy(&h, packed, sizeof h);
+    const unsigned char *base = packed;
+#ifdef Q8_X86
+    const char *path = kern_q8_path();
+    if (!strcmp(path, "vnni")) {
+        kern_q8_gemm_avx512vnni(M, N, K, A, lda, (const int8_t *)(base + h.off_vnni), C, ldc);
+        return;
+    }
+    if (!strcmp(path, "avx2")) {
+        kern_q8_gemm_avx2(M, N, K, A, lda, (const int16_t *)(base + h.off_avx2), C, ldc, ws);
+        return;
+    }
+#else
+    (void)ws;
+#endif
+    gemm_portable(M, N, K, A, lda, kern_q8_rows(packed), h.Kp, C, ldc);
+}
+
+/* ---- requantisation ---------------------------------------------------------------------- */
+
+void kern_q8_multiplier(double real, int32_t *mult, int32_t *shift)
+{
+    if (!(real > 0.0) || !isfinite(real)) {
+        *mult = 0;
+        *shift = 0;
+        return;
+    }
+    int e;
+    double f = frexp(real, &e); /* real = f * 2^e, f in [0.5, 1) */
+    long long m = llround(f * 2147483648.0);
+    if (m == 2147483648LL) {
+        m /= 2;
+        e++;
+    }
+    int s = 31 - e;
+    if (s < 0) { /* a multiplier of 2^31 or more: saturate */
+        *mult = INT32_MAX;
+        *shift = 0;
+    } else if (s > 62) { /* below 2^-31: every output is the zero point */
+        *mult = 0;
+        *shift = 0;
+    } else {
+        *mult = (int32_t)m;
+        *shift = s;
+    }
+}
+
+void kern_q8_requantize(const kern_q8_requant *r, int M, int N, const int32_t *C, ptrdiff_t ldc,
+                        uint8_t *qout, float *out, ptrdiff_t som, ptrdiff_t son)
+{
+#ifdef Q8_X86
+    const char *path = kern_q8_path();
+    if (!qout && out && son == 1 && strcmp(path, "portable")) {
+        int vnni = !strcmp(path, "vnni");
+        for (int m = 0; m < M; m++)
+            (vnni ? kern_q8_requant_row_avx512 : kern_q8_requant_row_avx2)(
+                C + (size_t)m * ldc, N, r->bias, r->mult, r->shift, r->zp, r->lo, r->scale,
+                out + m * som);
+        return;
+    }
+#endif
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            int q = kern_q8_requant_one(C[(size_t)m * ldc + n], r->bias[n], r->mult[n],
+                                        r->shift[n], r->zp, r->lo);
+            if (qout)
+                qout[(size_t)m * ldc + n] = (uint8_t)q;
+            if (out)
+                out[m * som + n * son] = r->scale * (float)(q - r->zp);
+        }
+}
+
+/* ---- quantisation of activations ---------------------------------------------------------- */
+
+static inline uint8_t quantize_one(float x, float inv_scale, int zp)
+{
+    float v = x * inv_scale;
+    v = fmaxf(v, -512.0f); /* NaN gives -512, as the vector max does */
+    v = fminf(v, 512.0f);
+    int q = (int)lrintf(v) + zp;
+    return (uint8_t)(q < 0 ? 0 : q > 255 ? 255 : q);
+}
+
+void kern_q8_quantize(const float *x, size_t n, float inv_scale, int zp, uint8_t *q)
+{
+#ifdef Q8_X86
+    if (!strcmp(kern_q8_path(), "vnni")) {
+        kern_q8_quantize_avx512(x, n, inv_scale, zp, q);
+        return;
+    }
+#endif
+    for (size_t i = 0; i < n; i++)
+        q[i] = quantize_one(x[i], inv_scale, zp);
+}
+
+/* ---- patches ------------------------------------------------------------------------------ */
+
+void kern_q8_im2row(const kern_conv_shape *s, const uint8_t *im, uint8_t pad, uint8_t *row,
+                    ptrdiff_t ldr)
+{
+    const int *I = s->image, *Kk = s->kernel, *O = s->out, *S = s->stride, *P = s->pad,
+              *D = s->dilation;
+    size_t plane = (size_t)I[0] * I[1] * I[2];
+    size_t col = 0;
+    for (int od = 0; od < O[0]; od++)
+        for (int oh = 0; oh < O[1]; oh++)
+            for (int ow = 0; ow < O[2]; ow++, col++) {
+                uint8_t *r = row + col * ldr;
+                for (int c = 0; c < s->channels; c++) {
+                    const uint8_t *img = im + (size_t)c * plane;
+                    for (int kd = 0; kd < Kk[0]; kd++) {
+                        int td = s->flip ? Kk[0] - 1 - kd : kd;
+                        int id = od * S[0] + td * D[0] - P[0];
+                        for (int kh = 0; kh < Kk[1]; kh++) {
+                            int th = s->flip ? Kk[1] - 1 - kh : kh;
+                            int ih = oh * S[1] + th * D[1] - P[1];
+                            int inside = id >= 0 && id < I[0] && ih >= 0 && ih < I[1];
+                            const uint8_t *line = img + ((size_t)(inside ? id : 0) * I[1] +
+                                                         (size_t)(inside ? ih : 0)) * I[2];
+                            for (int kw = 0; kw < Kk[2]; kw++) {
+                                int tw = s->flip ? Kk[2] - 1 - kw : kw;
+                                int iw = ow * S[2] + tw * D[2] - P[2];
+                                *r++ = inside && iw >= 0 && iw < I[2] ? line[iw] : pad;
+                            }
+                        }
+                    }
+                }
+            }
+}
+
+/* ---- direct convolution (pixels in the lanes) ----------------------------------------------- */
+
+int kern_q8_conv_direct_plan(const kern_conv_shape *s, int N, kern_q8_conv_plan *p)
+{
+    memset(p, 0, sizeof *p);
+    if (s->flip || s->image[0] != 1 || s->kernel[0] != 1 ||
+        s->out[0] != 1 || s->stride[1] != 1 || s->stride[2] != 1)
+        return 0;
+    p->C = s->channels;
+    p->H = s->image[1];
+    p->W = s->image[2];
+    p->N = N;
+    p->KH = s->kernel[1];
+    p->KW = s->kernel[2];
+    p->OH = s->out[1];
+    p->OW = s->out[2];
+    p->pad_h = s->pad[1];
+    p->pad_w = s->pad[2];
+    p->dil_h = s->dilation[1];
+    p->dil_w = s->dilation[2];
+    p->K = p->C * p->KH * p->KW;
+    p->Kp = kern_q8_kp(p->K);
+    p->Hp = p->OH + (p->KH - 1) * p->dil_h;
+    p->Wp = p->OW + (p->KW - 1) * p->dil_w;
+    p->span = (size_t)p->OH * p->Wp;
+    p->spanp = (p->span + 63) & ~(size_t)63;
+    /* the last tap's reads reach spanp + off[K-1]; then 16 bytes of a load */
+    size_t reach = p->spanp + (size_t)((p->C - 1) * p->Hp + (p->KH - 1) * p->dil_h) * p->Wp +
+                   (size_t)(p->KW - 1) * p->dil_w + 64;
+    size_t plane = (size_t)p->C * p->Hp * p->Wp;
+    p->img_bytes = round64(reach > plane ? reach : plane);
+    p->panel_bytes = round64((size_t)64 * p->Kp);
+    p->sums_bytes = round64((size_t)N * p->spanp * sizeof(int32_t));
+    return 1;
+}
+
+void kern_q8_conv_offsets(const kern_q8_conv_plan *p, int32_t *off)
+{
+    int k = 0;
+    for (int c = 0; c < p->C; c++)
+        for (int kh = 0; kh < p->KH; kh++)
+            for (int kw = 0; kw < p->KW; kw++)
+                off[k++] = (int32_t)(((size_t)c * p->Hp + (size_t)kh * p->dil_h) * p->Wp +
+                                     (size_t)kw * p->dil_w);
+    for (; k < p->Kp; k++)
+        off[k] = 0;
+}
+
+int kern_q8_conv_direct_runs(void) { return strcmp(kern_q8_path(), "portable") != 0; }
+
+/* out[i] = scale * (requant(c[i]) - zp) for i < n, constants of one channel. */
+static void requant_run(int vnni, const int32_t *c, int n, int32_t bias, int32_t mult,
+                        int32_t shift, int zp, int lo, float scale, float *out)
+{
+#ifdef Q8_X86
+    (vnni ? kern_q8_requant_run_avx512 : kern_q8_requant_run_avx2)(c, n, bias, mult, shift, zp,
+                                                                    lo, scale, out);
+#else
+    (void)vnni;
+    for (int i = 0; i < n; i++)
+        out[i] = scale * (float)(kern_q8_requant_one(c[i], bias, mult, shift, zp, lo) - zp);
+#endif
+}
+
+void kern_q8_conv_direct(const kern_q8_conv_plan *p, const int32_t *off, const float *x,
+                         float inv_scale, int zp, const void *packed, const kern_q8_requant *r,
+                         float *out, void *ws)
+{
+    uint8_t *img = ws, *panel = img + p->img_bytes;
+    int32_t *sums = (int32_t *)(panel + p->panel_bytes);
+    /* the padded image: the zero point around the quantised rows */
+    memset(img, zp, p->img_bytes);
+    int rows = p->H < p->Hp - p->pad_h ? p->H : p->Hp - p->pad_h;
+    int cols = p->W < p->Wp - p->pad_w ? p->W : p->Wp - p->pad_w;
+    for (int c = 0; c < p->C; c++)
+        for (int y = 0; y < rows; y++)
+            kern_q8_quantize(x + ((size_t)c * p->H + y) * p->W, (size_t)cols, inv_scale, zp,
+                             img + ((size_t)c * p->Hp + y + p->pad_h) * p->Wp + p->pad_w);
+    int vnni = !strcmp(kern_q8_path(), "vnni");
+#ifdef Q8_X86
+    if (vnni)
+        kern_q8_conv_sums_avx512vnni(p, off, img, kern_q8_rows(packed), panel, sums);
+    else {
+        q8_header h;
+        memcpy(&h, packed, sizeof h);
+        kern_q8_conv_sums_avx2(p, off, img,
+                               (const int16_t *)((const unsigned char *)packed + h.off_avx2),
+                               (int16_t *)panel, sums);
+    }
+#else
+    (void)off;
+    (void)packed;
+#endif
+    size_t plane = (size_t)p->OH * p->OW;
+    for (int n = 0; n < p->N; n++)
+        for (int y = 0; y < p->OH; y++)
+            requant_run(vnni, sums + (size_t)n * p->spanp + (size_t)y * p->Wp, p->OW, r->bias[n],
+                        r->mult[n], r->shift[n], r->zp, r->lo, r->scale,
+                        out + (size_t)n * plane + (size_t)y * p->OW);
+}

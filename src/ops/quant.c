@@ -1,0 +1,361 @@
+/* int8 inference operators: qdense and qconv, the quantised forms of dense and conv
+ * (docs/quantize.md). A node keeps its inputs (x, w, bias), attributes and shape; what
+ * changes is its forward:
+ *   1. x (float) -> u8 with the input's calibrated scale and zero point,
+ *   2. (conv) the patches of each image as rows of u8, padding reading the zero point,
+ *   3. int32 sums of u8 x s8 products by kern_q8_gemm against weights packed once here,
+ *   4. requantisation per output channel: (sum + bias32) * mult >> shift + zero point,
+ *      clamped (at the zero point too when a ReLU follows), an integer-only step,
+ *   5. the u8 outputs written as floats, out_scale * (q - out_zero), for the float
+ *      operators around the node.
+ * The bias is folded once: bias32[n] = round(b[n] / (in_scale * w_scale[n])) - in_zero *
+ * sum_k w[n, k], which removes the activations' zero point from the u8 x s8 sums.
+ * Forward only: a quantised node has no backward (models refuse to train with one). */
+#include "../kernels/kernels.h"
+#include "ops.h"
+
+#include <math.h>
+#include <string.h>
+
+typedef struct qlayer {
+    const op_def *orig;     /* dense or conv: shapes are inferred by it */
+    op_quant_params p;      /* with w and w_scale pointing at the copies below */
+    int8_t *w;              /* [N, K] */
+    float *w_scale;         /* [N] */
+    int N, K, Kp;
+    void *packed;           /* kern_q8_pack */
+    int32_t *bias, *mult, *shift;
+    kern_q8_requant rq;
+    float inv_in;
+    int threads;            /* workspaces allocated */
+    size_t ws_thread;       /* bytes per thread */
+    unsigned char *ws;
+    uint8_t *a;             /* qdense: [max_batch, Kp] quantised inputs */
+    int32_t *c;             /* qdense: [max_batch, N] sums */
+    kern_conv_shape ks;     /* qconv: one image */
+    int direct;             /* qconv: the direct route fits (it runs on the VNNI path) */
+    kern_q8_conv_plan plan;
+    int32_t *off;           /* [Kp] tap offsets of the direct route */
+} qlayer;
+
+static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+static void qlayer_free(void *data)
+{
+    qlayer *q = data;
+    if (!q)
+        return;
+    nerve_xfree(q->w);
+    nerve_xfree(q->w_scale);
+    nerve_xfree_aligned(q->packed);
+    nerve_xfree(q->bias);
+    nerve_xfree(q->mult);
+    nerve_xfree(q->shift);
+    nerve_xfree_aligned(q->ws);
+    nerve_xfree_aligned(q->a);
+    nerve_xfree_aligned(q->c);
+    nerve_xfree(q->off);
+    nerve_xfree(q);
+}
+
+static qlayer *qof(const node *n) { return n->op_data; }
+
+static int q_infer(nerve_graph *g, node *n) { return qof(n)->orig->infer(g, n); }
+
+static size_t q_scratch(const nerve_graph *g, const node *n)
+{
+    const op_def *o = qof(n)->orig;
+    return o->scratch ? o->scratch(g, n) : 0;
+}
+
+static int threads_now(const qlayer *q)
+{
+    int T = kern_threads();
+    return T < q->threads ? T : q->threads;
+}
+
+/* ---- qdense --------------------------------------------------------------------------- */
+
+typedef struct dense_job {
+    qlayer *q;
+    const float *x;
+    float *y;
+    int rows;
+} dense_job;
+
+static void dense_task(void *ctx, int t, int T)
+{
+    dense_job *j = ctx;
+    qlayer *q = j->q;
+    size_t r0, r1;
+    kern_split((size_t)j->rows, t, T, &r0, &r1);
+    if (r0 >= r1)
+        return;
+    for (size_t r = r0; r < r1; r++)
+        kern_q8_quantize(j->x + r * q->K, (size_t)q->K, q->inv_in, q->p.in_zero,
+                         q->a + r * q->Kp);
+    kern_q8_gemm((int)(r1 - r0), q->N, q->K, q->a + r0 * q->Kp, q->Kp, q->packed,
+                 q->c + r0 * q->N, q->N, q->ws + (size_t)t * q->ws_thread);
+    kern_q8_requantize(&q->rq, (int)(r1 - r0), q->N, q->c + r0 * q->N, q->N, NULL,
+                       j->y + r0 * q->N, q->N, 1);
+}
+
+/* Rows per thread below which one thread does the batch. */
+enum { DENSE_ROWS_PER_THREAD = 8 };
+
+static void qdense_forward(nerve_graph *g, node *n)
+{
+    qlayer *q = qof(n);
+    dense_job j = {q, node_input(g, n, 0)->value, n->value, n->dims[0]};
+    int T = threads_now(q);
+    if (j.rows < T * DENSE_ROWS_PER_THREAD)
+        T = j.rows / DENSE_ROWS_PER_THREAD > 1 ? j.rows / DENSE_ROWS_PER_THREAD : 1;
+    if (T == 1)
+        dense_task(&j, 0, 1);
+    else
+        kern_run(T, dense_task, &j);
+}
+
+static const op_def op_qdense = {"qdense", q_infer, q_scratch, qdense_forward, NULL,
+                                 OP_OUTPUT_UNREAD};
+
+/* ---- qconv ---------------------------------------------------------------------------- */
+
+/* Per-thread workspace of qconv: the image as u8, its patch rows, the sums, the product's. */
+typedef struct conv_ws {
+    size_t img, rows, sums, gemm;
+} conv_ws;
+
+static size_t conv_positions(const kern_conv_shape *k)
+{
+    return (size_t)k->out[0] * k->out[1] * k->out[2];
+}
+
+static conv_ws conv_ws_of(const qlayer *q)
+{
+    const kern_conv_shape *k = &q->ks;
+    size_t P = conv_positions(k);
+    conv_ws w = {round64((size_t)k->channels * k->image[0] * k->image[1] * k->image[2]),
+                 round64(P * (size_t)q->Kp), round64(P * (size_t)q->N * sizeof(int32_t)),
+                 round64(kern_q8_gemm_ws(q->K))};
+    return w;
+}
+
+typedef struct conv_job {
+    qlayer *q;
+    const float *x;
+    float *y;
+    int images;
+} conv_job;
+
+static void conv_task(void *ctx, int t, int T)
+{
+    conv_job *j = ctx;
+    qlayer *q = j->q;
+    const kern_conv_shape *k = &q->ks;
+    conv_ws w = conv_ws_of(q);
+    unsigned char *base = q->ws + (size_t)t * q->ws_thread;
+    uint8_t *img = base, *rows = base + w.img;
+    int32_t *sums = (int32_t *)(base + w.img + w.rows);
+    void *gws = base + w.img + w.rows + w.sums;
+    size_t in_plane = (size_t)k->channels * k->image[0] * k->image[1] * k->image[2];
+    size_t P = conv_positions(k);
+    size_t i0, i1;
+    kern_split((size_t)j->images, t, T, &i0, &i1);
+    if (q->direct && kern_q8_conv_direct_runs()) {
+        for (size_t i = i0; i < i1; i++)
+            kern_q8_conv_direct(&q->plan, q->off, j->x + i * in_plane, q->inv_in, q->p.in_zero,
+                                q->packed, &q->rq, j->y + i * P * q->N, base);
+        return;
+    }
+    for (size_t i = i0; i < i1; i++) {
+        kern_q8_quantize(j->x + i * in_plane, in_plane, q->inv_in, q->p.in_zero, img);
+        kern_q8_im2row(k, img, (uint8_t)q->p.in_zero, rows, q->Kp);
+        kern_q8_gemm((int)P, q->N, q->K, rows, q->Kp, q->packed, sums, q->N, gws);
+        /* sums are [P, N]; the output is channel-major [N, P] */
+        kern_q8_requantize(&q->rq, (int)P, q->N, sums, q->N, NULL, j->y + i * P * q->N, 1,
+                           (ptrdiff_t)P);
+    }
+}
+
+static void qconv_forward(nerve_graph *g, node *n)
+{
+    qlayer *q = qof(n);
+    conv_job j = {q, node_input(g, n, 0)->value, n->value, n->dims[0]};
+    int T = threads_now(q);
+    if (T > j.images)
+        T = j.images;
+    if (T <= 1)
+        conv_task(&j, 0, 1);
+    else
+        kern_run(T, conv_task, &j);
+}
+
+static const op_def op_qconv = {"qconv", q_infer, q_scratch, qconv_forward, NULL,
+                                OP_OUTPUT_UNREAD | OP_SCRATCH_TRANSIENT};
+
+/* ---- making a node int8 ---------------------------------------------------------------- */
+
+int op_quantizable(const nerve_graph *g, const node *n)
+{
+    if (!n->op)
+        return 0;
+    if (!strcmp(n->op->name, "dense"))
+        return 1;
+    if (strcmp(n->op->name, "conv"))
+        return 0;
+    kern_conv_shape ks;
+    int groups;
+    return op_conv_shape(g, n, &ks, &groups) == NERVE_OK && groups == 1;
+}
+
+const op_quant_params *op_quant_of(const node *n)
+{
+    return n->op == &op_qdense || n->op == &op_qconv ? &qof(n)->p : NULL;
+}
+
+int op_quant_ints(const node *n, const int32_t **bias, const int32_t **mult,
+                  const int32_t **shift, float *inv_in)
+{
+    if (!op_quant_of(n))
+        return nerve_set_error(NERVE_ERR_ARG, "node '%s' is not an int8 node", n->name);
+    const qlayer *q = qof(n);
+    *bias = q->bias;
+    *mult = q->mult;
+    *shift = q->shift;
+    *inv_in = q->inv_in;
+    return NERVE_OK;
+}
+
+/* The folded int32 bias and the fixed-point multipliers of every output channel. */
+static int fold(qlayer *q, const float *b)
+{
+    const op_quant_params *p = &q->p;
+    for (int n = 0; n < q->N; n++) {
+        int64_t wsum = 0;
+        for (int k = 0; k < q->K; k++)
+            wsum += q->w[(size_t)n * q->K + k];
+        double step = (double)p->in_scale * p->w_scale[n]; /* the value of one unit of a sum */
+        double bq = b ? nearbyint((double)b[n] / step) : 0.0;
+        if (!isfinite(bq))
+            return nerve_set_error(NERVE_ERR_ARG, "int8: bias %d is not finite in units of "
+                                   "%g", n, step);
+        bq = fmax(fmin(bq, (double)KERN_Q8_MAX_BIAS), -(double)KERN_Q8_MAX_BIAS);
+        /* |in_zero * wsum| <= 255 * 127 * K < 2^30 as well */
+        int64_t folded = (int64_t)bq - (int64_t)p->in_zero * wsum;
+        folded = folded > KERN_Q8_MAX_BIAS ? KERN_Q8_MAX_BIAS : folded;
+        folded = folded < -KERN_Q8_MAX_BIAS ? -KERN_Q8_MAX_BIAS : folded;
+        q->bias[n] = (int32_t)folded;
+        kern_q8_multiplier(step / p->out_scale, &q->mult[n], &q->shift[n]);
+    }
+    q->rq = (kern_q8_requant){q->bias, q->mult, q->shift, p->out_zero,
+                              p->relu ? p->out_zero : 0, p->out_scale};
+    return NERVE_OK;
+}
+
+static int check_params(const node *n, const op_quant_params *p, int N)
+{
+    if (!(p->in_scale > 0) || !isfinite(p->in_scale) || !(p->out_scale > 0) ||
+        !isfinite(p->out_scale) || p->in_zero < 0 || p->in_zero > 255 || p->out_zero < 0 ||
+        p->out_zero > 255)
+        return nerve_set_error(NERVE_ERR_ARG, "int8 node '%s': scales must be positive and "
+                               "finite and zero points in 0..255 (in %g/%d, out %g/%d)",
+                               n->name, (double)p->in_scale, p->in_zero, (double)p->out_scale,
+                               p->out_zero);
+    for (int c = 0; c < N; c++)
+        if (!(p->w_scale[c] > 0) || !isfinite(p->w_scale[c]))
+            return nerve_set_error(NERVE_ERR_ARG, "int8 node '%s': weight scale %d is %g; "
+                                   "must be positive and finite", n->name, c,
+                                   (double)p->w_scale[c]);
+    return NERVE_OK;
+}
+
+static int alloc_all(qlayer *q, size_t wn, int N)
+{
+    q->w = nerve_xmalloc(wn ? wn : 1);
+    q->w_scale = nerve_xmalloc((size_t)N * sizeof(float));
+    q->bias = nerve_xmalloc((size_t)N * sizeof(int32_t));
+    q->mult = nerve_xmalloc((size_t)N * sizeof(int32_t));
+    q->shift = nerve_xmalloc((size_t)N * sizeof(int32_t));
+    q->packed = nerve_xalloc_floats((kern_q8_pack_size(q->N, q->K) + 3) / 4);
+    return q->w && q->w_scale && q->bias && q->mult && q->shift && q->packed ? NERVE_OK
+                                                                           : NERVE_ERR_NOMEM;
+}
+
+int op_quantize_node(nerve_graph *g, int id, const op_quant_params *p)
+{
+    if (!g || id < 0 || id >= g->n_nodes || !p)
+        return nerve_set_error(NERVE_ERR_ARG, "int8: bad node or parameters");
+    node *n = graph_node(g, id);
+    if (!g->compiled || !op_quantizable(g, n))
+        return nerve_set_error(NERVE_ERR_ARG, "int8: node '%s' (%s) cannot run in int8 (dense "
+                               "and one-group conv in a compiled graph can)", n->name,
+                               n->op ? n->op->name : "leaf");
+    const node *wn = node_input(g, n, 1);
+    int N = wn->dims[0];
+    size_t numel = node_numel(wn), K = numel / (size_t)N;
+    if (K > KERN_Q8_MAX_K)
+        return nerve_set_error(NERVE_ERR_ARG, "int8 node '%s': %zu inputs per output; at most "
+                               "%d", n->name, K, KERN_Q8_MAX_K);
+    int st = check_params(n, p, N);
+    if (st)
+        return st;
+    qlayer *q = nerve_xcalloc(1, sizeof *q);
+    if (!q)
+        return NERVE_ERR_NOMEM;
+    q->orig = n->op;
+    q->N = N;
+    q->K = (int)K;
+    q->Kp = kern_q8_kp(q->K);
+    int is_conv = !strcmp(n->op->name, "conv");
+    int groups = 1;
+    if ((st = alloc_all(q, numel, N)) == NERVE_OK && is_conv)
+        st = op_conv_shape(g, n, &q->ks, &groups);
+    if (st == NERVE_OK) {
+        memcpy(q->w, p->w, numel);
+        memcpy(q->w_scale, p->w_scale, (size_t)N * sizeof(float));
+        q->p = *p;
+        q->p.w = q->w;
+        q->p.w_scale = q->w_scale;
+        q->inv_in = 1.0f / p->in_scale;
+        kern_q8_pack(N, q->K, q->w, q->K, q->packed);
+        st = fold(q, n->n_in == 3 ? node_input(g, n, 2)->value : NULL);
+    }
+    if (st == NERVE_OK) {
+        q->threads = kern_threads();
+        if (is_conv) {
+            conv_ws w = conv_ws_of(q);
+            q->ws_thread = w.img + w.rows + w.sums + w.gemm;
+            q->direct = kern_q8_conv_direct_plan(&q->ks, N, &q->plan);
+            if (q->direct) {
+                size_t d = q->plan.img_bytes + q->plan.panel_bytes + q->plan.sums_bytes;
+                q->ws_thread = d > q->ws_thread ? d : q->ws_thread;
+                q->off = nerve_xmalloc((size_t)q->Kp * sizeof(int32_t));
+                if (!q->off)
+                    st = NERVE_ERR_NOMEM;
+                else
+                    kern_q8_conv_offsets(&q->plan, q->off);
+            }
+        } else {
+            q->ws_thread = round64(kern_q8_gemm_ws(q->K));
+            size_t rows = (size_t)g->max_batch;
+            q->a = (uint8_t *)nerve_xalloc_floats((rows * (size_t)q->Kp + 3) / 4);
+            q->c = (int32_t *)nerve_xalloc_floats(rows * (size_t)N);
+            if (!q->a || !q->c)
+                st = NERVE_ERR_NOMEM;
+        }
+        q->ws = (unsigned char *)nerve_xalloc_floats(((size_t)q->threads * q->ws_thread + 3) / 4);
+        if (!q->ws)
+            st = NERVE_ERR_NOMEM;
+    }
+    if (st != NERVE_OK) {
+        qlayer_free(q);
+        return st;
+    }
+    if (n->op_data_free)
+        n->op_data_free(n->op_data);
+    n->op = is_conv ? &op_qconv : &op_qdense;
+    n->op_data = q;
+    n->op_data_free = qlayer_free;
+    return NERVE_OK;
+}

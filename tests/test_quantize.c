@@ -1,0 +1,269 @@
+/* nerve_model_quantize and int8 checkpoints (docs/quantize.md): a quantised CNN and MLP
+ * follow their float models within a few quantisation steps; every kernel path gives the
+ * same outputs bit for bit; the int8 checkpoint reloads to the same outputs bit for bit,
+ * carries I8 weights and nerve.quantized, and every route into training refuses it. */
+#include "../src/kernels/kernels.h"
+#include "test.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const cnn_cfg =
+    "[net]\nheight=10\nwidth=10\nchannels=2\nnormalize=1\nclasses=4\nbatch=8\n"
+    "[convolutional]\nfilters=5\nsize=3\npad=1\nactivation=relu\n"
+    "[maxpool]\nsize=2\nstride=2\n"
+    "[convolutional]\nfilters=17\nsize=3\nstride=2\nactivation=leaky\n"
+    "[connected]\noutput=20\nactivation=relu\n"
+    "[connected]\noutput=4\n[softmax]\n";
+
+static const char *const mlp_cfg =
+    "[net]\ninputs=30\nclasses=3\nbatch=16\n"
+    "[connected]\noutput=40\nactivation=relu\n"
+    "[connected]\noutput=33\nactivation=tanh\n"
+    "[connected]\noutput=3\n[softmax]\n";
+
+/* n samples of uniform noise in [-0.5, 1.5), labels cycling through the classes. */
+static int make_data(nerve_model *m, int n, nerve_dataset *d)
+{
+    nerve_graph *g = nerve_model_graph(m);
+    int nd, dims[NERVE_MAX_DIMS];
+    if (nerve_node_shape(g, nerve_model_input(m), &nd, dims) != NERVE_OK ||
+        nerve_dataset_alloc(d, n, nd - 1, dims + 1) != NERVE_OK)
+        return -1;
+    nerve_rng r;
+    nerve_rng_seed(&r, 5);
+    for (size_t i = 0; i < (size_t)n * d->sample_numel; i++)
+        d->x[i] = nerve_rng_uniform(&r) * 2 - 0.5f;
+    return 0;
+}
+
+static size_t out_numel(nerve_model *m)
+{
+    int nd, dims[NERVE_MAX_DIMS];
+    nerve_node_shape(nerve_model_graph(m), nerve_model_output(m), &nd, dims);
+    return nerve_shape_numel(nd - 1, dims + 1);
+}
+
+/* Quantises cfg on its own data and checks it against float, across paths and through a
+ * checkpoint. */
+static void check_quantized(const char *cfg, int n, double tol)
+{
+    nerve_model *m = nerve_model_from_cfg(cfg, "q.cfg");
+    CHECK(m != NULL);
+    CHECK_OK(nerve_model_compile(m, 0));
+    nerve_dataset d = {0};
+    CHECK(make_data(m, n, &d) == 0);
+    size_t k = out_numel(m), total = (size_t)n * k;
+    float *want = malloc(total * sizeof(float)), *got = malloc(total * sizeof(float)),
+          *ref = malloc(total * sizeof(float));
+    CHECK(want && got && ref);
+    CHECK_OK(nerve_predict_outputs(m, &d, want, NULL));
+    CHECK(nerve_model_quantized(m) == 0);
+    nerve_quantize_info qi;
+    CHECK_OK(nerve_model_quantize(m, &d, 3, &qi));
+    CHECK(qi.nodes == nerve_model_quantized(m) && qi.nodes >= 3);
+    CHECK(qi.samples > 0);
+    /* the reference: the portable path */
+    CHECK(kern_set_isa("portable"));
+    CHECK_OK(nerve_predict_outputs(m, &d, ref, NULL));
+    double worst = 0;
+    for (size_t i = 0; i < total; i++)
+        worst = fabs(ref[i] - want[i]) > worst ? fabs(ref[i] - want[i]) : worst;
+    CHECK_MSG(worst <= tol, "int8 probabilities differ from float by %g (tolerance %g)", worst,
+              tol);
+    CHECK_MSG(worst > 0, "int8 outputs equal float ones exactly: nothing was quantised?");
+    static const char *const isas[] = {"avx2", "avx512", "auto"};
+    for (size_t p = 0; p < sizeof isas / sizeof *isas; p++) {
+        if (!kern_set_isa(isas[p]))
+            continue;
+        CHECK_OK(nerve_predict_outputs(m, &d, got, NULL));
+        CHECK_MSG(!memcmp(got, ref, total * sizeof(float)),
+                  "path %s (int8 %s) differs from the portable one", isas[p], kern_q8_path());
+    }
+    /* on one thread and on several: the same bytes */
+    nerve_set_threads(1);
+    CHECK_OK(nerve_predict_outputs(m, &d, got, NULL));
+    nerve_set_threads(0);
+    CHECK(!memcmp(got, ref, total * sizeof(float)));
+    /* the int8 checkpoint */
+    char path[1024];
+    snprintf(path, sizeof path, "%s/q.safetensors", test_tmpdir());
+    CHECK_OK(nerve_model_save(m, path));
+    nerve_model *back = nerve_model_load(path);
+    CHECK(back != NULL);
+    CHECK(nerve_model_quantized(back) == qi.nodes);
+    CHECK_OK(nerve_predict_outputs(back, &d, got, NULL));
+    CHECK_MSG(!memcmp(got, ref, total * sizeof(float)), "the reloaded int8 model differs");
+    nerve_st_file *f = nerve_st_open(path);
+    CHECK(f != NULL);
+    CHECK(nerve_st_metadata(f, "nerve.quantized") != NULL);
+    nerve_st_close(f);
+    /* nothing trains from it */
+    nerve_model *fresh = nerve_model_from_cfg(cfg, "q.cfg");
+    CHECK(fresh != NULL);
+    CHECK(nerve_model_load_weights(fresh, path, 1) != NERVE_OK);
+    CHECK_MSG(strstr(nerve_last_error(), "int8 checkpoint"), "message: %s", nerve_last_error());
+    int loaded = 0, skipped = 0;
+    CHECK(nerve_model_load_matching(fresh, path, 1, &loaded, &skipped) != NERVE_OK);
+    CHECK(strstr(nerve_last_error(), "int8 checkpoint"));
+    for (int i = 0; i < d.n; i++)
+        d.y[i] = (float)(i % 3);
+    d.n_classes = 3;
+    nerve_fit_options fo = {0};
+    fo.max_epochs = 1;
+    CHECK(nerve_fit(back, &d, NULL, &fo, NULL) != NERVE_OK);
+    CHECK(strstr(nerve_last_error(), "int8"));
+    CHECK(nerve_model_quantize(back, &d, 1, NULL) != NERVE_OK);
+    nerve_model_free(fresh);
+    nerve_model_free(back);
+    free(want);
+    free(got);
+    free(ref);
+    nerve_dataset_free(&d);
+    nerve_model_free(m);
+}
+
+TEST(quantize_cnn_follows_float_on_every_path)
+{
+    check_quantized(cnn_cfg, 37, 0.08);
+}
+
+TEST(quantize_mlp_follows_float_on_every_path)
+{
+    check_quantized(mlp_cfg, 50, 0.08);
+}
+
+/* A file claiming int8 with weights that are not int8 values is refused, naming them. */
+TEST(quantize_checkpoint_with_bad_weights_is_refused)
+{
+    nerve_model *m = nerve_model_from_cfg(mlp_cfg, "q.cfg");
+    CHECK(m != NULL);
+    CHECK_OK(nerve_model_compile(m, 0));
+    nerve_dataset d = {0};
+    CHECK(make_data(m, 20, &d) == 0);
+    CHECK_OK(nerve_model_quantize(m, &d, 1, NULL));
+    char path[1024];
+    snprintf(path, sizeof path, "%s/q.safetensors", test_tmpdir());
+    /* rewrite the checkpoint with its first weight holding 0.5 */
+    CHECK_OK(nerve_model_save(m, path));
+    nerve_st_file *f = nerve_st_open(path);
+    CHECK(f != NULL);
+    nerve_st_writer *w = nerve_st_writer_create();
+    int changed = 0;
+    for (int i = 0; i < nerve_st_count(f); i++) {
+        int nd, dims[NERVE_MAX_DIMS];
+        CHECK_OK(nerve_st_shape(f, i, &nd, dims));
+        size_t n = nerve_shape_numel(nd, dims);
+        float *v = malloc((n ? n : 1) * sizeof(float));
+        CHECK_OK(nerve_st_read(f, i, v, n));
+        const char *name = nerve_st_name(f, i);
+        if (!changed && strstr(name, "weight") && !strstr(name, "quant.")) {
+            v[0] = 0.5f;
+            changed = 1;
+        }
+        CHECK_OK(nerve_st_writer_add(w, name, nd, dims, v));
+        free(v);
+    }
+    CHECK(changed);
+    CHECK_OK(nerve_st_writer_meta(w, "nerve.cfg", nerve_st_metadata(f, "nerve.cfg")));
+    CHECK_OK(nerve_st_writer_meta(w, "nerve.quantized", nerve_st_metadata(f, "nerve.quantized")));
+    nerve_st_close(f);
+    CHECK_OK(nerve_st_writer_save(w, path));
+    nerve_st_writer_free(w);
+    CHECK(nerve_model_load(path) == NULL);
+    CHECK_MSG(strstr(nerve_last_error(), "not an int8 weight"), "message: %s", nerve_last_error());
+    nerve_dataset_free(&d);
+    nerve_model_free(m);
+}
+
+/* ---- nerve export-c of an int8 model ---------------------------------------------------- */
+
+#include <sys/wait.h>
+
+static int sh(const char *cmd)
+{
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Exports m (int8) as NAME, compiles it with a driver (-std=c99 -Wall -Wextra -Werror),
+ * runs d's samples through it and reads the outputs into got. */
+static int export_run(nerve_model *m, const char *name, const nerve_dataset *d, float *got,
+                      size_t out_numel)
+{
+    const char *dir = test_tmpdir();
+    nerve_export_c_info info;
+    if (nerve_export_c(m, dir, name, &info) != NERVE_OK)
+        return -1;
+    char path[1024], cmd[4096];
+    snprintf(path, sizeof path, "%s/drv_%s.c", dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    fprintf(f, "#include \"%s.h\"\n#include <stdio.h>\nint main(int argc, char **argv)\n{\n"
+               "    static float in[%zu], out[%zu];\n    FILE *a, *b;\n    if (argc != 3) return 2;\n"
+               "    a = fopen(argv[1], \"rb\"); b = fopen(argv[2], \"wb\");\n    if (!a || !b) return 1;\n"
+               "    while (fread(in, sizeof(float), %zu, a) == %zu) {\n        %s_run(in, out);\n"
+               "        if (fwrite(out, sizeof(float), %zu, b) != %zu) return 1;\n    }\n"
+               "    fclose(a);\n    return fclose(b) ? 1 : 0;\n}\n",
+            name, info.in_numel, info.out_numel, info.in_numel, info.in_numel, name, info.out_numel,
+            info.out_numel);
+    fclose(f);
+    if (info.out_numel != out_numel || info.in_numel != d->sample_numel)
+        return -1;
+    snprintf(cmd, sizeof cmd, "cd %s && cc -std=c99 -Wall -Wextra -Werror -O1 -o run_%s drv_%s.c %s.c -lm",
+             dir, name, name, name);
+    if (sh(cmd) != 0)
+        return -1;
+    snprintf(path, sizeof path, "%s/in_%s.bin", dir, name);
+    f = fopen(path, "wb");
+    if (!f || fwrite(d->x, sizeof(float), (size_t)d->n * d->sample_numel, f) != (size_t)d->n * d->sample_numel)
+        return -1;
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s/run_%s %s/in_%s.bin %s/out_%s.bin", dir, name, dir, name, dir, name);
+    if (sh(cmd) != 0)
+        return -1;
+    snprintf(path, sizeof path, "%s/out_%s.bin", dir, name);
+    f = fopen(path, "rb");
+    size_t got_n = f ? fread(got, sizeof(float), (size_t)d->n * out_numel, f) : 0;
+    if (f)
+        fclose(f);
+    return got_n == (size_t)d->n * out_numel ? 0 : -1;
+}
+
+/* cfg quantised, exported and run: outputs bit for bit nerve's when the output is an int8
+ * layer's (a regression head), within 1e-6 after a softmax. */
+static void check_export(const char *cfg, const char *name, int exact)
+{
+    nerve_model *m = nerve_model_from_cfg(cfg, "q.cfg");
+    CHECK(m != NULL);
+    CHECK_OK(nerve_model_compile(m, 0));
+    nerve_dataset d = {0};
+    CHECK(make_data(m, 23, &d) == 0);
+    CHECK_OK(nerve_model_quantize(m, &d, 2, NULL));
+    size_t k = out_numel(m), total = (size_t)d.n * k;
+    float *want = malloc(total * sizeof(float)), *got = malloc(total * sizeof(float));
+    CHECK(want && got);
+    CHECK_OK(nerve_predict_outputs(m, &d, want, NULL));
+    CHECK_MSG(export_run(m, name, &d, got, k) == 0, "%s: export, compile or run failed: %s", name,
+              nerve_last_error());
+    for (size_t i = 0; i < total; i++)
+        CHECK_MSG(exact ? !memcmp(&got[i], &want[i], sizeof(float)) : fabsf(got[i] - want[i]) <= 1e-6f,
+                  "%s: output %zu is %.9g, nerve's %.9g", name, i, got[i], want[i]);
+    free(want);
+    free(got);
+    nerve_dataset_free(&d);
+    nerve_model_free(m);
+}
+
+TEST(quantize_export_c_gives_nerves_int8_outputs)
+{
+    check_export(cnn_cfg, "qcnn", 0);
+    check_export(mlp_cfg, "qmlp", 0);
+    /* the output an int8 layer's: the same bits */
+    check_export("[net]\nheight=9\nwidth=9\nchannels=2\n"
+                 "[convolutional]\nfilters=6\nsize=3\npad=1\nactivation=relu\n"
+                 "[convolutional]\nfilters=5\nsize=2\nstride=2\nflip=1\nactivation=relu\n"
+                 "[connected]\noutput=7\n[cost]\ntype=l1\ntarget=values\n",
+                 "qreg", 1);
+}
