@@ -1743,6 +1743,17 @@ int nerve_model_load_weights(nerve_model *m, const char *path, int strict);
  * number of the model's tensors copied and left alone. Checks everything before copying. */
 int nerve_model_load_matching(nerve_model *m, const char *path, int skip_mismatched,
                               int *loaded, int *skipped);
+/* darknet .weights files (docs/darknet.md): the model built from a darknet cfg reads and
+ * writes them in darknet's layout: a header (major, minor, revision, images seen), then per
+ * layer the biases, batch-norm scales, rolling means and variances, and weights of
+ * [convolutional], [deconvolutional], [connected] and [local] layers. The model gives every
+ * size; a file that is shorter or longer, holds a non-finite value, or meets a layer with
+ * parameters darknet has no place for is refused with a message naming the layer, and the
+ * model is left unchanged. *seen (may be NULL) receives the header's count of images. */
+int nerve_model_read_darknet(nerve_model *m, const void *data, size_t len, int64_t *seen);
+int nerve_model_load_darknet(nerve_model *m, const char *path);
+/* Writes version 0.2.0 with `seen`, as darknet's save_weights does. */
+int nerve_model_save_darknet(nerve_model *m, const char *path, int64_t seen);
 /* Freezes the parameters (named "<layer>.*") of the first n_layers cfg layers: optimisers
  * created afterwards skip them and their values stay bit-identical. Returns the number of
  * parameter tensors frozen. */

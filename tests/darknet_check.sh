@@ -43,4 +43,16 @@ for cfg in "$dir"/*.cfg; do
     printf '%-24s %s\n' "$name" "$verdict"
 done
 echo "darknet-check: $ok/$n cfgs match darknet's parser"
-[ "$ok" -eq "$n" ]
+# nerve's .weights in darknet: nerve writes its weights of tests/data/darknet/small.cfg, an
+# input and its output; darknet loads the weights and runs the same input
+small=tests/data/darknet/small.cfg
+if "$build/nerve_shapes" write "$small" "$tmp/nerve.weights" "$tmp/in.bin" "$tmp/nerve.bin" &&
+    "$build/dn_ref" forward "$small" "$tmp/nerve.weights" "$tmp/in.bin" "$tmp/dn.bin" 2>/dev/null &&
+    cmp=$("$build/nerve_shapes" compare "$tmp/nerve.bin" "$tmp/dn.bin" 1e-4); then
+    echo "darknet-check: nerve's .weights of $small in darknet: output agrees ($cmp)"
+    weights_ok=1
+else
+    echo "darknet-check: nerve's .weights of $small in darknet: FAIL ${cmp:-}"
+    weights_ok=0
+fi
+[ "$ok" -eq "$n" ] && [ "$weights_ok" -eq 1 ]
