@@ -395,3 +395,17 @@ TEST(json_writer_escapes_and_round_trips)
     nerve_json_free(v);
     nerve_strbuf_free(&b);
 }
+
+TEST(safetensors_open_of_a_cfg_says_it_is_no_checkpoint)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/model.cfg", test_tmpdir());
+    FILE *f = fopen(path, "w");
+    CHECK(f);
+    fputs("[net]\nbatch=2\nchannels=1\nheight=8\nwidth=8\n[connected]\noutput=3\n[softmax]\n", f);
+    fclose(f);
+    CHECK(nerve_st_open(path) == NULL);
+    CHECK(strstr(nerve_last_error(), "model.cfg: not a safetensors checkpoint: it is a text file"));
+    CHECK(nerve_model_load(path) == NULL);
+    CHECK(strstr(nerve_last_error(), "train it first"));
+}

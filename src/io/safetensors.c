@@ -330,6 +330,12 @@ static int open_file(nerve_st_file *f)
     if (size < 8)
         return format_error(f, "file too short for a safetensors header (%zu bytes)", size);
     uint64_t n = load_le(f->bytes, 8);
+    /* a text file given where a checkpoint belongs: say so rather than quote a length */
+    const unsigned char *b = f->bytes;
+    if (n > size - 8 && (b[0] == '[' || b[0] == '#') && memchr(b, 0, size) == NULL)
+        return nerve_set_error(NERVE_ERR_FORMAT, "%s: not a safetensors checkpoint: it is a text file "
+                               "(a cfg?); train it first (nerve train) and give the checkpoint",
+                               f->path);
     if (n > size - 8)
         return nerve_set_error(NERVE_ERR_FORMAT,
                                "%s: header length %llu exceeds the file size (%zu bytes)",
