@@ -215,3 +215,20 @@ TEST(model_rnn_cfg_errors_name_file_and_line)
     snprintf(buf, sizeof buf, "%s[lstmm]\noutput=4\n", img);
     CHECK(rejects(buf, "rnn.cfg:4: unknown section [lstmm]", "rnn, lstm, gru, embedding"));
 }
+
+TEST(model_rnn_darknet_sequence_cfg_is_refused_not_built_as_another_network)
+{
+    /* darknet's [rnn]/[gru] (time_steps= in [net]) are stacks of connected layers; nerve's
+     * cells under their name would be another model */
+    const char *rnn = "[net]\ninputs=4\ntime_steps=5\nbatch=2\n[rnn]\noutput=8\n[connected]\noutput=2\n[softmax]\n";
+    CHECK(nerve_model_from_cfg(rnn, "r.cfg") == NULL);
+    CHECK(strstr(nerve_last_error(), "r.cfg:5: [rnn] with time_steps= in [net] (line 3) is darknet's"));
+    const char *gru = "[net]\ninputs=4\ntime_steps=5\nbatch=2\n[gru]\noutput=8\n[connected]\noutput=2\n[softmax]\n";
+    CHECK(nerve_model_from_cfg(gru, "g.cfg") == NULL);
+    CHECK(strstr(nerve_last_error(), "six connected layers"));
+    /* nerve's cell over the same sequence, given as rows of an image */
+    const char *rows = "[net]\nheight=5\nwidth=4\nchannels=1\nbatch=2\n[rnn]\noutput=8\n[connected]\noutput=2\n[softmax]\n";
+    nerve_model *m = nerve_model_from_cfg(rows, "rows.cfg");
+    CHECK(m);
+    nerve_model_free(m);
+}

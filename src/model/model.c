@@ -971,6 +971,18 @@ static int build_recurrent(build_ctx *b, nerve_cell_type cell)
     nerve_rnn_config rc;
     memset(&rc, 0, sizeof rc);
     rc.cell = cell;
+    /* darknet's [rnn] and [gru] (a sequence given by time_steps=) are other networks than
+     * nerve's cells: three and six connected layers. Building nerve's cell in their place
+     * would train something else under the same cfg. */
+    const cfg_entry *ts = d->n_sections > 0 ? cfg_find(&d->sections[0], "time_steps") : NULL;
+    if (ts && cell != NERVE_CELL_LSTM && atoi(ts->value) > 1)
+        return cfg_error(d, NERVE_ERR_FORMAT, s->line,
+                         "[%s] with time_steps= in [net] (line %d) is darknet's recurrent layer (%s "
+                         "connected layers), which nerve does not build; nerve's [%s] is one %s cell "
+                         "(docs/cfg.md): give the sequence as an image read row by row (height=T, "
+                         "width=F, channels=1) instead of inputs= and time_steps=",
+                         s->name, ts->line, cell == NERVE_CELL_RNN ? "three" : "six", s->name,
+                         cell == NERVE_CELL_RNN ? "Elman" : "GRU");
     GET(has_out, cfg_get_int(d, s, "output", 1, MAX_UNITS, &rc.hidden));
     if (!has_out)
         return cfg_error(d, NERVE_ERR_FORMAT, s->line,
