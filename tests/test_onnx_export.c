@@ -374,6 +374,19 @@ TEST(onnx_export_convolution_variants)
                    "conv");
 }
 
+TEST(onnx_export_darknet_shortcut_between_channel_counts)
+{
+    /* [shortcut] without project=1 adds the overlapping channels (a pad or crop) */
+    check_cfg_text("[net]\nheight=6\nwidth=6\nchannels=2\nclasses=3\n"
+                   "[convolutional]\nfilters=6\nsize=3\npad=1\nactivation=relu\n"
+                   "[convolutional]\nfilters=4\nsize=3\npad=1\n"
+                   "[shortcut]\nfrom=-2\n"
+                   "[convolutional]\nfilters=8\nsize=1\n"
+                   "[shortcut]\nfrom=-2\nactivation=relu\n"
+                   "[avgpool]\n[connected]\noutput=3\n[softmax]\n",
+                   "darknet_shortcut");
+}
+
 TEST(onnx_export_recurrent_layers)
 {
     check_cfg_text("[net]\nheight=5\nwidth=3\nchannels=2\nclasses=3\n"

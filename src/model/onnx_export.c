@@ -113,7 +113,7 @@ static int refuse(xp *e, int id, const char *fmt, ...)
                             "dense, conv, conv_transpose, pool, lrn, batchnorm, zscore, dropout, "
                             "activation, prelu, softmax, log_softmax, add, sub, mul, div, pow, "
                             "maximum, minimum, affine, concat, slice, transpose, reshape, flatten, "
-                            "upsample, depth_to_space, space_to_depth, embedding, rnn (RNN, LSTM, "
+                            "upsample, depth_to_space, space_to_depth, pad, embedding, rnn (RNN, LSTM, "
                             "GRU), rnn_state",
                             n->name, n->op ? n->op->name : "leaf", where, why);
     return e->st;
@@ -777,6 +777,29 @@ static void ex_upsample(xp *e, int id, node *n)
     }
 }
 
+/* nerve's pad: begin in attr.ints, end in attr.i (negative crops), mode attr.i[6], value
+ * attr.f[0] (src/ops/math.c) -> Pad with pads [begin..., end...] (darknet's [shortcut]
+ * between different channel counts pads or crops the channels). */
+static void ex_pad(xp *e, int id, node *n)
+{
+    int nd = gn(e, n->in[0])->ndim, mode = n->attr.i[6];
+    static const char *const modes[] = {"constant", "reflect", "edge"};
+    if (nd > 6 || mode < 0 || mode > 2) {
+        refuse(e, id, "pad of rank %d or mode %d", nd, mode);
+        return;
+    }
+    int64_t pads[12];
+    for (int k = 0; k < nd; k++) {
+        pads[k] = n->attr.ints[k];
+        pads[nd + k] = n->attr.i[k];
+    }
+    onnx_node *o = add_node(e, "Pad", id, 3,
+                            (const char *[]){in_value(e, n, 0), ints_1d(e, id, "pads", 2 * nd, pads),
+                                             scalar_f(e, id, "value", n->attr.f[0])},
+                            1, (const char *[]){out_name(e, id)});
+    attr_s(e, o, "mode", modes[mode]);
+}
+
 static void ex_depth_space(xp *e, int id, node *n)
 {
     if (n->ndim != 4) {
@@ -1018,6 +1041,7 @@ static void export_node(xp *e, int id)
     else if (!strcmp(op, "upsample")) ex_upsample(e, id, n);
     else if (!strcmp(op, "depth_to_space") || !strcmp(op, "space_to_depth")) ex_depth_space(e, id, n);
     else if (!strcmp(op, "embedding")) ex_embedding(e, id, n);
+    else if (!strcmp(op, "pad")) ex_pad(e, id, n);
     else if (!strcmp(op, "rnn")) ex_rnn(e, id, n);
     else if (!strcmp(op, "rnn_params")) { /* read by its rnn node */ }
     else if (!strcmp(op, "rnn_state")) ex_rnn_state(e, id, n);
