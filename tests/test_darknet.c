@@ -153,3 +153,30 @@ TEST(darknet_weights_transpose_old_connected_layouts)
     CHECK_ARRAY_NEAR(w, want, 6, 0);
     nerve_model_free(m);
 }
+
+TEST(darknet_weights_refuse_a_strided_reorg_before_weights)
+{
+    /* nerve's space-to-depth orders channels as ONNX does, darknet's otherwise: weights after
+     * it would meet other channels, so neither reading nor writing is allowed */
+    const char *cfg = "[net]\nbatch=1\nchannels=2\nheight=4\nwidth=4\n"
+                      "[reorg]\nstride=2\n[convolutional]\nfilters=3\nsize=1\n";
+    nerve_model *m = nerve_model_from_cfg(cfg, "r.cfg");
+    CHECK(m);
+    char path[600];
+    snprintf(path, sizeof path, "%s/r.weights", test_tmpdir());
+    CHECK(nerve_model_save_darknet(m, path, 0) == NERVE_ERR_ARG);
+    CHECK(strstr(nerve_last_error(), "layer 0 [reorg] (line 6)") && strstr(nerve_last_error(), "not supported yet"));
+    unsigned char file[20 + 3 * 4 + 3 * 8 * 4];
+    memset(file, 0, sizeof file);
+    file[4] = 2; /* version 0.2.0 */
+    int64_t seen = 0;
+    CHECK(nerve_model_read_darknet(m, file, sizeof file, &seen) == NERVE_ERR_ARG);
+    CHECK(strstr(nerve_last_error(), "[reorg]"));
+    nerve_model_free(m);
+    /* stride 1 is the identity in both: allowed */
+    const char *id = "[net]\nbatch=1\nchannels=2\nheight=4\nwidth=4\n"
+                     "[reorg]\nstride=1\n[convolutional]\nfilters=3\nsize=1\n";
+    CHECK((m = nerve_model_from_cfg(id, "i.cfg")) != NULL);
+    CHECK_OK(nerve_model_save_darknet(m, path, 0));
+    nerve_model_free(m);
+}

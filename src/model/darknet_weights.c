@@ -126,10 +126,36 @@ static float lef(const unsigned char *p)
     return f;
 }
 
+/* A strided [reorg] followed by weighted layers: nerve orders the channels of a space-to-
+ * depth as ONNX's DCR, darknet otherwise, so darknet's weights after it would meet other
+ * channels than they were trained on (and nerve's would in darknet). */
+static int check_reorg(const nerve_model *m)
+{
+    for (int i = 0; i < m->n_layers; i++) {
+        const nerve_layer_info *li = &m->layers[i];
+        if (strcmp(li->type, "reorg"))
+            continue;
+        const int *in = i ? m->layers[i - 1].dims : m->cfg.dims;
+        int nd = i ? m->layers[i - 1].ndim : m->cfg.ndim;
+        if (nd == li->ndim && !memcmp(in, li->dims, (size_t)nd * sizeof *in))
+            continue; /* stride 1: the identity in both */
+        for (int j = i + 1; j < m->n_layers; j++)
+            if (m->layers[j].params > 0)
+                return nerve_set_error(NERVE_ERR_ARG,
+                                       "darknet weights: layer %d [reorg] (line %d) orders its "
+                                       "output channels as ONNX's space-to-depth, darknet's in "
+                                       "another order, so the weights of layer %d '%s' and after "
+                                       "would meet other channels than darknet's; not supported "
+                                       "yet", i, li->line, j, m->layers[j].name);
+    }
+    return NERVE_OK;
+}
+
 /* One pass over the file: check (apply = 0) or copy (apply = 1). */
 static int walk(nerve_model *m, const unsigned char *p, size_t len, size_t off, int transposed,
                 int apply)
 {
+    TRY(check_reorg(m));
     for (int i = 0; i < m->n_layers; i++) {
         dw_layer l;
         TRY(layer_tensors(m, i, &l));
@@ -264,6 +290,7 @@ int nerve_model_save_darknet(nerve_model *m, const char *path, int64_t seen)
 {
     if (!m || !path)
         return nerve_set_error(NERVE_ERR_ARG, "darknet weights: null argument");
+    TRY(check_reorg(m));
     for (int i = 0; i < m->n_layers; i++) { /* every layer must fit before a byte is written */
         dw_layer l;
         TRY(layer_tensors(m, i, &l));
