@@ -118,8 +118,8 @@ void kern_q8_gemm(int M, int N, int K, const uint8_t *A, ptrdiff_t lda, const vo
         return;
     q8_header h;
     memcpy(&h, packed, sizeof h);
-    const unsigned char *base = packed;
 #ifdef Q8_X86
+    const unsigned char *base = packed;
     const char *path = kern_q8_path();
     if (!strcmp(path, "vnni")) {
         kern_q8_gemm_avx512vnni(M, N, K, A, lda, (const int8_t *)(base + h.off_vnni), C, ldc);
