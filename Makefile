@@ -144,7 +144,7 @@ check-isa: all $(BUILD)/nerve_tests
 # and portable paths, in a few minutes): emulation is 10-50x slower than the host.
 AARCH64_CC ?= aarch64-linux-gnu-gcc
 AARCH64_CI_TESTS := isa gemm winograd conv_direct ops_conv ops_pool ops_activation ops_norm \
-    ops_elementwise
+    ops_elementwise q8 quantize
 AARCH64_CI_OBJ := $(patsubst %,build-aarch64/obj/tests/test_%.o,$(AARCH64_CI_TESTS)) \
     build-aarch64/obj/tests/runner.o build-aarch64/obj/tests/helpers.o
 AARCH64_RUN = scripts/qemu_tree.sh build-aarch64 $(QEMU_AARCH64) && \
