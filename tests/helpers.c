@@ -58,15 +58,22 @@ int test_run(const char *cmd, char *out, size_t n)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-const char *test_nerve(void)
+const char *test_bin_dir(void)
 {
-    static char path[2048];
+    static char abs[2048];
     char cwd[1024];
     const char *b = test_build_dir();
     if (b[0] != '/' && getcwd(cwd, sizeof cwd))
-        snprintf(path, sizeof path, "%.1000s/%.1000s/nerve", cwd, b);
+        snprintf(abs, sizeof abs, "%.1000s/%.1000s", cwd, b);
     else
-        snprintf(path, sizeof path, "%.2000s/nerve", b);
+        snprintf(abs, sizeof abs, "%.2000s", b);
+    return abs;
+}
+
+const char *test_nerve(void)
+{
+    static char path[2100];
+    snprintf(path, sizeof path, "%s/nerve", test_bin_dir());
     return path;
 }
 

@@ -97,6 +97,8 @@ char *test_read_file(const char *path, size_t *len);
 /* Runs a shell command in test_tmpdir() with stderr joined to stdout, keeping the first
  * n - 1 bytes of that output in out; returns the exit status (128 + signal if killed). */
 int test_run(const char *cmd, char *out, size_t n);
+/* The build directory as an absolute path (commands run in the test's directory). */
+const char *test_bin_dir(void);
 /* The absolute path of the build's nerve binary. */
 const char *test_nerve(void);
 /* A gray IDX pair (images, labels) of n 12 x 12 items for generated scenes: item k is a wide

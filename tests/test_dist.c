@@ -136,33 +136,6 @@ TEST(prefetch_shards_make_up_the_whole_batch_in_order)
 
 /* ---- nerve train under mpirun ----------------------------------------------------------- */
 
-static const char *bin_dir(void)
-{
-    static char abs[1024];
-    char full[PATH_MAX];
-    const char *b = test_build_dir();
-    if (b[0] != '/' && getcwd(full, sizeof full))
-        snprintf(abs, sizeof abs, "%.500s/%.500s", full, b);
-    else
-        snprintf(abs, sizeof abs, "%.1000s", b);
-    return abs;
-}
-
-static int run_cmd(const char *cmd, char *out, size_t n)
-{
-    char full[4000];
-    snprintf(full, sizeof full, "cd %s && %s 2>&1", test_tmpdir(), cmd);
-    FILE *p = popen(full, "r");
-    if (!p)
-        return -1;
-    size_t used = 0, got;
-    while (used + 1 < n && (got = fread(out + used, 1, n - 1 - used, p)) > 0)
-        used += got;
-    out[used] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
 /* mpirun as CI may run it (as root), ranks on one thread each. In a sanitizer build the
  * ranks run without leak detection (ASan and UBSan stay on): Open MPI's runtime keeps
  * allocations until exit in plugins it unloads, whose stacks cannot be attributed to a
@@ -277,12 +250,12 @@ static int train_run(int ranks, const char *cfg, const char *dir, const char *ex
 {
     char cmd[3000];
     if (ranks == 0)
-        snprintf(cmd, sizeof cmd, "NERVE_THREADS=1 %s/nerve train %s --out %s --quiet %s", bin_dir(), cfg, dir,
+        snprintf(cmd, sizeof cmd, "NERVE_THREADS=1 %s/nerve train %s --out %s --quiet %s", test_bin_dir(), cfg, dir,
                  extra);
     else
         snprintf(cmd, sizeof cmd, MPIRUN "%s/nerve train %s --out %s --quiet %s", getenv("PWD") ? getenv("PWD") : ".",
-                 ranks, bin_dir(), cfg, dir, extra);
-    return run_cmd(cmd, out, n);
+                 ranks, test_bin_dir(), cfg, dir, extra);
+    return test_run(cmd, out, n);
 }
 
 #define SAME_TOL 1e-6 /* relative, per tensor: rank shards sum in another order than one batch */
@@ -341,7 +314,7 @@ TEST(mpi_resume_from_two_ranks_on_one_and_on_three)
     /* going on in copies of the 2-rank run's directory */
     char cmd[2000];
     snprintf(cmd, sizeof cmd, "cp -r r2 to1 && cp -r r2 to3");
-    CHECK(run_cmd(cmd, out, sizeof out) == 0);
+    CHECK(test_run(cmd, out, sizeof out) == 0);
     CHECK_MSG(train_run(0, "a.cfg", "to1", "--resume to1/model.safetensors", out, sizeof out) == 0, "%s", out);
     CHECK_MSG(train_run(3, "a.cfg", "to3", "--resume to3/model.safetensors", out, sizeof out) == 0, "%s", out);
     double d1 = ckpt_diff("one", "to1", worst, sizeof worst);
@@ -351,7 +324,7 @@ TEST(mpi_resume_from_two_ranks_on_one_and_on_three)
     printf("    2 ranks (epoch 1) then 3 ranks (epochs 2-3) vs 1 process: %.3g (%s)\n", d3, worst);
     CHECK_MSG(d3 >= 0 && d3 <= SAME_TOL, "resumed on 3: %g (%s)", d3, worst);
     snprintf(cmd, sizeof cmd, "wc -l < to3/log.csv");
-    CHECK(run_cmd(cmd, out, sizeof out) == 0 && atoi(out) == 4);
+    CHECK(test_run(cmd, out, sizeof out) == 0 && atoi(out) == 4);
 }
 
 /* The pid of the child of `parent` whose environment says it is rank `rank`, or -1. */
@@ -409,7 +382,7 @@ TEST(mpi_a_killed_rank_ends_the_job_with_a_message_and_the_checkpoint_loads)
     snprintf(log, sizeof log, "%s/mpirun.out", test_tmpdir());
     snprintf(ckpt, sizeof ckpt, "%s/k/model.safetensors", test_tmpdir());
     snprintf(cmd, sizeof cmd, "cd %s && exec env " MPIRUN "%s/nerve train a.cfg --out k --quiet >%s 2>&1",
-             test_tmpdir(), getenv("PWD") ? getenv("PWD") : ".", 2, bin_dir(), log);
+             test_tmpdir(), getenv("PWD") ? getenv("PWD") : ".", 2, test_bin_dir(), log);
     pid_t pid = fork();
     CHECK(pid >= 0);
     if (pid == 0) {
@@ -513,7 +486,7 @@ TEST(mpi_sigusr1_to_mpirun_stops_every_rank_at_one_step_with_a_checkpoint)
     snprintf(log, sizeof log, "%s/usr1.out", test_tmpdir());
     snprintf(ckpt, sizeof ckpt, "%s/u/model.safetensors", test_tmpdir());
     snprintf(cmd, sizeof cmd, "cd %s && exec env " MPIRUN "%s/nerve train a.cfg --out u --quiet >%s 2>&1",
-             test_tmpdir(), "", 2, bin_dir(), log);
+             test_tmpdir(), "", 2, test_bin_dir(), log);
     pid_t pid = fork();
     CHECK(pid >= 0);
     if (pid == 0) {
@@ -561,8 +534,8 @@ TEST(mpi_launch_refusals_say_why)
     const char *m = getenv("NERVE_MPI");
     if (m && strcmp(m, "0") == 0) {
         /* a nerve without MPI started by mpirun would train alone N times over the same files */
-        snprintf(cmd, sizeof cmd, "OMPI_COMM_WORLD_SIZE=2 %s/nerve train a.cfg --out x --quiet", bin_dir());
-        CHECK(run_cmd(cmd, out, sizeof out) != 0);
+        snprintf(cmd, sizeof cmd, "OMPI_COMM_WORLD_SIZE=2 %s/nerve train a.cfg --out x --quiet", test_bin_dir());
+        CHECK(test_run(cmd, out, sizeof out) != 0);
         CHECK_MSG(strstr(out, "built without MPI") != NULL, "%s", out);
         return;
     }

@@ -382,72 +382,44 @@ TEST(cfg_diff_reports_key_by_key)
 
 /* ---- the CLI ------------------------------------------------------------------------- */
 
-/* The build directory as an absolute path (commands run in the test's directory). */
-static const char *nerve_bin_dir(void)
-{
-    static char abs[PATH_MAX > 1024 ? 1024 : PATH_MAX];
-    char full[PATH_MAX];
-    const char *b = test_build_dir();
-    if (b[0] != '/' && getcwd(full, sizeof full))
-        snprintf(abs, sizeof abs, "%.500s/%.500s", full, b);
-    else
-        snprintf(abs, sizeof abs, "%.1000s", b);
-    return abs;
-}
-
-static int run_cmd(const char *cmd, char *out, size_t n)
-{
-    char full[3000];
-    snprintf(full, sizeof full, "cd %s && %s 2>&1", test_tmpdir(), cmd);
-    FILE *p = popen(full, "r");
-    if (!p)
-        return -1;
-    size_t used = 0, got;
-    while (used + 1 < n && (got = fread(out + used, 1, n - 1 - used, p)) > 0)
-        used += got;
-    out[used] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
 TEST(cli_runs_never_overwrite_an_earlier_run_unless_asked)
 {
     char cfg[512], cmd[3000];
     static char out[65536];
     write_data(3);
     write_cfg(cfg, sizeof cfg, "mlp", "adam", "0.01", 16, 1);
-    const char *bin = nerve_bin_dir();
+    const char *bin = test_bin_dir();
     snprintf(cmd, sizeof cmd, "%s/nerve train mlp.cfg --threads 1 --quiet", bin);
-    CHECK_MSG(run_cmd(cmd, out, sizeof out) == 0, "%s", out);
+    CHECK_MSG(test_run(cmd, out, sizeof out) == 0, "%s", out);
     CHECK_MSG(strstr(out, "run directory: runs/mlp\n"), "%s", out);
-    CHECK_MSG(run_cmd(cmd, out, sizeof out) == 0, "%s", out);
+    CHECK_MSG(test_run(cmd, out, sizeof out) == 0, "%s", out);
     CHECK_MSG(strstr(out, "run directory: runs/mlp-2\n"), "%s", out);
-    CHECK_MSG(run_cmd(cmd, out, sizeof out) == 0, "%s", out);
+    CHECK_MSG(test_run(cmd, out, sizeof out) == 0, "%s", out);
     CHECK_MSG(strstr(out, "run directory: runs/mlp-3\n"), "%s", out);
     snprintf(cmd, sizeof cmd, "%s/nerve train mlp.cfg --threads 1 --quiet --overwrite", bin);
-    CHECK_MSG(run_cmd(cmd, out, sizeof out) == 0, "%s", out);
+    CHECK_MSG(test_run(cmd, out, sizeof out) == 0, "%s", out);
     CHECK_MSG(strstr(out, "run directory: runs/mlp\n"), "%s", out);
     /* an explicit --out that holds a run is refused, and named */
     snprintf(cmd, sizeof cmd, "%s/nerve train mlp.cfg --threads 1 --quiet --out runs/mlp-2", bin);
-    CHECK(run_cmd(cmd, out, sizeof out) == 1);
+    CHECK(test_run(cmd, out, sizeof out) == 1);
     CHECK_MSG(strstr(out, "runs/mlp-2 already holds files") && strstr(out, "--overwrite"), "%s", out);
     /* resuming goes on in the checkpoint's own directory */
     snprintf(cmd, sizeof cmd, "%s/nerve train mlp.cfg --threads 1 --quiet --epochs 2 --resume runs/mlp-3/model.safetensors",
              bin);
-    CHECK_MSG(run_cmd(cmd, out, sizeof out) == 0, "%s", out);
+    CHECK_MSG(test_run(cmd, out, sizeof out) == 0, "%s", out);
     CHECK_MSG(strstr(out, "run directory: runs/mlp-3\n") && strstr(out, "trained 1 epochs"), "%s", out);
     /* resuming another file of a directory must not replace its model.safetensors */
     snprintf(cmd, sizeof cmd, "cp runs/mlp-3/model.safetensors runs/mlp-3/other.safetensors && "
              "%s/nerve train mlp.cfg --threads 1 --quiet --epochs 3 --resume runs/mlp-3/other.safetensors", bin);
-    CHECK(run_cmd(cmd, out, sizeof out) == 1);
+    CHECK(test_run(cmd, out, sizeof out) == 1);
     CHECK_MSG(strstr(out, "would write over runs/mlp-3/model.safetensors, another checkpoint"), "%s", out);
     /* a directory that cannot be made is reported before any data is read, with the reason */
     snprintf(cmd, sizeof cmd, "%s/nerve train mlp.cfg --out mlp.cfg/sub", bin);
-    CHECK(run_cmd(cmd, out, sizeof out) == 1);
+    CHECK(test_run(cmd, out, sizeof out) == 1);
     CHECK_MSG(strstr(out, "mlp.cfg/sub") && strstr(out, "Not a directory"), "%s", out);
     /* --force without --resume is a usage error */
     snprintf(cmd, sizeof cmd, "%s/nerve train mlp.cfg --force", bin);
-    CHECK(run_cmd(cmd, out, sizeof out) == 2);
+    CHECK(test_run(cmd, out, sizeof out) == 2);
 }
 
 TEST(cli_init_from_an_unrelated_checkpoint_is_an_error)
@@ -456,9 +428,9 @@ TEST(cli_init_from_an_unrelated_checkpoint_is_an_error)
     static char out[65536];
     write_data(3);
     write_cfg(cfg, sizeof cfg, "mlp", "adam", "0.01", 16, 1);
-    const char *bin = nerve_bin_dir();
+    const char *bin = test_bin_dir();
     snprintf(cmd, sizeof cmd, "%s/nerve train mlp.cfg --threads 1 --quiet --out a", bin);
-    CHECK_MSG(run_cmd(cmd, out, sizeof out) == 0, "%s", out);
+    CHECK_MSG(test_run(cmd, out, sizeof out) == 0, "%s", out);
     /* the same layers under other names: nothing matches */
     char other[600];
     snprintf(other, sizeof other, "%s/other.cfg", test_tmpdir());
@@ -467,14 +439,14 @@ TEST(cli_init_from_an_unrelated_checkpoint_is_an_error)
                 "[connected]\nname=second\noutput=3\n[softmax]\n");
     fclose(fp);
     snprintf(cmd, sizeof cmd, "%s/nerve train other.cfg --threads 1 --quiet --init a/model.safetensors", bin);
-    CHECK(run_cmd(cmd, out, sizeof out) == 1);
+    CHECK(test_run(cmd, out, sizeof out) == 1);
     CHECK_MSG(strstr(out, "--init a/model.safetensors: none of its tensors matches") && strstr(out, "other.cfg"),
               "%s", out);
     /* a partial match says how many tensors it loaded */
     char wide[512];
     write_cfg(wide, sizeof wide, "wide", "adam", "0.01", 32, 1);
     snprintf(cmd, sizeof cmd, "%s/nerve train wide.cfg --threads 1 --quiet --init a/model.safetensors", bin);
-    CHECK_MSG(run_cmd(cmd, out, sizeof out) == 0, "%s", out);
+    CHECK_MSG(test_run(cmd, out, sizeof out) == 0, "%s", out);
     CHECK_MSG(strstr(out, "1 tensors loaded, 3 kept"), "%s", out);
 }
 
@@ -484,8 +456,8 @@ TEST(cli_label_out_of_range_names_the_file_and_sample)
     static char out[65536];
     write_data(4); /* labels 0..3 for a 3-class model: sample 3 is the first 3 */
     write_cfg(cfg, sizeof cfg, "mlp", "adam", "0.01", 16, 1);
-    snprintf(cmd, sizeof cmd, "%s/nerve train mlp.cfg --threads 1 --quiet", nerve_bin_dir());
-    CHECK(run_cmd(cmd, out, sizeof out) == 1);
+    snprintf(cmd, sizeof cmd, "%s/nerve train mlp.cfg --threads 1 --quiet", test_bin_dir());
+    CHECK(test_run(cmd, out, sizeof out) == 1);
     CHECK_MSG(strstr(out, "train.csv: sample 3 (counting from 0) has label 3") && strstr(out, "3 classes"), "%s",
               out);
 }
@@ -496,17 +468,17 @@ TEST(cli_resume_with_a_changed_cfg_needs_force_and_then_prints_the_changes)
     static char out[65536];
     write_data(3);
     write_cfg(cfg, sizeof cfg, "mlp", "adam", "0.01", 16, 1);
-    const char *bin = nerve_bin_dir();
+    const char *bin = test_bin_dir();
     snprintf(cmd, sizeof cmd, "%s/nerve train mlp.cfg --threads 1 --quiet --out r", bin);
-    CHECK_MSG(run_cmd(cmd, out, sizeof out) == 0, "%s", out);
+    CHECK_MSG(test_run(cmd, out, sizeof out) == 0, "%s", out);
     write_cfg(cfg, sizeof cfg, "mlp", "adam", "0.03", 16, 2);
     snprintf(cmd, sizeof cmd, "%s/nerve train mlp.cfg --threads 1 --quiet --resume r/model.safetensors", bin);
-    CHECK(run_cmd(cmd, out, sizeof out) == 1);
+    CHECK(test_run(cmd, out, sizeof out) == 1);
     CHECK_MSG(strstr(out, "learning_rate: 0.01 -> 0.03") && strstr(out, "epochs: 1 -> 2") && strstr(out, "--force"),
               "%s", out);
     snprintf(cmd, sizeof cmd, "%s/nerve train mlp.cfg --threads 1 --quiet --resume r/model.safetensors --force",
              bin);
-    CHECK_MSG(run_cmd(cmd, out, sizeof out) == 0, "%s", out);
+    CHECK_MSG(test_run(cmd, out, sizeof out) == 0, "%s", out);
     CHECK_MSG(strstr(out, "resuming with a changed cfg (--force): ") && strstr(out, "trained 1 epochs"), "%s", out);
 }
 
@@ -523,7 +495,7 @@ TEST(crash_script_brief_variant_passes)
     }
     char cmd[1200];
     static char out[65536];
-    snprintf(cmd, sizeof cmd, "NERVE=%s/nerve bash tests/crash/crash_test.sh --brief", nerve_bin_dir());
+    snprintf(cmd, sizeof cmd, "NERVE=%s/nerve bash tests/crash/crash_test.sh --brief", test_bin_dir());
     FILE *p = popen(cmd, "r");
     CHECK(p != NULL);
     size_t used = 0, got;
