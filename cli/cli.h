@@ -90,6 +90,7 @@ int cmd_quantize(int argc, char **argv); /* cli/quantize.c */
 int cmd_run(int argc, char **argv);  /* cli/run.c: an ONNX model's forward pass */
 int cmd_explain(int argc, char **argv); /* cli/explain.c */
 int cmd_attack(int argc, char **argv);  /* cli/attack.c */
+int cmd_experiment(int argc, char **argv); /* cli/experiment.c */
 int cmd_detect(int argc, char **argv);  /* cli/detect.c */
 /* nerve train CFG --bag K (cli/ensemble.c): trains K members of the cfg on bootstrap
  * resamples of train, saving DIR/member-<k>.safetensors; reports the ensemble on test. */

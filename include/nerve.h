@@ -2044,6 +2044,19 @@ typedef struct nerve_series {
 int nerve_svg_lineplot(const char *path, const char *title, const char *xlabel,
                        const double *x, int n, const nerve_series *series, int n_series);
 
+/* Paths in the plane over a field (src/io/svg.c; optimiser trajectories): box = {x0, x1,
+ * y0, y1} is the square drawn; field (may be NULL) holds gh rows of gw values sampled on it,
+ * row 0 at y0, drawn from dark blue (its smallest finite value) to pale yellow (its largest);
+ * up to 8 paths of n points xy [n, 2], each from a dot at its start, clipped to the box and
+ * ended at the first non-finite point (a diverged run). */
+typedef struct nerve_path2d {
+    const char *label;
+    const double *xy;
+    int n;
+} nerve_path2d;
+int nerve_svg_trajectories(const char *path, const char *title, const double box[4], const double *field,
+                           int gw, int gh, const nerve_path2d *paths, int n_paths);
+
 /* PNG images, 8 bits per channel (src/io/png.c): values are clamped to [0, 1] and rounded
  * to 0..255. gray: data [h, w]; rgb: planes [3, h, w] (the framework's image layout). */
 int nerve_png_write_gray(const char *path, int w, int h, const float *data);
@@ -2386,6 +2399,41 @@ typedef struct nerve_export_c_info {
  * sizes of the constants and of the arena (also in *info, which may be NULL). An operator
  * without a C form is refused with its node's name. The model's batch is restored. */
 int nerve_export_c(nerve_model *m, const char *dir, const char *name, nerve_export_c_info *info);
+
+/* ===================================================================================== */
+/* 18. The course's experiments (src/apps/experiment*.c; docs/experiments.md)              */
+/* ===================================================================================== */
+
+/* Each experiment trains or probes small networks, reports its figures one line at a time
+ * through print (the library never prints) and writes its plots as SVG files into out_dir:
+ *   lottery     iterative magnitude pruning of LeNet-300-100 on Fashion-MNIST, the sparse
+ *               network rewound to its initialisation against the same mask re-initialised
+ *   collapse    neural collapse (NC1 to NC4) per epoch of an MLP trained past zero error
+ *   optimisers  SGD, momentum, Nesterov, AdaGrad, RMSProp, Adam on the canyon and the
+ *               saddle, and a learning-rate sweep
+ *   gradients   gradient norms through a deep tanh / sigmoid MLP and through the steps of an
+ *               RNN against the largest singular value of its recurrent matrix
+ *   perceptron  updates of Rosenblatt's rule against the bound beta ||w_o||^2 / alpha^2
+ * Figures that a test or a reader looks up are lines "key = value". */
+typedef struct nerve_experiment_options {
+    const char *out_dir;   /* folder of the plots (NULL: the current folder; must exist) */
+    const char *data_dir;  /* Fashion-MNIST's four IDX files (NULL: /usr/share/datasets/fashion-mnist) */
+    const char *digits;    /* the 8 x 8 digits CSV, gzip-compressed or not (NULL: python3-sklearn's
+                              digits.csv.gz) */
+    int quick;             /* tiny sizes that run in seconds (tests); the figures then prove
+                              nothing */
+    int epochs;            /* training epochs where an experiment trains (0: its own) */
+    int train;             /* training samples (0: its own) */
+    uint64_t seed;         /* (default 1) */
+    void (*print)(void *user, const char *line); /* one line of figures (no newline) */
+    void *user;
+} nerve_experiment_options;
+void nerve_experiment_defaults(nerve_experiment_options *o);
+/* The i-th experiment's name and one-line summary (NULL past the last). */
+const char *nerve_experiment_name(int i);
+const char *nerve_experiment_summary(int i);
+/* Runs the experiment `name` (an unknown name is NERVE_ERR_ARG naming the known ones). */
+int nerve_experiment_run(const char *name, const nerve_experiment_options *o);
 
 #ifdef __cplusplus
 }

@@ -329,3 +329,128 @@ int nerve_svg_scatter(const char *path, const char *title, const float *xy, int 
         return nerve_set_error(NERVE_ERR_IO, "%s: cannot write: %s", path, strerror(err));
     return NERVE_OK;
 }
+
+/* ---- trajectories in the plane (optimisers) ------------------------------------------------ */
+
+#define TR_SIZE 560.0 /* square plot area */
+#define TR_LEFT 64.0
+#define TR_TOP 44.0
+
+/* Sequential colour of t in [0, 1]: dark blue (low) to pale yellow (high). */
+static void field_colour(double t, int rgb[3])
+{
+    static const double stops[4][3] = {{38, 52, 110}, {54, 140, 160}, {150, 205, 120}, {250, 245, 190}};
+    t = t < 0 ? 0 : t > 1 ? 1 : t;
+    double s = t * 3;
+    int k = s >= 3 ? 2 : (int)s;
+    double f = s - k;
+    for (int c = 0; c < 3; c++)
+        rgb[c] = (int)lround(stops[k][c] + f * (stops[k + 1][c] - stops[k][c]));
+}
+
+int nerve_svg_trajectories(const char *path, const char *title, const double box[4], const double *field,
+                           int gw, int gh, const nerve_path2d *paths, int n_paths)
+{
+    if (!path || !box || !(box[1] > box[0]) || !(box[3] > box[2]) || n_paths < 0 || n_paths > MAX_SERIES ||
+        (n_paths && !paths) || (field && (gw < 2 || gh < 2)))
+        return nerve_set_error(NERVE_ERR_ARG, "svg trajectories: bad arguments (%d paths, at most %d)", n_paths,
+                               MAX_SERIES);
+    for (int k = 0; k < n_paths; k++)
+        if (paths[k].n < 0 || (paths[k].n && !paths[k].xy))
+            return nerve_set_error(NERVE_ERR_ARG, "svg trajectories: path %d has no points", k);
+    FILE *fp = fopen(path, "w");
+    if (!fp)
+        return nerve_set_error(NERVE_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+    int width = (int)(TR_LEFT + TR_SIZE + 200), height = (int)(TR_TOP + TR_SIZE + 50);
+    fprintf(fp, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
+                "font-family=\"sans-serif\" font-size=\"12\">\n", width, height, width, height);
+    fprintf(fp, "<rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n", width, height);
+    fprintf(fp, "<text x=\"%.1f\" y=\"28\" text-anchor=\"middle\" font-size=\"16\">", TR_LEFT + TR_SIZE / 2);
+    put_escaped(fp, title ? title : "");
+    fputs("</text>\n", fp);
+    fprintf(fp, "<clipPath id=\"area\"><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\"/></clipPath>\n",
+            TR_LEFT, TR_TOP, TR_SIZE, TR_SIZE);
+    double sx = TR_SIZE / (box[1] - box[0]), sy = TR_SIZE / (box[3] - box[2]);
+    if (field) { /* the field as cells, scaled from its smallest to its largest finite value */
+        double lo = INFINITY, hi = -INFINITY;
+        for (int i = 0; i < gw * gh; i++)
+            if (isfinite(field[i]))
+                lo = fmin(lo, field[i]), hi = fmax(hi, field[i]);
+        double cw = TR_SIZE / gw, ch = TR_SIZE / gh;
+        fputs("<g shape-rendering=\"crispEdges\">\n", fp);
+        for (int r = 0; r < gh; r++)
+            for (int c = 0; c < gw; c++) {
+                double v = field[(size_t)r * gw + c];
+                int rgb[3] = {255, 255, 255};
+                if (isfinite(v))
+                    field_colour(hi > lo ? (v - lo) / (hi - lo) : 0.5, rgb);
+                /* row 0 is the bottom of the box (y = box[2]) */
+                fprintf(fp, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"#%02x%02x%02x\"/>\n",
+                        TR_LEFT + c * cw, TR_TOP + TR_SIZE - (r + 1) * ch, cw + 0.3, ch + 0.3, rgb[0], rgb[1],
+                        rgb[2]);
+            }
+        fputs("</g>\n", fp);
+    }
+    axis ax = make_axis(box[0], box[1]), ay = make_axis(box[2], box[3]);
+    for (int which = 0; which < 2; which++) { /* tick labels inside the box's range */
+        const axis *a = which ? &ay : &ax;
+        double step = a->step;
+        for (int k = 0; step > 0 && k < MAX_TICKS; k++) {
+            double v = a->lo + k * step;
+            if (v > box[which ? 3 : 1] + step * 1e-9)
+                break;
+            if (v < box[which ? 2 : 0] - step * 1e-9)
+                continue;
+            if (!which)
+                fprintf(fp, "<text x=\"%.2f\" y=\"%.1f\" text-anchor=\"middle\">", TR_LEFT + (v - box[0]) * sx,
+                        TR_TOP + TR_SIZE + 18);
+            else
+                fprintf(fp, "<text x=\"%.1f\" y=\"%.2f\" text-anchor=\"end\">", TR_LEFT - 6,
+                        TR_TOP + TR_SIZE - (v - box[2]) * sy + 4);
+            tick_label(fp, v, step);
+            fputs("</text>\n", fp);
+        }
+    }
+    fprintf(fp, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#333\"/>\n",
+            TR_LEFT, TR_TOP, TR_SIZE, TR_SIZE);
+    fprintf(fp, "<g clip-path=\"url(#area)\">\n");
+    for (int k = 0; k < n_paths; k++) {
+        fprintf(fp, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" stroke-linejoin=\"round\" points=\"",
+                colours[k]);
+        int first = 1;
+        for (int i = 0; i < paths[k].n; i++) {
+            double x = paths[k].xy[2 * i], y = paths[k].xy[2 * i + 1];
+            if (!isfinite(x) || !isfinite(y))
+                break; /* a diverged path ends */
+            /* far outside points are pulled to the box's surroundings: the clip hides them */
+            double px = fmax(-1e4, fmin(1e4, TR_LEFT + (x - box[0]) * sx));
+            double py = fmax(-1e4, fmin(1e4, TR_TOP + TR_SIZE - (y - box[2]) * sy));
+            fprintf(fp, "%s%.2f,%.2f", first ? "" : " ", px, py);
+            first = 0;
+        }
+        fputs("\"/>\n", fp);
+        if (paths[k].n > 0 && isfinite(paths[k].xy[0]) && isfinite(paths[k].xy[1]))
+            fprintf(fp, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"4\" fill=\"%s\"/>\n",
+                    TR_LEFT + (paths[k].xy[0] - box[0]) * sx, TR_TOP + TR_SIZE - (paths[k].xy[1] - box[2]) * sy,
+                    colours[k]);
+    }
+    fputs("</g>\n", fp);
+    for (int k = 0; k < n_paths; k++) {
+        double y = TR_TOP + 12 + 22.0 * k, x = TR_LEFT + TR_SIZE + 16;
+        fprintf(fp, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"3\"/>\n", x,
+                y, x + 24, y, colours[k]);
+        fprintf(fp, "<text x=\"%.1f\" y=\"%.1f\">", x + 30, y + 4);
+        put_escaped(fp, paths[k].label ? paths[k].label : "path");
+        fputs("</text>\n", fp);
+    }
+    fputs("</svg>\n", fp);
+    int bad = ferror(fp) || fflush(fp) != 0;
+    int err = errno;
+    if (fclose(fp) != 0 && !bad) {
+        bad = 1;
+        err = errno;
+    }
+    if (bad)
+        return nerve_set_error(NERVE_ERR_IO, "%s: cannot write: %s", path, strerror(err));
+    return NERVE_OK;
+}
