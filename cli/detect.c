@@ -111,9 +111,10 @@ int cmd_detect(int argc, char **argv)
         return cli_fail(NULL);
     }
     nerve_yolo1_config yc;
-    if (nerve_model_yolo1(m, &yc) != 1) {
-        fprintf(stderr, "nerve detect: %s is not a detector (its cfg ends in no [detection] "
-                "layer); for a classifier use nerve predict\n", ckpt);
+    int yolo = nerve_model_yolo_heads(m, NULL, NULL, 0) > 0; /* [yolo] / [region] heads */
+    if (!yolo && nerve_model_yolo1(m, &yc) != 1) {
+        fprintf(stderr, "nerve detect: %s is not a detector (its cfg has no [detection], "
+                "[region] or [yolo] layer); for a classifier use nerve predict\n", ckpt);
         nerve_model_free(m);
         free(files);
         return 1;
@@ -130,9 +131,9 @@ int cmd_detect(int argc, char **argv)
     int nd, dims[NERVE_MAX_DIMS];
     nerve_node_shape(nerve_model_graph(m), nerve_model_output(m), &nd, dims);
     size_t k = nerve_shape_numel(nd - 1, dims + 1);
-    if (st == NERVE_OK && !(pred = malloc((size_t)d.n * k * sizeof *pred)))
+    if (st == NERVE_OK && !yolo && !(pred = malloc((size_t)d.n * k * sizeof *pred)))
         st = NERVE_ERR_NOMEM;
-    if (st == NERVE_OK)
+    if (st == NERVE_OK && !yolo)
         st = nerve_predict_outputs(m, &d, pred, NULL);
     if (st == NERVE_OK && out_dir && cli_mkdirs(out_dir) != 0) {
         fprintf(stderr, "nerve detect: cannot create %s\n", out_dir);
@@ -166,8 +167,10 @@ int cmd_detect(int argc, char **argv)
             break;
         }
         nerve_detection det[MAX_BOXES];
-        int n = nerve_yolo1_decode(pred + (size_t)i * k, &yc, (float)im.w, (float)im.h, i, thresh,
-                                   nms, det, MAX_BOXES);
+        int n = yolo ? nerve_yolo_detect(m, d.x + (size_t)i * d.sample_numel, (float)im.w, (float)im.h,
+                                         thresh, nms, det, MAX_BOXES)
+                     : nerve_yolo1_decode(pred + (size_t)i * k, &yc, (float)im.w, (float)im.h, i, thresh,
+                                          nms, det, MAX_BOXES);
         if (n < 0) {
             nerve_image_free(&im);
             rc = cli_fail("detect");

@@ -523,6 +523,33 @@ nerve_yolo1_config nerve_yolo1_default(void);
 int nerve_yolo1_check(const nerve_yolo1_config *c);
 int nerve_yolo1_loss(nerve_graph *g, int pred, int target, const nerve_yolo1_config *c);
 
+/* darknet's YOLO v3 ([yolo]) and YOLO v2 ([region]) heads (src/ops/yolo.c,
+ * docs/detection.md). nerve_yolo applies darknet's activations to x [N, n*(coords + 1 +
+ * classes), H, W] (per anchor: x, y, w, h, objectness, class scores, each a H x W plane):
+ * the logistic to x, y, the objectness and the classes, or a softmax over the classes
+ * ([region] softmax=1). nerve_yolo_loss gives darknet's gradients on the raw x (see
+ * src/ops/yolo.c) for a target [N, max_boxes*5] of boxes (x, y, w, h relative to the image,
+ * class; the list ends at a box of zero size) and anchors [total, 2] (a state: pixels of the
+ * network's input for [yolo], grid cells for [region]), averaged over the batch. */
+#define NERVE_YOLO_MAX_ANCHORS 32
+typedef struct nerve_yolo_config {
+    int region;          /* 0: [yolo] (v3), 1: [region] (v2) */
+    int classes, coords; /* coords: 4 */
+    int n;               /* anchors of this layer ([yolo]: the entries of mask) */
+    int total;           /* anchors given ([region]: n) */
+    int mask[NERVE_YOLO_MAX_ANCHORS]; /* [yolo]: which anchors this layer predicts */
+    float anchors[2 * NERVE_YOLO_MAX_ANCHORS];
+    int softmax, rescore, bias_match; /* [region] */
+    int max_boxes;       /* truth boxes per image in the target (darknet: 90 yolo, 30 region) */
+    int net_w, net_h;    /* [yolo]: the network's input size (anchors are in its pixels) */
+    float ignore_thresh, truth_thresh; /* [yolo] */
+    float thresh;        /* [region]: no objectness term above this IoU with a truth */
+    float object_scale, noobject_scale, class_scale, coord_scale; /* [region] */
+} nerve_yolo_config;
+int nerve_yolo_check(const nerve_yolo_config *c);
+int nerve_yolo(nerve_graph *g, int x, const nerve_yolo_config *c);
+int nerve_yolo_loss(nerve_graph *g, int x, int anchors, int target, const nerve_yolo_config *c);
+
 /* Region-of-interest pooling for R-CNN heads (src/ops/roi.c, docs/detection.md): x
  * [N, C, H, W] and rois [N, R, 4] (R boxes per image, corners x1, y1, x2, y2 in the image's
  * pixels; spatial_scale = 1 / the map's stride) give [N, R, C, out_h, out_w], as
@@ -1591,6 +1618,14 @@ int nerve_model_set_head(nerve_model *m, const nerve_head_info *h);
 
 /* A [detection] (YOLO v1) head: 1 and its settings in *out (may be NULL), else 0. */
 int nerve_model_yolo1(const nerve_model *m, nerve_yolo1_config *out);
+/* The model's [yolo] / [region] heads in cfg order: their settings and output nodes (either
+ * may be NULL; at most max of them); returns how many the model has (0: none). */
+int nerve_model_yolo_heads(const nerve_model *m, nerve_yolo_config *out, int *nodes, int max);
+/* The target [max_boxes*5] of one sample's boxes for nerve_yolo_loss (src/model/
+ * model_detect.c): the first max_boxes boxes of non-zero size (x, y, w, h, class), then zeros
+ * (darknet likewise reads at most max boxes an image); a class outside 0..classes-1 is an
+ * error. */
+int nerve_yolo_target(const nerve_box *boxes, int n, const nerve_yolo_config *c, float *target);
 /* The per-cell target [side*side*6] of one sample's boxes (src/model/model_detect.c): the
  * box whose centre falls in a cell is that cell's (a later one replaces an earlier one). */
 int nerve_yolo1_target(const nerve_box *boxes, int n, const nerve_yolo1_config *c, float *target);
@@ -2004,6 +2039,18 @@ int nerve_predict_outputs(nerve_model *m, const nerve_dataset *d, float *out, fl
  * Returns the count or a negative status. */
 int nerve_yolo1_decode(const float *pred, const nerve_yolo1_config *c, float width, float height,
                        int image, float thresh, float nms_iou, nerve_detection *out, int max_out);
+/* Detections of sample `sample` of the last forward pass of a model with [yolo] / [region]
+ * heads (src/train/yolo_detect.c): darknet's decoding (every cell and anchor whose objectness
+ * is above thresh, every class whose objectness * probability is above thresh) and its
+ * per-class NMS (a box goes when a higher-scored box of its class overlaps it by IoU >
+ * nms_iou; 0: no NMS), boxes as corners in width x height, clamped to it after the NMS, in
+ * decreasing score; at most max_out. Returns the count or a negative status. */
+int nerve_yolo_decode(nerve_model *m, int sample, float width, float height, float thresh,
+                      float nms_iou, nerve_detection *out, int max_out);
+/* nerve_yolo_decode of one input x (one sample of the model's input shape), run in
+ * evaluation mode (compiles the model at batch 1 when it is not compiled). */
+int nerve_yolo_detect(nerve_model *m, const float *x, float width, float height, float thresh,
+                      float nms_iou, nerve_detection *out, int max_out);
 /* A detection model's figures on a data set of boxes: mAP at IoU 0.5 (VOC 2007 11-point and
  * all-point) and COCO's mAP@[.5:.95], over the classes that have ground truth; ap (NULL, or
  * room for the model's classes) gets each class's all-point AP at 0.5. */

@@ -55,4 +55,25 @@ else
     echo "darknet-check: nerve's .weights of $small in darknet: FAIL ${cmp:-}"
     weights_ok=0
 fi
-[ "$ok" -eq "$n" ] && [ "$weights_ok" -eq 1 ]
+# darknet's detector against nerve's: yolov3-tiny with random weights written by darknet's
+# save_weights (scaled to the fan-in, so that the activations keep their scale), a picture
+# loaded and resized by darknet, darknet's network_predict + get_network_boxes + do_nms_sort
+# and nerve's forward + nerve_yolo_detect at score 0.5 and NMS 0.45: every detection paired
+# (same class, score within 1e-4, corners within 0.01 px)
+yolo=$dir/yolov3-tiny.cfg
+picture=docs/img/scene.png
+if "$build/dn_ref" random "$yolo" "$tmp/yolo.weights" 7 fan 2>/dev/null &&
+    "$build/dn_ref" image "$picture" 416 416 "$tmp/picture.bin" 2>/dev/null &&
+    "$build/dn_ref" detect "$yolo" "$tmp/yolo.weights" "$tmp/picture.bin" 0.5 0.45 \
+        >"$tmp/dn_dets.txt" 2>/dev/null &&
+    "$build/nerve_shapes" detect "$yolo" "$tmp/yolo.weights" "$tmp/picture.bin" 0.5 0.45 \
+        >"$tmp/nv_dets.txt" &&
+    dets=$("$build/nerve_shapes" match "$tmp/nv_dets.txt" "$tmp/dn_dets.txt" 1e-4 1e-2) &&
+    [ -s "$tmp/dn_dets.txt" ]; then
+    echo "darknet-check: yolov3-tiny detections on $picture, nerve and darknet: $dets"
+    detect_ok=1
+else
+    echo "darknet-check: yolov3-tiny detections on $picture, nerve and darknet: FAIL ${dets:-}"
+    detect_ok=0
+fi
+[ "$ok" -eq "$n" ] && [ "$weights_ok" -eq 1 ] && [ "$detect_ok" -eq 1 ]

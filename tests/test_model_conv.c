@@ -464,9 +464,9 @@ TEST(cfg_darknet_crop_reorg_extra_avgpool_and_temperature)
     expect_error("[net]\nheight=4\nwidth=4\nchannels=1\n[convolutional]\nfilters=1\n[crop]\n",
                  "e.cfg:7:", "first layer");
     expect_error(NET "[convolutional]\nfilters=4\n[region]\nclasses=2\n", "e.cfg:7:",
-                 "not supported yet (detection)");
+                 "set its filters= to 7");
     expect_error(NET "[convolutional]\nfilters=4\n[yolo]\nclasses=2\n", "e.cfg:7:",
-                 "not supported yet (detection)");
+                 "set its filters= to 7");
     expect_error(NET "[avgpool]\n[softmax]\ntree=x.tree\n", "e.cfg:7:", "not supported yet");
     expect_error(NET "[avgpool]\n[softmax]\ngroups=2\n", "e.cfg:7:", "groups=2");
 }

@@ -1131,7 +1131,7 @@ static int finish_head(build_ctx *b, int pred, int labels, int loss, nerve_task 
     h->task = task;
     h->target = target;
     /* the section name from the table, not from the cfg text (freed after building) */
-    static const char *const heads[] = {"softmax", "cost", "detection"};
+    static const char *const heads[] = {"softmax", "cost", "detection", "yolo", "region"};
     h->section = NULL;
     for (size_t i = 0; i < NERVE_ARRAY_LEN(heads); i++)
         if (strcmp(b->s->name, heads[i]) == 0)
@@ -1508,6 +1508,8 @@ static const layer_kind layer_kinds[] = {
     {"reorg", reorg_keys, build_reorg},
     {"crop", crop_keys, build_crop},
     {"detection", detection_keys, build_detection},
+    {"yolo", yolo_keys, build_yolo},
+    {"region", region_keys, build_region},
 };
 
 static int is_net(const char *name) { return strcmp(name, "net") == 0 || strcmp(name, "network") == 0; }
@@ -1517,12 +1519,6 @@ static const layer_kind *find_kind(const cfg_doc *d, const cfg_section *s)
     for (size_t i = 0; i < NERVE_ARRAY_LEN(layer_kinds); i++)
         if (strcmp(layer_kinds[i].section, s->name) == 0)
             return &layer_kinds[i];
-    if (!strcmp(s->name, "yolo") || !strcmp(s->name, "region")) {
-        cfg_error(d, NERVE_ERR_FORMAT, s->line,
-                  "[%s] (darknet's YOLO v%d detection head) is not supported yet (detection); "
-                  "[detection] (YOLO v1) is", s->name, s->name[0] == 'y' ? 3 : 2);
-        return NULL;
-    }
     char q[80], names[400] = "";
     size_t used = 0; /* the list comes from the table, so new layer kinds appear in it */
     for (size_t i = 0; i < NERVE_ARRAY_LEN(layer_kinds) && used < sizeof names; i++)
@@ -1754,6 +1750,8 @@ static int build_model(nerve_model *m, const cfg_doc *d)
     nerve_rng_seed(nerve_graph_rng(m->g), m->cfg.seed + 1);
     for (int i = 1; i < d->n_sections; i++)
         TRY(build_layer(&b, &d->sections[i], i));
+    if (m->n_yolo && !b.is_head)
+        TRY(finish_yolo(&b));
     if (!b.is_head)
         m->output = b.x;
     const cfg_entry *adv = cfg_find(net, "adversarial");

@@ -45,6 +45,9 @@ struct nerve_model {
     int n_names;
     nerve_yolo1_config yolo1; /* a [detection] head's settings (has_yolo1) */
     int has_yolo1;
+    nerve_yolo_config yolo[8]; /* [yolo] / [region] heads, in cfg order */
+    int yolo_in[8], yolo_out[8], yolo_anchors[8]; /* their input, output and anchors nodes */
+    int n_yolo, yolo_line;
 };
 
 /* How a cfg is built, beyond its text (model_from_cfg_opts). */
@@ -107,6 +110,11 @@ int model_finish_head(build_ctx *b, int pred, int labels, int loss, nerve_task t
 
 extern const char *const detection_keys[];
 int build_detection(build_ctx *b);
+extern const char *const yolo_keys[], *const region_keys[];
+int build_yolo(build_ctx *b);
+int build_region(build_ctx *b);
+/* the loss and head of a model with [yolo] / [region] layers, after its last layer */
+int finish_yolo(build_ctx *b);
 
 /* ---- convolutional layers (src/model/model_conv.c; see docs/cfg.md) -------------------- */
 

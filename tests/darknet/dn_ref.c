@@ -15,10 +15,23 @@
  *                                  (srand(SEED)) and darknet's forward output for it
  *   dn_ref load CFG WEIGHTS        loads the weights; prints the header and the sum of every
  *                                  layer's parameters
+ *   dn_ref random CFG OUT.weights SEED fan
+ *                                  as random, but convolutional and connected weights in
+ *                                  +-sqrt(3 / fan-in) (activations keep their scale in a deep
+ *                                  network)
+ *   dn_ref image PICTURE W H OUT   darknet's load_image_color of a PNG/JPEG file, resized to
+ *                                  W x H (its bilinear resize), as raw float32 (C, H, W)
+ *   dn_ref detect CFG WEIGHTS IN THRESH NMS
+ *                                  darknet's detector path on IN (raw float32, one input):
+ *                                  network_predict, get_network_boxes (relative boxes of the
+ *                                  network's input) and do_nms_sort; prints one line per kept
+ *                                  (box, class): class score x1 y1 x2 y2 in the input's pixels,
+ *                                  clamped to it
  *
  * Built by `make darknet-check` (tests/darknet_check.sh) when darknet is installed. */
 #include <darknet.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,6 +213,8 @@ static void fill(float *x, long n, float lo, float hi)
         x[i] = rand_uniform(lo, hi);
 }
 
+static int fan_scaled; /* weights in +-sqrt(3 / fan-in) */
+
 static void randomise(layer *l)
 {
     long n = l->type == CONNECTED ? l->outputs : l->type == LOCAL ? l->outputs : l->n;
@@ -212,7 +227,12 @@ static void randomise(layer *l)
     case CONNECTED:
     case LOCAL:
         fill(l->biases, n, -0.5f, 0.5f);
-        fill(l->weights, w, -0.5f, 0.5f);
+        if (fan_scaled && w / n > 0) {
+            float a = sqrtf(3.0f / (float)(w / n));
+            fill(l->weights, w, -a, a);
+        } else {
+            fill(l->weights, w, -0.5f, 0.5f);
+        }
         if (l->batch_normalize) {
             fill(l->scales, n, 0.5f, 1.5f);
             fill(l->rolling_mean, n, -0.5f, 0.5f);
@@ -240,13 +260,63 @@ static int load(char *cfg, char *weights)
     return 0;
 }
 
+static int detect(char *cfg, char *weights, const char *in, float thresh, float nms)
+{
+    network *net = load_network(cfg, weights, 0);
+    set_batch_network(net, 1);
+    float *x = read_floats(in, net->inputs);
+    if (!x)
+        return 1;
+    network_predict(net, x);
+    int nboxes = 0, classes = 0;
+    detection *dets = get_network_boxes(net, net->w, net->h, thresh, 0.5f, 0, 1, &nboxes);
+    for (int i = 0; i < net->n; i++)
+        if (net->layers[i].type == YOLO || net->layers[i].type == REGION)
+            classes = net->layers[i].classes;
+    if (nms > 0)
+        do_nms_sort(dets, nboxes, classes, nms);
+    for (int i = 0; i < nboxes; i++)
+        for (int k = 0; k < classes; k++) {
+            if (!(dets[i].prob[k] > 0))
+                continue;
+            box b = dets[i].bbox;
+            float c[4] = {(b.x - b.w / 2) * net->w, (b.y - b.h / 2) * net->h,
+                          (b.x + b.w / 2) * net->w, (b.y + b.h / 2) * net->h};
+            for (int j = 0; j < 4; j++) {
+                float lim = j % 2 ? net->h : net->w;
+                c[j] = c[j] < 0 ? 0 : c[j] > lim ? lim : c[j];
+            }
+            printf("%d %.7g %.7g %.7g %.7g %.7g\n", k, dets[i].prob[k], c[0], c[1], c[2], c[3]);
+        }
+    free_detections(dets, nboxes);
+    free(x);
+    return 0;
+}
+
+static int picture(char *path, int w, int h, const char *out)
+{
+    image im = load_image_color(path, w, h);
+    FILE *f = fopen(out, "wb");
+    size_t n = (size_t)im.w * im.h * im.c;
+    int ok = f && fwrite(im.data, sizeof(float), n, f) == n;
+    if (f)
+        fclose(f);
+    free_image(im);
+    return !ok;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 6 && !strcmp(argv[1], "image"))
+        return picture(argv[2], atoi(argv[3]), atoi(argv[4]), argv[5]);
     if (argc == 3 && !strcmp(argv[1], "shapes"))
         return shapes(argv[2]);
     if (argc == 6 && !strcmp(argv[1], "forward"))
         return forward(argv[2], argv[3], argv[4], argv[5]);
-    if (argc == 5 && !strcmp(argv[1], "random")) {
+    if (argc == 7 && !strcmp(argv[1], "detect"))
+        return detect(argv[2], argv[3], argv[4], (float)atof(argv[5]), (float)atof(argv[6]));
+    if ((argc == 5 || (argc == 6 && !strcmp(argv[5], "fan"))) && !strcmp(argv[1], "random")) {
+        fan_scaled = argc == 6;
         srand((unsigned)atoi(argv[4]));
         network *net = parse_network_cfg(argv[2]);
         for (int i = 0; i < net->n; i++)

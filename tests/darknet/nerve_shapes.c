@@ -9,7 +9,14 @@
  *                        varied values) written as darknet .weights, an input of U(0, 1)
  *                        values and nerve's output for it (softmax of a [softmax] head)
  *   nerve_shapes compare A.bin B.bin TOL
- *                        the largest difference of two float files; exit 1 above TOL */
+ *                        the largest difference of two float files; exit 1 above TOL
+ *   nerve_shapes detect CFG WEIGHTS IN.bin THRESH NMS
+ *                        the cfg's model with darknet's .weights, its [yolo] / [region]
+ *                        detections of the input IN (raw float32) in the format of `dn_ref
+ *                        detect` (class score x1 y1 x2 y2 in the input's pixels)
+ *   nerve_shapes match A.txt B.txt SCORE_TOL BOX_TOL
+ *                        pairs two such lists (same class, score within SCORE_TOL, corners
+ *                        within BOX_TOL pixels); exit 1 unless every line of each has its pair */
 #include "nerve.h"
 
 #include <math.h>
@@ -95,8 +102,95 @@ static int compare(const char *a, const char *b, double tol)
     return n > 0 && worst <= tol ? 0 : 1;
 }
 
+static int detect(const char *cfg, const char *weights, const char *in, float thresh, float nms)
+{
+    nerve_model *m = nerve_model_load_cfg(cfg);
+    if (!m || nerve_model_load_darknet(m, weights) < 0 || nerve_model_compile(m, 1) < 0) {
+        fprintf(stderr, "%s\n", nerve_last_error());
+        return 1;
+    }
+    nerve_graph *g = nerve_model_graph(m);
+    nerve_tensor x = nerve_value(g, nerve_model_input(m));
+    size_t n = nerve_tensor_numel(&x);
+    float *v = malloc(n * sizeof *v);
+    FILE *f = fopen(in, "rb");
+    int ok = v && f && fread(v, sizeof *v, n, f) == n;
+    if (f)
+        fclose(f);
+    nerve_yolo_config c;
+    nerve_model_yolo_heads(m, &c, NULL, 1);
+    enum { MAX = 100000 };
+    nerve_detection *d = malloc(MAX * sizeof *d);
+    int k = ok && d ? nerve_yolo_detect(m, v, (float)c.net_w, (float)c.net_h, thresh, nms, d, MAX)
+                    : -1;
+    if (k < 0)
+        fprintf(stderr, "%s\n", ok ? nerve_last_error() : "cannot read the input");
+    for (int i = 0; i < k; i++)
+        printf("%d %.7g %.7g %.7g %.7g %.7g\n", d[i].cls, (double)d[i].score, (double)d[i].box[0],
+               (double)d[i].box[1], (double)d[i].box[2], (double)d[i].box[3]);
+    free(d);
+    free(v);
+    nerve_model_free(m);
+    return k < 0;
+}
+
+typedef struct {
+    int cls, used;
+    double v[5];
+} det_line;
+
+static int read_dets(const char *path, det_line **out)
+{
+    FILE *f = fopen(path, "r");
+    int n = 0, cap = 0;
+    det_line l = {0};
+    *out = NULL;
+    while (f && fscanf(f, "%d %lf %lf %lf %lf %lf", &l.cls, &l.v[0], &l.v[1], &l.v[2], &l.v[3],
+                       &l.v[4]) == 6) {
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            *out = realloc(*out, (size_t)cap * sizeof **out);
+        }
+        (*out)[n++] = l;
+    }
+    if (f)
+        fclose(f);
+    return f ? n : -1;
+}
+
+static int match(const char *a, const char *b, double score_tol, double box_tol)
+{
+    det_line *x, *y;
+    int nx = read_dets(a, &x), ny = read_dets(b, &y), paired = 0;
+    double ds = 0, db = 0;
+    for (int i = 0; i < nx; i++)
+        for (int j = 0; j < ny; j++) {
+            if (y[j].used || x[i].cls != y[j].cls || fabs(x[i].v[0] - y[j].v[0]) > score_tol)
+                continue;
+            double w = 0;
+            for (int k = 1; k < 5; k++)
+                w = fmax(w, fabs(x[i].v[k] - y[j].v[k]));
+            if (w > box_tol)
+                continue;
+            y[j].used = 1;
+            paired++;
+            ds = fmax(ds, fabs(x[i].v[0] - y[j].v[0]));
+            db = fmax(db, w);
+            break;
+        }
+    printf("%d and %d detections, %d paired; largest score difference %.3g, largest corner "
+           "difference %.3g px\n", nx, ny, paired, ds, db);
+    free(x);
+    free(y);
+    return nx >= 0 && nx == ny && paired == nx ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 7 && !strcmp(argv[1], "detect"))
+        return detect(argv[2], argv[3], argv[4], (float)atof(argv[5]), (float)atof(argv[6]));
+    if (argc == 6 && !strcmp(argv[1], "match"))
+        return match(argv[2], argv[3], atof(argv[4]), atof(argv[5]));
     if (argc == 6 && !strcmp(argv[1], "write"))
         return write_model(argv[2], argv[3], argv[4], argv[5]);
     if (argc == 5 && !strcmp(argv[1], "compare"))

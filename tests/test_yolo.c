@@ -1,0 +1,201 @@
+/* darknet's [yolo] and [region] heads (src/ops/yolo.c, src/model/model_detect.c,
+ * src/train/yolo_detect.c): the activations and the loss by finite differences, the loss of a
+ * hand-worked cell, a cfg's detections worked by hand. darknet's own outputs on yolov3-tiny
+ * are compared by `make darknet-check` (tests/darknet_check.sh). */
+#include "test.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int leaf(nerve_graph *g, int kind, const char *name, int ndim, const int *dims,
+                const float *data)
+{
+    int id = kind == NERVE_NODE_PARAM ? nerve_param(g, name, ndim, dims)
+                                      : nerve_state(g, name, ndim, dims);
+    if (id >= 0)
+        memcpy(nerve_value(g, id).data, data, nerve_shape_numel(ndim, dims) * sizeof(float));
+    return id;
+}
+
+static nerve_yolo_config small_config(int region, int softmax)
+{
+    nerve_yolo_config c;
+    memset(&c, 0, sizeof c);
+    c.region = region, c.softmax = softmax, c.classes = 3, c.coords = 4;
+    c.total = region ? 2 : 3, c.n = 2, c.mask[0] = 1, c.mask[1] = 2;
+    const float an[6] = {2, 3, 4, 2, 6, 6}, anr[4] = {0.8f, 1.2f, 1.6f, 1.0f};
+    memcpy(c.anchors, region ? anr : an, (region ? 4 : 6) * sizeof(float));
+    c.max_boxes = 4, c.net_w = 12, c.net_h = 9;
+    c.ignore_thresh = 0.7f, c.truth_thresh = 1, c.thresh = 0.6f;
+    c.object_scale = 5, c.noobject_scale = 1, c.class_scale = 1, c.coord_scale = 1;
+    return c;
+}
+
+/* two samples of a 3 x 4 grid, 2 anchors of 3 classes; three boxes in the first, one in the
+ * second (the list ends at a zero box) */
+static void check_loss(const nerve_yolo_config *c)
+{
+    enum { C = 2 * 8, H = 3, W = 4, PER = C * H * W };
+    float x[2 * PER], target[2 * 20];
+    nerve_rng r;
+    nerve_rng_seed(&r, 11);
+    for (int i = 0; i < 2 * PER; i++)
+        x[i] = 1.6f * nerve_rng_uniform(&r) - 0.8f;
+    memset(target, 0, sizeof target);
+    const float boxes[4][5] = {{0.3f, 0.4f, 0.3f, 0.5f, 2}, {0.7f, 0.2f, 0.5f, 0.3f, 0},
+                               {0.32f, 0.45f, 0.2f, 0.2f, 1}, {0.6f, 0.8f, 0.4f, 0.3f, 1}};
+    memcpy(target, boxes, 3 * 5 * sizeof(float));
+    memcpy(target + 20, boxes[3], 5 * sizeof(float));
+    nerve_graph *g = nerve_graph_create();
+    int p = leaf(g, NERVE_NODE_PARAM, "x", 4, (int[]){2, C, H, W}, x);
+    int a = leaf(g, NERVE_NODE_STATE, "anchors", 2, (int[]){c->total, 2}, c->anchors);
+    int t = leaf(g, NERVE_NODE_STATE, "t", 2, (int[]){2, 20}, target);
+    int l = nerve_yolo_loss(g, p, a, t, c);
+    CHECK_OK(l);
+    CHECK_OK(nerve_graph_compile(g, 2));
+    CHECK_OK(nerve_gradcheck(g, l, 1e-3f, 1e-3f, 1e-2f));
+    CHECK_OK(nerve_forward(g, l));
+    CHECK(nerve_value(g, l).data[0] > 0);
+    nerve_graph_free(g);
+}
+
+TEST(yolo_loss_passes_gradcheck)
+{
+    nerve_yolo_config c = small_config(0, 0);
+    check_loss(&c); /* [yolo] */
+    c = small_config(1, 1);
+    check_loss(&c); /* [region] softmax */
+    c = small_config(1, 0);
+    c.bias_match = 1;
+    check_loss(&c); /* [region] logistic classes, anchors matched by shape */
+}
+
+TEST(yolo_activations_pass_gradcheck)
+{
+    for (int mode = 0; mode < 2; mode++) {
+        nerve_yolo_config c = small_config(mode, mode);
+        enum { PER = 16 * 2 * 3 };
+        float x[2 * PER], y[2 * PER];
+        nerve_rng r;
+        nerve_rng_seed(&r, 3);
+        for (int i = 0; i < 2 * PER; i++)
+            x[i] = 2 * nerve_rng_uniform(&r) - 1, y[i] = nerve_rng_uniform(&r);
+        nerve_graph *g = nerve_graph_create();
+        int p = leaf(g, NERVE_NODE_PARAM, "x", 4, (int[]){2, 16, 2, 3}, x);
+        int t = leaf(g, NERVE_NODE_STATE, "t", 4, (int[]){2, 16, 2, 3}, y);
+        int a = nerve_yolo(g, p, &c);
+        CHECK_OK(a);
+        int l = nerve_mse_loss(g, a, t, 0);
+        CHECK_OK(nerve_graph_compile(g, 2));
+        CHECK_OK(nerve_gradcheck(g, l, 1e-3f, 1e-3f, 1e-2f));
+        CHECK_OK(nerve_forward(g, a));
+        const float *v = nerve_value(g, a).data;
+        /* anchor 0 of sample 0: x logistic, w raw, classes logistic or softmax (sum 1) */
+        CHECK_NEAR(v[0], 1 / (1 + expf(-x[0])), 1e-6);
+        CHECK_NEAR(v[2 * 6], x[2 * 6], 0);
+        float s = v[5 * 6] + v[6 * 6] + v[7 * 6];
+        if (mode)
+            CHECK_NEAR(s, 1, 1e-6);
+        else
+            CHECK_NEAR(v[5 * 6], 1 / (1 + expf(-x[5 * 6])), 1e-6);
+        nerve_graph_free(g);
+    }
+}
+
+TEST(yolo_loss_of_one_cell_by_hand)
+{
+    /* a 1 x 1 grid, one anchor 2 x 2 of a 4 x 4 input, one class, raw outputs 0: the box is
+     * (0.5, 0.5, 0.5, 0.5), the truth the same. Its IoU 1 is above ignore_thresh, so the
+     * first pass sets no objectness term; the truth then takes the anchor: x, y targets 0.5
+     * (cross-entropy at its minimum: 0), w, h targets log(0.5 * 4 / 2) = 0 (0), objectness
+     * and class targets 1: ln 2 each. d/dx: logistic(0) - 1 = -0.5 for both. */
+    nerve_yolo_config c;
+    memset(&c, 0, sizeof c);
+    c.classes = 1, c.coords = 4, c.n = c.total = 1, c.anchors[0] = c.anchors[1] = 2;
+    c.max_boxes = 2, c.net_w = c.net_h = 4, c.ignore_thresh = 0.5f, c.truth_thresh = 1;
+    float x[6] = {0}, target[10] = {0.5f, 0.5f, 0.5f, 0.5f, 0};
+    nerve_graph *g = nerve_graph_create();
+    int p = leaf(g, NERVE_NODE_PARAM, "x", 4, (int[]){1, 6, 1, 1}, x);
+    int a = leaf(g, NERVE_NODE_STATE, "anchors", 2, (int[]){1, 2}, c.anchors);
+    int t = leaf(g, NERVE_NODE_STATE, "t", 2, (int[]){1, 10}, target);
+    int l = nerve_yolo_loss(g, p, a, t, &c);
+    CHECK_OK(nerve_graph_compile(g, 1));
+    CHECK_OK(nerve_forward(g, l));
+    CHECK_NEAR(nerve_value(g, l).data[0], 2 * logf(2), 1e-6);
+    CHECK_OK(nerve_backward(g, l));
+    const float *d = nerve_grad(g, p).data;
+    const float want[6] = {0, 0, 0, 0, -0.5f, -0.5f};
+    for (int k = 0; k < 6; k++)
+        CHECK_NEAR(d[k], want[k], 1e-6);
+    nerve_graph_free(g);
+}
+
+TEST(yolo_cfg_detections_by_hand)
+{
+    /* a 1x1 convolution with zero weights: every cell gives the biases. Anchor 0 (mask=0) of
+     * 8 x 8 pixels on a 16 x 16 input, 2 x 2 grid: objectness logistic(2) = 0.881, class 1
+     * logistic(1) = 0.731, score 0.644; each cell's box is centred in the cell with w = h =
+     * e^0 * 8 / 16 of the image. No two boxes overlap, so all four survive NMS. */
+    const char *cfg = "[net]\nwidth=16\nheight=16\nchannels=3\n"
+                      "[maxpool]\nsize=8\nstride=8\n"
+                      "[convolutional]\nfilters=7\nsize=1\nactivation=linear\n"
+                      "[yolo]\nmask=0\nanchors=8,8, 30,30\nclasses=2\nnum=2\n";
+    nerve_model *m = nerve_model_from_cfg(cfg, "<test>");
+    CHECK(m != NULL);
+    if (!m)
+        return;
+    CHECK_OK(nerve_model_compile(m, 1));
+    nerve_graph *g = nerve_model_graph(m);
+    nerve_tensor w = nerve_value(g, nerve_node_find(g, "convolutional2.weight"));
+    memset(w.data, 0, nerve_tensor_numel(&w) * sizeof(float));
+    nerve_tensor b = nerve_value(g, nerve_node_find(g, "convolutional2.bias"));
+    const float bias[7] = {0, 0, 0, 0, 2, -3, 1};
+    memcpy(b.data, bias, sizeof bias);
+    float x[3 * 16 * 16];
+    for (int i = 0; i < 3 * 16 * 16; i++)
+        x[i] = (float)(i % 7) / 7;
+    nerve_detection d[8];
+    int n = nerve_yolo_detect(m, x, 16, 16, 0.25f, 0.45f, d, 8);
+    CHECK(n == 4);
+    float s = 1 / (1 + expf(-2.0f)) * (1 / (1 + expf(-1.0f)));
+    for (int i = 0; i < n && n == 4; i++) {
+        CHECK(d[i].cls == 1);
+        CHECK_NEAR(d[i].score, s, 1e-6);
+        float cx = (d[i].box[0] + d[i].box[2]) / 2, cy = (d[i].box[1] + d[i].box[3]) / 2;
+        CHECK(fabsf(cx - 4) < 1e-5f || fabsf(cx - 12) < 1e-5f);
+        CHECK(fabsf(cy - 4) < 1e-5f || fabsf(cy - 12) < 1e-5f);
+        CHECK_NEAR(d[i].box[2] - d[i].box[0], 8, 1e-5);
+    }
+    /* above the score: none */
+    CHECK(nerve_yolo_detect(m, x, 16, 16, 0.7f, 0.45f, d, 8) == 0);
+    nerve_yolo_config c;
+    CHECK(nerve_model_yolo_heads(m, &c, NULL, 1) == 1);
+    CHECK(c.total == 2 && c.n == 1 && c.mask[0] == 0 && c.anchors[2] == 30);
+    nerve_model_free(m);
+}
+
+TEST(yolo_cfg_errors_name_the_line)
+{
+    const char *bad[] = {
+        /* channels: 2 * (5 + 2) = 14 needed */
+        "[net]\nwidth=8\nheight=8\nchannels=3\n[convolutional]\nfilters=10\nsize=1\n"
+        "[yolo]\nmask=0,1\nanchors=1,1,2,2\nclasses=2\nnum=2\n",
+        /* anchors: 3 values for 2 anchors */
+        "[net]\nwidth=8\nheight=8\nchannels=3\n[convolutional]\nfilters=14\nsize=1\n"
+        "[yolo]\nmask=0,1\nanchors=1,1,2\nclasses=2\nnum=2\n",
+        /* mask beyond num */
+        "[net]\nwidth=8\nheight=8\nchannels=3\n[convolutional]\nfilters=14\nsize=1\n"
+        "[yolo]\nmask=0,2\nanchors=1,1,2,2\nclasses=2\nnum=2\n",
+        /* region tree= */
+        "[net]\nwidth=8\nheight=8\nchannels=3\n[convolutional]\nfilters=8\nsize=1\n"
+        "[region]\nanchors=1,1\nclasses=3\nnum=1\ntree=x.tree\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        nerve_model *m = nerve_model_from_cfg(bad[i], "<t>");
+        CHECK(m == NULL);
+        CHECK(strstr(nerve_last_error(), "<t>:") != NULL);
+        nerve_model_free(m);
+    }
+}
