@@ -276,6 +276,7 @@ typedef enum {
     NERVE_ACT_SOFTPLUS,   /* log(1 + exp(u)) */
     NERVE_ACT_SOFTSIGN,   /* u / (1 + |u|) */
     NERVE_ACT_RELU6,      /* min(max(0, u), alpha); alpha = cap, default 6 */
+    NERVE_ACT_RAMP,       /* darknet's ramp: max(u, 0) + alpha u; default alpha 0.1 */
     NERVE_ACT_COUNT
 } nerve_act_type;
 

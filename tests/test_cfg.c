@@ -201,8 +201,16 @@ TEST(cfg_every_error_names_file_and_line)
     CHECK(fails_with("[net]\ninputs=2\n\n[connected]\noutput=3\nouput=4\n", "t.cfg:6:",
                      "unknown key 'ouput' in [connected]; expected one of: output, activation, "
                      "batch_normalize, bias, init, dropout"));
-    CHECK(fails_with("[net]\ninputs=2\nbatch=3\nbatch=4\n", "t.cfg:4:",
-                     "duplicate key 'batch' in [net] with another value (first set on line 3"));
+    CHECK(fails_with("[net]\ninputs=2\nmomentum=0.9\nmomentum=0.8\n", "t.cfg:4:",
+                     "duplicate key 'momentum' in [net] with another value (first set on line 3"));
+    {   /* darknet's "# Testing" and "# Training" blocks: the first batch= and subdivisions=,
+         * as darknet takes them */
+        nerve_model *m = nerve_model_from_cfg("[net]\nbatch=1\nsubdivisions=1\nbatch=64\n"
+                                              "subdivisions=16\ninputs=2\n[connected]\noutput=1\n",
+                                              "t.cfg");
+        CHECK(m && nerve_model_config(m)->batch == 1);
+        nerve_model_free(m);
+    }
     CHECK(fails_with("[net]\ninputs=2\n[connected]\nactivation=relu\n", "t.cfg:3:", "needs output="));
     CHECK(fails_with("[net]\nbatch=2\n[connected]\noutput=1\n", "t.cfg:1:", "no input shape"));
     CHECK(fails_with("[net]\nheight=4\n[connected]\noutput=1\n", "t.cfg:2:", "height= alone"));

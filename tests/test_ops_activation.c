@@ -58,6 +58,7 @@ static double ref_act(nerve_act a, double u)
     case NERVE_ACT_SOFTPLUS:     return log(1 + exp(u));
     case NERVE_ACT_SOFTSIGN:     return u / (1 + fabs(u));
     case NERVE_ACT_RELU6:        return fmin(fmax(0, u), a.alpha);
+    case NERVE_ACT_RAMP:         return u * (u > 0) + a.alpha * u; /* darknet's ramp */
     default:                     return NAN;
     }
 }
@@ -574,6 +575,7 @@ static double ref_act_derivative(nerve_act a, double u)
     case NERVE_ACT_SOFTPLUS:     return 1 / (1 + exp(-u));
     case NERVE_ACT_SOFTSIGN:     return 1 / ((1 + fabs(u)) * (1 + fabs(u)));
     case NERVE_ACT_RELU6:        return u > 0 && u < a.alpha ? 1 : 0;
+    case NERVE_ACT_RAMP:         return (u > 0) + a.alpha;
     default:                     return 1;
     }
 }

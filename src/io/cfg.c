@@ -220,6 +220,11 @@ static int parse_entry(cfg_doc *d, const char *a, const char *b, int line)
             if (strlen(s->entries[i].value) == (size_t)(v1 - v0) &&
                 memcmp(s->entries[i].value, v0, (size_t)(v1 - v0)) == 0)
                 return NERVE_OK;
+            /* darknet's cfgs carry a "# Testing" block (batch=1, subdivisions=1) before the
+             * "# Training" one; darknet takes the first, and so does nerve for these two */
+            if ((!strcmp(s->name, "net") || !strcmp(s->name, "network")) &&
+                (!strcmp(s->entries[i].key, "batch") || !strcmp(s->entries[i].key, "subdivisions")))
+                return NERVE_OK;
             return cfg_error(d, NERVE_ERR_FORMAT, line,
                              "duplicate key '%s' in [%s] with another value (first set on line "
                              "%d; darknet would take that one); delete one", q, s->name,

@@ -1118,9 +1118,14 @@ static int add_penalties(build_ctx *b, int loss)
 static int finish_head(build_ctx *b, int pred, int labels, int loss, nerve_task task,
                        nerve_target_kind target, const char *loss_name, int logits)
 {
+    b->m->head_loss = loss;
     loss = add_penalties(b, loss);
     if (loss < 0)
         return loss;
+    if (loss != b->m->head_loss)
+        b->m->head_loss = -1;
+    else
+        b->m->head_loss = loss;
     if (nerve_node_find(b->g, "loss") < 0)
         nerve_node_set_name(b->g, loss, "loss");
     b->m->output = pred;
@@ -1634,8 +1639,42 @@ static int record_layer(build_ctx *b, int first_node)
     return push_layer_info(b->m, &li, b->x);
 }
 
+/* darknet's [cost] after a [softmax] (resnet101.cfg): its sse delta t - p reaches the logits
+ * through the softmax's backward, which passes deltas unchanged, on top of the softmax's own
+ * cross-entropy delta t - p; the same gradient is twice the cross-entropy. */
+static int build_cost_after_softmax(build_ctx *b, const cfg_section *s, int index)
+{
+    nerve_model *m = b->m;
+    static const char *const keys[] = {"type", "name", NULL};
+    b->s = s;
+    b->flops = 0;
+    TRY(cfg_check_keys(b->d, s, keys));
+    const cfg_entry *t = cfg_find(s, "type");
+    if (t && strcmp(t->value, "sse") && strcmp(t->value, "mse"))
+        return cfg_error(b->d, NERVE_ERR_FORMAT, t->line, "[cost] type=%s after a [softmax]: "
+                         "only sse (darknet's default) is supported there", t->value);
+    if (m->loss != m->head_loss || b->cost_after_head)
+        return cfg_error(b->d, NERVE_ERR_FORMAT, s->line, "[cost] after a [softmax] with l1= "
+                         "or l2= penalties, or after another [cost], is not supported");
+    TRY(layer_name(b, index));
+    int first = nerve_node_count(b->g);
+    int loss = nerve_affine(b->g, m->loss, 2.0f, 0.0f);
+    if (loss < 0)
+        return graph_fail(b, loss);
+    if (nerve_node_find(b->g, "loss") == m->loss) {
+        nerve_node_set_name(b->g, m->loss, "loss.softmax");
+        nerve_node_set_name(b->g, loss, "loss");
+    }
+    m->loss = m->head_loss = loss;
+    b->cost_after_head = 1;
+    return record_layer(b, first);
+}
+
 static int build_layer(build_ctx *b, const cfg_section *s, int index)
 {
+    if (b->is_head && !strcmp(s->name, "cost") && b->m->head.section &&
+        !strcmp(b->m->head.section, "softmax") && b->m->head.task == NERVE_TASK_CLASSIFY)
+        return build_cost_after_softmax(b, s, index);
     if (b->is_head)
         return cfg_error(b->d, NERVE_ERR_FORMAT, s->line,
                          "[%s] follows the [%s] head; the head must be the last section",

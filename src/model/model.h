@@ -48,6 +48,7 @@ struct nerve_model {
     nerve_yolo_config yolo[8]; /* [yolo] / [region] heads, in cfg order */
     int yolo_in[8], yolo_out[8], yolo_anchors[8]; /* their input, output and anchors nodes */
     int n_yolo, yolo_line;
+    int head_loss; /* the head's loss node when it has no penalties added, else -1 */
 };
 
 /* How a cfg is built, beyond its text (model_from_cfg_opts). */
@@ -90,6 +91,7 @@ typedef struct build_ctx {
     int x;          /* the layer's input node; builders leave their output here */
     double flops;   /* builders set the forward FLOPs per sample */
     int is_head;    /* set by [softmax] / [cost] */
+    int cost_after_head; /* a [cost] followed the [softmax] head (darknet's resnet101.cfg) */
     nerve_rng rng;  /* initialisers, seeded from [net] seed */
     int no_init;    /* get_init() gives zeros (model_from_cfg_ex) */
 } build_ctx;

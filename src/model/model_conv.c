@@ -305,6 +305,17 @@ static int darknet_pool(build_ctx *b, nerve_pool_config *pc, int total, const in
                         int *y)
 {
     int k = pc->kernel[0], s = pc->stride[0], half = total / 2;
+    if (total % 2 && s > 1 && (dims[2] + 2 * half < k || dims[3] + 2 * half < k)) {
+        /* a map smaller than the window (darknet: a 2x2 pool of a 1x1 map gives 1x1): the odd
+         * pixel of padding darknet adds at the end as a copy of the last row and column,
+         * which a max never prefers to what it copies */
+        int begin[4] = {0, 0, 0, 0}, end[4] = {0, 0, 1, 1};
+        int xp = nerve_pad(b->g, b->x, begin, end, 4, NERVE_PAD_EDGE, 0);
+        if (xp < 0)
+            return graph_fail(b, xp);
+        pc->pad[0] = pc->pad[1] = half;
+        return pool_node(b, xp, pc, y);
+    }
     if (total % 2 == 0 || s > 1) {
         pc->pad[0] = pc->pad[1] = half;
         int a = dims[2] + 2 * half - k, c = dims[3] + 2 * half - k;

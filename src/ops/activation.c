@@ -61,6 +61,8 @@ static inline float act_value(nerve_act_type type, float alpha, float beta, floa
         return u / (1.0f + fabsf(u));
     case NERVE_ACT_RELU6:
         return fminf(fmaxf(u, 0.0f), alpha);
+    case NERVE_ACT_RAMP:
+        return (u > 0.0f ? u : 0.0f) + alpha * u;
     case NERVE_ACT_IDENTITY:
     default:
         return u;
@@ -71,7 +73,7 @@ static inline float act_value(nerve_act_type type, float alpha, float beta, floa
 #define ACT_TYPES(X)                                                                        \
     X(NERVE_ACT_STEP) X(NERVE_ACT_SIGMOID) X(NERVE_ACT_HARD_SIGMOID) X(NERVE_ACT_TANH)     \
     X(NERVE_ACT_RELU) X(NERVE_ACT_LEAKY_RELU) X(NERVE_ACT_ELU) X(NERVE_ACT_SELU)           \
-    X(NERVE_ACT_SOFTPLUS) X(NERVE_ACT_SOFTSIGN) X(NERVE_ACT_RELU6)
+    X(NERVE_ACT_SOFTPLUS) X(NERVE_ACT_SOFTSIGN) X(NERVE_ACT_RELU6) X(NERVE_ACT_RAMP)
 
 /* phi'(u) from the output y = phi(u) alone, for the types and parameters where y
  * determines it (act_derivative_needs_input() is 0): an activation computed in place over
@@ -82,7 +84,8 @@ static inline float act_value(nerve_act_type type, float alpha, float beta, floa
  *   ELU (alpha > 0): y < 0 exactly when u < 0, and there phi' = alpha e^u = y + alpha
  *   SELU (alpha, beta > 0): y > 0 exactly when u > 0, else phi' = y + alpha beta
  *   hard sigmoid, ReLU6: the slope is non-zero exactly where the clamp leaves v unchanged
- *   softplus: sigma(u) = 1 - e^-y;  softsign: 1/(1+|u|)^2 = (1 - |y|)^2 */
+ *   softplus: sigma(u) = 1 - e^-y;  softsign: 1/(1+|u|)^2 = (1 - |y|)^2
+ *   ramp (alpha >= 0): y > 0 exactly when u > 0 */
 static inline float act_derivative_from_output(nerve_act_type type, float alpha, float beta,
                                                float y)
 {
@@ -111,6 +114,8 @@ static inline float act_derivative_from_output(nerve_act_type type, float alpha,
     }
     case NERVE_ACT_RELU6:
         return ops_between_zero_and(y, alpha) ? 1.0f : 0.0f;
+    case NERVE_ACT_RAMP:
+        return ops_positive(y) ? 1.0f + alpha : alpha;
     case NERVE_ACT_IDENTITY:
     default:
         return 1.0f;
@@ -129,6 +134,8 @@ static inline float act_derivative_from_input(nerve_act_type type, float alpha, 
         return u >= 0.0f ? 1.0f : alpha * expf(u);
     case NERVE_ACT_SELU:
         return beta * (u > 0.0f ? 1.0f : alpha * expf(u));
+    case NERVE_ACT_RAMP:
+        return u > 0.0f ? 1.0f + alpha : alpha;
     default:
         return act_derivative_from_output(type, alpha, beta, act_value(type, alpha, beta, u));
     }
@@ -140,6 +147,7 @@ static int act_derivative_needs_input(nerve_act_type type, float alpha, float be
 {
     switch (type) {
     case NERVE_ACT_LEAKY_RELU: return !(alpha >= 0.0f);
+    case NERVE_ACT_RAMP:       return !(alpha >= 0.0f);
     case NERVE_ACT_ELU:        return !(alpha > 0.0f);
     case NERVE_ACT_SELU:       return !(alpha > 0.0f && beta > 0.0f);
     default:                   return 0;
@@ -155,6 +163,7 @@ static const char *const canonical_names[NERVE_ACT_COUNT] = {
     [NERVE_ACT_LEAKY_RELU] = "leaky_relu",  [NERVE_ACT_ELU] = "elu",
     [NERVE_ACT_SELU] = "selu",              [NERVE_ACT_SOFTPLUS] = "softplus",
     [NERVE_ACT_SOFTSIGN] = "softsign",      [NERVE_ACT_RELU6] = "relu6",
+    [NERVE_ACT_RAMP] = "ramp",
 };
 
 /* Every accepted spelling. alpha != 0 overrides the type's default: darknet's "leaky"
@@ -173,7 +182,7 @@ static const struct act_alias {
     {"leaky", NERVE_ACT_LEAKY_RELU, 0.1f},     {"leaky_relu", NERVE_ACT_LEAKY_RELU, 0},
     {"elu", NERVE_ACT_ELU, 0},                 {"selu", NERVE_ACT_SELU, 0},
     {"softplus", NERVE_ACT_SOFTPLUS, 0},       {"softsign", NERVE_ACT_SOFTSIGN, 0},
-    {"relu6", NERVE_ACT_RELU6, 0},
+    {"relu6", NERVE_ACT_RELU6, 0},             {"ramp", NERVE_ACT_RAMP, 0},
 };
 
 nerve_act nerve_act_default(nerve_act_type type)
@@ -186,6 +195,7 @@ nerve_act nerve_act_default(nerve_act_type type)
     case NERVE_ACT_ELU:          a.alpha = 1.0f; break;
     case NERVE_ACT_SELU:         a.alpha = SELU_ALPHA; a.beta = SELU_LAMBDA; break;
     case NERVE_ACT_RELU6:        a.alpha = 6.0f; break;
+    case NERVE_ACT_RAMP:         a.alpha = 0.1f; break;
     default:                     break;
     }
     return a;
