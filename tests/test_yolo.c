@@ -199,3 +199,39 @@ TEST(yolo_cfg_errors_name_the_line)
         nerve_model_free(m);
     }
 }
+
+TEST(darknet_cfg_forms_of_jnet_resnet101_and_strided)
+{
+    /* jnet-conv's 2x2/2 pool of a 1x1 map gives the map (darknet: (1 + 1 - 2)/2 + 1 = 1);
+     * strided's ramp; resnet101's [cost] after [softmax] doubles the cross-entropy */
+    const char *cfg = "[net]\nwidth=2\nheight=2\nchannels=1\n"
+                      "[maxpool]\nsize=2\nstride=2\n"
+                      "[maxpool]\nsize=2\nstride=2\n"
+                      "[connected]\noutput=3\nactivation=ramp\n"
+                      "[softmax]\n[cost]\ntype=sse\n";
+    nerve_model *m = nerve_model_from_cfg(cfg, "<t>");
+    CHECK(m != NULL);
+    if (!m)
+        return;
+    CHECK(nerve_model_layer_count(m) == 5);
+    nerve_layer_info li;
+    CHECK_OK(nerve_model_layer_info(m, 1, &li));
+    CHECK(li.ndim == 3 && li.dims[0] == 1 && li.dims[1] == 1 && li.dims[2] == 1);
+    CHECK_OK(nerve_model_compile(m, 1));
+    nerve_graph *g = nerve_model_graph(m);
+    const float x[4] = {0.5f, -2.0f, 1.5f, 0.25f}; /* the maximum, 1.5, passes both pools */
+    memcpy(nerve_value(g, nerve_model_input(m)).data, x, sizeof x);
+    nerve_tensor w = nerve_value(g, nerve_node_find(g, "connected3.weight"));
+    const float wv[3] = {1, -1, 0.5f};
+    memcpy(w.data, wv, sizeof wv);
+    nerve_value(g, nerve_model_labels(m)).data[0] = 0;
+    CHECK_OK(nerve_forward(g, nerve_model_loss(m)));
+    /* scores ramp(1.5), ramp(-1.5), ramp(0.75): 1.65, -0.15, 0.825 */
+    const float *s = nerve_value(g, nerve_model_output(m)).data;
+    CHECK_NEAR(s[0], 1.65f, 1e-6);
+    CHECK_NEAR(s[1], -0.15f, 1e-6);
+    CHECK_NEAR(s[2], 0.825f, 1e-6);
+    double lse = log(exp(1.65) + exp(-0.15) + exp(0.825));
+    CHECK_NEAR(nerve_value(g, nerve_model_loss(m)).data[0], 2 * (lse - 1.65), 1e-5);
+    nerve_model_free(m);
+}
