@@ -1,4 +1,5 @@
-/* Helpers that many test files share: reading a file, running a command, finding the CLI. */
+/* Helpers that many test files share: reading a file, running a command, finding the CLI,
+ * filling nodes and the losses the operator tests differentiate. */
 #include "test.h"
 
 #include <stdlib.h>
@@ -97,4 +98,41 @@ void test_write_bar_items(const char *path_images, const char *path_labels, int 
     for (int k = 0; k < n; k++)
         fputc(k % 2, f);
     fclose(f);
+}
+
+void test_set_values(nerve_graph *g, int id, const float *v, size_t n)
+{
+    memcpy(nerve_value(g, id).data, v, n * sizeof(float));
+}
+
+void test_fill_uniform(nerve_graph *g, int id, float lo, float hi, nerve_rng *r)
+{
+    nerve_tensor t = nerve_value(g, id);
+    for (size_t k = 0; k < nerve_tensor_numel(&t); k++)
+        t.data[k] = lo + (hi - lo) * nerve_rng_uniform(r);
+}
+
+int test_linear_loss(nerve_graph *g, int y, int *w)
+{
+    int nd, dims[NERVE_MAX_DIMS];
+    *w = -1;
+    if (nerve_node_shape(g, y, &nd, dims) < 0)
+        return nerve_last_status();
+    *w = nerve_param(g, "loss_w", nd - 1, dims + 1);
+    return nerve_sum(g, nerve_mul(g, y, *w), NERVE_AXIS_ALL, 0);
+}
+
+int test_row_weight(nerve_graph *g, int y, const char *name)
+{
+    int nd, dims[NERVE_MAX_DIMS];
+    if (nerve_node_shape(g, y, &nd, dims) < 0)
+        return nerve_last_status();
+    return nerve_param(g, name, 2, (int[]){1, (int)nerve_shape_numel(nd - 1, dims + 1)});
+}
+
+int test_scalar_loss(nerve_graph *g, int y, int *w)
+{
+    *w = test_row_weight(g, y, "loss_w");
+    int s = nerve_dense(g, y, *w, -1);
+    return nerve_matmul(g, s, s, 1, 0); /* [1,N] x [N,1] */
 }

@@ -105,4 +105,19 @@ const char *test_nerve(void);
  * bar (class 0) when k is even, a tall bar (class 1) when odd. */
 void test_write_bar_items(const char *path_images, const char *path_labels, int n);
 
+/* Graph helpers of the operator tests. */
+/* Copies n floats into the value of node id. */
+void test_set_values(nerve_graph *g, int id, const float *v, size_t n);
+/* Fills the value of node id with uniform values in [lo, hi). */
+void test_fill_uniform(nerve_graph *g, int id, float lo, float hi, nerve_rng *r);
+/* loss = sum(y * w) with w ("loss_w") a parameter of y's per-sample shape, filled by the
+ * caller after compiling: linear in y, so the finite differences of piecewise-linear
+ * operators are exact, and dloss/dy = w. Returns the loss node; *w the weight (-1 on error). */
+int test_linear_loss(nerve_graph *g, int y, int *w);
+/* A parameter `name` [1, features of y] for reducing y to one number per sample. */
+int test_row_weight(nerve_graph *g, int y, const char *name);
+/* A scalar that depends on every element of y: loss = sum_n (w . y_n)^2 with a weight
+ * w ("loss_w") [1, features of y], filled by the caller after compiling. */
+int test_scalar_loss(nerve_graph *g, int y, int *w);
+
 #endif

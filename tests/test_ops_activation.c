@@ -7,13 +7,6 @@
 
 /* ---- helpers ----------------------------------------------------------------------------- */
 
-static void fill_uniform(nerve_graph *g, int id, float lo, float hi, nerve_rng *r)
-{
-    nerve_tensor t = nerve_value(g, id);
-    for (size_t k = 0; k < nerve_tensor_numel(&t); k++)
-        t.data[k] = lo + (hi - lo) * nerve_rng_uniform(r);
-}
-
 /* Values in +-[0.2, 2]: clear of the kinks at 0 (and of hard sigmoid's at +-2.5). */
 static void fill_away_from_zero(nerve_graph *g, int id, nerve_rng *r)
 {
@@ -22,24 +15,6 @@ static void fill_away_from_zero(nerve_graph *g, int id, nerve_rng *r)
         float m = 0.2f + 1.8f * nerve_rng_uniform(r);
         t.data[k] = (nerve_rng_u32(r) & 1) ? m : -m;
     }
-}
-
-/* A weight [1, features of y] for reducing y to one number per sample. */
-static int row_weight(nerve_graph *g, int y, const char *name)
-{
-    int nd, dims[NERVE_MAX_DIMS];
-    if (nerve_node_shape(g, y, &nd, dims) < 0)
-        return nerve_last_status();
-    return nerve_param(g, name, 2, (int[]){1, (int)nerve_shape_numel(nd - 1, dims + 1)});
-}
-
-/* A scalar that depends on every element of y: loss = sum_n (w . y_n)^2 with a weight
- * w [1, features] (filled by the caller after compiling). */
-static int scalar_loss(nerve_graph *g, int y, int *w)
-{
-    *w = row_weight(g, y, "loss_w");
-    int s = nerve_dense(g, y, *w, -1);
-    return nerve_matmul(g, s, s, 1, 0); /* [1,N] x [N,1] */
 }
 
 /* The reference definitions, in double, written from the course's table. */
@@ -309,12 +284,12 @@ TEST(every_activation_passes_the_gradient_check)
         nerve_graph *g = nerve_graph_create();
         int x = nerve_input(g, "x", 2, (int[]){1, 4});
         int y = nerve_activation(g, x, nerve_act_default((nerve_act_type)t));
-        int w, loss = scalar_loss(g, y, &w);
+        int w, loss = test_scalar_loss(g, y, &w);
         CHECK_OK(loss);
         CHECK_OK(nerve_input_set_requires_grad(g, x, 1));
         CHECK_OK(nerve_graph_compile(g, 3));
         fill_away_from_zero(g, x, &r);
-        fill_uniform(g, w, -1, 1, &r);
+        test_fill_uniform(g, w, -1, 1, &r);
         int st = nerve_gradcheck(g, loss, 1e-2f, 1e-3f, 1e-2f);
         CHECK_MSG(st == NERVE_OK, "%s: %s", nerve_act_name((nerve_act_type)t), nerve_last_error());
         nerve_graph_free(g);
@@ -328,11 +303,11 @@ TEST(step_gives_zero_gradient)
     nerve_graph *g = nerve_graph_create();
     int x = nerve_input(g, "x", 2, (int[]){1, 5});
     int y = nerve_activation(g, x, nerve_act_default(NERVE_ACT_STEP));
-    int w, loss = scalar_loss(g, y, &w);
+    int w, loss = test_scalar_loss(g, y, &w);
     CHECK_OK(nerve_input_set_requires_grad(g, x, 1));
     CHECK_OK(nerve_graph_compile(g, 2));
-    fill_uniform(g, x, -1, 1, &r);
-    fill_uniform(g, w, 0.5f, 1, &r);
+    test_fill_uniform(g, x, -1, 1, &r);
+    test_fill_uniform(g, w, 0.5f, 1, &r);
     CHECK_OK(nerve_forward(g, loss));
     CHECK_OK(nerve_backward(g, loss));
     const float *xv = nerve_value(g, x).data, *yv = nerve_value(g, y).data;
@@ -385,14 +360,14 @@ static int prelu_gradcheck(int ndim, const int *dims, int slope_n)
     int x = nerve_input(g, "x", ndim, dims);
     int a = nerve_param(g, "slope", 1, (int[]){slope_n});
     int y = nerve_prelu(g, x, a);
-    int w, loss = y < 0 ? y : scalar_loss(g, y, &w);
+    int w, loss = y < 0 ? y : test_scalar_loss(g, y, &w);
     int st = loss < 0 ? loss : nerve_input_set_requires_grad(g, x, 1);
     if (st == NERVE_OK)
         st = nerve_graph_compile(g, 2);
     if (st == NERVE_OK) {
         fill_away_from_zero(g, x, &r);
-        fill_uniform(g, a, 0.05f, 0.5f, &r);
-        fill_uniform(g, w, -1, 1, &r);
+        test_fill_uniform(g, a, 0.05f, 0.5f, &r);
+        test_fill_uniform(g, w, -1, 1, &r);
         st = nerve_gradcheck(g, loss, 1e-2f, 1e-3f, 1e-2f);
     }
     nerve_graph_free(g);
@@ -486,13 +461,13 @@ static int softmax_gradcheck(int axis, int log_space)
     nerve_graph *g = nerve_graph_create();
     int x = nerve_input(g, "x", 3, (int[]){1, 3, 4});
     int y = log_space ? nerve_log_softmax(g, x, axis) : nerve_softmax(g, x, axis);
-    int w, loss = y < 0 ? y : scalar_loss(g, y, &w);
+    int w, loss = y < 0 ? y : test_scalar_loss(g, y, &w);
     int st = loss < 0 ? loss : nerve_input_set_requires_grad(g, x, 1);
     if (st == NERVE_OK)
         st = nerve_graph_compile(g, 2);
     if (st == NERVE_OK) {
-        fill_uniform(g, x, -2, 2, &r);
-        fill_uniform(g, w, -1, 1, &r);
+        test_fill_uniform(g, x, -2, 2, &r);
+        test_fill_uniform(g, w, -1, 1, &r);
         st = nerve_gradcheck(g, loss, 1e-2f, 1e-3f, 1e-2f);
     }
     nerve_graph_free(g);
@@ -516,8 +491,8 @@ TEST(softmax_and_log_softmax_gradients_along_every_axis)
  * into its input's gradient fails the check (the later consumer runs its backward first). */
 static int two_path_loss(nerve_graph *g, int x, int y, int *w1, int *w2)
 {
-    *w1 = row_weight(g, y, "loss_w1");
-    *w2 = row_weight(g, x, "loss_w2");
+    *w1 = test_row_weight(g, y, "loss_w1");
+    *w2 = test_row_weight(g, x, "loss_w2");
     int a = nerve_dense(g, y, *w1, -1), b = nerve_dense(g, x, *w2, -1);
     return nerve_matmul(g, a, b, 1, 0);
 }
@@ -540,10 +515,10 @@ TEST(activation_operators_add_into_a_shared_input_gradient)
     CHECK_OK(nerve_input_set_requires_grad(g, x, 1));
     CHECK_OK(nerve_graph_compile(g, 4));
     fill_away_from_zero(g, x, &r);
-    fill_uniform(g, a, 0.1f, 0.3f, &r);
+    test_fill_uniform(g, a, 0.1f, 0.3f, &r);
     for (int i = 0; i < 4; i++) {
-        fill_uniform(g, w1[i], -1, 1, &r);
-        fill_uniform(g, w2[i], -1, 1, &r);
+        test_fill_uniform(g, w1[i], -1, 1, &r);
+        test_fill_uniform(g, w2[i], -1, 1, &r);
     }
     for (int i = 0; i < 4; i++) {
         int st = nerve_gradcheck(g, losses[i], 1e-2f, 2e-3f, 1e-2f);

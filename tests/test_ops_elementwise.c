@@ -38,11 +38,6 @@ static int weighted_loss(nerve_graph *g, int y, int batched)
     return nerve_sum(g, nerve_mul(g, y, w), NERVE_AXIS_ALL, 0);
 }
 
-static void set_values(nerve_graph *g, int id, const float *v, size_t n)
-{
-    memcpy(nerve_value(g, id).data, v, n * sizeof(float));
-}
-
 /* ---- binary operators ------------------------------------------------------------------ */
 
 typedef int (*binary_builder)(nerve_graph *, int, int);
@@ -107,8 +102,8 @@ TEST(binary_ops_match_hand_values_for_equal_shapes)
     for (int op = 0; op < 4; op++)
         CHECK(strcmp(nerve_node_op(g, y[op]), builder_names[op]) == 0);
     CHECK_OK(nerve_graph_compile(g, 1));
-    set_values(g, a, (float[]){1, -2, 3, 0.5f}, 4);
-    set_values(g, b, (float[]){4, 0.5f, -2, 0.25f}, 4);
+    test_set_values(g, a, (float[]){1, -2, 3, 0.5f}, 4);
+    test_set_values(g, b, (float[]){4, 0.5f, -2, 0.25f}, 4);
     CHECK_OK(nerve_forward(g, -1));
     const float want[4][4] = {{5, -1.5f, 1, 0.75f},
                               {-3, -2.5f, 5, 0.25f},
@@ -132,11 +127,11 @@ TEST(broadcasting_matches_hand_values)
     nerve_node_shape(g, y2, &nd, dims);
     CHECK(nd == 3 && dims[0] == 2 && dims[1] == 3 && dims[2] == 2);
     CHECK_OK(nerve_graph_compile(g, 1));
-    set_values(g, a, (float[]){1, 2, 3, 4, 5, 6}, 6);
-    set_values(g, c, (float[]){10, 20, 30}, 3);
-    set_values(g, p, (float[]){1, 2, 3, 4}, 4);
-    set_values(g, q, (float[]){1, 10, 100}, 3);
-    set_values(g, s, (float[]){0.5f}, 1);
+    test_set_values(g, a, (float[]){1, 2, 3, 4, 5, 6}, 6);
+    test_set_values(g, c, (float[]){10, 20, 30}, 3);
+    test_set_values(g, p, (float[]){1, 2, 3, 4}, 4);
+    test_set_values(g, q, (float[]){1, 10, 100}, 3);
+    test_set_values(g, s, (float[]){0.5f}, 1);
     CHECK_OK(nerve_forward(g, -1));
     CHECK_ARRAY_NEAR(nerve_value(g, y1).data, ((float[]){11, 22, 33, 14, 25, 36}), 6, 0);
     CHECK_ARRAY_NEAR(nerve_value(g, y2).data,
@@ -201,8 +196,8 @@ TEST(bias_gradient_sums_over_the_broadcast_rows)
     int a = nerve_param(g, "a", 2, (int[]){2, 3}), b = nerve_param(g, "b", 1, (int[]){3});
     int loss = nerve_sum(g, nerve_mul(g, a, b), NERVE_AXIS_ALL, 0);
     CHECK_OK(nerve_graph_compile(g, 1));
-    set_values(g, a, (float[]){1, 2, 3, 4, 5, 6}, 6);
-    set_values(g, b, (float[]){-1, 0.5f, 2}, 3);
+    test_set_values(g, a, (float[]){1, 2, 3, 4, 5, 6}, 6);
+    test_set_values(g, b, (float[]){-1, 0.5f, 2}, 3);
     CHECK_OK(nerve_forward(g, loss));
     CHECK_NEAR(nerve_value(g, loss).data[0], -5 + 3.5f + 18, 1e-5);
     CHECK_OK(nerve_backward(g, loss));
@@ -218,7 +213,7 @@ TEST(same_node_on_both_sides_accumulates_both_gradients)
     int x = nerve_param(g, "x", 1, (int[]){3});
     int loss = nerve_sum(g, nerve_mul(g, x, x), NERVE_AXIS_ALL, 0);
     CHECK_OK(nerve_graph_compile(g, 1));
-    set_values(g, x, (float[]){1, -2, 3}, 3);
+    test_set_values(g, x, (float[]){1, -2, 3}, 3);
     CHECK_OK(nerve_forward(g, loss));
     CHECK_OK(nerve_backward(g, loss));
     CHECK_ARRAY_NEAR(nerve_grad(g, x).data, ((float[]){2, -4, 6}), 3, 1e-6);
@@ -233,8 +228,8 @@ TEST(division_near_safe_denominators)
     int y = nerve_div(g, a, b);
     int loss = nerve_sum(g, y, NERVE_AXIS_ALL, 0);
     CHECK_OK(nerve_graph_compile(g, 1));
-    set_values(g, a, (float[]){1, -3, 0.5f, 2}, 4);
-    set_values(g, b, (float[]){0.1f, -0.25f, 1e-3f, 4}, 4);
+    test_set_values(g, a, (float[]){1, -3, 0.5f, 2}, 4);
+    test_set_values(g, b, (float[]){0.1f, -0.25f, 1e-3f, 4}, 4);
     CHECK_OK(nerve_forward(g, loss));
     CHECK_ARRAY_NEAR(nerve_value(g, y).data, ((float[]){10, 12, 500, 0.5f}), 4, 1e-3);
     CHECK_OK(nerve_backward(g, loss));
@@ -263,9 +258,9 @@ TEST(batched_inputs_follow_batch_changes_in_binary_ops)
     int nd, dims[NERVE_MAX_DIMS];
     nerve_node_shape(g, y, &nd, dims);
     CHECK(nd == 2 && dims[0] == 2 && dims[1] == 3);
-    set_values(g, x, (float[]){1, 2, 3, 4, 5, 6}, 6);
-    set_values(g, s, (float[]){1, -1, 2}, 3);
-    set_values(g, b, (float[]){0.5f}, 1);
+    test_set_values(g, x, (float[]){1, 2, 3, 4, 5, 6}, 6);
+    test_set_values(g, s, (float[]){1, -1, 2}, 3);
+    test_set_values(g, b, (float[]){0.5f}, 1);
     CHECK_OK(nerve_forward(g, y));
     const float want[] = {1.5f, -1.5f, 6.5f, 4.5f, -4.5f, 12.5f};
     CHECK_ARRAY_NEAR(nerve_value(g, y).data, want, 6, 1e-6);
@@ -304,7 +299,7 @@ TEST(affine_scales_and_shifts)
     CHECK_OK(nerve_input_set_requires_grad(g, x, 1));
     CHECK_OK(nerve_graph_compile(g, 2));
     randomize_leaves(g, 3);
-    set_values(g, x, (float[]){1, 0, -1.5f, 4}, 4);
+    test_set_values(g, x, (float[]){1, 0, -1.5f, 4}, 4);
     CHECK_OK(nerve_forward(g, y));
     CHECK_ARRAY_NEAR(nerve_value(g, y).data, ((float[]){-1.5f, 0.5f, 3.5f, -7.5f}), 4, 1e-6);
     CHECK_OK(nerve_gradcheck(g, loss, 1e-2f, 1e-3f, 1e-2f));
@@ -373,7 +368,7 @@ TEST(reduction_over_everything_is_a_scalar)
     CHECK(nd == 2 && dims[0] == 1 && dims[1] == 1);
     CHECK(strcmp(nerve_node_op(g, s), "sum") == 0 && strcmp(nerve_node_op(g, m), "mean") == 0);
     CHECK_OK(nerve_graph_compile(g, 1));
-    set_values(g, x, (float[]){1, 2, 3, 4, 5, -3}, 6);
+    test_set_values(g, x, (float[]){1, 2, 3, 4, 5, -3}, 6);
     CHECK_OK(nerve_forward(g, -1));
     CHECK_NEAR(nerve_value(g, s).data[0], 12, 1e-6);
     CHECK_NEAR(nerve_value(g, m).data[0], 2, 1e-6);
@@ -416,7 +411,7 @@ TEST(mean_over_the_batch_follows_batch_changes)
     randomize_leaves(g, 5);
     CHECK_OK(nerve_gradcheck(g, loss, 1e-2f, 1e-3f, 1e-2f));
     CHECK_OK(nerve_graph_set_batch(g, 3));
-    set_values(g, x, (float[]){1, 10, 2, 20, 6, 60}, 6);
+    test_set_values(g, x, (float[]){1, 10, 2, 20, 6, 60}, 6);
     CHECK_OK(nerve_forward(g, m));
     CHECK_ARRAY_NEAR(nerve_value(g, m).data, ((float[]){3, 30}), 2, 1e-5);
     CHECK_OK(nerve_forward(g, loss));
@@ -489,9 +484,9 @@ static int eb_run(int op, int full_b, int threads, const float *av, const float 
     if (st == NERVE_OK)
         st = nerve_graph_compile(g, EB_N);
     if (st == NERVE_OK) {
-        set_values(g, a, av, EB_COUNT);
-        set_values(g, b, bv, full_b ? EB_COUNT : EB_F);
-        set_values(g, w, wv, EB_COUNT);
+        test_set_values(g, a, av, EB_COUNT);
+        test_set_values(g, b, bv, full_b ? EB_COUNT : EB_F);
+        test_set_values(g, w, wv, EB_COUNT);
         st = nerve_forward(g, loss);
         memcpy(out->y, nerve_value(g, y).data, sizeof out->y);
     }

@@ -10,13 +10,6 @@ static void set_values(nerve_graph *g, int id, const float *v)
     memcpy(t.data, v, nerve_tensor_numel(&t) * sizeof(float));
 }
 
-static void fill_uniform(nerve_graph *g, int id, nerve_rng *r, float lo, float hi)
-{
-    nerve_tensor t = nerve_value(g, id);
-    for (size_t k = 0; k < nerve_tensor_numel(&t); k++)
-        t.data[k] = lo + (hi - lo) * nerve_rng_uniform(r);
-}
-
 static float value_of(nerve_graph *g, int id) { return nerve_value(g, id).data[0]; }
 
 static double sigmoid_d(double z) { return 1.0 / (1.0 + exp(-z)); }
@@ -127,7 +120,7 @@ TEST(pointwise_losses_pass_gradcheck_for_prediction_and_target)
     CHECK_OK(nerve_input_set_requires_grad(g, p, 1));
     CHECK_OK(nerve_input_set_requires_grad(g, t, 1));
     CHECK_OK(nerve_graph_compile(g, 3));
-    fill_uniform(g, t, &r, 0.0f, 1.0f);
+    test_fill_uniform(g, t, 0.0f, 1.0f, &r);
     nerve_tensor pv = nerve_value(g, p), tv = nerve_value(g, t);
     for (int k = 0; k < 12; k++) /* |p - t| >= 0.2: away from the kink of |.| */
         pv.data[k] = tv.data[k] + (k % 2 ? 1.0f : -1.0f) * (0.2f + 2.0f * nerve_rng_uniform(&r));
@@ -284,7 +277,7 @@ static int ce_fixture_build(ce_fixture *f, int max_batch)
         st = nerve_graph_compile(f->g, max_batch);
     if (st)
         return st;
-    fill_uniform(f->g, f->z, &r, -3.0f, 3.0f);
+    test_fill_uniform(f->g, f->z, -3.0f, 3.0f, &r);
     set_values(f->g, f->y, ce_labels);
     set_values(f->g, f->w, ce_weights);
     return NERVE_OK;
@@ -382,8 +375,8 @@ TEST(nll_matches_hand_values_equals_ce_on_log_softmax_and_passes_gradcheck)
     CHECK_OK(nerve_graph_compile(g, 4));
     nerve_rng r;
     nerve_rng_seed(&r, 11);
-    fill_uniform(g, z, &r, -2.0f, 2.0f);
-    fill_uniform(g, lp, &r, -4.0f, 0.0f); /* any values: NLL only picks entries */
+    test_fill_uniform(g, z, -2.0f, 2.0f, &r);
+    test_fill_uniform(g, lp, -4.0f, 0.0f, &r); /* any values: NLL only picks entries */
     set_values(g, y, ce_labels);
     set_values(g, w, ce_weights);
     CHECK_OK(nerve_forward(g, -1));
@@ -552,9 +545,9 @@ TEST(penalties_cover_decayed_trainable_params_and_pass_gradcheck)
     CHECK_OK(nerve_graph_compile(g, 1));
     int all[] = {w1, bias, frozen, nodecay, decayed_bias};
     for (int k = 0; k < 5; k++)
-        fill_uniform(g, all[k], &r, 0.2f, 1.5f);
+        test_fill_uniform(g, all[k], 0.2f, 1.5f, &r);
     for (int k = 0; k < 10; k++)
-        fill_uniform(g, extra[k], &r, 0.2f, 1.5f);
+        test_fill_uniform(g, extra[k], 0.2f, 1.5f, &r);
     nerve_value(g, w1).data[1] *= -1.0f; /* |w| is not w */
     nerve_value(g, extra[9]).data[0] *= -1.0f;
     CHECK_OK(nerve_forward(g, -1));
@@ -615,9 +608,9 @@ TEST(ce_plus_l2_penalty_through_add_passes_gradcheck)
     int total = nerve_add(g, ce, pen);
     CHECK_OK(total);
     CHECK_OK(nerve_graph_compile(g, 3));
-    fill_uniform(g, x, &r, -1.0f, 1.0f);
-    fill_uniform(g, w, &r, -1.0f, 1.0f);
-    fill_uniform(g, b, &r, -1.0f, 1.0f);
+    test_fill_uniform(g, x, -1.0f, 1.0f, &r);
+    test_fill_uniform(g, w, -1.0f, 1.0f, &r);
+    test_fill_uniform(g, b, -1.0f, 1.0f, &r);
     set_values(g, y, (float[]){3, 0, 2});
     CHECK_OK(nerve_forward(g, -1));
     double sq = 0;

@@ -16,11 +16,6 @@ static void fill_uniform(nerve_graph *g, int id, float lo, float hi, uint64_t se
         t.data[k] = lo + (hi - lo) * nerve_rng_uniform(&r);
 }
 
-static void set_values(nerve_graph *g, int id, const float *v, size_t n)
-{
-    memcpy(nerve_value(g, id).data, v, n * sizeof(float));
-}
-
 /* sum(y * w) with w a fixed state of y's shape. */
 static int weighted_loss(nerve_graph *g, int y)
 {
@@ -83,7 +78,7 @@ TEST(unary_functions_match_libm_and_pass_finite_differences)
         int x = nerve_state(g, "x", 1, (int[]){1}), y = nerve_unary(g, x, cases[c].fn);
         CHECK_OK(y);
         CHECK_OK(nerve_graph_compile(g, 1));
-        set_values(g, x, &cases[c].x, 1);
+        test_set_values(g, x, &cases[c].x, 1);
         CHECK_OK(nerve_forward(g, y));
         CHECK_NEAR(nerve_value(g, y).data[0], cases[c].want, 1e-6);
         nerve_graph_free(g);
@@ -104,7 +99,7 @@ TEST(unary_functions_match_libm_and_pass_finite_differences)
         CHECK_OK(y);
         int loss = nerve_sum(g, y, NERVE_AXIS_ALL, 0);
         CHECK_OK(nerve_graph_compile(g, 1));
-        set_values(g, x, xs, 6);
+        test_set_values(g, x, xs, 6);
         CHECK_OK(nerve_forward(g, loss));
         CHECK_ARRAY_NEAR(nerve_value(g, y).data, flat[c].want, 6, 0);
         CHECK_OK(nerve_backward(g, loss));
@@ -155,8 +150,8 @@ TEST(new_binary_operators_compute_and_differentiate)
         CHECK_OK(z);
         CHECK(strcmp(nerve_node_op(g, z), cases[c].op) == 0);
         CHECK_OK(nerve_graph_compile(g, 1));
-        set_values(g, x, a, 6);
-        set_values(g, y, b, 6);
+        test_set_values(g, x, a, 6);
+        test_set_values(g, y, b, 6);
         CHECK_OK(nerve_forward(g, z));
         const float *v = nerve_value(g, z).data;
         for (int k = 0; k < 6; k++)
@@ -175,10 +170,10 @@ TEST(new_binary_operators_compute_and_differentiate)
         CHECK_OK(loss);
         CHECK_OK(nerve_graph_compile(g, 1));
         /* away from ties and from the jumps of mod: a in [0.5, 1.5) and b in [2, 3) */
-        set_values(g, x, (float[]){0.6f, 1.4f, 0.9f, 1.2f, 0.7f, 1.1f}, 6);
-        set_values(g, y, (float[]){2.2f, 0.3f, 2.7f}, 3);
+        test_set_values(g, x, (float[]){0.6f, 1.4f, 0.9f, 1.2f, 0.7f, 1.1f}, 6);
+        test_set_values(g, y, (float[]){2.2f, 0.3f, 2.7f}, 3);
         if (!strcmp(diff[c], "mod") || !strcmp(diff[c], "fmod"))
-            set_values(g, y, (float[]){2.2f, -2.5f, 2.7f}, 3);
+            test_set_values(g, y, (float[]){2.2f, -2.5f, 2.7f}, 3);
         CHECK_MSG(nerve_gradcheck(g, loss, 1e-3f, 2e-3f, 2e-2f) == NERVE_OK, "%s: %s", diff[c],
                   nerve_last_error());
         nerve_graph_free(g);
@@ -204,7 +199,7 @@ TEST(clip_limits_values_and_passes_gradient_inside)
     int x = nerve_param(g, "x", 1, (int[]){4}), y = nerve_clip(g, x, -1.0f, 2.0f);
     int loss = nerve_sum(g, y, NERVE_AXIS_ALL, 0);
     CHECK_OK(nerve_graph_compile(g, 1));
-    set_values(g, x, (float[]){-3, -0.5f, 1.5f, 7}, 4);
+    test_set_values(g, x, (float[]){-3, -0.5f, 1.5f, 7}, 4);
     CHECK_OK(nerve_forward(g, loss));
     CHECK_ARRAY_NEAR(nerve_value(g, y).data, ((float[]){-1, -0.5f, 1.5f, 2}), 4, 0);
     CHECK_OK(nerve_backward(g, loss));
@@ -222,9 +217,9 @@ TEST(where_selects_with_broadcasting_and_routes_gradients)
     CHECK_OK(y);
     int loss = weighted_loss(g, y);
     CHECK_OK(nerve_graph_compile(g, 1));
-    set_values(g, c, (float[]){1, 0}, 2);
-    set_values(g, a, (float[]){1, 2, 3, 4, 5, 6}, 6);
-    set_values(g, b, (float[]){-1, -2, -3}, 3);
+    test_set_values(g, c, (float[]){1, 0}, 2);
+    test_set_values(g, a, (float[]){1, 2, 3, 4, 5, 6}, 6);
+    test_set_values(g, b, (float[]){-1, -2, -3}, 3);
     CHECK_OK(nerve_forward(g, y));
     CHECK_ARRAY_NEAR(nerve_value(g, y).data, ((float[]){1, 2, 3, -1, -2, -3}), 6, 0);
     CHECK_OK(nerve_gradcheck(g, loss, 1e-3f, 1e-3f, 1e-2f));
@@ -262,7 +257,7 @@ TEST(general_reductions_compute_and_pass_finite_differences)
         int y = nerve_reduce(g, x, cases[c].kind, 2u, 0, 0);
         CHECK_OK(y);
         CHECK_OK(nerve_graph_compile(g, 1));
-        set_values(g, x, xs, 6);
+        test_set_values(g, x, xs, 6);
         CHECK_OK(nerve_forward(g, y));
         CHECK_MSG(fabsf(nerve_value(g, y).data[0] - cases[c].want[0]) < 1e-5f &&
                       fabsf(nerve_value(g, y).data[1] - cases[c].want[1]) < 1e-5f,
@@ -286,7 +281,7 @@ TEST(general_reductions_compute_and_pass_finite_differences)
     int x = nerve_state(g, "x", 1, (int[]){4});
     int first = nerve_reduce(g, x, "argmax", 1u, 1, 0), last = nerve_reduce(g, x, "argmax", 1u, 1, 1);
     CHECK_OK(nerve_graph_compile(g, 1));
-    set_values(g, x, (float[]){1, 3, 3, 0}, 4);
+    test_set_values(g, x, (float[]){1, 3, 3, 0}, 4);
     CHECK_OK(nerve_forward(g, first));
     CHECK_OK(nerve_forward(g, last));
     CHECK(nerve_value(g, first).data[0] == 1 && nerve_value(g, last).data[0] == 2);
@@ -311,8 +306,8 @@ TEST(matmul_nd_broadcasts_batches_and_passes_finite_differences)
     CHECK(nd == 3 && dims[0] == 2 && dims[1] == 2 && dims[2] == 2);
     int loss = weighted_loss(g, y);
     CHECK_OK(nerve_graph_compile(g, 1));
-    set_values(g, a, (float[]){1, 2, 3, 4, 5, 6, 1, 0, 0, 0, 1, 0}, 12);
-    set_values(g, b, (float[]){1, 0, 0, 1, 1, 1}, 6);
+    test_set_values(g, a, (float[]){1, 2, 3, 4, 5, 6, 1, 0, 0, 0, 1, 0}, 12);
+    test_set_values(g, b, (float[]){1, 0, 0, 1, 1, 1}, 6);
     CHECK_OK(nerve_forward(g, y));
     CHECK_ARRAY_NEAR(nerve_value(g, y).data, ((float[]){4, 5, 10, 11, 1, 0, 0, 1}), 8, 1e-6);
     CHECK_OK(nerve_gradcheck(g, loss, 1e-3f, 1e-3f, 1e-2f));
@@ -343,12 +338,12 @@ TEST(gather_and_gather_elements_index_and_scatter_gradients)
     CHECK(nd == 3 && dims[0] == 2 && dims[1] == 2 && dims[2] == 2);
     int loss = weighted_loss(g, y);
     CHECK_OK(nerve_graph_compile(g, 1));
-    set_values(g, x, (float[]){1, 2, 3, 4, 5, 6}, 6);
-    set_values(g, idx, (float[]){0, -1, 1, 0}, 4); /* -1: the last row, counted twice below */
+    test_set_values(g, x, (float[]){1, 2, 3, 4, 5, 6}, 6);
+    test_set_values(g, idx, (float[]){0, -1, 1, 0}, 4); /* -1: the last row, counted twice below */
     CHECK_OK(nerve_forward(g, y));
     CHECK_ARRAY_NEAR(nerve_value(g, y).data, ((float[]){1, 2, 5, 6, 3, 4, 1, 2}), 8, 0);
     CHECK_OK(nerve_gradcheck(g, loss, 1e-3f, 1e-3f, 1e-2f));
-    set_values(g, idx, (float[]){0, 3, 1, 0.5f}, 4); /* out of range and not an integer */
+    test_set_values(g, idx, (float[]){0, 3, 1, 0.5f}, 4); /* out of range and not an integer */
     CHECK_OK(nerve_forward(g, y));
     CHECK(isnan(nerve_value(g, y).data[2]) && isnan(nerve_value(g, y).data[6]));
     nerve_graph_free(g);
@@ -360,8 +355,8 @@ TEST(gather_and_gather_elements_index_and_scatter_gradients)
     CHECK_OK(y);
     loss = weighted_loss(g, y);
     CHECK_OK(nerve_graph_compile(g, 1));
-    set_values(g, x, (float[]){1, 2, 3, 4, 5, 6}, 6);
-    set_values(g, idx, (float[]){2, 0, 1, 1}, 4);
+    test_set_values(g, x, (float[]){1, 2, 3, 4, 5, 6}, 6);
+    test_set_values(g, idx, (float[]){2, 0, 1, 1}, 4);
     CHECK_OK(nerve_forward(g, y));
     CHECK_ARRAY_NEAR(nerve_value(g, y).data, ((float[]){3, 1, 5, 5}), 4, 0);
     CHECK_OK(nerve_gradcheck(g, loss, 1e-3f, 1e-3f, 1e-2f));
@@ -386,7 +381,7 @@ TEST(pad_modes_place_values_and_pass_finite_differences)
         CHECK_OK(y);
         int loss = weighted_loss(g, y);
         CHECK_OK(nerve_graph_compile(g, 1));
-        set_values(g, x, (float[]){1, 2, 3}, 3);
+        test_set_values(g, x, (float[]){1, 2, 3}, 3);
         CHECK_OK(nerve_forward(g, y));
         CHECK_ARRAY_NEAR(nerve_value(g, y).data, cases[c].want, 7, 0);
         CHECK_OK(nerve_gradcheck(g, loss, 1e-3f, 1e-3f, 1e-2f));
@@ -419,7 +414,7 @@ TEST(cumsum_runs_forward_exclusive_and_reverse)
         CHECK_OK(y);
         int loss = weighted_loss(g, y);
         CHECK_OK(nerve_graph_compile(g, 1));
-        set_values(g, x, (float[]){1, 2, 3, 4}, 4);
+        test_set_values(g, x, (float[]){1, 2, 3, 4}, 4);
         CHECK_OK(nerve_forward(g, y));
         CHECK_ARRAY_NEAR(nerve_value(g, y).data, cases[c].want, 4, 0);
         CHECK_OK(nerve_gradcheck(g, loss, 1e-3f, 1e-3f, 1e-2f));

@@ -7,36 +7,11 @@
 
 /* ---- helpers ----------------------------------------------------------------------------- */
 
-static void fill_uniform(nerve_graph *g, int id, float lo, float hi, nerve_rng *r)
-{
-    nerve_tensor t = nerve_value(g, id);
-    for (size_t k = 0; k < nerve_tensor_numel(&t); k++)
-        t.data[k] = lo + (hi - lo) * nerve_rng_uniform(r);
-}
-
 static void fill_const(nerve_graph *g, int id, float v)
 {
     nerve_tensor t = nerve_value(g, id);
     for (size_t k = 0; k < nerve_tensor_numel(&t); k++)
         t.data[k] = v;
-}
-
-/* A weight [1, features of y] for reducing y to one number per sample. */
-static int row_weight(nerve_graph *g, int y, const char *name)
-{
-    int nd, dims[NERVE_MAX_DIMS];
-    if (nerve_node_shape(g, y, &nd, dims) < 0)
-        return nerve_last_status();
-    return nerve_param(g, name, 2, (int[]){1, (int)nerve_shape_numel(nd - 1, dims + 1)});
-}
-
-/* A scalar that depends on every element of y: loss = sum_n (w . y_n)^2 with a weight
- * w [1, features] (filled by the caller after compiling). */
-static int scalar_loss(nerve_graph *g, int y, int *w)
-{
-    *w = row_weight(g, y, "loss_w");
-    int s = nerve_dense(g, y, *w, -1);
-    return nerve_matmul(g, s, s, 1, 0); /* [1,N] x [N,1] */
 }
 
 /* ---- dropout ----------------------------------------------------------------------------- */
@@ -79,12 +54,12 @@ TEST(dropout_is_identity_in_eval_mode_and_for_p_zero)
     nerve_graph *g = nerve_graph_create();
     int x = nerve_input(g, "x", 2, (int[]){1, 50});
     int y = nerve_dropout(g, x, 0.5f, 0), y0 = nerve_dropout(g, x, 0.0f, 0);
-    int w, loss = scalar_loss(g, y, &w);
+    int w, loss = test_scalar_loss(g, y, &w);
     CHECK_OK(loss);
     CHECK_OK(nerve_input_set_requires_grad(g, x, 1));
     CHECK_OK(nerve_graph_compile(g, 4));
-    fill_uniform(g, x, -1, 1, &r);
-    fill_uniform(g, w, -1, 1, &r);
+    test_fill_uniform(g, x, -1, 1, &r);
+    test_fill_uniform(g, w, -1, 1, &r);
     CHECK_OK(nerve_forward(g, -1));
     CHECK(memcmp(nerve_value(g, y0).data, nerve_value(g, x).data, 200 * sizeof(float)) == 0);
     CHECK(memcmp(nerve_value(g, y).data, nerve_value(g, x).data, 200 * sizeof(float)) != 0);
@@ -125,11 +100,11 @@ TEST(dropout_backward_reuses_the_forward_mask)
     nerve_graph *g = nerve_graph_create();
     int x = nerve_input(g, "x", 2, (int[]){1, 40});
     int y = nerve_dropout(g, x, 0.5f, 0);
-    int w, loss = scalar_loss(g, y, &w);
+    int w, loss = test_scalar_loss(g, y, &w);
     CHECK_OK(nerve_input_set_requires_grad(g, x, 1));
     CHECK_OK(nerve_graph_compile(g, 3));
-    fill_uniform(g, x, 0.5f, 1, &r);
-    fill_uniform(g, w, 0.5f, 1, &r);
+    test_fill_uniform(g, x, 0.5f, 1, &r);
+    test_fill_uniform(g, w, 0.5f, 1, &r);
     CHECK_OK(nerve_forward(g, loss)); /* warm-up: kernels may set up once */
     CHECK_OK(nerve_backward(g, loss));
     uint64_t allocs = nerve_alloc_count();
@@ -153,14 +128,14 @@ static int dropout_gradcheck(int ndim, const int *dims, float p, int spatial)
     nerve_graph *g = nerve_graph_create();
     int x = nerve_input(g, "x", ndim, dims);
     int y = nerve_dropout(g, x, p, spatial);
-    int w, loss = y < 0 ? y : scalar_loss(g, y, &w);
+    int w, loss = y < 0 ? y : test_scalar_loss(g, y, &w);
     int st = loss < 0 ? loss : nerve_input_set_requires_grad(g, x, 1);
     if (st == NERVE_OK)
         st = nerve_graph_compile(g, 3);
     if (st == NERVE_OK) {
         nerve_rng_seed(nerve_graph_rng(g), 1234);
-        fill_uniform(g, x, -1, 1, &r);
-        fill_uniform(g, w, -1, 1, &r);
+        test_fill_uniform(g, x, -1, 1, &r);
+        test_fill_uniform(g, w, -1, 1, &r);
         st = nerve_gradcheck(g, loss, 1e-2f, 1e-3f, 1e-2f);
     }
     nerve_graph_free(g);
@@ -206,7 +181,7 @@ static int bn_build(bn_graph *b, int ndim, const int *dims, int batch, float mom
     if (b->y < 0)
         return b->y;
     if (loss_w) {
-        b->loss = scalar_loss(b->g, b->y, loss_w);
+        b->loss = test_scalar_loss(b->g, b->y, loss_w);
         if (b->loss < 0)
             return b->loss;
         nerve_input_set_requires_grad(b->g, b->x, 1);
@@ -324,12 +299,12 @@ static int bn_gradcheck(int ndim, const int *dims, int N, int training)
     bn_graph b;
     int w, st = bn_build(&b, ndim, dims, N, 0.1f, &w);
     if (st == NERVE_OK) {
-        fill_uniform(b.g, b.x, -2, 2, &r);
-        fill_uniform(b.g, b.gamma, 0.5f, 1.5f, &r);
-        fill_uniform(b.g, b.beta, -0.5f, 0.5f, &r);
-        fill_uniform(b.g, b.rmean, -0.5f, 0.5f, &r);
-        fill_uniform(b.g, b.rvar, 0.5f, 2, &r);
-        fill_uniform(b.g, w, -1, 1, &r);
+        test_fill_uniform(b.g, b.x, -2, 2, &r);
+        test_fill_uniform(b.g, b.gamma, 0.5f, 1.5f, &r);
+        test_fill_uniform(b.g, b.beta, -0.5f, 0.5f, &r);
+        test_fill_uniform(b.g, b.rmean, -0.5f, 0.5f, &r);
+        test_fill_uniform(b.g, b.rvar, 0.5f, 2, &r);
+        test_fill_uniform(b.g, w, -1, 1, &r);
         nerve_graph_set_training(b.g, training);
         st = nerve_gradcheck(b.g, b.loss, 1e-2f, 2e-3f, 1e-2f);
     }
@@ -357,7 +332,7 @@ TEST(batchnorm_step_allocates_nothing)
     int w;
     CHECK_OK(bn_build(&b, 4, (int[]){1, 3, 4, 4}, 8, 0.1f, &w));
     bn_fill(&b, 8, 16, &r);
-    fill_uniform(b.g, w, -1, 1, &r);
+    test_fill_uniform(b.g, w, -1, 1, &r);
     CHECK_OK(nerve_forward(b.g, b.loss)); /* warm-up: kernels may set up once */
     CHECK_OK(nerve_backward(b.g, b.loss));
     uint64_t allocs = nerve_alloc_count();
@@ -447,15 +422,15 @@ TEST(zscore_gradient_with_a_constant_feature)
     nerve_rng_seed(&r, 17);
     zs_graph z;
     CHECK_OK(zs_build(&z, 2, (int[]){1, 4}, 1, (int[]){4}));
-    int w, loss = scalar_loss(z.g, z.y, &w);
+    int w, loss = test_scalar_loss(z.g, z.y, &w);
     CHECK_OK(loss);
     CHECK_OK(nerve_input_set_requires_grad(z.g, z.x, 1));
     CHECK_OK(nerve_graph_compile(z.g, 3));
-    fill_uniform(z.g, z.x, -2, 2, &r);
-    fill_uniform(z.g, z.mean, -1, 1, &r);
+    test_fill_uniform(z.g, z.x, -2, 2, &r);
+    test_fill_uniform(z.g, z.mean, -1, 1, &r);
     const float sv[] = {0.5f, 0, 2, 1.5f};
     memcpy(nerve_value(z.g, z.std).data, sv, sizeof sv);
-    fill_uniform(z.g, w, -1, 1, &r);
+    test_fill_uniform(z.g, w, -1, 1, &r);
     CHECK_OK(nerve_gradcheck(z.g, loss, 1e-2f, 1e-3f, 1e-2f));
     nerve_graph_free(z.g);
 }
@@ -485,8 +460,8 @@ TEST(zscore_rejects_statistics_that_do_not_broadcast)
  * into its input's gradient fails the check (the later consumer runs its backward first). */
 static int two_path_loss(nerve_graph *g, int x, int y, int *w1, int *w2)
 {
-    *w1 = row_weight(g, y, "loss_w1");
-    *w2 = row_weight(g, x, "loss_w2");
+    *w1 = test_row_weight(g, y, "loss_w1");
+    *w2 = test_row_weight(g, x, "loss_w2");
     int a = nerve_dense(g, y, *w1, -1), b = nerve_dense(g, x, *w2, -1);
     return nerve_matmul(g, a, b, 1, 0);
 }
@@ -509,14 +484,14 @@ TEST(norm_operators_add_into_a_shared_input_gradient)
     }
     CHECK_OK(nerve_input_set_requires_grad(g, x, 1));
     CHECK_OK(nerve_graph_compile(g, 4));
-    fill_uniform(g, x, -2, 2, &r);
-    fill_uniform(g, gm, 0.5f, 1.5f, &r);
-    fill_uniform(g, bt, -0.5f, 0.5f, &r);
-    fill_uniform(g, rm, -0.5f, 0.5f, &r);
-    fill_uniform(g, rv, 0.5f, 2, &r);
+    test_fill_uniform(g, x, -2, 2, &r);
+    test_fill_uniform(g, gm, 0.5f, 1.5f, &r);
+    test_fill_uniform(g, bt, -0.5f, 0.5f, &r);
+    test_fill_uniform(g, rm, -0.5f, 0.5f, &r);
+    test_fill_uniform(g, rv, 0.5f, 2, &r);
     for (int i = 0; i < 3; i++) {
-        fill_uniform(g, w1[i], -1, 1, &r);
-        fill_uniform(g, w2[i], -1, 1, &r);
+        test_fill_uniform(g, w1[i], -1, 1, &r);
+        test_fill_uniform(g, w2[i], -1, 1, &r);
     }
     for (int i = 0; i < 3; i++) {
         int st = nerve_gradcheck(g, losses[i], 1e-2f, 2e-3f, 1e-2f);

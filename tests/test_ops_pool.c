@@ -7,18 +7,6 @@
 
 /* ---- helpers ----------------------------------------------------------------------------- */
 
-static void set_values(nerve_graph *g, int id, const float *v, size_t n)
-{
-    memcpy(nerve_value(g, id).data, v, n * sizeof(float));
-}
-
-static void fill_uniform(nerve_graph *g, int id, float lo, float hi, nerve_rng *r)
-{
-    nerve_tensor t = nerve_value(g, id);
-    for (size_t k = 0; k < nerve_tensor_numel(&t); k++)
-        t.data[k] = lo + (hi - lo) * nerve_rng_uniform(r);
-}
-
 /* Distinct values 0.1 apart in a random order (centred on 0): no two elements of a max
  * window are closer than a finite-difference step, so the argmax never flips. */
 static void fill_distinct(nerve_graph *g, int id, nerve_rng *r)
@@ -31,18 +19,6 @@ static void fill_distinct(nerve_graph *g, int id, nerve_rng *r)
     nerve_rng_shuffle(r, order, (int)n);
     for (size_t k = 0; k < n; k++)
         t.data[k] = 0.1f * (float)order[k] - 0.05f * (float)n;
-}
-
-/* loss = sum(y * w) with w a parameter of y's per-sample shape: linear in y, so the finite
- * differences of piecewise-linear operators are exact, and dloss/dy = w. */
-static int linear_loss(nerve_graph *g, int y, int *w)
-{
-    int nd, dims[NERVE_MAX_DIMS];
-    *w = -1;
-    if (nerve_node_shape(g, y, &nd, dims) < 0)
-        return nerve_last_status();
-    *w = nerve_param(g, "loss_w", nd - 1, dims + 1);
-    return nerve_sum(g, nerve_mul(g, y, *w), NERVE_AXIS_ALL, 0);
 }
 
 static nerve_pool_config pool_cfg(nerve_pool_type type, int k, int s, int p, int ceil_mode,
@@ -63,7 +39,7 @@ static int pool_map(const nerve_pool_config *c, int h, int w, const float *x, fl
     int y = nerve_pool(g, in, c);
     int st = y < 0 ? y : nerve_graph_compile(g, 1);
     if (st >= 0) {
-        set_values(g, in, x, (size_t)h * w);
+        test_set_values(g, in, x, (size_t)h * w);
         nerve_forward(g, y);
         nerve_tensor t = nerve_value(g, y);
         *oh = t.dims[2];
@@ -174,7 +150,7 @@ TEST(global_pools_reduce_each_map_to_one_value)
     CHECK_OK(nerve_graph_compile(g, 2));
     const float v[] = {1, 2, 3, 4, 5, 6, -1, -7, -3, -2, -5, -6, /* sample 0 */
                        0, 0, 0, 0, 0, 12, 9, 1, 1, 1, 1, 1};      /* sample 1 */
-    set_values(g, x, v, 24);
+    test_set_values(g, x, v, 24);
     CHECK_OK(nerve_forward(g, -1));
     int nd, dims[NERVE_MAX_DIMS];
     CHECK_OK(nerve_node_shape(g, ya, &nd, dims));
@@ -196,7 +172,7 @@ TEST(one_dimensional_pooling_uses_the_first_configuration_entries)
     c.ceil_mode = 1;
     int yc = nerve_pool(g, x, &c);
     CHECK_OK(nerve_graph_compile(g, 1));
-    set_values(g, x, (const float[]){1, 3, 2, 5, 4}, 5);
+    test_set_values(g, x, (const float[]){1, 3, 2, 5, 4}, 5);
     CHECK_OK(nerve_forward(g, -1));
     nerve_tensor t = nerve_value(g, y), tc = nerve_value(g, yc);
     CHECK(t.ndim == 3 && t.dims[2] == 2 && tc.dims[2] == 3);
@@ -215,12 +191,12 @@ TEST(overlapping_max_windows_accumulate_the_gradient_at_a_shared_maximum)
     int x = nerve_input(g, "x", 4, (int[]){1, 1, 3, 3});
     nerve_pool_config c = nerve_pool_config_make(NERVE_POOL_MAX, 2, 1, 0);
     int y = nerve_pool(g, x, &c), w;
-    int loss = linear_loss(g, y, &w);
+    int loss = test_linear_loss(g, y, &w);
     CHECK_OK(loss);
     CHECK_OK(nerve_input_set_requires_grad(g, x, 1));
     CHECK_OK(nerve_graph_compile(g, 1));
-    set_values(g, x, (const float[]){1, 2, 3, 4, 9, 5, 6, 7, 8}, 9);
-    set_values(g, w, (const float[]){1, 2, 3, 4}, 4);
+    test_set_values(g, x, (const float[]){1, 2, 3, 4, 9, 5, 6, 7, 8}, 9);
+    test_set_values(g, w, (const float[]){1, 2, 3, 4}, 4);
     CHECK_OK(nerve_forward(g, loss));
     CHECK_ARRAY_NEAR(nerve_value(g, y).data, ((const float[]){9, 9, 9, 9}), 4, 0);
     CHECK_OK(nerve_backward(g, loss));
@@ -235,12 +211,12 @@ TEST(max_pool_ties_route_the_gradient_to_the_first_maximum_in_row_major_order)
     int x = nerve_input(g, "x", 4, (int[]){1, 1, 2, 4});
     nerve_pool_config c = nerve_pool_config_make(NERVE_POOL_MAX, 2, 2, 0);
     int y = nerve_pool(g, x, &c), w;
-    int loss = linear_loss(g, y, &w);
+    int loss = test_linear_loss(g, y, &w);
     CHECK_OK(loss);
     CHECK_OK(nerve_input_set_requires_grad(g, x, 1));
     CHECK_OK(nerve_graph_compile(g, 1));
-    set_values(g, x, (const float[]){5, 5, 1, 7, 5, 5, 7, 7}, 8);
-    set_values(g, w, (const float[]){1, 1}, 2);
+    test_set_values(g, x, (const float[]){5, 5, 1, 7, 5, 5, 7, 7}, 8);
+    test_set_values(g, w, (const float[]){1, 1}, 2);
     CHECK_OK(nerve_forward(g, loss));
     CHECK_OK(nerve_backward(g, loss));
     CHECK_ARRAY_NEAR(nerve_grad(g, x).data, ((const float[]){1, 0, 0, 1, 0, 0, 0, 0}), 8, 0);
@@ -260,16 +236,16 @@ TEST(average_and_l2_pool_gradients_match_hand_values)
     nerve_pool_config avg = pool_cfg(NERVE_POOL_AVG, 2, 2, 1, 0, 0);
     nerve_pool_config l2 = nerve_pool_config_make(NERVE_POOL_L2, 2, 2, 0);
     int ya = nerve_pool(g, x, &avg), yl = nerve_pool(g, x2, &l2), wa;
-    int la = linear_loss(g, ya, &wa);
+    int la = test_linear_loss(g, ya, &wa);
     int ll = nerve_sum(g, yl, NERVE_AXIS_ALL, 0);
     CHECK_OK(la);
     CHECK_OK(ll);
     CHECK_OK(nerve_input_set_requires_grad(g, x, 1));
     CHECK_OK(nerve_input_set_requires_grad(g, x2, 1));
     CHECK_OK(nerve_graph_compile(g, 1));
-    set_values(g, x, (const float[]){1, 2, 3, 4, 5, 6, 7, 8, 9}, 9);
-    set_values(g, wa, (const float[]){1, 2, 3, 4}, 4);
-    set_values(g, x2, (const float[]){3, 0, 4, 0}, 4);
+    test_set_values(g, x, (const float[]){1, 2, 3, 4, 5, 6, 7, 8, 9}, 9);
+    test_set_values(g, wa, (const float[]){1, 2, 3, 4}, 4);
+    test_set_values(g, x2, (const float[]){3, 0, 4, 0}, 4);
     CHECK_OK(nerve_forward(g, -1));
     CHECK_OK(nerve_backward(g, la));
     const float want_a[] = {1, 1, 1, 1.5f, 1, 1, 1.5f, 1, 1};
@@ -288,13 +264,13 @@ static int pool_gradcheck(const nerve_pool_config *c, int h, int w, int N)
     nerve_rng_seed(&r, 7);
     int x = h ? nerve_input(g, "x", 4, (int[]){1, 2, h, w}) : nerve_input(g, "x", 3, (int[]){1, 2, w});
     int y = nerve_pool(g, x, c), lw = -1;
-    int loss = y < 0 ? y : linear_loss(g, y, &lw);
+    int loss = y < 0 ? y : test_linear_loss(g, y, &lw);
     int st = loss < 0 ? loss : nerve_input_set_requires_grad(g, x, 1);
     if (st >= 0)
         st = nerve_graph_compile(g, N);
     if (st >= 0) {
         fill_distinct(g, x, &r);
-        fill_uniform(g, lw, -1, 1, &r);
+        test_fill_uniform(g, lw, -1, 1, &r);
         st = nerve_gradcheck(g, loss, 1e-2f, 1e-3f, 1e-2f);
     }
     nerve_graph_free(g);
@@ -325,7 +301,7 @@ static int upsample_map(nerve_upsample_mode mode, const float *x, float *out)
     int y = nerve_upsample(g, in, 2, mode);
     int st = y < 0 ? y : nerve_graph_compile(g, 1);
     if (st >= 0) {
-        set_values(g, in, x, 4);
+        test_set_values(g, in, x, 4);
         nerve_forward(g, y);
         memcpy(out, nerve_value(g, y).data, 16 * sizeof(float));
     }
@@ -353,12 +329,12 @@ TEST(max_unpooling_puts_values_at_the_paired_pools_argmax)
     nerve_pool_config c = nerve_pool_config_make(NERVE_POOL_MAX, 2, 2, 0);
     int p = nerve_pool(g, x, &c);
     int y = nerve_max_unpool(g, u, p), w;
-    int loss = linear_loss(g, y, &w);
+    int loss = test_linear_loss(g, y, &w);
     CHECK_OK(loss);
     CHECK_OK(nerve_input_set_requires_grad(g, u, 1));
     CHECK_OK(nerve_graph_compile(g, 1));
-    set_values(g, x, (const float[]){1, 2, 6, 3, 3, 5, 2, 1, 1, 2, 2, 1, 7, 3, 4, 8}, 16);
-    set_values(g, u, (const float[]){1, 2, 3, 4}, 4);
+    test_set_values(g, x, (const float[]){1, 2, 6, 3, 3, 5, 2, 1, 1, 2, 2, 1, 7, 3, 4, 8}, 16);
+    test_set_values(g, u, (const float[]){1, 2, 3, 4}, 4);
     for (int i = 0; i < 16; i++)
         nerve_value(g, w).data[i] = (float)(i + 1);
     CHECK_OK(nerve_forward(g, loss)); /* the pool runs first: it is an input of y */
@@ -380,7 +356,7 @@ TEST(max_unpooling_passes_gradcheck_and_rejects_a_non_max_pool)
     nerve_pool_config c = pool_cfg(NERVE_POOL_MAX, 3, 2, 1, 1, 0); /* overlapping windows */
     int p = nerve_pool(g, x, &c);
     int y = nerve_max_unpool(g, p, p), w; /* SegNet-style: unpool the pooled values */
-    int loss = linear_loss(g, y, &w);
+    int loss = test_linear_loss(g, y, &w);
     CHECK_OK(loss);
     nerve_pool_config avg = nerve_pool_config_make(NERVE_POOL_AVG, 2, 2, 0);
     int pa = nerve_pool(g, x, &avg);
@@ -390,7 +366,7 @@ TEST(max_unpooling_passes_gradcheck_and_rejects_a_non_max_pool)
     CHECK_OK(nerve_input_set_requires_grad(g, x, 1));
     CHECK_OK(nerve_graph_compile(g, 2));
     fill_distinct(g, x, &r);
-    fill_uniform(g, w, -1, 1, &r);
+    test_fill_uniform(g, w, -1, 1, &r);
     CHECK_OK(nerve_gradcheck(g, loss, 1e-2f, 1e-3f, 1e-2f));
     nerve_graph_free(g);
 }
@@ -425,12 +401,12 @@ TEST(pooling_follows_batch_changes_without_allocating)
     int un = nerve_max_unpool(g, pm, pm);
     int pa = nerve_pool(g, un, &ca);
     int pg = nerve_pool(g, pa, &cg), w;
-    int loss = linear_loss(g, pg, &w);
+    int loss = test_linear_loss(g, pg, &w);
     CHECK_OK(loss);
     CHECK_OK(nerve_input_set_requires_grad(g, x, 1));
     CHECK_OK(nerve_graph_compile(g, 3));
     fill_distinct(g, x, &r);
-    fill_uniform(g, w, -1, 1, &r);
+    test_fill_uniform(g, w, -1, 1, &r);
     CHECK_OK(nerve_forward(g, loss));
     CHECK_OK(nerve_backward(g, loss));
     float first[2 * 2];
@@ -499,7 +475,7 @@ static int pool_run(const nerve_pool_config *c, int threads, int N, int C, int H
     nerve_graph *g = nerve_graph_create();
     int x = nerve_input(g, "x", 4, (int[]){1, C, H, W});
     int p = nerve_pool(g, x, c), w;
-    int loss = p < 0 ? p : linear_loss(g, p, &w);
+    int loss = p < 0 ? p : test_linear_loss(g, p, &w);
     int st = loss < 0 ? loss : nerve_input_set_requires_grad(g, x, 1);
     if (st == NERVE_OK)
         st = nerve_graph_compile(g, N);
@@ -507,8 +483,8 @@ static int pool_run(const nerve_pool_config *c, int threads, int N, int C, int H
         nerve_tensor t = nerve_value(g, p);
         *oh = t.dims[2];
         *ow = t.dims[3];
-        set_values(g, x, xv, (size_t)N * C * H * W);
-        set_values(g, w, wv, (size_t)C * *oh * *ow);
+        test_set_values(g, x, xv, (size_t)N * C * H * W);
+        test_set_values(g, w, wv, (size_t)C * *oh * *ow);
         st = nerve_forward(g, loss);
         memcpy(y, t.data, nerve_tensor_numel(&t) * sizeof(float));
     }

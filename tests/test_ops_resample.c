@@ -9,29 +9,6 @@
 
 /* ---- helpers ----------------------------------------------------------------------------- */
 
-static void set_values(nerve_graph *g, int id, const float *v, size_t n)
-{
-    memcpy(nerve_value(g, id).data, v, n * sizeof(float));
-}
-
-static void fill_uniform(nerve_graph *g, int id, float lo, float hi, nerve_rng *r)
-{
-    nerve_tensor t = nerve_value(g, id);
-    for (size_t k = 0; k < nerve_tensor_numel(&t); k++)
-        t.data[k] = lo + (hi - lo) * nerve_rng_uniform(r);
-}
-
-/* loss = sum(y * w), w a parameter of y's per-sample shape (filled by the caller). */
-static int linear_loss(nerve_graph *g, int y, int *w)
-{
-    int nd, dims[NERVE_MAX_DIMS];
-    *w = -1;
-    if (nerve_node_shape(g, y, &nd, dims) < 0)
-        return nerve_last_status();
-    *w = nerve_param(g, "loss_w", nd - 1, dims + 1);
-    return nerve_sum(g, nerve_mul(g, y, *w), NERVE_AXIS_ALL, 0);
-}
-
 /* y = op(x) for an input of the given shape filled from xv; copies y into out. */
 typedef int (*unary_builder)(nerve_graph *g, int x, int arg, int mode);
 
@@ -43,7 +20,7 @@ static int run_unary(unary_builder build, int arg, int mode, int ndim, const int
     int y = build(g, x, arg, mode);
     int st = y < 0 ? y : nerve_graph_compile(g, dims[0]);
     if (st >= 0) {
-        set_values(g, x, xv, nerve_shape_numel(ndim, dims));
+        test_set_values(g, x, xv, nerve_shape_numel(ndim, dims));
         nerve_forward(g, y);
         nerve_tensor t = nerve_value(g, y);
         memcpy(out, t.data, nerve_tensor_numel(&t) * sizeof(float));
@@ -65,13 +42,13 @@ static int unary_gradcheck(unary_builder build, int arg, int mode, int ndim, con
     d1[0] = 1;
     int x = nerve_input(g, "x", ndim, d1), w = -1;
     int y = build(g, x, arg, mode);
-    int loss = y < 0 ? y : linear_loss(g, y, &w);
+    int loss = y < 0 ? y : test_linear_loss(g, y, &w);
     int st = loss < 0 ? loss : nerve_input_set_requires_grad(g, x, 1);
     if (st >= 0)
         st = nerve_graph_compile(g, dims[0]);
     if (st >= 0) {
-        fill_uniform(g, x, -2, 2, &r);
-        fill_uniform(g, w, -1, 1, &r);
+        test_fill_uniform(g, x, -2, 2, &r);
+        test_fill_uniform(g, w, -1, 1, &r);
         st = nerve_gradcheck(g, loss, 1e-2f, atol, rtol);
     }
     nerve_graph_free(g);
@@ -182,8 +159,8 @@ TEST(depth_to_space_and_space_to_depth_are_inverse_and_pass_gradcheck)
     CHECK_OK(nerve_node_shape(g, wide, &nd, dims));
     CHECK(nd == 3 && dims[1] == 2 && dims[2] == 15);
     CHECK_OK(nerve_graph_compile(g, 2));
-    fill_uniform(g, x, -1, 1, &r);
-    fill_uniform(g, x1, -1, 1, &r);
+    test_fill_uniform(g, x, -1, 1, &r);
+    test_fill_uniform(g, x1, -1, 1, &r);
     CHECK_OK(nerve_forward(g, -1));
     CHECK_ARRAY_NEAR(nerve_value(g, back).data, nerve_value(g, x).data, 2 * 3 * 4 * 6, 0);
     CHECK_ARRAY_NEAR(nerve_value(g, back1).data, nerve_value(g, x1).data, 2 * 6 * 5, 0);
@@ -249,13 +226,13 @@ static int check_lrn(const lrn_case *c, double tol)
     nerve_rng_seed(&r, 13);
     int x, w = -1;
     int y = lrn_node(g, c, &x);
-    int loss = y < 0 ? y : linear_loss(g, y, &w);
+    int loss = y < 0 ? y : test_linear_loss(g, y, &w);
     int st = loss < 0 ? loss : nerve_input_set_requires_grad(g, x, 1);
     if (st >= 0)
         st = nerve_graph_compile(g, c->N);
     if (st >= 0) {
-        fill_uniform(g, x, -2, 2, &r);
-        fill_uniform(g, w, -1, 1, &r);
+        test_fill_uniform(g, x, -2, 2, &r);
+        test_fill_uniform(g, w, -1, 1, &r);
         nerve_forward(g, loss);
         nerve_tensor xv = nerve_value(g, x), yv = nerve_value(g, y);
         size_t n = nerve_tensor_numel(&xv);
@@ -293,7 +270,7 @@ TEST(lrn_across_channels_matches_the_course_formula_and_gradcheck)
     int x = nerve_input(g, "x", 2, (int[]){1, flat.C});
     int y = nerve_lrn(g, x, flat.size, flat.alpha, flat.beta, flat.k, 0);
     CHECK_OK(nerve_graph_compile(g, flat.N));
-    fill_uniform(g, x, -2, 2, &r);
+    test_fill_uniform(g, x, -2, 2, &r);
     CHECK_OK(nerve_forward(g, y));
     double ref[16];
     lrn_reference(&flat, nerve_value(g, x).data, ref);
@@ -319,7 +296,7 @@ TEST(lrn_within_map_sums_the_square_neighbourhood_and_passes_gradcheck)
     int x = nerve_input(g, "x", 4, (int[]){1, 1, 1, 3});
     int l = nerve_lrn(g, x, 3, 1, 1, 1, 1);
     CHECK_OK(nerve_graph_compile(g, 1));
-    set_values(g, x, (const float[]){1, 2, 3}, 3);
+    test_set_values(g, x, (const float[]){1, 2, 3}, 3);
     CHECK_OK(nerve_forward(g, l));
     memcpy(y, nerve_value(g, l).data, sizeof y);
     CHECK_ARRAY_NEAR(y, ((const float[]){1.0f / 6, 2.0f / 15, 3.0f / 14}), 3, 1e-6);
@@ -369,13 +346,13 @@ TEST(pixel_softmax_ce_matches_a_direct_reference_with_and_without_weights)
     CHECK(nerve_pixel_softmax_ce_loss(g, z, z, -1) == NERVE_ERR_SHAPE);
     CHECK_OK(nerve_input_set_requires_grad(g, z, 1));
     CHECK_OK(nerve_graph_compile(g, N));
-    fill_uniform(g, z, -3, 3, &r);
+    test_fill_uniform(g, z, -3, 3, &r);
     float *labels = nerve_value(g, y).data;
     for (int i = 0; i < N * P; i++)
         labels[i] = (float)nerve_rng_below(&r, C);
     memcpy(nerve_value(g, y4).data, labels, (size_t)N * P * sizeof(float));
     const float wv[] = {0.5f, 2.0f, 1.0f, 3.0f};
-    set_values(g, cw, wv, C);
+    test_set_values(g, cw, wv, C);
     CHECK_OK(nerve_forward(g, -1));
     const float *zv = nerve_value(g, z).data;
     CHECK_NEAR(nerve_value(g, plain).data[0], pixel_ce_reference(zv, labels, NULL, N, C, P), 1e-5);
@@ -408,8 +385,8 @@ TEST(pixel_softmax_ce_on_a_signal_and_the_course_softmax_vector)
     int loss = nerve_pixel_softmax_ce_loss(g, z, y, -1);
     CHECK_OK(loss);
     CHECK_OK(nerve_graph_compile(g, 1));
-    set_values(g, z, (const float[]){5, 4, 4, 4, 2, 4, 2, 8, 1}, 9);
-    set_values(g, y, (const float[]){0, 1, 2}, 3);
+    test_set_values(g, z, (const float[]){5, 4, 4, 4, 2, 4, 2, 8, 1}, 9);
+    test_set_values(g, y, (const float[]){0, 1, 2}, 3);
     CHECK_OK(nerve_forward(g, loss));
     double l0 = log(exp(5) + exp(4) + exp(2)) - 5;
     double l1 = log(exp(4) + exp(2) + exp(8)) - 2;
@@ -438,7 +415,7 @@ TEST(resampling_operators_follow_batch_changes_without_allocating)
     CHECK_OK(loss);
     CHECK_OK(nerve_input_set_requires_grad(g, x, 1));
     CHECK_OK(nerve_graph_compile(g, 3));
-    fill_uniform(g, x, -2, 2, &r);
+    test_fill_uniform(g, x, -2, 2, &r);
     float *lv = nerve_value(g, labels).data;
     for (int i = 0; i < 3 * 24; i++)
         lv[i] = (float)nerve_rng_below(&r, 4);
