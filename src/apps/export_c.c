@@ -172,7 +172,7 @@ static size_t op_scratch(exporter *e, const node *n)
         return (node_numel(gn(e, n->in[0])) / (size_t)gn(e, n->in[0])->dims[0] + 3) / 4;
     if (strcmp(n->op->name, "rnn"))
         return 0;
-    int cell = n->attr.i[0], H = n->attr.i[1], D = n->attr.i[4];
+    int cell = n->attr.rnn.cell, H = n->attr.rnn.hidden, D = n->attr.rnn.dirs;
     int G = cell == NERVE_CELL_LSTM ? 4 : cell == NERVE_CELL_GRU ? 3 : 1;
     (void)e;
     /* h and C of every direction (the final states rnn_state reads), the gates, and two
@@ -383,7 +383,7 @@ static void emit_leaf_consts(exporter *e)
                 continue;
             for (int i = 0; i < r->n_in; i++)
                 if (r->in[i] == id && strcmp(r->op->name, "batchnorm") && strcmp(r->op->name, "zscore") &&
-                    !(!strcmp(r->op->name, "conv") && (r->attr.i[7] & 2) && i == 1))
+                    !(!strcmp(r->op->name, "conv") && r->attr.conv.cfg.flip && i == 1))
                     plain_reader = 1;
         }
         if (plain_reader)
@@ -783,9 +783,9 @@ static const char *ptr(exporter *e, int id) { return e->x[id].ptr; }
 static int emit_activation_expr(exporter *e, const node *n, char *out, size_t size)
 {
     char a[48], b[48];
-    flit(n->attr.f[0], a, sizeof a);
-    flit(n->attr.f[1], b, sizeof b);
-    switch ((nerve_act_type)n->attr.i[0]) {
+    flit(n->attr.activation.alpha, a, sizeof a);
+    flit(n->attr.activation.beta, b, sizeof b);
+    switch (n->attr.activation.type) {
     case NERVE_ACT_IDENTITY: snprintf(out, size, "u"); break;
     case NERVE_ACT_STEP: snprintf(out, size, "u >= 0.0f ? 1.0f : 0.0f"); break;
     case NERVE_ACT_SIGMOID: snprintf(out, size, "k_sigmoid(%s * u)", a); e->used[K_SIGMOID] = 1; break;
@@ -891,13 +891,12 @@ static int emit_conv(exporter *e, int id, node *n)
     int H = one_d ? 1 : x->dims[2], W = one_d ? x->dims[2] : x->dims[3];
     int KH = one_d ? 1 : w->dims[2], KW = one_d ? w->dims[2] : w->dims[3];
     int OH = one_d ? 1 : n->dims[2], OW = one_d ? n->dims[2] : n->dims[3];
-    int d0 = 3 - S; /* the conv attributes store spatial dim d of S at d (see conv.c) */
-    (void)d0;
+    const nerve_conv_config *c = &n->attr.conv.cfg; /* spatial dim d of S at d */
     int sv[2], pv[2], dv[2];
     for (int d = 0; d < S; d++) {
-        int in = x->dims[2 + d], k = w->dims[2 + d], s = n->attr.i[d], dil = n->attr.i[3 + d];
-        int pb = n->attr.ints[d];
-        if (n->attr.i[7] & 1) { /* same: nerve's split of the total padding */
+        int in = x->dims[2 + d], k = w->dims[2 + d], s = c->stride[d], dil = c->dilation[d];
+        int pb = c->pad_begin[d];
+        if (c->same) { /* same: nerve's split of the total padding */
             int out = (in + s - 1) / s, e_ = dil * (k - 1) + 1, total = (out - 1) * s + e_ - in;
             pb = total > 0 ? total / 2 : 0;
         }
@@ -906,11 +905,11 @@ static int emit_conv(exporter *e, int id, node *n)
     int sh = one_d ? 1 : sv[0], sw = one_d ? sv[0] : sv[1];
     int ph = one_d ? 0 : pv[0], pw = one_d ? pv[0] : pv[1];
     int dh = one_d ? 1 : dv[0], dw = one_d ? dv[0] : dv[1];
-    int p[15] = {x->dims[1], H, W, n->dims[1], KH, KW, OH, OW, sh, sw, ph, pw, dh, dw, n->attr.i[6]};
+    int p[15] = {x->dims[1], H, W, n->dims[1], KH, KW, OH, OW, sh, sw, ph, pw, dh, dw, c->groups};
     char pname[96], wname[96];
     params_table(e, id, p, 15, pname, sizeof pname);
     snprintf(wname, sizeof wname, "%s", ptr(e, n->in[1]));
-    if (n->attr.i[7] & 2) { /* flip: a true convolution is a correlation with reversed taps */
+    if (c->flip) { /* flip: a true convolution is a correlation with reversed taps */
         size_t taps = (size_t)KH * KW, rows = node_numel(w) / taps;
         float *f = nerve_xalloc_floats(node_numel(w));
         if (!f)
@@ -931,7 +930,8 @@ static int emit_conv(exporter *e, int id, node *n)
 static int emit_pool(exporter *e, int id, node *n)
 {
     node *x = gn(e, n->in[0]);
-    int type = n->attr.i[0], one_d = x->ndim == 3;
+    const attr_pool *a = &n->attr.pool;
+    int type = (int)a->type, one_d = x->ndim == 3;
     if (x->ndim != 3 && x->ndim != 4)
         return unsupported(e, n, "pools a tensor that is neither [N, C, L] nor [N, C, H, W]");
     int H = one_d ? 1 : x->dims[2], W = one_d ? x->dims[2] : x->dims[3];
@@ -940,12 +940,12 @@ static int emit_pool(exporter *e, int id, node *n)
     if (type == NERVE_POOL_GLOBAL_AVG || type == NERVE_POOL_GLOBAL_MAX) {
         kh = H, kw = W, sh = sw = 1;
     } else if (one_d) {
-        kh = sh = 1, kw = n->attr.ints[0], sw = n->attr.ints[2], pw = n->attr.ints[4];
+        kh = sh = 1, kw = a->kernel[0], sw = a->stride[0], pw = a->pad[0];
     } else {
-        kh = n->attr.ints[0], kw = n->attr.ints[1], sh = n->attr.ints[2], sw = n->attr.ints[3];
-        ph = n->attr.ints[4], pw = n->attr.ints[5];
+        kh = a->kernel[0], kw = a->kernel[1], sh = a->stride[0], sw = a->stride[1];
+        ph = a->pad[0], pw = a->pad[1];
     }
-    int p[11] = {H, W, OH, OW, kh, kw, sh, sw, ph, pw, type == NERVE_POOL_AVG && n->attr.i[2]};
+    int p[11] = {H, W, OH, OW, kh, kw, sh, sw, ph, pw, type == NERVE_POOL_AVG && a->count_include_pad};
     char pname[96];
     params_table(e, id, p, type == NERVE_POOL_AVG ? 11 : 10, pname, sizeof pname);
     const char *fn = "k_pool_avg";
@@ -970,7 +970,7 @@ static int emit_batchnorm(exporter *e, int id, node *n)
     if (!ss)
         return NERVE_ERR_NOMEM;
     for (int c = 0; c < C; c++) { /* exactly the evaluation forward's scale and shift */
-        float istd = 1.0f / sqrtf(var[c] + n->attr.f[1]);
+        float istd = 1.0f / sqrtf(var[c] + n->attr.batchnorm.eps);
         ss[c] = gamma[c] * istd;
         ss[C + c] = beta[c] - mean[c] * ss[c];
     }
@@ -1086,7 +1086,7 @@ static size_t inner_of(const node *n, int ax)
 
 static int emit_concat(exporter *e, int id, node *n)
 {
-    int ax = normalize_axis(n->attr.i[0], n->ndim);
+    int ax = normalize_axis(n->attr.axis.axis, n->ndim);
     size_t outer = outer_of(n, ax), row = inner_of(n, ax) * (size_t)n->dims[ax], off = 0;
     e->used[K_COPY_ROWS] = 1;
     for (int k = 0; k < n->n_in; k++) {
@@ -1102,8 +1102,8 @@ static int emit_concat(exporter *e, int id, node *n)
 static int emit_slice(exporter *e, int id, node *n)
 {
     node *x = gn(e, n->in[0]);
-    int ax = normalize_axis(n->attr.i[0], x->ndim);
-    int start = n->attr.i[1], size = x->dims[ax];
+    int ax = normalize_axis(n->attr.slice.axis, x->ndim);
+    int start = n->attr.slice.start, size = x->dims[ax];
     if (start < 0)
         start += size;
     start = start < 0 ? 0 : start > size ? size : start;
@@ -1127,7 +1127,7 @@ static int emit_transpose(exporter *e, int id, node *n)
         stride *= x->dims[k];
     }
     for (int k = 0; k < nd; k++)
-        tab[k] = n->dims[k], tab[8 + k] = xs[n->attr.ints[k]];
+        tab[k] = n->dims[k], tab[8 + k] = xs[n->attr.dims.dims[k]];
     char pname[96];
     snprintf(pname, sizeof pname, "%s_p%d", e->name, id);
     sb_printf(&e->consts, "/* dims, strides in the input */\n");
@@ -1140,24 +1140,24 @@ static int emit_transpose(exporter *e, int id, node *n)
 
 static int emit_rnn(exporter *e, int id, node *n)
 {
-    /* attr.i: cell, hidden, lstm flags, gru form, directions, return_sequences, carry;
-     * attr.ints: input slots of lengths, h0, c0, the parameter bundles (recurrent.c) */
-    int cell = n->attr.i[0], H = n->attr.i[1], flags = n->attr.i[2], form = n->attr.i[3];
-    int D = n->attr.i[4], retseq = n->attr.i[5], carry = n->attr.i[6];
+    const attr_rnn *a = &n->attr.rnn;
+    int cell = a->cell, H = a->hidden, flags = a->lstm_flags, form = a->gru_form;
+    int D = a->dirs, retseq = a->return_sequences, carry = a->carry;
     node *x = gn(e, n->in[0]);
-    if (n->attr.ints[0] >= 0)
+    if (a->slot[RNN_LENGTHS] >= 0)
         return unsupported(e, n, "reads per-sequence lengths (export runs whole sequences)");
     if (x->dims[1] != 1)
         return unsupported(e, n, "has more than one sequence per sample");
     int T = x->dims[0], F = x->dims[2];
-    int h0 = n->attr.ints[1] >= 0 ? n->in[n->attr.ints[1]] : -1;
-    int c0 = n->attr.ints[2] >= 0 ? n->in[n->attr.ints[2]] : -1;
+    int h0 = a->slot[RNN_H0] >= 0 ? n->in[a->slot[RNN_H0]] : -1;
+    int c0 = a->slot[RNN_C0] >= 0 ? n->in[a->slot[RNN_C0]] : -1;
     sb_printf(&e->code, "    {\n        static const k_rnn_weights w[%d] = {", D);
     for (int d = 0; d < D; d++) {
-        node *p = gn(e, n->in[n->attr.ints[3 + d]]);
-        const char *f[5];
-        for (int k = 0; k < 5; k++)
-            f[k] = p->attr.i[k] >= 0 ? ptr(e, p->in[p->attr.i[k]]) : "0";
+        node *p = gn(e, n->in[a->slot[RNN_PARAMS0 + d]]);
+        const int *ps = p->attr.rnn_params.slot;
+        const char *f[RNN_PARAM_SLOTS];
+        for (int k = 0; k < RNN_PARAM_SLOTS; k++)
+            f[k] = ps[k] >= 0 ? ptr(e, p->in[ps[k]]) : "0";
         sb_printf(&e->code, "%s{%s, %s, %s, %s, %s}", d ? ", " : "", f[0], f[1], f[2], f[3], f[4]);
     }
     sb_printf(&e->code, "};\n");
@@ -1245,17 +1245,17 @@ static int emit_node(exporter *e, int id)
         return NERVE_OK;
     }
     if (!strcmp(op, "softmax") || !strcmp(op, "log_softmax")) {
-        int ax = normalize_axis(n->attr.i[0], n->ndim);
+        int ax = normalize_axis(n->attr.softmax.axis, n->ndim);
         e->used[K_SOFTMAX] = e->used[K_MATH] = 1;
         sb_printf(&e->code, "    k_softmax(%s, %s, %zu, %d, %zu, %d);\n", ptr(e, n->in[0]), ptr(e, id),
-                  outer_of(n, ax), n->dims[ax], inner_of(n, ax), n->attr.i[1]);
+                  outer_of(n, ax), n->dims[ax], inner_of(n, ax), n->attr.softmax.log_space);
         return NERVE_OK;
     }
     if (!strcmp(op, "affine")) {
         char a[48], b[48];
         sb_printf(&e->code, "    for (int i = 0; i < %zu; i++)\n        %s[i] = %s * %s[i] + %s;\n",
-                  node_numel(n), ptr(e, id), flit(n->attr.f[0], a, sizeof a), ptr(e, n->in[0]),
-                  flit(n->attr.f[1], b, sizeof b));
+                  node_numel(n), ptr(e, id), flit(n->attr.affine.scale, a, sizeof a), ptr(e, n->in[0]),
+                  flit(n->attr.affine.shift, b, sizeof b));
         return NERVE_OK;
     }
     if (!strcmp(op, "add") || !strcmp(op, "sub") || !strcmp(op, "mul") || !strcmp(op, "div"))
@@ -1270,10 +1270,10 @@ static int emit_node(exporter *e, int id)
         return emit_rnn(e, id, n);
     if (!strcmp(op, "rnn_state")) {
         node *r = gn(e, n->in[0]);
-        int D = r->attr.i[4], H = r->attr.i[1];
+        int D = r->attr.rnn.dirs, H = r->attr.rnn.hidden;
         e->used[K_COPY_ROWS] = 1;
         sb_printf(&e->code, "    k_copy_rows(%s, 0, %s + %zu, 0, 1, %d);\n", ptr(e, id), ptr(e, n->in[0]),
-                  node_numel(r) + (size_t)n->attr.i[0] * D * H, D * H);
+                  node_numel(r) + (size_t)n->attr.rnn_state.which * D * H, D * H);
         return NERVE_OK;
     }
     if (!strcmp(op, "embedding")) {

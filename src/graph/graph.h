@@ -17,8 +17,7 @@
 #define NERVE_GRAPH_H
 
 #include "../core/core.h"
-
-#define NERVE_MAX_ATTR 8
+#include "attrs.h"
 
 typedef struct node node;
 
@@ -59,10 +58,38 @@ typedef struct op_def {
     unsigned flags;                            /* OP_* above; 0 for none */
 } op_def;
 
-typedef struct node_attr {
-    float f[NERVE_MAX_ATTR];
-    int i[NERVE_MAX_ATTR];
-    int ints[NERVE_MAX_DIMS]; /* shapes and permutations */
+/* A node's attributes: its operator's typed struct (attrs.h), read and written by name. */
+typedef union node_attr {
+    attr_conv conv;
+    attr_pool pool;
+    attr_matmul matmul;
+    attr_affine affine;
+    attr_dropout dropout;
+    attr_batchnorm batchnorm;
+    attr_axis_reduce axis_reduce;
+    attr_activation activation;
+    attr_softmax softmax;
+    attr_upsample upsample;
+    attr_block block;
+    attr_lrn lrn;
+    attr_pixel_ce pixel_ce;
+    attr_roi roi;
+    attr_pointwise_loss pointwise_loss;
+    attr_softmax_ce softmax_ce;
+    attr_penalty penalty;
+    attr_yolo1 yolo1;
+    attr_yolo yolo;
+    attr_dims dims;
+    attr_axis axis;
+    attr_slice slice;
+    attr_unary unary;
+    attr_clip clip;
+    attr_reduce reduce;
+    attr_pad pad;
+    attr_cumsum cumsum;
+    attr_rnn rnn;
+    attr_rnn_params rnn_params;
+    attr_rnn_state rnn_state;
 } node_attr;
 
 struct node {

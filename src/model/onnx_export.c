@@ -429,8 +429,6 @@ static void ex_dense(xp *e, int id, node *n)
     attr_i(e, o, "transB", 1);
 }
 
-enum { CONV_SAME_FLAG = 1, CONV_FLIP_FLAG = 2 }; /* node attr.i[7] (src/ops/conv.c) */
-
 /* A conv weight with its spatial taps reversed (a true convolution as a correlation). */
 static const char *flipped_weight(xp *e, int id, int w)
 {
@@ -455,15 +453,16 @@ static const char *flipped_weight(xp *e, int id, int w)
 static void ex_conv(xp *e, int id, node *n, int transpose)
 {
     node *x = gn(e, n->in[0]), *w = gn(e, n->in[1]);
+    const nerve_conv_config *c = &n->attr.conv.cfg;
     int S = w->ndim - 2;
     int64_t k[3], s[3], d[3], pads[6], outpad[3];
     for (int i = 0; i < S; i++) {
         k[i] = w->dims[2 + i];
-        s[i] = n->attr.i[i];
-        d[i] = n->attr.i[3 + i];
-        int64_t pb = n->attr.ints[i], pe = n->attr.ints[3 + i], op = (int64_t)n->attr.f[i];
+        s[i] = c->stride[i];
+        d[i] = c->dilation[i];
+        int64_t pb = c->pad_begin[i], pe = c->pad_end[i], op = n->attr.conv.output_padding[i];
         int64_t ext = d[i] * (k[i] - 1) + 1, in = x->dims[2 + i];
-        if (n->attr.i[7] & CONV_SAME_FLAG) { /* nerve's split of "same" padding (src/ops/conv.c) */
+        if (c->same) { /* nerve's split of "same" padding (src/ops/conv_geometry.c) */
             int64_t total = transpose ? ext - s[i] : ((in + s[i] - 1) / s[i] - 1) * s[i] + ext - in;
             pb = total > 0 ? total / 2 : 0;
             pe = total > 0 ? total - pb : 0;
@@ -473,7 +472,7 @@ static void ex_conv(xp *e, int id, node *n, int transpose)
         pads[S + i] = pe;
         outpad[i] = op;
     }
-    const char *wv = (n->attr.i[7] & CONV_FLIP_FLAG) ? flipped_weight(e, id, n->in[1]) : in_value(e, n, 1);
+    const char *wv = c->flip ? flipped_weight(e, id, n->in[1]) : in_value(e, n, 1);
     const char *in[3] = {in_value(e, n, 0), wv, n->n_in == 3 ? in_value(e, n, 2) : ""};
     const char *out = out_name(e, id);
     onnx_node *o = add_node(e, transpose ? "ConvTranspose" : "Conv", id, n->n_in == 3 ? 3 : 2, in, 1, &out);
@@ -481,7 +480,7 @@ static void ex_conv(xp *e, int id, node *n, int transpose)
     attr_ints(e, o, "strides", S, s);
     attr_ints(e, o, "dilations", S, d);
     attr_ints(e, o, "pads", 2 * S, pads);
-    attr_i(e, o, "group", n->attr.i[6]);
+    attr_i(e, o, "group", c->groups);
     if (transpose)
         attr_ints(e, o, "output_padding", S, outpad);
 }
@@ -491,7 +490,8 @@ enum { POOL_MAX, POOL_AVG, POOL_L2, POOL_GLOBAL_AVG, POOL_GLOBAL_MAX }; /* nerve
 static void ex_pool(xp *e, int id, node *n)
 {
     node *x = gn(e, n->in[0]);
-    int type = n->attr.i[0], ceil_mode = n->attr.i[1], incl = n->attr.i[2];
+    const attr_pool *a = &n->attr.pool;
+    int type = (int)a->type, ceil_mode = a->ceil_mode, incl = a->count_include_pad;
     if (type == POOL_GLOBAL_AVG || type == POOL_GLOBAL_MAX) {
         op1(e, type == POOL_GLOBAL_AVG ? "GlobalAveragePool" : "GlobalMaxPool", id, in_value(e, n, 0),
             out_name(e, id));
@@ -504,10 +504,10 @@ static void ex_pool(xp *e, int id, node *n)
     }
     int64_t k[2], s[2], pads[4];
     for (int i = 0; i < S; i++) {
-        int a = one_d ? 0 : i;
-        k[i] = n->attr.ints[a];
-        s[i] = n->attr.ints[2 + a];
-        int64_t p = n->attr.ints[4 + a], in = x->dims[2 + i], out = n->dims[2 + i];
+        int ax = one_d ? 0 : i;
+        k[i] = a->kernel[ax];
+        s[i] = a->stride[ax];
+        int64_t p = a->pad[ax], in = x->dims[2 + i], out = n->dims[2 + i];
         /* ceil mode as explicit end padding: floor((in + p + pe - k) / s) + 1 = out */
         int64_t pe = p;
         if (ceil_mode && (out - 1) * s[i] + k[i] > in + 2 * p) {
@@ -535,8 +535,8 @@ static void ex_pool(xp *e, int id, node *n)
 
 static void ex_lrn(xp *e, int id, node *n)
 {
-    int size = n->attr.i[0];
-    if (n->attr.i[1]) {
+    int size = n->attr.lrn.size;
+    if (n->attr.lrn.within_map) {
         refuse(e, id, "LRN within a map has no ONNX form (ONNX's LRN is across channels)");
         return;
     }
@@ -547,9 +547,9 @@ static void ex_lrn(xp *e, int id, node *n)
     onnx_node *o = add_node(e, "LRN", id, 1, (const char *[]){in_value(e, n, 0)}, 1,
                             (const char *[]){out_name(e, id)});
     attr_i(e, o, "size", size);
-    attr_f(e, o, "alpha", n->attr.f[0] * (float)size); /* ONNX divides alpha by size */
-    attr_f(e, o, "beta", n->attr.f[1]);
-    attr_f(e, o, "bias", n->attr.f[2]);
+    attr_f(e, o, "alpha", n->attr.lrn.alpha * (float)size); /* ONNX divides alpha by size */
+    attr_f(e, o, "beta", n->attr.lrn.beta);
+    attr_f(e, o, "bias", n->attr.lrn.k);
 }
 
 static void ex_batchnorm(xp *e, int id, node *n)
@@ -559,7 +559,7 @@ static void ex_batchnorm(xp *e, int id, node *n)
         in[k] = in_value(e, n, k);
     const char *out = out_name(e, id);
     onnx_node *o = add_node(e, "BatchNormalization", id, 5, in, 1, &out);
-    attr_f(e, o, "epsilon", n->attr.f[1]);
+    attr_f(e, o, "epsilon", n->attr.batchnorm.eps);
 }
 
 static void ex_zscore(xp *e, int id, node *n)
@@ -585,9 +585,9 @@ enum { ACT_IDENTITY, ACT_STEP, ACT_SIGMOID, ACT_HARD_SIGMOID, ACT_TANH, ACT_RELU
 static void ex_activation(xp *e, int id, node *n)
 {
     const char *x = in_value(e, n, 0);
-    float a = n->attr.f[0], b = n->attr.f[1];
+    float a = n->attr.activation.alpha, b = n->attr.activation.beta;
     onnx_node *o;
-    switch (n->attr.i[0]) {
+    switch (n->attr.activation.type) {
     case NERVE_ACT_IDENTITY: op1(e, "Identity", id, x, out_name(e, id)); return;
     case NERVE_ACT_STEP: {
         const char *ge = tmp_name(e, id, "ge");
@@ -631,7 +631,7 @@ static void ex_activation(xp *e, int id, node *n)
                  (const char *[]){x, scalar_f(e, id, "min", 0.0f), scalar_f(e, id, "max", a)}, 1,
                  (const char *[]){out_name(e, id)});
         return;
-    default: refuse(e, id, "activation type %d", n->attr.i[0]);
+    default: refuse(e, id, "activation type %d", (int)n->attr.activation.type);
     }
 }
 
@@ -656,8 +656,8 @@ static void ex_prelu(xp *e, int id, node *n)
 
 static void ex_softmax(xp *e, int id, node *n)
 {
-    int ax = normalize_axis(n->attr.i[0], n->ndim);
-    onnx_node *o = add_node(e, n->attr.i[1] ? "LogSoftmax" : "Softmax", id, 1,
+    int ax = normalize_axis(n->attr.softmax.axis, n->ndim);
+    onnx_node *o = add_node(e, n->attr.softmax.log_space ? "LogSoftmax" : "Softmax", id, 1,
                             (const char *[]){in_value(e, n, 0)}, 1, (const char *[]){out_name(e, id)});
     attr_i(e, o, "axis", ax);
 }
@@ -671,9 +671,9 @@ static void ex_binary(xp *e, int id, node *n, const char *op)
 static void ex_affine(xp *e, int id, node *n)
 {
     const char *scaled = tmp_name(e, id, "scaled");
-    add_node(e, "Mul", id, 2, (const char *[]){in_value(e, n, 0), scalar_f(e, id, "scale", n->attr.f[0])},
+    add_node(e, "Mul", id, 2, (const char *[]){in_value(e, n, 0), scalar_f(e, id, "scale", n->attr.affine.scale)},
              1, &scaled);
-    add_node(e, "Add", id, 2, (const char *[]){scaled, scalar_f(e, id, "shift", n->attr.f[1])}, 1,
+    add_node(e, "Add", id, 2, (const char *[]){scaled, scalar_f(e, id, "shift", n->attr.affine.shift)}, 1,
              (const char *[]){out_name(e, id)});
 }
 
@@ -683,19 +683,19 @@ static void ex_concat(xp *e, int id, node *n)
     for (int k = 0; k < n->n_in; k++)
         in[k] = in_value(e, n, k);
     onnx_node *o = add_node(e, "Concat", id, n->n_in, in, 1, (const char *[]){out_name(e, id)});
-    attr_i(e, o, "axis", normalize_axis(n->attr.i[0], n->ndim));
+    attr_i(e, o, "axis", normalize_axis(n->attr.axis.axis, n->ndim));
 }
 
 static void ex_slice(xp *e, int id, node *n)
 {
     node *x = gn(e, n->in[0]);
-    int ax = normalize_axis(n->attr.i[0], x->ndim);
+    int ax = normalize_axis(n->attr.slice.axis, x->ndim);
     if (e->d1[n->in[0]][ax] != e->d2[n->in[0]][ax]) {
         refuse(e, id, "a slice along the batch axis");
         return;
     }
     int dim = x->dims[ax];
-    int64_t start = n->attr.i[1], end = n->attr.i[2];
+    int64_t start = n->attr.slice.start, end = n->attr.slice.end;
     start = start < 0 ? start + dim : start;
     end = end < 0 ? end + dim : end;
     start = start < 0 ? 0 : start > dim ? dim : start;
@@ -710,11 +710,11 @@ static void ex_slice(xp *e, int id, node *n)
 static void ex_transpose(xp *e, int id, node *n)
 {
     int64_t perm[NERVE_MAX_DIMS];
-    for (int k = 0; k < n->attr.i[0]; k++)
-        perm[k] = n->attr.ints[k];
+    for (int k = 0; k < n->attr.dims.ndim; k++)
+        perm[k] = n->attr.dims.dims[k];
     onnx_node *o = add_node(e, "Transpose", id, 1, (const char *[]){in_value(e, n, 0)}, 1,
                             (const char *[]){out_name(e, id)});
-    attr_ints(e, o, "perm", n->attr.i[0], perm);
+    attr_ints(e, o, "perm", n->attr.dims.ndim, perm);
 }
 
 /* Reshape to the node's shape, -1 on the one dimension that follows the batch. */
@@ -734,7 +734,7 @@ static void reshape_to(xp *e, int id, const char *x, const char *out)
 static void ex_upsample(xp *e, int id, node *n)
 {
     node *x = gn(e, n->in[0]);
-    int s = n->attr.i[0], mode = n->attr.i[1];
+    int s = n->attr.upsample.scale, mode = n->attr.upsample.mode;
     float scales[NERVE_MAX_DIMS];
     for (int k = 0; k < x->ndim; k++)
         scales[k] = k < 2 ? 1.0f : (float)s;
@@ -777,12 +777,12 @@ static void ex_upsample(xp *e, int id, node *n)
     }
 }
 
-/* nerve's pad: begin in attr.ints, end in attr.i (negative crops), mode attr.i[6], value
- * attr.f[0] (src/ops/math.c) -> Pad with pads [begin..., end...] (darknet's [shortcut]
- * between different channel counts pads or crops the channels). */
+/* nerve's pad: attr.pad, begin and end (negative crops), mode, value (src/ops/math.c) ->
+ * Pad with pads [begin..., end...] (darknet's [shortcut] between different channel counts
+ * pads or crops the channels). */
 static void ex_pad(xp *e, int id, node *n)
 {
-    int nd = gn(e, n->in[0])->ndim, mode = n->attr.i[6];
+    int nd = gn(e, n->in[0])->ndim, mode = n->attr.pad.mode;
     static const char *const modes[] = {"constant", "reflect", "edge"};
     if (nd > 6 || mode < 0 || mode > 2) {
         refuse(e, id, "pad of rank %d or mode %d", nd, mode);
@@ -790,12 +790,12 @@ static void ex_pad(xp *e, int id, node *n)
     }
     int64_t pads[12];
     for (int k = 0; k < nd; k++) {
-        pads[k] = n->attr.ints[k];
-        pads[nd + k] = n->attr.i[k];
+        pads[k] = n->attr.pad.begin[k];
+        pads[nd + k] = n->attr.pad.end[k];
     }
     onnx_node *o = add_node(e, "Pad", id, 3,
                             (const char *[]){in_value(e, n, 0), ints_1d(e, id, "pads", 2 * nd, pads),
-                                             scalar_f(e, id, "value", n->attr.f[0])},
+                                             scalar_f(e, id, "value", n->attr.pad.value)},
                             1, (const char *[]){out_name(e, id)});
     attr_s(e, o, "mode", modes[mode]);
 }
@@ -806,9 +806,9 @@ static void ex_depth_space(xp *e, int id, node *n)
         refuse(e, id, "depth/space rearrangement of a rank-%d value (ONNX's is 4-D)", n->ndim);
         return;
     }
-    onnx_node *o = add_node(e, n->attr.i[1] ? "DepthToSpace" : "SpaceToDepth", id, 1,
+    onnx_node *o = add_node(e, n->attr.block.to_space ? "DepthToSpace" : "SpaceToDepth", id, 1,
                             (const char *[]){in_value(e, n, 0)}, 1, (const char *[]){out_name(e, id)});
-    attr_i(e, o, "blocksize", n->attr.i[0]);
+    attr_i(e, o, "blocksize", n->attr.block.block);
 }
 
 /* nerve's embedding: row floor(v) of the table for 0 <= v < V, a zero row otherwise (ONNX's
@@ -839,9 +839,6 @@ static void ex_embedding(xp *e, int id, node *n)
 /* ---- recurrent layers --------------------------------------------------------------------
  * nerve's gates (LSTM i f g o, GRU r z n) in ONNX's order (LSTM i o f c, GRU z r h): nerve's
  * block g is ONNX's block perm[g]; the peephole rows i f o are ONNX's i o f. */
-enum { RA_CELL, RA_HIDDEN, RA_LSTM_FLAGS, RA_GRU_FORM, RA_DIRS, RA_RETSEQ, RA_CARRY }; /* rnn attr.i */
-enum { RS_LENGTHS, RS_H0, RS_C0, RS_PARAMS0 };                                          /* attr.ints */
-enum { RP_W_IH, RP_W_HH, RP_B_IH, RP_B_HH, RP_PEEP };                                   /* rnn_params */
 
 static const int lstm_perm[4] = {0, 2, 3, 1}, gru_perm[3] = {1, 0, 2}, rnn_perm[1] = {0};
 static const int peep_perm[3] = {0, 2, 1};
@@ -852,34 +849,37 @@ static const int coupled_perm[4] = {2, 0, 3, 1}, coupled_peep[3] = {2, 0, 1};
 
 static int rnn_coupled(const node *r)
 {
-    return r->attr.i[RA_CELL] == NERVE_CELL_LSTM && (r->attr.i[RA_LSTM_FLAGS] & NERVE_LSTM_COUPLED);
+    return r->attr.rnn.cell == NERVE_CELL_LSTM && (r->attr.rnn.lstm_flags & NERVE_LSTM_COUPLED);
 }
 
-static int rnn_gates(const node *r) { return r->attr.i[RA_CELL] == NERVE_CELL_LSTM ? 4 : r->attr.i[RA_CELL] == NERVE_CELL_GRU ? 3 : 1; }
+static int rnn_gates(const node *r)
+{
+    return r->attr.rnn.cell == NERVE_CELL_LSTM ? 4 : r->attr.rnn.cell == NERVE_CELL_GRU ? 3 : 1;
+}
 static const int *rnn_perm_of(const node *r)
 {
     if (rnn_coupled(r))
         return coupled_perm;
-    return r->attr.i[RA_CELL] == NERVE_CELL_LSTM ? lstm_perm : r->attr.i[RA_CELL] == NERVE_CELL_GRU ? gru_perm : rnn_perm;
+    return r->attr.rnn.cell == NERVE_CELL_LSTM ? lstm_perm : r->attr.rnn.cell == NERVE_CELL_GRU ? gru_perm : rnn_perm;
 }
 
 /* The parameter node of slot `slot` of direction d of rnn node r, or -1. */
 static int rnn_param(nerve_graph *g, const node *r, int d, int slot)
 {
-    const node *p = &g->nodes[r->in[r->attr.ints[RS_PARAMS0 + d]]];
-    return p->attr.i[slot] >= 0 ? p->in[p->attr.i[slot]] : -1;
+    const node *p = &g->nodes[r->in[r->attr.rnn.slot[RNN_PARAMS0 + d]]];
+    return p->attr.rnn_params.slot[slot] >= 0 ? p->in[p->attr.rnn_params.slot[slot]] : -1;
 }
 
 /* Moves values between nerve's parameters of rnn node r and ONNX's tensor of kind `kind`
  * (SRC_RNN_*): to_onnx 1 fills t from the parameters, 0 fills the parameters from t. */
 static void rnn_pack(nerve_graph *g, const node *r, int kind, float *t, int to_onnx)
 {
-    int G = rnn_gates(r), H = r->attr.i[RA_HIDDEN], D = r->attr.i[RA_DIRS];
+    int G = rnn_gates(r), H = r->attr.rnn.hidden, D = r->attr.rnn.dirs;
     const int *perm = rnn_perm_of(r), *pperm = rnn_coupled(r) ? coupled_peep : peep_perm;
     int neg = rnn_coupled(r) ? 1 : -1; /* nerve's block negated on the way (an involution) */
     for (int d = 0; d < D; d++) {
         if (kind == SRC_RNN_W || kind == SRC_RNN_R) {
-            int p = rnn_param(g, r, d, kind == SRC_RNN_W ? RP_W_IH : RP_W_HH);
+            int p = rnn_param(g, r, d, kind == SRC_RNN_W ? RNN_W_IH : RNN_W_HH);
             size_t cols = (size_t)g->nodes[p].dims[1];
             float *v = g->nodes[p].value;
             for (int gi = 0; gi < G; gi++)
@@ -895,7 +895,7 @@ static void rnn_pack(nerve_graph *g, const node *r, int kind, float *t, int to_o
                 }
         } else if (kind == SRC_RNN_B) {
             for (int half = 0; half < 2; half++) {
-                int p = rnn_param(g, r, d, half ? RP_B_HH : RP_B_IH);
+                int p = rnn_param(g, r, d, half ? RNN_B_HH : RNN_B_IH);
                 for (int gi = 0; gi < G; gi++)
                     for (int row = 0; row < H; row++) {
                         float *o = t + (size_t)d * 2 * G * H + (size_t)half * G * H + (size_t)perm[gi] * H + row;
@@ -912,7 +912,7 @@ static void rnn_pack(nerve_graph *g, const node *r, int kind, float *t, int to_o
                     }
             }
         } else { /* SRC_RNN_P */
-            int p = rnn_param(g, r, d, RP_PEEP);
+            int p = rnn_param(g, r, d, RNN_PEEPHOLE);
             for (int k = 0; k < 3; k++)
                 for (int j = 0; j < H; j++) {
                     float *o = t + (size_t)d * 3 * H + (size_t)pperm[k] * H + j;
@@ -939,13 +939,13 @@ static const char *rnn_init(xp *e, int id, const char *what, int kind, int ndim,
 
 static void ex_rnn(xp *e, int id, node *n)
 {
-    int cell = n->attr.i[RA_CELL], H = n->attr.i[RA_HIDDEN], D = n->attr.i[RA_DIRS];
-    int G = rnn_gates(n), flags = n->attr.i[RA_LSTM_FLAGS];
+    int cell = n->attr.rnn.cell, H = n->attr.rnn.hidden, D = n->attr.rnn.dirs;
+    int G = rnn_gates(n), flags = n->attr.rnn.lstm_flags;
     node *x = gn(e, n->in[0]);
     int64_t F = x->dims[2];
     int has_b = 0, has_p = (cell == NERVE_CELL_LSTM) && (flags & NERVE_LSTM_PEEPHOLE);
     for (int d = 0; d < D; d++)
-        has_b |= rnn_param(e->g, n, d, RP_B_IH) >= 0 || rnn_param(e->g, n, d, RP_B_HH) >= 0;
+        has_b |= rnn_param(e->g, n, d, RNN_B_IH) >= 0 || rnn_param(e->g, n, d, RNN_B_HH) >= 0;
     const char *in[8] = {in_value(e, n, 0), "", "", "", "", "", "", ""};
     in[1] = rnn_init(e, id, "W", SRC_RNN_W, 3, (int64_t[]){D, (int64_t)G * H, F});
     in[2] = rnn_init(e, id, "R", SRC_RNN_R, 3, (int64_t[]){D, (int64_t)G * H, H});
@@ -954,20 +954,20 @@ static void ex_rnn(xp *e, int id, node *n)
         in[3] = rnn_init(e, id, "B", SRC_RNN_B, 2, (int64_t[]){D, 2LL * G * H});
         n_in = 4;
     }
-    if (n->attr.ints[RS_LENGTHS] >= 0) {
+    if (n->attr.rnn.slot[RNN_LENGTHS] >= 0) {
         const char *len = tmp_name(e, id, "lengths");
-        onnx_node *c = add_node(e, "Cast", id, 1, (const char *[]){in_value(e, n, n->attr.ints[RS_LENGTHS])}, 1, &len);
+        onnx_node *c = add_node(e, "Cast", id, 1, (const char *[]){in_value(e, n, n->attr.rnn.slot[RNN_LENGTHS])}, 1, &len);
         attr_i(e, c, "to", ONNX_INT32);
         in[4] = len;
         n_in = 5;
     }
-    if (!n->attr.i[RA_CARRY]) { /* a carried state starts from zeros: the ONNX default */
-        if (n->attr.ints[RS_H0] >= 0) {
-            in[5] = in_value(e, n, n->attr.ints[RS_H0]);
+    if (!n->attr.rnn.carry) { /* a carried state starts from zeros: the ONNX default */
+        if (n->attr.rnn.slot[RNN_H0] >= 0) {
+            in[5] = in_value(e, n, n->attr.rnn.slot[RNN_H0]);
             n_in = 6;
         }
-        if (cell == NERVE_CELL_LSTM && n->attr.ints[RS_C0] >= 0) {
-            in[6] = in_value(e, n, n->attr.ints[RS_C0]);
+        if (cell == NERVE_CELL_LSTM && n->attr.rnn.slot[RNN_C0] >= 0) {
+            in[6] = in_value(e, n, n->attr.rnn.slot[RNN_C0]);
             n_in = 7;
         }
     }
@@ -984,10 +984,10 @@ static void ex_rnn(xp *e, int id, node *n)
     attr_i(e, o, "hidden_size", H);
     attr_s(e, o, "direction", D == 2 ? "bidirectional" : "forward");
     if (cell == NERVE_CELL_GRU)
-        attr_i(e, o, "linear_before_reset", n->attr.i[RA_GRU_FORM] == NERVE_GRU_LINEAR_BEFORE_RESET);
+        attr_i(e, o, "linear_before_reset", n->attr.rnn.gru_form == NERVE_GRU_LINEAR_BEFORE_RESET);
     if (cell == NERVE_CELL_LSTM && (flags & NERVE_LSTM_COUPLED))
         attr_i(e, o, "input_forget", 1);
-    if (n->attr.i[RA_RETSEQ]) { /* Y [T, D, N, H] -> [T, N, D, H] -> [T, N, D*H] */
+    if (n->attr.rnn.return_sequences) { /* Y [T, D, N, H] -> [T, N, D, H] -> [T, N, D*H] */
         const char *tr = tmp_name(e, id, "Y_tnd");
         onnx_node *t = add_node(e, "Transpose", id, 1, &outs[0], 1, &tr);
         attr_ints(e, t, "perm", 4, (int64_t[]){0, 2, 1, 3});
@@ -1004,7 +1004,7 @@ static void ex_rnn(xp *e, int id, node *n)
 
 static void ex_rnn_state(xp *e, int id, node *n)
 {
-    char *v = n->attr.i[0] ? e->yc[n->in[0]] : e->yh[n->in[0]];
+    char *v = n->attr.rnn_state.which ? e->yc[n->in[0]] : e->yh[n->in[0]];
     if (v && v[0])
         alias(e, id, v);
     else

@@ -227,7 +227,7 @@ int nerve_act_parse(const char *name, nerve_act *out)
     return nerve_set_error(NERVE_ERR_ARG, "unknown activation '%s' (valid: %s)", name, valid);
 }
 
-/* ---- activation: attr.i[0] = type, attr.f[0] = alpha, attr.f[1] = beta ------------------ */
+/* ---- activation: attr.activation --------------------------------------------------------- */
 
 static int same_shape_infer(nerve_graph *g, node *n)
 {
@@ -275,7 +275,7 @@ KERN_ISA_CLONES(act_forward_range, (void *ctx, size_t begin, size_t end), (ctx, 
 
 static void activation_forward(nerve_graph *g, node *n)
 {
-    act_job j = {(nerve_act_type)n->attr.i[0], n->attr.f[0], n->attr.f[1],
+    act_job j = {n->attr.activation.type, n->attr.activation.alpha, n->attr.activation.beta,
                  node_input(g, n, 0)->value, NULL, NULL, n->value, 0};
     kern_parallel_for(node_numel(n), OPS_GRAIN, act_forward_range, &j);
 }
@@ -369,7 +369,7 @@ static void activation_backward(nerve_graph *g, node *n)
     if (!du)
         return;
     int overwrite = node_input_grad_fresh(g, n, 0);
-    nerve_act_type type = (nerve_act_type)n->attr.i[0];
+    nerve_act_type type = n->attr.activation.type;
     if (type == NERVE_ACT_STEP) { /* the step's gradient is zero: nothing to add */
         if (overwrite)            /* but a fresh buffer must still read as zero */
             node_zero_input_grad(g, n, 0);
@@ -380,7 +380,7 @@ static void activation_backward(nerve_graph *g, node *n)
         kern_parallel_for(node_numel(n), OPS_GRAIN, relu_modified_range, &j);
         return;
     }
-    float alpha = n->attr.f[0], beta = n->attr.f[1];
+    float alpha = n->attr.activation.alpha, beta = n->attr.activation.beta;
     const float *u = act_derivative_needs_input(type, alpha, beta) ? node_input(g, n, 0)->value
                                                                    : NULL;
     act_job j = {type, alpha, beta, u, n->value, n->grad, du, overwrite};
@@ -398,10 +398,9 @@ int nerve_activation(nerve_graph *g, int x, nerve_act act)
     if (!isfinite(act.alpha) || !isfinite(act.beta))
         return nerve_set_error(NERVE_ERR_ARG, "activation %s: alpha and beta must be finite",
                                nerve_act_name(act.type));
-    node_attr at = {0};
-    at.i[0] = (int)act.type;
-    at.f[0] = act.alpha;
-    at.f[1] = act.beta;
+    node_attr at;
+    memset(&at, 0, sizeof at);
+    at.activation = act;
     int id = graph_add_op(g, &op_activation, 1, (int[]){x}, &at, nerve_act_name(act.type));
     if (id < 0)
         return id;
@@ -497,13 +496,13 @@ int nerve_prelu(nerve_graph *g, int x, int slope)
     return graph_add_op(g, &op_prelu, 2, (int[]){x, slope}, NULL, "prelu");
 }
 
-/* ---- softmax and log_softmax: attr.i[0] = axis (as given), attr.i[1] = 1 for log ------- */
+/* ---- softmax and log_softmax: attr.softmax (the axis as given) ---------------------------- */
 
 static int softmax_infer(nerve_graph *g, node *n)
 {
     node *x = node_input(g, n, 0);
-    if (normalize_axis(n->attr.i[0], x->ndim) < 0)
-        return op_shape_error(n, "axis %d outside a rank-%d input", n->attr.i[0], x->ndim);
+    if (normalize_axis(n->attr.softmax.axis, x->ndim) < 0)
+        return op_shape_error(n, "axis %d outside a rank-%d input", n->attr.softmax.axis, x->ndim);
     node_copy_shape(n, x);
     return NERVE_OK;
 }
@@ -552,11 +551,11 @@ static void softmax_row_backward(const float *y, const float *dy, float *du, siz
 static void softmax_forward(nerve_graph *g, node *n)
 {
     const float *u = node_input(g, n, 0)->value;
-    axis_view v = view_around(n, normalize_axis(n->attr.i[0], n->ndim));
+    axis_view v = view_around(n, normalize_axis(n->attr.softmax.axis, n->ndim));
     for (size_t o = 0; o < v.outer; o++)
         for (size_t k = 0; k < v.inner; k++) {
             size_t base = o * v.len * v.inner + k;
-            softmax_row(u + base, n->value + base, v.len, v.inner, n->attr.i[1]);
+            softmax_row(u + base, n->value + base, v.len, v.inner, n->attr.softmax.log_space);
         }
 }
 
@@ -565,12 +564,12 @@ static void softmax_backward(nerve_graph *g, node *n)
     float *du = node_input_grad(g, n, 0);
     if (!du)
         return;
-    axis_view v = view_around(n, normalize_axis(n->attr.i[0], n->ndim));
+    axis_view v = view_around(n, normalize_axis(n->attr.softmax.axis, n->ndim));
     for (size_t o = 0; o < v.outer; o++)
         for (size_t k = 0; k < v.inner; k++) {
             size_t base = o * v.len * v.inner + k;
             softmax_row_backward(n->value + base, n->grad + base, du + base, v.len, v.inner,
-                                 n->attr.i[1]);
+                                 n->attr.softmax.log_space);
         }
 }
 
@@ -581,9 +580,10 @@ static const op_def op_log_softmax = {"log_softmax", softmax_infer, NULL, softma
 
 static int add_softmax(nerve_graph *g, int x, int axis, int log_space)
 {
-    node_attr at = {0};
-    at.i[0] = axis;
-    at.i[1] = log_space;
+    node_attr at;
+    memset(&at, 0, sizeof at);
+    at.softmax.axis = axis;
+    at.softmax.log_space = log_space;
     const op_def *op = log_space ? &op_log_softmax : &op_softmax;
     return graph_add_op(g, op, 1, (int[]){x}, &at, op->name);
 }

@@ -1,16 +1,13 @@
 /* Settings, shapes and bias of the convolution operators (conv, conv_transpose, local; the
  * engine and the routes are described in conv.c).
  *
- * Attributes: i[0..2] stride, i[3..5] dilation, i[6] groups, i[7] CONV_SAME | CONV_FLIP,
- * ints[0..2] pad_begin, ints[3..5] pad_end, f[0..2] output padding (small integers, exact
- * in float). Per-dimension settings are stored in the caller's order (entries 0..S-1). */
+ * Attributes: attr.conv (src/graph/attrs.h), the caller's settings with same and flip as 0
+ * or 1. Per-dimension settings are stored in the caller's order (entries 0..S-1). */
 #include "conv_internal.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-
-enum { CONV_SAME = 1, CONV_FLIP = 2 };
 
 nerve_conv_config nerve_conv_default(void)
 {
@@ -26,32 +23,19 @@ static node_attr conv_attr(const nerve_conv_config *c, const int *output_padding
 {
     node_attr at;
     memset(&at, 0, sizeof at);
-    for (int d = 0; d < MAX_SPATIAL; d++) {
-        at.i[d] = c->stride[d];
-        at.i[3 + d] = c->dilation[d];
-        at.ints[d] = c->pad_begin[d];
-        at.ints[3 + d] = c->pad_end[d];
-        at.f[d] = output_padding ? (float)output_padding[d] : 0.0f;
-    }
-    at.i[6] = c->groups;
-    at.i[7] = (c->same ? CONV_SAME : 0) | (c->flip ? CONV_FLIP : 0);
+    at.conv.cfg = *c;
+    at.conv.cfg.same = c->same != 0;
+    at.conv.cfg.flip = c->flip != 0;
+    for (int d = 0; d < MAX_SPATIAL; d++)
+        at.conv.output_padding[d] = output_padding ? output_padding[d] : 0;
     return at;
 }
 
 nerve_conv_config conv_attr_config(const node_attr *at, int output_padding[MAX_SPATIAL])
 {
-    nerve_conv_config c;
-    for (int d = 0; d < MAX_SPATIAL; d++) {
-        c.stride[d] = at->i[d];
-        c.dilation[d] = at->i[3 + d];
-        c.pad_begin[d] = at->ints[d];
-        c.pad_end[d] = at->ints[3 + d];
-        output_padding[d] = (int)at->f[d];
-    }
-    c.groups = at->i[6];
-    c.same = (at->i[7] & CONV_SAME) != 0;
-    c.flip = (at->i[7] & CONV_FLIP) != 0;
-    return c;
+    for (int d = 0; d < MAX_SPATIAL; d++)
+        output_padding[d] = at->conv.output_padding[d];
+    return at->conv.cfg;
 }
 
 /* Like op_shape_error, for settings rather than shapes. */

@@ -23,23 +23,23 @@
 #include <math.h>
 #include <string.h>
 
-/* attr: i[0] side, i[1] num, i[2] classes, i[3] sqrt, i[4] rescore;
- * f[0] coord, f[1] object, f[2] noobject, f[3] class scale */
+/* attr.yolo1: the configuration, sqrt and rescore as 0 or 1 */
 
 static size_t cell_values(const node *n)
 {
-    return (size_t)n->attr.i[2] + (size_t)n->attr.i[1] * 5;
+    return (size_t)n->attr.yolo1.classes + (size_t)n->attr.yolo1.num * 5;
 }
 
 static int yolo1_infer(nerve_graph *g, node *n)
 {
     const node *p = node_input(g, n, 0), *t = node_input(g, n, 1);
-    int S = n->attr.i[0];
+    int S = n->attr.yolo1.side;
     size_t cells = (size_t)S * S, per = node_numel(p) / (size_t)p->dims[0];
     if (per != cells * cell_values(n))
         return op_shape_error(n, "the layer before gives %zu values per sample; a %d x %d grid "
                               "of %d boxes and %d classes needs side*side*(classes + 5*num) = %zu",
-                              per, S, S, n->attr.i[1], n->attr.i[2], cells * cell_values(n));
+                              per, S, S, n->attr.yolo1.num, n->attr.yolo1.classes,
+                              cells * cell_values(n));
     if (t->dims[0] != p->dims[0] || node_numel(t) / (size_t)t->dims[0] != cells * 6)
         return op_shape_error(n, "the target must hold %zu values per sample (6 per cell)",
                               cells * 6);
@@ -53,7 +53,7 @@ typedef struct {
 
 static pred_view view(const node *n, const float *p)
 {
-    int S = n->attr.i[0], B = n->attr.i[1], C = n->attr.i[2];
+    int S = n->attr.yolo1.side, B = n->attr.yolo1.num, C = n->attr.yolo1.classes;
     size_t cells = (size_t)S * S;
     pred_view v = {p, p + cells * C, p + cells * (C + B)};
     return v;
@@ -78,7 +78,7 @@ static void corners(float x, float y, float w, float h, int col, int row, int S,
 /* The responsible predictor of cell i and its IoU with the truth t (obj, x, y, w, h, cls). */
 static int responsible(const node *n, const pred_view *v, int i, const float *t, float *iou)
 {
-    int S = n->attr.i[0], B = n->attr.i[1], sq = n->attr.i[3];
+    int S = n->attr.yolo1.side, B = n->attr.yolo1.num, sq = n->attr.yolo1.sqrt;
     int col = i % S, row = i / S, best = 0;
     float tc[4], best_iou = -1.0f, best_d = INFINITY;
     corners(t[1], t[2], t[3], t[4], col, row, S, tc);
@@ -114,9 +114,10 @@ static int responsible(const node *n, const pred_view *v, int i, const float *t,
 /* One sample's loss; with grad != NULL, adds scale * dL/dpred into grad. */
 static double sample_loss(const node *n, const float *p, const float *t, float *grad, float scale)
 {
-    int S = n->attr.i[0], B = n->attr.i[1], C = n->attr.i[2], sq = n->attr.i[3];
-    int rescore = n->attr.i[4];
-    float lc = n->attr.f[0], lo = n->attr.f[1], ln = n->attr.f[2], lk = n->attr.f[3];
+    const attr_yolo1 *a = &n->attr.yolo1;
+    int S = a->side, B = a->num, C = a->classes, sq = a->sqrt;
+    int rescore = a->rescore;
+    float lc = a->coord_scale, lo = a->object_scale, ln = a->noobject_scale, lk = a->class_scale;
     pred_view v = view(n, p), gv = grad ? view(n, grad) : v;
     double L = 0;
     for (int i = 0; i < S * S; i++) {
@@ -208,10 +209,9 @@ int nerve_yolo1_loss(nerve_graph *g, int pred, int target, const nerve_yolo1_con
         return st;
     node_attr a;
     memset(&a, 0, sizeof a);
-    a.i[0] = c->side, a.i[1] = c->num, a.i[2] = c->classes, a.i[3] = c->sqrt != 0;
-    a.i[4] = c->rescore != 0;
-    a.f[0] = c->coord_scale, a.f[1] = c->object_scale, a.f[2] = c->noobject_scale;
-    a.f[3] = c->class_scale;
+    a.yolo1 = *c;
+    a.yolo1.sqrt = c->sqrt != 0;
+    a.yolo1.rescore = c->rescore != 0;
     return graph_add_op(g, &op_yolo1_loss, 2, (int[]){pred, target}, &a, "yolo1_loss");
 }
 

@@ -5,7 +5,7 @@
  *   which a was broadcast (likewise b), so a bias [C] added to [N, C] receives the sum of
  *   its N rows of gradient.
  *
- *   affine: y = scale * x + shift (scalars in attr.f[0], attr.f[1]); dx += scale * dy.
+ *   affine: y = scale * x + shift (attr.affine); dx += scale * dy.
  *
  * One broadcasting walk serves every binary operator and both directions: it visits the
  * output as contiguous rows and hands each row to a row function, which the operation
@@ -446,7 +446,7 @@ int nerve_binary(nerve_graph *g, const char *op, int a, int b)
                            op ? op : "(null)");
 }
 
-/* ---- affine: attr.f[0] = scale, attr.f[1] = shift --------------------------------------- */
+/* ---- affine: attr.affine (scale, shift) ------------------------------------------------ */
 
 static int affine_infer(nerve_graph *g, node *n)
 {
@@ -483,7 +483,7 @@ KERN_ISA_CLONES(affine_backward_range, (void *ctx, size_t begin, size_t end), (c
 
 static void affine_forward(nerve_graph *g, node *n)
 {
-    affine_job j = {node_input(g, n, 0)->value, NULL, n->value, n->attr.f[0], n->attr.f[1]};
+    affine_job j = {node_input(g, n, 0)->value, NULL, n->value, n->attr.affine.scale, n->attr.affine.shift};
     kern_parallel_for(node_numel(n), OPS_GRAIN, affine_forward_range, &j);
 }
 
@@ -492,7 +492,7 @@ static void affine_backward(nerve_graph *g, node *n)
     float *dx = node_input_grad(g, n, 0);
     if (!dx)
         return;
-    affine_job j = {NULL, n->grad, dx, n->attr.f[0], 0.0f};
+    affine_job j = {NULL, n->grad, dx, n->attr.affine.scale, 0.0f};
     kern_parallel_for(node_numel(n), OPS_GRAIN, affine_backward_range, &j);
 }
 
@@ -500,9 +500,10 @@ static const op_def op_affine = {"affine", affine_infer, NULL, affine_forward, a
 
 int nerve_affine(nerve_graph *g, int x, float scale, float shift)
 {
-    node_attr at = {0};
-    at.f[0] = scale;
-    at.f[1] = shift;
+    node_attr at;
+    memset(&at, 0, sizeof at);
+    at.affine.scale = scale;
+    at.affine.shift = shift;
     return graph_add_op(g, &op_affine, 1, &x, &at, "affine");
 }
 

@@ -5,14 +5,16 @@
 #include "../kernels/kernels.h"
 #include "ops.h"
 
-/* ---- matmul: attr.i[0] = trans_a, attr.i[1] = trans_b ------------------------------- */
+#include <string.h>
+
+/* ---- matmul: attr.matmul (trans_a, trans_b) ------------------------------------------ */
 
 static int matmul_infer(nerve_graph *g, node *n)
 {
     node *a = node_input(g, n, 0), *b = node_input(g, n, 1);
     if (a->ndim != 2 || b->ndim != 2)
         return op_shape_error(n, "needs 2-D operands, got ranks %d and %d", a->ndim, b->ndim);
-    int ta = n->attr.i[0], tb = n->attr.i[1];
+    int ta = n->attr.matmul.trans_a, tb = n->attr.matmul.trans_b;
     int M = ta ? a->dims[1] : a->dims[0], Ka = ta ? a->dims[0] : a->dims[1];
     int Kb = tb ? b->dims[1] : b->dims[0], N = tb ? b->dims[0] : b->dims[1];
     if (Ka != Kb)
@@ -26,7 +28,7 @@ static int matmul_infer(nerve_graph *g, node *n)
 static void matmul_forward(nerve_graph *g, node *n)
 {
     node *a = node_input(g, n, 0), *b = node_input(g, n, 1);
-    int ta = n->attr.i[0], tb = n->attr.i[1];
+    int ta = n->attr.matmul.trans_a, tb = n->attr.matmul.trans_b;
     int K = ta ? a->dims[0] : a->dims[1];
     kern_sgemm(ta, tb, n->dims[0], n->dims[1], K, 1.0f, a->value, a->dims[1], b->value, b->dims[1],
                0.0f, n->value, n->dims[1]);
@@ -36,7 +38,7 @@ static void matmul_backward(nerve_graph *g, node *n)
 {
     node *a = node_input(g, n, 0), *b = node_input(g, n, 1);
     float *da = node_input_grad(g, n, 0), *db = node_input_grad(g, n, 1);
-    int ta = n->attr.i[0], tb = n->attr.i[1];
+    int ta = n->attr.matmul.trans_a, tb = n->attr.matmul.trans_b;
     int M = n->dims[0], N = n->dims[1], K = ta ? a->dims[0] : a->dims[1];
     if (da) {
         if (!ta) /* da[M,K] += dy[M,N] op(b)^T */
@@ -57,9 +59,10 @@ static const op_def op_matmul = {"matmul", matmul_infer, NULL, matmul_forward, m
 
 int nerve_matmul(nerve_graph *g, int a, int b, int trans_a, int trans_b)
 {
-    node_attr at = {0};
-    at.i[0] = trans_a != 0;
-    at.i[1] = trans_b != 0;
+    node_attr at;
+    memset(&at, 0, sizeof at);
+    at.matmul.trans_a = trans_a != 0;
+    at.matmul.trans_b = trans_b != 0;
     return graph_add_op(g, &op_matmul, 2, (int[]){a, b}, &at, "matmul");
 }
 

@@ -19,8 +19,9 @@
 #include "ops.h"
 
 #include <math.h>
+#include <string.h>
 
-/* ---- pointwise losses: attr.i[0] = which (POINTWISE_*), attr.f[0] = scale ---------- */
+/* ---- pointwise losses: attr.pointwise_loss (which: POINTWISE_*, scale) ----------------- */
 
 typedef struct pointwise_fn {
     double (*value)(double p, double t);
@@ -86,22 +87,22 @@ static int pointwise_infer(nerve_graph *g, node *n)
 
 static void pointwise_forward(nerve_graph *g, node *n)
 {
-    const pointwise_fn *f = &pointwise_fns[n->attr.i[0]];
+    const pointwise_fn *f = &pointwise_fns[n->attr.pointwise_loss.which];
     const node *p = node_input(g, n, 0), *t = node_input(g, n, 1);
     size_t count = node_numel(p);
     double sum = 0;
     for (size_t k = 0; k < count; k++)
         sum += f->value(p->value[k], t->value[k]);
-    n->value[0] = (float)(n->attr.f[0] * sum / (double)count);
+    n->value[0] = (float)(n->attr.pointwise_loss.scale * sum / (double)count);
 }
 
 static void pointwise_backward(nerve_graph *g, node *n)
 {
-    const pointwise_fn *f = &pointwise_fns[n->attr.i[0]];
+    const pointwise_fn *f = &pointwise_fns[n->attr.pointwise_loss.which];
     const node *p = node_input(g, n, 0), *t = node_input(g, n, 1);
     float *dp = node_input_grad(g, n, 0), *dt = node_input_grad(g, n, 1);
     size_t count = node_numel(p);
-    double scale = (double)n->grad[0] * n->attr.f[0] / (double)count;
+    double scale = (double)n->grad[0] * n->attr.pointwise_loss.scale / (double)count;
     for (size_t k = 0; k < count; k++) {
         if (dp)
             dp[k] += (float)(scale * f->dpred(p->value[k], t->value[k]));
@@ -120,9 +121,10 @@ static const op_def op_bce = {"bce_logits_loss", pointwise_infer, NULL, pointwis
 static int add_pointwise(nerve_graph *g, const op_def *op, int which, float scale, int pred,
                          int target)
 {
-    node_attr at = {0};
-    at.i[0] = which;
-    at.f[0] = scale;
+    node_attr at;
+    memset(&at, 0, sizeof at);
+    at.pointwise_loss.which = which;
+    at.pointwise_loss.scale = scale;
     return graph_add_op(g, op, 2, (int[]){pred, target}, &at, op->name);
 }
 
@@ -200,7 +202,7 @@ static int class_loss_node(nerve_graph *g, const op_def *op, int scores, int lab
     return graph_add_op(g, op, weights >= 0 ? 3 : 2, in, at, op->name);
 }
 
-/* ---- softmax cross-entropy: attr.f[0] = label smoothing eps; scratch = p [N,C] ------
+/* ---- softmax cross-entropy: attr.softmax_ce.smoothing = eps; scratch = p [N,C] -------
  *
  * Target weight of class c in a row labelled y, weights w (all 1 when absent):
  *   q_c = (1 - eps) w_y [c == y] + (eps / C) w_c
@@ -248,7 +250,7 @@ static void softmax_ce_forward(nerve_graph *g, node *n)
     const node *s = node_input(g, n, 0);
     const float *labels = node_input(g, n, 1)->value, *w = class_weights(g, n);
     int N = s->dims[0], C = s->dims[1];
-    double eps = n->attr.f[0], total = 0;
+    double eps = n->attr.softmax_ce.smoothing, total = 0;
     int bad_label = 0;
     for (int i = 0; i < N; i++) {
         const float *z = s->value + (size_t)i * C;
@@ -272,7 +274,7 @@ static void softmax_ce_backward(nerve_graph *g, node *n)
     const node *s = node_input(g, n, 0);
     const float *labels = node_input(g, n, 1)->value, *w = class_weights(g, n);
     int N = s->dims[0], C = s->dims[1];
-    double eps = n->attr.f[0];
+    double eps = n->attr.softmax_ce.smoothing;
     double scale = n->grad[0] / class_normaliser(labels, w, N, C);
     double smooth_mass = eps / C * total_class_weight(w, C);
     for (int i = 0; i < N; i++) {
@@ -296,8 +298,9 @@ int nerve_softmax_ce_loss(nerve_graph *g, int logits, int labels, int class_weig
     if (!(smoothing >= 0.0f && smoothing < 1.0f))
         return nerve_set_error(NERVE_ERR_ARG, "softmax_ce_loss: label smoothing %g outside [0, 1)",
                                (double)smoothing);
-    node_attr at = {0};
-    at.f[0] = smoothing;
+    node_attr at;
+    memset(&at, 0, sizeof at);
+    at.softmax_ce.smoothing = smoothing;
     return class_loss_node(g, &op_softmax_ce, logits, labels, class_weights, &at);
 }
 
@@ -415,7 +418,7 @@ int nerve_hinge_loss(nerve_graph *g, int scores, int labels)
     return class_loss_node(g, &op_hinge, scores, labels, -1, NULL);
 }
 
-/* ---- penalty: attr.i[0] = kind, attr.i[1] = input 0 is the running sum, attr.f[0] = coef
+/* ---- penalty: attr.penalty: kind, carry (input 0 is the running sum), coef
  * One node takes up to NERVE_MAX_INPUTS parameters; longer lists chain nodes, each adding
  * the previous node's scalar (gradient 1) to its own groups' penalty. */
 
@@ -432,27 +435,27 @@ static double penalty_slope(int kind, double w)
 
 static int penalty_infer(nerve_graph *g, node *n)
 {
-    if (n->attr.i[1] && node_numel(node_input(g, n, 0)) != 1)
+    if (n->attr.penalty.carry && node_numel(node_input(g, n, 0)) != 1)
         return op_shape_error(n, "the running sum (input 0) must be a scalar");
     return scalar_output(n);
 }
 
 static void penalty_forward(nerve_graph *g, node *n)
 {
-    int kind = n->attr.i[0], first = n->attr.i[1];
+    int kind = n->attr.penalty.kind, first = n->attr.penalty.carry;
     double total = first ? node_input(g, n, 0)->value[0] : 0.0, sum = 0;
     for (int k = first; k < n->n_in; k++) {
         const node *w = node_input(g, n, k);
         for (size_t e = 0; e < node_numel(w); e++)
             sum += penalty_term(kind, w->value[e]);
     }
-    n->value[0] = (float)(total + n->attr.f[0] * sum);
+    n->value[0] = (float)(total + n->attr.penalty.coef * sum);
 }
 
 static void penalty_backward(nerve_graph *g, node *n)
 {
-    int kind = n->attr.i[0], first = n->attr.i[1];
-    double scale = (double)n->grad[0] * n->attr.f[0];
+    int kind = n->attr.penalty.kind, first = n->attr.penalty.carry;
+    double scale = (double)n->grad[0] * n->attr.penalty.coef;
     float *dcarry = first ? node_input_grad(g, n, 0) : NULL;
     if (dcarry)
         dcarry[0] += n->grad[0];
@@ -474,10 +477,11 @@ static int penalised(const node *n)
 
 static int penalty_group(nerve_graph *g, int kind, float coef, const int *in, int n_in, int carry)
 {
-    node_attr at = {0};
-    at.i[0] = kind;
-    at.i[1] = carry;
-    at.f[0] = coef;
+    node_attr at;
+    memset(&at, 0, sizeof at);
+    at.penalty.kind = kind;
+    at.penalty.carry = carry;
+    at.penalty.coef = coef;
     return graph_add_op(g, &op_penalty, n_in, in, &at, "penalty");
 }
 

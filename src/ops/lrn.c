@@ -13,14 +13,14 @@
  * the N*P pixels p = softmax over the C channels, and with weights w (1 when absent)
  *   loss = sum_pix w_y (lse - z_y) / Z,  Z = sum_pix w_y    dz_c += w_y (p_c - [c == y]) / Z
  * scratch: the probabilities [N, C, P...]. A label that is not a class makes the loss NaN
- * (see loss.c); backward skips those pixels. attr.i[0] = 1: pixels labelled attr.i[1] (the
- * ignore index) are left out of the sums, Z included. */
+ * (see loss.c); backward skips those pixels. With attr.pixel_ce.use_ignore, pixels labelled its
+ * ignore_index are left out of the sums, Z included. */
 #include "ops.h"
 
 #include <math.h>
 #include <string.h>
 
-/* ---- lrn: attr.i[0] = n, attr.i[1] = within_map; attr.f[0..2] = alpha, beta, k ------- */
+/* ---- lrn: attr.lrn -------------------------------------------------------------------- */
 
 /* The tensor as [N, C, H, W] boxes: the neighbourhood of (n, c, y, x) is
  * [c - rc, c + rc] x [y - rh, y + rh] x [x - rw, x + rw] clipped. Across channels the
@@ -32,9 +32,9 @@ typedef struct box_geom {
 
 static box_geom lrn_geometry(const node *n)
 {
-    int r = n->attr.i[0] / 2, one_d = n->ndim == 3;
+    int r = n->attr.lrn.size / 2, one_d = n->ndim == 3;
     box_geom b = {n->dims[0], n->dims[1], 1, 1, 0, 0, 0};
-    if (n->attr.i[1]) {
+    if (n->attr.lrn.within_map) {
         b.H = one_d ? 1 : n->dims[2];
         b.W = n->dims[n->ndim - 1];
         b.rh = one_d ? 0 : r;
@@ -79,7 +79,7 @@ static int lrn_infer(nerve_graph *g, node *n)
     const node *x = node_input(g, n, 0);
     if (x->ndim < 2)
         return op_shape_error(n, "input needs a batch and a channel axis, got rank %d", x->ndim);
-    if (n->attr.i[1] && x->ndim != 3 && x->ndim != 4)
+    if (n->attr.lrn.within_map && x->ndim != 3 && x->ndim != 4)
         return op_shape_error(n, "within-map LRN needs [N, C, H, W] or [N, C, L], got rank %d",
                               x->ndim);
     node_copy_shape(n, x);
@@ -95,7 +95,7 @@ static size_t lrn_scratch(const nerve_graph *g, const node *n)
 static void lrn_forward(nerve_graph *g, node *n)
 {
     const float *x = node_input(g, n, 0)->value;
-    float alpha = n->attr.f[0], beta = n->attr.f[1], k = n->attr.f[2];
+    float alpha = n->attr.lrn.alpha, beta = n->attr.lrn.beta, k = n->attr.lrn.k;
     size_t count = node_numel(n);
     float *s = n->scratch, *sq = n->scratch + count;
     box_geom b = lrn_geometry(n);
@@ -114,7 +114,7 @@ static void lrn_backward(nerve_graph *g, node *n)
     if (!dx)
         return;
     const float *x = node_input(g, n, 0)->value, *dy = n->grad, *y = n->value;
-    float alpha = n->attr.f[0], beta = n->attr.f[1];
+    float alpha = n->attr.lrn.alpha, beta = n->attr.lrn.beta;
     size_t count = node_numel(n);
     const float *s = n->scratch;
     float *t = n->scratch + count;
@@ -136,12 +136,13 @@ int nerve_lrn(nerve_graph *g, int x, int size, float alpha, float beta, float k,
         return nerve_set_error(NERVE_ERR_ARG,
                                "lrn: need finite alpha >= 0, beta, and k > 0 (got %g, %g, %g)",
                                (double)alpha, (double)beta, (double)k);
-    node_attr at = {0};
-    at.i[0] = size;
-    at.i[1] = within_map != 0;
-    at.f[0] = alpha;
-    at.f[1] = beta;
-    at.f[2] = k;
+    node_attr at;
+    memset(&at, 0, sizeof at);
+    at.lrn.size = size;
+    at.lrn.within_map = within_map != 0;
+    at.lrn.alpha = alpha;
+    at.lrn.beta = beta;
+    at.lrn.k = k;
     return graph_add_op(g, &op_lrn, 1, (int[]){x}, &at, "lrn");
 }
 
@@ -223,10 +224,11 @@ static int pixel_class(float y, int C)
     return (int)y;
 }
 
-/* attr.i[0] != 0: pixels labelled attr.i[1] carry no label and are skipped. */
+/* attr.pixel_ce: with use_ignore, pixels labelled ignore_index carry no label and are
+ * skipped. */
 static int pixel_ignored(const node *n, float y)
 {
-    return n->attr.i[0] && y == (float)n->attr.i[1];
+    return n->attr.pixel_ce.use_ignore && y == (float)n->attr.pixel_ce.ignore_index;
 }
 
 static double pixel_weight(const float *w, int c) { return w ? (double)w[c] : 1.0; }
@@ -316,8 +318,8 @@ int nerve_pixel_softmax_ce_loss_ignore(nerve_graph *g, int logits, int labels, i
     int in[3] = {logits, labels, class_weights};
     node_attr at;
     memset(&at, 0, sizeof at);
-    at.i[0] = use_ignore != 0;
-    at.i[1] = ignore_index;
+    at.pixel_ce.use_ignore = use_ignore != 0;
+    at.pixel_ce.ignore_index = ignore_index;
     return graph_add_op(g, &op_pixel_ce, class_weights >= 0 ? 3 : 2, in, &at,
                         "pixel_softmax_ce_loss");
 }

@@ -1,17 +1,17 @@
 /* Mathematical operators on tensors of any rank: unary functions, clip, where, general
  * reductions, batched matrix products, gather, gather_elements, pad and cumsum.
  *
- *   unary:    y = f(x) (attr.i[0] = function)             dx += f'(x) dy
- *   clip:     y = min(max(x, lo), hi) (attr.f[0], f[1])    dx += dy where lo <= x <= hi
+ *   unary:    y = f(x) (attr.unary.function)               dx += f'(x) dy
+ *   clip:     y = min(max(x, lo), hi) (attr.clip)          dx += dy where lo <= x <= hi
  *   where:    y = c ? a : b, broadcast (numpy rules)       da += dy where c, db += dy elsewhere
- *   reduce:   y = R over the axes in the mask attr.i[1] (attr.i[0] = kind, i[2] = keepdim,
- *             i[3] = select_last_index for argmax/argmin)
+ *   reduce:   y = R over the axes in the mask attr.reduce.axes (attr.reduce: kind, keepdim,
+ *             select_last for argmax/argmin)
  *   matmul_nd: y[..., M, N] = a[..., M, K] b[..., K, N], batch dimensions broadcast
- *   gather:   y[o, j, i] = x[o, idx[j], i] on attr.i[0]     dx[o, idx[j], i] += dy[o, j, i]
+ *   gather:   y[o, j, i] = x[o, idx[j], i] on attr.axis     dx[o, idx[j], i] += dy[o, j, i]
  *   gather_elements: y[p] = x[p with axis coordinate idx[p]]
- *   pad:      pads ints[0..r) at the beginning, i[0..r) at the end (negative crops);
- *             attr.i[6] = mode (constant, reflect, edge), attr.f[0] = the constant
- *   cumsum:   running sum on axis attr.i[0]; i[1] = exclusive, i[2] = reverse
+ *   pad:      pads attr.pad.begin[0..r) at the beginning, end[0..r) at the end (negative
+ *             crops); mode (constant, reflect, edge), value: the constant
+ *   cumsum:   running sum on axis attr.cumsum.axis; exclusive, reverse
  *
  * Index values (gather, gather_elements) are floats holding integers, as labels are; a
  * negative index counts from the end. An index outside the axis cannot be refused while
@@ -202,16 +202,16 @@ static void unary_backward_range(void *ctx, size_t begin, size_t end)
 
 static void unary_forward(nerve_graph *g, node *n)
 {
-    unary_job j = {n->attr.i[0], node_input(g, n, 0)->value, NULL, NULL, n->value};
+    unary_job j = {n->attr.unary.function, node_input(g, n, 0)->value, NULL, NULL, n->value};
     kern_parallel_for(node_numel(n), OPS_GRAIN, unary_forward_range, &j);
 }
 
 static void unary_backward(nerve_graph *g, node *n)
 {
     float *dx = node_input_grad(g, n, 0);
-    if (!dx || !unary_differentiable(n->attr.i[0]))
+    if (!dx || !unary_differentiable(n->attr.unary.function))
         return;
-    unary_job j = {n->attr.i[0], node_input(g, n, 0)->value, n->value, n->grad, dx};
+    unary_job j = {n->attr.unary.function, node_input(g, n, 0)->value, n->value, n->grad, dx};
     kern_parallel_for(node_numel(n), OPS_GRAIN, unary_backward_range, &j);
 }
 
@@ -221,8 +221,9 @@ int nerve_unary(nerve_graph *g, int x, const char *fn)
 {
     for (int t = 0; fn && t < UN_COUNT; t++)
         if (strcmp(unary_names[t], fn) == 0) {
-            node_attr at = {0};
-            at.i[0] = t;
+            node_attr at;
+            memset(&at, 0, sizeof at);
+            at.unary.function = t;
             return graph_add_op(g, &op_unary, 1, &x, &at, fn);
         }
     return nerve_set_error(NERVE_ERR_ARG, "unary: '%s' is no function (exp, log, sqrt, neg, abs, "
@@ -238,7 +239,7 @@ const char *nerve_unary_name(int i) { return i >= 0 && i < UN_COUNT ? unary_name
 static void clip_forward(nerve_graph *g, node *n)
 {
     const float *x = node_input(g, n, 0)->value;
-    float lo = n->attr.f[0], hi = n->attr.f[1];
+    float lo = n->attr.clip.lo, hi = n->attr.clip.hi;
     size_t total = node_numel(n);
     for (size_t i = 0; i < total; i++) {
         float v = x[i] < lo ? lo : x[i];
@@ -252,7 +253,7 @@ static void clip_backward(nerve_graph *g, node *n)
     if (!dx)
         return;
     const float *x = node_input(g, n, 0)->value;
-    float lo = n->attr.f[0], hi = n->attr.f[1];
+    float lo = n->attr.clip.lo, hi = n->attr.clip.hi;
     size_t total = node_numel(n);
     for (size_t i = 0; i < total; i++)
         if (x[i] >= lo && x[i] <= hi)
@@ -265,9 +266,10 @@ int nerve_clip(nerve_graph *g, int x, float lo, float hi)
 {
     if (!(lo <= hi))
         return nerve_set_error(NERVE_ERR_ARG, "clip: min %g is above max %g (or NaN)", lo, hi);
-    node_attr at = {0};
-    at.f[0] = lo;
-    at.f[1] = hi;
+    node_attr at;
+    memset(&at, 0, sizeof at);
+    at.clip.lo = lo;
+    at.clip.hi = hi;
     return graph_add_op(g, &op_clip, 1, &x, &at, "clip");
 }
 
@@ -335,11 +337,11 @@ static const char *const reduce_names[RED_COUNT] = {
 static int reduce_infer(nerve_graph *g, node *n)
 {
     node *x = node_input(g, n, 0);
-    unsigned mask = (unsigned)n->attr.i[1];
+    unsigned mask = n->attr.reduce.axes;
     if (mask >> x->ndim)
         return op_shape_error(n, "reduces axis %d of a rank-%d input", 31 - __builtin_clz(mask),
                               x->ndim);
-    int kind = n->attr.i[0], keep = n->attr.i[2], out = 0;
+    int kind = n->attr.reduce.kind, keep = n->attr.reduce.keepdim, out = 0;
     for (int i = 0; i < x->ndim; i++) {
         if (!(mask >> i & 1))
             n->dims[out++] = x->dims[i];
@@ -358,7 +360,7 @@ static void reduce_walk_init(const node *x, const node *n, walk *w)
 {
     walk_init(w, x);
     strides_of(x->ndim, x->dims, w->st[0]);
-    unsigned mask = (unsigned)n->attr.i[1];
+    unsigned mask = n->attr.reduce.axes;
     size_t s = 1;
     for (int i = x->ndim - 1; i >= 0; i--) {
         if (mask >> i & 1) {
@@ -383,13 +385,13 @@ static size_t reduce_scratch(const nerve_graph *g, const node *n)
 
 static int reduce_axis(const node *n)
 {
-    return __builtin_ctz((unsigned)n->attr.i[1]);
+    return __builtin_ctz(n->attr.reduce.axes);
 }
 
 static void reduce_forward(nerve_graph *g, node *n)
 {
     node *x = node_input(g, n, 0);
-    int kind = n->attr.i[0], last = n->attr.i[3];
+    int kind = n->attr.reduce.kind, last = n->attr.reduce.select_last;
     size_t total = node_numel(x), nout = node_numel(n);
     float *y = n->value, *acc = n->scratch;
     const float *xv = x->value;
@@ -453,7 +455,7 @@ static void reduce_backward(nerve_graph *g, node *n)
 {
     node *x = node_input(g, n, 0);
     float *dx = node_input_grad(g, n, 0);
-    int kind = n->attr.i[0];
+    int kind = n->attr.reduce.kind;
     if (!dx || kind == RED_ARGMAX || kind == RED_ARGMIN)
         return;
     size_t total = node_numel(x), len = reduce_len(x, n);
@@ -488,11 +490,12 @@ int nerve_reduce(nerve_graph *g, int x, const char *kind, unsigned axes, int kee
             if (axes == 0 || axes >> NERVE_MAX_DIMS)
                 return nerve_set_error(NERVE_ERR_ARG, "reduce: axis mask 0x%x names no axis or "
                                        "one past %d", axes, NERVE_MAX_DIMS - 1);
-            node_attr at = {0};
-            at.i[0] = k;
-            at.i[1] = (int)axes;
-            at.i[2] = keepdim != 0;
-            at.i[3] = select_last != 0;
+            node_attr at;
+            memset(&at, 0, sizeof at);
+            at.reduce.kind = k;
+            at.reduce.axes = axes;
+            at.reduce.keepdim = keepdim != 0;
+            at.reduce.select_last = select_last != 0;
             return graph_add_op(g, &op_reduce, 1, &x, &at, kind);
         }
     return nerve_set_error(NERVE_ERR_ARG, "reduce: '%s' is no reduction (sum, mean, max, min, "
@@ -591,10 +594,10 @@ static long index_of(float v, int len)
 static int gather_infer(nerve_graph *g, node *n)
 {
     node *x = node_input(g, n, 0), *idx = node_input(g, n, 1);
-    int axis = normalize_axis(n->attr.i[0], x->ndim);
+    int axis = normalize_axis(n->attr.axis.axis, x->ndim);
     if (axis < 0)
-        return op_shape_error(n, "axis %d is out of range for rank %d", n->attr.i[0], x->ndim);
-    if (n->attr.i[1]) { /* elements: the indices' shape, same rank as x */
+        return op_shape_error(n, "axis %d is out of range for rank %d", n->attr.axis.axis, x->ndim);
+    if (n->attr.axis.elements) { /* elements: the indices' shape, same rank as x */
         if (idx->ndim != x->ndim)
             return op_shape_error(n, "indices have rank %d, the data %d", idx->ndim, x->ndim);
         node_copy_shape(n, idx);
@@ -620,9 +623,9 @@ typedef void (*gather_fn)(node *n, float *xv_or_dx, size_t o, long src);
 static void gather_visit(nerve_graph *g, node *n, float *buf, gather_fn fn)
 {
     node *x = node_input(g, n, 0), *idx = node_input(g, n, 1);
-    int axis = normalize_axis(n->attr.i[0], x->ndim);
+    int axis = normalize_axis(n->attr.axis.axis, x->ndim);
     int len = x->dims[axis];
-    if (n->attr.i[1]) {
+    if (n->attr.axis.elements) {
         size_t xs[NERVE_MAX_DIMS];
         strides_of(x->ndim, x->dims, xs);
         walk w;
@@ -681,16 +684,18 @@ static const op_def op_gather_elements = {"gather_elements", gather_infer, NULL,
 
 int nerve_gather(nerve_graph *g, int x, int indices, int axis)
 {
-    node_attr at = {0};
-    at.i[0] = axis;
+    node_attr at;
+    memset(&at, 0, sizeof at);
+    at.axis.axis = axis;
     return graph_add_op(g, &op_gather, 2, (int[]){x, indices}, &at, "gather");
 }
 
 int nerve_gather_elements(nerve_graph *g, int x, int indices, int axis)
 {
-    node_attr at = {0};
-    at.i[0] = axis;
-    at.i[1] = 1;
+    node_attr at;
+    memset(&at, 0, sizeof at);
+    at.axis.axis = axis;
+    at.axis.elements = 1;
     return graph_add_op(g, &op_gather_elements, 2, (int[]){x, indices}, &at, "gather_elements");
 }
 
@@ -700,17 +705,17 @@ static int pad_infer(nerve_graph *g, node *n)
 {
     node *x = node_input(g, n, 0);
     for (int i = 0; i < x->ndim; i++) {
-        int64_t d = (int64_t)x->dims[i] + n->attr.ints[i] + n->attr.i[i];
+        int64_t d = (int64_t)x->dims[i] + n->attr.pad.begin[i] + n->attr.pad.end[i];
         if (d < 1)
             return op_shape_error(n, "axis %d: %d padded by %d and %d leaves nothing", i,
-                                  x->dims[i], n->attr.ints[i], n->attr.i[i]);
+                                  x->dims[i], n->attr.pad.begin[i], n->attr.pad.end[i]);
         int st = node_check_size(n, "a padded dimension", d);
         if (st)
             return st;
-        if (n->attr.i[6] == NERVE_PAD_REFLECT &&
-            (n->attr.ints[i] >= x->dims[i] || n->attr.i[i] >= x->dims[i]))
+        if (n->attr.pad.mode == NERVE_PAD_REFLECT &&
+            (n->attr.pad.begin[i] >= x->dims[i] || n->attr.pad.end[i] >= x->dims[i]))
             return op_shape_error(n, "axis %d: reflect padding of %d and %d needs more than %d "
-                                  "elements", i, n->attr.ints[i], n->attr.i[i], x->dims[i]);
+                                  "elements", i, n->attr.pad.begin[i], n->attr.pad.end[i], x->dims[i]);
         n->dims[i] = (int)d;
     }
     n->ndim = x->ndim;
@@ -722,9 +727,9 @@ static long pad_source(const node *x, const node *n, const int *idx, const size_
 {
     long off = 0;
     for (int i = 0; i < x->ndim; i++) {
-        long c = (long)idx[i] - n->attr.ints[i], d = x->dims[i];
+        long c = (long)idx[i] - n->attr.pad.begin[i], d = x->dims[i];
         if (c < 0 || c >= d) {
-            switch (n->attr.i[6]) {
+            switch (n->attr.pad.mode) {
             case NERVE_PAD_CONSTANT: return -1;
             case NERVE_PAD_EDGE: c = c < 0 ? 0 : d - 1; break;
             default: /* reflect, without repeating the edge */
@@ -749,7 +754,7 @@ static void pad_forward(nerve_graph *g, node *n)
     walk_init(&w, n);
     for (size_t o = 0; o < total; o++, walk_next(&w, 0)) {
         long s = pad_source(x, n, w.idx, xs);
-        n->value[o] = s < 0 ? n->attr.f[0] : x->value[s];
+        n->value[o] = s < 0 ? n->attr.pad.value : x->value[s];
     }
 }
 
@@ -786,13 +791,14 @@ int nerve_pad(nerve_graph *g, int x, const int *begin, const int *end, int ndim,
         return st;
     if (xn != ndim)
         return nerve_set_error(NERVE_ERR_ARG, "pad: %d pads for a rank-%d input", ndim, xn);
-    node_attr at = {0};
+    node_attr at;
+    memset(&at, 0, sizeof at);
     for (int i = 0; i < ndim; i++) {
-        at.ints[i] = begin[i];
-        at.i[i] = end[i];
+        at.pad.begin[i] = begin[i];
+        at.pad.end[i] = end[i];
     }
-    at.i[6] = (int)mode;
-    at.f[0] = value;
+    at.pad.mode = (int)mode;
+    at.pad.value = value;
     return graph_add_op(g, &op_pad, 1, &x, &at, "pad");
 }
 
@@ -803,7 +809,7 @@ int nerve_pad(nerve_graph *g, int x, const int *begin, const int *end, int ndim,
 static void cumsum_run(const node *n, const node *x, const float *src, float *dst, int reverse,
                        int accumulate)
 {
-    int axis = normalize_axis(n->attr.i[0], x->ndim), excl = n->attr.i[1];
+    int axis = normalize_axis(n->attr.cumsum.axis, x->ndim), excl = n->attr.cumsum.exclusive;
     size_t outer = nerve_shape_numel(axis, x->dims), len = (size_t)x->dims[axis];
     size_t inner = nerve_shape_numel(x->ndim - axis - 1, x->dims + axis + 1);
     for (size_t p = 0; p < outer; p++)
@@ -827,8 +833,8 @@ static void cumsum_run(const node *n, const node *x, const float *src, float *ds
 static int cumsum_infer(nerve_graph *g, node *n)
 {
     node *x = node_input(g, n, 0);
-    if (normalize_axis(n->attr.i[0], x->ndim) < 0)
-        return op_shape_error(n, "axis %d is out of range for rank %d", n->attr.i[0], x->ndim);
+    if (normalize_axis(n->attr.cumsum.axis, x->ndim) < 0)
+        return op_shape_error(n, "axis %d is out of range for rank %d", n->attr.cumsum.axis, x->ndim);
     node_copy_shape(n, x);
     return NERVE_OK;
 }
@@ -836,7 +842,7 @@ static int cumsum_infer(nerve_graph *g, node *n)
 static void cumsum_forward(nerve_graph *g, node *n)
 {
     node *x = node_input(g, n, 0);
-    cumsum_run(n, x, x->value, n->value, n->attr.i[2], 0);
+    cumsum_run(n, x, x->value, n->value, n->attr.cumsum.reverse, 0);
 }
 
 static void cumsum_backward(nerve_graph *g, node *n)
@@ -844,17 +850,18 @@ static void cumsum_backward(nerve_graph *g, node *n)
     node *x = node_input(g, n, 0);
     float *dx = node_input_grad(g, n, 0);
     if (dx)
-        cumsum_run(n, x, n->grad, dx, !n->attr.i[2], 1);
+        cumsum_run(n, x, n->grad, dx, !n->attr.cumsum.reverse, 1);
 }
 
 static const op_def op_cumsum = {"cumsum", cumsum_infer, NULL, cumsum_forward, cumsum_backward, 0};
 
 int nerve_cumsum(nerve_graph *g, int x, int axis, int exclusive, int reverse)
 {
-    node_attr at = {0};
-    at.i[0] = axis;
-    at.i[1] = exclusive != 0;
-    at.i[2] = reverse != 0;
+    node_attr at;
+    memset(&at, 0, sizeof at);
+    at.cumsum.axis = axis;
+    at.cumsum.exclusive = exclusive != 0;
+    at.cumsum.reverse = reverse != 0;
     return graph_add_op(g, &op_cumsum, 1, &x, &at, "cumsum");
 }
 

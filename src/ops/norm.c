@@ -32,7 +32,7 @@ static int same_shape_infer(nerve_graph *g, node *n)
     return NERVE_OK;
 }
 
-/* ---- dropout: attr.f[0] = p, attr.i[0] = spatial -----------------------------------------
+/* ---- dropout: attr.dropout ----------------------------------------------------------
  * scratch: one flag (1 if the last forward applied a mask, 0 if it passed x through), then
  * the mask; backward follows what the forward did even if the mode changed in between. */
 
@@ -40,7 +40,7 @@ static int same_shape_infer(nerve_graph *g, node *n)
  * element (a map of one). Ranks below 3 have no maps, so spatial is plain there. */
 static channel_view dropout_units(const node *n)
 {
-    if (n->attr.i[0] && n->ndim >= 3) {
+    if (n->attr.dropout.spatial && n->ndim >= 3) {
         channel_view v = view_channels(n);
         return (channel_view){v.outer * v.len, 1, v.inner};
     }
@@ -68,7 +68,7 @@ static void apply_mask(const float *src, const float *mask, float *dst, channel_
 static void dropout_forward(nerve_graph *g, node *n)
 {
     const float *x = node_input(g, n, 0)->value;
-    float p = n->attr.f[0], *mask = n->scratch + 1;
+    float p = n->attr.dropout.p, *mask = n->scratch + 1;
     int active = nerve_graph_training(g) && p > 0.0f;
     n->scratch[0] = (float)active;
     if (!active) {
@@ -104,14 +104,15 @@ int nerve_dropout(nerve_graph *g, int x, float p, int spatial)
 {
     if (!(p >= 0.0f && p < 1.0f))
         return nerve_set_error(NERVE_ERR_ARG, "dropout: probability %g outside [0, 1)", (double)p);
-    node_attr at = {0};
-    at.f[0] = p;
-    at.i[0] = spatial != 0;
+    node_attr at;
+    memset(&at, 0, sizeof at);
+    at.dropout.p = p;
+    at.dropout.spatial = spatial != 0;
     return graph_add_op(g, &op_dropout, 1, (int[]){x}, &at, "dropout");
 }
 
 /* ---- batchnorm: inputs x, gamma, beta, running_mean, running_var ----------------------
- * attr.f[0] = momentum, attr.f[1] = eps.
+ * attr.batchnorm: momentum, eps.
  * scratch: mean[C], istd[C] of the last forward, then one flag: 1 if it used the batch's
  * statistics (training), 0 if the running ones (eval); backward follows the same path. */
 
@@ -387,7 +388,7 @@ static void batchnorm_running_stats(nerve_graph *g, node *n, size_t C, float *me
     const float *rmean = node_input(g, n, BN_RMEAN)->value, *rvar = node_input(g, n, BN_RVAR)->value;
     for (size_t c = 0; c < C; c++) {
         mean[c] = rmean[c];
-        istd[c] = 1.0f / sqrtf(rvar[c] + n->attr.f[1]);
+        istd[c] = 1.0f / sqrtf(rvar[c] + n->attr.batchnorm.eps);
     }
 }
 
@@ -412,8 +413,8 @@ static bn_job batchnorm_job(nerve_graph *g, node *n)
     j.mean_dy = n->scratch + 2 * j.v.len + 1;
     j.mean_dy_xhat = j.mean_dy + j.v.len;
     j.partials = (double *)(void *)(n->scratch + bn_scratch_head(j.v.len));
-    j.momentum = n->attr.f[0];
-    j.eps = n->attr.f[1];
+    j.momentum = n->attr.batchnorm.momentum;
+    j.eps = n->attr.batchnorm.eps;
     j.relu = n->fused_relu;
     return j;
 }
@@ -618,9 +619,10 @@ int nerve_batchnorm(nerve_graph *g, int x, int gamma, int beta, int running_mean
         return nerve_set_error(NERVE_ERR_ARG, "batchnorm: momentum %g outside [0, 1]", (double)momentum);
     if (!(eps >= 0.0f) || !isfinite(eps))
         return nerve_set_error(NERVE_ERR_ARG, "batchnorm: eps %g must be finite and >= 0", (double)eps);
-    node_attr at = {0};
-    at.f[0] = momentum;
-    at.f[1] = eps;
+    node_attr at;
+    memset(&at, 0, sizeof at);
+    at.batchnorm.momentum = momentum;
+    at.batchnorm.eps = eps;
     int in[5] = {x, gamma, beta, running_mean, running_var};
     return graph_add_op(g, &op_batchnorm, 5, in, &at, "batchnorm");
 }

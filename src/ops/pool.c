@@ -18,8 +18,7 @@
  * windows that lie inside the map take a fast path computing exactly the same values;
  * the general per-window path serves the border windows, L2 pooling, and everything else.
  *
- * attr.i[0] = type, i[1] = ceil_mode, i[2] = count_include_pad;
- * attr.ints[0..1] = kernel (h, w), ints[2..3] = stride, ints[4..5] = padding. */
+ * attr.pool (src/graph/attrs.h): the configuration, its stride resolved (0: the kernel). */
 #include "ops.h"
 #include "loops.h"
 #include "../kernels/kernels.h"
@@ -58,17 +57,17 @@ static pool_geom pool_geometry(const node *x, const node_attr *a)
     p.planes = (size_t)x->dims[0] * (size_t)x->dims[1];
     p.H = one_d ? 1 : x->dims[2];
     p.W = one_d ? x->dims[2] : x->dims[3];
-    if (is_global(a->i[0])) {
+    if (is_global(a->pool.type)) {
         p.kh = p.H, p.kw = p.W, p.sh = p.sw = 1;
     } else if (one_d) { /* the configuration's first entries apply to L */
         p.kh = p.sh = 1;
-        p.kw = a->ints[0], p.sw = a->ints[2], p.pw = a->ints[4];
-        p.ceil_mode = a->i[1];
+        p.kw = a->pool.kernel[0], p.sw = a->pool.stride[0], p.pw = a->pool.pad[0];
+        p.ceil_mode = a->pool.ceil_mode;
     } else {
-        p.kh = a->ints[0], p.kw = a->ints[1];
-        p.sh = a->ints[2], p.sw = a->ints[3];
-        p.ph = a->ints[4], p.pw = a->ints[5];
-        p.ceil_mode = a->i[1];
+        p.kh = a->pool.kernel[0], p.kw = a->pool.kernel[1];
+        p.sh = a->pool.stride[0], p.sw = a->pool.stride[1];
+        p.ph = a->pool.pad[0], p.pw = a->pool.pad[1];
+        p.ceil_mode = a->pool.ceil_mode;
     }
     return p;
 }
@@ -136,7 +135,7 @@ static void window_spread(float *dmap, const float *map, int W, const window *w,
 
 static int average_divisor(const node *n, const window *w)
 {
-    if (n->attr.i[0] == NERVE_POOL_AVG && n->attr.i[2])
+    if (n->attr.pool.type == NERVE_POOL_AVG && n->attr.pool.count_include_pad)
         return w->padded;
     return (w->y1 - w->y0) * (w->x1 - w->x0);
 }
@@ -157,7 +156,7 @@ static int pool_infer(nerve_graph *g, node *n)
     int st = node_check_size(n, "the padded map height", padded_h);
     if (st || (st = node_check_size(n, "the padded map width", padded_w)))
         return st;
-    if (takes_argmax(n->attr.i[0]) && (size_t)p.H * (size_t)p.W > MAX_MAP_ELEMENTS)
+    if (takes_argmax(n->attr.pool.type) && (size_t)p.H * (size_t)p.W > MAX_MAP_ELEMENTS)
         return op_shape_error(n, "max pooling handles maps of at most %d elements, got %dx%d",
                               MAX_MAP_ELEMENTS, p.H, p.W);
     complete_output(&p);
@@ -171,7 +170,7 @@ static int pool_infer(nerve_graph *g, node *n)
 static size_t pool_scratch(const nerve_graph *g, const node *n)
 {
     (void)g;
-    return takes_argmax(n->attr.i[0]) ? node_numel(n) : 0;
+    return takes_argmax(n->attr.pool.type) ? node_numel(n) : 0;
 }
 
 /* The node's geometry as of its last infer. */
@@ -185,7 +184,7 @@ static pool_geom node_geometry(nerve_graph *g, const node *n)
 static float pool_window_value(const node *n, const float *map, const pool_geom *p,
                                const window *w, float *argmax)
 {
-    switch (n->attr.i[0]) {
+    switch (n->attr.pool.type) {
     case NERVE_POOL_MAX:
     case NERVE_POOL_GLOBAL_MAX: {
         int a = window_argmax(map, p->W, w);
@@ -203,7 +202,7 @@ static void pool_window_backward(const node *n, float *dmap, const float *map, c
                                  const window *w, size_t o)
 {
     float dy = n->grad[o];
-    switch (n->attr.i[0]) {
+    switch (n->attr.pool.type) {
     case NERVE_POOL_MAX:
     case NERVE_POOL_GLOBAL_MAX:
         dmap[(size_t)n->scratch[o]] += dy; /* overlapping windows add up here */
@@ -700,7 +699,7 @@ static pool_job pool_job_make(nerve_graph *g, const node *n)
     pool_job j = {n, node_geometry(g, n), 0, 0, 0, 0, 0, node_input(g, n, 0)->value,
                   node_input_grad(g, n, 0)};
     j.vector_route = takes_vector_route(&j.p);
-    if (has_interior_path(n->attr.i[0])) {
+    if (has_interior_path(n->attr.pool.type)) {
         interior_span(j.p.H, j.p.OH, j.p.kh, j.p.sh, j.p.ph, &j.iy0, &j.iy1);
         interior_span(j.p.W, j.p.OW, j.p.kw, j.p.sw, j.p.pw, &j.ix0, &j.ix1);
     }
@@ -738,7 +737,7 @@ static void pool_forward_maps(void *ctx, size_t begin, size_t end)
     const pool_job *j = ctx;
     const pool_geom *p = &j->p;
     size_t in_map = (size_t)p->H * p->W, out_map = (size_t)p->OH * p->OW;
-    int max = takes_argmax(j->n->attr.i[0]);
+    int max = takes_argmax(j->n->attr.pool.type);
     int rows = j->ix0 < j->ix1 ? j->iy1 : j->iy0; /* interior rows end (none without columns) */
     for (size_t m = begin; m < end; m++) {
         if (rows > j->iy0)
@@ -785,7 +784,7 @@ static void pool_backward_maps(void *ctx, size_t begin, size_t end)
             continue;
         }
 #endif
-        if (takes_argmax(j->n->attr.i[0])) {
+        if (takes_argmax(j->n->attr.pool.type)) {
             max_backward_map(dmap, j->n->grad + m * out_map, j->n->scratch + m * out_map,
                              out_map);
             continue;
@@ -811,7 +810,7 @@ static void pool_backward(nerve_graph *g, node *n)
     if (!j.dx)
         return;
     int fresh = node_input_grad_fresh(g, n, 0);
-    j.vector_route = fresh && n->attr.i[0] == NERVE_POOL_MAX && takes_vector_2x2_tiles_backward(&j.p);
+    j.vector_route = fresh && n->attr.pool.type == NERVE_POOL_MAX && takes_vector_2x2_tiles_backward(&j.p);
     if (fresh && !j.vector_route) /* the other routes add into the gradient */
         node_zero_input_grad(g, n, 0);
     size_t in_map = (size_t)j.p.H * j.p.W, out_map = (size_t)j.p.OH * j.p.OW;
@@ -857,14 +856,15 @@ int nerve_pool(nerve_graph *g, int x, const nerve_pool_config *c)
     int st = check_pool_config(c);
     if (st)
         return st;
-    node_attr at = {0};
-    at.i[0] = c->type;
-    at.i[1] = c->ceil_mode != 0;
-    at.i[2] = c->count_include_pad != 0;
+    node_attr at;
+    memset(&at, 0, sizeof at);
+    at.pool.type = c->type;
+    at.pool.ceil_mode = c->ceil_mode != 0;
+    at.pool.count_include_pad = c->count_include_pad != 0;
     for (int a = 0; a < 2; a++) {
-        at.ints[a] = c->kernel[a];
-        at.ints[2 + a] = c->stride[a] ? c->stride[a] : c->kernel[a];
-        at.ints[4 + a] = c->pad[a];
+        at.pool.kernel[a] = c->kernel[a];
+        at.pool.stride[a] = c->stride[a] ? c->stride[a] : c->kernel[a];
+        at.pool.pad[a] = c->pad[a];
     }
     static const char *const hints[] = {"maxpool", "avgpool", "l2pool", "global_avgpool",
                                         "global_maxpool"};
@@ -888,7 +888,7 @@ static int same_shape(const node *a, const node *b)
 static int max_unpool_infer(nerve_graph *g, node *n)
 {
     const node *x = node_input(g, n, 0), *pool = node_input(g, n, 1);
-    if (pool->op != &op_pool || !takes_argmax(pool->attr.i[0]))
+    if (pool->op != &op_pool || !takes_argmax(pool->attr.pool.type))
         return op_shape_error(n, "input 1 ('%s') must be a max-pool node", pool->name);
     if (!same_shape(x, pool)) {
         char xs[64], ps[64];

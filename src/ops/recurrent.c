@@ -24,13 +24,7 @@
 
 /* ---- node attributes --------------------------------------------------------------- */
 
-/* rnn: attr.i */
-enum { A_CELL, A_HIDDEN, A_LSTM_FLAGS, A_GRU_FORM, A_DIRS, A_RETSEQ, A_CARRY };
-/* rnn: attr.ints hold the input slot of each optional input, or -1 */
-enum { S_LENGTHS, S_H0, S_C0, S_PARAMS0, S_PARAMS1 };
-/* rnn_params (one direction's parameters bundled): attr.i holds the input slot of each
- * parameter or -1, then G and H. */
-enum { P_W_IH, P_W_HH, P_B_IH, P_B_HH, P_PEEP, P_GATES, P_HIDDEN };
+/* rnn: attr.rnn; rnn_params: attr.rnn_params; rnn_state: attr.rnn_state (src/graph/attrs.h) */
 
 static int gates_of(int cell) { return cell == NERVE_CELL_LSTM ? 4 : cell == NERVE_CELL_GRU ? 3 : 1; }
 
@@ -142,15 +136,15 @@ static int params_infer(nerve_graph *g, node *n)
 {
     static const char *const what[] = {"w_ih", "w_hh", "b_ih", "b_hh", "peephole"};
     int st = node_check_size(n, "gates x hidden size",
-                             size_mul64(n->attr.i[P_GATES], n->attr.i[P_HIDDEN]));
+                             size_mul64(n->attr.rnn_params.gates, n->attr.rnn_params.hidden));
     if (st)
         return st;
-    int GH = n->attr.i[P_GATES] * n->attr.i[P_HIDDEN], H = n->attr.i[P_HIDDEN];
+    int GH = n->attr.rnn_params.gates * n->attr.rnn_params.hidden, H = n->attr.rnn_params.hidden;
     const int ndim[] = {2, 2, 1, 1, 2}, d0[] = {GH, GH, GH, GH, 3}, d1[] = {-1, H, 0, 0, H};
-    for (int k = P_W_IH; k <= P_PEEP; k++) {
-        if (n->attr.i[k] < 0)
+    for (int k = RNN_W_IH; k <= RNN_PEEPHOLE; k++) {
+        if (n->attr.rnn_params.slot[k] < 0)
             continue;
-        if ((st = params_check(n, node_input(g, n, n->attr.i[k]), ndim[k], d0[k], d1[k],
+        if ((st = params_check(n, node_input(g, n, n->attr.rnn_params.slot[k]), ndim[k], d0[k], d1[k],
                                what[k])))
             return st;
     }
@@ -228,7 +222,7 @@ static float *carve(float *base, size_t *off, size_t count)
 /* Lays out the scratch of an rnn node for T steps and batch N; returns the floats used. */
 static size_t rnn_layout(const node *n, int T, int N, float *base, rnn_buf *b)
 {
-    int cell = n->attr.i[A_CELL], H = n->attr.i[A_HIDDEN], D = n->attr.i[A_DIRS];
+    int cell = n->attr.rnn.cell, H = n->attr.rnn.hidden, D = n->attr.rnn.dirs;
     size_t GH = (size_t)gates_of(cell) * H, NH = (size_t)N * H, TN = (size_t)T * N;
     size_t off = 0;
     rnn_buf tmp;
@@ -261,19 +255,19 @@ static size_t rnn_layout(const node *n, int T, int N, float *base, rnn_buf *b)
 
 static const float *value_or_null(nerve_graph *g, const node *bundle, int slot)
 {
-    int k = bundle->attr.i[slot];
+    int k = bundle->attr.rnn_params.slot[slot];
     return k < 0 ? NULL : node_input(g, bundle, k)->value;
 }
 
 static float *grad_or_null(nerve_graph *g, const node *bundle, int slot)
 {
-    int k = bundle->attr.i[slot];
+    int k = bundle->attr.rnn_params.slot[slot];
     return k < 0 ? NULL : node_input_grad(g, bundle, k);
 }
 
 static node *optional_input(nerve_graph *g, const node *n, int slot)
 {
-    int k = n->attr.ints[slot];
+    int k = n->attr.rnn.slot[slot];
     return k < 0 ? NULL : node_input(g, n, k);
 }
 
@@ -281,35 +275,35 @@ static void rnn_context(nerve_graph *g, node *n, rnn_ctx *c)
 {
     node *x = node_input(g, n, 0);
     memset(c, 0, sizeof *c);
-    c->cell = n->attr.i[A_CELL];
-    c->lstm_flags = n->attr.i[A_LSTM_FLAGS];
-    c->gru_form = n->attr.i[A_GRU_FORM];
-    c->D = n->attr.i[A_DIRS];
-    c->retseq = n->attr.i[A_RETSEQ];
+    c->cell = n->attr.rnn.cell;
+    c->lstm_flags = n->attr.rnn.lstm_flags;
+    c->gru_form = n->attr.rnn.gru_form;
+    c->D = n->attr.rnn.dirs;
+    c->retseq = n->attr.rnn.return_sequences;
     c->T = x->dims[0];
     c->N = x->dims[1];
     c->F = x->dims[2];
-    c->H = n->attr.i[A_HIDDEN];
+    c->H = n->attr.rnn.hidden;
     c->G = gates_of(c->cell);
     c->x = x->value;
     c->dx = node_input_grad(g, n, 0);
-    node *len = optional_input(g, n, S_LENGTHS);
+    node *len = optional_input(g, n, RNN_LENGTHS);
     c->lengths = len ? len->value : NULL;
-    c->h0 = optional_input(g, n, S_H0);
-    c->c0 = optional_input(g, n, S_C0);
+    c->h0 = optional_input(g, n, RNN_H0);
+    c->c0 = optional_input(g, n, RNN_C0);
     for (int d = 0; d < c->D; d++) {
-        const node *p = node_input(g, n, n->attr.ints[S_PARAMS0 + d]);
+        const node *p = node_input(g, n, n->attr.rnn.slot[RNN_PARAMS0 + d]);
         rnn_weights *w = &c->w[d];
-        w->w_ih = value_or_null(g, p, P_W_IH);
-        w->w_hh = value_or_null(g, p, P_W_HH);
-        w->b_ih = value_or_null(g, p, P_B_IH);
-        w->b_hh = value_or_null(g, p, P_B_HH);
-        w->peep = value_or_null(g, p, P_PEEP);
-        w->dw_ih = grad_or_null(g, p, P_W_IH);
-        w->dw_hh = grad_or_null(g, p, P_W_HH);
-        w->db_ih = grad_or_null(g, p, P_B_IH);
-        w->db_hh = grad_or_null(g, p, P_B_HH);
-        w->dpeep = grad_or_null(g, p, P_PEEP);
+        w->w_ih = value_or_null(g, p, RNN_W_IH);
+        w->w_hh = value_or_null(g, p, RNN_W_HH);
+        w->b_ih = value_or_null(g, p, RNN_B_IH);
+        w->b_hh = value_or_null(g, p, RNN_B_HH);
+        w->peep = value_or_null(g, p, RNN_PEEPHOLE);
+        w->dw_ih = grad_or_null(g, p, RNN_W_IH);
+        w->dw_hh = grad_or_null(g, p, RNN_W_HH);
+        w->db_ih = grad_or_null(g, p, RNN_B_IH);
+        w->db_hh = grad_or_null(g, p, RNN_B_HH);
+        w->dpeep = grad_or_null(g, p, RNN_PEEPHOLE);
     }
     rnn_layout(n, c->T, c->N, n->scratch, &c->b);
 }
@@ -661,7 +655,7 @@ static void rnn_forward(nerve_graph *g, node *n)
         direction_forward(&c, d);
         write_outputs(&c, d, n->value);
     }
-    if (n->attr.i[A_CARRY] && (g->training || g->carry_in_eval) && c.h0)
+    if (n->attr.rnn.carry && (g->training || g->carry_in_eval) && c.h0)
         write_carry(&c);
 }
 
@@ -838,7 +832,7 @@ static void rnn_backward(nerve_graph *g, node *n)
 
 static int check_state_input(const node *n, const node *s, int D, int N, int H, const char *what)
 {
-    int carried = n->attr.i[A_CARRY];
+    int carried = n->attr.rnn.carry;
     if (s->ndim != 3 || s->dims[0] != D || s->dims[2] != H || (!carried && s->dims[1] != N))
         return op_shape_error(n, "%s must be [%d, %d, %d]", what, D, N, H);
     return NERVE_OK;
@@ -847,29 +841,29 @@ static int check_state_input(const node *n, const node *s, int D, int N, int H, 
 static int rnn_infer(nerve_graph *g, node *n)
 {
     node *x = node_input(g, n, 0);
-    int D = n->attr.i[A_DIRS], H = n->attr.i[A_HIDDEN];
+    int D = n->attr.rnn.dirs, H = n->attr.rnn.hidden;
     if (x->ndim != 3)
         return op_shape_error(n, "x must be time-major [T, N, F], got rank %d", x->ndim);
     int T = x->dims[0], N = x->dims[1], F = x->dims[2];
-    node *len = optional_input(g, n, S_LENGTHS);
+    node *len = optional_input(g, n, RNN_LENGTHS);
     if (len && nerve_shape_numel(len->ndim, len->dims) != (size_t)N)
         return op_shape_error(n, "lengths must hold one value per sequence (%d)", N);
-    node *h0 = optional_input(g, n, S_H0), *c0 = optional_input(g, n, S_C0);
+    node *h0 = optional_input(g, n, RNN_H0), *c0 = optional_input(g, n, RNN_C0);
     int st = h0 ? check_state_input(n, h0, D, N, H, "h0") : NERVE_OK;
     if (!st && c0)
         st = check_state_input(n, c0, D, N, H, "c0");
     if (st)
         return st;
     for (int d = 0; d < D; d++) {
-        const node *p = node_input(g, n, n->attr.ints[S_PARAMS0 + d]);
-        const node *w = node_input(g, p, p->attr.i[P_W_IH]);
+        const node *p = node_input(g, n, n->attr.rnn.slot[RNN_PARAMS0 + d]);
+        const node *w = node_input(g, p, p->attr.rnn_params.slot[RNN_W_IH]);
         if (w->dims[1] != F)
             return op_shape_error(n, "w_ih has %d inputs per gate but x has %d features",
                                   w->dims[1], F);
     }
     if ((st = node_check_size(n, "directions x hidden size", size_mul64(D, H))))
         return st;
-    if (n->attr.i[A_RETSEQ]) {
+    if (n->attr.rnn.return_sequences) {
         n->ndim = 3;
         n->dims[0] = T;
         n->dims[1] = N;
@@ -903,10 +897,10 @@ static void grow_carried_state(node *s, int N)
 static size_t rnn_scratch(const nerve_graph *g, const node *n)
 {
     const node *x = &g->nodes[n->in[0]];
-    if (n->attr.i[A_CARRY]) {
-        for (int slot = S_H0; slot <= S_C0; slot++)
-            if (n->attr.ints[slot] >= 0)
-                grow_carried_state(&g->nodes[n->in[n->attr.ints[slot]]], x->dims[1]);
+    if (n->attr.rnn.carry) {
+        for (int slot = RNN_H0; slot <= RNN_C0; slot++)
+            if (n->attr.rnn.slot[slot] >= 0)
+                grow_carried_state(&g->nodes[n->in[n->attr.rnn.slot[slot]]], x->dims[1]);
     }
     return rnn_layout(n, x->dims[0], x->dims[1], NULL, NULL);
 }
@@ -942,21 +936,21 @@ static int add_params_bundle(nerve_graph *g, const nerve_rnn_params *p, int d,
                              const nerve_rnn_config *cfg)
 {
     const int ids[] = {p->w_ih[d], p->w_hh[d], p->b_ih[d], p->b_hh[d], p->peephole[d]};
-    if (ids[P_W_IH] < 0 || ids[P_W_HH] < 0)
+    if (ids[RNN_W_IH] < 0 || ids[RNN_W_HH] < 0)
         return nerve_set_error(NERVE_ERR_ARG, "rnn: direction %d needs w_ih and w_hh", d);
-    if ((ids[P_PEEP] >= 0) != (wants_peephole(cfg) != 0))
+    if ((ids[RNN_PEEPHOLE] >= 0) != (wants_peephole(cfg) != 0))
         return nerve_set_error(NERVE_ERR_ARG, "rnn: a peephole parameter is needed exactly when "
                                               "the LSTM has NERVE_LSTM_PEEPHOLE");
     node_attr at;
     memset(&at, 0, sizeof at);
     int in[5], k = 0;
-    for (int slot = P_W_IH; slot <= P_PEEP; slot++) {
-        at.i[slot] = ids[slot] >= 0 ? k : -1;
+    for (int slot = RNN_W_IH; slot <= RNN_PEEPHOLE; slot++) {
+        at.rnn_params.slot[slot] = ids[slot] >= 0 ? k : -1;
         if (ids[slot] >= 0)
             in[k++] = ids[slot];
     }
-    at.i[P_GATES] = gates_of(cfg->cell);
-    at.i[P_HIDDEN] = cfg->hidden;
+    at.rnn_params.gates = gates_of(cfg->cell);
+    at.rnn_params.hidden = cfg->hidden;
     return graph_add_op(g, &op_rnn_params, k, in, &at, "rnn_params");
 }
 
@@ -975,18 +969,18 @@ int rnn_add_node(nerve_graph *g, int x, int lengths, int h0, int c0, const nerve
     int D = cfg->bidirectional ? 2 : 1, first = g->n_nodes;
     node_attr at;
     memset(&at, 0, sizeof at);
-    at.i[A_CELL] = cfg->cell;
-    at.i[A_HIDDEN] = cfg->hidden;
-    at.i[A_LSTM_FLAGS] = cfg->cell == NERVE_CELL_LSTM ? cfg->lstm_flags : 0;
-    at.i[A_GRU_FORM] = cfg->gru_form;
-    at.i[A_DIRS] = D;
-    at.i[A_RETSEQ] = cfg->return_sequences != 0;
-    at.i[A_CARRY] = carry != 0;
+    at.rnn.cell = cfg->cell;
+    at.rnn.hidden = cfg->hidden;
+    at.rnn.lstm_flags = cfg->cell == NERVE_CELL_LSTM ? cfg->lstm_flags : 0;
+    at.rnn.gru_form = cfg->gru_form;
+    at.rnn.dirs = D;
+    at.rnn.return_sequences = cfg->return_sequences != 0;
+    at.rnn.carry = carry != 0;
     int in[NERVE_MAX_INPUTS], k = 0;
     in[k++] = x;
     const int optional[] = {lengths, h0, c0};
-    for (int slot = S_LENGTHS; slot <= S_C0; slot++) {
-        at.ints[slot] = optional[slot] >= 0 ? k : -1;
+    for (int slot = RNN_LENGTHS; slot <= RNN_C0; slot++) {
+        at.rnn.slot[slot] = optional[slot] >= 0 ? k : -1;
         if (optional[slot] >= 0)
             in[k++] = optional[slot];
     }
@@ -996,7 +990,7 @@ int rnn_add_node(nerve_graph *g, int x, int lengths, int h0, int c0, const nerve
             g->n_nodes = first; /* drop a bundle made for the other direction */
             return b;
         }
-        at.ints[S_PARAMS0 + d] = k;
+        at.rnn.slot[RNN_PARAMS0 + d] = k;
         in[k++] = b;
     }
     int id = graph_add_op(g, &op_rnn, k, in, &at, "rnn");
@@ -1018,12 +1012,12 @@ static int is_rnn(const nerve_graph *g, int id)
 
 int nerve_rnn_reset_carry(nerve_graph *g, int rnn)
 {
-    if (!is_rnn(g, rnn) || !g->nodes[rnn].attr.i[A_CARRY])
+    if (!is_rnn(g, rnn) || !g->nodes[rnn].attr.rnn.carry)
         return nerve_set_error(NERVE_ERR_ARG, "rnn_reset_carry: node %d is not a carried rnn", rnn);
     node *n = graph_node(g, rnn);
-    for (int slot = S_H0; slot <= S_C0; slot++)
-        if (n->attr.ints[slot] >= 0) {
-            node *s = node_input(g, n, n->attr.ints[slot]);
+    for (int slot = RNN_H0; slot <= RNN_C0; slot++)
+        if (n->attr.rnn.slot[slot] >= 0) {
+            node *s = node_input(g, n, n->attr.rnn.slot[slot]);
             memset(s->value, 0, node_numel(s) * sizeof(float));
         }
     return NERVE_OK;
@@ -1034,12 +1028,12 @@ int nerve_graph_carried_states(const nerve_graph *g, int *out, int cap)
     int count = 0;
     for (int id = 0; g && id < g->n_nodes; id++) {
         const node *n = &g->nodes[id];
-        if (n->op != &op_rnn || !n->attr.i[A_CARRY])
+        if (n->op != &op_rnn || !n->attr.rnn.carry)
             continue;
-        for (int slot = S_H0; slot <= S_C0; slot++)
-            if (n->attr.ints[slot] >= 0) {
+        for (int slot = RNN_H0; slot <= RNN_C0; slot++)
+            if (n->attr.rnn.slot[slot] >= 0) {
                 if (out && count < cap)
-                    out[count] = n->in[n->attr.ints[slot]];
+                    out[count] = n->in[n->attr.rnn.slot[slot]];
                 count++;
             }
     }
@@ -1050,7 +1044,7 @@ int nerve_graph_reset_carry(nerve_graph *g)
 {
     int layers = 0;
     for (int id = 0; g && id < g->n_nodes; id++)
-        if (is_rnn(g, id) && g->nodes[id].attr.i[A_CARRY]) {
+        if (is_rnn(g, id) && g->nodes[id].attr.rnn.carry) {
             nerve_rnn_reset_carry(g, id);
             layers++;
         }
@@ -1063,19 +1057,19 @@ void nerve_graph_set_carry_in_eval(nerve_graph *g, int on)
         g->carry_in_eval = on != 0;
 }
 
-/* ---- rnn_state: the final state [D, N, H] of an rnn node (attr.i[0]: 0 h, 1 C) ---------- */
+/* ---- rnn_state: the final state [D, N, H] of an rnn node (attr.rnn_state.which: 0 h, 1 C) */
 
 static int state_infer(nerve_graph *g, node *n)
 {
     node *r = node_input(g, n, 0);
     if (r->op != &op_rnn)
         return op_shape_error(n, "input must be an rnn node");
-    if (n->attr.i[0] == 1 && r->attr.i[A_CELL] != NERVE_CELL_LSTM)
+    if (n->attr.rnn_state.which == 1 && r->attr.rnn.cell != NERVE_CELL_LSTM)
         return op_shape_error(n, "only LSTM cells have a cell state");
     n->ndim = 3;
-    n->dims[0] = r->attr.i[A_DIRS];
+    n->dims[0] = r->attr.rnn.dirs;
     n->dims[1] = node_input(g, r, 0)->dims[1];
-    n->dims[2] = r->attr.i[A_HIDDEN];
+    n->dims[2] = r->attr.rnn.hidden;
     return NERVE_OK;
 }
 
@@ -1083,7 +1077,7 @@ static int state_infer(nerve_graph *g, node *n)
 static void state_arrays(nerve_graph *g, const node *n, int d, float **fin, float **dfin)
 {
     node *r = node_input(g, n, 0), *x = node_input(g, r, 0);
-    int T = x->dims[0], N = x->dims[1], H = r->attr.i[A_HIDDEN], cellstate = n->attr.i[0];
+    int T = x->dims[0], N = x->dims[1], H = r->attr.rnn.hidden, cellstate = n->attr.rnn_state.which;
     rnn_buf b;
     rnn_layout(r, T, N, r->scratch, &b);
     size_t NH = (size_t)N * H;
@@ -1124,7 +1118,7 @@ int nerve_rnn_state(nerve_graph *g, int rnn, int which)
         return nerve_set_error(NERVE_ERR_ARG, "rnn_state: which = %d; 0 (hidden) or 1 (cell)", which);
     node_attr at;
     memset(&at, 0, sizeof at);
-    at.i[0] = which;
+    at.rnn_state.which = which;
     return graph_add_op(g, &op_rnn_state, 1, &rnn, &at, which ? "rnn_cell_state" : "rnn_state");
 }
 

@@ -4,8 +4,8 @@
  *   outer = inner = 1 for NERVE_AXIS_ALL):
  *     y[o, i] = scale * sum_l x[o, l, i]        scale = 1 (sum) or 1/len (mean)
  *     dx[o, l, i] += scale * dy[o, i]
- *   attr.i[0] = axis as given (negative or NERVE_AXIS_ALL; normalised at each infer, since
- *   the reduced length may be the batch), attr.i[1] = keepdim. */
+ *   attr.axis_reduce: the axis as given (negative or NERVE_AXIS_ALL; normalised at each
+ *   infer, since the reduced length may be the batch), keepdim. */
 #include "ops.h"
 
 #include <string.h>
@@ -36,7 +36,7 @@ static float reduce_scale(const node *n, const reduce_view *v)
 static int reduce_infer(nerve_graph *g, node *n)
 {
     node *x = node_input(g, n, 0);
-    int axis = n->attr.i[0], keepdim = n->attr.i[1];
+    int axis = n->attr.axis_reduce.axis, keepdim = n->attr.axis_reduce.keepdim;
     if (axis == NERVE_AXIS_ALL) {
         /* keepdim keeps the rank with every dimension 1, as numpy does */
         n->ndim = keepdim ? x->ndim : 0;
@@ -80,7 +80,7 @@ static double sum_run(const float *x, size_t n)
 static void reduce_forward(nerve_graph *g, node *n)
 {
     const float *x = node_input(g, n, 0)->value;
-    reduce_view v = view_of(node_input(g, n, 0), n->attr.i[0]);
+    reduce_view v = view_of(node_input(g, n, 0), n->attr.axis_reduce.axis);
     float scale = reduce_scale(n, &v);
     for (size_t o = 0; o < v.outer; o++) {
         const float *xo = x + o * v.len * v.inner;
@@ -104,7 +104,7 @@ static void reduce_backward(nerve_graph *g, node *n)
     float *dx = node_input_grad(g, n, 0);
     if (!dx)
         return;
-    reduce_view v = view_of(node_input(g, n, 0), n->attr.i[0]);
+    reduce_view v = view_of(node_input(g, n, 0), n->attr.axis_reduce.axis);
     float scale = reduce_scale(n, &v);
     for (size_t o = 0; o < v.outer; o++) {
         const float *dy = n->grad + o * v.inner;
@@ -126,9 +126,10 @@ static const op_def op_mean = {"mean", reduce_infer, NULL, reduce_forward, reduc
 
 static int reduce(nerve_graph *g, const op_def *op, int x, int axis, int keepdim)
 {
-    node_attr at = {0};
-    at.i[0] = axis;
-    at.i[1] = keepdim != 0;
+    node_attr at;
+    memset(&at, 0, sizeof at);
+    at.axis_reduce.axis = axis;
+    at.axis_reduce.keepdim = keepdim != 0;
     return graph_add_op(g, op, 1, &x, &at, op->name);
 }
 

@@ -44,7 +44,7 @@ static int check_spatial_rank(node *n, const node *x)
     return NERVE_OK;
 }
 
-/* ---- upsample: attr.i[0] = scale, attr.i[1] = mode ---------------------------------- */
+/* ---- upsample: attr.upsample ------------------------------------------------------------ */
 
 typedef struct taps {
     int n;
@@ -76,9 +76,9 @@ static int upsample_infer(nerve_graph *g, node *n)
         return st;
     node_copy_shape(n, x);
     for (int d = 2; d < n->ndim; d++) {
-        int64_t side = size_mul64(x->dims[d], n->attr.i[0]);
+        int64_t side = size_mul64(x->dims[d], n->attr.upsample.scale);
         char what[64];
-        snprintf(what, sizeof what, "spatial size %d x scale %d", x->dims[d], n->attr.i[0]);
+        snprintf(what, sizeof what, "spatial size %d x scale %d", x->dims[d], n->attr.upsample.scale);
         if ((st = node_check_size(n, what, side)))
             return st;
         n->dims[d] = (int)side;
@@ -91,7 +91,7 @@ static int upsample_infer(nerve_graph *g, node *n)
 static void upsample_apply(nerve_graph *g, node *n, const float *src, float *dst, int to_output)
 {
     map_view in = view_maps(node_input(g, n, 0)), out = view_maps(n);
-    int s = n->attr.i[0], mode = n->attr.i[1], sh = n->ndim == 4 ? s : 1;
+    int s = n->attr.upsample.scale, mode = n->attr.upsample.mode, sh = n->ndim == 4 ? s : 1;
     size_t in_map = (size_t)in.H * in.W, out_map = (size_t)out.H * out.W;
     for (size_t m = 0; m < in.planes; m++)
         for (int oy = 0; oy < out.H; oy++) {
@@ -134,13 +134,14 @@ int nerve_upsample(nerve_graph *g, int x, int scale, nerve_upsample_mode mode)
         return nerve_set_error(NERVE_ERR_ARG, "upsample: scale %d must be at least 1", scale);
     if ((int)mode < NERVE_UPSAMPLE_NEAREST || (int)mode > NERVE_UPSAMPLE_BILINEAR)
         return nerve_set_error(NERVE_ERR_ARG, "upsample: unknown mode %d", (int)mode);
-    node_attr at = {0};
-    at.i[0] = scale;
-    at.i[1] = mode;
+    node_attr at;
+    memset(&at, 0, sizeof at);
+    at.upsample.scale = scale;
+    at.upsample.mode = mode;
     return graph_add_op(g, &op_upsample, 1, (int[]){x}, &at, "upsample");
 }
 
-/* ---- depth_to_space / space_to_depth: attr.i[0] = block, attr.i[1] = 1 for to-space --- */
+/* ---- depth_to_space / space_to_depth: attr.block ---------------------------------------- */
 
 /* A deep/shallow pair: C shallow channels, deep maps H x W, blocks bh x bw. */
 typedef struct block_geom {
@@ -158,12 +159,12 @@ static block_geom block_geometry(const node *deep, int block)
     return b;
 }
 
-static int to_space(const node *n) { return n->attr.i[1]; }
+static int to_space(const node *n) { return n->attr.block.to_space; }
 
 static int block_infer(nerve_graph *g, node *n)
 {
     const node *x = node_input(g, n, 0);
-    int st = check_spatial_rank(n, x), block = n->attr.i[0];
+    int st = check_spatial_rank(n, x), block = n->attr.block.block;
     if (st)
         return st;
     int64_t area = x->ndim == 4 ? size_mul64(block, block) : block;
@@ -216,7 +217,7 @@ static void shuffle_blocks(const block_geom *b, const float *src, float *dst, in
 /* The deep side is the input when going to space, the output otherwise. */
 static block_geom node_blocks(nerve_graph *g, const node *n)
 {
-    return block_geometry(to_space(n) ? node_input(g, n, 0) : n, n->attr.i[0]);
+    return block_geometry(to_space(n) ? node_input(g, n, 0) : n, n->attr.block.block);
 }
 
 static void block_forward(nerve_graph *g, node *n)
@@ -243,9 +244,10 @@ static int block_node(nerve_graph *g, const op_def *op, int x, int block, int sp
 {
     if (block < 1)
         return nerve_set_error(NERVE_ERR_ARG, "%s: block %d must be at least 1", op->name, block);
-    node_attr at = {0};
-    at.i[0] = block;
-    at.i[1] = space;
+    node_attr at;
+    memset(&at, 0, sizeof at);
+    at.block.block = block;
+    at.block.to_space = space;
     return graph_add_op(g, op, 1, (int[]){x}, &at, op->name);
 }
 

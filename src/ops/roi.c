@@ -41,11 +41,11 @@ static int roi_infer(nerve_graph *g, node *n)
                               "rank %d%s", r->ndim, r->ndim == 3 ? " with a last size other than 4" : "");
     if (r->dims[0] != x->dims[0])
         return op_shape_error(n, "%d images of boxes for %d feature maps", r->dims[0], x->dims[0]);
-    if (n->attr.i[4] == ROI_POOL && (int64_t)x->dims[2] * x->dims[3] > MAX_MAP_ELEMENTS)
+    if (n->attr.roi.kind == ROI_POOL && (int64_t)x->dims[2] * x->dims[3] > MAX_MAP_ELEMENTS)
         return op_shape_error(n, "a %d x %d map is above the %d cells roi_pool can index",
                               x->dims[2], x->dims[3], MAX_MAP_ELEMENTS);
     int64_t per_sample = size_mul64(size_mul64(r->dims[1], x->dims[1]),
-                                    (int64_t)n->attr.i[0] * n->attr.i[1]);
+                                    (int64_t)n->attr.roi.out_h * n->attr.roi.out_w);
     int st = node_check_size(n, "boxes x channels x out_h x out_w", per_sample);
     if (st)
         return st;
@@ -53,15 +53,15 @@ static int roi_infer(nerve_graph *g, node *n)
     n->dims[0] = x->dims[0];
     n->dims[1] = r->dims[1];
     n->dims[2] = x->dims[1];
-    n->dims[3] = n->attr.i[0];
-    n->dims[4] = n->attr.i[1];
+    n->dims[3] = n->attr.roi.out_h;
+    n->dims[4] = n->attr.roi.out_w;
     return NERVE_OK;
 }
 
 static size_t roi_scratch(const nerve_graph *g, const node *n)
 {
     (void)g;
-    return n->attr.i[4] == ROI_POOL ? node_numel(n) : 0;
+    return n->attr.roi.kind == ROI_POOL ? node_numel(n) : 0;
 }
 
 /* The bins of one box for roi_pool: start cell and size in cells (float) per axis. */
@@ -93,8 +93,8 @@ static void pool_forward(nerve_graph *g, node *n)
 {
     const node *x = node_input(g, n, 0), *r = node_input(g, n, 1);
     int N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3], R = r->dims[1];
-    int oh = n->attr.i[0], ow = n->attr.i[1];
-    float scale = n->attr.f[0];
+    int oh = n->attr.roi.out_h, ow = n->attr.roi.out_w;
+    float scale = n->attr.roi.spatial_scale;
     for (int b = 0; b < N; b++)
         for (int k = 0; k < R; k++) {
             const float *rb = r->value + ((size_t)b * R + k) * 4;
@@ -193,8 +193,8 @@ static void align_apply(nerve_graph *g, node *n, int backward)
     if (backward && !dx)
         return;
     int N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3], R = r->dims[1];
-    int oh = n->attr.i[0], ow = n->attr.i[1], ratio = n->attr.i[2], aligned = n->attr.i[3];
-    float scale = n->attr.f[0], off = aligned ? 0.5f : 0.0f;
+    int oh = n->attr.roi.out_h, ow = n->attr.roi.out_w, ratio = n->attr.roi.sampling_ratio, aligned = n->attr.roi.aligned;
+    float scale = n->attr.roi.spatial_scale, off = aligned ? 0.5f : 0.0f;
     for (int b = 0; b < N; b++)
         for (int k = 0; k < R; k++) {
             const float *rb = r->value + ((size_t)b * R + k) * 4;
@@ -237,7 +237,7 @@ static void align_apply(nerve_graph *g, node *n, int backward)
 
 static void roi_forward(nerve_graph *g, node *n)
 {
-    if (n->attr.i[4] == ROI_POOL)
+    if (n->attr.roi.kind == ROI_POOL)
         pool_forward(g, n);
     else
         align_apply(g, n, 0);
@@ -245,7 +245,7 @@ static void roi_forward(nerve_graph *g, node *n)
 
 static void roi_backward(nerve_graph *g, node *n)
 {
-    if (n->attr.i[4] == ROI_POOL)
+    if (n->attr.roi.kind == ROI_POOL)
         pool_backward(g, n);
     else
         align_apply(g, n, 1);
@@ -263,12 +263,12 @@ static int roi_node(nerve_graph *g, const op_def *op, int kind, int x, int rois,
                                "above 0", op->name, out_h, out_w, scale);
     node_attr a;
     memset(&a, 0, sizeof a);
-    a.i[0] = out_h;
-    a.i[1] = out_w;
-    a.i[2] = ratio;
-    a.i[3] = aligned != 0;
-    a.i[4] = kind;
-    a.f[0] = scale;
+    a.roi.out_h = out_h;
+    a.roi.out_w = out_w;
+    a.roi.sampling_ratio = ratio;
+    a.roi.aligned = aligned != 0;
+    a.roi.kind = kind;
+    a.roi.spatial_scale = scale;
     return graph_add_op(g, op, 2, (int[]){x, rois}, &a, op->name);
 }
 

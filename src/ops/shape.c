@@ -52,18 +52,18 @@ static int reshape_error(node *n, const node *x, const char *why)
     char have[96], want[96];
     return op_shape_error(n, "cannot reshape %s (%zu elements) to %s: %s",
                           nerve_shape_str(x->ndim, x->dims, have, sizeof have), node_numel(x),
-                          nerve_shape_str(n->attr.i[0], n->attr.ints, want, sizeof want), why);
+                          nerve_shape_str(n->attr.dims.ndim, n->attr.dims.dims, want, sizeof want), why);
 }
 
-/* reshape: attr.i[0] = rank, attr.ints = requested dims (0 copies, -1 infers). Resolved
+/* reshape: attr.dims = the requested rank and dims (0 copies, -1 infers). Resolved
  * again at every batch size, so [0, 1, 28, 28] follows the batch. */
 static int reshape_infer(nerve_graph *g, node *n)
 {
     node *x = node_input(g, n, 0);
-    int ndim = n->attr.i[0], dims[NERVE_MAX_DIMS], unknown = -1;
+    int ndim = n->attr.dims.ndim, dims[NERVE_MAX_DIMS], unknown = -1;
     int64_t known = 1, total = shape_values64(x->ndim, x->dims);
     for (int i = 0; i < ndim; i++) {
-        int d = n->attr.ints[i];
+        int d = n->attr.dims.dims[i];
         if (d == 0 && i >= x->ndim)
             return reshape_error(n, x, "a 0 copies a dimension the input lacks");
         if (d == -1 && unknown >= 0)
@@ -96,15 +96,24 @@ static int reshape_infer(nerve_graph *g, node *n)
 
 static const op_def op_reshape = {"reshape", reshape_infer, NULL, alias_nothing, alias_nothing, 1};
 
+/* attr.dims of reshape and transpose: ndim (0..NERVE_MAX_DIMS, checked by the caller)
+ * entries of dims. */
+static node_attr dims_attr(int ndim, const int *dims)
+{
+    node_attr at;
+    memset(&at, 0, sizeof at);
+    at.dims.ndim = ndim;
+    if (ndim > 0)
+        memcpy(at.dims.dims, dims, (size_t)ndim * sizeof(int));
+    return at;
+}
+
 int nerve_reshape(nerve_graph *g, int x, int ndim, const int *dims)
 {
     if (ndim < 0 || ndim > NERVE_MAX_DIMS || (ndim > 0 && !dims))
         return nerve_set_error(NERVE_ERR_ARG, "reshape: rank %d outside 0..%d or no dims", ndim,
                                NERVE_MAX_DIMS);
-    node_attr at = {0};
-    at.i[0] = ndim;
-    if (ndim > 0)
-        memcpy(at.ints, dims, (size_t)ndim * sizeof(int));
+    node_attr at = dims_attr(ndim, dims);
     return graph_add_op(g, &op_reshape, 1, &x, &at, "reshape");
 }
 
@@ -130,14 +139,14 @@ int nerve_flatten(nerve_graph *g, int x)
     return graph_add_op(g, &op_flatten, 1, &x, NULL, "flatten");
 }
 
-/* ---- concat: attr.i[0] = axis --------------------------------------------------------- */
+/* ---- concat: attr.axis.axis --------------------------------------------------------------- */
 
 static int concat_infer(nerve_graph *g, node *n)
 {
     node *x0 = node_input(g, n, 0);
-    int ax = normalize_axis(n->attr.i[0], x0->ndim);
+    int ax = normalize_axis(n->attr.axis.axis, x0->ndim);
     if (ax < 0)
-        return op_shape_error(n, "axis %d is out of range for rank %d", n->attr.i[0], x0->ndim);
+        return op_shape_error(n, "axis %d is out of range for rank %d", n->attr.axis.axis, x0->ndim);
     node_copy_shape(n, x0);
     int64_t sum = x0->dims[ax]; /* in 64 bits: a sum of ints may not fit one */
     for (int k = 1; k < n->n_in; k++) {
@@ -166,7 +175,7 @@ static int concat_infer(nerve_graph *g, node *n)
  * output's `outer` rows of out_row floats. */
 static void concat_move(nerve_graph *g, node *n, int backward)
 {
-    int ax = normalize_axis(n->attr.i[0], n->ndim);
+    int ax = normalize_axis(n->attr.axis.axis, n->ndim);
     size_t outer = outer_of(n, ax), out_row = inner_of(n, ax) * (size_t)n->dims[ax], off = 0;
     for (int k = 0; k < n->n_in; k++) {
         node *x = node_input(g, n, k);
@@ -190,12 +199,13 @@ int nerve_concat(nerve_graph *g, int n, const int *xs, int axis)
     if (n < 1 || n > NERVE_MAX_INPUTS || !xs)
         return nerve_set_error(NERVE_ERR_ARG, "concat: %d inputs (needs 1..%d)", n,
                                NERVE_MAX_INPUTS);
-    node_attr at = {0};
-    at.i[0] = axis;
+    node_attr at;
+    memset(&at, 0, sizeof at);
+    at.axis.axis = axis;
     return graph_add_op(g, &op_concat, n, xs, &at, "concat");
 }
 
-/* ---- slice: attr.i[0] = axis, attr.i[1] = start, attr.i[2] = end ------------------------ */
+/* ---- slice: attr.slice (axis, [start, end)) ------------------------------------------------ */
 
 /* Resolves negative indices (from the end) and clamps to the axis, as Python slices do. */
 static int slice_bound(int i, int dim)
@@ -208,14 +218,14 @@ static int slice_bound(int i, int dim)
 static int slice_infer(nerve_graph *g, node *n)
 {
     node *x = node_input(g, n, 0);
-    int ax = normalize_axis(n->attr.i[0], x->ndim);
+    int ax = normalize_axis(n->attr.slice.axis, x->ndim);
     if (ax < 0)
-        return op_shape_error(n, "axis %d is out of range for rank %d", n->attr.i[0], x->ndim);
-    int start = slice_bound(n->attr.i[1], x->dims[ax]);
-    int end = slice_bound(n->attr.i[2], x->dims[ax]);
+        return op_shape_error(n, "axis %d is out of range for rank %d", n->attr.slice.axis, x->ndim);
+    int start = slice_bound(n->attr.slice.start, x->dims[ax]);
+    int end = slice_bound(n->attr.slice.end, x->dims[ax]);
     if (end <= start)
-        return op_shape_error(n, "[%d, %d) selects nothing of axis %d (size %d)", n->attr.i[1],
-                              n->attr.i[2], ax, x->dims[ax]);
+        return op_shape_error(n, "[%d, %d) selects nothing of axis %d (size %d)", n->attr.slice.start,
+                              n->attr.slice.end, ax, x->dims[ax]);
     node_copy_shape(n, x);
     n->dims[ax] = end - start;
     return NERVE_OK;
@@ -224,10 +234,10 @@ static int slice_infer(nerve_graph *g, node *n)
 static void slice_move(nerve_graph *g, node *n, int backward)
 {
     node *x = node_input(g, n, 0);
-    int ax = normalize_axis(n->attr.i[0], x->ndim);
+    int ax = normalize_axis(n->attr.slice.axis, x->ndim);
     size_t inner = inner_of(x, ax), outer = outer_of(x, ax);
     size_t x_row = inner * (size_t)x->dims[ax], width = inner * (size_t)n->dims[ax];
-    size_t first = inner * (size_t)slice_bound(n->attr.i[1], x->dims[ax]);
+    size_t first = inner * (size_t)slice_bound(n->attr.slice.start, x->dims[ax]);
     float *dx = node_input_grad(g, n, 0);
     if (!backward)
         copy_rows(n->value, width, x->value + first, x_row, outer, width, 0);
@@ -242,24 +252,25 @@ static const op_def op_slice = {"slice", slice_infer, NULL, slice_forward, slice
 
 int nerve_slice(nerve_graph *g, int x, int axis, int start, int end)
 {
-    node_attr at = {0};
-    at.i[0] = axis;
-    at.i[1] = start;
-    at.i[2] = end;
+    node_attr at;
+    memset(&at, 0, sizeof at);
+    at.slice.axis = axis;
+    at.slice.start = start;
+    at.slice.end = end;
     return graph_add_op(g, &op_slice, 1, &x, &at, "slice");
 }
 
-/* ---- transpose: attr.i[0] = rank, attr.ints = perm ------------------------------------- */
+/* ---- transpose: attr.dims = the rank and the permutation ------------------------------ */
 
 static int transpose_infer(nerve_graph *g, node *n)
 {
     node *x = node_input(g, n, 0);
-    int ndim = n->attr.i[0], seen = 0;
+    int ndim = n->attr.dims.ndim, seen = 0;
     if (x->ndim != ndim)
         return op_shape_error(n, "permutation has %d entries but the input has rank %d", ndim,
                               x->ndim);
     for (int k = 0; k < ndim; k++) {
-        int p = n->attr.ints[k];
+        int p = n->attr.dims.dims[k];
         if (p < 0 || p >= ndim || (seen & (1 << p)))
             return op_shape_error(n, "entry %d (%d) makes the permutation invalid for rank %d",
                                   k, p, ndim);
@@ -310,8 +321,8 @@ static void transpose_move(nerve_graph *g, node *n, int backward)
         y_stride[k] = (size_t)ys;
     }
     for (int k = 0; k < nd; k++) {
-        s[k] = x_stride[n->attr.ints[k]]; /* step in x when y's index k advances */
-        if (n->attr.ints[k] == nd - 1)
+        s[k] = x_stride[n->attr.dims.dims[k]]; /* step in x when y's index k advances */
+        if (n->attr.dims.dims[k] == nd - 1)
             q = k;
     }
     size_t cols = nd ? (size_t)n->dims[last] : 1, ldx = nd ? s[last] : 0;
@@ -347,10 +358,7 @@ int nerve_transpose(nerve_graph *g, int x, const int *perm)
         return st;
     if (!perm && ndim > 0)
         return nerve_set_error(NERVE_ERR_ARG, "transpose: no permutation given");
-    node_attr at = {0};
-    at.i[0] = ndim;
-    if (ndim > 0)
-        memcpy(at.ints, perm, (size_t)ndim * sizeof(int));
+    node_attr at = dims_attr(ndim, perm);
     return graph_add_op(g, &op_transpose, 1, &x, &at, "transpose");
 }
 

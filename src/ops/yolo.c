@@ -40,24 +40,21 @@
 #include <math.h>
 #include <string.h>
 
-/* attr: i[0] flags (1 region, 2 softmax, 4 rescore, 8 bias_match), i[1] classes, i[2] n,
- * i[3] total, i[4] max_boxes, i[5] net_w, i[6] net_h, i[7] coords; ints[] the mask (yolo);
- * f[0] ignore_thresh (region: thresh), f[1] truth_thresh, f[2] object_scale,
- * f[3] noobject_scale, f[4] class_scale, f[5] coord_scale */
+/* attr.yolo (src/graph/attrs.h); its flags: */
 enum { F_REGION = 1, F_SOFTMAX = 2, F_RESCORE = 4, F_BIAS_MATCH = 8 };
 
-static int entry_values(const node *n) { return n->attr.i[7] + 1 + n->attr.i[1]; }
+static int entry_values(const node *n) { return n->attr.yolo.coords + 1 + n->attr.yolo.classes; }
 
 static int yolo_infer(nerve_graph *g, node *n)
 {
     const node *x = node_input(g, n, 0);
     if (x->ndim != 4)
         return op_shape_error(n, "expects [N, C, H, W], got %d dimensions", x->ndim);
-    int want = n->attr.i[2] * entry_values(n);
+    int want = n->attr.yolo.n * entry_values(n);
     if (x->dims[1] != want)
         return op_shape_error(n, "the layer before gives %d channels; %d boxes of %d classes "
                               "need num*(%d + 1 + classes) = %d (set its filters= to %d)",
-                              x->dims[1], n->attr.i[2], n->attr.i[1], n->attr.i[7], want, want);
+                              x->dims[1], n->attr.yolo.n, n->attr.yolo.classes, n->attr.yolo.coords, want, want);
     node_copy_shape(n, x);
     return NERVE_OK;
 }
@@ -67,8 +64,8 @@ static float logistic(float z) { return 1.0f / (1.0f + expf(-z)); }
 /* The activations of one sample: x, y (and objectness) logistic; classes logistic or softmax. */
 static void activate(const node *n, const float *x, float *y, size_t hw)
 {
-    int A = n->attr.i[2], C = n->attr.i[1], coords = n->attr.i[7], E = entry_values(n);
-    int softmax = (n->attr.i[0] & F_SOFTMAX) != 0;
+    int A = n->attr.yolo.n, C = n->attr.yolo.classes, coords = n->attr.yolo.coords, E = entry_values(n);
+    int softmax = (n->attr.yolo.flags & F_SOFTMAX) != 0;
     for (int a = 0; a < A; a++) {
         const float *xa = x + (size_t)a * E * hw;
         float *ya = y + (size_t)a * E * hw;
@@ -110,8 +107,8 @@ static void yolo_backward(nerve_graph *g, node *n)
         return;
     const node *x = node_input(g, n, 0);
     size_t hw = (size_t)x->dims[2] * x->dims[3], per = node_numel(x) / (size_t)x->dims[0];
-    int A = n->attr.i[2], C = n->attr.i[1], coords = n->attr.i[7], E = entry_values(n);
-    int softmax = (n->attr.i[0] & F_SOFTMAX) != 0;
+    int A = n->attr.yolo.n, C = n->attr.yolo.classes, coords = n->attr.yolo.coords, E = entry_values(n);
+    int softmax = (n->attr.yolo.flags & F_SOFTMAX) != 0;
     for (int s = 0; s < x->dims[0]; s++)
         for (int a = 0; a < A; a++) {
             size_t o = s * per + (size_t)a * E * hw;
@@ -150,12 +147,12 @@ static int yolo_loss_infer(nerve_graph *g, node *n)
     if (st)
         return st;
     const node *x = node_input(g, n, 0), *an = node_input(g, n, 1), *t = node_input(g, n, 2);
-    if (node_numel(an) != (size_t)n->attr.i[3] * 2)
+    if (node_numel(an) != (size_t)n->attr.yolo.total * 2)
         return op_shape_error(n, "the anchors must hold %d values (2 per anchor)",
-                              n->attr.i[3] * 2);
-    if (t->dims[0] != x->dims[0] || node_numel(t) / (size_t)t->dims[0] != (size_t)n->attr.i[4] * 5)
+                              n->attr.yolo.total * 2);
+    if (t->dims[0] != x->dims[0] || node_numel(t) / (size_t)t->dims[0] != (size_t)n->attr.yolo.max_boxes * 5)
         return op_shape_error(n, "the target must hold %d values per sample (5 per box)",
-                              n->attr.i[4] * 5);
+                              n->attr.yolo.max_boxes * 5);
     n->ndim = 0;
     return NERVE_OK;
 }
@@ -198,8 +195,8 @@ static size_t at(const loss_ctx *c, int a, int plane, int j, int i)
 static cbox pred_box(const loss_ctx *c, int a, int k, int j, int i)
 {
     const node *n = c->n;
-    int region = (n->attr.i[0] & F_REGION) != 0;
-    float sw = region ? (float)c->W : (float)n->attr.i[5], sh = region ? (float)c->H : (float)n->attr.i[6];
+    int region = (n->attr.yolo.flags & F_REGION) != 0;
+    float sw = region ? (float)c->W : (float)n->attr.yolo.net_w, sh = region ? (float)c->H : (float)n->attr.yolo.net_h;
     cbox b = {(i + c->y[at(c, a, 0, j, i)]) / c->W, (j + c->y[at(c, a, 1, j, i)]) / c->H,
               expf(c->y[at(c, a, 2, j, i)]) * c->anchors[2 * k] / sw,
               expf(c->y[at(c, a, 3, j, i)]) * c->anchors[2 * k + 1] / sh};
@@ -216,8 +213,8 @@ static void set(loss_ctx *c, size_t k, float t, float w)
 static float box_target(loss_ctx *c, const float *t, int a, int k, int j, int i, float scale)
 {
     const node *n = c->n;
-    int region = (n->attr.i[0] & F_REGION) != 0;
-    float sw = region ? (float)c->W : (float)n->attr.i[5], sh = region ? (float)c->H : (float)n->attr.i[6];
+    int region = (n->attr.yolo.flags & F_REGION) != 0;
+    float sw = region ? (float)c->W : (float)n->attr.yolo.net_w, sh = region ? (float)c->H : (float)n->attr.yolo.net_h;
     cbox truth = {t[0], t[1], t[2], t[3]};
     float iou = cbox_iou(pred_box(c, a, k, j, i), truth);
     set(c, at(c, a, 0, j, i), t[0] * c->W - i, scale);
@@ -232,7 +229,7 @@ static float box_target(loss_ctx *c, const float *t, int a, int k, int j, int i,
 static void class_target(loss_ctx *c, int cls, int a, int j, int i, float scale, int only_add)
 {
     const node *n = c->n;
-    int C = n->attr.i[1], coords = n->attr.i[7];
+    int C = n->attr.yolo.classes, coords = n->attr.yolo.coords;
     if (only_add && c->wt[at(c, a, coords + 1, j, i)] > 0) {
         set(c, at(c, a, coords + 1 + cls, j, i), 1.0f, scale);
         return;
@@ -245,21 +242,21 @@ static void class_target(loss_ctx *c, int cls, int a, int j, int i, float scale,
 static void sample_targets(loss_ctx *c, const float *truths)
 {
     const node *n = c->n;
-    int flags = n->attr.i[0], region = (flags & F_REGION) != 0, A = n->attr.i[2];
-    int total = n->attr.i[3], coords = n->attr.i[7], C = n->attr.i[1];
+    int flags = n->attr.yolo.flags, region = (flags & F_REGION) != 0, A = n->attr.yolo.n;
+    int total = n->attr.yolo.total, coords = n->attr.yolo.coords, C = n->attr.yolo.classes;
     size_t per = (size_t)A * entry_values(n) * c->hw;
     memset(c->tgt, 0, per * sizeof *c->tgt);
     memset(c->wt, 0, per * sizeof *c->wt);
     int nt = 0;
-    while (nt < n->attr.i[4] && truths[nt * 5 + 2] > 0 && truths[nt * 5 + 3] > 0)
+    while (nt < n->attr.yolo.max_boxes && truths[nt * 5 + 2] > 0 && truths[nt * 5 + 3] > 0)
         nt++;
-    float thresh = n->attr.f[0], truth_thresh = n->attr.f[1];
-    float obj_s = region ? n->attr.f[2] : 1, noobj_s = region ? n->attr.f[3] : 1;
-    float class_s = region ? n->attr.f[4] : 1, coord_s = region ? n->attr.f[5] : 1;
+    float thresh = n->attr.yolo.thresh, truth_thresh = n->attr.yolo.truth_thresh;
+    float obj_s = region ? n->attr.yolo.object_scale : 1, noobj_s = region ? n->attr.yolo.noobject_scale : 1;
+    float class_s = region ? n->attr.yolo.class_scale : 1, coord_s = region ? n->attr.yolo.coord_scale : 1;
     for (int j = 0; j < c->H; j++)
         for (int i = 0; i < c->W; i++)
             for (int a = 0; a < A; a++) {
-                int k = region ? a : n->attr.ints[a];
+                int k = region ? a : n->attr.yolo.mask[a];
                 cbox p = pred_box(c, a, k, j, i);
                 float best = 0;
                 int best_t = 0;
@@ -294,8 +291,8 @@ static void sample_targets(loss_ctx *c, const float *truths)
                 p = pred_box(c, k, k, j, i);
                 p.x = p.y = 0;
             } else {
-                p.w = c->anchors[2 * k] / (region ? (float)c->W : (float)n->attr.i[5]);
-                p.h = c->anchors[2 * k + 1] / (region ? (float)c->H : (float)n->attr.i[6]);
+                p.w = c->anchors[2 * k] / (region ? (float)c->W : (float)n->attr.yolo.net_w);
+                p.h = c->anchors[2 * k + 1] / (region ? (float)c->H : (float)n->attr.yolo.net_h);
             }
             float o = cbox_iou(p, shift);
             if (o > best)
@@ -305,7 +302,7 @@ static void sample_targets(loss_ctx *c, const float *truths)
         if (!region) {
             a = -1;
             for (int m = 0; m < A; m++)
-                if (n->attr.ints[m] == best_n)
+                if (n->attr.yolo.mask[m] == best_n)
                     a = m;
             if (a < 0)
                 continue;
@@ -335,8 +332,8 @@ static double bce(float z, float t)
 static double sample_loss(const loss_ctx *c, const float *x, float *dx, float scale)
 {
     const node *n = c->n;
-    int flags = n->attr.i[0], region = (flags & F_REGION) != 0, softmax = (flags & F_SOFTMAX) != 0;
-    int A = n->attr.i[2], C = n->attr.i[1], coords = n->attr.i[7], E = entry_values(n);
+    int flags = n->attr.yolo.flags, region = (flags & F_REGION) != 0, softmax = (flags & F_SOFTMAX) != 0;
+    int A = n->attr.yolo.n, C = n->attr.yolo.classes, coords = n->attr.yolo.coords, E = entry_values(n);
     double L = 0;
     for (int a = 0; a < A; a++)
         for (int plane = 0; plane < E; plane++) {
@@ -445,15 +442,15 @@ static node_attr yolo_attr(const nerve_yolo_config *c)
 {
     node_attr a;
     memset(&a, 0, sizeof a);
-    a.i[0] = (c->region ? F_REGION : 0) | (c->softmax ? F_SOFTMAX : 0) |
+    a.yolo.flags = (c->region ? F_REGION : 0) | (c->softmax ? F_SOFTMAX : 0) |
              (c->rescore ? F_RESCORE : 0) | (c->bias_match ? F_BIAS_MATCH : 0);
-    a.i[1] = c->classes, a.i[2] = c->n, a.i[3] = c->total, a.i[4] = c->max_boxes;
-    a.i[5] = c->net_w, a.i[6] = c->net_h, a.i[7] = c->coords;
+    a.yolo.classes = c->classes, a.yolo.n = c->n, a.yolo.total = c->total, a.yolo.max_boxes = c->max_boxes;
+    a.yolo.net_w = c->net_w, a.yolo.net_h = c->net_h, a.yolo.coords = c->coords;
     for (int k = 0; k < c->n && !c->region; k++)
-        a.ints[k] = c->mask[k];
-    a.f[0] = c->region ? c->thresh : c->ignore_thresh, a.f[1] = c->truth_thresh;
-    a.f[2] = c->object_scale, a.f[3] = c->noobject_scale, a.f[4] = c->class_scale;
-    a.f[5] = c->coord_scale;
+        a.yolo.mask[k] = c->mask[k];
+    a.yolo.thresh = c->region ? c->thresh : c->ignore_thresh, a.yolo.truth_thresh = c->truth_thresh;
+    a.yolo.object_scale = c->object_scale, a.yolo.noobject_scale = c->noobject_scale, a.yolo.class_scale = c->class_scale;
+    a.yolo.coord_scale = c->coord_scale;
     return a;
 }
 
