@@ -35,20 +35,23 @@ decay=0.0005
 """ + FMNIST
 
 # One training epoch of 60,000 Fashion-MNIST images on the 2-core development machine,
-# estimated from the model's multiply-accumulates at the rate resnet_small.cfg trains there
-# when idle (48 s an epoch); docs/architectures.md has the table and how it was measured.
-EPOCH = {"alexnet": "about 30 min", "vgg11": "about 5 h", "vgg16": "about 10 h",
-         "googlenet": "about 1 h", "resnet18": "about 1 h 10 min", "resnet34": "about 2 h 30 min",
-         "squeezenet": "about 30 min", "resnet20": "about 2 min",
-         "resnet_small": "48 s idle (measured: 15 epochs in 12 min)"}
+# measured as one core's CPU time (scripts/epoch_time.sh -c; docs/architectures.md has the
+# table and how it was measured); two idle cores train about 1.6 times faster.
+EPOCH = {"alexnet": "1.2 h", "vgg11": "5.5 h", "vgg16": "8.4 h",
+         "googlenet": "2.6 h", "resnet18": "1.8 h", "resnet34": "3.4 h",
+         "squeezenet": "1.0 h", "resnet20": "3.8 min",
+         "resnet_small": "1.5 min"}
+# measured in wall-clock time on the idle machine, where that was done
+EPOCH_IDLE = {"resnet_small": "48 s on the 2 idle cores (15 epochs in 12 min)"}
 
 
 def epoch_line(name):
     t = EPOCH.get(name)
     if not t:
         return ""
-    how = "" if "measured" in t else ", estimated (docs/architectures.md, Time per epoch)"
-    return "\nOne epoch here (2 cores): %s%s." % (t, how)
+    idle = EPOCH_IDLE.get(name)
+    return ("\nOne epoch here: %s of one core's CPU time%s (docs/architectures.md, Time per epoch)."
+            % (t, "; " + idle if idle else ""))
 
 
 def fmnist_to_imagenet(c):
