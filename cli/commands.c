@@ -214,16 +214,18 @@ const cli_command cli_commands[] = {
     {
         .name = "experiment",
         .run = cmd_experiment,
-        .usage = "experiment lottery|collapse|optimisers|gradients|perceptron [--out DIR] [--quick]\n"
+        .usage = "experiment lottery|collapse|recos|optimisers|gradients|bcd|perceptron [--out DIR] [--quick]\n"
                  "experiment NAME [--epochs N] [--train N] [--seed S] [--data DIR] [--digits FILE]",
         .summary = "one of the course's experiments: its figures printed, its plots written as SVG",
         .details = "lottery: iterative magnitude pruning of LeNet-300-100 on Fashion-MNIST, the pruned network "
                    "rewound to its initialisation (the ticket) against the same mask re-initialised. collapse: "
                    "neural collapse NC1-NC4 per epoch of an MLP trained past zero error on a Fashion-MNIST subset. "
-                   "optimisers: SGD, momentum, Nesterov, AdaGrad, RMSProp and "
+                   "recos: accuracy on negative images (1 - x) of networks trained on positives and the reverse "
+                   "(Fashion-MNIST, the 8x8 digits). optimisers: SGD, momentum, Nesterov, AdaGrad, RMSProp and "
                    "Adam (nerve's own) on the canyon and the saddle, and a learning-rate sweep. gradients: gradient "
                    "norms through deep tanh and sigmoid MLPs and through the steps of an RNN against the largest "
-                   "singular value of its recurrent matrix. perceptron: updates of Rosenblatt's rule against the bound "
+                   "singular value of its recurrent matrix. bcd: block coordinate descent (Zeng et al. 2019) "
+                   "against SGD on a deep MLP. perceptron: updates of Rosenblatt's rule against the bound "
                    "beta ||w_o||^2 / alpha^2. Figures are lines 'key = value'; docs/experiments.md has the "
                    "measured ones.",
         .options = (const cli_option[]){
@@ -233,7 +235,7 @@ const cli_command cli_commands[] = {
             {"--train", "N", "the experiment's own", "training samples where the experiment trains"},
             {"--seed", "S", "1", "seed of initialisations, data order and generated data"},
             {"--data", "DIR", "/usr/share/datasets/fashion-mnist", "folder of Fashion-MNIST's four IDX files"},
-            {"--digits", "FILE", "python3-sklearn's digits.csv.gz", "the 8x8 digits CSV (optimisers)"},
+            {"--digits", "FILE", "python3-sklearn's digits.csv.gz", "the 8x8 digits CSV (recos, optimisers)"},
             END_OPTIONS,
         },
         .example = "nerve experiment lottery --out plots",

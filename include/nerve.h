@@ -2457,10 +2457,13 @@ int nerve_export_c(nerve_model *m, const char *dir, const char *name, nerve_expo
  *   lottery     iterative magnitude pruning of LeNet-300-100 on Fashion-MNIST, the sparse
  *               network rewound to its initialisation against the same mask re-initialised
  *   collapse    neural collapse (NC1 to NC4) per epoch of an MLP trained past zero error
+ *   recos       accuracy on the negative images (1 - x) of networks trained on positives,
+ *               and the reverse (Fashion-MNIST, the 8 x 8 digits)
  *   optimisers  SGD, momentum, Nesterov, AdaGrad, RMSProp, Adam on the canyon and the
  *               saddle, and a learning-rate sweep
  *   gradients   gradient norms through a deep tanh / sigmoid MLP and through the steps of an
  *               RNN against the largest singular value of its recurrent matrix
+ *   bcd         block coordinate descent (Zeng et al. 2019) against SGD on a deep MLP
  *   perceptron  updates of Rosenblatt's rule against the bound beta ||w_o||^2 / alpha^2
  * Figures that a test or a reader looks up are lines "key = value". */
 typedef struct nerve_experiment_options {

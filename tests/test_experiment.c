@@ -70,7 +70,7 @@ TEST(experiment_names_and_unknown)
     int n = 0;
     while (nerve_experiment_name(n))
         CHECK(nerve_experiment_summary(n++) != NULL);
-    CHECK(n == 5);
+    CHECK(n == 7);
     CHECK(nerve_experiment_run("lotery", NULL) == NERVE_ERR_ARG);
     CHECK(strstr(nerve_last_error(), "lottery") != NULL);
 }
@@ -201,5 +201,34 @@ TEST(experiment_lottery_quick)
     /* two rounds at 40% (20% of the output layer): 36.1% of the weights are left */
     CHECK(strstr(c->text, "36.1%") != NULL);
     CHECK(file_has(test_tmpdir(), "lottery.svg", "<polyline", 3));
+    free(c);
+}
+
+TEST(experiment_recos_quick)
+{
+    captured *c = calloc(1, sizeof *c);
+    nerve_experiment_options o;
+    CHECK(c);
+    CHECK_OK(run_quick("recos", c, &o));
+    /* trained on one polarity, the digits MLP does far worse on the other */
+    double pp = figure(c, "recos.digits.pos_on_pos"), pn = figure(c, "recos.digits.pos_on_neg");
+    double nn = figure(c, "recos.digits.neg_on_neg"), np = figure(c, "recos.digits.neg_on_pos");
+    CHECK_MSG(pp > pn + 20 && nn > np + 20, "digits: %g%% / %g%% (positives), %g%% / %g%% (negatives)", pp, pn, nn, np);
+    CHECK(!isnan(figure(c, "recos.fashion.both_on_neg")));
+    CHECK(file_has(test_tmpdir(), "recos.svg", "<polyline", 6));
+    free(c);
+}
+
+TEST(experiment_bcd_quick)
+{
+    captured *c = calloc(1, sizeof *c);
+    nerve_experiment_options o;
+    CHECK(c);
+    CHECK_OK(run_quick("bcd", c, &o));
+    /* three full-batch BCD passes already fit the training images better than chance and
+       than three SGD epochs from the same (shrinking) initialisation */
+    double bcd = figure(c, "bcd.bcd_train_acc"), sgd = figure(c, "bcd.sgd_train_acc");
+    CHECK_MSG(bcd > 30 && bcd > sgd, "BCD %g%%, SGD %g%%", bcd, sgd);
+    CHECK(file_has(test_tmpdir(), "bcd.svg", "<polyline", 6));
     free(c);
 }

@@ -18,7 +18,9 @@ typedef struct {
 static const experiment experiments[] = {
     {"lottery", "lottery tickets: magnitude pruning rewound to the initialisation vs re-initialised", exp_lottery},
     {"collapse", "neural collapse NC1-NC4 per epoch, past zero training error", exp_collapse},
+    {"recos", "trained on images, tested on their negatives (1 - x), and the reverse", exp_recos},
     {"optimisers", "optimisers on the canyon and the saddle, and a learning-rate sweep", exp_optimisers},
+    {"bcd", "block coordinate descent (Zeng et al.) against SGD on a deep MLP", exp_bcd},
     {"gradients", "vanishing and exploding gradients: deep tanh/sigmoid nets, RNN vs sigma_max", exp_gradients},
     {"perceptron", "perceptron updates against the bound beta ||w_o||^2 / alpha^2", exp_perceptron},
 };

@@ -67,8 +67,10 @@ int exp_collapse_stats(const float *h, const float *y, int n, int d, int C, cons
 
 int exp_lottery(const nerve_experiment_options *o);
 int exp_collapse(const nerve_experiment_options *o);
+int exp_recos(const nerve_experiment_options *o);
 int exp_optimisers(const nerve_experiment_options *o);
 int exp_gradients(const nerve_experiment_options *o);
+int exp_bcd(const nerve_experiment_options *o);
 int exp_perceptron(const nerve_experiment_options *o);
 
 #endif
