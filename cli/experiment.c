@@ -55,6 +55,11 @@ int cmd_experiment(int argc, char **argv)
         fprintf(stderr, ")\n");
         return 2;
     }
+    int known = 0;
+    for (int i = 0; nerve_experiment_name(i); i++)
+        known |= !strcmp(name, nerve_experiment_name(i));
+    if (!known) /* said before any folder is made */
+        return nerve_experiment_run(name, &o) != NERVE_OK ? cli_fail(NULL) : 0;
     if (cli_mkdirs(o.out_dir) != 0) {
         fprintf(stderr, "nerve experiment: cannot create the folder %s\n", o.out_dir);
         return 1;
