@@ -1,6 +1,6 @@
 /* nerve attack: a classifier's accuracy on adversarial examples (FGSM, PGD under L-infinity
- * or L2), at one eps or over a sweep with an accuracy curve. The work is
- * src/train/adversarial.c's. */
+ * or L2), at one eps or over a sweep with an accuracy curve; fooling images and the patch
+ * attack (cli/fool.c). The work is src/train/adversarial.c's and src/apps/fool.c's. */
 #include "cli.h"
 
 #include <math.h>
@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_SWEEP 32
 
 static int parse_num(const char *opt, const char *v, double lo, double hi, double *out)
 {
@@ -42,17 +41,13 @@ static int parse_list(const char *opt, const char *v, double lo, double hi, doub
     return n ? n : -1;
 }
 
-typedef struct {
-    const char *ckpt, *images, *labels, *csv, *plot;
-    int fgsm, pgd, limit;
-    double eps[MAX_SWEEP];
-    int n_eps, sweep;
-    nerve_attack a; /* steps, step, restarts, norm, range, seed */
-} attack_args;
 
 static int parse_methods(const char *v, attack_args *a)
 {
     a->fgsm = a->pgd = 0;
+    a->mode = !strcmp(v, "fool") ? ATTACK_FOOL : !strcmp(v, "patch") ? ATTACK_PATCH : ATTACK_ACCURACY;
+    if (a->mode)
+        return 0;
     char buf[64];
     snprintf(buf, sizeof buf, "%s", v);
     for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
@@ -61,7 +56,7 @@ static int parse_methods(const char *v, attack_args *a)
         else if (!strcmp(t, "pgd"))
             a->pgd = 1;
         else {
-            fprintf(stderr, "nerve attack: --method is fgsm, pgd or fgsm,pgd; got '%s'\n", t);
+            fprintf(stderr, "nerve attack: --method is fgsm, pgd, fgsm,pgd, fool or patch; got '%s'\n", t);
             return -1;
         }
     }
@@ -84,10 +79,33 @@ static int parse_args(int argc, char **argv, attack_args *a)
             if (parse_num("--steps", v, 1, 100000, &x))
                 return 2;
             a->a.steps = (int)x;
+            a->steps_given = 1;
         } else if ((v = cli_option_value(argc, argv, &i, "--step"))) {
             if (parse_num("--step", v, 0, 1e6, &x))
                 return 2;
             a->a.step = (float)x;
+            a->step_given = 1;
+        } else if ((v = cli_option_value(argc, argv, &i, "--class"))) {
+            double c[MAX_SWEEP];
+            if ((a->n_classes = parse_list("--class", v, 0, 1e6, c, MAX_SWEEP)) < 0)
+                return 2;
+            for (int j = 0; j < a->n_classes; j++)
+                a->classes[j] = (int)c[j];
+        } else if ((v = cli_option_value(argc, argv, &i, "--confidence"))) {
+            if (parse_num("--confidence", v, 1e-6, 1, &x))
+                return 2;
+            a->confidence = (float)x;
+        } else if ((v = cli_option_value(argc, argv, &i, "--size"))) {
+            if (parse_num("--size", v, 1, 100000, &x))
+                return 2;
+            a->size = (int)x;
+        } else if ((v = cli_option_value(argc, argv, &i, "--out")))
+            a->out = v;
+        else if ((v = cli_option_value(argc, argv, &i, "--names")))
+            a->names = v;
+        else if ((v = cli_option_value(argc, argv, &i, "--train-limit"))) {
+            if ((a->train_limit = cli_parse_int("--train-limit", v)) < 0)
+                return 2;
         } else if ((v = cli_option_value(argc, argv, &i, "--restarts"))) {
             if (parse_num("--restarts", v, 1, 1000, &x))
                 return 2;
@@ -162,6 +180,8 @@ int cmd_attack(int argc, char **argv)
     int rc = parse_args(argc, argv, &a);
     if (rc)
         return rc;
+    if (a.mode)
+        return attack_fool_or_patch(&a);
     nerve_model *m = nerve_model_load(a.ckpt);
     if (!m)
         return cli_fail(NULL);

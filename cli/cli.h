@@ -72,6 +72,22 @@ void cli_print_markdown(FILE *f);
 /* ---- the commands --------------------------------------------------------------------- */
 
 int cmd_train(int argc, char **argv);
+int cmd_style(int argc, char **argv);
+/* nerve viz classmodel|dream|invert|neighbours|top (cli/viz_ascent.c); argv[0] is the mode. */
+int viz_ascent(int argc, char **argv);
+/* nerve attack's arguments (cli/attack.c), and its fooling-image and patch modes (cli/fool.c). */
+#define MAX_SWEEP 32
+enum { ATTACK_ACCURACY = 0, ATTACK_FOOL, ATTACK_PATCH };
+typedef struct attack_args {
+    const char *ckpt, *images, *labels, *csv, *plot, *out, *names;
+    int fgsm, pgd, limit, mode, steps_given, step_given, size, train_limit;
+    int classes[MAX_SWEEP], n_classes;
+    float confidence;
+    double eps[MAX_SWEEP];
+    int n_eps, sweep;
+    nerve_attack a; /* steps, step, restarts, norm, range, seed */
+} attack_args;
+int attack_fool_or_patch(const attack_args *a);
 int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_summary(int argc, char **argv);

@@ -28,7 +28,10 @@ const cli_command cli_commands[] = {
         .usage = "attack CKPT [--method fgsm|pgd|fgsm,pgd] [--eps E[,E...]] [--plot FILE.svg]\n"
                  "attack CKPT --method pgd [--steps N] [--step S] [--restarts R] [--norm linf|l2]\n"
                  "attack CKPT [--range LO,HI] [--seed S] [--limit N]\n"
-                 "attack CKPT [--images F --labels F | --csv F]",
+                 "attack CKPT [--images F --labels F | --csv F]\n"
+                 "attack CKPT --method fool [--class C[,C...]] [--confidence P] [--steps N] [--step S] [--names FILE]\n"
+                 "attack CKPT --method fool|patch [--out FILE.png]\n"
+                 "attack CKPT --method patch [--class C] [--size S] [--steps N] [--train-limit N] [--names FILE]",
         .summary = "accuracy of a classifier on adversarial examples (FGSM, PGD), at one eps or over a sweep",
         .details = "Attacks every test sample of the cfg (or of the files given) and prints the clean accuracy "
                    "and the accuracy on the adversarial examples: FGSM (x + eps sign of the loss gradient) or "
@@ -36,17 +39,27 @@ const cli_command cli_commands[] = {
                    "the gradient, each projected back onto the ball; with R restarts a sample counts as robust "
                    "only if every restart fails), every value kept in the valid range. A sample is robust when "
                    "it is classified rightly both clean and attacked. Several eps values make a sweep; --plot "
-                   "draws accuracy against eps (docs/explain.md).",
+                   "draws accuracy against eps (docs/explain.md). --method fool ascends the log-softmax of "
+                   "each class (or those of --class) from uniform noise until its confidence reaches "
+                   "--confidence, and draws the images with their confidences. --method patch trains a square "
+                   "patch for class --class on the cfg's training images (at random places, then at the place "
+                   "where it works best) and prints its success rate on the test images of other classes.",
         .options = (const cli_option[]){
-            {"--method", "fgsm|pgd|fgsm,pgd", "fgsm", "the attack (both: two curves)"},
+            {"--method", "fgsm|pgd|fgsm,pgd|fool|patch", "fgsm", "the attack (fgsm,pgd: two curves)"},
             {"--eps", "E[,E...]", "0.1", "the radius (in input units: pixels in [0, 1]); several: a sweep"},
-            {"--steps", "N", "20", "PGD steps"},
-            {"--step", "S", "2.5 eps / steps", "PGD step size"},
+            {"--steps", "N", "20 (PGD), 1000 (fool), 400 (patch)", "PGD steps; the most ascent steps (fool, patch)"},
+            {"--step", "S", "2.5 eps / steps (PGD), 0.01 (fool), 0.02 (patch)", "step size"},
+            {"--class", "C[,C...]", "every class (fool), 0 (patch)", "the target class(es) (fool, patch)"},
+            {"--confidence", "P", "0.99", "fooling stops at this softmax probability (fool)"},
+            {"--size", "S", "a quarter of the shorter side", "the patch's side in pixels (patch)"},
+            {"--train-limit", "N", "every training sample", "training samples the patch learns from (patch)"},
+            {"--names", "FILE", "the cfg's names=", "class names for captions (fool, patch)"},
+            {"--out", "FILE.png", "fool.png, patch.png", "the picture (fool, patch)"},
             {"--restarts", "R", "1", "PGD tries from random starts"},
             {"--norm", "linf|l2", "linf", "the ball's norm"},
             {"--range", "LO,HI", "0,1", "the valid range of input values (inputs outside it are refused)"},
             {"--seed", "S", "1", "seed of the random starts"},
-            {"--limit", "N", "every sample", "the first N samples only"},
+            {"--limit", "N", "every sample", "the first N (test) samples only"},
             {"--plot", "FILE.svg", "none", "accuracy against eps, one curve per method"},
             {"--images", "F", "the cfg's test_images=", "IDX image file (with --labels)"},
             {"--labels", "F", "the cfg's test_labels=", "IDX label file (with --images)"},
@@ -158,7 +171,7 @@ const cli_command cli_commands[] = {
             {"--labels", "F", "unlabelled", "IDX label file (with --images)"},
             {"--csv", "F", NULL, "CSV file of features"},
             {"--label-col", "K|none", "-1 (the last column)", "the CSV's label column (negative: from the end); none: no labels"},
-            {"--limit", "N", "every sample", "the first N samples only"},
+            {"--limit", "N", "every sample", "the first N (test) samples only"},
             {"--method", "tsne|pca|none", "tsne", "t-SNE, the first two principal components, or none (2-D vectors as they are, e.g. a 2-unit code)"},
             {"--pca-dims", "K", "50", "PCA to K dimensions before t-SNE (0: none)"},
             {"--perplexity", "P", "30", "t-SNE perplexity, below the neighbours of each point"},
@@ -338,7 +351,7 @@ const cli_command cli_commands[] = {
             {"--images", "F", NULL, "IDX image file (pixels scaled to [0, 1])"},
             {"--csv", "F", NULL, "CSV file of features"},
             {"--label-col", "K|none", "-1 (the last column)", "the CSV's label column (negative: from the end); none: no labels"},
-            {"--limit", "N", "every sample", "the first N samples only"},
+            {"--limit", "N", "every sample", "the first N (test) samples only"},
             {"--k", "K", "10", "components to print"},
             {"--standardise", NULL, NULL, "divide every feature by its standard deviation first"},
             {"--scree", "FILE.svg", "none", "write the scree plot (proportion and cumulative proportion)"},
@@ -416,6 +429,38 @@ const cli_command cli_commands[] = {
         .example = "nerve sample runs/charlm/model.safetensors --length 400 --prime 'The '",
     },
     {
+        .name = "style",
+        .run = cmd_style,
+        .usage = "style MODEL --style IMAGE [--content IMAGE] [--out FILE.png]\n"
+                 "style MODEL --style IMAGE [--layers L,...] [--content-layer L] [--alpha A] [--beta B]\n"
+                 "style MODEL --style IMAGE [--steps N] [--lr R] [--init noise|content] [--seed S] [--report N]",
+        .summary = "texture synthesis and neural style transfer (Gram matrices of convolutional layers)",
+        .details = "MODEL is a checkpoint, or a cfg (its network freshly initialised: random convolutional "
+                   "networks synthesise textures too). Images are read at the model's input size (cropped "
+                   "to its shape). Without --content: texture synthesis, from uniform noise, minimising the "
+                   "style loss sum_l E_l / L, E_l = 1/(4 N^2 M^2) sum (G - A)^2 over the Gram matrices G of "
+                   "the --layers; with --content: style transfer, minimising alpha 1/2 sum (F - P)^2 at the "
+                   "content layer plus beta times the style loss, from the content image. Adam on the "
+                   "pixels; prints both losses as it goes and how far the style loss fell, and writes the "
+                   "images side by side (docs/explain.md).",
+        .options = (const cli_option[]){
+            {"--style", "IMAGE", NULL, "the style (or texture) image, PNG or JPEG"},
+            {"--content", "IMAGE", "none: texture synthesis", "the content image"},
+            {"--layers", "L,...", "every convolutional layer", "the style layers (layer names, as nerve summary prints)"},
+            {"--content-layer", "L", "the second style layer (the first if only one)", "the content layer"},
+            {"--alpha", "A", "1", "the content loss's weight"},
+            {"--beta", "B", "1000", "the style loss's weight"},
+            {"--steps", "N", "500", "Adam steps"},
+            {"--lr", "R", "0.02", "Adam's learning rate on the pixels"},
+            {"--init", "noise|content", "content with --content, else noise", "the starting image"},
+            {"--seed", "S", "1", "seed of the starting noise"},
+            {"--report", "N", "50", "print the losses every N steps (0: start and end only)"},
+            {"--out", "FILE.png", "style.png", "the picture: style, content and result"},
+            END_OPTIONS,
+        },
+        .example = "nerve style examples/texture_random.cfg --style flower.jpg --out texture.png",
+    },
+    {
         .name = "summary",
         .run = cmd_summary,
         .usage = "summary CFG",
@@ -485,17 +530,42 @@ const cli_command cli_commands[] = {
         .run = cmd_viz,
         .usage = "viz filters CKPT [--layer NAME] [--out FILE.png]\n"
                  "viz activations CKPT IMAGE-INDEX [--layer NAME] [--out FILE.png]\n"
-                 "viz reconstruct CKPT [--n N] [--scale S] [--out FILE.png]",
-        .summary = "PNG pictures of a layer's weights, of its output for one test image, or of reconstructions",
+                 "viz reconstruct CKPT [--n N] [--scale S] [--out FILE.png]\n"
+                 "viz classmodel CKPT [--class C,...] [--steps N] [--lr R] [--lambda L] [--blur S] [--out FILE.png]\n"
+                 "viz dream CKPT IMAGE-INDEX [--layer NAME,...] [--steps N] [--lr R] [--out FILE.png]\n"
+                 "viz invert CKPT IMAGE-INDEX [--layer NAME,...] [--tv W] [--steps N] [--lr R] [--out FILE.png]\n"
+                 "viz neighbours CKPT [--layer NAME] [--n N] [--k K] [--limit N] [--names FILE] [--out FILE.png]\n"
+                 "viz top CKPT [--layer NAME] [--unit U] [--k K] [--limit N] [--names FILE] [--out FILE.png]",
+        .summary = "PNG pictures of a layer's weights, of its output for one test image, or of reconstructions; "
+                   "class models, DeepDream, feature inversion, nearest neighbours, top-activating images",
         .details = "filters: one tile per unit or filter of the layer's weight; activations: the layer's "
                    "output maps for test image IMAGE-INDEX (counting from 0) of the cfg's test data; "
-                   "reconstruct (models with target=input): rows of inputs, outputs and clean images.",
+                   "reconstruct (models with target=input): rows of inputs, outputs and clean images. For "
+                   "classifiers (docs/explain.md): classmodel ascends S_c(x) - lambda |x|^2 from a black image "
+                   "with periodic Gaussian blur and clipping of the smallest pixels and gradients; dream "
+                   "ascends 1/2 sum f^2 at a layer (DeepDream) from a test image; invert reconstructs a test "
+                   "image from a layer's features (relative squared error plus a total-variation prior); "
+                   "neighbours shows the nearest training images of the first test images in pixel space and "
+                   "in a layer's features, and prints how often they share the query's class; top shows the "
+                   "test images whose maximum over positions of a unit is largest, and the input patch that "
+                   "unit reads there (where its input gradient is non-zero).",
         .options = (const cli_option[]){
-            {"--layer", "NAME", "the first layer with a weight (filters), the first layer (activations)",
-             "the layer to draw (filters, activations)"},
-            {"--out", "FILE.png", "filters.png, activations.png or reconstruct.png", "the picture to write"},
-            {"--n", "N", "8", "test images to draw, at most 64 (reconstruct)"},
+            {"--layer", "NAME", "the first layer with a weight (filters), the first layer (activations), the last "
+             "layer with maps (dream, top), every layer (invert), the last vector layer before the output "
+             "(neighbours)", "the layer (several, comma-separated: dream, invert)"},
+            {"--out", "FILE.png", "filters.png, activations.png, reconstruct.png, MODE.png", "the picture to write"},
+            {"--n", "N", "8", "test images to draw, at most 64 (reconstruct); test queries (neighbours)"},
             {"--scale", "S", "4", "each pixel drawn as an S x S block (reconstruct)"},
+            {"--class", "C,...", "every class", "the classes (classmodel)"},
+            {"--steps", "N", "300 (classmodel, invert), 40 (dream)", "ascent or descent steps"},
+            {"--lr", "R", "0.02 (classmodel, invert), 0.005 (dream)", "Adam's learning rate on the pixels"},
+            {"--lambda", "L", "0.001", "the L2 penalty's weight (classmodel)"},
+            {"--blur", "S", "0.5", "the Gaussian blur's standard deviation in pixels, every 4 steps (classmodel)"},
+            {"--tv", "W", "0.005", "the total-variation prior's weight (invert)"},
+            {"--k", "K", "5 (neighbours), 8 (top)", "neighbours per space, or images (at most 64)"},
+            {"--unit", "U", "0", "the unit (channel) of the layer (top)"},
+            {"--limit", "N", "every sample", "training images searched (neighbours), test images searched (top)"},
+            {"--names", "FILE", "the cfg's names=", "class names for captions"},
             END_OPTIONS,
         },
         .example = "nerve viz filters runs/lenet5/model.safetensors --layer conv1 --out conv1.png",

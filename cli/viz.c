@@ -1,4 +1,5 @@
-/* nerve viz filters|activations: PNG pictures of a checkpoint's weights and responses. */
+/* nerve viz filters|activations|reconstruct: PNG pictures of a checkpoint's weights and
+ * responses; the modes that ascend or search inputs are cli/viz_ascent.c's. */
 #include "cli.h"
 
 #include <stdio.h>
@@ -7,7 +8,8 @@
 
 static const char *VIZ_USAGE = "usage: nerve viz filters CKPT [--layer NAME] [--out FILE.png]\n"
                                "       nerve viz activations CKPT IMAGE-INDEX [--layer NAME] [--out FILE.png]\n"
-                               "       nerve viz reconstruct CKPT [--n N] [--scale S] [--out FILE.png]\n";
+                               "       nerve viz reconstruct CKPT [--n N] [--scale S] [--out FILE.png]\n"
+                               "       nerve viz classmodel|dream|invert|neighbours|top CKPT ... (nerve viz --help)\n";
 
 static int viz_usage(void)
 {
@@ -72,6 +74,10 @@ int cmd_viz(int argc, char **argv)
 {
     const char *what = NULL, *ckpt = NULL, *index_s = NULL, *layer = NULL, *out = NULL, *v;
     int n = 8, scale = 4;
+    static const char *const ASCENT[] = {"classmodel", "dream", "invert", "neighbours", "top"};
+    for (int i = 0; argc > 0 && i < 5; i++)
+        if (!strcmp(argv[0], ASCENT[i]))
+            return viz_ascent(argc, argv);
     for (int i = 0; i < argc; i++) {
         if ((v = cli_option_value(argc, argv, &i, "--layer")))
             layer = v;

@@ -2204,6 +2204,18 @@ int nerve_sheet_draw(nerve_canvas *c, const float *maps, int k, int channels, in
                      const nerve_sheet_options *o);
 int nerve_sheet_write(const char *path, const float *maps, int k, int channels, int h, int w,
                       const nerve_sheet_options *o);
+/* Captioned tiles: n images [n, channels, h, w] (channels 1 or 3), `cols` per row (<= 0:
+ * all in one row), each scaled up by the integer factor that makes its longer side at least
+ * min_side pixels (0: 84), its caption (lines split at '\n'; captions and any caption may be
+ * NULL) above it, the title (may be NULL) above them all. Values map from [lo, hi] to black..
+ * white (lo >= hi: each tile to its own range), clamped. A value that is not finite is an error. */
+typedef struct nerve_tiles_options {
+    int cols, min_side;
+    float lo, hi;
+    const char *title;
+} nerve_tiles_options;
+int nerve_tiles_write(const char *path, const float *images, int n, int channels, int h, int w,
+                      const char *const *captions, const nerve_tiles_options *o);
 
 /* Explanations of a classifier's decision (src/apps/explain.c; docs/explain.md). Every
  * method gives one map [h, w] of the input's height and width (nerve_explain_geometry: an
@@ -2273,6 +2285,157 @@ int nerve_spearman(const float *a, const float *b, size_t n, double *rho);
  * must be prepared (nerve_explain_prepare). */
 int nerve_explain_randomization(nerve_model *trained, const nerve_dataset *d, int n, int method,
                                 const nerve_explain_options *o, double *mean_rho, double *rhos);
+
+/* Fooling images and the adversarial patch (src/apps/fool.c; docs/explain.md). Both ascend
+ * log p_t, the log-softmax of the target class t (its input gradient back-propagates the
+ * seed onehot(t) - softmax at the class scores), in evaluation mode, every value kept in the
+ * valid range [lo, hi]. The model must be prepared (nerve_explain_prepare). */
+/* log p_t of n inputs x [n, d] (n <= the compiled batch) for targets t[n] into logp[n] (may
+ * be NULL), and its gradient with respect to x into grad [n, d] (may be NULL: no backward). */
+int nerve_logprob_gradient(nerve_model *m, const float *x, int n, const int *targets, float *grad, float *logp);
+typedef struct nerve_fool_options {
+    int steps;        /* at most this many ascent steps (default 1000) */
+    float step;       /* each moves every value by step times the gradient's sign (default 0.01) */
+    float confidence; /* stop once softmax p_t >= confidence (default 0.99) */
+    float lo, hi;     /* the valid range (default 0, 1); the start is uniform noise in it */
+    uint64_t seed;    /* the noise (default 1) */
+} nerve_fool_options;
+void nerve_fool_defaults(nerve_fool_options *o);
+/* Fooling images (Nguyen et al. 2015; COURSE.md §11): for each target t[i], from uniform
+ * noise, steps of sign ascent on log p_t until p_t >= o->confidence or o->steps; the images
+ * into images [n, d], p_t into conf[n], the steps taken into steps[n] (either may be NULL). */
+int nerve_fool(nerve_model *m, const int *targets, int n, const nerve_fool_options *o, float *images, float *conf,
+               int *steps);
+typedef struct nerve_patch_options {
+    int target;     /* the class the patch makes */
+    int size;       /* its side in pixels (default: a quarter of the image's shorter side) */
+    int steps;      /* ascent steps (default 400), each on `batch` random training images */
+    int batch;      /* default: the compiled batch */
+    float step;     /* sign-ascent step (default 0.02, falling linearly to a tenth) */
+    int stride;     /* the placement grid's spacing (default 2) */
+    int search;     /* training images that score each placement (default 256) */
+    float lo, hi;   /* the valid range (default 0, 1) */
+    uint64_t seed;  /* default 1 */
+} nerve_patch_options;
+void nerve_patch_defaults(nerve_patch_options *o);
+/* The patch attack (Brown et al. 2017; COURSE.md §11): a universal patch [channels, size,
+ * size] pasted over images. The first half of the steps paste it at random places; then the
+ * placement (on the stride grid) with the highest mean log p_t over `search` training images
+ * is chosen, and the second half trains the patch there. The patch into patch, the chosen
+ * top-left corner into *py, *px. */
+int nerve_patch_train(nerve_model *m, const nerve_dataset *train, const nerve_patch_options *o, float *patch,
+                      int *py, int *px);
+/* Pastes patch [channels, size, size] at (py, px) into image [channels, h, w]. */
+void nerve_patch_paste(float *image, int channels, int h, int w, const float *patch, int size, int py, int px);
+/* Success rates over the first `limit` (<= 0: all) samples of d whose label is not the
+ * target: the fraction classified as the target with the patch at (py, px) into *at_place,
+ * at one uniformly random place per image into *at_random (may be NULL); *counted gets the
+ * number of samples (may be NULL). */
+int nerve_patch_evaluate(nerve_model *m, const nerve_dataset *d, const nerve_patch_options *o, const float *patch,
+                         int py, int px, int limit, double *at_place, double *at_random, int *counted);
+
+/* Texture synthesis and neural style transfer (Gatys et al. 2015, 2016; src/apps/style.c;
+ * docs/explain.md). A layer's maps for one image are F [N, M] (N maps of M = H*W positions).
+ *   Gram matrix   G = F F^T [N, N]                                   (nerve_gram)
+ *   style loss    sum_l w_l E_l,  E_l = 1/(4 N_l^2 M_l^2) sum_ij (G_l - A_l)_ij^2, A_l the
+ *                 style image's Gram at layer l
+ *   content loss  1/2 sum (F - P)^2 at the content layer, P the content image's maps
+ *   prior         tv sum_c,i,j (x[i][j+1] - x[i][j])^2 + (x[i+1][j] - x[i][j])^2, the total
+ *                 variation with exponent 2 (Mahendran & Vedaldi 2015)
+ *   total         alpha content + beta style + prior, minimised over the image's pixels by
+ *                 Adam (0.9, 0.999) with learning rate lr, every value clamped to [lo, hi].
+ * Texture synthesis is the same without a content image; feature inversion without a style
+ * image (n_style 0), with the prior. The graph: any compiled one with
+ * private buffers (nerve_graph_keep_buffers), the input asking for a gradient
+ * (nerve_style_prepare does both for a model); it runs at batch 1 (set by the calls); layers
+ * are node ids with maps [C, H, W] (a vector [C] counts as C maps of one position). */
+int nerve_gram(const float *f, int n, int m, float *gram); /* f [n, m] -> gram [n, n] */
+typedef struct nerve_style_options {
+    const int *style_layers;    /* n_style node ids (read by nerve_style_create only) */
+    int n_style;
+    const float *style_weights; /* w_l (NULL: 1 / n_style each) */
+    int content_layer;          /* node id (-1: none; needed with a content image) */
+    float alpha, beta;          /* default 1, 1000 */
+    float tv;                   /* the total-variation prior's weight (default 0) */
+    int steps;                  /* default 500 */
+    float lr;                   /* Adam's learning rate on the pixels (default 0.02) */
+    float lo, hi;               /* the valid range (default 0, 1) */
+    uint64_t seed;              /* default 1 (for callers that start from noise) */
+    /* called at step 0, every report_every steps (default 50; 0: never) and at the end with
+       the losses {content, style, tv} of the image at that step; non-zero stops the run */
+    int (*progress)(int step, const double *losses, void *user);
+    void *user;
+    int report_every;
+} nerve_style_options;
+void nerve_style_defaults(nerve_style_options *o);
+typedef struct nerve_style nerve_style;
+/* Reads the style image's Grams and the content image's maps (content may be NULL: texture
+ * synthesis; style may be NULL with n_style 0: inversion); images are the graph's input for
+ * one sample [d]. NULL after an error. */
+nerve_style *nerve_style_create(nerve_graph *g, int input, const nerve_style_options *o, const float *style_image,
+                                const float *content_image);
+/* The losses {content, style, total variation} of image [d] into losses[3] (unweighted by
+ * alpha, beta, tv; may be NULL), and the gradient of the total with respect to the image
+ * into grad [d] (may be NULL). */
+int nerve_style_loss(nerve_style *s, const float *image, double *losses, float *grad);
+/* o->steps Adam steps from image [d] (in: the start; out: the result); first[3] and last[3]
+ * (either may be NULL) receive the losses at the start and at the end. */
+int nerve_style_run(nerve_style *s, float *image, double *first, double *last);
+void nerve_style_free(nerve_style *s);
+/* Compiles a model for style (private buffers, batch 1, eval mode, input gradient). */
+int nerve_style_prepare(nerve_model *m);
+
+/* What a trained network has learnt, seen through its inputs (src/apps/visualize.c;
+ * docs/explain.md). Every function needs a model prepared for explanations
+ * (nerve_explain_prepare: private buffers, the input's gradient, evaluation mode); a layer is
+ * a node id (nerve_node_find with a layer's name). Ascents step by lr times the gradient
+ * divided by its mean absolute value, and keep every value in [lo, hi]. */
+typedef struct nerve_dream_options {
+    int steps;         /* default 300 (class model), 40 (DeepDream) */
+    float lr;          /* default 0.02 */
+    float lambda;      /* class model: the L2 penalty's weight lambda (default 0.001) */
+    int blur_every;    /* class model: Gaussian blur every N steps (default 4; 0: never) */
+    float blur;        /* its standard deviation in pixels (default 0.5) */
+    float clip_pixels; /* class model: after each step, the fraction of pixels whose value
+                          (the largest over the channels) is smallest are set to lo
+                          (default 0.1) */
+    float clip_grad;   /* class model: the fraction of gradient values of smallest magnitude
+                          set to 0 before each step (default 0.1) */
+    float lo, hi;      /* the valid range (default 0, 1) */
+} nerve_dream_options;
+void nerve_dream_defaults(nerve_dream_options *o);
+/* S_c(x) - lambda ||x||^2 of one input x [d] into *objective and its gradient into grad [d]. */
+int nerve_class_model_gradient(nerve_model *m, const float *x, int cls, float lambda, float *grad,
+                               double *objective);
+/* Class model visualisation (Simonyan et al. 2014; Yosinski et al. 2015): from x = lo, ascent
+ * on S_c(x) - lambda ||x||^2 with the blur and the clipping of small pixels and gradients of
+ * o; the image into image [d], its score S_c into *score and softmax probability into *prob
+ * (either may be NULL). */
+int nerve_class_model(nerve_model *m, int cls, const nerve_dream_options *o, float *image, float *score,
+                      float *prob);
+/* 1/2 sum f^2 of layer `layer`'s maps f for one input x [d] into *objective, its gradient
+ * (back-propagated from the seed f: DeepDream) into grad [d]. */
+int nerve_dream_gradient(nerve_model *m, int layer, const float *x, float *grad, double *objective);
+/* DeepDream (Mordvintsev et al. 2015): o->steps ascents of 1/2 sum f^2 at `layer` from
+ * image [d] (in: the start; out: the dream); before / after (may be NULL) the objective. */
+int nerve_deepdream(nerve_model *m, int layer, const nerve_dream_options *o, float *image, double *before,
+                    double *after);
+/* The maps of `layer` for n inputs x [n, d] into out [n, f] (f: the layer's values per
+ * sample), in batches of the compiled size. */
+int nerve_layer_features(nerve_model *m, int layer, const float *x, int n, float *out);
+/* The k nearest rows of pool [n, dim] to query [dim] by Euclidean distance, nearest first,
+ * into idx[k] and their distances into dist[k] (may be NULL); k <= n. */
+int nerve_nearest(const float *pool, int n, int dim, const float *query, int k, int *idx, float *dist);
+/* The k samples among the first `limit` (<= 0: all) of d that activate unit `unit` of
+ * `layer` most (a map's channel: its largest value over the positions; a vector's element),
+ * strongest first: sample indices into idx[k], activations into act[k], the position of the
+ * maximum (y * W + x; 0 for a vector) into pos[k] (act and pos may be NULL). */
+int nerve_top_activations(nerve_model *m, int layer, int unit, const nerve_dataset *d, int limit, int k, int *idx,
+                          float *act, int *pos);
+/* The input pixels that unit `unit` at position pos of `layer` reads for image [d]: the
+ * bounding box {y0, x0, y1, x1} (inclusive) of the non-zero entries of its input gradient
+ * (all -1 when the gradient is zero). */
+int nerve_unit_box(nerve_model *m, int layer, int unit, int pos, const float *image, int box[4]);
 
 /* The weights of a layer as a PNG grid (src/apps/viz.c): layer NULL takes the first layer
  * with a "<layer>.weight" parameter. A dense weight [O, in] on image inputs [C, H, W] gives

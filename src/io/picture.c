@@ -315,3 +315,96 @@ int nerve_sheet_write(const char *path, const float *maps, int k, int channels, 
     nerve_canvas_free(&c);
     return st;
 }
+
+/* ---- captioned tiles ------------------------------------------------------------------ */
+
+/* The widest line of a caption ('\n' separates lines) and its line count. */
+static int caption_size(const char *s, int *lines)
+{
+    int best = 0, cur = 0;
+    *lines = s && *s ? 1 : 0;
+    for (const char *p = s; p && *p; p++) {
+        if (*p == '\n') {
+            (*lines)++;
+            cur = 0;
+        } else if (++cur > best)
+            best = cur;
+    }
+    return best ? best * 6 - 1 : 0;
+}
+
+int nerve_tiles_write(const char *path, const float *images, int n, int channels, int h, int w,
+                      const char *const *captions, const nerve_tiles_options *o)
+{
+    if (!path || !images || n < 1 || (channels != 1 && channels != 3) || h < 1 || w < 1)
+        return nerve_set_error(NERVE_ERR_ARG, "tiles: nothing to draw (or not 1 or 3 channels)");
+    size_t d = (size_t)channels * h * w;
+    for (size_t i = 0; i < (size_t)n * d; i++)
+        if (!isfinite(images[i]))
+            return nerve_set_error(NERVE_ERR_NUMERIC, "tiles: value %zu (tile %zu) is not finite", i % d, i / d);
+    int cols = o && o->cols > 0 ? (o->cols < n ? o->cols : n) : n;
+    int rows = (n + cols - 1) / cols, longer = h > w ? h : w;
+    int min_side = o && o->min_side > 0 ? o->min_side : 84;
+    int scale = (min_side + longer - 1) / longer;
+    while (scale > 1 && (double)cols * w * scale > MAX_SIDE)
+        scale--;
+    int cell_w = w * scale, lines = 0, gap = 6;
+    for (int i = 0; captions && i < n; i++) {
+        int l, cw = caption_size(captions[i], &l);
+        cell_w = cw > cell_w ? cw : cell_w;
+        lines = l > lines ? l : lines;
+    }
+    int title_lines = 0, title_w = caption_size(o ? o->title : NULL, &title_lines);
+    int cap_h = lines * 10, top = gap + title_lines * 10;
+    int row_h = h * scale + cap_h + gap;
+    int width = gap + cols * (cell_w + gap);
+    width = title_w + 2 * gap > width ? title_w + 2 * gap : width;
+    nerve_canvas cv;
+    int st = nerve_canvas_init(&cv, width, top + rows * row_h, 1.0f);
+    if (st)
+        return st;
+    static const float INK[3] = {0.1f, 0.1f, 0.1f};
+    /* text, line by line */
+    const char *title = o ? o->title : NULL;
+    for (int l = 0; title && *title; l++) {
+        char buf[256];
+        size_t len = strcspn(title, "\n");
+        snprintf(buf, sizeof buf, "%.*s", (int)(len < 255 ? len : 255), title);
+        nerve_canvas_text(&cv, gap, gap + l * 10, buf, 1, INK);
+        title += len + (title[len] == '\n');
+    }
+    for (int i = 0; i < n; i++) {
+        const float *img = images + (size_t)i * d;
+        float lo = o ? o->lo : 0, hi = o ? o->hi : 0;
+        if (!(lo < hi)) { /* each tile to its own range */
+            lo = hi = img[0];
+            for (size_t p = 1; p < d; p++) {
+                lo = fminf(lo, img[p]);
+                hi = fmaxf(hi, img[p]);
+            }
+        }
+        float s = hi > lo ? 1.0f / (hi - lo) : 0.0f;
+        int x0 = gap + (i % cols) * (cell_w + gap), y0 = top + (i / cols) * row_h;
+        const char *cap = captions ? captions[i] : NULL;
+        for (int l = 0; cap && *cap; l++) {
+            char buf[256];
+            size_t len = strcspn(cap, "\n");
+            snprintf(buf, sizeof buf, "%.*s", (int)(len < 255 ? len : 255), cap);
+            nerve_canvas_text(&cv, x0, y0 + l * 10, buf, 1, INK);
+            cap += len + (cap[len] == '\n');
+        }
+        size_t plane = (size_t)h * w;
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                float rgb[3];
+                for (int k = 0; k < 3; k++) {
+                    float v = (img[(size_t)(channels == 3 ? k : 0) * plane + (size_t)y * w + x] - lo) * s;
+                    rgb[k] = v < 0 ? 0 : v > 1 ? 1 : v;
+                }
+                nerve_canvas_rect(&cv, x0 + x * scale, y0 + cap_h + y * scale, scale, scale, rgb);
+            }
+    }
+    st = nerve_canvas_write_png(&cv, path);
+    nerve_canvas_free(&cv);
+    return st;
+}
