@@ -28,8 +28,10 @@ static int run_fool(nerve_model *m, const attack_args *a, const char *const *nam
     if (nerve_explain_geometry(m, &ch, &h, &w) != NERVE_OK)
         return cli_fail("fool");
     int n = a->n_classes ? a->n_classes : k, t[256];
-    if (n > 256)
+    if (n > 256) {
+        printf("note: the first 256 of %d classes (choose others with --class)\n", n);
         n = 256;
+    }
     for (int i = 0; i < n; i++)
         t[i] = a->n_classes ? a->classes[i] : i;
     nerve_fool_options o;
