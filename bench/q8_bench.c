@@ -1,8 +1,11 @@
 /* int8 against float inference of one cfg model, in the same process, on every kernel path
  * this CPU has (docs/quantize.md). The float model keeps its initial weights; the int8 one
  * is the same model quantised (nerve_model_quantize) on 4 batches of N(0,1) inputs. Batch-1
- * latency (median of STEPS forwards) and batch-64 throughput (STEPS/4 forwards), float and
- * int8 timed alternately so that both see the same machine load.
+ * latency (median of STEPS forwards) and batch-64 throughput (STEPS/4 forwards; both
+ * counts lowered for a large model so that each side takes about 2 s), float and int8 timed
+ * alternately so that both see the same machine load. With THREADS = 1 the times are the
+ * thread's CPU time (CLOCK_THREAD_CPUTIME_ID), which time slices lost to other processes on
+ * a shared machine do not inflate; with more threads, wall time.
  * usage: q8_bench CFG THREADS STEPS
  * prints per path: "q8 <path> <int8 path> b1_float_ms <v> b1_int8_ms <v> b64_float_sps <v>
  * b64_int8_sps <v>". */
@@ -12,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bench_util.h"
 
@@ -33,14 +37,33 @@ static nerve_model *build(const char *cfg)
     return m;
 }
 
+static int cpu_clock; /* one thread: time the thread's CPU time */
+
+static double clock_now(void)
+{
+    if (!cpu_clock)
+        return now();
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
 /* Seconds of one forward of m at batch n (inputs already in place). */
 static double forward_seconds(nerve_model *m, int n)
 {
     nerve_graph *g = nerve_model_graph(m);
     nerve_graph_set_batch(g, n);
-    double t0 = now();
+    double t0 = clock_now();
     nerve_forward(g, nerve_model_output(m));
-    return now() - t0;
+    return clock_now() - t0;
+}
+
+/* count, lowered so that count runs of t seconds take about budget seconds (at least lo). */
+static int fit(int count, double t, double budget, int lo)
+{
+    if (t > 0 && count * t > budget)
+        count = (int)(budget / t);
+    return count < lo ? lo : count;
 }
 
 static void fill(nerve_model *m, const float *x)
@@ -59,6 +82,7 @@ int main(int argc, char **argv)
     if (steps < 4)
         steps = 4;
     nerve_set_threads(threads);
+    cpu_clock = threads == 1;
     nerve_model *f = build(argv[1]), *q = build(argv[1]);
     if (!f || !q)
         return fail(argv[1]);
@@ -100,21 +124,23 @@ int main(int argc, char **argv)
     for (size_t p = 0; p < n_isas; p++) {
         if (!kern_set_isa(isas[p]))
             continue;
+        double t1 = 0, t64;
         for (int i = 0; i < 10; i++) { /* warm up */
-            forward_seconds(f, 1);
+            t1 = forward_seconds(f, 1);
             forward_seconds(q, 1);
         }
-        for (int i = 0; i < steps; i++) {
+        int n1 = fit(steps, t1, 2.0, 9);
+        for (int i = 0; i < n1; i++) {
             tf[i] = forward_seconds(f, 1);
             tq[i] = forward_seconds(q, 1);
         }
-        qsort(tf, (size_t)steps, sizeof(double), cmp_double);
-        qsort(tq, (size_t)steps, sizeof(double), cmp_double);
-        double b1f = 1e3 * tf[steps / 2], b1q = 1e3 * tq[steps / 2];
-        int big = steps / 4;
+        qsort(tf, (size_t)n1, sizeof(double), cmp_double);
+        qsort(tq, (size_t)n1, sizeof(double), cmp_double);
+        double b1f = 1e3 * tf[n1 / 2], b1q = 1e3 * tq[n1 / 2];
         double sf = 0, sq = 0;
-        forward_seconds(f, BATCH);
+        t64 = forward_seconds(f, BATCH);
         forward_seconds(q, BATCH);
+        int big = fit(steps / 4, t64, 2.0, 3);
         for (int i = 0; i < big; i++) {
             sf += forward_seconds(f, BATCH);
             sq += forward_seconds(q, BATCH);

@@ -80,7 +80,7 @@ measure "ResNet-18 224x224 latency b1 2T ms (median)" latency_ms lower "" \
 # process, on every kernel path of this CPU: batch-1 latency and batch-64 throughput. The
 # reference column is nerve's float model, not PyTorch.
 S=$(steps 400 40)
-for cfg in lenet5 mlp; do
+for cfg in lenet5 mlp resnet_small; do
     out=$($BUILD/bench/q8_bench models/$cfg.cfg 1 "$S")
     while read -r _ isa q8 _ b1f _ b1q _ sf _ sq; do
         row "$cfg int8 b1 1T ms vs float ($isa/$q8)" "$b1q" "$b1f" "$(ratio "$b1q" "$b1f" lower)"

@@ -264,7 +264,7 @@ TEST(q8_requantize_vector_matches_scalar)
         for (int i = 0; i < n; i++)
             c[i] = (int32_t)((nerve_rng_uniform(&r) * 2 - 1) * 255.0 * 127 * KERN_Q8_MAX_K);
         int zp = (int)(nerve_rng_uniform(&r) * 256), lo = t % 2 ? zp : 0;
-        kern_q8_requant_run_avx512(c, n, bias, mult, shift, zp, lo, 0.125f, got);
+        kern_q8_requant_run_avx512(c, n, bias, mult, shift, zp, lo, 0.125f, got, NULL);
         for (int i = 0; i < n; i++) {
             float want = 0.125f * (float)(kern_q8_requant_one(c[i], bias, mult, shift, zp, lo) - zp);
             CHECK_MSG(!memcmp(&want, &got[i], sizeof want), "case %d, %d: %g vs %g", t, i, got[i], want);
@@ -274,17 +274,17 @@ TEST(q8_requantize_vector_matches_scalar)
             vb[i] = (int32_t)((nerve_rng_uniform(&r) * 2 - 1) * KERN_Q8_MAX_BIAS);
             kern_q8_multiplier(i % 7 == 0 ? 1.25 : pow(2.0, -24 * nerve_rng_uniform(&r)), &vm[i], &vs[i]);
         }
-        kern_q8_requant_row_avx512(c, n, vb, vm, vs, zp, lo, 0.25f, got);
+        kern_q8_requant_row_avx512(c, n, vb, vm, vs, zp, lo, 0.25f, got, NULL);
         for (int i = 0; i < n; i++) {
             float want = 0.25f * (float)(kern_q8_requant_one(c[i], vb[i], vm[i], vs[i], zp, lo) - zp);
             CHECK_MSG(!memcmp(&want, &got[i], sizeof want), "row case %d, %d: %g vs %g", t, i, got[i], want);
         }
-        kern_q8_requant_row_avx2(c, n, vb, vm, vs, zp, lo, 0.25f, got);
+        kern_q8_requant_row_avx2(c, n, vb, vm, vs, zp, lo, 0.25f, got, NULL);
         for (int i = 0; i < n; i++) {
             float want = 0.25f * (float)(kern_q8_requant_one(c[i], vb[i], vm[i], vs[i], zp, lo) - zp);
             CHECK_MSG(!memcmp(&want, &got[i], sizeof want), "AVX2 row case %d, %d: %g vs %g", t, i, got[i], want);
         }
-        kern_q8_requant_run_avx2(c, n, vb[0], vm[0], vs[0], zp, lo, 0.5f, got);
+        kern_q8_requant_run_avx2(c, n, vb[0], vm[0], vs[0], zp, lo, 0.5f, got, NULL);
         for (int i = 0; i < n; i++) {
             float want = 0.5f * (float)(kern_q8_requant_one(c[i], vb[0], vm[0], vs[0], zp, lo) - zp);
             CHECK_MSG(!memcmp(&want, &got[i], sizeof want), "AVX2 run case %d, %d: %g vs %g", t, i, got[i], want);

@@ -3,6 +3,7 @@
  * same outputs bit for bit; the int8 checkpoint reloads to the same outputs bit for bit,
  * carries I8 weights and nerve.quantized, and every route into training refuses it. */
 #include "../src/kernels/kernels.h"
+#include "../src/ops/ops.h"
 #include "test.h"
 
 #include <stdlib.h>
@@ -233,6 +234,79 @@ static int export_run(nerve_model *m, const char *name, const nerve_dataset *d, 
 
 /* cfg quantised, exported and run: outputs bit for bit nerve's when the output is an int8
  * layer's (a regression head), within 1e-6 after a softmax. */
+/* Between consecutive int8 layers (ReLUs, 2x2 max pools, convolutions on the direct and the
+ * patch routes, dense layers whose depth is not a multiple of 4) the activations stay bytes:
+ * the outputs are those of the float route between them, bit for bit, on every path and
+ * thread count; and a forward that stops between two int8 nodes still computes it in float. */
+TEST(quantize_bytes_between_layers_change_no_bit)
+{
+    static const char *const cfg =
+        "[net]\nheight=12\nwidth=12\nchannels=2\nnormalize=1\nclasses=4\nbatch=8\n"
+        "[convolutional]\nfilters=5\nsize=3\npad=1\nactivation=relu\n"
+        "[maxpool]\nsize=2\nstride=2\n"
+        "[convolutional]\nfilters=7\nsize=3\npad=1\nactivation=relu\n"
+        "[convolutional]\nfilters=6\nsize=3\nstride=2\nactivation=relu\n"
+        "[connected]\noutput=21\nactivation=relu\n"
+        "[connected]\noutput=9\nactivation=relu\n"
+        "[connected]\noutput=4\n[softmax]\n";
+    nerve_model *m = nerve_model_from_cfg(cfg, "q.cfg");
+    CHECK(m != NULL);
+    CHECK_OK(nerve_model_compile(m, 0));
+    nerve_dataset d = {0};
+    CHECK(make_data(m, 29, &d) == 0);
+    CHECK_OK(nerve_model_quantize(m, &d, 2, NULL));
+    nerve_graph *g = nerve_model_graph(m);
+    size_t k = out_numel(m), total = (size_t)d.n * k;
+    float *ref = malloc(total * sizeof(float)), *got = malloc(total * sizeof(float));
+    CHECK(ref && got);
+    static const char *const isas[] = {"portable", "avx2", "avx512"};
+    for (size_t p = 0; p < sizeof isas / sizeof *isas; p++) {
+        if (!kern_set_isa(isas[p]))
+            continue;
+        for (int threads = 1; threads <= 2; threads++) {
+            nerve_set_threads(threads);
+            CHECK(op_quant_links(g, 0) == 0);
+            CHECK_OK(nerve_predict_outputs(m, &d, ref, NULL));
+            CHECK_MSG(op_quant_links(g, 1) == 5, "%d links", op_quant_links(g, 1));
+            CHECK_OK(nerve_predict_outputs(m, &d, got, NULL));
+            CHECK_MSG(!memcmp(got, ref, total * sizeof(float)),
+                      "path %s, %d threads: bytes between layers change the outputs", isas[p],
+                      threads);
+        }
+    }
+    /* a forward to the pool between the first two convolutions computes the pool */
+    int pool = -1, conv = -1;
+    for (int id = 0; id < nerve_node_count(g) && pool < 0; id++) {
+        const char *op = nerve_node_op(g, id);
+        if (op && !strcmp(op, "qconv"))
+            conv = id;
+        if (op && !strcmp(op, "pool"))
+            pool = id;
+    }
+    CHECK(pool > conv && conv >= 0);
+    nerve_graph_set_training(g, 0);
+    CHECK_OK(nerve_graph_set_batch(g, 1));
+    nerve_tensor in = nerve_value(g, nerve_model_input(m));
+    memcpy(in.data, d.x, d.sample_numel * sizeof(float));
+    CHECK_OK(nerve_forward(g, pool));
+    nerve_tensor pv = nerve_value(g, pool), cv = nerve_value(g, conv);
+    int C = 5, H = 12, W = 12;
+    CHECK(nerve_tensor_numel(&pv) == (size_t)C * 6 * 6);
+    for (int c = 0; c < C; c++)
+        for (int y = 0; y < 6; y++)
+            for (int x = 0; x < 6; x++) {
+                const float *a = cv.data + ((size_t)c * H + 2 * y) * W + 2 * x;
+                float mx = fmaxf(fmaxf(a[0], a[1]), fmaxf(a[W], a[W + 1]));
+                CHECK(pv.data[((size_t)c * 6 + y) * 6 + x] == mx);
+            }
+    nerve_set_threads(0);
+    kern_set_isa("auto");
+    free(ref);
+    free(got);
+    nerve_dataset_free(&d);
+    nerve_model_free(m);
+}
+
 static void check_export(const char *cfg, const char *name, int exact)
 {
     nerve_model *m = nerve_model_from_cfg(cfg, "q.cfg");

@@ -873,7 +873,7 @@ int nerve_forward(nerve_graph *g, int target)
     for (int i = 0; i < g->n_nodes; i++) {
         node *n = &g->nodes[i];
         if (g->mark[i] && n->kind == NERVE_NODE_OP && !(n->flags & OP_ALIAS_INPUT) &&
-            !n->fused)
+            !n->fused && !(n->skip_with && g->mark[n->skip_with - 1]))
             n->op->forward(g, n);
     }
     return NERVE_OK;

@@ -123,6 +123,9 @@ struct node {
     int requires_grad; /* INPUT only */
     int transient;   /* STATE only: run state, not model state (a carried recurrent state):
                         not listed by nerve_graph_persistent, so checkpoints skip it */
+    int skip_with;   /* 1 + the id of an int8 node that reads the bytes this node's value
+                        would hold (src/ops/quant.c): forward skips this node when that one
+                        runs too; 0 for none */
     void *op_data;   /* operator state beyond floats (an int8 node's packed weights),
                         freed with the graph by op_data_free */
     void (*op_data_free)(void *);

@@ -338,20 +338,50 @@ void kern_q8_conv_direct(const kern_q8_conv_plan *p, const int32_t *off, const f
                          float inv_scale, int zp, const void *packed, const kern_q8_requant *r,
                          float *out, void *ws);
 
+/* The padded image and the int32 sums of kern_q8_conv_direct, returned inside ws (row n of
+ * the sums at n * spanp, output pixel (y, x) at y * Wp + x). The image comes as floats x
+ * (quantised with inv_scale, zp) or, when xq is not NULL, as bytes xq [C, H, W] already. */
+int32_t *kern_q8_conv_direct_sums(const kern_q8_conv_plan *p, const int32_t *off, const float *x,
+                                  const uint8_t *xq, float inv_scale, int zp,
+                                  const void *packed, void *ws);
+/* The float outputs out [N, OH, OW] of those sums (kern_q8_conv_direct's last step). */
+void kern_q8_conv_direct_requant(const kern_q8_conv_plan *p, const int32_t *sums,
+                                 const kern_q8_requant *r, float *out);
+
+/* One int8 layer's output as the next int8 layer's input bytes, with a max pool between
+ * (kh = kw = sh = sw = 1, OH x OW the output: none). The requantisation and the bytes'
+ * float values are nondecreasing in the sum, so the max of requantised windows is the
+ * requantisation of the window's largest sum: pooling the sums gives the same bytes. */
+typedef struct kern_q8_pool {
+    int kh, kw, sh, sw, OH, OW;
+} kern_q8_pool;
+/* out[n, py, px] = lut[requant(max of S[n*sn + y*sy + x*sx] over the window of (py, px))]
+ * for n < N: lut maps this layer's output bytes to the next layer's input bytes (the
+ * dequantisation, any ReLU and the next quantisation, computed once). Every path. */
+void kern_q8_requant_pool(const kern_q8_requant *r, int N, const int32_t *S, ptrdiff_t sn,
+                          ptrdiff_t sy, ptrdiff_t sx, const kern_q8_pool *pl, const uint8_t *lut,
+                          uint8_t *out);
+
 /* Path internals (src/kernels/q8*.c only). */
 void kern_q8_conv_sums_avx512vnni(const kern_q8_conv_plan *p, const int32_t *off, const uint8_t *img,
                             const int8_t *w, uint8_t *panel, int32_t *sums);
 void kern_q8_requant_row_avx512(const int32_t *c, int n, const int32_t *bias,
                                 const int32_t *mult, const int32_t *shift, int zp, int lo,
-                                float scale, float *out);
+                                float scale, float *out, uint8_t *q8);
 void kern_q8_conv_sums_avx2(const kern_q8_conv_plan *p, const int32_t *off, const uint8_t *img,
                             const int16_t *w16, int16_t *panel, int32_t *sums);
+/* The requantisers write floats out[i] = scale * (q - zp), or with q8 not NULL the bytes q8[i]. */
 void kern_q8_requant_run_avx2(const int32_t *c, int n, int32_t bias, int32_t mult, int32_t shift,
-                              int zp, int lo, float scale, float *out);
+                              int zp, int lo, float scale, float *out, uint8_t *q8);
 void kern_q8_requant_row_avx2(const int32_t *c, int n, const int32_t *bias, const int32_t *mult,
-                              const int32_t *shift, int zp, int lo, float scale, float *out);
+                              const int32_t *shift, int zp, int lo, float scale, float *out,
+                              uint8_t *q8);
 void kern_q8_requant_run_avx512(const int32_t *c, int n, int32_t bias, int32_t mult,
-                                int32_t shift, int zp, int lo, float scale, float *out);
+                                int32_t shift, int zp, int lo, float scale, float *out,
+                                uint8_t *q8);
+void kern_q8_pool2_requant_avx512(const int32_t *s, ptrdiff_t sy, int OH, int OW,
+                                  int32_t bias, int32_t mult, int32_t shift, int zp, int lo,
+                                  uint8_t *q8);
 void kern_q8_gemm_avx512vnni(int M, int N, int K, const uint8_t *A, ptrdiff_t lda, const int8_t *w,
                        int32_t *C, ptrdiff_t ldc);
 void kern_q8_gemm_avx2(int M, int N, int K, const uint8_t *A, ptrdiff_t lda, const int16_t *w,

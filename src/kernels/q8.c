@@ -174,7 +174,7 @@ void kern_q8_requantize(const kern_q8_requant *r, int M, int N, const int32_t *C
         for (int m = 0; m < M; m++)
             (vnni ? kern_q8_requant_row_avx512 : kern_q8_requant_row_avx2)(
                 C + (size_t)m * ldc, N, r->bias, r->mult, r->shift, r->zp, r->lo, r->scale,
-                out + m * som);
+                out + m * som, NULL);
         return;
     }
 #endif
@@ -303,7 +303,7 @@ static void requant_run(int vnni, const int32_t *c, int n, int32_t bias, int32_t
 {
 #ifdef Q8_X86
     (vnni ? kern_q8_requant_run_avx512 : kern_q8_requant_run_avx2)(c, n, bias, mult, shift, zp,
-                                                                    lo, scale, out);
+                                                                    lo, scale, out, NULL);
 #else
     (void)vnni;
     for (int i = 0; i < n; i++)
@@ -311,9 +311,9 @@ static void requant_run(int vnni, const int32_t *c, int n, int32_t bias, int32_t
 #endif
 }
 
-void kern_q8_conv_direct(const kern_q8_conv_plan *p, const int32_t *off, const float *x,
-                         float inv_scale, int zp, const void *packed, const kern_q8_requant *r,
-                         float *out, void *ws)
+int32_t *kern_q8_conv_direct_sums(const kern_q8_conv_plan *p, const int32_t *off, const float *x,
+                                  const uint8_t *xq, float inv_scale, int zp,
+                                  const void *packed, void *ws)
 {
     uint8_t *img = ws, *panel = img + p->img_bytes;
     int32_t *sums = (int32_t *)(panel + p->panel_bytes);
@@ -322,12 +322,16 @@ void kern_q8_conv_direct(const kern_q8_conv_plan *p, const int32_t *off, const f
     int rows = p->H < p->Hp - p->pad_h ? p->H : p->Hp - p->pad_h;
     int cols = p->W < p->Wp - p->pad_w ? p->W : p->Wp - p->pad_w;
     for (int c = 0; c < p->C; c++)
-        for (int y = 0; y < rows; y++)
-            kern_q8_quantize(x + ((size_t)c * p->H + y) * p->W, (size_t)cols, inv_scale, zp,
-                             img + ((size_t)c * p->Hp + y + p->pad_h) * p->Wp + p->pad_w);
-    int vnni = !strcmp(kern_q8_path(), "vnni");
+        for (int y = 0; y < rows; y++) {
+            size_t src = ((size_t)c * p->H + y) * p->W;
+            uint8_t *dst = img + ((size_t)c * p->Hp + y + p->pad_h) * p->Wp + p->pad_w;
+            if (xq)
+                memcpy(dst, xq + src, (size_t)cols);
+            else
+                kern_q8_quantize(x + src, (size_t)cols, inv_scale, zp, dst);
+        }
 #ifdef Q8_X86
-    if (vnni)
+    if (!strcmp(kern_q8_path(), "vnni"))
         kern_q8_conv_sums_avx512vnni(p, off, img, kern_q8_rows(packed), panel, sums);
     else {
         q8_header h;
@@ -340,10 +344,165 @@ void kern_q8_conv_direct(const kern_q8_conv_plan *p, const int32_t *off, const f
     (void)off;
     (void)packed;
 #endif
+    return sums;
+}
+
+void kern_q8_conv_direct(const kern_q8_conv_plan *p, const int32_t *off, const float *x,
+                         float inv_scale, int zp, const void *packed, const kern_q8_requant *r,
+                         float *out, void *ws)
+{
+    kern_q8_conv_direct_requant(p, kern_q8_conv_direct_sums(p, off, x, NULL, inv_scale, zp,
+                                                            packed, ws),
+                                r, out);
+}
+
+void kern_q8_conv_direct_requant(const kern_q8_conv_plan *p, const int32_t *sums,
+                                 const kern_q8_requant *r, float *out)
+{
+    int vnni = !strcmp(kern_q8_path(), "vnni");
     size_t plane = (size_t)p->OH * p->OW;
     for (int n = 0; n < p->N; n++)
         for (int y = 0; y < p->OH; y++)
             requant_run(vnni, sums + (size_t)n * p->spanp + (size_t)y * p->Wp, p->OW, r->bias[n],
                         r->mult[n], r->shift[n], r->zp, r->lo, r->scale,
                         out + (size_t)n * plane + (size_t)y * p->OW);
+}
+
+/* ---- bytes from one int8 layer to the next -------------------------------------------------- */
+
+/* q8[i] = requant(c[i]) for i < n, constants of one channel, on the active path. */
+static void requant_run_bytes(int path, const int32_t *c, int n, const kern_q8_requant *r, int ch,
+                              uint8_t *q8)
+{
+#ifdef Q8_X86
+    if (path) {
+        (path == 2 ? kern_q8_requant_run_avx512 : kern_q8_requant_run_avx2)(
+            c, n, r->bias[ch], r->mult[ch], r->shift[ch], r->zp, r->lo, 0.0f, NULL, q8);
+        return;
+    }
+#else
+    (void)path;
+#endif
+    for (int i = 0; i < n; i++)
+        q8[i] = (uint8_t)kern_q8_requant_one(c[i], r->bias[ch], r->mult[ch], r->shift[ch], r->zp,
+                                             r->lo);
+}
+
+/* m[px] = the largest sum of pooled output (py fixed, px = x0 .. x0 + cnt) over its window. */
+static void pool_row(const int32_t *row, ptrdiff_t sy, ptrdiff_t sx, const kern_q8_pool *pl,
+                     int x0, int cnt, int32_t *m)
+{
+    enum { SPAN = 4 * 256 + 8 };
+    int span = (cnt - 1) * pl->sw + pl->kw;
+    if (sx == 1 && span <= SPAN) { /* the rows' max, then the columns' (both contiguous) */
+        int32_t t[SPAN];
+        const int32_t *r = row + (ptrdiff_t)x0 * pl->sw;
+        memcpy(t, r, (size_t)span * sizeof *t);
+        for (int ky = 1; ky < pl->kh; ky++)
+            for (int x = 0; x < span; x++)
+                t[x] = r[ky * sy + x] > t[x] ? r[ky * sy + x] : t[x];
+        for (int px = 0; px < cnt; px++) {
+            const int32_t *w = t + px * pl->sw;
+            int32_t v = w[0];
+            for (int kx = 1; kx < pl->kw; kx++)
+                v = w[kx] > v ? w[kx] : v;
+            m[px] = v;
+        }
+        return;
+    }
+    for (int px = 0; px < cnt; px++) {
+        const int32_t *w = row + (ptrdiff_t)(x0 + px) * pl->sw * sx;
+        int32_t v = w[0];
+        for (int ky = 0; ky < pl->kh; ky++)
+            for (int kx = 0; kx < pl->kw; kx++) {
+                int32_t e = w[ky * sy + kx * sx];
+                v = e > v ? e : v;
+            }
+        m[px] = v;
+    }
+}
+
+void kern_q8_requant_pool(const kern_q8_requant *r, int N, const int32_t *S, ptrdiff_t sn,
+                          ptrdiff_t sy, ptrdiff_t sx, const kern_q8_pool *pl, const uint8_t *lut,
+                          uint8_t *out)
+{
+    const char *name = kern_q8_path();
+    int path = !strcmp(name, "vnni") ? 2 : !strcmp(name, "avx2") ? 1 : 0;
+    size_t total = (size_t)N * pl->OH * pl->OW;
+    int plain = pl->kh == 1 && pl->kw == 1 && pl->sh == 1 && pl->sw == 1;
+    if (plain && pl->OH == 1 && pl->OW == 1 && sn == 1) { /* a row of channels */
+#ifdef Q8_X86
+        if (path)
+            (path == 2 ? kern_q8_requant_row_avx512 : kern_q8_requant_row_avx2)(
+                S, N, r->bias, r->mult, r->shift, r->zp, r->lo, 0.0f, NULL, out);
+        else
+#endif
+            for (int n = 0; n < N; n++)
+                out[n] = (uint8_t)kern_q8_requant_one(S[n], r->bias[n], r->mult[n], r->shift[n],
+                                                      r->zp, r->lo);
+#ifdef Q8_X86
+    } else if (path == 2 && sx == 1 && pl->kh == 2 && pl->kw == 2 && pl->sh == 2 &&
+               pl->sw == 2) {
+        for (int n = 0; n < N; n++)
+            kern_q8_pool2_requant_avx512(S + n * sn, sy, pl->OH, pl->OW, r->bias[n], r->mult[n],
+                                         r->shift[n], r->zp, r->lo,
+                                         out + (size_t)n * pl->OH * pl->OW);
+#endif
+    } else if (sx == 1 && path && (pl->OW - 1) * pl->sw + pl->kw <= 1024) {
+        /* vectors: each window row requantised to bytes, then the bytes pooled (the
+         * requantisation is nondecreasing, so either order gives the same bytes) */
+        enum { ROW = 1024 };
+        uint8_t b[ROW], t[ROW];
+        int wu = (pl->OW - 1) * pl->sw + pl->kw;
+        uint8_t *o = out;
+        for (int n = 0; n < N; n++)
+            for (int py = 0; py < pl->OH; py++, o += pl->OW) {
+                const int32_t *row = S + n * sn + (ptrdiff_t)py * pl->sh * sy;
+                requant_run_bytes(path, row, wu, r, n, t);
+                for (int ky = 1; ky < pl->kh; ky++) {
+                    requant_run_bytes(path, row + ky * sy, wu, r, n, b);
+                    for (int x = 0; x < wu; x++)
+                        t[x] = b[x] > t[x] ? b[x] : t[x];
+                }
+                for (int px = 0; px < pl->OW; px++) {
+                    const uint8_t *w = t + px * pl->sw;
+                    uint8_t v = w[0];
+                    for (int kx = 1; kx < pl->kw; kx++)
+                        v = w[kx] > v ? w[kx] : v;
+                    o[px] = v;
+                }
+            }
+    } else {
+        /* per channel, pooled rows gathered into m and requantised together */
+        enum { CHUNK = 256 };
+        int32_t m[CHUNK];
+        uint8_t *o = out;
+        for (int n = 0; n < N; n++) {
+            int used = 0;
+            for (int py = 0; py < pl->OH; py++) {
+                const int32_t *row = S + n * sn + (ptrdiff_t)py * pl->sh * sy;
+                for (int x0 = 0; x0 < pl->OW; x0 += CHUNK) {
+                    int cnt = pl->OW - x0 < CHUNK ? pl->OW - x0 : CHUNK;
+                    if (plain && sx == 1) {
+                        requant_run_bytes(path, row + x0, cnt, r, n, o);
+                        o += cnt;
+                        continue;
+                    }
+                    if (used + cnt > CHUNK) {
+                        requant_run_bytes(path, m, used, r, n, o);
+                        o += used;
+                        used = 0;
+                    }
+                    pool_row(row, sy, sx, pl, x0, cnt, m + used);
+                    used += cnt;
+                }
+            }
+            if (used) {
+                requant_run_bytes(path, m, used, r, n, o);
+                o += used;
+            }
+        }
+    }
+    for (size_t i = 0; i < total; i++)
+        out[i] = lut[out[i]];
 }

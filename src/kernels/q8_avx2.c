@@ -125,8 +125,20 @@ AVX2_INLINE void shift_terms(__m256i s64, __m256i *rnd, __m256i *top)
     *top = _mm256_sllv_epi64(one, _mm256_sub_epi64(_mm256_set1_epi64x(63), s64));
 }
 
+/* The 8 lanes' bytes (those the mask keeps) at q8. */
+AVX2_INLINE void store_bytes8(uint8_t *q8, __m256i q, int n)
+{
+    __m128i b = _mm_packus_epi16(_mm_packus_epi32(_mm256_castsi256_si128(q),
+                                                  _mm256_extracti128_si256(q, 1)),
+                                 _mm_setzero_si128());
+    uint8_t tmp[16];
+    _mm_storeu_si128((__m128i *)tmp, b);
+    memcpy(q8, tmp, (size_t)(n < 8 ? n : 8));
+}
+
 AVX2 void kern_q8_requant_run_avx2(const int32_t *c, int n, int32_t bias, int32_t mult,
-                                   int32_t shift, int zp, int lo, float scale, float *out)
+                                   int32_t shift, int zp, int lo, float scale, float *out,
+                                   uint8_t *q8)
 {
     __m256i vb = _mm256_set1_epi32(bias), vm = _mm256_set1_epi32(mult),
             vz = _mm256_set1_epi32(zp), vlo = _mm256_set1_epi32(lo), rnd, top;
@@ -137,6 +149,10 @@ AVX2 void kern_q8_requant_run_avx2(const int32_t *c, int n, int32_t bias, int32_
         __m256i m = lane_mask8(n - i);
         __m256i t = _mm256_add_epi32(_mm256_maskload_epi32(c + i, m), vb);
         __m256i q = requant8(t, vm, rnd, rnd, s64, s64, top, top, vz, vlo);
+        if (q8) {
+            store_bytes8(q8 + i, q, n - i);
+            continue;
+        }
         __m256 f = _mm256_mul_ps(vsc, _mm256_cvtepi32_ps(_mm256_sub_epi32(q, vz)));
         _mm256_maskstore_ps(out + i, m, f);
     }
@@ -144,7 +160,7 @@ AVX2 void kern_q8_requant_run_avx2(const int32_t *c, int n, int32_t bias, int32_
 
 AVX2 void kern_q8_requant_row_avx2(const int32_t *c, int n, const int32_t *bias,
                                    const int32_t *mult, const int32_t *shift, int zp, int lo,
-                                   float scale, float *out)
+                                   float scale, float *out, uint8_t *q8)
 {
     __m256i vz = _mm256_set1_epi32(zp), vlo = _mm256_set1_epi32(lo),
             low = _mm256_set1_epi64x(0xffffffffLL);
@@ -158,6 +174,10 @@ AVX2 void kern_q8_requant_row_avx2(const int32_t *c, int n, const int32_t *bias,
         shift_terms(se, &re, &te);
         shift_terms(so, &ro, &to);
         __m256i q = requant8(t, vm, re, ro, se, so, te, to, vz, vlo);
+        if (q8) {
+            store_bytes8(q8 + i, q, n - i);
+            continue;
+        }
         __m256 f = _mm256_mul_ps(vsc, _mm256_cvtepi32_ps(_mm256_sub_epi32(q, vz)));
         _mm256_maskstore_ps(out + i, m, f);
     }

@@ -103,7 +103,8 @@ VNNI_INLINE __m512i requant_tail(__m512i p, __m512i vr, __m128i vs)
 }
 
 VNNI void kern_q8_requant_run_avx512(const int32_t *c, int n, int32_t bias, int32_t mult,
-                                     int32_t shift, int zp, int lo, float scale, float *out)
+                                     int32_t shift, int zp, int lo, float scale, float *out,
+                                     uint8_t *q8)
 {
     __m512i vb = _mm512_set1_epi32(bias), vm = _mm512_set1_epi64(mult),
             vr = _mm512_set1_epi64(shift > 0 ? (int64_t)1 << (shift - 1) : 0),
@@ -119,15 +120,55 @@ VNNI void kern_q8_requant_run_avx512(const int32_t *c, int n, int32_t bias, int3
         __m512i q = _mm512_mask_blend_epi32((__mmask16)0xAAAA, even, _mm512_slli_epi64(odd, 32));
         q = _mm512_add_epi32(q, vz);
         q = _mm512_min_epi32(_mm512_max_epi32(q, vlo), vhi);
+        if (q8) {
+            _mm512_mask_cvtepi32_storeu_epi8(q8 + i, m, q);
+            continue;
+        }
         __m512 f = _mm512_mul_ps(vsc, _mm512_cvtepi32_ps(_mm512_sub_epi32(q, vz)));
         _mm512_mask_storeu_ps(out + i, m, f);
+    }
+}
+
+/* 2 x 2 max pooling with stride 2 of sums then their requantisation to bytes, one channel:
+ * q8[py * OW + px] = requant(max of rows 2py, 2py + 1 and columns 2px, 2px + 1 of s) for
+ * py < OH, px < OW (row stride sy). Max and requantisation commute (it is nondecreasing). */
+VNNI void kern_q8_pool2_requant_avx512(const int32_t *s, ptrdiff_t sy, int OH, int OW,
+                                       int32_t bias, int32_t mult, int32_t shift, int zp, int lo,
+                                       uint8_t *q8)
+{
+    __m512i vb = _mm512_set1_epi32(bias), vm = _mm512_set1_epi64(mult),
+            vr = _mm512_set1_epi64(shift > 0 ? (int64_t)1 << (shift - 1) : 0),
+            vz = _mm512_set1_epi32(zp), vlo = _mm512_set1_epi32(lo),
+            vhi = _mm512_set1_epi32(255);
+    __m128i vs = _mm_cvtsi32_si128(shift);
+    const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    for (int py = 0; py < OH; py++) {
+        const int32_t *r0 = s + 2 * py * sy, *r1 = r0 + sy;
+        for (int px = 0; px < OW; px += 16) {
+            int left = 2 * (OW - px);
+            __mmask16 m0 = lane_mask(left), m1 = lane_mask(left - 16), m = lane_mask(OW - px);
+            const int32_t *a = r0 + 2 * px, *b = r1 + 2 * px;
+            __m512i v0 = _mm512_max_epi32(_mm512_maskz_loadu_epi32(m0, a),
+                                          _mm512_maskz_loadu_epi32(m0, b));
+            __m512i v1 = _mm512_max_epi32(_mm512_maskz_loadu_epi32(m1, a + 16),
+                                          _mm512_maskz_loadu_epi32(m1, b + 16));
+            __m512i t = _mm512_max_epi32(_mm512_permutex2var_epi32(v0, ev, v1),
+                                         _mm512_permutex2var_epi32(v0, od, v1));
+            t = _mm512_add_epi32(t, vb);
+            __m512i even = requant_tail(_mm512_mul_epi32(t, vm), vr, vs);
+            __m512i odd = requant_tail(_mm512_mul_epi32(_mm512_srli_epi64(t, 32), vm), vr, vs);
+            __m512i q = _mm512_mask_blend_epi32((__mmask16)0xAAAA, even, _mm512_slli_epi64(odd, 32));
+            q = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(q, vz), vlo), vhi);
+            _mm512_mask_cvtepi32_storeu_epi8(q8 + (size_t)py * OW + px, m, q);
+        }
     }
 }
 
 /* The same for a row of channels: constants per lane. */
 VNNI void kern_q8_requant_row_avx512(const int32_t *c, int n, const int32_t *bias,
                                      const int32_t *mult, const int32_t *shift, int zp, int lo,
-                                     float scale, float *out)
+                                     float scale, float *out, uint8_t *q8)
 {
     __m512i vz = _mm512_set1_epi32(zp), vlo = _mm512_set1_epi32(lo), vhi = _mm512_set1_epi32(255),
             low = _mm512_set1_epi64(0xffffffffLL), one = _mm512_set1_epi64(1),
@@ -150,6 +191,10 @@ VNNI void kern_q8_requant_row_avx512(const int32_t *c, int n, const int32_t *bia
         }
         __m512i q = _mm512_mask_blend_epi32((__mmask16)0xAAAA, q2[0], _mm512_slli_epi64(q2[1], 32));
         q = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(q, vz), vlo), vhi);
+        if (q8) {
+            _mm512_mask_cvtepi32_storeu_epi8(q8 + i, m, q);
+            continue;
+        }
         __m512 f = _mm512_mul_ps(vsc, _mm512_cvtepi32_ps(_mm512_sub_epi32(q, vz)));
         _mm512_mask_storeu_ps(out + i, m, f);
     }

@@ -708,10 +708,25 @@ static void zscore_forward(nerve_graph *g, node *n)
     node *x = node_input(g, n, 0), *mean = node_input(g, n, 1), *std = node_input(g, n, 2);
     size_t S = sample_numel(n), N = (size_t)n->dims[0];
     float *mu = n->scratch, *inv = n->scratch + S;
-    for (size_t i = 0; i < S; i++) {
-        float sd = statistic(x, std, i);
-        mu[i] = statistic(x, mean, i);
-        inv[i] = 1.0f / (sd == 0.0f ? 1.0f : sd); /* a constant feature: centre it only */
+    size_t nm = node_numel(mean), ns = node_numel(std);
+    if ((nm == 1 || nm == S) && (ns == 1 || ns == S)) {
+        /* one value, or one per sample element (every dimension the sample's: zscore_infer
+         * lets a dimension be 1 or the sample's, so S values index as the sample does) */
+        const float *sv = std->value, *mv = mean->value;
+        if (ns == S)
+            for (size_t i = 0; i < S; i++)
+                inv[i] = 1.0f / (sv[i] == 0.0f ? 1.0f : sv[i]);
+        else
+            for (size_t i = 0; i < S; i++)
+                inv[i] = 1.0f / (sv[0] == 0.0f ? 1.0f : sv[0]);
+        for (size_t i = 0; i < S; i++)
+            mu[i] = mv[nm == S ? i : 0];
+    } else {
+        for (size_t i = 0; i < S; i++) {
+            float sd = statistic(x, std, i);
+            mu[i] = statistic(x, mean, i);
+            inv[i] = 1.0f / (sd == 0.0f ? 1.0f : sd); /* a constant feature: centre it only */
+        }
     }
     zscore_job j = {x->value, mu, inv, n->value, S};
     kern_parallel_for(N, ops_grain(S), zscore_rows, &j);

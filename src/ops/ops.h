@@ -31,6 +31,10 @@ extern const op_def *const ops_math[];        /* unary, clip, where, reduce, mat
 struct kern_conv_shape;
 int op_conv_shape(const nerve_graph *g, const node *n, struct kern_conv_shape *ks, int *groups);
 
+/* 1 when node n is a 2-D max pool whose every window lies inside the map (no padding), with
+ * its kernel, stride and output size in g6 = {kh, kw, sh, sw, OH, OW}; 0 otherwise. */
+int op_pool_plain_max(const nerve_graph *g, const node *n, int g6[6]);
+
 /* ---- int8 inference (src/ops/quant.c, docs/quantize.md) -------------------------------- */
 
 /* What turns a dense or conv node into its int8 form. */
@@ -57,6 +61,11 @@ const op_quant_params *op_quant_of(const node *n);
  * integers. NERVE_ERR_ARG for other nodes. */
 int op_quant_ints(const node *n, const int32_t **bias, const int32_t **mult,
                   const int32_t **shift, float *inv_in);
+
+/* Links the graph's int8 nodes again (on = 1: bytes between consecutive int8 nodes where
+ * only ReLUs, a max pool and views lie between; on = 0, for every graph from now on: floats
+ * between all of them, the reference the linked route must equal) and returns the links. */
+int op_quant_links(nerve_graph *g, int on);
 
 /* Looks an operator up by name across every family (NULL if unknown). */
 const op_def *op_find(const char *name);

@@ -820,6 +820,22 @@ static void pool_backward(nerve_graph *g, node *n)
 static const op_def op_pool = {"pool", pool_infer, pool_scratch, pool_forward, pool_backward,
                                OP_GRAD_OVERWRITE};
 
+int op_pool_plain_max(const nerve_graph *g, const node *n, int g6[6])
+{
+    if (n->op != &op_pool || n->attr.pool.type != NERVE_POOL_MAX || n->ndim != 4)
+        return 0;
+    const node *x = &g->nodes[n->in[0]];
+    if (x->ndim != 4)
+        return 0;
+    pool_geom p = pool_geometry(x, &n->attr);
+    complete_output(&p);
+    if (p.ph || p.pw || (p.OH - 1) * p.sh + p.kh > p.H || (p.OW - 1) * p.sw + p.kw > p.W)
+        return 0;
+    int v[6] = {p.kh, p.kw, p.sh, p.sw, p.OH, p.OW};
+    memcpy(g6, v, sizeof v);
+    return 1;
+}
+
 nerve_pool_config nerve_pool_config_make(nerve_pool_type type, int k, int s, int p)
 {
     nerve_pool_config c = {0};

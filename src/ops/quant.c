@@ -10,6 +10,14 @@
  *      operators around the node.
  * The bias is folded once: bias32[n] = round(b[n] / (in_scale * w_scale[n])) - in_zero *
  * sum_k w[n, k], which removes the activations' zero point from the u8 x s8 sums.
+ * Between two int8 nodes joined by nothing but ReLUs, at most one max pool (no padding) and
+ * views, the activations stay bytes: the first node requantises its sums (pooled first: the
+ * requantisation is nondecreasing, so max and requantisation commute) and maps each byte
+ * through a 256-entry table (its dequantisation, the ReLU and the next node's quantisation,
+ * the float route's own arithmetic, computed once) straight into the next node's input
+ * bytes; the ReLU and pool nodes between are skipped (node.skip_with) whenever the next
+ * node runs in the same forward. The bytes are those the float route would give, on every
+ * path. A forward that stops at a node between still computes it in float.
  * Forward only: a quantised node has no backward (models refuse to train with one). */
 #include "../kernels/kernels.h"
 #include "ops.h"
@@ -36,6 +44,17 @@ typedef struct qlayer {
     int direct;             /* qconv: the direct route fits (it runs on the VNNI path) */
     kern_q8_conv_plan plan;
     int32_t *off;           /* [Kp] tap offsets of the direct route */
+    /* bytes to the next int8 node (link_graph) */
+    int linked;             /* link_graph ran since the graph's int8 nodes last changed, */
+    int link_batch;         /* for this max_batch */
+    int next;               /* the int8 node reading this one's output as bytes, or -1 */
+    int prev;               /* the int8 node writing this one's input bytes (in8), or -1 */
+    kern_q8_pool pool;      /* the max pool between (1 x 1 for none) */
+    uint8_t lut[256];       /* this node's output byte -> the next node's input byte */
+    uint8_t *out8;          /* [max_batch, out8_sample] the next node's input bytes */
+    size_t out8_sample;
+    const uint8_t *in8;     /* prev's out8 */
+    uint8_t *a8;            /* qdense with K % 4: in8's rows copied to Kp bytes */
 } qlayer;
 
 static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
@@ -55,6 +74,7 @@ static void qlayer_free(void *data)
     nerve_xfree_aligned(q->a);
     nerve_xfree_aligned(q->c);
     nerve_xfree(q->off);
+    nerve_xfree_aligned(q->out8);
     nerve_xfree(q);
 }
 
@@ -74,6 +94,144 @@ static int threads_now(const qlayer *q)
     return T < q->threads ? T : q->threads;
 }
 
+/* ---- bytes between int8 nodes ---------------------------------------------------------- */
+
+static const op_def op_qdense, op_qconv;
+
+static int is_q(const node *n) { return n->op == &op_qdense || n->op == &op_qconv; }
+
+/* The one node that reads node id (as its input 0, once), or -1. */
+static int sole_reader(const nerve_graph *g, int id)
+{
+    int reader = -1;
+    for (int i = id + 1; i < g->n_nodes; i++) {
+        const node *n = &g->nodes[i];
+        for (int k = 0; k < n->n_in; k++)
+            if (n->in[k] == id) {
+                if (reader >= 0 || k != 0)
+                    return -1;
+                reader = i;
+            }
+    }
+    return reader;
+}
+
+/* Links int8 node p to the int8 node its output reaches through ReLUs, at most one max pool
+ * (after a conv) and views, if any: p's output bytes then go straight into that node's input. */
+static void link_node(nerve_graph *g, int p)
+{
+    node *np = &g->nodes[p];
+    qlayer *q = qof(np);
+    int path[16], np_path = 0, relu = 0, pooled = 0, g6[6];
+    kern_q8_pool pool = {1, 1, 1, 1, 1, 1};
+    int cur = p, c = -1;
+    while (np_path < 16) {
+        int r = sole_reader(g, cur);
+        if (r < 0)
+            return;
+        node *nr = &g->nodes[r];
+        if (is_q(nr)) {
+            c = r;
+            break;
+        }
+        if (nr->kind != NERVE_NODE_OP)
+            return;
+        if (nr->flags & OP_PLAIN_RELU)
+            relu = 1;
+        else if (!pooled && np->op == &op_qconv && q->ks.out[0] == 1 &&
+                 op_pool_plain_max(g, nr, g6)) {
+            pooled = 1;
+            pool = (kern_q8_pool){g6[0], g6[1], g6[2], g6[3], g6[4], g6[5]};
+        } else if (!(nr->flags & OP_ALIAS_INPUT))
+            return;
+        path[np_path++] = r;
+        cur = r;
+    }
+    if (c < 0)
+        return;
+    qlayer *qc = qof(&g->nodes[c]);
+    if (qc->prev >= 0)
+        return;
+    size_t sample;
+    if (np->op == &op_qconv) {
+        if (!pooled) /* rows of every depth, then columns (the direct route is 2-D) */
+            pool = (kern_q8_pool){1, 1, 1, 1, q->ks.out[0] * q->ks.out[1], q->ks.out[2]};
+        sample = (size_t)q->N * pool.OH * pool.OW;
+    } else {
+        sample = (size_t)q->N;
+    }
+    size_t c_sample = node_numel(&g->nodes[g->nodes[c].in[0]]) / (size_t)g->batch;
+    if (sample != c_sample)
+        return;
+    uint8_t *out8 = (uint8_t *)nerve_xalloc_floats(((size_t)g->max_batch * sample + 3) / 4);
+    uint8_t *a8 = NULL;
+    if (out8 && qc->K != qc->Kp && g->nodes[c].op == &op_qdense)
+        a8 = (uint8_t *)nerve_xalloc_floats(((size_t)g->max_batch * qc->Kp + 3) / 4);
+    if (!out8 || (qc->K != qc->Kp && g->nodes[c].op == &op_qdense && !a8)) {
+        nerve_xfree_aligned(out8); /* stays on the float route */
+        nerve_xfree_aligned(a8);
+        return;
+    }
+    if (a8)
+        memset(a8, 0, (size_t)g->max_batch * qc->Kp);
+    float v[256];
+    for (int b = 0; b < 256; b++) {
+        float x = q->rq.scale * (float)(b - q->rq.zp); /* as kern_q8_requantize writes it */
+        v[b] = relu ? (x > 0.0f ? x : 0.0f) : x;       /* as the ReLU operator computes it */
+    }
+    kern_q8_quantize(v, 256, qc->inv_in, qc->p.in_zero, q->lut);
+    q->pool = pool;
+    q->out8 = out8;
+    q->out8_sample = sample;
+    q->next = c;
+    qc->prev = p;
+    qc->in8 = out8;
+    nerve_xfree_aligned(qc->a8);
+    qc->a8 = a8;
+    for (int i = 0; i < np_path; i++)
+        g->nodes[path[i]].skip_with = c + 1;
+}
+
+static int links_off; /* op_quant_links(g, 0): every int8 node takes and gives floats */
+
+/* Undoes every link of the graph's int8 nodes and links them again. */
+static void link_graph(nerve_graph *g)
+{
+    for (int i = 0; i < g->n_nodes; i++) {
+        node *n = &g->nodes[i];
+        n->skip_with = 0;
+        if (!is_q(n))
+            continue;
+        qlayer *q = qof(n);
+        nerve_xfree_aligned(q->out8);
+        nerve_xfree_aligned(q->a8);
+        q->out8 = q->a8 = NULL;
+        q->in8 = NULL;
+        q->next = q->prev = -1;
+        q->linked = 1;
+        q->link_batch = g->max_batch;
+    }
+    for (int i = 0; i < g->n_nodes && !links_off; i++)
+        if (is_q(&g->nodes[i]))
+            link_node(g, i);
+}
+
+int op_quant_links(nerve_graph *g, int on)
+{
+    links_off = !on;
+    link_graph(g);
+    int links = 0;
+    for (int i = 0; i < g->n_nodes; i++)
+        links += is_q(&g->nodes[i]) && qof(&g->nodes[i])->next >= 0;
+    return links;
+}
+
+/* Whether this forward writes node n's output as the next node's bytes (and not as floats). */
+static int writes_bytes(const nerve_graph *g, const qlayer *q)
+{
+    return q->next >= 0 && g->mark[q->next];
+}
+
 /* ---- qdense --------------------------------------------------------------------------- */
 
 typedef struct dense_job {
@@ -81,6 +239,7 @@ typedef struct dense_job {
     const float *x;
     float *y;
     int rows;
+    int bytes; /* write q->out8 (writes_bytes) */
 } dense_job;
 
 static void dense_task(void *ctx, int t, int T)
@@ -91,11 +250,26 @@ static void dense_task(void *ctx, int t, int T)
     kern_split((size_t)j->rows, t, T, &r0, &r1);
     if (r0 >= r1)
         return;
-    for (size_t r = r0; r < r1; r++)
-        kern_q8_quantize(j->x + r * q->K, (size_t)q->K, q->inv_in, q->p.in_zero,
-                         q->a + r * q->Kp);
-    kern_q8_gemm((int)(r1 - r0), q->N, q->K, q->a + r0 * q->Kp, q->Kp, q->packed,
-                 q->c + r0 * q->N, q->N, q->ws + (size_t)t * q->ws_thread);
+    const uint8_t *a = q->a + r0 * q->Kp;
+    if (q->in8 && q->K == q->Kp) { /* the previous int8 node's bytes, rows as they are */
+        a = q->in8 + r0 * q->Kp;
+    } else if (q->in8) {
+        a = q->a8 + r0 * q->Kp;
+        for (size_t r = r0; r < r1; r++)
+            memcpy(q->a8 + r * q->Kp, q->in8 + r * q->K, (size_t)q->K);
+    } else {
+        for (size_t r = r0; r < r1; r++)
+            kern_q8_quantize(j->x + r * q->K, (size_t)q->K, q->inv_in, q->p.in_zero,
+                             q->a + r * q->Kp);
+    }
+    kern_q8_gemm((int)(r1 - r0), q->N, q->K, a, q->Kp, q->packed, q->c + r0 * q->N, q->N,
+                 q->ws + (size_t)t * q->ws_thread);
+    if (j->bytes) {
+        for (size_t r = r0; r < r1; r++)
+            kern_q8_requant_pool(&q->rq, q->N, q->c + r * q->N, 1, 0, 0, &q->pool, q->lut,
+                                 q->out8 + r * q->out8_sample);
+        return;
+    }
     kern_q8_requantize(&q->rq, (int)(r1 - r0), q->N, q->c + r0 * q->N, q->N, NULL,
                        j->y + r0 * q->N, q->N, 1);
 }
@@ -106,7 +280,9 @@ enum { DENSE_ROWS_PER_THREAD = 8 };
 static void qdense_forward(nerve_graph *g, node *n)
 {
     qlayer *q = qof(n);
-    dense_job j = {q, node_input(g, n, 0)->value, n->value, n->dims[0]};
+    if (!q->linked || q->link_batch != g->max_batch)
+        link_graph(g);
+    dense_job j = {q, node_input(g, n, 0)->value, n->value, n->dims[0], writes_bytes(g, q)};
     int T = threads_now(q);
     if (j.rows < T * DENSE_ROWS_PER_THREAD)
         T = j.rows / DENSE_ROWS_PER_THREAD > 1 ? j.rows / DENSE_ROWS_PER_THREAD : 1;
@@ -146,6 +322,7 @@ typedef struct conv_job {
     const float *x;
     float *y;
     int images;
+    int bytes; /* write q->out8 (writes_bytes) */
 } conv_job;
 
 static void conv_task(void *ctx, int t, int T)
@@ -163,25 +340,48 @@ static void conv_task(void *ctx, int t, int T)
     size_t i0, i1;
     kern_split((size_t)j->images, t, T, &i0, &i1);
     if (q->direct && kern_q8_conv_direct_runs()) {
-        for (size_t i = i0; i < i1; i++)
-            kern_q8_conv_direct(&q->plan, q->off, j->x + i * in_plane, q->inv_in, q->p.in_zero,
-                                q->packed, &q->rq, j->y + i * P * q->N, base);
+        for (size_t i = i0; i < i1; i++) {
+            if (!j->bytes && !q->in8) {
+                kern_q8_conv_direct(&q->plan, q->off, j->x + i * in_plane, q->inv_in,
+                                    q->p.in_zero, q->packed, &q->rq, j->y + i * P * q->N, base);
+                continue;
+            }
+            const kern_q8_conv_plan *p = &q->plan;
+            int32_t *s = kern_q8_conv_direct_sums(p, q->off, q->in8 ? NULL : j->x + i * in_plane,
+                                                  q->in8 ? q->in8 + i * in_plane : NULL,
+                                                  q->inv_in, q->p.in_zero, q->packed, base);
+            if (j->bytes)
+                kern_q8_requant_pool(&q->rq, q->N, s, (ptrdiff_t)p->spanp, p->Wp, 1, &q->pool,
+                                     q->lut, q->out8 + i * q->out8_sample);
+            else
+                kern_q8_conv_direct_requant(p, s, &q->rq, j->y + i * P * q->N);
+        }
         return;
     }
     for (size_t i = i0; i < i1; i++) {
-        kern_q8_quantize(j->x + i * in_plane, in_plane, q->inv_in, q->p.in_zero, img);
-        kern_q8_im2row(k, img, (uint8_t)q->p.in_zero, rows, q->Kp);
+        const uint8_t *im = img;
+        if (q->in8)
+            im = q->in8 + i * in_plane;
+        else
+            kern_q8_quantize(j->x + i * in_plane, in_plane, q->inv_in, q->p.in_zero, img);
+        kern_q8_im2row(k, im, (uint8_t)q->p.in_zero, rows, q->Kp);
         kern_q8_gemm((int)P, q->N, q->K, rows, q->Kp, q->packed, sums, q->N, gws);
         /* sums are [P, N]; the output is channel-major [N, P] */
-        kern_q8_requantize(&q->rq, (int)P, q->N, sums, q->N, NULL, j->y + i * P * q->N, 1,
-                           (ptrdiff_t)P);
+        if (j->bytes)
+            kern_q8_requant_pool(&q->rq, q->N, sums, 1, (ptrdiff_t)k->out[2] * q->N, q->N,
+                                 &q->pool, q->lut, q->out8 + i * q->out8_sample);
+        else
+            kern_q8_requantize(&q->rq, (int)P, q->N, sums, q->N, NULL, j->y + i * P * q->N, 1,
+                               (ptrdiff_t)P);
     }
 }
 
 static void qconv_forward(nerve_graph *g, node *n)
 {
     qlayer *q = qof(n);
-    conv_job j = {q, node_input(g, n, 0)->value, n->value, n->dims[0]};
+    if (!q->linked || q->link_batch != g->max_batch)
+        link_graph(g);
+    conv_job j = {q, node_input(g, n, 0)->value, n->value, n->dims[0], writes_bytes(g, q)};
     int T = threads_now(q);
     if (T > j.images)
         T = j.images;
@@ -354,8 +554,12 @@ int op_quantize_node(nerve_graph *g, int id, const op_quant_params *p)
     }
     if (n->op_data_free)
         n->op_data_free(n->op_data);
+    q->next = q->prev = -1;
     n->op = is_conv ? &op_qconv : &op_qdense;
     n->op_data = q;
     n->op_data_free = qlayer_free;
+    for (int i = 0; i < g->n_nodes; i++) /* links are made again at the next forward */
+        if (is_q(&g->nodes[i]))
+            qof(&g->nodes[i])->linked = 0;
     return NERVE_OK;
 }
