@@ -82,10 +82,6 @@ static int by_file_then_name(const void *a, const void *b)
 int main(int argc, char **argv)
 {
     qsort(tests, (size_t)n_tests, sizeof *tests, by_file_then_name);
-    /* Every part of a parallel run on a thread of its own, however busy the machine: without
-     * this a loaded machine would run the multi-threaded paths on one thread. The adaptation
-     * itself is tested in test_threads.c. */
-    setenv("NERVE_POOL_ADAPT", "0", 0);
     int passed = 0, failed = 0;
     const char *inproc = getenv("NERVE_TEST_INPROCESS");
     int in_process = inproc && strcmp(inproc, "1") == 0;
