@@ -15,7 +15,9 @@ const char *cli_program;
 int cli_fail(const char *context)
 {
     const char *msg = nerve_last_error();
-    if (context)
+    size_t n = context ? strlen(context) : 0;
+    /* a message that already names the file (PATH: ... or PATH:LINE: ...) is not prefixed again */
+    if (context && !(n && strncmp(msg, context, n) == 0 && msg[n] == ':'))
         fprintf(stderr, "nerve: %s: %s\n", context, msg[0] ? msg : "failed");
     else
         fprintf(stderr, "nerve: %s\n", msg[0] ? msg : "failed");

@@ -136,3 +136,32 @@ int test_scalar_loss(nerve_graph *g, int y, int *w)
     int s = nerve_dense(g, y, *w, -1);
     return nerve_matmul(g, s, s, 1, 0); /* [1,N] x [N,1] */
 }
+
+/* An IDX pair DIR/STEM-images.idx and DIR/STEM-labels.idx of n 8 x 8 gray images of 3 classes:
+ * class i % 3 has a bright 3 x 3 square at a corner of its own, on noise (seeded). */
+void test_write_corner_squares(const char *dir, const char *stem, int n, uint64_t seed)
+{
+    char path[600];
+    nerve_rng r;
+    nerve_rng_seed(&r, seed);
+    snprintf(path, sizeof path, "%s/%s-images.idx", dir, stem);
+    FILE *fi = fopen(path, "wb");
+    snprintf(path, sizeof path, "%s/%s-labels.idx", dir, stem);
+    FILE *fl = fopen(path, "wb");
+    unsigned char hi[16] = {0, 0, 8, 3, 0, 0, (unsigned char)(n >> 8), (unsigned char)n, 0, 0, 0, 8, 0, 0, 0, 8};
+    unsigned char hl[8] = {0, 0, 8, 1, 0, 0, (unsigned char)(n >> 8), (unsigned char)n};
+    fwrite(hi, 1, 16, fi);
+    fwrite(hl, 1, 8, fl);
+    for (int i = 0; i < n; i++) {
+        int c = i % 3, oy = c == 2 ? 4 : 1, ox = c == 1 ? 4 : 1;
+        for (int y = 0; y < 8; y++)
+            for (int x = 0; x < 8; x++) {
+                int in = y >= oy && y < oy + 3 && x >= ox && x < ox + 3;
+                float v = (in ? 170.0f : 60.0f) + 15.0f * nerve_rng_normal(&r);
+                fputc(v < 0 ? 0 : v > 255 ? 255 : (int)v, fi);
+            }
+        fputc(c, fl);
+    }
+    fclose(fi);
+    fclose(fl);
+}

@@ -104,6 +104,9 @@ const char *test_nerve(void);
 /* A gray IDX pair (images, labels) of n 12 x 12 items for generated scenes: item k is a wide
  * bar (class 0) when k is even, a tall bar (class 1) when odd. */
 void test_write_bar_items(const char *path_images, const char *path_labels, int n);
+/* n 8 x 8 gray images of 3 classes as DIR/STEM-images.idx and DIR/STEM-labels.idx: class
+ * i % 3 has a bright 3 x 3 square at a corner of its own, on seeded noise. */
+void test_write_corner_squares(const char *dir, const char *stem, int n, uint64_t seed);
 
 /* Graph helpers of the operator tests. */
 /* Copies n floats into the value of node id. */

@@ -141,34 +141,6 @@ static int fd_agrees(scalar_fn f, void *ctx, float *xi, double grad, double atol
 
 /* ---- tiny image data and models -------------------------------------------------------- */
 
-/* n 8x8 images of 3 classes: class c has a bright 3x3 square at a corner of its own, on noise. */
-static void write_images(const char *dir, const char *stem, int n, uint64_t seed)
-{
-    char path[600];
-    nerve_rng r;
-    nerve_rng_seed(&r, seed);
-    snprintf(path, sizeof path, "%s/%s-images.idx", dir, stem);
-    FILE *fi = fopen(path, "wb");
-    snprintf(path, sizeof path, "%s/%s-labels.idx", dir, stem);
-    FILE *fl = fopen(path, "wb");
-    unsigned char hi[16] = {0, 0, 8, 3, 0, 0, (unsigned char)(n >> 8), (unsigned char)n, 0, 0, 0, 8, 0, 0, 0, 8};
-    unsigned char hl[8] = {0, 0, 8, 1, 0, 0, (unsigned char)(n >> 8), (unsigned char)n};
-    fwrite(hi, 1, 16, fi);
-    fwrite(hl, 1, 8, fl);
-    for (int i = 0; i < n; i++) {
-        int c = i % 3, oy = c == 2 ? 4 : 1, ox = c == 1 ? 4 : 1;
-        for (int y = 0; y < 8; y++)
-            for (int x = 0; x < 8; x++) {
-                int in = y >= oy && y < oy + 3 && x >= ox && x < ox + 3;
-                float v = (in ? 170.0f : 60.0f) + 15.0f * nerve_rng_normal(&r);
-                fputc(v < 0 ? 0 : v > 255 ? 255 : (int)v, fi);
-            }
-        fputc(c, fl);
-    }
-    fclose(fi);
-    fclose(fl);
-}
-
 static const char *NET = "[net]\nheight=8\nwidth=8\nchannels=1\nbatch=16\nepochs=%d\nseed=3\noptimizer=adam\n"
                          "learning_rate=0.01\n%s\ntrain_images=%s/train-images.idx\ntrain_labels=%s/train-labels.idx\n"
                          "test_images=%s/test-images.idx\ntest_labels=%s/test-labels.idx\n\n"
@@ -177,8 +149,8 @@ static const char *NET = "[net]\nheight=8\nwidth=8\nchannels=1\nbatch=16\nepochs
 
 static void tiny_data(void)
 {
-    write_images(test_tmpdir(), "train", 96, 11);
-    write_images(test_tmpdir(), "test", 30, 12);
+    test_write_corner_squares(test_tmpdir(), "train", 96, 11);
+    test_write_corner_squares(test_tmpdir(), "test", 30, 12);
 }
 
 /* The tiny convolutional model, trained for `epochs` (0: as initialised), with extra [net] keys. */

@@ -7,34 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* n 8x8 images of 3 classes: class c has a bright 3x3 square at a corner of its own, on noise. */
-static void write_images(const char *dir, const char *stem, int n, uint64_t seed)
-{
-    char path[600];
-    nerve_rng r;
-    nerve_rng_seed(&r, seed);
-    snprintf(path, sizeof path, "%s/%s-images.idx", dir, stem);
-    FILE *fi = fopen(path, "wb");
-    snprintf(path, sizeof path, "%s/%s-labels.idx", dir, stem);
-    FILE *fl = fopen(path, "wb");
-    unsigned char hi[16] = {0, 0, 8, 3, 0, 0, (unsigned char)(n >> 8), (unsigned char)n, 0, 0, 0, 8, 0, 0, 0, 8};
-    unsigned char hl[8] = {0, 0, 8, 1, 0, 0, (unsigned char)(n >> 8), (unsigned char)n};
-    fwrite(hi, 1, 16, fi);
-    fwrite(hl, 1, 8, fl);
-    for (int i = 0; i < n; i++) {
-        int c = i % 3, oy = c == 2 ? 4 : 1, ox = c == 1 ? 4 : 1;
-        for (int y = 0; y < 8; y++)
-            for (int x = 0; x < 8; x++) {
-                int in = y >= oy && y < oy + 3 && x >= ox && x < ox + 3;
-                float v = (in ? 170.0f : 60.0f) + 15.0f * nerve_rng_normal(&r);
-                fputc(v < 0 ? 0 : v > 255 ? 255 : (int)v, fi);
-            }
-        fputc(c, fl);
-    }
-    fclose(fi);
-    fclose(fl);
-}
-
 static const char *NET = "[net]\nheight=8\nwidth=8\nchannels=1\nbatch=16\nepochs=%d\nseed=3\noptimizer=adam\n"
                          "learning_rate=0.01\ntrain_images=%s/vtrain-images.idx\ntrain_labels=%s/vtrain-labels.idx\n"
                          "test_images=%s/vtest-images.idx\ntest_labels=%s/vtest-labels.idx\n\n"
@@ -45,8 +17,8 @@ static const char *NET = "[net]\nheight=8\nwidth=8\nchannels=1\nbatch=16\nepochs
 static nerve_model *tiny_model(int epochs, nerve_dataset *train, nerve_dataset *test)
 {
     const char *t = test_tmpdir();
-    write_images(t, "vtrain", 96, 11);
-    write_images(t, "vtest", 30, 12);
+    test_write_corner_squares(t, "vtrain", 96, 11);
+    test_write_corner_squares(t, "vtest", 30, 12);
     char text[4096], path[600];
     snprintf(text, sizeof text, NET, epochs, t, t, t, t);
     snprintf(path, sizeof path, "%s/tinyv.cfg", t);
