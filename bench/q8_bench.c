@@ -1,7 +1,7 @@
 /* int8 against float inference of one cfg model, in the same process, on every kernel path
  * this CPU has (docs/quantize.md). The float model keeps its initial weights; the int8 one
  * is the same model quantised (nerve_model_quantize) on 4 batches of N(0,1) inputs. Batch-1
- * latency (median of STEPS forwards) and batch-64 throughput (STEPS/4 forwards; both
+ * latency (median of samples of several forwards each, STEPS forwards in all) and batch-64 throughput (STEPS/4 forwards; both
  * counts lowered for a large model so that each side takes about 2 s), float and int8 timed
  * alternately so that both see the same machine load. With THREADS = 1 the times are the
  * thread's CPU time (CLOCK_THREAD_CPUTIME_ID), which time slices lost to other processes on
@@ -48,14 +48,18 @@ static double clock_now(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-/* Seconds of one forward of m at batch n (inputs already in place). */
-static double forward_seconds(nerve_model *m, int n)
+/* Seconds per forward of m at batch n (inputs already in place), over reps forwards timed
+ * together: reading the thread's CPU clock is a system call of about a microsecond here, as
+ * long as a fifth of an int8 LeNet-5 forward, so a batch-1 sample spans many forwards. */
+static double forward_seconds(nerve_model *m, int n, int reps)
 {
     nerve_graph *g = nerve_model_graph(m);
     nerve_graph_set_batch(g, n);
+    int out = nerve_model_output(m);
     double t0 = clock_now();
-    nerve_forward(g, nerve_model_output(m));
-    return clock_now() - t0;
+    for (int r = 0; r < reps; r++)
+        nerve_forward(g, out);
+    return (clock_now() - t0) / reps;
 }
 
 /* count, lowered so that count runs of t seconds take about budget seconds (at least lo). */
@@ -126,24 +130,26 @@ int main(int argc, char **argv)
             continue;
         double t1 = 0, t64;
         for (int i = 0; i < 10; i++) { /* warm up */
-            t1 = forward_seconds(f, 1);
-            forward_seconds(q, 1);
+            t1 = forward_seconds(f, 1, 1);
+            forward_seconds(q, 1, 1);
         }
-        int n1 = fit(steps, t1, 2.0, 9);
+        /* forwards per sample: at least 0.2 ms of the float model's time */
+        int reps = t1 > 0 && t1 < 2e-4 ? (int)(2e-4 / t1) + 1 : 1;
+        int n1 = fit(steps / reps > 9 ? steps / reps : 9, t1 * reps, 2.0, 9);
         for (int i = 0; i < n1; i++) {
-            tf[i] = forward_seconds(f, 1);
-            tq[i] = forward_seconds(q, 1);
+            tf[i] = forward_seconds(f, 1, reps);
+            tq[i] = forward_seconds(q, 1, reps);
         }
         qsort(tf, (size_t)n1, sizeof(double), cmp_double);
         qsort(tq, (size_t)n1, sizeof(double), cmp_double);
         double b1f = 1e3 * tf[n1 / 2], b1q = 1e3 * tq[n1 / 2];
         double sf = 0, sq = 0;
-        t64 = forward_seconds(f, BATCH);
-        forward_seconds(q, BATCH);
+        t64 = forward_seconds(f, BATCH, 1);
+        forward_seconds(q, BATCH, 1);
         int big = fit(steps / 4, t64, 2.0, 3);
         for (int i = 0; i < big; i++) {
-            sf += forward_seconds(f, BATCH);
-            sq += forward_seconds(q, BATCH);
+            sf += forward_seconds(f, BATCH, 1);
+            sq += forward_seconds(q, BATCH, 1);
         }
         printf("q8 %s %s b1_float_ms %.4f b1_int8_ms %.4f b64_float_sps %.0f b64_int8_sps %.0f\n",
                isas[p], kern_q8_path(), b1f, b1q, big * BATCH / sf, big * BATCH / sq);

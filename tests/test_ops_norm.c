@@ -416,6 +416,36 @@ TEST(zscore_treats_zero_std_as_one_and_broadcasts)
     nerve_graph_free(z.g);
 }
 
+/* One dataset-wide value (its own loop) and the same value per element give the same bits,
+ * a zero std counting as 1 in both. */
+TEST(zscore_one_value_matches_per_element_statistics_bit_for_bit)
+{
+    for (int zero = 0; zero < 2; zero++) {
+        zs_graph a, b;
+        CHECK_OK(zs_build(&a, 3, (int[]){1, 5, 7}, 1, (int[]){1}));
+        CHECK_OK(zs_build(&b, 3, (int[]){1, 5, 7}, 2, (int[]){5, 7}));
+        CHECK_OK(nerve_graph_compile(a.g, 3));
+        CHECK_OK(nerve_graph_compile(b.g, 3));
+        float m = 0.2860f, sd = zero ? 0.0f : 0.3530f;
+        nerve_value(a.g, a.mean).data[0] = m;
+        nerve_value(a.g, a.std).data[0] = sd;
+        for (int i = 0; i < 35; i++) {
+            nerve_value(b.g, b.mean).data[i] = m;
+            nerve_value(b.g, b.std).data[i] = sd;
+        }
+        float *xa = nerve_value(a.g, a.x).data, *xb = nerve_value(b.g, b.x).data;
+        for (int i = 0; i < 3 * 35; i++)
+            xa[i] = xb[i] = (float)(i % 17) / 16.0f - 0.37f;
+        CHECK_OK(nerve_forward(a.g, a.y));
+        CHECK_OK(nerve_forward(b.g, b.y));
+        const float *ya = nerve_value(a.g, a.y).data, *yb = nerve_value(b.g, b.y).data;
+        CHECK(memcmp(ya, yb, 3 * 35 * sizeof(float)) == 0);
+        CHECK_NEAR(ya[40], (xa[40] - m) / (zero ? 1.0 : sd), 1e-5);
+        nerve_graph_free(a.g);
+        nerve_graph_free(b.g);
+    }
+}
+
 TEST(zscore_gradient_with_a_constant_feature)
 {
     nerve_rng r;

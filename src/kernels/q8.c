@@ -33,19 +33,28 @@ int kern_q8_kp(int K) { return (K + 3) & ~3; }
 #define Q8_X86 1 /* the vector paths of q8_avx512.c and q8_avx2.c */
 #endif
 
-const char *kern_q8_path(void)
+enum { PATH_PORTABLE, PATH_AVX2, PATH_VNNI };
+
+/* The path as a number (no string compares in the kernels' dispatch). */
+static int path_id(void)
 {
 #ifdef Q8_X86
     switch (kern_isa_active()) {
     case KERN_ISA_AVX512:
-        return kern_isa_avx512_vnni() ? "vnni" : "avx2"; /* AVX-512F implies AVX2 */
+        return kern_isa_avx512_vnni() ? PATH_VNNI : PATH_AVX2; /* AVX-512F implies AVX2 */
     case KERN_ISA_AVX2:
-        return "avx2";
+        return PATH_AVX2;
     default:
         break;
     }
 #endif
-    return "portable";
+    return PATH_PORTABLE;
+}
+
+const char *kern_q8_path(void)
+{
+    static const char *const names[] = {"portable", "avx2", "vnni"};
+    return names[path_id()];
 }
 
 /* ---- packing ---------------------------------------------------------------------------- */
@@ -120,12 +129,12 @@ void kern_q8_gemm(int M, int N, int K, const uint8_t *A, ptrdiff_t lda, const vo
     memcpy(&h, packed, sizeof h);
 #ifdef Q8_X86
     const unsigned char *base = packed;
-    const char *path = kern_q8_path();
-    if (!strcmp(path, "vnni")) {
+    int path = path_id();
+    if (path == PATH_VNNI) {
         kern_q8_gemm_avx512vnni(M, N, K, A, lda, (const int8_t *)(base + h.off_vnni), C, ldc);
         return;
     }
-    if (!strcmp(path, "avx2")) {
+    if (path == PATH_AVX2) {
         kern_q8_gemm_avx2(M, N, K, A, lda, (const int16_t *)(base + h.off_avx2), C, ldc, ws);
         return;
     }
@@ -168,9 +177,9 @@ void kern_q8_requantize(const kern_q8_requant *r, int M, int N, const int32_t *C
                         uint8_t *qout, float *out, ptrdiff_t som, ptrdiff_t son)
 {
 #ifdef Q8_X86
-    const char *path = kern_q8_path();
-    if (!qout && out && son == 1 && strcmp(path, "portable")) {
-        int vnni = !strcmp(path, "vnni");
+    int path = path_id();
+    if (!qout && out && son == 1 && path != PATH_PORTABLE) {
+        int vnni = path == PATH_VNNI;
         for (int m = 0; m < M; m++)
             (vnni ? kern_q8_requant_row_avx512 : kern_q8_requant_row_avx2)(
                 C + (size_t)m * ldc, N, r->bias, r->mult, r->shift, r->zp, r->lo, r->scale,
@@ -203,7 +212,7 @@ static inline uint8_t quantize_one(float x, float inv_scale, int zp)
 void kern_q8_quantize(const float *x, size_t n, float inv_scale, int zp, uint8_t *q)
 {
 #ifdef Q8_X86
-    if (!strcmp(kern_q8_path(), "vnni")) {
+    if (path_id() == PATH_VNNI) {
         kern_q8_quantize_avx512(x, n, inv_scale, zp, q);
         return;
     }
@@ -295,7 +304,7 @@ void kern_q8_conv_offsets(const kern_q8_conv_plan *p, int32_t *off)
         off[k] = 0;
 }
 
-int kern_q8_conv_direct_runs(void) { return strcmp(kern_q8_path(), "portable") != 0; }
+int kern_q8_conv_direct_runs(void) { return path_id() != PATH_PORTABLE; }
 
 /* out[i] = scale * (requant(c[i]) - zp) for i < n, constants of one channel. */
 static void requant_run(int vnni, const int32_t *c, int n, int32_t bias, int32_t mult,
@@ -331,7 +340,7 @@ int32_t *kern_q8_conv_direct_sums(const kern_q8_conv_plan *p, const int32_t *off
                 kern_q8_quantize(x + src, (size_t)cols, inv_scale, zp, dst);
         }
 #ifdef Q8_X86
-    if (!strcmp(kern_q8_path(), "vnni"))
+    if (path_id() == PATH_VNNI)
         kern_q8_conv_sums_avx512vnni(p, off, img, kern_q8_rows(packed), panel, sums);
     else {
         q8_header h;
@@ -359,7 +368,7 @@ void kern_q8_conv_direct(const kern_q8_conv_plan *p, const int32_t *off, const f
 void kern_q8_conv_direct_requant(const kern_q8_conv_plan *p, const int32_t *sums,
                                  const kern_q8_requant *r, float *out)
 {
-    int vnni = !strcmp(kern_q8_path(), "vnni");
+    int vnni = path_id() == PATH_VNNI;
     size_t plane = (size_t)p->OH * p->OW;
     for (int n = 0; n < p->N; n++)
         for (int y = 0; y < p->OH; y++)
@@ -422,12 +431,27 @@ static void pool_row(const int32_t *row, ptrdiff_t sy, ptrdiff_t sx, const kern_
     }
 }
 
+/* o[i] = lut[o[i]], eight bytes a step: one 64-bit load and store around eight table reads
+ * (a byte loop stores each byte before the next table read it cannot prove independent). */
+static void lut_bytes(const uint8_t *restrict lut, uint8_t *restrict o, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t v, w = 0;
+        memcpy(&v, o + i, 8);
+        for (int b = 0; b < 8; b++)
+            w |= (uint64_t)lut[(v >> (8 * b)) & 255] << (8 * b);
+        memcpy(o + i, &w, 8);
+    }
+    for (; i < n; i++)
+        o[i] = lut[o[i]];
+}
+
 void kern_q8_requant_pool(const kern_q8_requant *r, int N, const int32_t *S, ptrdiff_t sn,
                           ptrdiff_t sy, ptrdiff_t sx, const kern_q8_pool *pl, const uint8_t *lut,
                           uint8_t *out)
 {
-    const char *name = kern_q8_path();
-    int path = !strcmp(name, "vnni") ? 2 : !strcmp(name, "avx2") ? 1 : 0;
+    int path = path_id(); /* 2 vnni, 1 avx2, 0 portable */
     size_t total = (size_t)N * pl->OH * pl->OW;
     int plain = pl->kh == 1 && pl->kw == 1 && pl->sh == 1 && pl->sw == 1;
     if (plain && pl->OH == 1 && pl->OW == 1 && sn == 1) { /* a row of channels */
@@ -503,6 +527,5 @@ void kern_q8_requant_pool(const kern_q8_requant *r, int N, const int32_t *S, ptr
             }
         }
     }
-    for (size_t i = 0; i < total; i++)
-        out[i] = lut[out[i]];
+    lut_bytes(lut, out, total);
 }

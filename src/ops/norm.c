@@ -680,14 +680,21 @@ static size_t broadcast_index(const node *x, const node *s, size_t i)
 
 /* value = (x - mu) * inv over whole samples [r0, r1), as a thread-pool task. */
 typedef struct zscore_job {
-    const float *x, *mu, *inv;
+    const float *x, *mu, *inv; /* [S] each, or NULL for the one value m, v */
     float *y;
     size_t S;
+    float m, v;
 } zscore_job;
 
 static void zscore_rows(void *ctx, size_t r0, size_t r1)
 {
     const zscore_job *j = ctx;
+    if (!j->mu) { /* the same arithmetic with the one mean and 1/std */
+        const float m = j->m, v = j->v;
+        for (size_t i = r0 * j->S; i < r1 * j->S; i++)
+            j->y[i] = (j->x[i] - m) * v;
+        return;
+    }
     for (size_t r = r0; r < r1; r++) {
         const float *x = j->x + r * j->S;
         float *y = j->y + r * j->S;
@@ -709,13 +716,23 @@ static void zscore_forward(nerve_graph *g, node *n)
     size_t S = sample_numel(n), N = (size_t)n->dims[0];
     float *mu = n->scratch, *inv = n->scratch + S;
     size_t nm = node_numel(mean), ns = node_numel(std);
+    if (nm == 1 && ns == 1) { /* dataset-wide statistics: no per-element copies */
+        float sd = std->value[0];
+        zscore_job j = {x->value, NULL, NULL, n->value, S, mean->value[0],
+                        1.0f / (sd == 0.0f ? 1.0f : sd)};
+        kern_parallel_for(N, ops_grain(S), zscore_rows, &j);
+        return;
+    }
     if ((nm == 1 || nm == S) && (ns == 1 || ns == S)) {
         /* one value, or one per sample element (every dimension the sample's: zscore_infer
          * lets a dimension be 1 or the sample's, so S values index as the sample does) */
-        const float *sv = std->value, *mv = mean->value;
-        if (ns == S)
-            for (size_t i = 0; i < S; i++)
-                inv[i] = 1.0f / (sv[i] == 0.0f ? 1.0f : sv[i]);
+        const float *restrict sv = std->value, *mv = mean->value;
+        float *restrict iv = inv;
+        if (ns == S) /* in vectors: the scratch holds no statistic */
+            for (size_t i = 0; i < S; i++) {
+                float sd = sv[i]; /* sd + 1 where sd is 0, else sd + 0 = sd: no branch */
+                iv[i] = 1.0f / (sd + (float)(sd == 0.0f));
+            }
         else
             for (size_t i = 0; i < S; i++)
                 inv[i] = 1.0f / (sv[0] == 0.0f ? 1.0f : sv[0]);
@@ -728,7 +745,7 @@ static void zscore_forward(nerve_graph *g, node *n)
             inv[i] = 1.0f / (sd == 0.0f ? 1.0f : sd); /* a constant feature: centre it only */
         }
     }
-    zscore_job j = {x->value, mu, inv, n->value, S};
+    zscore_job j = {x->value, mu, inv, n->value, S, 0.0f, 0.0f};
     kern_parallel_for(N, ops_grain(S), zscore_rows, &j);
 }
 
