@@ -48,8 +48,10 @@ static int eval_text(nerve_model *m)
 static int eval_detection(nerve_model *m, const nerve_dataset *d)
 {
     nerve_yolo1_config yc;
-    nerve_model_yolo1(m, &yc);
-    double *ap = calloc((size_t)yc.classes, sizeof *ap);
+    nerve_yolo_config heads[8];
+    int v1 = nerve_model_yolo1(m, &yc), nh = v1 ? 0 : nerve_model_yolo_heads(m, heads, NULL, 8);
+    int classes = v1 ? yc.classes : heads[0].classes;
+    double *ap = calloc((size_t)classes, sizeof *ap);
     if (!ap)
         return cli_fail("evaluation");
     nerve_detection_metrics r;
@@ -59,11 +61,13 @@ static int eval_detection(nerve_model *m, const nerve_dataset *d)
         return cli_fail("evaluation");
     }
     printf("samples: %d\n", d->n);
-    printf("task: detect (loss yolo1; %d objects, %d detections kept)\n", r.truths, r.detections);
+    printf("task: detect (%s; %d objects, %d detections kept)\n",
+           v1 ? "loss yolo1" : heads[0].region ? "[region] head" : nh > 1 ? "[yolo] heads" : "[yolo] head",
+           r.truths, r.detections);
     printf("test mAP@0.5: %.4f (all-point), %.4f (VOC 2007 11-point); COCO mAP@[.5:.95]: %.4f\n",
            r.map50, r.map50_voc07, r.map_coco);
     const char *const *names = (const char *const *)d->names;
-    for (int c = 0; c < yc.classes; c++)
+    for (int c = 0; c < classes; c++)
         if (!isnan(ap[c]))
             printf("  AP@0.5 %-16s %.4f\n", names && c < d->n_names ? names[c] : "", ap[c]);
     free(ap);
@@ -124,7 +128,7 @@ int cmd_eval(int argc, char **argv)
     }
     nerve_metrics mt;
     int rc = 0;
-    if (nerve_model_yolo1(m, NULL)) { /* a detector: mAP */
+    if (nerve_model_yolo1(m, NULL) || nerve_model_yolo_heads(m, NULL, NULL, 0) > 0) { /* a detector: mAP */
         rc = eval_detection(m, &d);
         nerve_dataset_free(&d);
         nerve_model_free(m);

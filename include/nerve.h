@@ -2052,7 +2052,8 @@ int nerve_yolo_decode(nerve_model *m, int sample, float width, float height, flo
  * evaluation mode (compiles the model at batch 1 when it is not compiled). */
 int nerve_yolo_detect(nerve_model *m, const float *x, float width, float height, float thresh,
                       float nms_iou, nerve_detection *out, int max_out);
-/* A detection model's figures on a data set of boxes: mAP at IoU 0.5 (VOC 2007 11-point and
+/* A detection model's figures on a data set of boxes (a [detection] head, or [yolo] / [region]
+ * heads whose detections are pooled before one NMS per image): mAP at IoU 0.5 (VOC 2007 11-point and
  * all-point) and COCO's mAP@[.5:.95], over the classes that have ground truth; ap (NULL, or
  * room for the model's classes) gets each class's all-point AP at 0.5. */
 typedef struct nerve_detection_metrics {

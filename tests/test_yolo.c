@@ -235,3 +235,77 @@ TEST(darknet_cfg_forms_of_jnet_resnet101_and_strided)
     CHECK_NEAR(nerve_value(g, nerve_model_loss(m)).data[0], 2 * (lse - 1.65), 1e-5);
     nerve_model_free(m);
 }
+
+/* A [yolo] cfg trained end to end on generated scenes of two bar shapes (as the YOLO v1 test
+ * of tests/test_yolo1.c): the loss through the data set's boxes, then mAP by
+ * nerve_evaluate_detection and by nerve eval. */
+TEST(yolo_cfg_trains_on_generated_scenes_and_reports_map)
+{
+    const char *dir = test_tmpdir();
+    char p[4][512], out[600], cfg[4096], ckpt[600], cfgpath[600];
+    const char *stems[4] = {"ytr-img", "ytr-lab", "yte-img", "yte-lab"};
+    for (int k = 0; k < 4; k++)
+        snprintf(p[k], sizeof p[k], "%s/%s", dir, stems[k]);
+    test_write_bar_items(p[0], p[1], 8);
+    test_write_bar_items(p[2], p[3], 8);
+    nerve_scenes_options o = nerve_scenes_default();
+    o.canvas = 32, o.n_train = 512, o.n_test = 32, o.min_objects = 1, o.max_objects = 2;
+    o.min_size = 10, o.max_size = 14, o.max_overlap = 0;
+    o.train_images = p[0], o.train_labels = p[1], o.test_images = p[2], o.test_labels = p[3];
+    const char *names[2] = {"wide", "tall"};
+    o.names = names, o.n_names = 2;
+    snprintf(out, sizeof out, "%s/yscenes", dir);
+    CHECK_OK(nerve_scenes_generate(out, &o, NULL));
+    /* a 4 x 4 grid of 8-pixel cells; the anchors are the bars' shapes in the input's pixels */
+    snprintf(cfg, sizeof cfg,
+             "[net]\nbatch=16\nchannels=1\nheight=32\nwidth=32\nlearning_rate=0.003\n"
+             "optimizer=adam\nepochs=30\nseed=3\ntrain_list=%s/train.txt\ntest_list=%s/test.txt\n"
+             "names=%s/classes.names\n"
+             "[convolutional]\nfilters=8\nsize=3\nstride=2\npad=1\nactivation=leaky\n"
+             "[convolutional]\nfilters=16\nsize=3\nstride=2\npad=1\nactivation=leaky\n"
+             "[convolutional]\nfilters=32\nsize=3\nstride=2\npad=1\nactivation=leaky\n"
+             "[convolutional]\nfilters=14\nsize=1\nactivation=linear\n"
+             "[yolo]\nmask=0,1\nanchors=12,5, 5,12\nclasses=2\nnum=2\n",
+             out, out, out);
+    nerve_set_threads(1);
+    nerve_model *m = nerve_model_from_cfg(cfg, "yolo3.cfg");
+    CHECK(m);
+    if (!m)
+        return;
+    nerve_dataset train, test;
+    CHECK_OK(nerve_config_load_data(nerve_model_config(m), &train, &test));
+    CHECK(train.target == NERVE_TARGET_BOXES && test.n == 32);
+    nerve_detection_metrics before, after;
+    double ap[2];
+    before.ap = NULL;
+    CHECK_OK(nerve_evaluate_detection(m, &test, 0.005f, 0.45f, &before));
+    nerve_fit_options fo;
+    memset(&fo, 0, sizeof fo);
+    snprintf(ckpt, sizeof ckpt, "%s/yolo3.safetensors", dir);
+    fo.checkpoint = ckpt;
+    CHECK_OK(nerve_fit(m, &train, &test, &fo, NULL));
+    after.ap = ap;
+    CHECK_OK(nerve_evaluate_detection(m, &test, 0.005f, 0.45f, &after));
+    CHECK(after.truths == test.box_start[test.n]);
+    /* 0.01 before, 0.89 after 30 epochs here */
+    CHECK_MSG(after.map50 > 0.7 && after.map50 > before.map50 + 0.5,
+              "mAP@0.5 %.3f before training, %.3f after", before.map50, after.map50);
+    CHECK(after.map_coco <= after.map50 && after.map_coco > 0);
+    CHECK(!isnan(ap[0]) && !isnan(ap[1]));
+    /* nerve eval on the checkpoint gives the same figure */
+    snprintf(cfgpath, sizeof cfgpath, "%s/yolo3.cfg", dir);
+    FILE *f = fopen(cfgpath, "w");
+    CHECK(f != NULL);
+    if (f) {
+        fputs(cfg, f);
+        fclose(f);
+    }
+    char cmd[2000], text[8192], want[100];
+    snprintf(cmd, sizeof cmd, "%s eval %s", test_nerve(), ckpt);
+    CHECK_MSG(test_run(cmd, text, sizeof text) == 0, "%s", text);
+    snprintf(want, sizeof want, "test mAP@0.5: %.4f (all-point)", after.map50);
+    CHECK_MSG(strstr(text, "task: detect ([yolo] head;") && strstr(text, want), "%s\nwanted: %s", text, want);
+    nerve_dataset_free(&train);
+    nerve_dataset_free(&test);
+    nerve_model_free(m);
+}

@@ -1,6 +1,7 @@
-/* Detections from a YOLO v1 head and a detection model's mAP on a data set
- * (docs/detection.md). */
+/* Detections from a YOLO v1 head, and a detection model's mAP on a data set (YOLO v1, [yolo]
+ * and [region] heads; docs/detection.md). */
 #include "../core/core.h"
+#include "train.h"
 
 #include <math.h>
 #include <string.h>
@@ -75,41 +76,76 @@ done:
     return st;
 }
 
+/* The detections of a model with [yolo] / [region] heads, batch by batch (run_batches). */
+typedef struct yolo_eval {
+    float width, height, thresh, nms_iou;
+    int max_per_image, nd;
+    nerve_detection *dets;
+} yolo_eval;
+
+static int yolo_eval_batch(void *ctx, nerve_model *m, int start, int n)
+{
+    yolo_eval *e = ctx;
+    for (int i = 0; i < n; i++) {
+        int k = nerve_yolo_decode(m, i, e->width, e->height, e->thresh, e->nms_iou, e->dets + e->nd,
+                                  e->max_per_image);
+        if (k < 0)
+            return k;
+        for (int j = 0; j < k; j++)
+            e->dets[e->nd + j].image = start + i;
+        e->nd += k;
+    }
+    return NERVE_OK;
+}
+
 int nerve_evaluate_detection(nerve_model *m, const nerve_dataset *d, float thresh, float nms_iou,
                              nerve_detection_metrics *out)
 {
     nerve_yolo1_config c;
-    if (!out || !d)
+    nerve_yolo_config heads[8];
+    if (!out || !d || !m)
         return nerve_set_error(NERVE_ERR_ARG, "evaluate detection: bad arguments");
     double *ap = out->ap;
     memset(out, 0, sizeof *out);
     out->ap = ap;
-    if (!nerve_model_yolo1(m, &c))
+    int v1 = nerve_model_yolo1(m, &c), nh = v1 ? 0 : nerve_model_yolo_heads(m, heads, NULL, 8);
+    if (!v1 && nh < 1)
         return nerve_set_error(NERVE_ERR_ARG, "evaluate detection: the model has no detection "
-                               "head ([detection])");
+                               "head ([detection], [yolo] or [region])");
+    int classes = v1 ? c.classes : heads[0].classes;
+    for (int h = 1; h < nh; h++)
+        if (heads[h].classes != classes)
+            return nerve_set_error(NERVE_ERR_SHAPE, "evaluate detection: the model's heads have %d "
+                                   "and %d classes", classes, heads[h].classes);
     if (d->target != NERVE_TARGET_BOXES || !d->box_start)
         return nerve_set_error(NERVE_ERR_SHAPE, "evaluate detection: the data set has no boxes "
                                "(a darknet-style list: test_list=)");
     if (d->ndim < 2)
         return nerve_set_error(NERVE_ERR_SHAPE, "evaluate detection: the samples are not images");
     float H = (float)d->dims[d->ndim - 2], W = (float)d->dims[d->ndim - 1];
-    size_t per = (size_t)c.side * c.side * ((size_t)c.classes + 5 * (size_t)c.num);
+    size_t per = v1 ? (size_t)c.side * c.side * ((size_t)c.classes + 5 * (size_t)c.num) : 0;
     const int max_per_image = 100;
-    float *pred = nerve_xmalloc((size_t)d->n * per * sizeof *pred);
+    float *pred = v1 ? nerve_xmalloc((size_t)d->n * per * sizeof *pred) : NULL;
     nerve_detection *dets = nerve_xmalloc(((size_t)d->n * max_per_image + 1) * sizeof *dets);
     nerve_detection *truths = nerve_xmalloc(((size_t)d->box_start[d->n] + 1) * sizeof *truths);
-    int st = pred && dets && truths ? NERVE_OK : NERVE_ERR_NOMEM;
-    if (!st)
-        st = nerve_predict_outputs(m, d, pred, NULL);
+    int st = (pred || !v1) && dets && truths ? NERVE_OK : NERVE_ERR_NOMEM;
     int nd = 0, nt = 0;
-    for (int i = 0; i < d->n && !st; i++) {
-        int k = nerve_yolo1_decode(pred + (size_t)i * per, &c, W, H, i, thresh, nms_iou, dets + nd,
-                                   max_per_image);
-        if (k < 0) {
-            st = k;
-            break;
+    if (!st && v1) {
+        st = nerve_predict_outputs(m, d, pred, NULL);
+        for (int i = 0; i < d->n && !st; i++) {
+            int k = nerve_yolo1_decode(pred + (size_t)i * per, &c, W, H, i, thresh, nms_iou,
+                                       dets + nd, max_per_image);
+            if (k < 0)
+                st = k;
+            else
+                nd += k;
         }
-        nd += k;
+    } else if (!st) {
+        yolo_eval e = {W, H, thresh, nms_iou, max_per_image, 0, dets};
+        st = run_batches(m, d, yolo_eval_batch, &e);
+        nd = e.nd;
+    }
+    for (int i = 0; i < d->n && !st; i++)
         for (int64_t b = d->box_start[i]; b < d->box_start[i + 1]; b++) {
             nerve_detection *t = &truths[nt++];
             memset(t, 0, sizeof *t);
@@ -117,15 +153,14 @@ int nerve_evaluate_detection(nerve_model *m, const nerve_dataset *d, float thres
             t->cls = (int)d->boxes[b].cls;
             nerve_box_corners(&d->boxes[b], W, H, t->box);
         }
-    }
     if (!st)
-        st = nerve_detection_ap(dets, nd, truths, nt, c.classes, 0.5f, NERVE_AP_VOC07, NULL,
+        st = nerve_detection_ap(dets, nd, truths, nt, classes, 0.5f, NERVE_AP_VOC07, NULL,
                                 &out->map50_voc07);
     if (!st)
-        st = nerve_detection_ap(dets, nd, truths, nt, c.classes, 0.5f, NERVE_AP_ALL_POINT, out->ap,
+        st = nerve_detection_ap(dets, nd, truths, nt, classes, 0.5f, NERVE_AP_ALL_POINT, out->ap,
                                 &out->map50);
     if (!st)
-        st = nerve_detection_map_coco(dets, nd, truths, nt, c.classes, &out->map_coco);
+        st = nerve_detection_map_coco(dets, nd, truths, nt, classes, &out->map_coco);
     out->detections = nd;
     out->truths = nt;
     nerve_xfree(pred);

@@ -327,6 +327,8 @@ typedef struct run_outputs {
     float *probs;      /* outputs as probabilities, or NULL */
     float *inputs;     /* the inputs the model read, or NULL */
     int lo, hi;        /* the samples lo..hi-1 (hi 0: all) */
+    int (*each)(void *ctx, nerve_model *m, int start, int n); /* after each batch, or NULL */
+    void *ctx;
 } run_outputs;
 
 /* Runs the model over d in eval mode, batch by batch in order. */
@@ -357,7 +359,13 @@ static int run_over(nerve_model *m, const nerve_dataset *d, run_outputs *ro)
     int max_batch = nerve_graph_batch(g);
     int was_training = nerve_graph_training(g);
     nerve_graph_set_training(g, 0);
-    int target_node = targets ? f.loss : f.output;
+    /* a per-batch reader (e.g. the decoding of several detection heads) gets every node */
+    int target_node = ro->each ? -1 : targets ? f.loss : f.output;
+    int labels = nerve_model_labels(m);
+    if (ro->each && !targets && labels >= 0) { /* the loss then runs on nothing, not stale data */
+        nerve_tensor t = nerve_value(g, labels);
+        memset(t.data, 0, nerve_shape_numel(t.ndim, t.dims) * sizeof *t.data);
+    }
     float *x = nerve_value(g, f.input).data;
     int end = ro->hi > 0 ? ro->hi : d->n;
     for (int start = ro->lo; start < end && st == NERVE_OK; start += max_batch) {
@@ -383,6 +391,8 @@ static int run_over(nerve_model *m, const nerve_dataset *d, run_outputs *ro)
             ro->pred[start + i] = predicted_class(out + (size_t)i * f.n_classes, f.n_classes);
         if (ro->probs)
             output_probabilities(&f, out, ro->probs + (size_t)start * f.out_numel, n);
+        if (ro->each && (st = ro->each(ro->ctx, m, start, n)) != NERVE_OK)
+            break;
     }
     nerve_graph_set_batch(g, max_batch);
     nerve_graph_set_training(g, was_training);
@@ -392,12 +402,21 @@ static int run_over(nerve_model *m, const nerve_dataset *d, run_outputs *ro)
     return st;
 }
 
+int run_batches(nerve_model *m, const nerve_dataset *d,
+                int (*each)(void *ctx, nerve_model *m, int start, int n), void *ctx)
+{
+    if (!m || !d || !each)
+        return nerve_set_error(NERVE_ERR_ARG, "run_batches: null argument");
+    run_outputs ro = {NULL, NULL, NULL, NULL, 0, 0, each, ctx};
+    return run_over(m, d, &ro);
+}
+
 int nerve_evaluate_metrics(nerve_model *m, const nerve_dataset *d, nerve_metrics *mt)
 {
     if (!m || !d || !mt)
         return nerve_set_error(NERVE_ERR_ARG, "evaluate: null argument");
     memset(mt, 0, sizeof *mt);
-    run_outputs ro = {mt, NULL, NULL, NULL, 0, 0};
+    run_outputs ro = {mt, NULL, NULL, NULL, 0, 0, NULL, NULL};
     return run_over(m, d, &ro);
 }
 
@@ -414,7 +433,7 @@ int evaluate_range(nerve_model *m, const nerve_dataset *d, int lo, int hi, nerve
         feeder_free(&f);
         return st;
     }
-    run_outputs ro = {mt, NULL, NULL, NULL, lo, hi};
+    run_outputs ro = {mt, NULL, NULL, NULL, lo, hi, NULL, NULL};
     return run_over(m, d, &ro);
 }
 
@@ -453,7 +472,7 @@ int nerve_predict(nerve_model *m, const nerve_dataset *d, int *out)
         return nerve_set_error(NERVE_ERR_ARG,
                                "predict gives a class per sample, but this model's head solves task "
                                "'%s'; use nerve_predict_outputs", nerve_task_name(h.task));
-    run_outputs ro = {NULL, out, NULL, NULL, 0, 0};
+    run_outputs ro = {NULL, out, NULL, NULL, 0, 0, NULL, NULL};
     return run_over(m, d, &ro);
 }
 
@@ -461,6 +480,6 @@ int nerve_predict_outputs(nerve_model *m, const nerve_dataset *d, float *out, fl
 {
     if (!m || !d || !out)
         return nerve_set_error(NERVE_ERR_ARG, "predict_outputs: null argument");
-    run_outputs ro = {NULL, NULL, out, inputs, 0, 0};
+    run_outputs ro = {NULL, NULL, out, inputs, 0, 0, NULL, NULL};
     return run_over(m, d, &ro);
 }

@@ -50,6 +50,11 @@ int feed_metrics_init(feeder *f, nerve_metrics *mt);
 /* nerve_evaluate_metrics over samples lo..hi-1 of d (data-parallel evaluation: each rank
  * its share; an empty share gives an empty accumulator). */
 int evaluate_range(nerve_model *m, const nerve_dataset *d, int lo, int hi, nerve_metrics *mt);
+/* Runs the model over every sample of d in eval mode, batch by batch in order, and calls
+ * each(ctx, m, start, n) after the forward pass of samples start..start+n-1 (their values are
+ * then in the graph as batch rows 0..n-1); a non-zero return stops the run and is returned. */
+int run_batches(nerve_model *m, const nerve_dataset *d,
+                int (*each)(void *ctx, nerve_model *m, int start, int n), void *ctx);
 /* The label node's mask buffer (per-pixel targets) for augmentation, else NULL. */
 float *feed_mask(feeder *f);
 
