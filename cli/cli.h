@@ -108,6 +108,7 @@ int cmd_explain(int argc, char **argv); /* cli/explain.c */
 int cmd_attack(int argc, char **argv);  /* cli/attack.c */
 int cmd_experiment(int argc, char **argv); /* cli/experiment.c */
 int cmd_detect(int argc, char **argv);  /* cli/detect.c */
+int cmd_segment(int argc, char **argv); /* cli/segment.c */
 /* nerve train CFG --bag K (cli/ensemble.c): trains K members of the cfg on bootstrap
  * resamples of train, saving DIR/member-<k>.safetensors; reports the ensemble on test. */
 int cli_train_bag(const char *cfg, const char *dir, int bag, const nerve_dataset *train, const nerve_dataset *val,
@@ -127,6 +128,9 @@ const char *cli_option_value(int argc, char **argv, int *i, const char *name);
 int cli_is_image_arg(const char *s);
 /* Creates a directory and its parents (like mkdir -p); 0 on success. */
 int cli_mkdirs(const char *path);
+/* A distinct colour per class index (hues around the circle, full saturation), as
+ * nerve detect draws boxes and nerve segment tints pixels. */
+void cli_class_colour(int cls, float rgb[3]);
 /* Prints the figures of mt that apply to its task as "<set> <figure>: value" lines; detail
  * adds the confusion matrix and per-class precision/recall/F1 (IoU for masks). names: class
  * names (may be NULL). (cli/metrics.c) */

@@ -429,6 +429,24 @@ const cli_command cli_commands[] = {
         .example = "nerve sample runs/charlm/model.safetensors --length 400 --prime 'The '",
     },
     {
+        .name = "segment",
+        .run = cmd_segment,
+        .usage = "segment CKPT IMAGE... [--alpha A] [--out DIR]",
+        .summary = "a segmentation model's class per pixel on PNG/JPEG images, printed and drawn",
+        .details = "Runs a segmentation model (a cfg ending in [softmax] target=mask; docs/detection.md) on each image "
+                   "(files or folders of them) at the model's input size (images of another size are refused unless "
+                   "the cfg's resize= is stretch), gives each pixel the class of highest probability and prints "
+                   "each class's share of the pixels. With --out, DIR/NAME.png is each image (small ones scaled up) "
+                   "with the pixels of every object class tinted in the class's colour (the colours nerve detect "
+                   "gives the classes) and a legend of the classes present below it.",
+        .options = (const cli_option[]){
+            {"--alpha", "A", "0.55", "the weight of the class colour over the pixel, in [0, 1]"},
+            {"--out", "DIR", "none", "write the pictures there"},
+            END_OPTIONS,
+        },
+        .example = "nerve segment runs/unet/model.safetensors data/fseg/images/test --out pics",
+    },
+    {
         .name = "style",
         .run = cmd_style,
         .usage = "style MODEL --style IMAGE [--content IMAGE] [--out FILE.png]\n"

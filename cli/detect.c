@@ -20,16 +20,6 @@ static float parse_unit(const char *opt, const char *v)
     return f;
 }
 
-/* A distinct colour per class (hues around the circle, full saturation). */
-static void class_colour(int c, float rgb[3])
-{
-    float h = (float)((c * 7) % 12) / 12.0f * 6.0f;
-    int i = (int)h;
-    float f = h - (float)i;
-    float v[6][3] = {{1, f, 0}, {1 - f, 1, 0}, {0, 1, f}, {0, 1 - f, 1}, {f, 0, 1}, {1, 0, 1 - f}};
-    memcpy(rgb, v[i % 6], sizeof v[0]);
-}
-
 /* The image at path with its detections drawn: 2-pixel outlines, the label above each box. */
 static int draw(const nerve_image *img, const char *out, const nerve_detection *d, int n,
                 const char *const *names, int n_names)
@@ -47,7 +37,7 @@ static int draw(const nerve_image *img, const char *out, const nerve_detection *
                 c.rgb[((size_t)ch * c.h + y) * c.w + x] = im.data[((size_t)ch * im.h + y / s) * im.w + x / s];
     for (int k = 0; st == NERVE_OK && k < n; k++) {
         float rgb[3];
-        class_colour(d[k].cls, rgb);
+        cli_class_colour(d[k].cls, rgb);
         int x1 = (int)(d[k].box[0] * s), y1 = (int)(d[k].box[1] * s);
         int x2 = (int)(d[k].box[2] * s), y2 = (int)(d[k].box[3] * s);
         int w = x2 - x1 > 1 ? x2 - x1 : 1, h = y2 - y1 > 1 ? y2 - y1 : 1;

@@ -57,6 +57,15 @@ int cli_is_image_arg(const char *s)
     return stat(s, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
+void cli_class_colour(int cls, float rgb[3])
+{
+    float h = (float)((cls * 7) % 12) / 12.0f * 6.0f;
+    int i = (int)h;
+    float f = h - (float)i;
+    float v[6][3] = {{1, f, 0}, {1 - f, 1, 0}, {0, 1, f}, {0, 1 - f, 1}, {f, 0, 1}, {1, 0, 1 - f}};
+    memcpy(rgb, v[i % 6], sizeof v[0]);
+}
+
 int cli_mkdirs(const char *path)
 {
     char buf[1024];

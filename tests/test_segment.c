@@ -4,6 +4,7 @@
  * cfg and is measured with mean IoU. */
 #include "test.h"
 
+#include <math.h>
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -233,6 +234,93 @@ static int train_segmenter(const char *layers, const char *file, double *before,
     return st;
 }
 
+/* nerve segment on a test scene with the trained model m: each class's share of the pixels
+ * as the library's per-pixel argmax gives it, and the picture (the 32x32 scene scaled 16x,
+ * a legend below) with the pixels of each class tinted in its colour and the background's
+ * left grey. */
+static void check_segment_command(nerve_model *m)
+{
+    char dir[600], ckpt[700], img[700], pic[800], cmd[3000], text[8192];
+    snprintf(dir, sizeof dir, "%s/scenes", test_tmpdir());
+    snprintf(ckpt, sizeof ckpt, "%s/unet.safetensors", test_tmpdir());
+    const char *names[3] = {"background", "wide", "tall"};
+    CHECK_OK(nerve_model_set_names(m, 3, names));
+    CHECK_OK(nerve_model_save(m, ckpt));
+    snprintf(img, sizeof img, "%s/images/test/000003.png", dir);
+    snprintf(cmd, sizeof cmd, "%s segment %s %s --alpha 0.5 --out %s/overlays", test_nerve(), ckpt, img,
+             test_tmpdir());
+    CHECK_MSG(test_run(cmd, text, sizeof text) == 0, "%s", text);
+    /* the library's classes of the same scene */
+    nerve_image im;
+    CHECK_OK(nerve_image_load(img, 1, &im));
+    CHECK(im.w == 32 && im.h == 32);
+    nerve_dataset one;
+    nerve_image_options io = {1, 32, 32, NERVE_RESIZE_NONE, 1.0f};
+    const char *paths[1] = {img};
+    CHECK_OK(nerve_dataset_load_images(&one, paths, 1, &io));
+    float p[3 * 32 * 32];
+    CHECK_OK(nerve_predict_outputs(m, &one, p, NULL));
+    int cls[32 * 32], count[3] = {0, 0, 0};
+    for (int q = 0; q < 32 * 32; q++) {
+        int k = 0;
+        for (int j = 1; j < 3; j++)
+            k = p[j * 1024 + q] > p[k * 1024 + q] ? j : k;
+        cls[q] = k;
+        count[k]++;
+    }
+    CHECK(count[0] > 0 && count[1] + count[2] > 20);
+    char want[300];
+    snprintf(want, sizeof want, "000003.png: background %.1f%%", 100.0 * count[0] / 1024);
+    for (int k = 1; k < 3; k++)
+        if (count[k]) {
+            size_t len = strlen(want);
+            snprintf(want + len, sizeof want - len, " %s %.1f%%", names[k], 100.0 * count[k] / 1024);
+        }
+    CHECK_MSG(strstr(text, want) != NULL, "%s (wanted '%s')", text, want);
+    CHECK(strstr(text, "1 images, 3 classes; pictures in "));
+    /* the picture: 512 pixels wide, the legend rows below the scene */
+    nerve_image pim;
+    snprintf(pic, sizeof pic, "%s/overlays/000003.png", test_tmpdir());
+    CHECK_OK(nerve_image_load(pic, 3, &pim));
+    CHECK(pim.w == 512 && pim.h > 512 && pim.h < 560);
+    int checked = 0;
+    for (int q = 0; q < 32 * 32; q++) {
+        int y = (q / 32) * 16 + 8, x = (q % 32) * 16 + 8;
+        float v = im.data[q], rgb[3];
+        for (int c = 0; c < 3; c++)
+            rgb[c] = pim.data[((size_t)c * pim.h + y) * pim.w + x];
+        if (cls[q] == 0) {
+            CHECK_MSG(fabsf(rgb[0] - v) < 0.01f && fabsf(rgb[1] - v) < 0.01f && fabsf(rgb[2] - v) < 0.01f,
+                      "background pixel (%d, %d): %g %g %g for grey %g", q % 32, q / 32, rgb[0], rgb[1], rgb[2], v);
+        } else {
+            /* half the pixel, half the class colour: wide (class 0) is red, tall (class 1)
+             * azure (the colours nerve detect gives classes 0 and 1) */
+            const float col[2][3] = {{1, 0, 0}, {0, 0.5f, 1}};
+            for (int c = 0; c < 3; c++)
+                CHECK_MSG(fabsf(rgb[c] - (0.5f * v + 0.5f * col[cls[q] - 1][c])) < 0.01f,
+                          "pixel (%d, %d) of class %d, channel %d: %g", q % 32, q / 32, cls[q], c, rgb[c]);
+        }
+        checked++;
+    }
+    CHECK(checked == 1024);
+    nerve_image_free(&pim);
+    nerve_image_free(&im);
+    nerve_dataset_free(&one);
+    /* usage errors and a model that is no segmenter */
+    snprintf(cmd, sizeof cmd, "%s segment %s %s --alpha 2", test_nerve(), ckpt, img);
+    CHECK(test_run(cmd, text, sizeof text) == 2 && strstr(text, "--alpha needs a number in [0, 1]"));
+    snprintf(cmd, sizeof cmd, "%s segment %s", test_nerve(), ckpt);
+    CHECK(test_run(cmd, text, sizeof text) == 2 && strstr(text, "usage: nerve segment CKPT IMAGE..."));
+    nerve_model *clf = nerve_model_from_cfg("[net]\nbatch=2\nchannels=1\nheight=32\nwidth=32\n"
+                                            "[connected]\noutput=3\n[softmax]\n", "clf.cfg");
+    CHECK(clf);
+    snprintf(ckpt, sizeof ckpt, "%s/clf.safetensors", test_tmpdir());
+    CHECK_OK(nerve_model_save(clf, ckpt));
+    nerve_model_free(clf);
+    snprintf(cmd, sizeof cmd, "%s segment %s %s", test_nerve(), ckpt, img);
+    CHECK(test_run(cmd, text, sizeof text) == 1 && strstr(text, "is not a segmentation model"));
+}
+
 TEST(segmentation_cfg_trains_on_generated_scenes_and_reports_mean_iou)
 {
     /* a U-Net in miniature: 32x32 features, a 16x16 level, upsampled and joined with the
@@ -245,10 +333,14 @@ TEST(segmentation_cfg_trains_on_generated_scenes_and_reports_mean_iou)
                        "[convolutional]\nfilters=8\nsize=3\npad=1\nactivation=relu\n"
                        "[convolutional]\nfilters=3\nsize=1\nactivation=linear\n";
     double b = 0, a = 0, acc = 0;
-    CHECK_OK(train_segmenter(unet, "unet.cfg", &b, &a, &acc, NULL));
+    nerve_model *m = NULL;
+    CHECK_OK(train_segmenter(unet, "unet.cfg", &b, &a, &acc, &m));
     /* the two bar shapes differ only in orientation, so the classes need context beyond a
      * pixel: mean IoU over background, wide and tall goes from chance to most pixels right */
     CHECK_MSG(a > 0.8 && a > b + 0.3 && acc > 0.9, "mean IoU %.3f before training, %.3f after", b, a);
+    if (m)
+        check_segment_command(m);
+    nerve_model_free(m);
 }
 
 TEST(segnet_cfg_unpools_at_the_maxima_and_trains)
@@ -299,4 +391,29 @@ TEST(unpool_cfg_errors_name_the_line)
     CHECK_OK(nerve_model_layer_info(m, 2, &li));
     CHECK(li.dims[0] == 2 && li.dims[1] == 8 && li.dims[2] == 8);
     nerve_model_free(m);
+}
+
+TEST(segmentation_example_cfgs_build_with_one_score_per_class_and_pixel)
+{
+    /* examples/segmentation/: U-Net, FCN-8s, SegNet, DeconvNet and the atrous (DeepLab-style)
+     * network of docs/detection.md, built without their data (nerve data scenes makes it) */
+    const char *names[] = {"unet", "fcn8s", "segnet", "deconvnet", "atrous"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char path[128];
+        snprintf(path, sizeof path, "examples/segmentation/%s.cfg", names[i]);
+        char *text = test_read_file(path, NULL);
+        CHECK_MSG(text != NULL, "cannot read %s", path);
+        if (!text)
+            continue;
+        nerve_model *m = nerve_model_from_cfg(text, path);
+        free(text);
+        CHECK_MSG(m != NULL, "%s: %s", path, nerve_last_error());
+        if (!m)
+            continue;
+        int nd, dims[NERVE_MAX_DIMS];
+        nerve_node_shape(nerve_model_graph(m), nerve_model_output(m), &nd, dims);
+        CHECK_MSG(nerve_model_head(m).task == NERVE_TASK_SEGMENT && nd == 4 && dims[1] == 11 && dims[2] == 64 &&
+                      dims[3] == 64, "%s: output of %d dims, [%d, %d, %d]", path, nd, dims[1], dims[2], dims[3]);
+        nerve_model_free(m);
+    }
 }
