@@ -140,25 +140,21 @@ check-isa: all $(BUILD)/nerve_tests
 # Cross-compiled with Debian's gcc-aarch64-linux-gnu into build-aarch64/ (static programs),
 # the tests run under qemu-aarch64; build-aarch64/qemu/ (scripts/qemu_tree.sh) holds wrappers
 # so that tests that run nerve or an example by path run it under qemu too. T= selects tests
-# as for make test; test-aarch64-ci runs the subset CI runs (the kernels and operators, NEON
-# and portable paths, in a few minutes): emulation is 10-50x slower than the host.
+# as for make test. The whole suite runs, two tests at a time (NERVE_TEST_JOBS, one emulated
+# process per core); CI runs it too (test-aarch64-ci is the same target).
 AARCH64_CC ?= aarch64-linux-gnu-gcc
-AARCH64_CI_TESTS := isa gemm winograd conv_direct ops_conv ops_pool ops_activation ops_norm \
-    ops_elementwise q8 quantize
-AARCH64_CI_OBJ := $(patsubst %,build-aarch64/obj/tests/test_%.o,$(AARCH64_CI_TESTS)) \
-    build-aarch64/obj/tests/runner.o build-aarch64/obj/tests/helpers.o
+# the longest tests under qemu (processor time), started first (NERVE_TEST_FIRST)
+AARCH64_FIRST := segmentation_cfg_trains_on_generated_scenes_and_reports_mean_iou \
+    yolo1_cfg_trains_on_generated_scenes_and_reports_map segnet_cfg_unpools_at_the_maxima_and_trains \
+    every_shipped_model_builds_and_trains_one_step_on_its_data experiment_recos_quick \
+    experiment_lottery_quick onnx_export_shipped_resnet34_roundtrips onnx_export_shipped_models_roundtrip
 AARCH64_RUN = scripts/qemu_tree.sh build-aarch64 $(QEMU_AARCH64) && \
     NERVE_BUILD_DIR=build-aarch64/qemu NERVE_UNDER_QEMU=1 NERVE_MPI=0 NERVE_TEST_TIMEOUT=$(or $(NERVE_TEST_TIMEOUT),1800) NERVE_TEST_CC="$(AARCH64_CC) -static" \
-    NERVE_TEST_EXEC=$(QEMU_AARCH64) $(QEMU_AARCH64) ./build-aarch64/nerve_tests
+    NERVE_TEST_JOBS=$(or $(NERVE_TEST_JOBS),2) NERVE_TEST_FIRST="$(AARCH64_FIRST)" NERVE_TEST_EXEC=$(QEMU_AARCH64) $(QEMU_AARCH64) ./build-aarch64/nerve_tests
 test-aarch64:
 	$(MAKE) CC=$(AARCH64_CC) build-aarch64/nerve_tests build-aarch64/onnx_node_tests all
 	$(AARCH64_RUN) $(T)
-# only what the subset needs is built: the library, nerve and a test program of its files
-test-aarch64-ci:
-	$(MAKE) CC=$(AARCH64_CC) build-aarch64/nerve_tests_ci build-aarch64/nerve
-	$(subst nerve_tests,nerve_tests_ci,$(AARCH64_RUN))
-build-aarch64/nerve_tests_ci: $(AARCH64_CI_OBJ) build-aarch64/libnerve.a
-	$(CC) $(LDSTATIC) -o $@ $(AARCH64_CI_OBJ) build-aarch64/libnerve.a $(LDLIBS)
+test-aarch64-ci: test-aarch64
 
 # ONNX backend tests (docs/onnx.md): every node, pytorch-converted, pytorch-operator and simple
 # model test of Debian's libonnx-testdata, a verdict per test and per operator.
