@@ -378,6 +378,27 @@ const cli_command cli_commands[] = {
         .example = "nerve predict runs/iris/model.safetensors flowers.csv --top 2",
     },
     {
+        .name = "profile",
+        .run = cmd_profile,
+        .usage = "profile CFG|CKPT [--batch N] [--steps N] [--train] [--top K]",
+        .summary = "where a model's time goes, operator by operator",
+        .details = "Runs the model on synthetic data (inputs N(0, 1), labels uniform over the classes) "
+                   "for 2 warm-up steps and then --steps timed ones: inference (forward passes) or, with "
+                   "--train, training steps (forward, backward, SGD with momentum). Prints the time a step "
+                   "split into forward, backward, optimiser and the rest; then per operator and for the "
+                   "slowest nodes the forward and backward milliseconds a step, their share of the "
+                   "operators' time, and the forward GFLOP/s of convolutions and dense layers. Times are "
+                   "wall-clock: on a busy machine they include time spent waiting for a core.",
+        .options = (const cli_option[]){
+            {"--batch", "N", "1", "samples a step"},
+            {"--steps", "N", "10", "timed steps"},
+            {"--train", NULL, NULL, "time training steps (forward and backward) instead of inference"},
+            {"--top", "K", "15", "nodes listed"},
+            END_OPTIONS,
+        },
+        .example = "nerve profile models/resnet20.cfg --train --batch 128 --threads 2",
+    },
+    {
         .name = "quantize",
         .run = cmd_quantize,
         .usage = "quantize CKPT [--calib N] [--out Q]",

@@ -190,6 +190,14 @@ int nerve_node_shape(const nerve_graph *g, int node, int *ndim, int *dims);
 int nerve_node_num_inputs(const nerve_graph *g, int node);
 int nerve_node_input(const nerve_graph *g, int node, int i);
 
+/* Per-operator timing (`nerve profile`): with on = 1, every later forward and backward pass
+ * adds the wall time of each operator node's kernel to that node's totals (switching it on
+ * starts them at zero); on = 0 stops and drops them. An operator fused into its input's
+ * (a ReLU folded by the memory plan) runs inside that one and has no time of its own. */
+int nerve_graph_profile(nerve_graph *g, int on);
+/* Node id's totals in seconds since profiling was switched on (either pointer may be NULL). */
+int nerve_graph_profile_node(const nerve_graph *g, int id, double *forward_s, double *backward_s);
+
 /* ===================================================================================== */
 /* 6. Graphs: operators                                                                   */
 /*    Each returns the new node id, or a negative status on error.                        */

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 nerve_graph *nerve_graph_create(void)
 {
@@ -59,6 +60,7 @@ void nerve_graph_free(nerve_graph *g)
     nerve_xfree(g->mark);
     nerve_xfree(g->zeroed);
     nerve_xfree(g->last_reader);
+    nerve_xfree(g->prof);
     nerve_xfree(g);
 }
 
@@ -863,6 +865,14 @@ static void mark_ancestors(nerve_graph *g, int target)
     }
 }
 
+/* Wall-clock seconds for the per-node profile. */
+static double prof_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
 int nerve_forward(nerve_graph *g, int target)
 {
     if (!g || !g->compiled)
@@ -873,9 +883,47 @@ int nerve_forward(nerve_graph *g, int target)
     for (int i = 0; i < g->n_nodes; i++) {
         node *n = &g->nodes[i];
         if (g->mark[i] && n->kind == NERVE_NODE_OP && !(n->flags & OP_ALIAS_INPUT) &&
-            !n->fused && !(n->skip_with && g->mark[n->skip_with - 1]))
+            !n->fused && !(n->skip_with && g->mark[n->skip_with - 1])) {
+            if (!g->prof || i >= g->prof_cap) {
+                n->op->forward(g, n);
+                continue;
+            }
+            double t0 = prof_now();
             n->op->forward(g, n);
+            g->prof[2 * i] += prof_now() - t0;
+        }
     }
+    return NERVE_OK;
+}
+
+int nerve_graph_profile(nerve_graph *g, int on)
+{
+    if (!g)
+        return nerve_set_error(NERVE_ERR_ARG, "profile: null graph");
+    nerve_xfree(g->prof);
+    g->prof = NULL;
+    g->prof_cap = 0;
+    if (!on)
+        return NERVE_OK;
+    g->prof = nerve_xcalloc((size_t)g->n_nodes * 2 + 2, sizeof *g->prof);
+    if (!g->prof)
+        return nerve_set_error(NERVE_ERR_NOMEM, "profile: out of memory");
+    g->prof_cap = g->n_nodes;
+    return NERVE_OK;
+}
+
+int nerve_graph_profile_node(const nerve_graph *g, int id, double *forward_s, double *backward_s)
+{
+    int st = check_node(g, id);
+    if (st)
+        return st;
+    if (!g->prof || id >= g->prof_cap)
+        return nerve_set_error(NERVE_ERR_STATE, "profile: timing is off (nerve_graph_profile) or "
+                               "node %d came after it was switched on", id);
+    if (forward_s)
+        *forward_s = g->prof[2 * id];
+    if (backward_s)
+        *backward_s = g->prof[2 * id + 1];
     return NERVE_OK;
 }
 
@@ -1009,7 +1057,13 @@ static void run_backward(nerve_graph *g, node *n)
         if (!fresh[k])
             zero_grad_once(g, &g->nodes[n->in[k]]);
     }
-    n->op->backward(g, n);
+    if (g->prof && n->id < g->prof_cap) {
+        double t0 = prof_now();
+        n->op->backward(g, n);
+        g->prof[2 * n->id + 1] += prof_now() - t0;
+    } else {
+        n->op->backward(g, n);
+    }
     for (int k = 0; k < n->n_in; k++)
         if (fresh[k])
             g->zeroed[g->nodes[n->in[k]].grad_root] = 1;

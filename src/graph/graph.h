@@ -158,6 +158,8 @@ struct nerve_graph {
     int n_fused;           /* ReLUs folded into their input's operator by the memory plan */
     int failed_node;       /* the node whose shape inference failed in the last compile or
                             * set_batch (its limits included), -1 if none */
+    double *prof;          /* nerve_graph_profile: 2 * prof_cap seconds (forward, backward) */
+    int prof_cap;          /* nodes covered (n_nodes when it was switched on) */
 };
 
 static inline size_t node_numel(const node *n) { return nerve_shape_numel(n->ndim, n->dims); }
