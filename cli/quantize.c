@@ -79,6 +79,8 @@ int cmd_quantize(int argc, char **argv)
         printf("calibrated on %d training samples (%d batches of at most %d; ranges: min/max)\n",
                qi.samples, batches, c->batch);
         printf("int8 nodes: %d", qi.nodes);
+        if (qi.folded)
+            printf(", %d batch norms folded into them", qi.folded);
         if (qi.skipped)
             printf(" (%d grouped convolutions stay float)", qi.skipped);
         printf("\n");

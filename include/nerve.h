@@ -2587,12 +2587,15 @@ typedef struct nerve_quantize_info {
     int nodes;    /* dense and conv nodes now running in int8 */
     int skipped;  /* conv nodes left in float (grouped convolutions) */
     int samples;  /* calibration samples run */
+    int folded;   /* batch norms folded into the int8 node before them */
 } nerve_quantize_info;
 /* Post-training quantisation of a float model: every dense node and every one-group conv
  * node gets symmetric per-output-channel int8 weights (scale = max |w| / 127) and per-tensor
  * u8 activations with a zero point for its input and its output, their ranges the minimum
  * and maximum (including 0) seen over the first `batches` batches of `calib` (the cfg's
- * batch size; an output read only by a ReLU starts at 0). From then on those nodes run
+ * batch size; an output read only by a ReLU starts at 0). A batch norm that alone reads
+ * such a node's output is folded into its weights and bias and left as the identity (gamma 1,
+ * beta 0, mean 0, var + eps = 1). From then on those nodes run
  * int32 products of u8 x s8 and requantise with fixed-point multipliers (docs/quantize.md);
  * the weight leaves hold the dequantised weights. nerve_model_save then writes an int8
  * checkpoint (I8 weights, metadata nerve.quantized), which nerve_model_load turns back into

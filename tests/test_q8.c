@@ -171,6 +171,69 @@ TEST(q8_im2row_pads_with_the_zero_point)
     CHECK(row[15 * 4 + 3] == 200);
 }
 
+/* The link tables' lookup on every path (AVX-512 VBMI: 64 bytes a step, a masked tail)
+ * against the table read byte by byte, every length up to 200 and every byte value. */
+TEST(q8_lut_paths_match_byte_by_byte)
+{
+    uint8_t lut[256], src[200], o[200 + 64];
+    for (int i = 0; i < 256; i++)
+        lut[i] = (uint8_t)(i * 73 + 5 + (i >> 3));
+    for (int i = 0; i < 200; i++)
+        src[i] = (uint8_t)(i * 151 + 29);
+    static const char *const isas[] = {"portable", "avx2", "avx512"};
+    for (size_t p = 0; p < sizeof isas / sizeof *isas; p++) {
+        if (!kern_set_isa(isas[p]))
+            continue;
+        for (size_t n = 0; n <= 200; n++) {
+            memcpy(o, src, sizeof src);
+            memset(o + 200, 0xEE, 64);
+            kern_q8_lut(lut, o, n);
+            for (size_t i = 0; i < 200; i++)
+                CHECK_MSG(o[i] == (i < n ? lut[src[i]] : src[i]), "path %s, n %zu, byte %zu",
+                          isas[p], n, i);
+            CHECK(o[200] == 0xEE);
+        }
+    }
+    kern_set_isa("auto");
+}
+
+/* The 2-D patches (rows of taps copied at once) against a tap-by-tap reference: strides,
+ * padding on every side, dilation, outputs past the image (padding after), 1x1 kernels. */
+TEST(q8_im2row_2d_matches_tap_by_tap)
+{
+    static const kern_conv_shape shapes[] = {
+        {3, {1, 9, 11}, {1, 3, 3}, {1, 5, 6}, {1, 2, 2}, {0, 1, 1}, {1, 1, 1}, 0},
+        {2, {1, 7, 7}, {1, 3, 3}, {1, 7, 7}, {1, 1, 1}, {0, 2, 2}, {1, 2, 2}, 0},
+        {4, {1, 6, 6}, {1, 1, 1}, {1, 3, 3}, {1, 2, 2}, {0, 0, 0}, {1, 1, 1}, 0},
+        {1, {1, 5, 8}, {1, 2, 5}, {1, 5, 5}, {1, 1, 1}, {0, 0, 2}, {1, 1, 1}, 0},
+    };
+    uint8_t im[4 * 9 * 11], row[64 * 4 * 25], want[64 * 4 * 25];
+    for (size_t i = 0; i < sizeof im; i++)
+        im[i] = (uint8_t)(i * 37 + 11);
+    for (size_t t = 0; t < sizeof shapes / sizeof *shapes; t++) {
+        const kern_conv_shape *s = &shapes[t];
+        int K = s->channels * s->kernel[1] * s->kernel[2], ld = K + 3;
+        size_t plane = (size_t)s->image[1] * s->image[2];
+        memset(row, 1, sizeof row);
+        memset(want, 1, sizeof want);
+        for (int oh = 0; oh < s->out[1]; oh++)
+            for (int ow = 0; ow < s->out[2]; ow++) {
+                uint8_t *w = want + ((size_t)oh * s->out[2] + ow) * ld;
+                for (int c = 0; c < s->channels; c++)
+                    for (int kh = 0; kh < s->kernel[1]; kh++)
+                        for (int kw = 0; kw < s->kernel[2]; kw++) {
+                            int ih = oh * s->stride[1] + kh * s->dilation[1] - s->pad[1];
+                            int iw = ow * s->stride[2] + kw * s->dilation[2] - s->pad[2];
+                            *w++ = ih >= 0 && ih < s->image[1] && iw >= 0 && iw < s->image[2]
+                                       ? im[c * plane + (size_t)ih * s->image[2] + iw]
+                                       : 99;
+                        }
+            }
+        kern_q8_im2row(s, im, 99, row, ld);
+        CHECK_MSG(!memcmp(row, want, sizeof row), "shape %zu", t);
+    }
+}
+
 /* The direct convolution route (VNNI: padded image, pixels in the lanes, vector
  * requantisation) against im2row + the portable product + the scalar requantisation. */
 static int conv_case(int C, int H, int W, int N, int KH, int KW, int pad, int dil, int relu)

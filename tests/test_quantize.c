@@ -23,10 +23,47 @@ static const char *const mlp_cfg =
     "[connected]\noutput=33\nactivation=tanh\n"
     "[connected]\noutput=3\n[softmax]\n";
 
-/* n samples of uniform noise in [-0.5, 1.5), labels cycling through the classes. */
+/* Convolutions with batch norms (folded into them at quantisation), a ReLU, a pool and a
+ * leaky activation between them, a dense head. */
+static const char *const bn_cfg =
+    "[net]\nheight=10\nwidth=10\nchannels=2\nnormalize=1\nclasses=4\nbatch=8\n"
+    "[convolutional]\nfilters=6\nsize=3\npad=1\nbatch_normalize=1\nactivation=relu\n"
+    "[convolutional]\nfilters=7\nsize=3\npad=1\nbatch_normalize=1\nactivation=relu\n"
+    "[maxpool]\nsize=2\nstride=2\n"
+    "[convolutional]\nfilters=5\nsize=3\nstride=2\nbatch_normalize=1\nactivation=leaky\n"
+    "[connected]\noutput=4\n[softmax]\n";
+
+static int ends_with(const char *s, const char *end)
+{
+    size_t a = strlen(s), b = strlen(end);
+    return a >= b && !strcmp(s + a - b, end);
+}
+
+/* Batch norm statistics and affine parameters away from the identity (a fresh model's). */
+static void randomise_bn(nerve_graph *g)
+{
+    nerve_rng r;
+    nerve_rng_seed(&r, 11);
+    for (int id = 0; id < nerve_node_count(g); id++) {
+        const char *name = nerve_node_name(g, id);
+        if (!strstr(name, ".bn."))
+            continue;
+        nerve_tensor t = nerve_value(g, id);
+        for (size_t i = 0; i < nerve_tensor_numel(&t); i++) {
+            float u = nerve_rng_uniform(&r);
+            t.data[i] = ends_with(name, "running_var") ? 0.3f + 2 * u
+                        : ends_with(name, "weight")    ? 2 * u - 0.5f
+                                                       : u - 0.5f;
+        }
+    }
+}
+
+/* n samples of uniform noise in [-0.5, 1.5), labels cycling through the classes; the batch
+ * norms, if any, randomised. */
 static int make_data(nerve_model *m, int n, nerve_dataset *d)
 {
     nerve_graph *g = nerve_model_graph(m);
+    randomise_bn(g);
     int nd, dims[NERVE_MAX_DIMS];
     if (nerve_node_shape(g, nerve_model_input(m), &nd, dims) != NERVE_OK ||
         nerve_dataset_alloc(d, n, nd - 1, dims + 1) != NERVE_OK)
@@ -127,6 +164,11 @@ static void check_quantized(const char *cfg, int n, double tol)
 TEST(quantize_cnn_follows_float_on_every_path)
 {
     check_quantized(cnn_cfg, 37, 0.08);
+}
+
+TEST(quantize_bn_cnn_follows_float_on_every_path)
+{
+    check_quantized(bn_cfg, 37, 0.08);
 }
 
 TEST(quantize_mlp_follows_float_on_every_path)
@@ -307,6 +349,73 @@ TEST(quantize_bytes_between_layers_change_no_bit)
     nerve_model_free(m);
 }
 
+/* Batch norms folded at quantisation: left as the identity, the int8 nodes carry their
+ * bias; links of bytes pass through them, bit for bit the float route on every path; a batch
+ * norm changed afterwards is computed again (the links through it are dropped). */
+TEST(quantize_folds_batch_norms_and_links_through_them)
+{
+    nerve_model *m = nerve_model_from_cfg(bn_cfg, "q.cfg");
+    CHECK(m != NULL);
+    CHECK_OK(nerve_model_compile(m, 0));
+    nerve_dataset d = {0};
+    CHECK(make_data(m, 29, &d) == 0);
+    nerve_graph *g = nerve_model_graph(m);
+    nerve_quantize_info qi;
+    CHECK_OK(nerve_model_quantize(m, &d, 2, &qi));
+    CHECK(qi.nodes == 4 && qi.folded == 3);
+    int bns = 0, first_bn = -1;
+    nerve_graph_set_training(g, 0);
+    for (int id = 0; id < nerve_node_count(g); id++) {
+        const char *op = nerve_node_op(g, id);
+        if (op && !strcmp(op, "batchnorm")) {
+            CHECK(op_bn_identity(g, graph_node(g, id)));
+            first_bn = first_bn < 0 ? id : first_bn;
+            bns++;
+        }
+        if (op && !strcmp(op, "qconv"))
+            CHECK(op_quant_of(graph_node(g, id))->bias != NULL);
+    }
+    CHECK(bns == 3);
+    size_t k = out_numel(m), total = (size_t)d.n * k;
+    float *ref = malloc(total * sizeof(float)), *got = malloc(total * sizeof(float)),
+          *before = malloc(total * sizeof(float));
+    CHECK(ref && got && before);
+    static const char *const isas[] = {"portable", "avx2", "avx512"};
+    for (size_t p = 0; p < sizeof isas / sizeof *isas; p++) {
+        if (!kern_set_isa(isas[p]))
+            continue;
+        for (int threads = 1; threads <= 2; threads++) {
+            nerve_set_threads(threads);
+            CHECK(op_quant_links(g, 0) == 0);
+            CHECK_OK(nerve_predict_outputs(m, &d, ref, NULL));
+            CHECK_MSG(op_quant_links(g, 1) == 2, "%d links", op_quant_links(g, 1));
+            CHECK_OK(nerve_predict_outputs(m, &d, got, NULL));
+            CHECK_MSG(!memcmp(got, ref, total * sizeof(float)),
+                      "path %s, %d threads: bytes through batch norms change the outputs",
+                      isas[p], threads);
+        }
+    }
+    nerve_set_threads(0);
+    kern_set_isa("auto");
+    memcpy(before, got, total * sizeof(float));
+    /* the first batch norm scaled after quantisation: computed, not skipped */
+    nerve_tensor gamma = nerve_value(g, graph_node(g, first_bn)->in[1]);
+    for (size_t c = 0; c < nerve_tensor_numel(&gamma); c++)
+        gamma.data[c] = 1.5f;
+    CHECK(!op_bn_identity(g, graph_node(g, first_bn)));
+    CHECK_OK(nerve_predict_outputs(m, &d, got, NULL));
+    CHECK(op_quant_links(g, 0) == 0);
+    CHECK_OK(nerve_predict_outputs(m, &d, ref, NULL));
+    CHECK_MSG(!memcmp(got, ref, total * sizeof(float)), "a changed batch norm was skipped");
+    CHECK(memcmp(got, before, total * sizeof(float)) != 0);
+    op_quant_links(g, 1);
+    free(ref);
+    free(got);
+    free(before);
+    nerve_dataset_free(&d);
+    nerve_model_free(m);
+}
+
 static void check_export(const char *cfg, const char *name, int exact)
 {
     nerve_model *m = nerve_model_from_cfg(cfg, "q.cfg");
@@ -340,4 +449,11 @@ TEST(quantize_export_c_gives_nerves_int8_outputs)
                  "[convolutional]\nfilters=5\nsize=2\nstride=2\nflip=1\nactivation=relu\n"
                  "[connected]\noutput=7\n[cost]\ntype=l1\ntarget=values\n",
                  "qreg", 1);
+    /* batch norms folded into the int8 layers: the exported program follows */
+    check_export(bn_cfg, "qbn", 0);
+    check_export("[net]\nheight=9\nwidth=9\nchannels=2\n"
+                 "[convolutional]\nfilters=6\nsize=3\npad=1\nbatch_normalize=1\nactivation=relu\n"
+                 "[convolutional]\nfilters=5\nsize=2\nstride=2\nbatch_normalize=1\n"
+                 "activation=relu\n[connected]\noutput=7\n[cost]\ntype=l1\ntarget=values\n",
+                 "qbnreg", 1);
 }

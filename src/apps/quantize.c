@@ -11,7 +11,10 @@
  *   inputs and outputs  u8 with a zero point: s = (hi - lo) / 255, zp = round(-lo / s);
  *            an output read only by a ReLU gets lo = 0 and the ReLU is applied by the
  *            requantisation's clamp.
- * and switches to its int8 forward (src/ops/quant.c). The float weight leaves then hold
+ * and switches to its int8 forward (src/ops/quant.c). A batch norm that alone reads a node's
+ * output is folded into it first (weights w * s, bias b * s + t with the batch norm's own
+ * evaluation scale s and shift t; the output range calibrated after the batch norm) and left
+ * as the identity, which links of bytes pass through. The float weight leaves then hold
  * s_w * q, so that a float reader (a picture of the filters) sees the int8 weights. */
 #include "../model/model.h"
 #include "../ops/ops.h"
@@ -21,9 +24,40 @@
 
 typedef struct calib {
     int id;
+    int bn; /* the batch norm folded into the node, or -1 */
     float in_lo, in_hi, out_lo, out_hi;
     int relu;
 } calib;
+
+/* The node that reads node id (once, as its input 0) and nothing else does, or -1. */
+static int sole_reader(const nerve_graph *g, int id)
+{
+    int reader = -1;
+    for (int i = id + 1; i < g->n_nodes; i++) {
+        const node *n = &g->nodes[i];
+        for (int k = 0; k < n->n_in; k++)
+            if (n->in[k] == id) {
+                if (reader >= 0 || k != 0)
+                    return -1;
+                reader = i;
+            }
+    }
+    return reader;
+}
+
+/* The batch norm that alone reads node id's output, with one channel per output channel of
+ * its weight, or -1: folded into the node at quantisation. */
+static int bn_to_fold(const nerve_graph *g, int id)
+{
+    int r = sole_reader(g, id);
+    if (r < 0)
+        return -1;
+    const node *b = &g->nodes[r], *n = &g->nodes[id], *w = &g->nodes[n->in[1]];
+    if (!b->op || strcmp(b->op->name, "batchnorm") || b->n_in != 5 || b->ndim < 2 ||
+        b->dims[1] != w->dims[0] || (int)node_numel(&g->nodes[b->in[1]]) != w->dims[0])
+        return -1;
+    return r;
+}
 
 /* 1 when node id's only reader is a plain ReLU. */
 static int feeds_relu_only(const nerve_graph *g, int id)
@@ -91,6 +125,11 @@ static int calibrate(nerve_model *m, const nerve_dataset *d, int batches, calib 
                 break;
             const node *x = &g->nodes[q->in[0]];
             range_of(x->value, node_numel(x), &c[i].in_lo, &c[i].in_hi);
+            if (c[i].bn >= 0) { /* the folded node's output is the batch norm's */
+                if ((st = nerve_forward(g, c[i].bn)) != NERVE_OK)
+                    break;
+                q = &g->nodes[c[i].bn];
+            }
             range_of(q->value, node_numel(q), &c[i].out_lo, &c[i].out_hi);
         }
         *samples += n;
@@ -105,7 +144,42 @@ static int calibrate(nerve_model *m, const nerve_dataset *d, int batches, calib 
     return st;
 }
 
-/* Quantises node c->id's weights and switches it to int8. */
+/* Folds batch norm b (evaluation form: y = x * s + t, s = gamma / sqrt(var + eps) and
+ * t = beta - mean * s, as its forward computes them) into node n: the weights w * s (into wf),
+ * the bias b * s + t (into bias). */
+static void fold_bn(nerve_graph *g, const node *n, const node *b, float *wf, float *bias)
+{
+    const node *wn = &g->nodes[n->in[1]];
+    int N = wn->dims[0];
+    size_t K = node_numel(wn) / (size_t)N;
+    const float *gamma = g->nodes[b->in[1]].value, *beta = g->nodes[b->in[2]].value,
+                *mean = g->nodes[b->in[3]].value, *var = g->nodes[b->in[4]].value;
+    const float *nb = n->n_in == 3 ? g->nodes[n->in[2]].value : NULL;
+    for (int o = 0; o < N; o++) {
+        float istd = 1.0f / sqrtf(var[o] + b->attr.batchnorm.eps);
+        float s = gamma[o] * istd, t = beta[o] - mean[o] * s;
+        for (size_t k = 0; k < K; k++)
+            wf[(size_t)o * K + k] = wn->value[(size_t)o * K + k] * s;
+        bias[o] = nb ? nb[o] * s + t : t;
+    }
+}
+
+/* Makes folded batch norm b the identity (op_bn_identity): gamma 1, beta 0, mean 0 and a
+ * variance whose 1 / sqrt(var + eps) is exactly 1. */
+static void bn_to_identity(nerve_graph *g, const node *b)
+{
+    int C = (int)node_numel(&g->nodes[b->in[1]]);
+    float v = op_bn_identity_var(b->attr.batchnorm.eps);
+    for (int c = 0; c < C; c++) {
+        g->nodes[b->in[1]].value[c] = 1.0f;
+        g->nodes[b->in[2]].value[c] = 0.0f;
+        g->nodes[b->in[3]].value[c] = 0.0f;
+        g->nodes[b->in[4]].value[c] = v;
+    }
+}
+
+/* Quantises node c->id's weights (with its batch norm folded in, if any) and switches it
+ * to int8. */
 static int quantize_node(nerve_graph *g, const calib *c)
 {
     node *n = &g->nodes[c->id], *wn = &g->nodes[n->in[1]];
@@ -113,13 +187,20 @@ static int quantize_node(nerve_graph *g, const calib *c)
     size_t numel = node_numel(wn), K = numel / (size_t)N;
     int8_t *w = nerve_xmalloc(numel);
     float *scale = nerve_xmalloc((size_t)N * sizeof(float));
-    if (!w || !scale) {
+    float *wf = c->bn >= 0 ? nerve_xmalloc(numel * sizeof(float)) : NULL;
+    float *bias = c->bn >= 0 ? nerve_xmalloc((size_t)N * sizeof(float)) : NULL;
+    if (!w || !scale || (c->bn >= 0 && (!wf || !bias))) {
         nerve_xfree(w);
         nerve_xfree(scale);
+        nerve_xfree(wf);
+        nerve_xfree(bias);
         return NERVE_ERR_NOMEM;
     }
+    if (c->bn >= 0)
+        fold_bn(g, n, &g->nodes[c->bn], wf, bias);
+    const float *wsrc = wf ? wf : wn->value;
     for (int o = 0; o < N; o++) {
-        const float *row = wn->value + (size_t)o * K;
+        const float *row = wsrc + (size_t)o * K;
         float mx = 0;
         for (size_t k = 0; k < K; k++)
             mx = fabsf(row[k]) > mx ? fabsf(row[k]) : mx;
@@ -129,14 +210,18 @@ static int quantize_node(nerve_graph *g, const calib *c)
             w[(size_t)o * K + k] = (int8_t)(v < -127 ? -127 : v > 127 ? 127 : v);
         }
     }
-    op_quant_params p = {w, scale, 0, 0, 0, 0, c->relu};
+    op_quant_params p = {w, scale, 0, 0, 0, 0, c->relu, bias};
     u8_params(c->in_lo, c->in_hi, &p.in_scale, &p.in_zero);
     u8_params(c->relu ? 0.0f : c->out_lo, c->out_hi, &p.out_scale, &p.out_zero);
     int st = op_quantize_node(g, c->id, &p);
     for (size_t i = 0; st == NERVE_OK && i < numel; i++)
         wn->value[i] = scale[i / K] * (float)w[i];
+    if (st == NERVE_OK && c->bn >= 0)
+        bn_to_identity(g, &g->nodes[c->bn]);
     nerve_xfree(w);
     nerve_xfree(scale);
+    nerve_xfree(wf);
+    nerve_xfree(bias);
     return st;
 }
 
@@ -157,13 +242,16 @@ int nerve_model_quantize(nerve_model *m, const nerve_dataset *calib_set, int bat
     calib *c = nerve_xcalloc((size_t)g->n_nodes + 1, sizeof *c);
     if (!c)
         return NERVE_ERR_NOMEM;
-    int nc = 0, skipped = 0, samples = 0;
+    int nc = 0, skipped = 0, samples = 0, folded = 0;
     for (int id = 0; id < g->n_nodes; id++) {
         const node *n = &g->nodes[id];
         if (!n->op)
             continue;
         if (op_quantizable(g, n)) {
-            c[nc] = (calib){id, INFINITY, -INFINITY, INFINITY, -INFINITY, feeds_relu_only(g, id)};
+            int bn = bn_to_fold(g, id);
+            c[nc] = (calib){id, bn, INFINITY, -INFINITY, INFINITY, -INFINITY,
+                            feeds_relu_only(g, bn >= 0 ? bn : id)};
+            folded += bn >= 0;
             nc++;
         } else if (!strcmp(n->op->name, "conv")) {
             skipped++;
@@ -180,6 +268,7 @@ int nerve_model_quantize(nerve_model *m, const nerve_dataset *calib_set, int bat
         info->nodes = nc;
         info->skipped = skipped;
         info->samples = samples;
+        info->folded = folded;
     }
     return st;
 }

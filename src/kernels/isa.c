@@ -41,6 +41,22 @@ static int cpu_has(kern_isa isa)
     }
 }
 
+int kern_isa_avx512_vbmi(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    static _Atomic int known = -1;
+    int k = atomic_load(&known);
+    if (k < 0) {
+        __builtin_cpu_init();
+        k = kern_isa_avx512_vnni() && __builtin_cpu_supports("avx512vbmi");
+        atomic_store(&known, k);
+    }
+    return k;
+#else
+    return 0;
+#endif
+}
+
 int kern_isa_avx512_vnni(void)
 {
 #if defined(__x86_64__) && defined(__GNUC__)

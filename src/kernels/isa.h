@@ -25,6 +25,9 @@ int kern_isa_available(kern_isa isa);
 /* Whether the CPU has AVX-512 VNNI with BW, VL and DQ: the int8 kernels (q8*.c) run their
  * VNNI code when the active path is KERN_ISA_AVX512 and this holds, else the AVX2 code. */
 int kern_isa_avx512_vnni(void);
+/* 1 when the CPU has AVX-512 VBMI as well as kern_isa_avx512_vnni's set (vpermi2b: the
+ * int8 link tables' lookups, 64 bytes at a time). */
+int kern_isa_avx512_vbmi(void);
 /* "portable", "avx2", "avx512", "neon". */
 const char *kern_isa_label(kern_isa isa);
 /* Forces a path by name, or "auto" for the default (NERVE_ISA, else the best); returns 0

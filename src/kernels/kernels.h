@@ -358,6 +358,8 @@ typedef struct kern_q8_pool {
 /* out[n, py, px] = lut[requant(max of S[n*sn + y*sy + x*sx] over the window of (py, px))]
  * for n < N: lut maps this layer's output bytes to the next layer's input bytes (the
  * dequantisation, any ReLU and the next quantisation, computed once). Every path. */
+/* o[i] = lut[o[i]] for i < n, on the active path (the table step of kern_q8_requant_pool). */
+void kern_q8_lut(const uint8_t *lut, uint8_t *o, size_t n);
 void kern_q8_requant_pool(const kern_q8_requant *r, int N, const int32_t *S, ptrdiff_t sn,
                           ptrdiff_t sy, ptrdiff_t sx, const kern_q8_pool *pl, const uint8_t *lut,
                           uint8_t *out);
@@ -387,6 +389,7 @@ void kern_q8_gemm_avx512vnni(int M, int N, int K, const uint8_t *A, ptrdiff_t ld
 void kern_q8_gemm_avx2(int M, int N, int K, const uint8_t *A, ptrdiff_t lda, const int16_t *w,
                        int32_t *C, ptrdiff_t ldc, uint32_t *ws);
 void kern_q8_quantize_avx512(const float *x, size_t n, float inv_scale, int zp, uint8_t *q);
+void kern_q8_lut_avx512vbmi(const uint8_t *lut, uint8_t *o, size_t n);
 #define KERN_Q8_VNNI_NR 32 /* channels of a VNNI panel */
 #define KERN_Q8_AVX2_NR 16 /* channels of an AVX2 panel */
 #define KERN_Q8_AVX2_MR 6  /* rows of an AVX2 tile */

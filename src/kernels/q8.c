@@ -230,6 +230,35 @@ void kern_q8_im2row(const kern_conv_shape *s, const uint8_t *im, uint8_t pad, ui
               *D = s->dilation;
     size_t plane = (size_t)I[0] * I[1] * I[2];
     size_t col = 0;
+    if (I[0] == 1 && Kk[0] == 1 && O[0] == 1 && P[0] == 0 && !s->flip) { /* 2-D */
+        int KH = Kk[1], KW = Kk[2];
+        for (int oh = 0; oh < O[1]; oh++)
+            for (int ow = 0; ow < O[2]; ow++, col++) {
+                uint8_t *r = row + col * ldr;
+                int iw0 = ow * S[2] - P[2];
+                int whole = iw0 >= 0 && iw0 + (KW - 1) * D[2] < I[2];
+                for (int c = 0; c < s->channels; c++) {
+                    const uint8_t *img = im + (size_t)c * plane;
+                    for (int kh = 0; kh < KH; kh++, r += KW) {
+                        int ih = oh * S[1] + kh * D[1] - P[1];
+                        if (ih < 0 || ih >= I[1]) {
+                            memset(r, pad, (size_t)KW);
+                            continue;
+                        }
+                        const uint8_t *line = img + (size_t)ih * I[2];
+                        if (whole && D[2] == 1) {
+                            memcpy(r, line + iw0, (size_t)KW);
+                            continue;
+                        }
+                        for (int kw = 0; kw < KW; kw++) {
+                            int iw = iw0 + kw * D[2];
+                            r[kw] = iw >= 0 && iw < I[2] ? line[iw] : pad;
+                        }
+                    }
+                }
+            }
+        return;
+    }
     for (int od = 0; od < O[0]; od++)
         for (int oh = 0; oh < O[1]; oh++)
             for (int ow = 0; ow < O[2]; ow++, col++) {
@@ -431,10 +460,17 @@ static void pool_row(const int32_t *row, ptrdiff_t sy, ptrdiff_t sx, const kern_
     }
 }
 
-/* o[i] = lut[o[i]], eight bytes a step: one 64-bit load and store around eight table reads
- * (a byte loop stores each byte before the next table read it cannot prove independent). */
+/* o[i] = lut[o[i]]: 64 bytes a step with AVX-512 VBMI on the VNNI path, else eight bytes a
+ * step, one 64-bit load and store around eight table reads (a byte loop stores each byte
+ * before the next table read it cannot prove independent). */
 static void lut_bytes(const uint8_t *restrict lut, uint8_t *restrict o, size_t n)
 {
+#ifdef Q8_X86
+    if (path_id() == PATH_VNNI && kern_isa_avx512_vbmi()) {
+        kern_q8_lut_avx512vbmi(lut, o, n);
+        return;
+    }
+#endif
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         uint64_t v, w = 0;
@@ -446,6 +482,8 @@ static void lut_bytes(const uint8_t *restrict lut, uint8_t *restrict o, size_t n
     for (; i < n; i++)
         o[i] = lut[o[i]];
 }
+
+void kern_q8_lut(const uint8_t *lut, uint8_t *o, size_t n) { lut_bytes(lut, o, n); }
 
 void kern_q8_requant_pool(const kern_q8_requant *r, int N, const int32_t *S, ptrdiff_t sn,
                           ptrdiff_t sy, ptrdiff_t sx, const kern_q8_pool *pl, const uint8_t *lut,

@@ -200,6 +200,25 @@ VNNI void kern_q8_requant_row_avx512(const int32_t *c, int n, const int32_t *bia
     }
 }
 
+/* ---- link tables: o[i] = lut[o[i]] with vpermi2b (AVX-512 VBMI) -------------------------- */
+
+/* Two lookups of 128 entries each (index bits 0..6), the result chosen by index bit 7. */
+__attribute__((target("avx512f,avx512bw,avx512vbmi"))) void
+kern_q8_lut_avx512vbmi(const uint8_t *lut, uint8_t *o, size_t n)
+{
+    __m512i t0 = _mm512_loadu_si512((const void *)lut),
+            t1 = _mm512_loadu_si512((const void *)(lut + 64)),
+            t2 = _mm512_loadu_si512((const void *)(lut + 128)),
+            t3 = _mm512_loadu_si512((const void *)(lut + 192));
+    for (size_t i = 0; i < n; i += 64) {
+        __mmask64 m = n - i >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << (n - i)) - 1;
+        __m512i x = _mm512_maskz_loadu_epi8(m, o + i);
+        __m512i lo = _mm512_permutex2var_epi8(t0, x, t1), hi = _mm512_permutex2var_epi8(t2, x, t3);
+        __m512i y = _mm512_mask_blend_epi8(_mm512_movepi8_mask(x), lo, hi);
+        _mm512_mask_storeu_epi8(o + i, m, y);
+    }
+}
+
 /* ---- direct convolution: 6 channels x 64 wide pixels ------------------------------------- */
 
 #define CMR 6

@@ -17,6 +17,9 @@
 #define CHECKPOINT_FORMAT "nerve-checkpoint-1"
 /* metadata "nerve.quantized" of an int8 checkpoint (nerve quantize, docs/quantize.md) */
 #define QUANT_SCHEME "int8-1"
+/* int8-2: some int8 node carries its own float bias, quant.<node>.bias (a batch norm folded
+ * in); a reader of int8-1 only would lose it, so such files say so */
+#define QUANT_SCHEME_BIAS "int8-2"
 
 /* The persistent nodes of the model's graph (caller frees). */
 static int persistent_nodes(nerve_model *m, int **ids)
@@ -53,7 +56,7 @@ int nerve_model_quantized(const nerve_model *m)
  * out_scale, out_zero, relu; and metadata nerve.quantized. */
 static int write_quant(nerve_model *m, nerve_st_writer *w)
 {
-    int st = NERVE_OK, any = 0;
+    int st = NERVE_OK, any = 0, biased = 0;
     for (int i = 0; i < m->g->n_nodes && st == NERVE_OK; i++) {
         const node *n = &m->g->nodes[i];
         const op_quant_params *q = op_quant_of(n);
@@ -69,9 +72,14 @@ static int write_quant(nerve_model *m, nerve_st_writer *w)
         snprintf(key, sizeof key, "quant.%s.act", n->name);
         if (st == NERVE_OK)
             st = nerve_st_writer_add(w, key, 1, &five, act);
+        snprintf(key, sizeof key, "quant.%s.bias", n->name);
+        if (st == NERVE_OK && q->bias) {
+            st = nerve_st_writer_add(w, key, 1, &N, q->bias);
+            biased = 1;
+        }
     }
     if (st == NERVE_OK && any)
-        st = nerve_st_writer_meta(w, "nerve.quantized", QUANT_SCHEME);
+        st = nerve_st_writer_meta(w, "nerve.quantized", biased ? QUANT_SCHEME_BIAS : QUANT_SCHEME);
     return st;
 }
 
@@ -108,11 +116,11 @@ static int whole_in(float v, int lo, int hi) { return v == floorf(v) && v >= lo 
 static int attach_quant(nerve_model *m, const nerve_st_file *f)
 {
     const char *scheme = nerve_st_metadata(f, "nerve.quantized");
-    if (strcmp(scheme, QUANT_SCHEME) != 0) {
+    if (strcmp(scheme, QUANT_SCHEME) != 0 && strcmp(scheme, QUANT_SCHEME_BIAS) != 0) {
         char q[64];
         snprintf(q, sizeof q, "%s", scheme);
         return nerve_set_error(NERVE_ERR_FORMAT, "metadata nerve.quantized is '%s'; this build "
-                               "reads '%s'", q, QUANT_SCHEME);
+                               "reads '%s' and '%s'", q, QUANT_SCHEME, QUANT_SCHEME_BIAS);
     }
     nerve_graph *g = m->g;
     /* int8 nodes size their workspace for the compiled batch: the cfg's */
@@ -128,12 +136,23 @@ static int attach_quant(nerve_model *m, const nerve_st_file *f)
         int N = wn->dims[0];
         size_t numel = node_numel(wn), K = numel / (size_t)N;
         float *scale = nerve_xmalloc((size_t)N * sizeof(float));
+        float *bias = nerve_xmalloc((size_t)N * sizeof(float));
         int8_t *w = nerve_xmalloc(numel);
-        if (!scale || !w)
+        if (!scale || !w || !bias)
             st = NERVE_ERR_NOMEM;
         snprintf(key, sizeof key, "quant.%s.w_scale", n->name);
         if (st == NERVE_OK && !read_small(f, key, scale, N, &st) && st == NERVE_OK)
             st = nerve_set_error(NERVE_ERR_FORMAT, "tensor '%s' is missing", key);
+        snprintf(key, sizeof key, "quant.%s.bias", n->name);
+        int has_bias = st == NERVE_OK && read_small(f, key, bias, N, &st);
+        if (has_bias && strcmp(scheme, QUANT_SCHEME_BIAS) != 0)
+            st = nerve_set_error(NERVE_ERR_FORMAT, "tensor '%s' in a file whose nerve.quantized "
+                                 "is '%s' (an int8 bias needs '%s')", key, QUANT_SCHEME,
+                                 QUANT_SCHEME_BIAS);
+        for (int c = 0; has_bias && st == NERVE_OK && c < N; c++)
+            if (!isfinite(bias[c]))
+                st = nerve_set_error(NERVE_ERR_FORMAT, "tensor '%s': value %d is not finite",
+                                     key, c);
         if (st == NERVE_OK && (!whole_in(act[1], 0, 255) || !whole_in(act[3], 0, 255) ||
                                !whole_in(act[4], 0, 1)))
             st = nerve_set_error(NERVE_ERR_FORMAT, "quant.%s.act: zero points must be whole "
@@ -147,13 +166,15 @@ static int attach_quant(nerve_model *m, const nerve_st_file *f)
                 w[i] = (int8_t)wn->value[i];
         }
         if (st == NERVE_OK) {
-            op_quant_params p = {w, scale, act[0], (int)act[1], act[2], (int)act[3], (int)act[4]};
+            op_quant_params p = {w, scale, act[0], (int)act[1], act[2], (int)act[3], (int)act[4],
+                                 has_bias ? bias : NULL};
             st = op_quantize_node(g, id, &p);
         }
         for (size_t i = 0; st == NERVE_OK && i < numel; i++)
             wn->value[i] = scale[i / K] * (float)w[i];
         count++;
         nerve_xfree(scale);
+        nerve_xfree(bias);
         nerve_xfree(w);
     }
     if (st == NERVE_OK && count == 0)

@@ -46,6 +46,8 @@ typedef struct op_quant_params {
     float out_scale;       /* outputs, requantised likewise */
     int out_zero;
     int relu;              /* the output feeds a ReLU: outputs stop at out_zero (real 0) */
+    const float *bias;     /* [N] the float bias (a batch norm folded in at quantisation),
+                              or NULL: the node's own bias input, if any */
 } op_quant_params;
 
 /* 1 when node n (a compiled graph's) can run in int8: dense, or conv with one group. */
@@ -61,6 +63,13 @@ const op_quant_params *op_quant_of(const node *n);
  * integers. NERVE_ERR_ARG for other nodes. */
 int op_quant_ints(const node *n, const int32_t **bias, const int32_t **mult,
                   const int32_t **shift, float *inv_in);
+
+/* 1 when node n is a batch norm that computes its input unchanged (evaluation mode, gamma 1,
+ * beta 0, running mean 0 and 1 / sqrt(running var + eps) exactly 1): what nerve quantize
+ * leaves of a batch norm it folded into the int8 layer before it. Links pass through it. */
+int op_bn_identity(const nerve_graph *g, const node *n);
+/* The running variance v with 1 / sqrtf(v + eps) exactly 1 in float (for op_bn_identity). */
+float op_bn_identity_var(float eps);
 
 /* Links the graph's int8 nodes again (on = 1: bytes between consecutive int8 nodes where
  * only ReLUs, a max pool and views lie between; on = 0, for every graph from now on: floats

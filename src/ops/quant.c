@@ -55,6 +55,8 @@ typedef struct qlayer {
     size_t out8_sample;
     const uint8_t *in8;     /* prev's out8 */
     uint8_t *a8;            /* qdense with K % 4: in8's rows copied to Kp bytes */
+    float *fbias;           /* [N] p.bias's copy (a folded batch norm), or NULL */
+    int bn[4], n_bn;        /* identity batch norms on the link (op_bn_identity) */
 } qlayer;
 
 static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
@@ -75,6 +77,7 @@ static void qlayer_free(void *data)
     nerve_xfree_aligned(q->c);
     nerve_xfree(q->off);
     nerve_xfree_aligned(q->out8);
+    nerve_xfree(q->fbias);
     nerve_xfree(q);
 }
 
@@ -116,13 +119,39 @@ static int sole_reader(const nerve_graph *g, int id)
     return reader;
 }
 
+float op_bn_identity_var(float eps)
+{
+    float v = 1.0f - eps;
+    for (int i = 0; i < 8 && !(1.0f / sqrtf(v + eps) == 1.0f); i++) /* v + eps rounds to 1 */
+        v = nextafterf(v, v + eps < 1.0f ? 2.0f : 0.0f);
+    return v;
+}
+
+int op_bn_identity(const nerve_graph *g, const node *n)
+{
+    if (n->kind != NERVE_NODE_OP || !n->op || strcmp(n->op->name, "batchnorm") || g->training ||
+        n->n_in != 5)
+        return 0;
+    const node *gm = &g->nodes[n->in[1]], *bt = &g->nodes[n->in[2]], *mu = &g->nodes[n->in[3]],
+               *var = &g->nodes[n->in[4]];
+    size_t C = node_numel(gm);
+    if (!gm->value || !bt->value || !mu->value || !var->value)
+        return 0;
+    for (size_t c = 0; c < C; c++) /* the evaluation forward's scale and shift: 1 and 0 */
+        if (!(gm->value[c] == 1.0f && bt->value[c] == 0.0f && mu->value[c] == 0.0f &&
+              1.0f / sqrtf(var->value[c] + n->attr.batchnorm.eps) == 1.0f))
+            return 0;
+    return 1;
+}
+
 /* Links int8 node p to the int8 node its output reaches through ReLUs, at most one max pool
- * (after a conv) and views, if any: p's output bytes then go straight into that node's input. */
+ * (after a conv), identity batch norms and views, if any: p's output bytes then go straight
+ * into that node's input. */
 static void link_node(nerve_graph *g, int p)
 {
     node *np = &g->nodes[p];
     qlayer *q = qof(np);
-    int path[16], np_path = 0, relu = 0, pooled = 0, g6[6];
+    int path[16], np_path = 0, relu = 0, pooled = 0, g6[6], bn[4], n_bn = 0;
     kern_q8_pool pool = {1, 1, 1, 1, 1, 1};
     int cur = p, c = -1;
     while (np_path < 16) {
@@ -142,6 +171,8 @@ static void link_node(nerve_graph *g, int p)
                  op_pool_plain_max(g, nr, g6)) {
             pooled = 1;
             pool = (kern_q8_pool){g6[0], g6[1], g6[2], g6[3], g6[4], g6[5]};
+        } else if (n_bn < 4 && op_bn_identity(g, nr)) {
+            bn[n_bn++] = r;
         } else if (!(nr->flags & OP_ALIAS_INPUT))
             return;
         path[np_path++] = r;
@@ -181,6 +212,8 @@ static void link_node(nerve_graph *g, int p)
     }
     kern_q8_quantize(v, 256, qc->inv_in, qc->p.in_zero, q->lut);
     q->pool = pool;
+    memcpy(q->bn, bn, sizeof bn);
+    q->n_bn = n_bn;
     q->out8 = out8;
     q->out8_sample = sample;
     q->next = c;
@@ -208,12 +241,28 @@ static void link_graph(nerve_graph *g)
         q->out8 = q->a8 = NULL;
         q->in8 = NULL;
         q->next = q->prev = -1;
+        q->n_bn = 0;
         q->linked = 1;
         q->link_batch = g->max_batch;
     }
     for (int i = 0; i < g->n_nodes && !links_off; i++)
         if (is_q(&g->nodes[i]))
             link_node(g, i);
+    /* an identity batch norm running in place over an int8 node's float output (no link
+     * through it) leaves the buffer as it is: skipped whenever that node runs */
+    for (int i = 0; i < g->n_nodes && !links_off; i++) {
+        if (!is_q(&g->nodes[i]))
+            continue;
+        qlayer *q = qof(&g->nodes[i]);
+        int r = sole_reader(g, i);
+        if (r < 0 || q->next >= 0 || q->n_bn >= 4)
+            continue;
+        node *b = &g->nodes[r];
+        if (b->in_place && !b->fused_relu && !b->skip_with && op_bn_identity(g, b)) {
+            b->skip_with = i + 1;
+            q->bn[q->n_bn++] = r;
+        }
+    }
 }
 
 int op_quant_links(nerve_graph *g, int on)
@@ -230,6 +279,18 @@ int op_quant_links(nerve_graph *g, int on)
 static int writes_bytes(const nerve_graph *g, const qlayer *q)
 {
     return q->next >= 0 && g->mark[q->next];
+}
+
+/* Links made again if the graph changed under them: the batch size it was made for, or a
+ * batch norm on a link that no longer computes the identity (its statistics changed, or the
+ * graph is in training mode). */
+static void check_links(nerve_graph *g, const qlayer *q)
+{
+    int stale = !q->linked || q->link_batch != g->max_batch;
+    for (int i = 0; i < q->n_bn && !stale; i++)
+        stale = !op_bn_identity(g, &g->nodes[q->bn[i]]);
+    if (stale)
+        link_graph(g);
 }
 
 /* ---- qdense --------------------------------------------------------------------------- */
@@ -280,8 +341,7 @@ enum { DENSE_ROWS_PER_THREAD = 8 };
 static void qdense_forward(nerve_graph *g, node *n)
 {
     qlayer *q = qof(n);
-    if (!q->linked || q->link_batch != g->max_batch)
-        link_graph(g);
+    check_links(g, q);
     dense_job j = {q, node_input(g, n, 0)->value, n->value, n->dims[0], writes_bytes(g, q)};
     int T = threads_now(q);
     if (j.rows < T * DENSE_ROWS_PER_THREAD)
@@ -379,8 +439,7 @@ static void conv_task(void *ctx, int t, int T)
 static void qconv_forward(nerve_graph *g, node *n)
 {
     qlayer *q = qof(n);
-    if (!q->linked || q->link_batch != g->max_batch)
-        link_graph(g);
+    check_links(g, q);
     conv_job j = {q, node_input(g, n, 0)->value, n->value, n->dims[0], writes_bytes(g, q)};
     int T = threads_now(q);
     if (T > j.images)
@@ -519,7 +578,16 @@ int op_quantize_node(nerve_graph *g, int id, const op_quant_params *p)
         q->p.w_scale = q->w_scale;
         q->inv_in = 1.0f / p->in_scale;
         kern_q8_pack(N, q->K, q->w, q->K, q->packed);
-        st = fold(q, n->n_in == 3 ? node_input(g, n, 2)->value : NULL);
+        if (p->bias) {
+            q->fbias = nerve_xmalloc((size_t)N * sizeof(float));
+            if (q->fbias)
+                memcpy(q->fbias, p->bias, (size_t)N * sizeof(float));
+            q->p.bias = q->fbias;
+        }
+        if (p->bias && !q->fbias)
+            st = NERVE_ERR_NOMEM;
+        else
+            st = fold(q, p->bias ? q->fbias : n->n_in == 3 ? node_input(g, n, 2)->value : NULL);
     }
     if (st == NERVE_OK) {
         q->threads = kern_threads();
