@@ -397,7 +397,7 @@ TEST(segmentation_example_cfgs_build_with_one_score_per_class_and_pixel)
 {
     /* examples/segmentation/: U-Net, FCN-8s, SegNet, DeconvNet and the atrous (DeepLab-style)
      * network of docs/detection.md, built without their data (nerve data scenes makes it) */
-    const char *names[] = {"unet", "fcn8s", "segnet", "deconvnet", "atrous"};
+    const char *names[] = {"unet", "unet_12k", "fcn8s", "segnet", "deconvnet", "atrous"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char path[128];
         snprintf(path, sizeof path, "examples/segmentation/%s.cfg", names[i]);
