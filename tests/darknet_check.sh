@@ -76,4 +76,27 @@ else
     echo "darknet-check: yolov3-tiny detections on $picture, nerve and darknet: FAIL ${dets:-}"
     detect_ok=0
 fi
-[ "$ok" -eq "$n" ] && [ "$weights_ok" -eq 1 ] && [ "$detect_ok" -eq 1 ]
+# darknet's .weights in nerve: yolov2 (a strided [reorg] in darknet's order) and
+# yolov2-tiny with random weights written by darknet (fan-in scaled), the picture at the
+# network's size, the last convolution's output (the [region] layer's input) in both
+forward_ok=1
+for net in yolov2 yolov2-tiny; do
+    cmp=
+    cfg=$dir/$net.cfg
+    size=$(sed -n 's/^width *= *//p' "$cfg" | head -n 1)
+    "$build/dn_ref" shapes "$cfg" >"$tmp/dn_$net" 2>/dev/null
+    last=$(($(sed -n 's/^layers //p' "$tmp/dn_$net") - 2))
+    if "$build/dn_ref" random "$cfg" "$tmp/$net.weights" 7 fan 2>/dev/null &&
+        "$build/dn_ref" image "$picture" "$size" "$size" "$tmp/in_$net.bin" 2>/dev/null &&
+        "$build/dn_ref" forward "$cfg" "$tmp/$net.weights" "$tmp/in_$net.bin" "$tmp/dn_$net.bin" \
+            "$last" 2>/dev/null &&
+        "$build/nerve_shapes" forward "$cfg" "$tmp/$net.weights" "$tmp/in_$net.bin" \
+            "$tmp/nv_$net.bin" "$last" &&
+        cmp=$("$build/nerve_shapes" compare "$tmp/nv_$net.bin" "$tmp/dn_$net.bin" 1e-4); then
+        echo "darknet-check: $net with darknet's .weights, layer $last in nerve and darknet: $cmp"
+    else
+        echo "darknet-check: $net with darknet's .weights, layer $last in nerve and darknet: FAIL ${cmp:-}"
+        forward_ok=0
+    fi
+done
+[ "$ok" -eq "$n" ] && [ "$weights_ok" -eq 1 ] && [ "$detect_ok" -eq 1 ] && [ "$forward_ok" -eq 1 ]

@@ -47,6 +47,89 @@ TEST(darknet_weights_written_by_darknet_give_darknets_output)
     nerve_model_free(m);
 }
 
+/* cfg's model with darknet's NAME.weights at batch `batch` over `steps` steps: darknet's
+ * input and output are time-major ([T][N][F]), nerve's batch-major; softmax rows of `k` */
+static void check_against_darknet(const char *name, int batch, int steps, const float *in,
+                                  size_t n_in, const float *want, size_t n_out, int k)
+{
+    char cfg[256], weights[256];
+    snprintf(cfg, sizeof cfg, "tests/data/darknet/%s.cfg", name);
+    snprintf(weights, sizeof weights, "tests/data/darknet/%s.weights", name);
+    nerve_model *m = nerve_model_load_cfg(cfg);
+    CHECK_MSG(m != NULL, "%s", nerve_last_error());
+    if (!m)
+        return;
+    CHECK_OK(nerve_model_load_darknet(m, weights));
+    CHECK_OK(nerve_model_compile(m, batch));
+    nerve_graph *g = nerve_model_graph(m);
+    nerve_graph_set_training(g, 0);
+    nerve_tensor x = nerve_value(g, nerve_model_input(m));
+    CHECK(nerve_tensor_numel(&x) == n_in);
+    size_t f = n_in / (size_t)(batch * steps), rows = n_out / (size_t)k;
+    for (int t = 0; t < steps; t++)
+        for (int b = 0; b < batch; b++)
+            memcpy(x.data + ((size_t)b * steps + t) * f, in + ((size_t)t * batch + b) * f,
+                   f * sizeof *in);
+    CHECK_OK(nerve_forward(g, nerve_model_output(m)));
+    nerve_tensor y = nerve_value(g, nerve_model_output(m));
+    CHECK(nerve_tensor_numel(&y) == n_out);
+    float *p = malloc(n_out * sizeof *p);
+    for (size_t r = 0; r < rows; r++) { /* nerve's row r = (b, t) is darknet's (t, b) */
+        size_t b = r / (size_t)steps, t = r % (size_t)steps;
+        const float *z = y.data + r * (size_t)k;
+        float *q = p + (t * (size_t)batch + b) * (size_t)k, mx = z[0], sum = 0;
+        for (int i = 1; i < k; i++)
+            mx = z[i] > mx ? z[i] : mx;
+        for (int i = 0; i < k; i++)
+            sum += q[i] = expf(z[i] - mx);
+        for (int i = 0; i < k; i++)
+            q[i] /= sum;
+    }
+    CHECK_ARRAY_NEAR(p, want, n_out, 1e-4);
+    free(p);
+    nerve_model_free(m);
+}
+
+TEST(darknet_reorg_weights_written_by_darknet_give_darknets_output)
+{
+    check_against_darknet("reorg", 1, 1, darknet_reorg_input, 256, darknet_reorg_output, 5, 5);
+}
+
+TEST(darknet_rnn_weights_written_by_darknet_give_darknets_output)
+{
+    /* two [rnn] (batch norm and leaky; logistic with shortcut=1), 2 sequences of 3 steps */
+    check_against_darknet("rnn", 2, 3, darknet_rnn_input, 36, darknet_rnn_output, 18, 3);
+}
+
+TEST(darknet_gru_weights_written_by_darknet_give_darknets_output)
+{
+    /* two [gru] (batch norm; tanh=1), 2 sequences of 3 steps */
+    check_against_darknet("gru", 2, 3, darknet_gru_input, 36, darknet_gru_output, 18, 3);
+}
+
+TEST(darknet_rnn_gru_reorg_weights_round_trip_byte_for_byte)
+{
+    static const char *const names[] = {"reorg", "rnn", "gru"};
+    for (int i = 0; i < 3; i++) {
+        char cfg[256], weights[256], path[600];
+        snprintf(cfg, sizeof cfg, "tests/data/darknet/%s.cfg", names[i]);
+        snprintf(weights, sizeof weights, "tests/data/darknet/%s.weights", names[i]);
+        snprintf(path, sizeof path, "%s/%s.weights", test_tmpdir(), names[i]);
+        nerve_model *m = nerve_model_load_cfg(cfg);
+        CHECK(m);
+        if (!m)
+            continue;
+        CHECK_OK(nerve_model_load_darknet(m, weights));
+        CHECK_OK(nerve_model_save_darknet(m, path, 0));
+        size_t a = 0, b = 0;
+        char *orig = test_read_file(weights, &a), *copy = test_read_file(path, &b);
+        CHECK(orig && copy && a == b && a > 20 && memcmp(orig, copy, a) == 0);
+        free(orig);
+        free(copy);
+        nerve_model_free(m);
+    }
+}
+
 TEST(darknet_weights_round_trip_byte_for_byte)
 {
     nerve_model *m = small_model();
@@ -154,29 +237,57 @@ TEST(darknet_weights_transpose_old_connected_layouts)
     nerve_model_free(m);
 }
 
-TEST(darknet_weights_refuse_a_strided_reorg_before_weights)
+/* darknet's reorg_cpu(x, w, h, c, batch, stride, forward, out) as its layer calls it: the
+ * index of the C x H x W element (k, j, i) and of its partner in the same numbers read as
+ * C/s^2 x H*s x W*s */
+static void darknet_reorg(const float *x, int c, int h, int w, int s, int reverse, float *out)
 {
-    /* nerve's space-to-depth orders channels as ONNX does, darknet's otherwise: weights after
-     * it would meet other channels, so neither reading nor writing is allowed */
-    const char *cfg = "[net]\nbatch=1\nchannels=2\nheight=4\nwidth=4\n"
-                      "[reorg]\nstride=2\n[convolutional]\nfilters=3\nsize=1\n";
+    int oc = c / (s * s);
+    for (int k = 0; k < c; k++)
+        for (int j = 0; j < h; j++)
+            for (int i = 0; i < w; i++) {
+                int in = i + w * (j + h * k), off = k / oc;
+                int w2 = i * s + off % s, h2 = j * s + off / s;
+                int o = w2 + w * s * (h2 + h * s * (k % oc));
+                if (reverse)
+                    out[o] = x[in];
+                else
+                    out[in] = x[o];
+            }
+}
+
+TEST(darknet_reorg_orders_elements_as_darknet)
+{
+    /* [reorg] stride=2 of 8 x 4 x 6, then reverse=1 of its 32 x 2 x 3 output (which is not
+     * its inverse in darknet: the two read the numbers with other shapes) */
+    const char *cfg = "[net]\nbatch=1\nchannels=8\nheight=4\nwidth=6\n"
+                      "[reorg]\nstride=2\n[reorg]\nstride=2\nreverse=1\n";
     nerve_model *m = nerve_model_from_cfg(cfg, "r.cfg");
     CHECK(m);
-    char path[600];
-    snprintf(path, sizeof path, "%s/r.weights", test_tmpdir());
-    CHECK(nerve_model_save_darknet(m, path, 0) == NERVE_ERR_ARG);
-    CHECK(strstr(nerve_last_error(), "layer 0 [reorg] (line 6)") && strstr(nerve_last_error(), "not supported yet"));
-    unsigned char file[20 + 3 * 4 + 3 * 8 * 4];
-    memset(file, 0, sizeof file);
-    file[4] = 2; /* version 0.2.0 */
-    int64_t seen = 0;
-    CHECK(nerve_model_read_darknet(m, file, sizeof file, &seen) == NERVE_ERR_ARG);
-    CHECK(strstr(nerve_last_error(), "[reorg]"));
+    if (!m)
+        return;
+    nerve_layer_info a, b;
+    CHECK_OK(nerve_model_layer_info(m, 0, &a));
+    CHECK_OK(nerve_model_layer_info(m, 1, &b));
+    CHECK(a.ndim == 3 && a.dims[0] == 32 && a.dims[1] == 2 && a.dims[2] == 3);
+    CHECK(b.ndim == 3 && b.dims[0] == 8 && b.dims[1] == 4 && b.dims[2] == 6);
+    CHECK_OK(nerve_model_compile(m, 1));
+    nerve_graph *g = nerve_model_graph(m);
+    float x[192], mid[192], want[192];
+    for (int i = 0; i < 192; i++)
+        x[i] = (float)i;
+    memcpy(nerve_value(g, nerve_model_input(m)).data, x, sizeof x);
+    CHECK_OK(nerve_forward(g, nerve_model_output(m)));
+    darknet_reorg(x, 8, 4, 6, 2, 0, mid);
+    darknet_reorg(mid, 32, 2, 3, 2, 1, want);
+    CHECK_ARRAY_NEAR(nerve_value(g, nerve_model_output(m)).data, want, 192, 0);
+    int first = nerve_node_find(g, a.name);
+    CHECK(first >= 0);
+    if (first >= 0)
+        CHECK_ARRAY_NEAR(nerve_value(g, first).data, mid, 192, 0);
     nerve_model_free(m);
-    /* stride 1 is the identity in both: allowed */
-    const char *id = "[net]\nbatch=1\nchannels=2\nheight=4\nwidth=4\n"
-                     "[reorg]\nstride=1\n[convolutional]\nfilters=3\nsize=1\n";
-    CHECK((m = nerve_model_from_cfg(id, "i.cfg")) != NULL);
-    CHECK_OK(nerve_model_save_darknet(m, path, 0));
-    nerve_model_free(m);
+    /* channels that do not split into stride^2 groups: an error naming the line */
+    CHECK(!nerve_model_from_cfg("[net]\nbatch=1\nchannels=3\nheight=4\nwidth=4\n"
+                                "[reorg]\nstride=2\n", "odd.cfg"));
+    CHECK(strstr(nerve_last_error(), "odd.cfg:6:") && strstr(nerve_last_error(), "divisible by 4"));
 }

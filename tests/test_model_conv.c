@@ -341,7 +341,7 @@ TEST(cfg_maxpool_stride1_odd_padding_keeps_size)
 TEST(cfg_resampling_and_local_layer_shapes)
 {
     const char *text = "[net]\nheight=8\nwidth=8\nchannels=4\nbatch=2\n"
-                       "[deconvolutional]\nfilters=2\nsize=4\nstride=2\npadding=1\n"
+                       "[deconvolutional]\nfilters=4\nsize=4\nstride=2\npadding=1\n"
                        "[reorg]\nstride=2\n"
                        "[upsample]\nstride=2\nmode=bilinear\n"
                        "[local]\nfilters=3\nsize=3\nstride=2\nactivation=relu\n"
@@ -351,11 +351,11 @@ TEST(cfg_resampling_and_local_layer_shapes)
                        "[convolutional]\nfilters=3\nsize=3\ngroups=3\nsame=1\nbatch_normalize=1\n";
     nerve_model *m = nerve_model_from_cfg(text, "t.cfg");
     CHECK(m != NULL);
-    static const int want[8][3] = {{2, 16, 16}, {8, 8, 8}, {8, 16, 16}, {3, 7, 7},
+    static const int want[8][3] = {{4, 16, 16}, {16, 8, 8}, {16, 16, 16}, {3, 7, 7},
                                    {3, 7, 7},   {3, 7, 7}, {3, 6, 6},   {3, 6, 6}};
-    /* deconv: 4 x 2 x 4 x 4 + 2; local: 49 positions x 3 x (8 x 3 x 3) + one bias per
+    /* deconv: 4 x 4 x 4 x 4 + 4; local: 49 positions x 3 x (16 x 3 x 3) + one bias per
      * output element; depthwise conv 3 x 1 x 3 x 3 without bias + BN */
-    static const size_t params[8] = {130, 0, 0, 10584 + 147, 0, 0, 0, 27 + 6};
+    static const size_t params[8] = {260, 0, 0, 21168 + 147, 0, 0, 0, 27 + 6};
     int bad = -1;
     for (int i = 0; i < 8 && bad < 0; i++) {
         nerve_layer_info li;

@@ -208,27 +208,88 @@ TEST(model_rnn_cfg_errors_name_file_and_line)
     CHECK(rejects(buf, "rnn.cfg:5: output", ""));
     snprintf(buf, sizeof buf, "%s[lstm]\noutput=4\nreturn_sequences=2\n", img);
     CHECK(rejects(buf, "rnn.cfg:6: return_sequences", ""));
-    snprintf(buf, sizeof buf, "%s[connected]\noutput=5\n[rnn]\noutput=3\n", img);
-    CHECK(rejects(buf, "rnn.cfg:6: [rnn] needs a sequence per sample", "[5]"));
+    /* a vector per sample makes [rnn] darknet's layer, which has no cell keys */
+    snprintf(buf, sizeof buf, "%s[connected]\noutput=5\n[rnn]\noutput=3\nreturn_sequences=1\n", img);
+    CHECK(rejects(buf, "rnn.cfg:8: return_sequences= belongs to nerve's recurrent cell", "darknet's"));
     snprintf(buf, sizeof buf, "[net]\ninputs=5\n[embedding]\nsize=4\n");
     CHECK(rejects(buf, "rnn.cfg:3: [embedding] needs vocab=", "size="));
     snprintf(buf, sizeof buf, "%s[lstmm]\noutput=4\n", img);
     CHECK(rejects(buf, "rnn.cfg:4: unknown section [lstmm]", "rnn, lstm, gru, embedding"));
 }
 
-TEST(model_rnn_darknet_sequence_cfg_is_refused_not_built_as_another_network)
+TEST(model_rnn_darknet_layers_are_darknets_and_cell_keys_stay_apart)
 {
-    /* darknet's [rnn]/[gru] (time_steps= in [net]) are stacks of connected layers; nerve's
-     * cells under their name would be another model */
-    const char *rnn = "[net]\ninputs=4\ntime_steps=5\nbatch=2\n[rnn]\noutput=8\n[connected]\noutput=2\n[softmax]\n";
-    CHECK(nerve_model_from_cfg(rnn, "r.cfg") == NULL);
-    CHECK(strstr(nerve_last_error(), "r.cfg:5: [rnn] with time_steps= in [net] (line 3) is darknet's"));
-    const char *gru = "[net]\ninputs=4\ntime_steps=5\nbatch=2\n[gru]\noutput=8\n[connected]\noutput=2\n[softmax]\n";
-    CHECK(nerve_model_from_cfg(gru, "g.cfg") == NULL);
-    CHECK(strstr(nerve_last_error(), "six connected layers"));
-    /* nerve's cell over the same sequence, given as rows of an image */
-    const char *rows = "[net]\nheight=5\nwidth=4\nchannels=1\nbatch=2\n[rnn]\noutput=8\n[connected]\noutput=2\n[softmax]\n";
-    nerve_model *m = nerve_model_from_cfg(rows, "rows.cfg");
+    /* darknet's [rnn]/[gru] (time_steps= in [net]) are stacks of connected layers: 3 x (in x
+     * out + 2 out) with batch norm ... */
+    const char *rnn = "[net]\ninputs=4\ntime_steps=5\nbatch=2\n[rnn]\noutput=8\nbatch_normalize=1\n"
+                      "[connected]\noutput=2\n[softmax]\n";
+    nerve_model *m = nerve_model_from_cfg(rnn, "r.cfg");
     CHECK(m);
+    nerve_layer_info li;
+    if (m) {
+        CHECK_OK(nerve_model_layer_info(m, 0, &li));
+        CHECK(li.ndim == 2 && li.dims[0] == 5 && li.dims[1] == 8);
+        CHECK(li.params == 4 * 8 + 8 * 8 * 2 + 3 * 2 * 8);
+        CHECK_OK(nerve_model_layer_info(m, 1, &li)); /* connected per step */
+        CHECK(li.ndim == 2 && li.dims[0] == 5 && li.dims[1] == 2 && li.params == 8 * 2 + 2);
+        nerve_model_free(m);
+    }
+    /* ... and six linear ones without: 3 (in x out + out) + 3 (out x out + out) */
+    const char *gru = "[net]\ninputs=4\ntime_steps=5\nbatch=2\n[gru]\noutput=8\n[connected]\noutput=2\n[softmax]\n";
+    CHECK((m = nerve_model_from_cfg(gru, "g.cfg")) != NULL);
+    if (m) {
+        CHECK_OK(nerve_model_layer_info(m, 0, &li));
+        CHECK(li.params == 3 * (4 * 8 + 8) + 3 * (8 * 8 + 8));
+        nerve_model_free(m);
+    }
+    /* one step per sample (time_steps=1): darknet's too */
+    CHECK((m = nerve_model_from_cfg("[net]\ninputs=4\n[gru]\noutput=3\n", "one.cfg")) != NULL);
     nerve_model_free(m);
+    /* nerve's cell keys in darknet's layer, darknet's keys in nerve's cell: refused */
+    CHECK(!nerve_model_from_cfg("[net]\ninputs=4\ntime_steps=5\n[rnn]\noutput=8\nbidirectional=1\n",
+                                "b.cfg"));
+    CHECK(strstr(nerve_last_error(), "b.cfg:6: bidirectional= belongs to nerve's recurrent cell"));
+    const char *rows = "[net]\nheight=5\nwidth=4\nchannels=1\nbatch=2\n[rnn]\noutput=8\n";
+    char buf[256];
+    snprintf(buf, sizeof buf, "%sactivation=leaky\n", rows);
+    CHECK(!nerve_model_from_cfg(buf, "c.cfg"));
+    CHECK(strstr(nerve_last_error(), "c.cfg:8: activation= belongs to darknet's [rnn]"));
+    /* nerve's cell over the same sequence, given as rows of an image */
+    snprintf(buf, sizeof buf, "%s[connected]\noutput=2\n[softmax]\n", rows);
+    CHECK((m = nerve_model_from_cfg(buf, "rows.cfg")) != NULL);
+    nerve_model_free(m);
+}
+
+/* darknet's [rnn] and [gru] are graph operators over the steps: their gradients (through
+ * the shared sub-layers, the state and per-step batch norm in training) against finite
+ * differences */
+TEST(model_rnn_darknet_layers_gradcheck)
+{
+    static const char *const cfgs[] = {
+        "[net]\ninputs=3\ntime_steps=3\nbatch=2\n[rnn]\noutput=4\nactivation=tanh\nshortcut=1\n"
+        "[gru]\noutput=3\n[connected]\noutput=2\n[softmax]\n",
+        "[net]\ninputs=3\ntime_steps=2\nbatch=3\n[gru]\noutput=3\nbatch_normalize=1\ntanh=1\n"
+        "[rnn]\noutput=3\nbatch_normalize=1\n[connected]\noutput=2\n[softmax]\n",
+    };
+    for (int c = 0; c < 2; c++) {
+        nerve_model *m = nerve_model_from_cfg(cfgs[c], "gc.cfg");
+        CHECK_MSG(m != NULL, "%s", nerve_last_error());
+        if (!m)
+            continue;
+        int batch = c ? 3 : 2;
+        CHECK_OK(nerve_model_compile(m, batch));
+        nerve_graph *g = nerve_model_graph(m);
+        nerve_graph_set_training(g, 1);
+        nerve_rng r;
+        nerve_rng_seed(&r, 3 + c);
+        nerve_tensor x = nerve_value(g, nerve_model_input(m));
+        for (size_t i = 0; i < nerve_tensor_numel(&x); i++)
+            x.data[i] = 2 * nerve_rng_uniform(&r) - 1;
+        nerve_tensor l = nerve_value(g, nerve_model_labels(m));
+        for (size_t i = 0; i < nerve_tensor_numel(&l); i++)
+            l.data[i] = (float)(i % 2);
+        int st = nerve_gradcheck(g, nerve_model_loss(m), 1e-2f, 1e-3f, 2e-2f);
+        CHECK_MSG(st == NERVE_OK, "cfg %d: %s", c, nerve_last_error());
+        nerve_model_free(m);
+    }
 }

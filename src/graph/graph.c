@@ -88,11 +88,25 @@ static void assign_name(nerve_graph *g, node *n, const char *base)
         snprintf(n->name, sizeof n->name, "%s", base);
         return;
     }
-    for (int k = 1;; k++) {
+    int slot = 0; /* the base's remembered start; a full table reuses the last slot */
+    while (slot < g->n_name_next && strcmp(g->name_next[slot].base, base))
+        slot++;
+    if (slot == g->n_name_next) {
+        if (g->n_name_next < (int)(sizeof g->name_next / sizeof *g->name_next))
+            g->n_name_next++;
+        slot = g->n_name_next - 1;
+        snprintf(g->name_next[slot].base, sizeof g->name_next[slot].base, "%s", base);
+        g->name_next[slot].next = 1;
+    }
+    /* names that do not fit the table start at 1, as before */
+    int fits = strlen(base) < sizeof g->name_next[slot].base;
+    for (int k = fits ? g->name_next[slot].next : 1;; k++) {
         char buf[64];
         snprintf(buf, sizeof buf, "%.50s.%d", base, k);
         if (!name_taken(g, buf)) {
             snprintf(n->name, sizeof n->name, "%s", buf);
+            if (fits)
+                g->name_next[slot].next = k + 1;
             return;
         }
     }

@@ -160,6 +160,10 @@ struct nerve_graph {
                             * set_batch (its limits included), -1 if none */
     double *prof;          /* nerve_graph_profile: 2 * prof_cap seconds (forward, backward) */
     int prof_cap;          /* nodes covered (n_nodes when it was switched on) */
+    /* where the search for a free "base.k" starts, per base name (assign_name): a graph of
+     * many nodes of one operator names each in one pass over the nodes, not k passes */
+    struct { char base[48]; int next; } name_next[32];
+    int n_name_next;
 };
 
 static inline size_t node_numel(const node *n) { return nerve_shape_numel(n->ndim, n->dims); }

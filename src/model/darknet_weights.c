@@ -26,13 +26,13 @@
 #include <string.h>
 
 /* The tensors of one layer, in the file's order. */
-enum { DW_MAX = 6 };
+enum { DW_MAX = 32 };
 typedef struct dw_layer {
     int node[DW_MAX];     /* graph node, or -1: zeros (a nerve layer without bias) */
     size_t numel[DW_MAX];
     const char *what[DW_MAX];
-    int transpose[DW_MAX]; /* connected weights [out x in] stored [in x out]: rows, cols */
-    int rows, cols;
+    int transpose[DW_MAX]; /* connected weights [out x in] stored [in x out] */
+    int rows[DW_MAX], cols[DW_MAX];
     int n;
 } dw_layer;
 
@@ -60,6 +60,32 @@ static void add(dw_layer *l, nerve_graph *g, int node, size_t numel, const char 
     l->n++;
 }
 
+/* darknet's connected layer `base`: biases (the batch norm's shift), weights, then with
+ * batch norm its scales, rolling means and rolling variances */
+static int connected_tensors(nerve_graph *g, const char *base, dw_layer *l)
+{
+    char bn[96];
+    snprintf(bn, sizeof bn, "%s.bn", base);
+    int w = find_node(g, base, "weight"), b = find_node(g, base, "bias");
+    int scale = find_node(g, bn, "weight"), shift = find_node(g, bn, "bias");
+    int mean = find_node(g, bn, "running_mean"), var = find_node(g, bn, "running_var");
+    int has_bn = scale >= 0 && shift >= 0 && mean >= 0 && var >= 0;
+    int nd, dims[NERVE_MAX_DIMS];
+    if (w < 0 || nerve_node_shape(g, w, &nd, dims) < 0 || nd != 2)
+        return nerve_set_error(NERVE_ERR_STATE, "darknet weights: '%s' has no 2-D weight", base);
+    add(l, g, has_bn ? shift : b, (size_t)dims[0], "biases");
+    add(l, g, w, 0, "weights");
+    l->transpose[l->n - 1] = 1;
+    l->rows[l->n - 1] = dims[0];
+    l->cols[l->n - 1] = dims[1];
+    if (has_bn) {
+        add(l, g, scale, 0, "scales");
+        add(l, g, mean, 0, "rolling means");
+        add(l, g, var, 0, "rolling variances");
+    }
+    return NERVE_OK;
+}
+
 /* The tensors of layer i in darknet's order; n = 0 for a layer without weights. */
 static int layer_tensors(nerve_model *m, int i, dw_layer *l)
 {
@@ -69,7 +95,23 @@ static int layer_tensors(nerve_model *m, int i, dw_layer *l)
     const char *t = li->type;
     int conv = !strcmp(t, "convolutional") || !strcmp(t, "deconvolutional");
     int dense = !strcmp(t, "connected"), local = !strcmp(t, "local");
-    if (!conv && !dense && !local) {
+    const char *const *roles = !strcmp(t, "rnn") ? darknet_rnn_roles
+                               : !strcmp(t, "gru") ? darknet_gru_roles
+                                                   : NULL;
+    if (roles) { /* darknet's [rnn] / [gru]: its connected layers; not nerve's cells */
+        char base[96];
+        snprintf(base, sizeof base, "%s.%s", li->name, roles[0]);
+        if (find_node(g, base, "weight") >= 0) {
+            for (int k = 0; roles[k]; k++) {
+                snprintf(base, sizeof base, "%s.%s", li->name, roles[k]);
+                TRY(connected_tensors(g, base, l));
+            }
+            return NERVE_OK;
+        }
+    }
+    if (dense)
+        return connected_tensors(g, li->name, l);
+    if (!conv && !local) {
         if (li->params > 0)
             return nerve_set_error(NERVE_ERR_ARG,
                                    "darknet weights: layer %d '%s' ([%s], line %d) has "
@@ -92,24 +134,12 @@ static int layer_tensors(nerve_model *m, int i, dw_layer *l)
     if (local)
         n = (size_t)li->dims[0] * (li->ndim == 3 ? (size_t)li->dims[1] * li->dims[2] : 1);
     add(l, g, has_bn ? shift : b, n, "biases");
-    if (has_bn && !dense) {
+    if (has_bn) {
         add(l, g, scale, 0, "scales");
         add(l, g, mean, 0, "rolling means");
         add(l, g, var, 0, "rolling variances");
     }
     add(l, g, w, 0, "weights");
-    if (dense) {
-        int nd, dims[NERVE_MAX_DIMS];
-        nerve_node_shape(g, w, &nd, dims);
-        l->rows = dims[0];
-        l->cols = dims[1];
-        l->transpose[l->n - 1] = 1;
-        if (has_bn) {
-            add(l, g, scale, 0, "scales");
-            add(l, g, mean, 0, "rolling means");
-            add(l, g, var, 0, "rolling variances");
-        }
-    }
     return NERVE_OK;
 }
 
@@ -126,36 +156,10 @@ static float lef(const unsigned char *p)
     return f;
 }
 
-/* A strided [reorg] followed by weighted layers: nerve orders the channels of a space-to-
- * depth as ONNX's DCR, darknet otherwise, so darknet's weights after it would meet other
- * channels than they were trained on (and nerve's would in darknet). */
-static int check_reorg(const nerve_model *m)
-{
-    for (int i = 0; i < m->n_layers; i++) {
-        const nerve_layer_info *li = &m->layers[i];
-        if (strcmp(li->type, "reorg"))
-            continue;
-        const int *in = i ? m->layers[i - 1].dims : m->cfg.dims;
-        int nd = i ? m->layers[i - 1].ndim : m->cfg.ndim;
-        if (nd == li->ndim && !memcmp(in, li->dims, (size_t)nd * sizeof *in))
-            continue; /* stride 1: the identity in both */
-        for (int j = i + 1; j < m->n_layers; j++)
-            if (m->layers[j].params > 0)
-                return nerve_set_error(NERVE_ERR_ARG,
-                                       "darknet weights: layer %d [reorg] (line %d) orders its "
-                                       "output channels as ONNX's space-to-depth, darknet's in "
-                                       "another order, so the weights of layer %d '%s' and after "
-                                       "would meet other channels than darknet's; not supported "
-                                       "yet", i, li->line, j, m->layers[j].name);
-    }
-    return NERVE_OK;
-}
-
 /* One pass over the file: check (apply = 0) or copy (apply = 1). */
 static int walk(nerve_model *m, const unsigned char *p, size_t len, size_t off, int transposed,
                 int apply)
 {
-    TRY(check_reorg(m));
     for (int i = 0; i < m->n_layers; i++) {
         dw_layer l;
         TRY(layer_tensors(m, i, &l));
@@ -181,7 +185,7 @@ static int walk(nerve_model *m, const unsigned char *p, size_t len, size_t off, 
                     continue;
                 size_t at = j;
                 if (l.transpose[k] && transposed) /* stored [in][out] */
-                    at = (j % (size_t)l.rows) * (size_t)l.cols + j / (size_t)l.rows;
+                    at = (j % (size_t)l.rows[k]) * (size_t)l.cols[k] + j / (size_t)l.rows[k];
                 dst[at] = v;
             }
         }
@@ -290,7 +294,6 @@ int nerve_model_save_darknet(nerve_model *m, const char *path, int64_t seen)
 {
     if (!m || !path)
         return nerve_set_error(NERVE_ERR_ARG, "darknet weights: null argument");
-    TRY(check_reorg(m));
     for (int i = 0; i < m->n_layers; i++) { /* every layer must fit before a byte is written */
         dw_layer l;
         TRY(layer_tensors(m, i, &l));

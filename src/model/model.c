@@ -783,8 +783,15 @@ static int build_connected(build_ctx *b)
     nerve_act act;
     nerve_init init;
     TRY(connected_output(b, &out));
-    TRY(cfg_get_bool(d, s, "per_step", &per_step));
+    GET(has_per_step, cfg_get_bool(d, s, "per_step", &per_step));
     int x = b->x;
+    if (!has_per_step && darknet_time_steps(b) > 1) {
+        /* darknet runs every layer of a sequence network (time_steps= in [net]) on each
+         * step's rows */
+        int nd, dims[NERVE_MAX_DIMS];
+        nerve_node_shape(b->g, x, &nd, dims);
+        per_step = nd == 3 && dims[1] == darknet_time_steps(b);
+    }
     if (per_step)
         TRY(per_step_input(b, &x, &steps));
     TRY(get_activation(b, &act));
@@ -971,18 +978,19 @@ static int build_recurrent(build_ctx *b, nerve_cell_type cell)
     nerve_rnn_config rc;
     memset(&rc, 0, sizeof rc);
     rc.cell = cell;
-    /* darknet's [rnn] and [gru] (a sequence given by time_steps=) are other networks than
-     * nerve's cells: three and six connected layers. Building nerve's cell in their place
-     * would train something else under the same cfg. */
-    const cfg_entry *ts = d->n_sections > 0 ? cfg_find(&d->sections[0], "time_steps") : NULL;
-    if (ts && cell != NERVE_CELL_LSTM && atoi(ts->value) > 1)
-        return cfg_error(d, NERVE_ERR_FORMAT, s->line,
-                         "[%s] with time_steps= in [net] (line %d) is darknet's recurrent layer (%s "
-                         "connected layers), which nerve does not build; nerve's [%s] is one %s cell "
-                         "(docs/cfg.md): give the sequence as an image read row by row (height=T, "
-                         "width=F, channels=1) instead of inputs= and time_steps=",
-                         s->name, ts->line, cell == NERVE_CELL_RNN ? "three" : "six", s->name,
-                         cell == NERVE_CELL_RNN ? "Elman" : "GRU");
+    /* darknet's [rnn] and [gru] are other networks than nerve's cells: three and six
+     * connected layers over the steps of [net]'s time_steps= */
+    if (cell != NERVE_CELL_LSTM && darknet_recurrent_applies(b))
+        return build_darknet_recurrent(b, cell == NERVE_CELL_GRU);
+    static const char *const darknet_only[] = {"activation", "batch_normalize", "shortcut",
+                                               "hidden", "tanh", NULL};
+    for (int i = 0; darknet_only[i]; i++)
+        if (cfg_find(s, darknet_only[i]))
+            return cfg_error(d, NERVE_ERR_FORMAT, cfg_find(s, darknet_only[i])->line,
+                             "%s= belongs to darknet's [%s], which reads one vector per sample "
+                             "(or [net]'s time_steps=); this layer reads a sequence and is "
+                             "nerve's %s cell (docs/cfg.md), which has no such key",
+                             darknet_only[i], s->name, cell == NERVE_CELL_GRU ? "GRU" : "Elman");
     GET(has_out, cfg_get_int(d, s, "output", 1, MAX_UNITS, &rc.hidden));
     if (!has_out)
         return cfg_error(d, NERVE_ERR_FORMAT, s->line,
@@ -1021,11 +1029,13 @@ static int build_recurrent(build_ctx *b, nerve_cell_type cell)
 }
 
 static const char *const rnn_keys[] = {"output", "bidirectional", "return_sequences", "carry",
+                                       "activation", "batch_normalize", "shortcut", "hidden",
                                        "name", NULL};
 static const char *const lstm_keys[] = {"output", "bidirectional", "return_sequences",
                                         "peephole", "coupled", "carry", "name", NULL};
 static const char *const gru_keys[] = {"output", "bidirectional", "return_sequences",
-                                       "gru_form", "carry", "name", NULL};
+                                       "gru_form", "carry", "batch_normalize", "tanh", "name",
+                                       NULL};
 
 static int build_rnn(build_ctx *b) { return build_recurrent(b, NERVE_CELL_RNN); }
 static int build_lstm(build_ctx *b) { return build_recurrent(b, NERVE_CELL_LSTM); }
@@ -1331,10 +1341,14 @@ static int build_softmax(build_ctx *b)
     const cfg_doc *d = b->d;
     const cfg_section *s = b->s;
     nerve_target_kind target;
-    TRY(head_target(b, (const char *const[]){"class", "mask", "tokens", NULL}, NERVE_TARGET_CLASS, &target));
-    TRY(softmax_darknet_keys(b, target));
     int nd, dims[NERVE_MAX_DIMS];
     nerve_node_shape(b->g, b->x, &nd, dims);
+    /* a sequence network of darknet's (time_steps= in [net]) classifies every step */
+    int steps = darknet_time_steps(b);
+    nerve_target_kind dflt = steps > 1 && nd == 3 && dims[1] == steps ? NERVE_TARGET_TOKENS
+                                                                      : NERVE_TARGET_CLASS;
+    TRY(head_target(b, (const char *const[]){"class", "mask", "tokens", NULL}, dflt, &target));
+    TRY(softmax_darknet_keys(b, target));
     if (target == NERVE_TARGET_MASK)
         return build_pixel_softmax(b, nd, dims);
     if (target == NERVE_TARGET_CLASS && nd == 4 && dims[2] == 1 && dims[3] == 1) {

@@ -118,6 +118,17 @@ int build_region(build_ctx *b);
 /* the loss and head of a model with [yolo] / [region] layers, after its last layer */
 int finish_yolo(build_ctx *b);
 
+/* ---- darknet's [rnn] and [gru] (src/model/model_rnn_darknet.c) ------------------------ */
+
+/* time_steps= of [net] (1 when absent or below 2) */
+int darknet_time_steps(const build_ctx *b);
+/* darknet's layer rather than nerve's cell: [net] gives time_steps=, or the input is one
+ * vector per sample */
+int darknet_recurrent_applies(const build_ctx *b);
+int build_darknet_recurrent(build_ctx *b, int gru);
+/* the connected sub-layers' names in darknet's .weights order */
+extern const char *const darknet_rnn_roles[], *const darknet_gru_roles[];
+
 /* ---- convolutional layers (src/model/model_conv.c; see docs/cfg.md) -------------------- */
 
 extern const char *const convolutional_keys[], *const deconvolutional_keys[],

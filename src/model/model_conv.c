@@ -768,7 +768,14 @@ static int reorg_extra(build_ctx *b, int extra)
     return NERVE_OK;
 }
 
-/* Space-to-depth by stride (reverse=1: depth-to-space), in nerve's (ONNX DCR) order. */
+/* darknet's reorg by stride (its reorg_cpu as its forward_reorg_layer calls it on the CPU):
+ * the output element (k, j, i) of an input C x H x W read as C x H x W is the input element
+ * (k % (C/s^2), j*s + (k / (C/s^2)) / s, i*s + (k / (C/s^2)) % s) of the same numbers read
+ * as C/s^2 x H*s x W*s, and the output is C*s^2 x H/s x W/s. That is a reshape to
+ * [N, C/s^2, H, s, W, s], a transpose to [N, s, s, C/s^2, H, W] and a reshape; reverse=1 is
+ * its inverse (a depth-to-space whose channel order is darknet's). Both are permutations,
+ * so the backward pass is darknet's too. ONNX's SpaceToDepth/DepthToSpace order is another
+ * (nerve_space_to_depth, used by the ONNX importer). */
 int build_reorg(build_ctx *b)
 {
     int dims[NERVE_MAX_DIMS], stride = 1, reverse = 0, extra = 0;
@@ -778,10 +785,31 @@ int build_reorg(build_ctx *b)
         return reorg_extra(b, extra);
     TRY(image_input(b, dims));
     TRY(cfg_get_bool(b->d, b->s, "reverse", &reverse));
-    int y = by_name_block(b->g, reverse ? "depth_to_space" : "space_to_depth", b->x, stride);
+    b->flops = 0;
+    if (stride == 1)
+        return NERVE_OK; /* the identity */
+    int c = dims[1], h = dims[2], w = dims[3], s2 = stride * stride;
+    if (c % s2 || (!reverse && (h % stride || w % stride)))
+        return cfg_error(b->d, NERVE_ERR_SHAPE, b->s->line,
+                         "[reorg] stride=%d%s of %d x %d x %d: darknet's reorg needs the channels "
+                         "divisible by %d%s", stride, reverse ? " reverse=1" : "", c, h, w, s2,
+                         reverse ? "" : " and the height and width by the stride");
+    int y;
+    if (!reverse) {
+        y = by_name_reshape(b->g, b->x, 6, (const int[]){-1, c / s2, h, stride, w, stride});
+        if (y >= 0)
+            y = by_name_transpose(b->g, y, 6, (const int[]){0, 3, 5, 1, 2, 4});
+        if (y >= 0)
+            y = by_name_reshape(b->g, y, 4, (const int[]){-1, c * s2, h / stride, w / stride});
+    } else {
+        y = by_name_reshape(b->g, b->x, 6, (const int[]){-1, stride, stride, c / s2, h, w});
+        if (y >= 0)
+            y = by_name_transpose(b->g, y, 6, (const int[]){0, 3, 4, 1, 5, 2});
+        if (y >= 0)
+            y = by_name_reshape(b->g, y, 4, (const int[]){-1, c / s2, h * stride, w * stride});
+    }
     if (y < 0)
         return graph_fail(b, y);
-    b->flops = 0;
     b->x = y;
     return NERVE_OK;
 }

@@ -1,13 +1,18 @@
 /* nerve's side of the darknet checks (tests/darknet_check.sh):
  *
- *   nerve_shapes CFG     the layers of a cfg as nerve builds them, in the format of
- *                        `dn_ref shapes` (index type outputs c h w params). An output of one
- *                        axis [n] is n x 1 x 1, as darknet stores a vector; other ranks print
- *                        their element count and zeros.
+ *   nerve_shapes CFG     the layers of a cfg as nerve builds them (weights left at zero:
+ *                        only shapes are read), in the format of `dn_ref shapes` (index type
+ *                        outputs c h w params). An output of one axis [n] is n x 1 x 1, as
+ *                        darknet stores a vector, and so is a sequence [T, n] of [net]'s
+ *                        time_steps=T (darknet's layers give one step's size); other ranks
+ *                        print their element count and zeros.
  *   nerve_shapes write CFG OUT.weights IN.bin OUT.bin
  *                        the model with nerve's initial weights (batch-norm statistics set to
  *                        varied values) written as darknet .weights, an input of U(0, 1)
  *                        values and nerve's output for it (softmax of a [softmax] head)
+ *   nerve_shapes forward CFG WEIGHTS IN.bin OUT.bin LAYER
+ *                        the cfg's model with darknet's .weights, evaluated on IN (raw
+ *                        float32, one sample); writes layer LAYER's output
  *   nerve_shapes compare A.bin B.bin TOL
  *                        the largest difference of two float files; exit 1 above TOL
  *   nerve_shapes detect CFG WEIGHTS IN.bin THRESH NMS
@@ -23,6 +28,37 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* the library's builder without weight initialisation (src/model/model.h) */
+nerve_model *model_from_cfg_ex(const char *text, const char *filename, const char *base_dir,
+                               int init_weights);
+
+static char *read_text(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 1 << 16, n = 0;
+    char *t = malloc(cap + 1);
+    size_t got;
+    while (t && (got = fread(t + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n == cap) {
+            char *u = realloc(t, 2 * cap + 1);
+            if (!u) {
+                free(t);
+                t = NULL;
+                break;
+            }
+            t = u;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (t)
+        t[n] = 0;
+    return t;
+}
 
 static int write_floats(const char *path, const float *x, size_t n)
 {
@@ -134,6 +170,35 @@ static int detect(const char *cfg, const char *weights, const char *in, float th
     return k < 0;
 }
 
+static int forward_layer(const char *cfg, const char *weights, const char *in, const char *out,
+                         int layer)
+{
+    nerve_model *m = nerve_model_load_cfg(cfg);
+    nerve_layer_info li;
+    if (!m || nerve_model_load_darknet(m, weights) < 0 || nerve_model_compile(m, 1) < 0 ||
+        nerve_model_layer_info(m, layer, &li) < 0) {
+        fprintf(stderr, "%s\n", nerve_last_error());
+        return 1;
+    }
+    nerve_graph *g = nerve_model_graph(m);
+    nerve_graph_set_training(g, 0);
+    nerve_tensor x = nerve_value(g, nerve_model_input(m));
+    size_t n = nerve_tensor_numel(&x);
+    FILE *f = fopen(in, "rb");
+    int ok = f && fread(x.data, sizeof *x.data, n, f) == n;
+    if (f)
+        fclose(f);
+    int node = nerve_node_find(g, li.name);
+    if (!ok || node < 0 || nerve_forward(g, node) < 0) {
+        fprintf(stderr, "%s\n", ok ? nerve_last_error() : "cannot read the input");
+        return 1;
+    }
+    nerve_tensor y = nerve_value(g, node);
+    int st = write_floats(out, y.data, nerve_tensor_numel(&y));
+    nerve_model_free(m);
+    return st;
+}
+
 typedef struct {
     int cls, used;
     double v[5];
@@ -193,6 +258,8 @@ int main(int argc, char **argv)
         return match(argv[2], argv[3], atof(argv[4]), atof(argv[5]));
     if (argc == 6 && !strcmp(argv[1], "write"))
         return write_model(argv[2], argv[3], argv[4], argv[5]);
+    if (argc == 7 && !strcmp(argv[1], "forward"))
+        return forward_layer(argv[2], argv[3], argv[4], argv[5], atoi(argv[6]));
     if (argc == 5 && !strcmp(argv[1], "compare"))
         return compare(argv[2], argv[3], atof(argv[4]));
     if (argc != 2) {
@@ -200,11 +267,16 @@ int main(int argc, char **argv)
                         "compare A.bin B.bin TOL\n");
         return 2;
     }
-    nerve_model *m = nerve_model_load_cfg(argv[1]);
+    char *text = read_text(argv[1]);
+    int read = text != NULL;
+    nerve_model *m = read ? model_from_cfg_ex(text, argv[1], NULL, 0) : NULL;
+    free(text);
     if (!m) {
-        printf("error %s\n", nerve_last_error());
+        printf("error %s\n", read ? nerve_last_error() : "cannot read the cfg");
         return 1;
     }
+    const nerve_net_config *nc = nerve_model_config(m);
+    int steps = nc->ndim == 2 ? nc->dims[0] : 1; /* time_steps= */
     int n = nerve_model_layer_count(m);
     long total = 0;
     printf("layers %d\n", n);
@@ -216,7 +288,9 @@ int main(int argc, char **argv)
         for (int k = 0; k < li.ndim; k++)
             numel *= li.dims[k];
         int c = 0, h = 0, w = 0;
-        if (li.ndim == 3)
+        if (steps > 1 && li.ndim == 2 && li.dims[0] == steps)
+            c = li.dims[1], h = 1, w = 1, numel = c;
+        else if (li.ndim == 3)
             c = li.dims[0], h = li.dims[1], w = li.dims[2];
         else if (li.ndim == 1)
             c = li.dims[0], h = 1, w = 1;
