@@ -5,6 +5,8 @@
  * and leave the model unchanged. */
 #include "test.h"
 
+#include "../src/model/model.h"
+
 #include "data/darknet_reference.h"
 
 #include <math.h>
@@ -105,6 +107,90 @@ TEST(darknet_gru_weights_written_by_darknet_give_darknets_output)
 {
     /* two [gru] (batch norm; tanh=1), 2 sequences of 3 steps */
     check_against_darknet("gru", 2, 3, darknet_gru_input, 36, darknet_gru_output, 18, 3);
+}
+
+TEST(darknet_tree_softmax_weights_written_by_darknet_give_darknets_output)
+{
+    /* [softmax] tree=small.tree (read beside the cfg): a softmax per group of 3, 2, 3 and 2 */
+    nerve_model *m = nerve_model_load_cfg("tests/data/darknet/tree.cfg");
+    CHECK_MSG(m != NULL, "%s", nerve_last_error());
+    if (!m)
+        return;
+    CHECK_OK(nerve_model_load_darknet(m, "tests/data/darknet/tree.weights"));
+    CHECK_OK(nerve_model_compile(m, 1));
+    nerve_graph *g = nerve_model_graph(m);
+    nerve_graph_set_training(g, 0);
+    memcpy(nerve_value(g, nerve_model_input(m)).data, darknet_tree_input,
+           sizeof darknet_tree_input);
+    CHECK_OK(nerve_forward(g, nerve_model_output(m)));
+    const float *p = nerve_value(g, nerve_model_output(m)).data; /* probabilities */
+    CHECK_ARRAY_NEAR(p, darknet_tree_output, 10, 1e-4);
+    CHECK_NEAR(p[3] + p[4], 1.0, 1e-5);
+    /* training with a tree is refused, naming the line */
+    float x[6] = {0}, y[1] = {0};
+    nerve_dataset ds;
+    memset(&ds, 0, sizeof ds);
+    ds.n = 1;
+    ds.ndim = 1;
+    ds.dims[0] = 6;
+    ds.sample_numel = 6;
+    ds.x = x;
+    ds.y = y;
+    ds.n_classes = 10;
+    CHECK(nerve_fit(m, &ds, NULL, NULL, NULL) == NERVE_ERR_STATE);
+    CHECK(strstr(nerve_last_error(), "tree.cfg:13: [softmax] tree="));
+    nerve_model_free(m);
+    /* a missing tree file names the cfg line and where it looked */
+    CHECK(!nerve_model_from_cfg("[net]\ninputs=4\n[connected]\noutput=3\n[softmax]\n"
+                                "tree=no-such.tree\n", "t.cfg"));
+    CHECK(strstr(nerve_last_error(), "t.cfg:6: tree = no-such.tree: no such file"));
+    /* a tree of another size */
+    CHECK(!nerve_model_from_cfg("[net]\ninputs=4\n[connected]\noutput=3\n[softmax]\n"
+                                "tree=small.tree\n", "tests/data/darknet/t.cfg"));
+    CHECK(strstr(nerve_last_error(), "has 10 classes but the layer has 3 scores"));
+}
+
+TEST(darknet_region_tree_and_map_build_and_refuse_detection_naming_the_line)
+{
+    const char *cfg = "[net]\nwidth=8\nheight=8\nchannels=3\n"
+                      "[convolutional]\nfilters=15\nsize=1\n"
+                      "[region]\nanchors=1,1\nclasses=10\nnum=1\nsoftmax=1\n"
+                      "tree=small.tree\nmap=small.map\n";
+    nerve_model *m = nerve_model_from_cfg(cfg, "tests/data/darknet/r.cfg");
+    CHECK_MSG(m != NULL, "%s", nerve_last_error());
+    if (!m)
+        return;
+    float x[3 * 8 * 8] = {0};
+    nerve_detection d[4];
+    CHECK(nerve_yolo_detect(m, x, 8, 8, 0.5f, 0.45f, d, 4) == NERVE_ERR_STATE);
+    CHECK(strstr(nerve_last_error(), "r.cfg:13: [region] tree="));
+    nerve_model_free(m);
+    /* a map entry outside the tree */
+    char bad[512];
+    snprintf(bad, sizeof bad, "%s", cfg);
+    *strstr(bad, "classes=10") = 0;
+    strcat(bad, "classes=10\nnum=1\ntree=small.tree\nmap=small.tree\n");
+    CHECK(!nerve_model_from_cfg(bad, "tests/data/darknet/r.cfg"));
+    CHECK(strstr(nerve_last_error(), "r.cfg:13: map = small.tree, line 1: expected one class number"));
+}
+
+TEST(darknet_tree_parser_takes_darknets_groups_and_refuses_the_rest)
+{
+    darknet_tree t;
+    const char *ok = "a -1\nb -1\na1 0\na2 0\nb1 1\na11 2\r\n";
+    CHECK_OK(darknet_tree_parse(ok, strlen(ok), "ok.tree", &t));
+    CHECK(t.n == 6 && t.groups == 4);
+    CHECK(t.group_offset[0] == 0 && t.group_size[0] == 2 && t.group_offset[1] == 2 &&
+          t.group_size[1] == 2 && t.group_size[2] == 1 && t.group_offset[3] == 5);
+    darknet_tree_free(&t);
+    static const char *const bad[] = {"a 0\n", "a -1\nb 2\n", "a\n", "a -1 x\n", " -1\n",
+                                      "a -1\n\n", "a 99999999999999999999\n", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        CHECK_MSG(darknet_tree_parse(bad[i], strlen(bad[i]), "bad.tree", &t) == NERVE_ERR_FORMAT,
+                  "case %zu", i);
+        CHECK(strstr(nerve_last_error(), "bad.tree"));
+        CHECK(t.n == 0 && !t.parent);
+    }
 }
 
 TEST(darknet_rnn_gru_reorg_weights_round_trip_byte_for_byte)

@@ -467,6 +467,6 @@ TEST(cfg_darknet_crop_reorg_extra_avgpool_and_temperature)
                  "set its filters= to 7");
     expect_error(NET "[convolutional]\nfilters=4\n[yolo]\nclasses=2\n", "e.cfg:7:",
                  "set its filters= to 7");
-    expect_error(NET "[avgpool]\n[softmax]\ntree=x.tree\n", "e.cfg:7:", "not supported yet");
+    expect_error(NET "[avgpool]\n[softmax]\ntree=x.tree\n", "e.cfg:7:", "tree = x.tree: no such file");
     expect_error(NET "[avgpool]\n[softmax]\ngroups=2\n", "e.cfg:7:", "groups=2");
 }

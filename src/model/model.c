@@ -1222,10 +1222,9 @@ static const char *const softmax_keys[] = {"label_smoothing", "class_weights", "
 static int softmax_darknet_keys(build_ctx *b, nerve_target_kind target)
 {
     const cfg_entry *e = cfg_find(b->s, "tree");
-    if (e)
+    if (e && target != NERVE_TARGET_CLASS)
         return cfg_error(b->d, NERVE_ERR_FORMAT, e->line,
-                         "tree= (darknet's hierarchical softmax over a word tree) is not "
-                         "supported yet");
+                         "tree= (darknet's hierarchical softmax) applies to target=class");
     int groups = 1;
     TRY(cfg_get_int(b->d, b->s, "groups", 1, MAX_UNITS, &groups));
     if (groups != 1)
@@ -1333,6 +1332,37 @@ static int build_softmax_tokens(build_ctx *b, float smoothing)
                        "softmax_ce", 1);
 }
 
+/* darknet's [softmax] tree=: a softmax over each group of the tree's classes (darknet's
+ * forward_softmax_layer with a tree); the model outputs those probabilities. Training
+ * with a tree (darknet's hierarchical labels and masked cost) is refused. */
+static int build_softmax_tree(build_ctx *b, const cfg_entry *e, int classes)
+{
+    darknet_tree t;
+    TRY(darknet_tree_of(b, e, classes, &t));
+    int y = -1, st = darknet_tree_softmax(b, b->x, &t, &y);
+    int groups = t.groups;
+    darknet_tree_free(&t);
+    TRY(st);
+    nerve_net_config *c = &b->m->cfg;
+    if (c->n_classes && c->n_classes != classes)
+        return cfg_error(b->d, NERVE_ERR_SHAPE, b->s->line,
+                         "[softmax] receives %d class scores but [net] says classes=%d", classes,
+                         c->n_classes);
+    c->n_classes = classes;
+    /* a loss node keeps the model's form (labels, loss); nerve_fit refuses it */
+    int labels = nerve_input(b->g, "labels", 1, (int[]){1});
+    int loss = labels < 0 ? labels : nerve_softmax_ce_loss(b->g, b->x, labels, -1, 0.0f);
+    if (loss < 0)
+        return graph_fail(b, loss);
+    snprintf(b->m->refuse_train, sizeof b->m->refuse_train,
+             "%s:%d: [softmax] tree= (darknet's hierarchical softmax over %d groups) runs "
+             "forward only; training with a tree (darknet's hierarchical labels) is not "
+             "supported", b->d->file ? b->d->file : "<cfg>", e->line, groups);
+    b->flops = 3.0 * classes;
+    return finish_head(b, y, labels, loss, NERVE_TASK_CLASSIFY, NERVE_TARGET_CLASS,
+                       "softmax_ce", 0);
+}
+
 /* The classification head: softmax cross-entropy on the previous layer's output (the
  * logits, which are also the model's output) against integer labels [N]; with
  * target=mask, per pixel (build_pixel_softmax). */
@@ -1376,6 +1406,9 @@ static int build_softmax(build_ctx *b)
                          nerve_shape_str(nd - 1, dims + 1, shape, sizeof shape));
     }
     int classes = dims[1];
+    const cfg_entry *tree = cfg_find(s, "tree");
+    if (tree)
+        return build_softmax_tree(b, tree, classes);
     nerve_net_config *c = &b->m->cfg;
     if (c->n_classes && c->n_classes != classes)
         return cfg_error(d, NERVE_ERR_SHAPE, s->line,
@@ -1664,9 +1697,13 @@ static int build_cost_after_softmax(build_ctx *b, const cfg_section *s, int inde
     b->flops = 0;
     TRY(cfg_check_keys(b->d, s, keys));
     const cfg_entry *t = cfg_find(s, "type");
-    if (t && strcmp(t->value, "sse") && strcmp(t->value, "mse"))
+    /* masked (darknet9000.cfg): darknet's sse that skips the labels its hierarchical data
+     * marks as unknown; only after a tree= softmax, whose training is refused anyway */
+    int masked = t && !strcmp(t->value, "masked") && m->refuse_train[0];
+    if (t && strcmp(t->value, "sse") && strcmp(t->value, "mse") && !masked)
         return cfg_error(b->d, NERVE_ERR_FORMAT, t->line, "[cost] type=%s after a [softmax]: "
-                         "only sse (darknet's default) is supported there", t->value);
+                         "only sse (darknet's default) is supported there%s", t->value,
+                         strcmp(t->value, "masked") ? "" : " (masked: after a tree= softmax)");
     if (m->loss != m->head_loss || b->cost_after_head)
         return cfg_error(b->d, NERVE_ERR_FORMAT, s->line, "[cost] after a [softmax] with l1= "
                          "or l2= penalties, or after another [cost], is not supported");

@@ -49,6 +49,8 @@ struct nerve_model {
     int yolo_in[8], yolo_out[8], yolo_anchors[8]; /* their input, output and anchors nodes */
     int n_yolo, yolo_line;
     int head_loss; /* the head's loss node when it has no penalties added, else -1 */
+    char refuse_train[320];  /* non-empty: why nerve_fit refuses this model (file:line: ...) */
+    char refuse_detect[320]; /* non-empty: why the YOLO decoder refuses it */
 };
 
 /* How a cfg is built, beyond its text (model_from_cfg_opts). */
@@ -128,6 +130,30 @@ int darknet_recurrent_applies(const build_ctx *b);
 int build_darknet_recurrent(build_ctx *b, int gru);
 /* the connected sub-layers' names in darknet's .weights order */
 extern const char *const darknet_rnn_roles[], *const darknet_gru_roles[];
+
+/* ---- darknet's class trees (src/model/darknet_tree.c) ----------------------------------- */
+
+#define DARKNET_TREE_MAX (1 << 20) /* classes of one tree */
+typedef struct darknet_tree {
+    int n;          /* classes (lines) */
+    int *parent;    /* [n]: an earlier line, or -1 */
+    int groups;     /* runs of consecutive lines with one parent: the softmax groups */
+    int *group_offset, *group_size;
+} darknet_tree;
+/* Parses darknet's tree text (path names it in errors); t is empty on error. */
+int darknet_tree_parse(const char *text, size_t len, const char *path, darknet_tree *t);
+int darknet_tree_load(const char *path, darknet_tree *t);
+void darknet_tree_free(darknet_tree *t);
+/* A data file named by a cfg key (tree=, map=): absolute, else relative to the cfg's folder,
+ * else to darknet's installed folder (/usr/share/darknet, where darknet's cfgs say
+ * data/...). out gets the path that exists, or an error names the cfg line. */
+int darknet_data_path(build_ctx *b, const cfg_entry *e, char *out, size_t cap);
+/* tree= read through darknet_data_path; its classes must be `classes` */
+int darknet_tree_of(build_ctx *b, const cfg_entry *e, int classes, darknet_tree *t);
+/* map= (one tree class number a line) read and checked */
+int darknet_map_check(build_ctx *b, const cfg_entry *e, int classes);
+/* a softmax over each group of x [N, classes] */
+int darknet_tree_softmax(build_ctx *b, int x, const darknet_tree *t, int *y);
 
 /* ---- convolutional layers (src/model/model_conv.c; see docs/cfg.md) -------------------- */
 

@@ -139,6 +139,37 @@ static int refuse_nonzero(build_ctx *b, const char *key, const char *why)
                      why);
 }
 
+/* [region] tree= and map= (yolo9000.cfg): both files are read and checked (the tree's
+ * classes are classes=, the map's entries its classes), and the layer builds and runs
+ * forward (its input, the last convolution, is the model's output as for every [region]).
+ * darknet's class scores are then a softmax per tree group and its detections walk the
+ * tree; nerve's decoder and loss do not, so detection and training are refused naming the
+ * line. */
+static int region_tree(build_ctx *b, int classes)
+{
+    const cfg_entry *tree = cfg_find(b->s, "tree"), *map = cfg_find(b->s, "map");
+    if (map && !tree)
+        return cfg_error(b->d, NERVE_ERR_FORMAT, map->line,
+                         "[region] map= without tree= (darknet reads it only for a tree's "
+                         "detections) is not supported");
+    if (!tree)
+        return NERVE_OK;
+    darknet_tree t;
+    TRY(darknet_tree_of(b, tree, classes, &t));
+    int groups = t.groups;
+    darknet_tree_free(&t);
+    if (map)
+        TRY(darknet_map_check(b, map, classes));
+    const char *file = b->d->file ? b->d->file : "<cfg>";
+    snprintf(b->m->refuse_train, sizeof b->m->refuse_train,
+             "%s:%d: [region] tree= (darknet's softmax over %d groups of a word tree) runs "
+             "forward only; its loss is not supported", file, tree->line, groups);
+    snprintf(b->m->refuse_detect, sizeof b->m->refuse_detect,
+             "%s:%d: [region] tree= (darknet's word-tree detections%s) is not decoded",
+             file, tree->line, map ? " through map=" : "");
+    return NERVE_OK;
+}
+
 static int build_yolo_head(build_ctx *b, int region)
 {
     const cfg_doc *d = b->d;
@@ -161,7 +192,7 @@ static int build_yolo_head(build_ctx *b, int region)
     TRY(cfg_get_int(d, s, "max", 1, 10000, &c.max_boxes));
     TRY(cfg_get_float(d, s, "jitter", nonneg, &jitter));
     TRY(cfg_get_bool(d, s, "random", &random));
-    if (cfg_find(s, "map"))
+    if (cfg_find(s, "map") && !region)
         return cfg_error(d, NERVE_ERR_FORMAT, cfg_find(s, "map")->line, "[%s] map= (darknet's "
                          "class map file of a combined data set) is not supported yet", s->name);
     if (region) {
@@ -183,10 +214,7 @@ static int build_yolo_head(build_ctx *b, int region)
         TRY(refuse_nonzero(b, "sqrt", "not supported (darknet's region layer has no square-root "
                            "boxes)"));
         TRY(refuse_nonzero(b, "classfix", "not supported"));
-        if (cfg_find(s, "tree"))
-            return cfg_error(d, NERVE_ERR_FORMAT, cfg_find(s, "tree")->line, "[region] tree= "
-                             "(darknet's hierarchical softmax over a word tree) is not supported "
-                             "yet");
+        TRY(region_tree(b, c.classes));
         c.n = c.total;
     } else {
         int n = 0;

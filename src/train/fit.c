@@ -1030,6 +1030,8 @@ int nerve_fit(nerve_model *m, const nerve_dataset *train, const nerve_dataset *v
     if (nerve_model_quantized(m))
         return nerve_set_error(NERVE_ERR_STATE, "fit: the model is int8 (nerve quantize): it "
                                "runs inference only; train the float model it came from");
+    if (m->refuse_train[0])
+        return nerve_set_error(NERVE_ERR_STATE, "fit: %s", m->refuse_train);
     nerve_head_info head = nerve_model_head(m);
     if (head.target == NERVE_TARGET_CLASS && (!train->y || train->n_classes < 1))
         return nerve_set_error(NERVE_ERR_ARG, "fit: the training set has no labels");

@@ -1,6 +1,7 @@
 /* Detections from darknet's [yolo] and [region] heads (docs/detection.md): darknet's
  * get_yolo_detections / get_region_detections and its per-class non-maximum suppression. */
 #include "../core/core.h"
+#include "../model/model.h"
 
 #include <math.h>
 #include <string.h>
@@ -79,6 +80,8 @@ int nerve_yolo_decode(nerve_model *m, int sample, float width, float height, flo
     if (nh < 1)
         return nerve_set_error(NERVE_ERR_ARG, "YOLO decode: the model has no [yolo] or [region] "
                                "layer");
+    if (m->refuse_detect[0])
+        return nerve_set_error(NERVE_ERR_STATE, "YOLO decode: %s", m->refuse_detect);
     if (max_out < 0 || (max_out > 0 && !out) || !(width > 0) || !(height > 0) || sample < 0 ||
         !(thresh >= 0) || !(nms_iou >= 0))
         return nerve_set_error(NERVE_ERR_ARG, "YOLO decode: bad arguments");
