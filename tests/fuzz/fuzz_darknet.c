@@ -1,6 +1,7 @@
 /* libFuzzer target: darknet .weights files. Reads the input into a fixed small model of
  * every layer kind that carries darknet weights (convolutional with and without batch
- * norm, grouped, local, connected with and without batch norm). An accepted file is written
+ * norm, grouped, local, connected with and without batch norm, darknet's rnn with batch norm
+ * and gru: their three and six connected layers). An accepted file is written
  * back with the writer and read into a second model: every parameter and running
  * statistic must come back bit for bit. A refused file must leave the model unchanged. */
 #include "fuzz_common.h"
@@ -19,7 +20,9 @@ static const char *const cfg =
     "[maxpool]\nsize=2\nstride=2\n"
     "[local]\nfilters=2\nsize=3\npad=1\n"
     "[connected]\noutput=3\nbatch_normalize=1\n"
-    "[connected]\noutput=2\n";
+    "[connected]\noutput=2\n"
+    "[rnn]\noutput=2\nbatch_normalize=1\n"
+    "[gru]\noutput=2\n";
 
 /* Every parameter and state of the graph, in node order, into out (or counts them). */
 static size_t snapshot(nerve_model *mm, float *out)
