@@ -190,6 +190,7 @@ TEST(export_c_mlp_matches_nerve)
                 "[prelu]\nper_channel=1\n"
                 "[connected]\noutput=5\nactivation=softplus\n"
                 "[activation]\nactivation=selu\n"
+                "[activation]\nactivation=ramp\n"
                 "[connected]\noutput=4\n[softmax]\n",
                 "mlp", 6);
 }

@@ -359,6 +359,7 @@ TEST(onnx_export_dense_layers_and_activations)
                    "[connected]\noutput=6\nactivation=softsign\n"
                    "[connected]\noutput=6\nactivation=hardsigmoid\n"
                    "[connected]\noutput=6\nactivation=relu6\n"
+                   "[activation]\nactivation=ramp\n"
                    "[prelu]\n"
                    "[connected]\noutput=4\n[softmax]\n",
                    "dense");

@@ -806,6 +806,7 @@ static int emit_activation_expr(exporter *e, const node *n, char *out, size_t si
         break;
     case NERVE_ACT_SOFTSIGN: snprintf(out, size, "u / (1.0f + (u < 0.0f ? -u : u))"); break;
     case NERVE_ACT_RELU6: snprintf(out, size, "u < 0.0f ? 0.0f : u > %s ? %s : u", a, a); break;
+    case NERVE_ACT_RAMP: snprintf(out, size, "(u > 0.0f ? u : 0.0f) + %s * u", a); break;
     default: return unsupported(e, n, "has an unknown activation type");
     }
     return NERVE_OK;

@@ -631,6 +631,13 @@ static void ex_activation(xp *e, int id, node *n)
                  (const char *[]){x, scalar_f(e, id, "min", 0.0f), scalar_f(e, id, "max", a)}, 1,
                  (const char *[]){out_name(e, id)});
         return;
+    case NERVE_ACT_RAMP: { /* darknet's ramp: Relu(x) + alpha x */
+        const char *r = tmp_name(e, id, "relu"), *sx = tmp_name(e, id, "sloped");
+        op1(e, "Relu", id, x, r);
+        add_node(e, "Mul", id, 2, (const char *[]){x, scalar_f(e, id, "alpha", a)}, 1, &sx);
+        add_node(e, "Add", id, 2, (const char *[]){r, sx}, 1, (const char *[]){out_name(e, id)});
+        return;
+    }
     default: refuse(e, id, "activation type %d", (int)n->attr.activation.type);
     }
 }
