@@ -99,4 +99,23 @@ for net in yolov2 yolov2-tiny; do
         forward_ok=0
     fi
 done
+# darknet's [rnn] and [gru] (rnn.cfg, gru.cfg: one step of 256 inputs, three layers of 1024
+# and 256) with darknet-written random weights on the picture's first 256 values: the
+# [connected] layer's output after them
+for net in rnn gru; do
+    cmp=
+    cfg=$dir/$net.cfg
+    head -c 1024 "$tmp/in_yolov2.bin" >"$tmp/in_$net.bin"
+    if "$build/dn_ref" random "$cfg" "$tmp/$net.weights" 7 fan 2>/dev/null &&
+        "$build/dn_ref" forward "$cfg" "$tmp/$net.weights" "$tmp/in_$net.bin" "$tmp/dn_$net.bin" 3 \
+            2>/dev/null &&
+        "$build/nerve_shapes" forward "$cfg" "$tmp/$net.weights" "$tmp/in_$net.bin" \
+            "$tmp/nv_$net.bin" 3 &&
+        cmp=$("$build/nerve_shapes" compare "$tmp/nv_$net.bin" "$tmp/dn_$net.bin" 1e-4); then
+        echo "darknet-check: $net with darknet's .weights, layer 3 in nerve and darknet: $cmp"
+    else
+        echo "darknet-check: $net with darknet's .weights, layer 3 in nerve and darknet: FAIL ${cmp:-}"
+        forward_ok=0
+    fi
+done
 [ "$ok" -eq "$n" ] && [ "$weights_ok" -eq 1 ] && [ "$detect_ok" -eq 1 ] && [ "$forward_ok" -eq 1 ]
