@@ -71,14 +71,17 @@ const cli_command cli_commands[] = {
     {
         .name = "convert",
         .run = cmd_convert,
-        .usage = "convert IN OUT",
-        .summary = "convert a model between a safetensors checkpoint and ONNX",
+        .usage = "convert IN OUT [--cfg CFG]",
+        .summary = "convert a model between a safetensors checkpoint, ONNX and darknet .weights",
         .details = "Formats are told by the extensions: IN.safetensors (or IN.cfg, fresh weights) to "
                    "OUT.onnx exports as export-onnx does; IN.onnx to OUT.safetensors reads an ONNX file "
                    "that nerve exported (it keeps the cfg as metadata) back into a checkpoint of the "
                    "weights, without training state. Other ONNX files have no cfg: run them with nerve "
-                   "run. darknet .weights files are not supported yet. See docs/onnx.md.",
+                   "run. IN.weights (darknet's, read with the network of --cfg CFG) goes to a checkpoint "
+                   "or ONNX, and any model to OUT.weights in darknet's layout (version 0.2.0; a layer "
+                   "darknet has no place for is refused, naming it). See docs/onnx.md and docs/darknet.md.",
         .options = (const cli_option[]){
+            {"--cfg", "CFG", NULL, "the network a darknet .weights input belongs to"},
             END_OPTIONS,
         },
         .example = "nerve convert runs/mlp/model.safetensors mlp.onnx",

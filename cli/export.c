@@ -119,26 +119,56 @@ static int format_of(const char *path)
 
 int cmd_convert(int argc, char **argv)
 {
-    const char *in = NULL, *out = NULL;
-    int rc = two_paths("convert", argc, argv, &in, &out);
-    if (rc)
-        return rc;
+    const char *in = NULL, *out = NULL, *cfg = NULL, *v;
+    for (int i = 0; i < argc; i++) {
+        if ((v = cli_option_value(argc, argv, &i, "--cfg")))
+            cfg = v;
+        else if (argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "nerve convert: unknown option '%s' (see nerve help convert)\n", argv[i]);
+            return 2;
+        } else if (!in)
+            in = argv[i];
+        else if (!out)
+            out = argv[i];
+        else {
+            fprintf(stderr, "nerve convert: unexpected argument '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!in || !out) {
+        fprintf(stderr, "nerve convert: usage: nerve convert IN OUT [--cfg CFG]\n");
+        return 2;
+    }
     int fi = format_of(in), fo = format_of(out);
-    if (fi == FMT_WEIGHTS || fo == FMT_WEIGHTS) {
-        fprintf(stderr, "nerve convert: darknet .weights files are not supported yet (safetensors "
-                        "<-> ONNX only)\n");
-        return 2;
-    }
     if (fi == FMT_UNKNOWN || fo == FMT_UNKNOWN || fo == FMT_CFG || fi == fo) {
-        fprintf(stderr, "nerve convert: convert IN.safetensors OUT.onnx, IN.cfg OUT.onnx (fresh weights) "
-                        "or IN.onnx OUT.safetensors (formats are told by the extension)\n");
+        fprintf(stderr, "nerve convert: formats are told by the extensions: IN is .safetensors, .onnx "
+                        "(one nerve exported), .cfg (fresh weights) or .weights (darknet's, with --cfg), "
+                        "OUT another of .safetensors, .onnx and .weights\n");
         return 2;
     }
-    nerve_model *m = fi == FMT_ONNX ? nerve_onnx_to_model(in) : load_model(in);
+    if (fi == FMT_WEIGHTS && !cfg) {
+        fprintf(stderr, "nerve convert: %s: a darknet .weights file holds numbers only; name the network "
+                        "they belong to with --cfg CFG\n", in);
+        return 2;
+    }
+    if (fi != FMT_WEIGHTS && cfg) {
+        fprintf(stderr, "nerve convert: --cfg is for a darknet .weights input only (%s carries its "
+                        "model)\n", in);
+        return 2;
+    }
+    nerve_model *m = fi == FMT_ONNX ? nerve_onnx_to_model(in) : load_model(fi == FMT_WEIGHTS ? cfg : in);
     if (!m)
         return cli_fail(NULL);
-    if (fo == FMT_ONNX) {
+    int rc = 0;
+    if (fi == FMT_WEIGHTS && nerve_model_load_darknet(m, in) != NERVE_OK) {
+        rc = cli_fail(in);
+    } else if (fo == FMT_ONNX) {
         rc = export_onnx_file("convert", m, out);
+    } else if (fo == FMT_WEIGHTS) {
+        if (nerve_model_save_darknet(m, out, 0) != NERVE_OK)
+            rc = cli_fail("convert");
+        else
+            printf("wrote %s (darknet weights: read them with the same cfg)\n", out);
     } else if (nerve_model_save(m, out) != NERVE_OK) {
         rc = cli_fail("convert");
     } else {

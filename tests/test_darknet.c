@@ -9,10 +9,12 @@
 
 #include "data/darknet_reference.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define SMALL_CFG "tests/data/darknet/small.cfg"
 #define SMALL_WEIGHTS "tests/data/darknet/small.weights"
@@ -376,4 +378,42 @@ TEST(darknet_reorg_orders_elements_as_darknet)
     CHECK(!nerve_model_from_cfg("[net]\nbatch=1\nchannels=3\nheight=4\nwidth=4\n"
                                 "[reorg]\nstride=2\n", "odd.cfg"));
     CHECK(strstr(nerve_last_error(), "odd.cfg:6:") && strstr(nerve_last_error(), "divisible by 4"));
+}
+
+/* nerve convert: darknet weights to a checkpoint and to ONNX with --cfg, and back to .weights
+ * byte for byte; a .weights input without --cfg, or with the cfg of another network, is
+ * refused naming the file. */
+TEST(cli_convert_darknet_weights_both_ways_byte_for_byte)
+{
+    char cwd[PATH_MAX], dir[PATH_MAX + 32], cmd[4 * PATH_MAX], text[8192], out[700];
+    CHECK(getcwd(cwd, sizeof cwd) != NULL);
+    snprintf(dir, sizeof dir, "%s/tests/data/darknet", cwd);
+    const char *t = test_tmpdir(), *nerve = test_nerve();
+    static const char *const names[] = {"small", "reorg", "rnn"};
+    static const char *const via[] = {"safetensors", "onnx", "onnx"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(cmd, sizeof cmd, "%s convert %s/%s.weights %s/%s.%s --cfg %s/%s.cfg", nerve, dir, names[i], t,
+                 names[i], via[i], dir, names[i]);
+        CHECK_MSG(test_run(cmd, text, sizeof text) == 0, "%s\n%s", cmd, text);
+        snprintf(cmd, sizeof cmd, "%s convert %s/%s.%s %s/%s.back.weights", nerve, t, names[i], via[i], t,
+                 names[i]);
+        CHECK_MSG(test_run(cmd, text, sizeof text) == 0, "%s\n%s", cmd, text);
+        char orig_path[PATH_MAX + 80];
+        snprintf(orig_path, sizeof orig_path, "%s/%s.weights", dir, names[i]);
+        snprintf(out, sizeof out, "%s/%s.back.weights", t, names[i]);
+        size_t a = 0, b = 0;
+        char *orig = test_read_file(orig_path, &a), *copy = test_read_file(out, &b);
+        CHECK_MSG(orig && copy && a == b && a > 20 && memcmp(orig, copy, a) == 0, "%s: %zu and %zu bytes",
+                  names[i], a, b);
+        free(orig);
+        free(copy);
+    }
+    snprintf(cmd, sizeof cmd, "%s convert %s/small.weights %s/x.safetensors", nerve, dir, t);
+    CHECK(test_run(cmd, text, sizeof text) == 2);
+    CHECK_MSG(strstr(text, "small.weights") && strstr(text, "--cfg"), "%s", text);
+    snprintf(cmd, sizeof cmd, "%s convert %s/small.weights %s/x.safetensors --cfg %s/rnn.cfg", nerve, dir, t, dir);
+    CHECK(test_run(cmd, text, sizeof text) == 1);
+    CHECK_MSG(strstr(text, "small.weights") && strstr(text, "another cfg"), "%s", text);
+    snprintf(cmd, sizeof cmd, "%s convert %s/small.safetensors %s/x.onnx --cfg %s/small.cfg", nerve, t, t, dir);
+    CHECK(test_run(cmd, text, sizeof text) == 2);
 }
