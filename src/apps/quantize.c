@@ -29,27 +29,11 @@ typedef struct calib {
     int relu;
 } calib;
 
-/* The node that reads node id (once, as its input 0) and nothing else does, or -1. */
-static int sole_reader(const nerve_graph *g, int id)
-{
-    int reader = -1;
-    for (int i = id + 1; i < g->n_nodes; i++) {
-        const node *n = &g->nodes[i];
-        for (int k = 0; k < n->n_in; k++)
-            if (n->in[k] == id) {
-                if (reader >= 0 || k != 0)
-                    return -1;
-                reader = i;
-            }
-    }
-    return reader;
-}
-
 /* The batch norm that alone reads node id's output, with one channel per output channel of
  * its weight, or -1: folded into the node at quantisation. */
 static int bn_to_fold(const nerve_graph *g, int id)
 {
-    int r = sole_reader(g, id);
+    int r = graph_sole_reader(g, id);
     if (r < 0)
         return -1;
     const node *b = &g->nodes[r], *n = &g->nodes[id], *w = &g->nodes[n->in[1]];

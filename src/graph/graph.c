@@ -910,6 +910,21 @@ int nerve_forward(nerve_graph *g, int target)
     return NERVE_OK;
 }
 
+int graph_sole_reader(const nerve_graph *g, int id)
+{
+    int reader = -1;
+    for (int i = id + 1; i < g->n_nodes; i++) {
+        const node *n = &g->nodes[i];
+        for (int k = 0; k < n->n_in; k++)
+            if (n->in[k] == id) {
+                if (reader >= 0 || k != 0)
+                    return -1;
+                reader = i;
+            }
+    }
+    return reader;
+}
+
 int nerve_graph_profile(nerve_graph *g, int on)
 {
     if (!g)

@@ -166,6 +166,10 @@ struct nerve_graph {
     int n_name_next;
 };
 
+/* The one node that reads node id, as its input 0 and only once, or -1 (none, several, or
+ * another input slot). */
+int graph_sole_reader(const nerve_graph *g, int id);
+
 static inline size_t node_numel(const node *n) { return nerve_shape_numel(n->ndim, n->dims); }
 static inline node *graph_node(nerve_graph *g, int id) { return &g->nodes[id]; }
 static inline node *node_input(nerve_graph *g, const node *n, int i) { return &g->nodes[n->in[i]]; }

@@ -103,22 +103,6 @@ static const op_def op_qdense, op_qconv;
 
 static int is_q(const node *n) { return n->op == &op_qdense || n->op == &op_qconv; }
 
-/* The one node that reads node id (as its input 0, once), or -1. */
-static int sole_reader(const nerve_graph *g, int id)
-{
-    int reader = -1;
-    for (int i = id + 1; i < g->n_nodes; i++) {
-        const node *n = &g->nodes[i];
-        for (int k = 0; k < n->n_in; k++)
-            if (n->in[k] == id) {
-                if (reader >= 0 || k != 0)
-                    return -1;
-                reader = i;
-            }
-    }
-    return reader;
-}
-
 float op_bn_identity_var(float eps)
 {
     float v = 1.0f - eps;
@@ -155,7 +139,7 @@ static void link_node(nerve_graph *g, int p)
     kern_q8_pool pool = {1, 1, 1, 1, 1, 1};
     int cur = p, c = -1;
     while (np_path < 16) {
-        int r = sole_reader(g, cur);
+        int r = graph_sole_reader(g, cur);
         if (r < 0)
             return;
         node *nr = &g->nodes[r];
@@ -254,7 +238,7 @@ static void link_graph(nerve_graph *g)
         if (!is_q(&g->nodes[i]))
             continue;
         qlayer *q = qof(&g->nodes[i]);
-        int r = sole_reader(g, i);
+        int r = graph_sole_reader(g, i);
         if (r < 0 || q->next >= 0 || q->n_bn >= 4)
             continue;
         node *b = &g->nodes[r];
