@@ -1,12 +1,17 @@
-/* The thread pool: kern_run gives each index exactly once, barriers order phases, nested
- * calls run serially, kern_parallel_for and kern_split cover ranges exactly once, GEMM on
- * the pool is bit-identical to the serial product, and many tiny runs (including ones that
- * let the workers fall asleep) neither deadlock nor lose a wake-up. */
+/* The thread pool: kern_run gives each index exactly once, kern_run_phases orders phases,
+ * nested calls run serially, kern_parallel_for and kern_split cover ranges exactly once,
+ * GEMM on the pool is bit-identical to the serial product, many tiny runs (including ones
+ * that let the workers fall asleep) neither deadlock nor lose a wake-up, and the pool never
+ * wakes more threads than the process has cores. Most tests turn the load adaptation off
+ * (kern_set_pool_adapt) so that every part of a run has a thread of its own, whatever the
+ * machine is doing. */
+#define _GNU_SOURCE /* sched_setaffinity */
 #include "../src/kernels/kernels.h"
 #include "test.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,9 +55,11 @@ static int run_census(int threads, int T, int want)
     memset(&c, 0, sizeof c);
     c.want_T = want;
     c.caller = pthread_self();
+    kern_set_pool_adapt(0);
     kern_set_threads(threads);
     kern_run(T, count_task, &c);
     kern_set_threads(0);
+    kern_set_pool_adapt(-1);
     if (atomic_load(&c.bad_T) || atomic_load(&c.caller_not_zero))
         return 0;
     for (int t = 0; t < MAX_T; t++)
@@ -72,42 +79,48 @@ TEST(threads_run_gives_each_index_once)
     CHECK(run_census(2, 2, 2)); /* and shrinks back */
 }
 
-/* ---- barriers ---------------------------------------------------------------------------- */
+/* ---- phases ------------------------------------------------------------------------------ */
 
 #define ROUNDS 200
 
 typedef struct {
     int slot[MAX_T];
-    atomic_int errors;
+    atomic_int errors, calls;
 } phases;
 
-/* Round r: every thread writes its slot, waits, checks every slot, waits again. Without a
- * working barrier some thread reads a slot of the previous round. */
-static void phase_task(void *p, int t, int T)
+/* Phase 2r: every part writes its slot; phase 2r + 1: every part checks every slot. Without
+ * ordered phases some part reads a slot of the previous round. */
+static void phase_task(void *p, int phase, int t, int T)
 {
     phases *ph = p;
-    for (int r = 0; r < ROUNDS; r++) {
-        ph->slot[t] = r * MAX_T + t;
+    int r = phase / 2;
+    atomic_fetch_add(&ph->calls, 1);
+    if (phase % 2 == 0) {
         if (r % 50 == 7 && t == T - 1)
-            sleep_us(300); /* late arrival: the others block in the kernel */
-        kern_barrier();
-        for (int i = 0; i < T; i++)
-            if (ph->slot[i] != r * MAX_T + i)
-                atomic_fetch_add(&ph->errors, 1);
-        kern_barrier();
+            sleep_us(300); /* a late part: the others block in the kernel */
+        ph->slot[t] = r * MAX_T + t;
+        return;
     }
+    for (int i = 0; i < T; i++)
+        if (ph->slot[i] != r * MAX_T + i)
+            atomic_fetch_add(&ph->errors, 1);
 }
 
-TEST(threads_barrier_orders_phases)
+TEST(threads_phases_run_in_order)
 {
-    for (int T = 2; T <= 4; T++) {
-        phases ph;
-        memset(&ph, 0, sizeof ph);
-        kern_set_threads(T);
-        kern_run(T, phase_task, &ph);
-        kern_set_threads(0);
-        CHECK_MSG(atomic_load(&ph.errors) == 0, "T=%d: %d stale reads", T, atomic_load(&ph.errors));
-    }
+    for (int adapt = 0; adapt <= 1; adapt++)
+        for (int T = 1; T <= 4; T++) {
+            phases ph;
+            memset(&ph, 0, sizeof ph);
+            kern_set_pool_adapt(adapt);
+            kern_set_threads(T);
+            kern_run_phases(T, 2 * ROUNDS, phase_task, &ph);
+            kern_set_threads(0);
+            kern_set_pool_adapt(-1);
+            CHECK_MSG(atomic_load(&ph.errors) == 0, "T=%d: %d stale reads", T,
+                      atomic_load(&ph.errors));
+            CHECK(atomic_load(&ph.calls) == 2 * ROUNDS * T);
+        }
 }
 
 /* ---- nested calls run serially on the caller ----------------------------------------------- */
@@ -128,7 +141,14 @@ static void inner_task(void *p, int t, int T)
     atomic_fetch_add(&c->n->inner_calls, 1);
     if (t != 0 || T != 1 || !pthread_equal(pthread_self(), c->outer))
         atomic_fetch_add(&c->n->bad, 1);
-    kern_barrier(); /* a no-op in a serial run */
+}
+
+static void inner_phase(void *p, int phase, int t, int T)
+{
+    inner_ctx *c = p;
+    atomic_fetch_add(&c->n->inner_calls, 1);
+    if (phase < 0 || phase > 1 || t != 0 || T != 1 || !pthread_equal(pthread_self(), c->outer))
+        atomic_fetch_add(&c->n->bad, 1);
 }
 
 static void inner_range(void *p, size_t b, size_t e)
@@ -144,19 +164,21 @@ static void outer_task(void *p, int t, int T)
     (void)T;
     inner_ctx c = {p, pthread_self()};
     kern_run(4, inner_task, &c);
+    kern_run_phases(4, 2, inner_phase, &c);
     kern_parallel_for(1000, 1, inner_range, &c);
-    kern_barrier(); /* the outer barrier still works after the nested call */
 }
 
 TEST(threads_nested_calls_run_serially)
 {
     nest n;
     memset(&n, 0, sizeof n);
+    kern_set_pool_adapt(0);
     kern_set_threads(3);
     kern_run(3, outer_task, &n);
     kern_set_threads(0);
+    kern_set_pool_adapt(-1);
     CHECK(atomic_load(&n.bad) == 0);
-    CHECK(atomic_load(&n.inner_calls) == 3);
+    CHECK(atomic_load(&n.inner_calls) == 3 * 3);
 }
 
 /* ---- kern_parallel_for and kern_split ---------------------------------------------------- */
@@ -187,9 +209,11 @@ static int check_cover(size_t n, size_t grain, int threads)
     c.hits = calloc(n + 1, 1);
     c.grain = grain ? grain : 1;
     c.caller = pthread_self();
+    kern_set_pool_adapt(0);
     kern_set_threads(threads);
     kern_parallel_for(n, grain, cover_range, &c);
     kern_set_threads(0);
+    kern_set_pool_adapt(-1);
     int ok = 1;
     for (size_t i = 0; i < n; i++)
         ok &= c.hits[i] == 1;
@@ -247,6 +271,7 @@ TEST(threads_gemm_bit_identical_to_serial)
         A[i] = nerve_rng_uniform(&r) - 0.5f;
     for (int i = 0; i < K * N; i++)
         B[i] = nerve_rng_uniform(&r) - 0.5f;
+    kern_set_pool_adapt(0);
     kern_set_threads(2);
     int split = kern_sgemm_threads(M, N, K) == 2;
     kern_sgemm_serial(0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, S, N);
@@ -257,6 +282,7 @@ TEST(threads_gemm_bit_identical_to_serial)
         same &= memcmp(C, S, sizeof(float) * M * N) == 0;
     }
     kern_set_threads(0);
+    kern_set_pool_adapt(-1);
     free(A), free(B), free(C), free(S);
     CHECK(split); /* the shape really is shared between two threads */
     CHECK(same);
@@ -266,9 +292,8 @@ TEST(threads_gemm_bit_identical_to_serial)
 
 static void touch_task(void *p, int t, int T)
 {
+    (void)T;
     atomic_fetch_add((atomic_int *)p, t + 1);
-    if (T > 1)
-        kern_barrier();
 }
 
 /* A watchdog against hangs, not a timer: a lost wake-up leaves a run waiting forever, so
@@ -311,6 +336,7 @@ TEST(threads_many_tiny_runs_never_hang)
     watchdog w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
     pthread_t dog;
     CHECK(pthread_create(&dog, NULL, watch, &w) == 0);
+    kern_set_pool_adapt(0);
     kern_set_threads(2);
     for (int i = 0; i < 10000; i++) {
         kern_run(2, touch_task, &sum);
@@ -319,6 +345,7 @@ TEST(threads_many_tiny_runs_never_hang)
             sleep_us(500); /* the workers stop spinning and block */
     }
     kern_set_threads(0);
+    kern_set_pool_adapt(-1);
     pthread_mutex_lock(&w.lock);
     w.done = 1;
     pthread_cond_signal(&w.done_cv);
@@ -338,12 +365,14 @@ static void *app_thread(void *p)
 TEST(threads_concurrent_callers_share_the_pool)
 {
     atomic_int sum = 0;
+    kern_set_pool_adapt(0);
     kern_set_threads(2);
     pthread_t other;
     CHECK(pthread_create(&other, NULL, app_thread, &sum) == 0);
     app_thread(&sum);
     pthread_join(other, NULL);
     kern_set_threads(0);
+    kern_set_pool_adapt(-1);
     CHECK(atomic_load(&sum) == 2 * 2000 * 3);
 }
 
@@ -356,6 +385,7 @@ TEST(threads_pool_works_after_fork)
         return;
     }
     atomic_int sum = 0;
+    kern_set_pool_adapt(0);
     kern_set_threads(2);
     kern_run(2, touch_task, &sum);
     pid_t pid = fork();
@@ -369,5 +399,74 @@ TEST(threads_pool_works_after_fork)
     int status = 0;
     CHECK(waitpid(pid, &status, 0) == pid);
     kern_set_threads(0);
+    kern_set_pool_adapt(-1);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* ---- the load adaptation ------------------------------------------------------------------ */
+
+TEST(threads_width_follows_cores_and_load)
+{
+    CHECK(kern_pool_width(2, 2, 0.0) == 2);
+    CHECK(kern_pool_width(8, 2, 0.0) == 2);  /* never more threads than cores */
+    CHECK(kern_pool_width(2, 2, 1.0) == 1);  /* one core busy elsewhere */
+    CHECK(kern_pool_width(2, 2, 0.4) == 2);  /* now and then */
+    CHECK(kern_pool_width(2, 2, 16.0) == 1); /* a crowded machine: the caller alone */
+    CHECK(kern_pool_width(4, 8, 2.0) == 4);
+    CHECK(kern_pool_width(8, 8, 2.6) == 5);
+    CHECK(kern_pool_width(1, 8, 0.0) == 1);
+    CHECK(kern_pool_width(3, 0, -1.0) == 1);
+    CHECK(kern_loadavg_running("0.52 0.58 0.59 3/467 12345\n") == 3);
+    CHECK(kern_loadavg_running("17.87 17.47 14.72 16/159 9864") == 16);
+    CHECK(kern_loadavg_running("0.52 0.58 0.59") == -1);
+    CHECK(kern_loadavg_running("0.52 0.58 0.59 x/467 1") == -1);
+    CHECK(kern_loadavg_running("0.52 0.58 0.59 3467 1") == -1);
+    CHECK(kern_loadavg_running("") == -1);
+    CHECK(kern_loadavg_running("1 2 3 99999999999999999999/4 5") == -1);
+}
+
+typedef struct {
+    pthread_t caller;
+    atomic_int parts, off_caller;
+} where;
+
+static void where_task(void *p, int t, int T)
+{
+    where *w = p;
+    (void)t;
+    (void)T;
+    atomic_fetch_add(&w->parts, 1);
+    if (!pthread_equal(pthread_self(), w->caller))
+        atomic_fetch_add(&w->off_caller, 1);
+}
+
+/* In a child allowed one core, a run of 4 parts (the setting) takes them all on the caller:
+ * no worker is woken to fight it for the core. */
+TEST(threads_one_core_runs_on_the_caller)
+{
+    if (getenv("NERVE_UNDER_QEMU")) { /* make test-aarch64: see threads_pool_works_after_fork */
+        printf("    skipped under qemu-user (fork with running threads)\n");
+        return;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(sched_getcpu() >= 0 ? sched_getcpu() : 0, &one);
+        if (sched_setaffinity(0, sizeof one, &one) != 0)
+            _exit(3);
+        kern_set_pool_adapt(1); /* samples afresh */
+        kern_set_threads(4);
+        int bad = kern_threads_now() != 1;
+        for (int i = 0; i < 50; i++) {
+            where w = {pthread_self(), 0, 0};
+            kern_run(4, where_task, &w);
+            bad |= atomic_load(&w.parts) != 4 || atomic_load(&w.off_caller) != 0;
+        }
+        _exit(bad ? 1 : 0);
+    }
+    CHECK(pid > 0);
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
 }

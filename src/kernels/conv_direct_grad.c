@@ -14,7 +14,7 @@
  * 4 + 5 loads feed 20 FMAs. The lanes (images) are summed only once per call.
  *
  * Threads: images are split statically (kern_split); each thread sums its images into its
- * own partial, vector-wide [K*C*KH*KW + K][16], and after a barrier each thread adds a
+ * own partial, vector-wide [K*C*KH*KW + K][16], and in a second phase each thread adds a
  * range of outputs: partials in thread order, then the 16 lanes in a fixed order. Results
  * are bit-identical run to run at a given thread count; they change with it (and with the
  * path: FMAs on AVX-512, multiply-adds on the portable path) only by rounding. */
@@ -334,11 +334,19 @@ static void reduce_partials(const wgrad_job *j, int T, size_t begin, size_t end)
     }
 }
 
-static void wgrad_task(void *ctx, int t, int T)
+/* Phase 0: part t sums its images into its partial; phase 1: part t adds every partial, in
+ * part order, into its share of the outputs. */
+static void wgrad_task(void *ctx, int phase, int t, int T)
 {
     const wgrad_job *j = ctx;
-    float *xt = j->scratch + (size_t)t * per_thread(j), *dyt = xt + j->xt, *part = dyt + j->dyt;
     size_t begin, end;
+    if (phase == 1) {
+        size_t outs = (size_t)j->K * j->taps + j->K;
+        kern_split(outs, t, T, &begin, &end);
+        reduce_partials(j, T, begin, end);
+        return;
+    }
+    float *xt = j->scratch + (size_t)t * per_thread(j), *dyt = xt + j->xt, *part = dyt + j->dyt;
     kern_split((size_t)j->N, t, T, &begin, &end); /* T <= N: never empty */
     for (size_t n0 = begin; n0 < end; n0 += LANES) {
         int n = (int)(end - n0 < LANES ? end - n0 : LANES), first = n0 == begin;
@@ -352,10 +360,6 @@ static void wgrad_task(void *ctx, int t, int T)
         pack_group(j, n0, n, xt, dyt, part, first, transpose_rows_portable);
         group_sums_portable(j, xt, dyt, part, first);
     }
-    kern_barrier();
-    size_t outs = (size_t)j->K * j->taps + j->K;
-    kern_split(outs, t, T, &begin, &end);
-    reduce_partials(j, T, begin, end);
 }
 
 /* ---- entry points ------------------------------------------------------------------------- */
@@ -384,7 +388,7 @@ void kern_conv_direct_wgrad(int N, int C, int H, int W, int K, int KH, int KW, i
     j.vector = kern_isa_active() == KERN_ISA_AVX512;
 #endif
     int T = kern_threads();
-    kern_run(T < N ? T : N, wgrad_task, &j);
+    kern_run_phases(T < N ? T : N, 2, wgrad_task, &j);
 }
 
 /* ==== input gradient (kern_conv_direct_dgrad) ============================================ */

@@ -37,22 +37,42 @@ int kern_threads(void);
 
 /* ---- the thread pool (src/kernels/threads.c) ----------------------------------------- */
 
-/* Every parallel loop of the library goes through these. Partitions are static (a thread's
- * share depends only on n, T and its index), so results are bit-identical run to run at a
- * given thread count. A call from inside a running task runs serially on the caller. */
+/* Every parallel loop of the library goes through these. A run has T parts, T fixed by the
+ * caller and the thread setting (never by the machine's load), so results are bit-identical
+ * run to run at a given thread count: a part's work depends only on its index, T and the
+ * operands. Which thread runs a part is not fixed: the caller runs part 0 and the threads
+ * awake take the others one at a time, so a part must not wait for another part of the same
+ * run (there is no barrier; a task in phases uses kern_run_phases). The pool wakes at most
+ * as many threads as the process has cores, fewer when other processes keep cores busy
+ * (none: the caller runs every part). A call from inside a running task runs serially on the
+ * caller (T = 1). */
 
-/* Runs fn(ctx, t, T) for t = 0..T-1 on T threads (the caller is t = 0; T is clamped to
- * 1..kern_threads()) and returns when all have finished. */
+/* Runs fn(ctx, t, T) for t = 0..T-1 (T clamped to 1..kern_threads()), part 0 on the caller,
+ * and returns when all have finished. */
 typedef void (*kern_task_fn)(void *ctx, int t, int T);
 void kern_run(int T, kern_task_fn fn, void *ctx);
-/* Inside a kern_run task: waits until all T threads of that run have arrived. */
-void kern_barrier(void);
+/* Runs fn(ctx, phase, t, T) for every t of phase 0, then of phase 1, ... up to phases - 1:
+ * each phase's parts all finish before the next phase starts. */
+typedef void (*kern_phase_fn)(void *ctx, int phase, int t, int T);
+void kern_run_phases(int T, int phases, kern_phase_fn fn, void *ctx);
 /* Splits [0, n) into at most kern_threads() contiguous ranges of at least `grain` items
- * (one range, on the caller, when n < 2 * grain) and calls fn(ctx, begin, end) on each. */
+ * (one range, on the caller, when n < 2 * grain or when one thread would run them all) and
+ * calls fn(ctx, begin, end) on each. The ranges' results must not depend on the split. */
 typedef void (*kern_range_fn)(void *ctx, size_t begin, size_t end);
 void kern_parallel_for(size_t n, size_t grain, kern_range_fn fn, void *ctx);
-/* The range [begin, end) of thread t of T in a static split of [0, n). */
+/* The range [begin, end) of part t of T in a static split of [0, n). */
 void kern_split(size_t n, int t, int T, size_t *begin, size_t *end);
+/* How many threads a run of kern_threads() parts would get now (for a task whose results do
+ * not depend on its split, which may then split for the threads it will really have). */
+int kern_threads_now(void);
+/* The load adaptation: on by default (NERVE_POOL_ADAPT=0 turns it off); off, every run
+ * wakes as many threads as it has parts. For tests: 1 on, 0 off, -1 the default again. */
+void kern_set_pool_adapt(int on);
+/* The threads a run of T parts gets with `cpus` cores and `others` runnable tasks of other
+ * processes (a moving average): cpus - others, rounded, within 1..min(T, cpus). */
+int kern_pool_width(int T, int cpus, double others);
+/* The runnable-task count in the text of /proc/loadavg, or -1. */
+int kern_loadavg_running(const char *text);
 
 /* ---- GEMM internals, shared by src/kernels/gemm*.c only ----------------------------- */
 

@@ -681,7 +681,8 @@ static void fused_kblock(const wino_job *j, int kblk, const float *V, float *M, 
     j->path->output(p, M, kblk, 0, p->rows, j->bias, j->out);
 }
 
-static void wino_task(void *ctx, int t, int T)
+/* Fused: one phase. Otherwise phase 0 transforms the weights, phase 1 takes the items. */
+static void wino_task(void *ctx, int phase, int t, int T)
 {
     const wino_job *j = ctx;
     const wplan *p = j->p;
@@ -697,16 +698,17 @@ static void wino_task(void *ctx, int t, int T)
             fused_kblock(j, kblk, V, M, Uf, S);
         return;
     }
-    /* all weights, split over (k-block, 16 input channels) */
-    int cchunks = (p->C + LANES - 1) / LANES;
-    kern_split((size_t)p->nkb * (size_t)cchunks, t, T, &b, &e);
-    for (size_t i = b; i < e; i++) {
-        int kblk = (int)(i / (size_t)cchunks), c0 = LANES * (int)(i % (size_t)cchunks);
-        float *U = j->ws + (size_t)kblk * p->u_floats + (size_t)c0 * p->kb;
-        j->path->weights(p, j->w, kblk, c0, U, p->ue, S);
+    if (phase == 0) {
+        /* all weights, split over (k-block, 16 input channels) */
+        int cchunks = (p->C + LANES - 1) / LANES;
+        kern_split((size_t)p->nkb * (size_t)cchunks, t, T, &b, &e);
+        for (size_t i = b; i < e; i++) {
+            int kblk = (int)(i / (size_t)cchunks), c0 = LANES * (int)(i % (size_t)cchunks);
+            float *U = j->ws + (size_t)kblk * p->u_floats + (size_t)c0 * p->kb;
+            j->path->weights(p, j->w, kblk, c0, U, p->ue, S);
+        }
+        return;
     }
-    if (T > 1)
-        kern_barrier();
     /* then the (tile row, k-block) items, a contiguous range per thread: whole rows in
      * blocks of up to rows_blk, a row split between two threads with part of its k-blocks
      * (7 rows of 2 k-blocks on 2 threads: 3.5 rows each, not 4 and 3) */
@@ -762,5 +764,5 @@ void kern_winograd_conv3x3(int N, int C, int H, int W, int K, int pad_h, int pad
     wino_job j = {&p, path, in, w, bias, out, ws};
     /* each thread needs at least one k-block (fused) or one (tile row, k-block) (blocked) */
     int useful = p.fused ? p.nkb : p.rows * p.nkb;
-    kern_run(imin(T, useful), wino_task, &j);
+    kern_run_phases(imin(T, useful), p.fused ? 1 : 2, wino_task, &j);
 }

@@ -142,7 +142,7 @@ static void adjoint_unit_channels(const conv_geom *cg, const conv_unit *un, cons
  * thread order (reproducible for a given T):
  *   forward (correlate): units across threads when there are at least T of them; otherwise
  *     (a batch of one with few, wide blocks) each block is gathered by channels into slice
- *     0 and its product split by output channels, with barriers between.
+ *     0 and its product split by output channels, one phase after another.
  *   adjoint: (image, group) pairs across threads, each pair's blocks in order on one thread
  *     (col2im of two blocks of one image adds into the same pixels); with fewer pairs than
  *     threads, each thread takes a range of big channels of every block.
@@ -201,9 +201,10 @@ static void correlate_units_task(void *p, int t, int T)
     }
 }
 
-/* Every unit by all threads: big channels gathered into the shared block, then output
- * channels multiplied. */
-static void correlate_channels_task(void *p, int t, int T)
+/* Every unit by all threads, in phases: (unless direct) big channels gathered into the
+ * shared block, then output channels multiplied; the next unit's gathering starts once the
+ * block has been read. */
+static void correlate_channels_task(void *p, int phase, int t, int T)
 {
     const pass_job *j = p;
     const conv_geom *cg = j->cg;
@@ -211,30 +212,25 @@ static void correlate_channels_task(void *p, int t, int T)
     size_t taps = cg->rows / (size_t)cg->ks.channels;
     float *col = j->scratch;
     int c0, c1, m0, m1;
-    conv_share(cg->ks.channels, t, T, &c0, &c1);
-    conv_share(Cs, t, T, &m0, &m1);
-    for (int u = 0; u < unit_count(cg); u++) {
-        conv_unit un = unit_at(cg, j->big, j->out, u);
-        int ld = (int)cg->small_plane;
-        const float *cols = un.big_g + un.col0;
-        if (!cg->direct) {
-            kern_conv_shape sub = cg->ks;
-            sub.channels = c1 - c0;
-            if (c1 > c0)
-                kern_im2col_rows(&sub, un.q0, un.q1, un.big_g + (size_t)c0 * cg->big_plane,
-                                 col + (size_t)c0 * taps * un.ncol);
-            kern_barrier();
-            cols = col;
-            ld = (int)un.ncol;
-        }
-        float *out = j->out + (un.small_g - j->out) + (size_t)m0 * cg->small_plane + un.col0;
-        if (m1 > m0)
-            kern_sgemm_serial(0, 0, m1 - m0, (int)un.ncol, R, 1.0f,
-                              group_weight(cg, j->w, un.g) + (size_t)m0 * cg->rows, R, cols, ld,
-                              j->beta, out, Ls);
-        if (!cg->direct)
-            kern_barrier(); /* the block is read before the next one overwrites it */
+    int u = cg->direct ? phase : phase / 2, gather = !cg->direct && phase % 2 == 0;
+    conv_unit un = unit_at(cg, j->big, j->out, u);
+    if (gather) {
+        conv_share(cg->ks.channels, t, T, &c0, &c1);
+        kern_conv_shape sub = cg->ks;
+        sub.channels = c1 - c0;
+        if (c1 > c0)
+            kern_im2col_rows(&sub, un.q0, un.q1, un.big_g + (size_t)c0 * cg->big_plane,
+                             col + (size_t)c0 * taps * un.ncol);
+        return;
     }
+    int ld = cg->direct ? (int)cg->small_plane : (int)un.ncol;
+    const float *cols = cg->direct ? un.big_g + un.col0 : col;
+    conv_share(Cs, t, T, &m0, &m1);
+    float *out = j->out + (un.small_g - j->out) + (size_t)m0 * cg->small_plane + un.col0;
+    if (m1 > m0)
+        kern_sgemm_serial(0, 0, m1 - m0, (int)un.ncol, R, 1.0f,
+                          group_weight(cg, j->w, un.g) + (size_t)m0 * cg->rows, R, cols, ld,
+                          j->beta, out, Ls);
 }
 
 static void adjoint_pairs_task(void *p, int t, int T)
@@ -271,19 +267,21 @@ static void weight_grad_units(const pass_job *j, int u0, int u1, float *dw, floa
     }
 }
 
-/* Each thread sums its units into its own partial; after a barrier, thread t adds every
- * partial, in thread order, into its share of dW's elements. */
-static void weight_grad_task(void *p, int t, int T)
+/* Phase 0: part t sums its units into its own partial; phase 1: part t adds every partial,
+ * in part order, into its share of dW's elements. */
+static void weight_grad_task(void *p, int phase, int t, int T)
 {
     const pass_job *j = p;
     const conv_geom *cg = j->cg;
     size_t nw = conv_weight_floats(cg), k0, k1;
-    float *part = thread_partial(cg, j->scratch, t);
-    int u0, u1;
-    memset(part, 0, nw * sizeof(float));
-    conv_share(unit_count(cg), t, T, &u0, &u1);
-    weight_grad_units(j, u0, u1, part, thread_col(cg, j->scratch, t));
-    kern_barrier();
+    if (phase == 0) {
+        float *part = thread_partial(cg, j->scratch, t);
+        int u0, u1;
+        memset(part, 0, nw * sizeof(float));
+        conv_share(unit_count(cg), t, T, &u0, &u1);
+        weight_grad_units(j, u0, u1, part, thread_col(cg, j->scratch, t));
+        return;
+    }
     kern_split(nw, t, T, &k0, &k1);
     for (int s = 0; s < T; s++) {
         const float *src = thread_partial(cg, j->scratch, s);
@@ -302,8 +300,10 @@ void conv_correlate(const conv_geom *cg, const float *w, const float *big, float
     int T = engine_threads(cg, scratch_n);
     if (T == 1)
         correlate_units_task(&j, 0, 1);
+    else if (unit_count(cg) >= T)
+        kern_run(T, correlate_units_task, &j);
     else
-        kern_run(T, unit_count(cg) >= T ? correlate_units_task : correlate_channels_task, &j);
+        kern_run_phases(T, unit_count(cg) * (cg->direct ? 1 : 2), correlate_channels_task, &j);
 }
 
 /* big += col2im(W^T . small) */
@@ -329,5 +329,5 @@ void conv_columns_weight_grad(const conv_geom *cg, const float *big, const float
     if (T <= 1)
         weight_grad_units(&j, 0, units, dw, scratch);
     else
-        kern_run(T, weight_grad_task, &j);
+        kern_run_phases(T, 2, weight_grad_task, &j);
 }

@@ -93,20 +93,22 @@ typedef struct implicit_job {
     float *dw, *scratch;
 } implicit_job;
 
-/* Each thread sums its images into its partial; after a barrier, thread t adds every
- * partial, in thread order and permuted to [K, C, KH, KW], into its share of dW. */
-static void implicit_wgrad_task(void *p, int t, int T)
+/* Phase 0: part t sums its images into its partial; phase 1: part t adds every partial,
+ * in part order and permuted to [K, C, KH, KW], into its share of dW. */
+static void implicit_wgrad_task(void *p, int phase, int t, int T)
 {
     const implicit_job *j = p;
     const implicit_wgrad *iw = j->iw;
     size_t slice = implicit_wgrad_slice(iw), off = iw->xp_floats + iw->dyp_floats, e0, e1;
     size_t taps = (size_t)iw->KH * iw->KW, C = (size_t)iw->C;
-    int i0, i1;
-    memset(j->scratch + (size_t)t * slice, 0, slice * sizeof(float)); /* [xp | dyp | dW'] */
-    conv_share(j->cg->batch, t, T, &i0, &i1);
-    implicit_wgrad_images(j->cg, iw, j->big, j->dsmall, i0, i1, j->scratch + (size_t)t * slice);
-    if (T > 1)
-        kern_barrier();
+    if (phase == 0) {
+        int i0, i1;
+        memset(j->scratch + (size_t)t * slice, 0, slice * sizeof(float)); /* [xp | dyp | dW'] */
+        conv_share(j->cg->batch, t, T, &i0, &i1);
+        implicit_wgrad_images(j->cg, iw, j->big, j->dsmall, i0, i1,
+                              j->scratch + (size_t)t * slice);
+        return;
+    }
     kern_split(iw->part_floats, t, T, &e0, &e1);
     for (int s = 0; s < T; s++) {
         const float *part = j->scratch + (size_t)s * slice + off;
@@ -127,7 +129,8 @@ void conv_implicit_weight_grad(const conv_geom *cg, const float *big, const floa
     implicit_wgrad_plan(cg, &iw);
     implicit_job j = {cg, &iw, big, dsmall, dw, scratch};
     if (T == 1)
-        implicit_wgrad_task(&j, 0, 1);
+        for (int phase = 0; phase < 2; phase++)
+            implicit_wgrad_task(&j, phase, 0, 1);
     else
-        kern_run(T, implicit_wgrad_task, &j);
+        kern_run_phases(T, 2, implicit_wgrad_task, &j);
 }

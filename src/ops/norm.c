@@ -284,9 +284,9 @@ typedef struct bn_job {
     int through_stats;   /* training: the statistics depend on x */
     int overwrite_dx;    /* dx is fresh: write it instead of adding */
     int relu;            /* a fused ReLU on the output (n->fused_relu) */
-    int phase;           /* 0: the whole pass; 1: only the per-thread sums; 2: only the
-                            element-wise part (synchronised statistics: the sums are added
-                            over the ranks in between) */
+    int first_stage;     /* the stages a run takes, from first_stage on: 0 the per-thread
+                            sums, 1 the channels' terms, 2 the element-wise part (synchronised
+                            statistics run 0, add the sums over the ranks, then run 2) */
     const float *shift;  /* the channels' shifts of the sums (synchronised: the running
                             mean, the same on every rank), or NULL: each channel's first
                             element */
@@ -308,7 +308,7 @@ static size_t next_segment(const channel_view *v, size_t o, size_t c)
  * Every pass splits the samples across threads, as the convolutions around the norm do,
  * so that each thread reads and writes the part of each tensor it has in its own cache
  * (splitting by channel made every tensor cross between the cores twice a step). A
- * channel's sums are then taken per thread over its samples, and after a barrier each
+ * channel's sums are then taken per thread over its samples, and in the next phase each
  * channel's partial sums are added in thread order by one thread: the same bits run to
  * run at a given thread count, and on one thread the same sums as a single loop. */
 
@@ -356,24 +356,24 @@ static void channel_batch_stats(const bn_job *j, size_t c, int T)
     j->rvar[c] = (1.0f - j->momentum) * j->rvar[c] + j->momentum * (float)(var * unbias);
 }
 
-/* Thread t of T: in training, its samples' sums, then (after a barrier) the statistics of
- * its share of the channels; then (after another) y = x * scale + shift, and the fused
- * ReLU, over its samples. */
-KERN_ISA_CLONES(batchnorm_forward_task, (void *ctx, int t, int T), (ctx, t, T))
+/* Part t of T, by stage: 0, its samples' sums; 1, the statistics of its share of the
+ * channels; 2, y = x * scale + shift, and the fused ReLU, over its samples. */
+KERN_ISA_CLONES(batchnorm_forward_task, (void *ctx, int phase, int t, int T), (ctx, phase, t, T))
 {
     const bn_job *j = ctx;
     size_t o0, o1, c0, c1;
     kern_split(j->v.outer, t, T, &o0, &o1);
-    if (j->through_stats && j->phase != 2) {
+    int stage = j->first_stage + phase;
+    if (stage == 0) {
         for (size_t c = 0; c < j->v.len; c++)
             moment_sums(j, c, o0, o1, bn_partials(j, t) + 2 * c);
-        if (j->phase == 1)
-            return;
-        kern_barrier();
+        return;
+    }
+    if (stage == 1) {
         kern_split(j->v.len, t, T, &c0, &c1);
         for (size_t c = c0; c < c1; c++)
             channel_batch_stats(j, c, T);
-        kern_barrier();
+        return;
     }
     for (size_t o = o0; o < o1; o++)
         for (size_t c = 0; c < j->v.len; c++) {
@@ -459,8 +459,8 @@ static void batchnorm_forward_synced(nerve_graph *g, node *n, bn_job *j)
     int T = bn_threads(n, j);
     double *buf = j->partials - 1; /* [count, (S1, S2) per channel] */
     j->shift = j->rmean;
-    j->phase = 1;
-    kern_run(T, batchnorm_forward_task, j);
+    j->first_stage = 0;
+    kern_run_phases(T, 1, batchnorm_forward_task, j);
     combine_partials(j, T);
     buf[0] = (double)(j->v.outer * j->v.inner);
     graph_stat_reduce(g, buf, (int)(2 * C + 1), 0);
@@ -474,8 +474,8 @@ static void batchnorm_forward_synced(nerve_graph *g, node *n, bn_job *j)
         j->rvar[c] = (1.0f - j->momentum) * j->rvar[c] + j->momentum * (float)(var * unbias);
     }
     n->scratch[4 * C + 1] = (float)m;
-    j->phase = 2;
-    kern_run(T, batchnorm_forward_task, j);
+    j->first_stage = 2;
+    kern_run_phases(T, 1, batchnorm_forward_task, j);
 }
 
 static void batchnorm_forward(nerve_graph *g, node *n)
@@ -490,7 +490,8 @@ static void batchnorm_forward(nerve_graph *g, node *n)
         batchnorm_forward_synced(g, n, &j);
         return;
     }
-    kern_run(bn_threads(n, &j), batchnorm_forward_task, &j);
+    j.first_stage = j.through_stats ? 0 : 2;
+    kern_run_phases(bn_threads(n, &j), 3 - j.first_stage, batchnorm_forward_task, &j);
 }
 
 /* out = the sums of dy' and dy' * xhat over channel c of samples [o0, o1), dy' the
@@ -532,24 +533,25 @@ static void channel_gradient_terms(const bn_job *j, size_t c, int T)
     j->mean_dy_xhat[c] = j->through_stats ? (float)(sum_dy_xhat / m) : 0.0f;
 }
 
-/* Thread t of T: its samples' sums, then (after a barrier) its share of the channels'
- * terms, then (after another) the input gradient of its samples. Without sums to take
- * (running statistics, frozen scale and shift) the mean terms are zero. */
-KERN_ISA_CLONES(batchnorm_backward_task, (void *ctx, int t, int T), (ctx, t, T))
+/* Part t of T, by stage: 0, its samples' sums; 1, its share of the channels' terms; 2, the
+ * input gradient of its samples. Without sums to take (running statistics, frozen scale and
+ * shift) the run starts at stage 2 and the mean terms are zero. */
+KERN_ISA_CLONES(batchnorm_backward_task, (void *ctx, int phase, int t, int T), (ctx, phase, t, T))
 {
     const bn_job *j = ctx;
     size_t o0, o1, c0, c1;
     kern_split(j->v.outer, t, T, &o0, &o1);
-    if ((j->dgamma || j->dbeta || j->through_stats) && j->phase != 2) {
+    int stage = j->first_stage + phase;
+    if (stage == 0) {
         for (size_t c = 0; c < j->v.len; c++)
             gradient_sums_part(j, c, o0, o1, bn_partials(j, t) + 2 * c);
-        if (j->phase == 1)
-            return;
-        kern_barrier();
+        return;
+    }
+    if (stage == 1) {
         kern_split(j->v.len, t, T, &c0, &c1);
         for (size_t c = c0; c < c1; c++)
             channel_gradient_terms(j, c, T);
-        kern_barrier();
+        return;
     }
     for (size_t o = o0; j->dx && o < o1; o++)
         for (size_t c = 0; c < j->v.len; c++) {
@@ -586,8 +588,8 @@ static void batchnorm_backward(nerve_graph *g, node *n)
          * ranks, each rank's weighted by its share of the batch (graph_stat_reduce) */
         size_t C = j.v.len;
         int T = bn_threads(n, &j);
-        j.phase = 1;
-        kern_run(T, batchnorm_backward_task, &j);
+        j.first_stage = 0;
+        kern_run_phases(T, 1, batchnorm_backward_task, &j);
         combine_partials(&j, T);
         double *p0 = bn_partials(&j, 0);
         for (size_t c = 0; c < C; c++) {
@@ -601,11 +603,12 @@ static void batchnorm_backward(nerve_graph *g, node *n)
             j.mean_dy[c] = (float)(p0[2 * c] / m_global);
             j.mean_dy_xhat[c] = (float)(p0[2 * c + 1] / m_global);
         }
-        j.phase = 2;
-        kern_run(T, batchnorm_backward_task, &j);
+        j.first_stage = 2;
+        kern_run_phases(T, 1, batchnorm_backward_task, &j);
         return;
     }
-    kern_run(bn_threads(n, &j), batchnorm_backward_task, &j);
+    j.first_stage = j.dgamma || j.dbeta || j.through_stats ? 0 : 2;
+    kern_run_phases(bn_threads(n, &j), 3 - j.first_stage, batchnorm_backward_task, &j);
 }
 
 static const op_def op_batchnorm = {"batchnorm", batchnorm_infer, batchnorm_scratch,
