@@ -2,7 +2,8 @@
  * same recipe as bench/torch_conv.py): inputs drawn from N(0,1), labels uniform over the
  * classes, SGD with momentum 0.9 and learning rate 0.01.
  * usage: bench_cfg CFG train|latency BATCH THREADS STEPS
- * prints "samples_per_sec <v>" (train) or "latency_ms <median>" (latency), then
+ * prints "samples_per_sec <v>" (train) or "latency_ms <median>" (latency, and the
+ * samples/s that makes at the batch), then
  * "peak_rss_mb <v>" (the process's peak resident set, from getrusage). */
 #include "nerve.h"
 
@@ -90,6 +91,7 @@ int main(int argc, char **argv)
         }
         qsort(t, (size_t)steps, sizeof(double), cmp_double);
         printf("latency_ms %.3f\n", 1e3 * t[steps / 2]);
+        printf("samples_per_sec %.1f\n", (double)batch / t[steps / 2]);
         free(t);
     }
     struct rusage ru;

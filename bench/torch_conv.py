@@ -1,9 +1,14 @@
 """Reference for bench_cfg.c: the same convolutional networks, batch sizes, optimiser, thread
 count and synthetic data in PyTorch.
-usage: torch_conv.py WORKLOAD THREADS STEPS
-  WORKLOAD: lenet5 (training, batch 64, 1x28x28), resnet20 (training, batch 128, 3x32x32),
-            latency_lenet5, latency_resnet18 (eval mode, batch 1, median of STEPS forwards)
-prints "samples_per_sec <v>" or "latency_ms <v>", then "peak_rss_mb <v>" (getrusage).
+usage: torch_conv.py WORKLOAD THREADS STEPS [BATCH]
+  WORKLOAD: lenet5 (training, batch 64, 1x28x28), resnet20, mobilenetv2, vgg (training,
+            batch 128, 3x32x32: models/resnet20.cfg, bench/cfg/mobilenetv2_cifar.cfg,
+            bench/cfg/vgg_cifar.cfg),
+            latency_lenet5, latency_resnet18 (eval mode, batch BATCH (default 1), median of
+            STEPS forwards), export_lenet5, export_resnet18 (the eval-mode model as ONNX, to
+            the file named by STEPS, for ONNX Runtime: bench/onnx/ort_bench.js)
+prints "samples_per_sec <v>" or "latency_ms <v>" (and the samples/s it makes), then
+"peak_rss_mb <v>" (getrusage).
 The models match models/lenet5.cfg, models/resnet20.cfg and models/resnet18.cfg layer for
 layer (same parameter counts)."""
 import os
@@ -15,7 +20,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # see torch_mlp.py
 import torch
 import torch.nn as nn
 
-workload, threads, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+workload, threads = sys.argv[1], int(sys.argv[2])
+steps = int(sys.argv[3]) if not workload.startswith("export_") else 0
+batch_arg = int(sys.argv[4]) if len(sys.argv) > 4 else 1
 torch.set_num_threads(threads)
 torch.manual_seed(1)
 
@@ -59,6 +66,48 @@ def resnet18():
                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, 1000))
 
 
+def bn_conv(cin, cout, k, stride=1, groups=1, act=True):
+    layers = [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False),
+              nn.BatchNorm2d(cout)]
+    return layers + [nn.ReLU()] if act else layers
+
+
+class Inverted(nn.Module):
+    """MobileNetV2's inverted residual: 1x1 expansion, 3x3 depthwise, 1x1 linear projection."""
+
+    def __init__(self, cin, cout, t, stride):
+        super().__init__()
+        hid = cin * t
+        layers = (bn_conv(cin, hid, 1) if t != 1 else []) + bn_conv(hid, hid, 3, stride, hid)
+        self.body = nn.Sequential(*layers, *bn_conv(hid, cout, 1, act=False))
+        self.identity = stride == 1 and cin == cout
+
+    def forward(self, x):
+        y = self.body(x)
+        return x + y if self.identity else y
+
+
+def mobilenetv2():
+    layers, cin = bn_conv(3, 32, 3), 32
+    for t, c, n, s in ((1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 2, 2)):
+        for i in range(n):
+            layers.append(Inverted(cin, c, t, s if i == 0 else 1))
+            cin = c
+    return nn.Sequential(*layers, *bn_conv(cin, 256, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(256, 10))
+
+
+def vgg():
+    layers, cin = [], 3
+    for x in (32, "M", 64, "M", 128, 128, "M", 256, 256, "M", 256, 256, "M"):
+        if x == "M":
+            layers.append(nn.MaxPool2d(2))
+        else:
+            layers += bn_conv(cin, x, 3)
+            cin = x
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(256, 10))
+
+
 def lenet5():
     return nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
                          nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
@@ -66,8 +115,8 @@ def lenet5():
                          nn.Linear(84, 10))
 
 
-if workload in ("lenet5", "resnet20"):
-    model = lenet5() if workload == "lenet5" else resnet20()
+if workload in ("lenet5", "resnet20", "mobilenetv2", "vgg"):
+    model = {"lenet5": lenet5, "resnet20": resnet20, "mobilenetv2": mobilenetv2, "vgg": vgg}[workload]()
     batch = 64 if workload == "lenet5" else 128
     shape = (1, 28, 28) if workload == "lenet5" else (3, 32, 32)
     x, y = torch.randn(batch, *shape), torch.randint(0, 10, (batch,))
@@ -82,10 +131,18 @@ if workload in ("lenet5", "resnet20"):
         loss.backward()
         opt.step()
     print("samples_per_sec %.1f" % (steps * batch / (time.perf_counter() - t0)))
+elif workload in ("export_lenet5", "export_resnet18"):
+    model = lenet5() if workload == "export_lenet5" else resnet18()
+    model.eval()
+    x = torch.randn(1, 1, 28, 28) if workload == "export_lenet5" else torch.randn(1, 3, 224, 224)
+    torch.onnx.export(model, x, sys.argv[3], input_names=["x"], output_names=["y"],
+                      dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, opset_version=13)
+    sys.exit(0)
 elif workload in ("latency_lenet5", "latency_resnet18"):
     model = lenet5() if workload == "latency_lenet5" else resnet18()
     model.eval()
-    x = torch.randn(1, 1, 28, 28) if workload == "latency_lenet5" else torch.randn(1, 3, 224, 224)
+    b = batch_arg
+    x = torch.randn(b, 1, 28, 28) if workload == "latency_lenet5" else torch.randn(b, 3, 224, 224)
     times = []
     with torch.no_grad():
         for s in range(3 + steps):
@@ -95,6 +152,7 @@ elif workload in ("latency_lenet5", "latency_resnet18"):
                 times.append(time.perf_counter() - t0)
     times.sort()
     print("latency_ms %.3f" % (1e3 * times[len(times) // 2]))
+    print("samples_per_sec %.1f" % (b / times[len(times) // 2]))
 else:
     sys.exit("unknown workload " + workload)
 print("peak_rss_mb %.1f" % (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
