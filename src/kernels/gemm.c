@@ -308,10 +308,18 @@ static void ws_release(void *p)
 }
 static void ws_make_key(void) { (void)pthread_key_create(&ws_key, ws_release); }
 
+/* The most one thread's product can need: the largest A and B blocks. */
+#define WS_ONE_THREAD (round16((size_t)GEMM_MC * GEMM_KC) + round16((size_t)GEMM_NC * GEMM_KC))
+
+/* At least WS_ONE_THREAD, so that a thread's workspace does not depend on which parts of
+ * a run it happened to take (the pool hands parts to whichever thread is awake): after its
+ * first product, a thread grows it again only for a product it splits itself. */
 static float *workspace(size_t floats)
 {
     if (floats <= ws_cap)
         return ws_buf;
+    if (floats < WS_ONE_THREAD)
+        floats = WS_ONE_THREAD;
     pthread_once(&ws_once, ws_make_key);
     nerve_xfree_aligned(ws_buf);
     ws_buf = nerve_xalloc_floats(floats);
