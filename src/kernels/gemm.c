@@ -313,7 +313,8 @@ static void ws_make_key(void) { (void)pthread_key_create(&ws_key, ws_release); }
 
 /* At least WS_ONE_THREAD, so that a thread's workspace does not depend on which parts of
  * a run it happened to take (the pool hands parts to whichever thread is awake): after its
- * first product, a thread grows it again only for a product it splits itself. */
+ * first product, a thread grows it again only for a product it splits itself. Pool workers
+ * take theirs when they start (kern_gemm_thread_init). */
 static float *workspace(size_t floats)
 {
     if (floats <= ws_cap)
@@ -327,6 +328,8 @@ static float *workspace(size_t floats)
     (void)pthread_setspecific(ws_key, ws_buf);
     return ws_buf;
 }
+
+void kern_gemm_thread_init(void) { (void)workspace(WS_ONE_THREAD); }
 
 /* ---- ISA dispatch: the micro-kernel of the path isa.c chose ----------------------------- */
 
@@ -388,7 +391,10 @@ static void sgemm_on(int max_threads, int trans_a, int trans_b, int M, int N, in
 void kern_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
                 int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
-    sgemm_on(kern_threads(), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    /* inside a task the product runs on the calling thread: its workspace is then one
+     * thread's, whichever thread took the task */
+    sgemm_on(kern_in_task() ? 1 : kern_threads(), trans_a, trans_b, M, N, K, alpha, A, lda, B,
+             ldb, beta, C, ldc);
 }
 
 void kern_sgemm_serial(int trans_a, int trans_b, int M, int N, int K, float alpha,

@@ -62,9 +62,15 @@ typedef void (*kern_range_fn)(void *ctx, size_t begin, size_t end);
 void kern_parallel_for(size_t n, size_t grain, kern_range_fn fn, void *ctx);
 /* The range [begin, end) of part t of T in a static split of [0, n). */
 void kern_split(size_t n, int t, int T, size_t *begin, size_t *end);
+/* Whether the calling thread is running a part of a run (a nested run is serial). */
+int kern_in_task(void);
 /* How many threads a run of kern_threads() parts would get now (for a task whose results do
  * not depend on its split, which may then split for the threads it will really have). */
 int kern_threads_now(void);
+/* A pool worker's set-up when it starts: its GEMM workspace (gemm.c), taken then rather
+ * than at the first product it happens to run, so that steady-state steps allocate nothing
+ * whichever parts each worker takes. */
+void kern_gemm_thread_init(void);
 /* The load adaptation: on by default (NERVE_POOL_ADAPT=0 turns it off); off, every run
  * wakes as many threads as it has parts. For tests: 1 on, 0 off, -1 the default again. */
 void kern_set_pool_adapt(int on);

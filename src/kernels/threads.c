@@ -172,6 +172,7 @@ typedef struct {
     pthread_t thread;
     int index;             /* 1..POOL_MAX-1 */
     unsigned seen;         /* go's value when the worker last looked (set before start) */
+    atomic_int ready;      /* set once its start-up (kern_gemm_thread_init) is done */
 } worker;
 
 /* The run in progress. Its T parts are claimed one at a time from `claim`, which packs the
@@ -232,6 +233,8 @@ static void help(team *tm)
 static void *worker_main(void *arg)
 {
     worker *w = arg;
+    kern_gemm_thread_init();
+    atomic_store(&w->ready, 1);
     for (;;) {
         event_wait(&w->go, w->seen, 1);
         w->seen = atomic_load(&w->go.word);
@@ -277,8 +280,13 @@ static int pool_grow(int want)
         worker *w = &workers[n_workers + 1];
         w->index = n_workers + 1;
         w->seen = atomic_load(&w->go.word);
+        atomic_store(&w->ready, 0);
         if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
             break;
+        /* its start-up allocates: done before the run that started it goes on, so that
+         * what a run allocates does not depend on when the new thread is scheduled */
+        while (!atomic_load(&w->ready))
+            sched_yield();
         n_workers++;
         atomic_fetch_add(&started_workers, 1);
     }
@@ -441,6 +449,7 @@ static int run_width(int T)
 }
 
 int kern_threads_now(void) { return run_width(kern_threads()); }
+int kern_in_task(void) { return tls_in_task; }
 
 /* ---- running tasks ------------------------------------------------------------------------ */
 
