@@ -411,9 +411,12 @@ TEST(threads_width_follows_cores_and_load)
     CHECK(kern_pool_width(8, 2, 0.0) == 2);  /* never more threads than cores */
     CHECK(kern_pool_width(2, 2, 1.0) == 1);  /* one core busy elsewhere */
     CHECK(kern_pool_width(2, 2, 0.4) == 2);  /* now and then */
+    CHECK(kern_pool_width(2, 2, 0.7) == 2);  /* still mostly free */
+    CHECK(kern_pool_width(2, 2, 0.8) == 1);  /* busy most of the time */
     CHECK(kern_pool_width(2, 2, 16.0) == 1); /* a crowded machine: the caller alone */
     CHECK(kern_pool_width(4, 8, 2.0) == 4);
-    CHECK(kern_pool_width(8, 8, 2.6) == 5);
+    CHECK(kern_pool_width(8, 8, 2.6) == 6);
+    CHECK(kern_pool_width(8, 8, 2.8) == 5);
     CHECK(kern_pool_width(1, 8, 0.0) == 1);
     CHECK(kern_pool_width(3, 0, -1.0) == 1);
     CHECK(kern_loadavg_running("0.52 0.58 0.59 3/467 12345\n") == 3);
@@ -423,6 +426,13 @@ TEST(threads_width_follows_cores_and_load)
     CHECK(kern_loadavg_running("0.52 0.58 0.59 3467 1") == -1);
     CHECK(kern_loadavg_running("") == -1);
     CHECK(kern_loadavg_running("1 2 3 99999999999999999999/4 5") == -1);
+    /* a thread's state follows the last ')' of its stat line (a name may hold one) */
+    CHECK(kern_stat_running("4242 (nerve) R 1 4242 4242 0 -1") == 1);
+    CHECK(kern_stat_running("4242 (nerve) S 1 4242 4242 0 -1") == 0);
+    CHECK(kern_stat_running("4242 (a) R b) S 1 2") == 0);
+    CHECK(kern_stat_running("4242 (a) S b) R 1 2") == 1);
+    CHECK(kern_stat_running("4242 nerve R") == 0);
+    CHECK(kern_stat_running("") == 0);
 }
 
 typedef struct {

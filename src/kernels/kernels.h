@@ -75,10 +75,13 @@ void kern_gemm_thread_init(void);
  * wakes as many threads as it has parts. For tests: 1 on, 0 off, -1 the default again. */
 void kern_set_pool_adapt(int on);
 /* The threads a run of T parts gets with `cpus` cores and `others` runnable tasks of other
- * processes (a moving average): cpus - others, rounded, within 1..min(T, cpus). */
+ * processes (a moving average): cpus - others, rounded up unless less than a quarter above
+ * an integer, within 1..min(T, cpus). */
 int kern_pool_width(int T, int cpus, double others);
 /* The runnable-task count in the text of /proc/loadavg, or -1. */
 int kern_loadavg_running(const char *text);
+/* Whether the text of a /proc/<pid>/task/<tid>/stat says the thread is runnable (state R). */
+int kern_stat_running(const char *text);
 
 /* ---- GEMM internals, shared by src/kernels/gemm*.c only ----------------------------- */
 

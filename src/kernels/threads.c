@@ -340,8 +340,11 @@ static int affinity_cpus(void)
 
 int kern_pool_width(int T, int cpus, double others)
 {
+    /* a core counts as taken once the average says it is busy three quarters of the time:
+     * a task that is runnable now and then (a kernel thread, a shell) leaves the pool whole,
+     * a process that keeps a core busy takes it within a few samples */
     double spare = (double)cpus - (others > 0 ? others : 0);
-    int w = (int)(spare + 0.5);
+    int w = (int)(spare + 0.75);
     if (w > cpus)
         w = cpus;
     if (w > T)
@@ -397,6 +400,53 @@ static int adapting(void)
     return a;
 }
 
+int kern_stat_running(const char *text)
+{
+    /* "tid (comm) S ...": the state follows the last ')' (comm may hold one) */
+    const char *p = strrchr(text, ')');
+    return p && p[1] == ' ' && p[2] == 'R';
+}
+
+#ifdef __linux__
+/* The threads of this process in state R (running or runnable), from /proc/self/task
+ * without allocating (raw directory entries into a stack buffer); -1 when unreadable. */
+static int own_running_threads(void)
+{
+    int dir = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0)
+        return -1;
+    int n = 0, seen = 0;
+    char ents[2048];
+    long got;
+    while ((got = syscall(SYS_getdents64, dir, ents, sizeof ents)) > 0) {
+        for (long off = 0; off + 19 < got;) {
+            unsigned short reclen;
+            memcpy(&reclen, ents + off + 16, sizeof reclen);
+            if (reclen == 0 || off + reclen > got)
+                break;
+            const char *name = ents + off + 19;
+            off += reclen;
+            if (name[0] < '0' || name[0] > '9' || strlen(name) > 20)
+                continue;
+            char path[64], buf[256];
+            snprintf(path, sizeof path, "/proc/self/task/%s/stat", name);
+            int fd = open(path, O_RDONLY | O_CLOEXEC);
+            if (fd < 0)
+                continue;
+            ssize_t k = read(fd, buf, sizeof buf - 1);
+            close(fd);
+            if (k <= 0)
+                continue;
+            buf[k] = 0;
+            seen++;
+            n += kern_stat_running(buf);
+        }
+    }
+    close(dir);
+    return seen ? n : -1;
+}
+#endif
+
 static void sample_load(long long now)
 {
     int cpus = affinity_cpus(); /* each time: the affinity may change */
@@ -410,8 +460,12 @@ static void sample_load(long long now)
         if (n > 0) {
             buf[n] = 0;
             int running = kern_loadavg_running(buf);
-            /* less this caller and the workers not blocked in the kernel */
-            int mine = 1 + n_workers_awake();
+            /* less this process's own runnable threads (the caller, the workers that are
+             * not blocked, and any other thread of the application, such as a data
+             * loader): only other processes' tasks take cores from the pool */
+            int mine = own_running_threads();
+            if (mine < 1)
+                mine = 1 + n_workers_awake();
             if (running >= 0)
                 others = running > mine ? running - mine : 0;
         }
