@@ -101,10 +101,11 @@ int cmd_detect(int argc, char **argv)
         return cli_fail(NULL);
     }
     nerve_yolo1_config yc;
-    int yolo = nerve_model_yolo_heads(m, NULL, NULL, 0) > 0; /* [yolo] / [region] heads */
+    int ssd = nerve_model_ssd(m, NULL, NULL, 0) > 0;
+    int yolo = ssd || nerve_model_yolo_heads(m, NULL, NULL, 0) > 0; /* [yolo] / [region] / [ssd] */
     if (!yolo && nerve_model_yolo1(m, &yc) != 1) {
         fprintf(stderr, "nerve detect: %s is not a detector (its cfg has no [detection], "
-                "[region] or [yolo] layer); for a classifier use nerve predict\n", ckpt);
+                "[region], [yolo] or [ssd] layer); for a classifier use nerve predict\n", ckpt);
         nerve_model_free(m);
         free(files);
         return 1;
@@ -157,7 +158,7 @@ int cmd_detect(int argc, char **argv)
             break;
         }
         nerve_detection det[MAX_BOXES];
-        int n = yolo ? nerve_yolo_detect(m, d.x + (size_t)i * d.sample_numel, (float)im.w, (float)im.h,
+        int n = yolo ? (ssd ? nerve_ssd_detect : nerve_yolo_detect)(m, d.x + (size_t)i * d.sample_numel, (float)im.w, (float)im.h,
                                          thresh, nms, det, MAX_BOXES)
                      : nerve_yolo1_decode(pred + (size_t)i * k, &yc, (float)im.w, (float)im.h, i, thresh,
                                           nms, det, MAX_BOXES);

@@ -559,6 +559,40 @@ int nerve_yolo_check(const nerve_yolo_config *c);
 int nerve_yolo(nerve_graph *g, int x, const nerve_yolo_config *c);
 int nerve_yolo_loss(nerve_graph *g, int x, int anchors, int target, const nerve_yolo_config *c);
 
+/* SSD (src/ops/ssd.c, src/model/model_ssd.c, docs/detection.md). Default boxes of a head over
+ * an fh x fw map: at every cell centre ((x + 0.5)/fw, (y + 0.5)/fh), a box of scale s (width
+ * and height s of the image), one of scale sqrt(s * next_scale), then for each ratio r a box
+ * of width s*sqrt(r), height s/sqrt(r) and one of ratio 1/r: 2 + 2*n_ratios boxes a cell. */
+#define NERVE_SSD_MAX_RATIOS 8
+typedef struct nerve_ssd_head {
+    int fh, fw;              /* the map's size */
+    float scale, next_scale; /* s_k and s_(k+1) */
+    float ratios[NERVE_SSD_MAX_RATIOS]; /* aspect ratios (width / height) above 1 */
+    int n_ratios;
+} nerve_ssd_head;
+/* The head's default boxes as corners relative to the image (0..1) into out [count, 4],
+ * cell by cell (row major), then box; returns the count (out NULL: only that) or a negative
+ * status. */
+int nerve_ssd_priors(const nerve_ssd_head *h, float *out);
+/* The MultiBox loss of pred [N, P, 4 + 1 + classes] (per default box: the offsets t_cx,
+ * t_cy, t_w, t_h, then the scores of background and of each class) against the default
+ * boxes priors [P, 4] (corners) and a target [N, max_boxes*5] of boxes (x, y, w, h relative
+ * to the image, class; the list ends at a box of width or height 0). Each truth takes its
+ * default box of highest IoU, then every default box whose best IoU with a truth is >=
+ * match_thresh is that truth's; the others are negatives, of which the neg_pos x positives
+ * of highest background loss count. Loss = (softmax cross-entropy over the positives and
+ * those negatives + smooth L1 of the positives' offsets against the truths' offsets coded
+ * with the variances) / the batch's positives (0 when there are none). */
+typedef struct nerve_ssd_config {
+    int classes;       /* object classes (the scores have one more: background, index 0) */
+    int max_boxes;     /* truth boxes per image in the target */
+    float match_thresh; /* 0.5 */
+    float neg_pos;     /* hard negatives per positive: 3 */
+    float variance[2]; /* centre and size variances: 0.1, 0.2 */
+} nerve_ssd_config;
+int nerve_ssd_check(const nerve_ssd_config *c);
+int nerve_ssd_loss(nerve_graph *g, int pred, int priors, int target, const nerve_ssd_config *c);
+
 /* Region-of-interest pooling for R-CNN heads (src/ops/roi.c, docs/detection.md): x
  * [N, C, H, W] and rois [N, R, 4] (R boxes per image, corners x1, y1, x2, y2 in the image's
  * pixels; spatial_scale = 1 / the map's stride) give [N, R, C, out_h, out_w], as
@@ -1638,6 +1672,10 @@ int nerve_yolo_target(const nerve_box *boxes, int n, const nerve_yolo_config *c,
 /* The per-cell target [side*side*6] of one sample's boxes (src/model/model_detect.c): the
  * box whose centre falls in a cell is that cell's (a later one replaces an earlier one). */
 int nerve_yolo1_target(const nerve_box *boxes, int n, const nerve_yolo1_config *c, float *target);
+/* The model's [ssd] heads (src/model/model_ssd.c): the loss's settings in *c and the heads'
+ * default-box settings in cfg order (either may be NULL; at most max heads); returns how many
+ * the model has (0: none). */
+int nerve_model_ssd(const nerve_model *m, nerve_ssd_config *c, nerve_ssd_head *heads, int max);
 
 /* Compiles the model's graph for `max_batch` (<= 0: the cfg's batch). */
 int nerve_model_compile(nerve_model *m, int max_batch);
@@ -2060,6 +2098,16 @@ int nerve_yolo_decode(nerve_model *m, int sample, float width, float height, flo
  * evaluation mode (compiles the model at batch 1 when it is not compiled). */
 int nerve_yolo_detect(nerve_model *m, const float *x, float width, float height, float thresh,
                       float nms_iou, nerve_detection *out, int max_out);
+/* Detections of sample `sample` of the last forward pass of a model with [ssd] heads
+ * (src/train/ssd_detect.c): every default box and class whose softmax probability is above
+ * thresh, the box decoded from the default box and the offsets, the 200 best of each class,
+ * NMS per class at nms_iou (0: none), boxes as corners in width x height clamped to it, in
+ * decreasing score; at most max_out. Returns the count or a negative status. */
+int nerve_ssd_decode(nerve_model *m, int sample, float width, float height, float thresh,
+                     float nms_iou, nerve_detection *out, int max_out);
+/* nerve_ssd_decode of one input x, run as nerve_yolo_detect runs. */
+int nerve_ssd_detect(nerve_model *m, const float *x, float width, float height, float thresh,
+                     float nms_iou, nerve_detection *out, int max_out);
 /* A detection model's figures on a data set of boxes (a [detection] head, or [yolo] / [region]
  * heads whose detections are pooled before one NMS per image): mAP at IoU 0.5 (VOC 2007 11-point and
  * all-point) and COCO's mAP@[.5:.95], over the classes that have ground truth; ap (NULL, or

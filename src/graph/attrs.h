@@ -112,6 +112,9 @@ typedef struct attr_yolo {
     float thresh, truth_thresh, object_scale, noobject_scale, class_scale, coord_scale;
 } attr_yolo;
 
+/* ssd_loss (src/ops/ssd.c) */
+typedef nerve_ssd_config attr_ssd;
+
 /* reshape (the requested dims: 0 copies, -1 infers) and transpose (the permutation)
  * (src/ops/shape.c) */
 typedef struct attr_dims {

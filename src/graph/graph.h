@@ -79,6 +79,7 @@ typedef union node_attr {
     attr_penalty penalty;
     attr_yolo1 yolo1;
     attr_yolo yolo;
+    attr_ssd ssd;
     attr_dims dims;
     attr_axis axis;
     attr_slice slice;

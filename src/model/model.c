@@ -1146,7 +1146,7 @@ static int finish_head(build_ctx *b, int pred, int labels, int loss, nerve_task 
     h->task = task;
     h->target = target;
     /* the section name from the table, not from the cfg text (freed after building) */
-    static const char *const heads[] = {"softmax", "cost", "detection", "yolo", "region"};
+    static const char *const heads[] = {"softmax", "cost", "detection", "yolo", "region", "ssd"};
     h->section = NULL;
     for (size_t i = 0; i < NERVE_ARRAY_LEN(heads); i++)
         if (strcmp(b->s->name, heads[i]) == 0)
@@ -1562,6 +1562,7 @@ static const layer_kind layer_kinds[] = {
     {"detection", detection_keys, build_detection},
     {"yolo", yolo_keys, build_yolo},
     {"region", region_keys, build_region},
+    {"ssd", ssd_keys, build_ssd},
 };
 
 static int is_net(const char *name) { return strcmp(name, "net") == 0 || strcmp(name, "network") == 0; }
@@ -1842,6 +1843,8 @@ static int build_model(nerve_model *m, const cfg_doc *d)
         TRY(build_layer(&b, &d->sections[i], i));
     if (m->n_yolo && !b.is_head)
         TRY(finish_yolo(&b));
+    if (m->n_ssd)
+        TRY(finish_ssd(&b));
     if (!b.is_head)
         m->output = b.x;
     const cfg_entry *adv = cfg_find(net, "adversarial");

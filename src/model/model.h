@@ -48,6 +48,11 @@ struct nerve_model {
     nerve_yolo_config yolo[8]; /* [yolo] / [region] heads, in cfg order */
     int yolo_in[8], yolo_out[8], yolo_anchors[8]; /* their input, output and anchors nodes */
     int n_yolo, yolo_line;
+    nerve_ssd_config ssd;       /* [ssd] heads: the loss's settings (the first head's) */
+    nerve_ssd_head ssd_head[8]; /* their default boxes, in cfg order */
+    int ssd_pred[8];            /* each head's predictions [N, H*W*boxes, 5 + classes] */
+    float ssd_scale[2];         /* min_scale, max_scale */
+    int n_ssd, ssd_line, ssd_out, ssd_priors; /* the joined predictions, the default boxes */
     int head_loss; /* the head's loss node when it has no penalties added, else -1 */
     char refuse_train[320];  /* non-empty: why nerve_fit refuses this model (file:line: ...) */
     char refuse_detect[320]; /* non-empty: why the YOLO decoder refuses it */
@@ -119,6 +124,17 @@ int build_yolo(build_ctx *b);
 int build_region(build_ctx *b);
 /* the loss and head of a model with [yolo] / [region] layers, after its last layer */
 int finish_yolo(build_ctx *b);
+/* [ssd] (src/model/model_ssd.c) and the loss of a model with them, after its last layer */
+extern const char *const ssd_keys[];
+int build_ssd(build_ctx *b);
+int finish_ssd(build_ctx *b);
+/* Runs one input x (one sample of the model's input shape) in evaluation mode at batch 1
+ * (compiling the model when it is not) and returns decode's detections of it
+ * (src/train/yolo_detect.c; nerve_yolo_detect, nerve_ssd_detect). */
+typedef int (*model_decode_fn)(nerve_model *m, int sample, float width, float height,
+                               float thresh, float nms_iou, nerve_detection *out, int max_out);
+int model_detect_one(nerve_model *m, const float *x, model_decode_fn decode, float width,
+                     float height, float thresh, float nms_iou, nerve_detection *out, int max_out);
 
 /* ---- darknet's [rnn] and [gru] (src/model/model_rnn_darknet.c) ------------------------ */
 

@@ -22,6 +22,7 @@ extern const op_def *const ops_lrn[];         /* lrn, pixel_softmax_ce_loss */
 extern const op_def *const ops_roi[];         /* roi_pool, roi_align */
 extern const op_def *const ops_detection[];   /* yolo1_loss */
 extern const op_def *const ops_yolo[];        /* yolo, yolo_loss */
+extern const op_def *const ops_ssd[];         /* ssd_loss */
 extern const op_def *const ops_math[];        /* unary, clip, where, reduce, matmul_nd, gather,
                                                  gather_elements, pad, cumsum */
 

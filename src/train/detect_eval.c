@@ -81,13 +81,15 @@ typedef struct yolo_eval {
     float width, height, thresh, nms_iou;
     int max_per_image, nd;
     nerve_detection *dets;
+    int (*decode)(nerve_model *m, int sample, float width, float height, float thresh,
+                  float nms_iou, nerve_detection *out, int max_out); /* YOLO's or SSD's */
 } yolo_eval;
 
 static int yolo_eval_batch(void *ctx, nerve_model *m, int start, int n)
 {
     yolo_eval *e = ctx;
     for (int i = 0; i < n; i++) {
-        int k = nerve_yolo_decode(m, i, e->width, e->height, e->thresh, e->nms_iou, e->dets + e->nd,
+        int k = e->decode(m, i, e->width, e->height, e->thresh, e->nms_iou, e->dets + e->nd,
                                   e->max_per_image);
         if (k < 0)
             return k;
@@ -108,11 +110,13 @@ int nerve_evaluate_detection(nerve_model *m, const nerve_dataset *d, float thres
     double *ap = out->ap;
     memset(out, 0, sizeof *out);
     out->ap = ap;
+    nerve_ssd_config sc;
     int v1 = nerve_model_yolo1(m, &c), nh = v1 ? 0 : nerve_model_yolo_heads(m, heads, NULL, 8);
-    if (!v1 && nh < 1)
+    int ssd = v1 || nh ? 0 : nerve_model_ssd(m, &sc, NULL, 0);
+    if (!v1 && nh < 1 && !ssd)
         return nerve_set_error(NERVE_ERR_ARG, "evaluate detection: the model has no detection "
-                               "head ([detection], [yolo] or [region])");
-    int classes = v1 ? c.classes : heads[0].classes;
+                               "head ([detection], [yolo], [region] or [ssd])");
+    int classes = v1 ? c.classes : ssd ? sc.classes : heads[0].classes;
     for (int h = 1; h < nh; h++)
         if (heads[h].classes != classes)
             return nerve_set_error(NERVE_ERR_SHAPE, "evaluate detection: the model's heads have %d "
@@ -141,7 +145,8 @@ int nerve_evaluate_detection(nerve_model *m, const nerve_dataset *d, float thres
                 nd += k;
         }
     } else if (!st) {
-        yolo_eval e = {W, H, thresh, nms_iou, max_per_image, 0, dets};
+        yolo_eval e = {W, H, thresh, nms_iou, max_per_image, 0, dets,
+                       ssd ? nerve_ssd_decode : nerve_yolo_decode};
         st = run_batches(m, d, yolo_eval_batch, &e);
         nd = e.nd;
     }

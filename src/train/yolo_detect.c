@@ -129,8 +129,14 @@ int nerve_yolo_decode(nerve_model *m, int sample, float width, float height, flo
 int nerve_yolo_detect(nerve_model *m, const float *x, float width, float height, float thresh,
                       float nms_iou, nerve_detection *out, int max_out)
 {
+    return model_detect_one(m, x, nerve_yolo_decode, width, height, thresh, nms_iou, out, max_out);
+}
+
+int model_detect_one(nerve_model *m, const float *x, model_decode_fn decode, float width,
+                     float height, float thresh, float nms_iou, nerve_detection *out, int max_out)
+{
     if (!m || !x)
-        return nerve_set_error(NERVE_ERR_ARG, "YOLO detect: bad arguments");
+        return nerve_set_error(NERVE_ERR_ARG, "detect: bad arguments");
     nerve_graph *g = nerve_model_graph(m);
     int st = nerve_graph_is_compiled(g) ? NERVE_OK : nerve_model_compile(m, 1);
     if (st)
@@ -148,7 +154,7 @@ int nerve_yolo_detect(nerve_model *m, const float *x, float width, float height,
     }
     st = nerve_forward(g, -1);
     if (!st)
-        st = nerve_yolo_decode(m, 0, width, height, thresh, nms_iou, out, max_out);
+        st = decode(m, 0, width, height, thresh, nms_iou, out, max_out);
     nerve_graph_set_training(g, was);
     int st2 = nerve_graph_set_batch(g, max_batch);
     return st < 0 ? st : st2 < 0 ? st2 : st;
