@@ -64,7 +64,7 @@ EX_BIN   := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EX_SRC))
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all test test-tsan check-isa test-aarch64 test-aarch64-ci train bench fuzz fuzz-build docs install uninstall clean export-check export-check-ci onnx-test onnx-export-check darknet-check
+.PHONY: all test test-tsan check-isa check-isa-aarch64 test-aarch64 test-aarch64-ci train bench fuzz fuzz-build docs install uninstall clean export-check export-check-ci onnx-test onnx-export-check darknet-check
 all: $(BUILD)/libnerve.a $(BUILD)/libnerve.so $(BUILD)/nerve $(BUILD)/nerve.1 $(EX_BIN)
 
 $(BUILD)/obj/%.o: %.c
@@ -155,6 +155,10 @@ test-aarch64:
 	$(MAKE) CC=$(AARCH64_CC) build-aarch64/nerve_tests build-aarch64/onnx_node_tests all
 	$(AARCH64_RUN) $(T)
 test-aarch64-ci: test-aarch64
+# NERVE_ISA=portable under qemu runs none of nerve's NEON functions (and NERVE_ISA=neon does)
+check-isa-aarch64:
+	$(MAKE) CC=$(AARCH64_CC) build-aarch64/nerve_tests build-aarch64/nerve
+	scripts/check_isa_portable_aarch64.sh build-aarch64 $(QEMU_AARCH64)
 
 # ONNX backend tests (docs/onnx.md): every node, pytorch-converted, pytorch-operator and simple
 # model test of Debian's libonnx-testdata, a verdict per test and per operator.

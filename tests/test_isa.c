@@ -100,8 +100,8 @@ static double max_rel_diff(const float *a, const float *b, size_t n)
     return d / (m > 0 ? m : 1);
 }
 
-/* GEMM (every transpose, with beta) and a Winograd convolution on `isa` and on the portable
- * path: equal within float rounding. Prints the differences (the figures docs/arm.md
+/* GEMM (every transpose, with beta), a Winograd and a direct convolution on `isa` and on the
+ * portable path: equal within float rounding. Prints the differences (the figures docs/arm.md
  * quotes come from here, run under qemu-aarch64). */
 TEST(isa_vector_paths_agree_with_the_portable_path)
 {
@@ -140,9 +140,24 @@ TEST(isa_vector_paths_agree_with_the_portable_path)
         CHECK(kern_set_isa(kern_isa_label((kern_isa)i)));
         kern_winograd_conv3x3(WN, WC, WH, WW, WK, 1, 1, in, w, bias, wgot, ws);
         double wino = max_rel_diff(wgot, wwant, nout);
-        printf("    %s vs portable: GEMM max difference %.2g, Winograd %.2g (of the largest "
-               "output)\n",
-               kern_isa_label((kern_isa)i), gemm_worst, wino);
+        /* the direct route (AVX-512, NEON): 6 -> 20 channels, 5x5, padding 2, 2 images of
+         * 13 x 14 (blocks of channels and columns off the vector widths); portable elsewhere */
+        enum { DC = 6, DK = 20, DH = 13, DW = 14 };
+        size_t dn = (size_t)WN * DK * DH * DW;
+        float *dwant = malloc(sizeof(float) * dn), *dgot = malloc(sizeof(float) * dn);
+        CHECK(dwant && dgot);
+        CHECK(kern_set_isa("portable"));
+        kern_conv_direct(WN, DC, DH, DW, DK, 5, 5, 2, 2, DH, DW, in, w, bias, dwant);
+        CHECK(kern_set_isa(kern_isa_label((kern_isa)i)));
+        kern_conv_direct(WN, DC, DH, DW, DK, 5, 5, 2, 2, DH, DW, in, w, bias, dgot);
+        double direct = max_rel_diff(dgot, dwant, dn);
+        free(dwant), free(dgot);
+        printf("    %s vs portable: GEMM max difference %.2g, Winograd %.2g, direct %.2g (of the "
+               "largest output)\n",
+               kern_isa_label((kern_isa)i), gemm_worst, wino, direct);
+        /* 1 + 150 products in float, fused or not */
+        CHECK_MSG(direct <= 2e-6, "%s: the direct convolution differs from portable by %g",
+                  kern_isa_label((kern_isa)i), direct);
         /* sums of 71 products (GEMM), 144 transformed products (Winograd) in float */
         CHECK_MSG(gemm_worst <= 2e-6, "%s: GEMM differs from portable by %g", kern_isa_label((kern_isa)i),
                   gemm_worst);

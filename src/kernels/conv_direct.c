@@ -8,7 +8,8 @@
  * ever points before the row).
  *
  * Sums run bias first, then channels and taps in (c, ky, kx) order, fused on AVX-512 and
- * plain multiply-adds on the portable path: results depend on the path, never on the
+ * NEON (aarch64: the same scheme in 4-lane vectors, below) and plain multiply-adds on the
+ * portable path: results depend on the path, never on the
  * thread count (each output is computed by one thread).
  *
  * The same kernel gives the input gradient of such a convolution (kern_conv_direct_adjoint):
@@ -58,6 +59,17 @@ static void direct_image_portable(const direct_job *j, const float *x, float *y)
     for (int k = 0; k < j->K; k++)
         direct_channel_portable(j, x, k, y + k * plane);
 }
+
+#if (defined(__x86_64__) && defined(__GNUC__)) || (defined(__aarch64__) && defined(__ARM_NEON))
+/* wt [C, KH, KW, kb] = w[k0 + k, c, ky, kx]: a vector route's block of weights, tap-major. */
+static void block_weights(const direct_job *j, int k0, int kb, float *wt)
+{
+    size_t taps = (size_t)j->C * j->KH * j->KW;
+    for (size_t t = 0; t < taps; t++)
+        for (int k = 0; k < kb; k++)
+            wt[t * kb + k] = j->w[(size_t)(k0 + k) * taps + t];
+}
+#endif
 
 /* ---- AVX-512 ----------------------------------------------------------------------------- */
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -173,15 +185,6 @@ __attribute__((target("avx512f"))) static void direct_image_block_avx512(
 }
 #undef BLOCK_CASE
 
-/* wt [C, KH, KW, kb] = w[k0 + k, c, ky, kx]. */
-static void block_weights(const direct_job *j, int k0, int kb, float *wt)
-{
-    size_t taps = (size_t)j->C * j->KH * j->KW;
-    for (size_t t = 0; t < taps; t++)
-        for (int k = 0; k < kb; k++)
-            wt[t * kb + k] = j->w[(size_t)(k0 + k) * taps + t];
-}
-
 /* Images [begin, end), a block of channels at a time (the block's weights rearranged once
  * on the stack: at most 16 * 7 * 7 * 16 floats, 50 KB). */
 static void direct_images_avx512(const direct_job *j, size_t begin, size_t end)
@@ -199,6 +202,140 @@ static void direct_images_avx512(const direct_job *j, size_t begin, size_t end)
 
 #endif
 
+/* ---- NEON (aarch64) ----------------------------------------------------------------------
+ * The AVX-512 route's scheme in 4-lane vectors: a span of 4 output columns, for a block of
+ * up to 8 output channels and 2 output rows held in 16 q-register accumulators; per input
+ * channel, input row and tap column, one load of 4 input columns feeds one fused
+ * multiply-add per channel and row (the weight a scalar operand). Spans at the image's
+ * edges load through a zero-padded copy of their 4 columns, so that no load leaves the row
+ * and padding adds 0 * w; a last span of fewer than 4 outputs stores only those. On
+ * 4 lanes a row of output columns fills its vectors (LeNet's 10-wide rows: 3 spans), so
+ * this route also serves the many-output-channel shapes that the kvec route takes on
+ * AVX-512. Sums run as on AVX-512: bias first, then (c, ky, kx) in order, fused. */
+#if defined(__aarch64__) && defined(__ARM_NEON)
+#include <arm_neon.h>
+#define DIRECT_NEON 1
+#define NEON_KB 8 /* output channels per block: 2 rows x 8 channels = 16 accumulators */
+#define NEON_INLINE static inline __attribute__((always_inline))
+
+static int min_int(int a, int b) { return a < b ? a : b; }
+
+/* Columns ix0 .. ix0 + 3 of row, zero outside [0, W). */
+NEON_INLINE float32x4_t neon_columns(const float *row, int ix0, int W)
+{
+    if (ix0 >= 0 && ix0 + 4 <= W)
+        return vld1q_f32(row + ix0);
+    float t[4];
+    for (int l = 0; l < 4; l++)
+        t[l] = ix0 + l >= 0 && ix0 + l < W ? row[ix0 + l] : 0.0f;
+    return vld1q_f32(t);
+}
+
+NEON_INLINE float32x4_t neon_load_n(const float *p, int n)
+{
+    if (n == 4)
+        return vld1q_f32(p);
+    float t[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (int l = 0; l < n; l++)
+        t[l] = p[l];
+    return vld1q_f32(t);
+}
+
+NEON_INLINE void neon_store_n(float *p, float32x4_t v, int n)
+{
+    if (n == 4) {
+        vst1q_f32(p, v);
+        return;
+    }
+    float t[4];
+    vst1q_f32(t, v);
+    for (int l = 0; l < n; l++)
+        p[l] = t[l];
+}
+
+/* Outputs ox0 .. ox0 + n - 1 (n <= 4) of rows oy .. oy + rows - 1 (rows <= 2), channels
+ * k0 .. k0 + kb - 1, with the block's weights wt [C, KH, KW, kb]. Input row oy - ph + r
+ * feeds output row oy + q through tap row r - q: each load serves both rows, and each
+ * output still sums in (c, ky, kx) order. */
+NEON_INLINE void direct_span_neon(const direct_job *j, const float *x, const float *wt, int k0,
+                                  const int kb, const int rows, int oy, int ox0, int n, float *y)
+{
+    size_t plane = (size_t)j->OH * j->OW;
+    float32x4_t acc[2][NEON_KB];
+    for (int q = 0; q < rows; q++)
+        for (int k = 0; k < kb; k++)
+            acc[q][k] = j->accumulate
+                            ? neon_load_n(y + (k0 + k) * plane + (size_t)(oy + q) * j->OW + ox0, n)
+                            : vdupq_n_f32(j->b ? j->b[k0 + k] : 0.0f);
+    for (int c = 0; c < j->C; c++)
+        for (int r = 0; r < j->KH + rows - 1; r++) {
+            int iy = oy - j->ph + r;
+            if (iy < 0 || iy >= j->H)
+                continue;
+            const float *row = x + ((size_t)c * j->H + iy) * j->W;
+            for (int kx = 0; kx < j->KW; kx++) {
+                float32x4_t v = neon_columns(row, ox0 - j->pw + kx, j->W);
+                for (int q = 0; q < rows; q++) {
+                    int ky = r - q;
+                    if (ky < 0 || ky >= j->KH)
+                        continue;
+                    const float *wr = wt + (((size_t)c * j->KH + ky) * j->KW + kx) * kb;
+                    for (int k = 0; k < kb; k++)
+                        acc[q][k] = vfmaq_n_f32(acc[q][k], v, wr[k]);
+                }
+            }
+        }
+    for (int q = 0; q < rows; q++)
+        for (int k = 0; k < kb; k++)
+            neon_store_n(y + (k0 + k) * plane + (size_t)(oy + q) * j->OW + ox0, acc[q][k], n);
+}
+
+/* One block of kb output channels over the whole image: two rows at a time, then a last
+ * odd row. */
+NEON_INLINE void direct_block_neon(const direct_job *j, const float *x, const float *wt, int k0,
+                                   const int kb, float *y)
+{
+    int oy = 0;
+    for (; oy + 1 < j->OH; oy += 2)
+        for (int ox = 0; ox < j->OW; ox += 4)
+            direct_span_neon(j, x, wt, k0, kb, 2, oy, ox, min_int(4, j->OW - ox), y);
+    for (; oy < j->OH; oy++)
+        for (int ox = 0; ox < j->OW; ox += 4)
+            direct_span_neon(j, x, wt, k0, kb, 1, oy, ox, min_int(4, j->OW - ox), y);
+}
+
+#define BLOCK_CASE(n)                                                                        \
+    case n:                                                                                  \
+        direct_block_neon(j, x, wt, k0, n, y);                                               \
+        break;
+
+/* Channels k0 .. k0 + kb - 1 of one image, kb <= NEON_KB. */
+static void direct_image_block_neon(const direct_job *j, const float *x, const float *wt, int k0,
+                                    int kb, float *y)
+{
+    switch (kb) {
+        BLOCK_CASE(1) BLOCK_CASE(2) BLOCK_CASE(3) BLOCK_CASE(4) BLOCK_CASE(5) BLOCK_CASE(6)
+        BLOCK_CASE(7) BLOCK_CASE(8)
+    }
+}
+#undef BLOCK_CASE
+
+/* Images [begin, end), a block of channels at a time (its weights rearranged once on the
+ * stack: at most 16 * 7 * 7 * 8 floats, 25 KB). */
+static void direct_images_neon(const direct_job *j, size_t begin, size_t end)
+{
+    float wt[KERN_CONV_DIRECT_MAX_CHANNELS * KERN_CONV_DIRECT_MAX_KERNEL *
+             KERN_CONV_DIRECT_MAX_KERNEL * NEON_KB];
+    size_t in_image = (size_t)j->C * j->H * j->W, out_image = (size_t)j->K * j->OH * j->OW;
+    for (int k0 = 0; k0 < j->K; k0 += NEON_KB) {
+        int kb = min_int(NEON_KB, j->K - k0);
+        block_weights(j, k0, kb, wt);
+        for (size_t n = begin; n < end; n++)
+            direct_image_block_neon(j, j->x + n * in_image, wt, k0, kb, j->y + n * out_image);
+    }
+}
+#endif
+
 /* ---- entry points ---------------------------------------------------------------------- */
 
 int kern_conv_direct_fits(int C, int KH, int KW)
@@ -210,8 +347,10 @@ int kern_conv_direct_fits(int C, int KH, int KW)
 
 int kern_conv_direct_vector(void)
 {
-#ifdef DIRECT_AVX512
+#if defined(DIRECT_AVX512)
     return kern_isa_active() == KERN_ISA_AVX512;
+#elif defined(DIRECT_NEON)
+    return kern_isa_active() == KERN_ISA_NEON;
 #else
     return 0;
 #endif
@@ -222,7 +361,7 @@ typedef struct direct_task {
     int vector;
 } direct_task;
 
-#ifdef DIRECT_AVX512
+#if defined(DIRECT_AVX512) || defined(DIRECT_NEON)
 /* The vector route's limits: its weight block and per-tap tables. */
 static int direct_vector_fits(const direct_job *j)
 {
@@ -239,6 +378,12 @@ static void direct_images(void *ctx, size_t begin, size_t end)
 #ifdef DIRECT_AVX512
     if (t->vector && direct_vector_fits(j)) {
         direct_images_avx512(j, begin, end);
+        return;
+    }
+#endif
+#ifdef DIRECT_NEON
+    if (t->vector && direct_vector_fits(j)) {
+        direct_images_neon(j, begin, end);
         return;
     }
 #endif

@@ -190,7 +190,7 @@ void kern_winograd_conv3x3(int N, int C, int H, int W, int K, int pad_h, int pad
 #define KERN_CONV_DIRECT_ADJOINT_OUT_CHANNELS 32 /* input gradients it serves, channels */
 #define KERN_CONV_DIRECT_MAX_KERNEL 7
 
-/* Whether the vector (AVX-512) route runs on this machine. */
+/* Whether the vector route (AVX-512, or NEON on aarch64) runs on this machine. */
 int kern_conv_direct_vector(void);
 /* Whether kern_conv_direct is the fast route for C input channels and a KH x KW kernel
  * (stride 1, dilation 1, one group): few channels, small kernels, and the vector route. */

@@ -40,6 +40,13 @@ static int direct_shape(const conv_geom *cg)
     return plain_stride1_2d(cg) && kern_isa_active() == KERN_ISA_AVX512;
 }
 
+/* The direct forward and its adjoint (the input gradient through the same kernel) also run
+ * on NEON (kern_conv_direct_vector); the weight and dgrad routes are AVX-512 only. */
+static int direct_forward_shape(const conv_geom *cg)
+{
+    return plain_stride1_2d(cg) && kern_conv_direct_vector();
+}
+
 /* Winograd for the forward of 3x3 stride-1 convolutions: kern_winograd_conv3x3 needs 2.25x
  * fewer multiply-adds than the column product and beats it on every 3x3 layer of ResNet-18
  * (batch 1) and ResNet-20 (batch 128) measured, from 16 channels and 8x8 images up. It takes
@@ -104,7 +111,7 @@ static int dgrad_fits(const conv_geom *cg)
 static int direct_adjoint_fits(const conv_geom *cg)
 {
     const kern_conv_shape *k = &cg->ks;
-    return direct_shape(cg) && k->kernel[1] * k->kernel[2] > 1 &&
+    return direct_forward_shape(cg) && k->kernel[1] * k->kernel[2] > 1 &&
            kern_conv_direct_adjoint_fits(cg->big_c, cg->small_c, k->kernel[1], k->kernel[2],
                                          k->pad[1], k->pad[2]);
 }
@@ -114,7 +121,7 @@ static int direct_adjoint_fits(const conv_geom *cg)
  * columns do. */
 static int direct_fits(const conv_geom *cg)
 {
-    return direct_shape(cg) && kern_conv_direct_fits(cg->big_c, cg->ks.kernel[1], cg->ks.kernel[2]);
+    return direct_forward_shape(cg) && kern_conv_direct_fits(cg->big_c, cg->ks.kernel[1], cg->ks.kernel[2]);
 }
 
 static int kvec_fits(const conv_geom *cg)
