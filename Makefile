@@ -145,7 +145,8 @@ check-isa: all $(BUILD)/nerve_tests
 AARCH64_CC ?= aarch64-linux-gnu-gcc
 # the longest tests under qemu (processor time), started first (NERVE_TEST_FIRST)
 AARCH64_FIRST := segmentation_cfg_trains_on_generated_scenes_and_reports_mean_iou \
-    yolo1_cfg_trains_on_generated_scenes_and_reports_map segnet_cfg_unpools_at_the_maxima_and_trains \
+    yolo1_cfg_trains_on_generated_scenes_and_reports_map yolo_cfg_trains_on_generated_scenes_and_reports_map \
+    segnet_cfg_unpools_at_the_maxima_and_trains \
     every_shipped_model_builds_and_trains_one_step_on_its_data experiment_recos_quick \
     experiment_lottery_quick onnx_export_shipped_resnet34_roundtrips onnx_export_shipped_models_roundtrip
 AARCH64_RUN = scripts/qemu_tree.sh build-aarch64 $(QEMU_AARCH64) && \
