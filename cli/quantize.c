@@ -81,6 +81,8 @@ int cmd_quantize(int argc, char **argv)
         printf("int8 nodes: %d", qi.nodes);
         if (qi.folded)
             printf(", %d batch norms folded into them", qi.folded);
+        if (qi.adds)
+            printf(", %d residual adds", qi.adds);
         if (qi.skipped)
             printf(" (%d grouped convolutions stay float)", qi.skipped);
         printf("\n");

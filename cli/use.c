@@ -143,7 +143,8 @@ int cmd_eval(int argc, char **argv)
         nerve_head_info h = nerve_model_head(m);
         printf("samples: %d\n", d.n);
         if (nerve_model_quantized(m))
-            printf("int8 model: %d dense/conv layers run in int8\n", nerve_model_quantized(m));
+            printf("int8 model: %d layers (dense, conv, residual adds) run in int8\n",
+                   nerve_model_quantized(m));
         printf("task: %s (loss %s)\n", nerve_task_name(mt.task), h.loss ? h.loss : "none");
         cli_print_metrics(&mt, "test", 1, (const char *const *)d.names, d.n_names);
         nerve_metrics_free(&mt);

@@ -2636,6 +2636,7 @@ typedef struct nerve_quantize_info {
     int skipped;  /* conv nodes left in float (grouped convolutions) */
     int samples;  /* calibration samples run */
     int folded;   /* batch norms folded into the int8 node before them */
+    int adds;     /* residual adds between int8 nodes now running in int8 (kern_q8_add) */
 } nerve_quantize_info;
 /* Post-training quantisation of a float model: every dense node and every one-group conv
  * node gets symmetric per-output-channel int8 weights (scale = max |w| / 127) and per-tensor

@@ -4,6 +4,7 @@
 #include "../src/kernels/kernels.h"
 #include "test.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -357,4 +358,80 @@ TEST(q8_requantize_vector_matches_scalar)
 #else
     printf("  skipped: not x86\n");
 #endif
+}
+
+/* The int8 residual add: kern_q8_add_one against a 64-bit reference of its formula, every
+ * path's kern_q8_add against kern_q8_add_one (lengths cutting every vector edge, extreme
+ * bytes and zero points, a fused ReLU, in place), and the multipliers against their ratios. */
+TEST(q8_add_paths_match_reference)
+{
+    nerve_rng r;
+    nerve_rng_seed(&r, 9);
+    /* multipliers: one shift, the larger in [2^20, 2^21) unless the shift is 31 */
+    static const double ratios[][2] = {{1.0, 1.0},   {0.37, 1.9},    {1e-9, 3e-9}, {2e6, 1.0},
+                                       {0.5, 1e-12}, {2097151.0, 1}, {3e6, 1.0},   {1.0, 0.999999}};
+    for (size_t i = 0; i < sizeof ratios / sizeof *ratios; i++) {
+        int32_t ma = -1, mb = -1;
+        int sh = -1, st = kern_q8_add_multipliers(ratios[i][0], ratios[i][1], &ma, &mb, &sh);
+        double mx = ratios[i][0] > ratios[i][1] ? ratios[i][0] : ratios[i][1];
+        if (mx >= 2097151.5) {
+            CHECK_MSG(st == -1, "ratio %g has no multiplier, got %d", mx, st);
+            continue;
+        }
+        CHECK(st == 0 && sh >= 0 && sh <= 31 && ma >= 0 && mb >= 0 && ma < KERN_Q8_ADD_MULT &&
+              mb < KERN_Q8_ADD_MULT);
+        int32_t big = ma > mb ? ma : mb;
+        CHECK_MSG(sh == 31 || big >= KERN_Q8_ADD_MULT / 2, "ratios %g %g: %d %d >> %d",
+                  ratios[i][0], ratios[i][1], ma, mb, sh);
+        for (int k = 0; k < 2; k++) {
+            double want = ratios[i][k], got = ldexp(k ? mb : ma, -sh);
+            CHECK_MSG(fabs(got - want) <= ldexp(0.5, -sh), "ratio %g as %g", want, got);
+        }
+    }
+    static const size_t lens[] = {1, 7, 8, 15, 16, 17, 31, 33, 63, 64, 65, 1000};
+    enum { MAXN = 1000 };
+    uint8_t a[MAXN], b[MAXN], want[MAXN], got[MAXN];
+    for (int trial = 0; trial < 40; trial++) {
+        kern_q8_addp p;
+        int extreme = trial % 4 == 3;
+        p.za = extreme ? (trial % 8 == 3 ? 0 : 255) : (int)(nerve_rng_uniform(&r) * 256);
+        p.zb = extreme ? 255 - p.za : (int)(nerve_rng_uniform(&r) * 256);
+        p.zy = (int)(nerve_rng_uniform(&r) * 256);
+        p.lo = trial % 2 ? p.zy : 0;
+        double ra = extreme ? 1.0 : 0.05 + 3 * nerve_rng_uniform(&r),
+               rb = extreme ? 1.0 : 0.05 + 3 * nerve_rng_uniform(&r);
+        if (trial == 5) { /* the largest multipliers the shift allows: sums near 2^30 */
+            ra = rb = 0.999999;
+        }
+        CHECK(kern_q8_add_multipliers(ra, rb, &p.ma, &p.mb, &p.shift) == 0);
+        if (trial == 7)
+            p.shift = 0, p.ma = 1, p.mb = 3; /* no rounding term */
+        for (int i = 0; i < MAXN; i++) {
+            a[i] = extreme ? (uint8_t)(i % 2 ? 255 : 0) : (uint8_t)(nerve_rng_uniform(&r) * 256);
+            b[i] = extreme ? (uint8_t)(i % 3 ? 0 : 255) : (uint8_t)(nerve_rng_uniform(&r) * 256);
+            int64_t t = (int64_t)(a[i] - p.za) * p.ma + (int64_t)(b[i] - p.zb) * p.mb;
+            if (p.shift > 0) /* floor((t + 2^(s-1)) / 2^s) in 64 bits */
+                t = (t + ((int64_t)1 << (p.shift - 1))) >> p.shift;
+            int64_t q = p.zy + t;
+            want[i] = (uint8_t)(q < p.lo ? p.lo : q > 255 ? 255 : q);
+            CHECK_MSG(kern_q8_add_one(a[i], b[i], &p) == want[i], "trial %d, %d + %d", trial,
+                      a[i], b[i]);
+        }
+        for (size_t pi = 0; pi < sizeof isas / sizeof *isas; pi++) {
+            if (!kern_set_isa(isas[pi]))
+                continue;
+            for (size_t li = 0; li < sizeof lens / sizeof *lens; li++) {
+                size_t n = lens[li];
+                memset(got, 0xA5, sizeof got);
+                kern_q8_add(&p, a, b, n, got);
+                CHECK_MSG(!memcmp(got, want, n) && (n == MAXN || got[n] == 0xA5),
+                          "path %s, trial %d, n %zu", kern_q8_path(), trial, n);
+            }
+            uint8_t in[MAXN]; /* in place */
+            memcpy(in, a, MAXN);
+            kern_q8_add(&p, in, b, MAXN, in);
+            CHECK_MSG(!memcmp(in, want, MAXN), "path %s in place", kern_q8_path());
+        }
+        kern_set_isa("auto");
+    }
 }

@@ -33,6 +33,21 @@ static const char *const bn_cfg =
     "[convolutional]\nfilters=5\nsize=3\nstride=2\nbatch_normalize=1\nactivation=leaky\n"
     "[connected]\noutput=4\n[softmax]\n";
 
+/* Residual blocks (docs/quantize.md): a stem, a block whose shortcut is the identity and a
+ * strided one with a projection (1x1/2 convolution and batch norm), ReLUs after the adds,
+ * a global average pool and a dense head. The adds run in int8; bytes reach them from both
+ * sides and leave the first one for both readers of its output. */
+static const char *const res_cfg =
+    "[net]\nheight=10\nwidth=10\nchannels=2\nnormalize=1\nclasses=4\nbatch=8\n"
+    "[convolutional]\nfilters=6\nsize=3\npad=1\nbatch_normalize=1\nactivation=relu\n"
+    "[convolutional]\nfilters=6\nsize=3\npad=1\nbatch_normalize=1\nactivation=relu\n"
+    "[convolutional]\nfilters=6\nsize=3\npad=1\nbatch_normalize=1\nactivation=linear\n"
+    "[shortcut]\nfrom=-3\nactivation=relu\n"
+    "[convolutional]\nfilters=8\nsize=3\nstride=2\npad=1\nbatch_normalize=1\nactivation=relu\n"
+    "[convolutional]\nfilters=8\nsize=3\npad=1\nbatch_normalize=1\nactivation=linear\n"
+    "[shortcut]\nfrom=-3\nactivation=relu\nproject=1\nbatch_normalize=1\n"
+    "[avgpool]\n[connected]\noutput=4\n[softmax]\n";
+
 static int ends_with(const char *s, const char *end)
 {
     size_t a = strlen(s), b = strlen(end);
@@ -99,7 +114,7 @@ static void check_quantized(const char *cfg, int n, double tol)
     CHECK(nerve_model_quantized(m) == 0);
     nerve_quantize_info qi;
     CHECK_OK(nerve_model_quantize(m, &d, 3, &qi));
-    CHECK(qi.nodes == nerve_model_quantized(m) && qi.nodes >= 3);
+    CHECK(qi.nodes + qi.adds == nerve_model_quantized(m) && qi.nodes >= 3);
     CHECK(qi.samples > 0);
     /* the reference: the portable path */
     CHECK(kern_set_isa("portable"));
@@ -129,7 +144,7 @@ static void check_quantized(const char *cfg, int n, double tol)
     CHECK_OK(nerve_model_save(m, path));
     nerve_model *back = nerve_model_load(path);
     CHECK(back != NULL);
-    CHECK(nerve_model_quantized(back) == qi.nodes);
+    CHECK(nerve_model_quantized(back) == qi.nodes + qi.adds);
     CHECK_OK(nerve_predict_outputs(back, &d, got, NULL));
     CHECK_MSG(!memcmp(got, ref, total * sizeof(float)), "the reloaded int8 model differs");
     nerve_st_file *f = nerve_st_open(path);
@@ -169,6 +184,89 @@ TEST(quantize_cnn_follows_float_on_every_path)
 TEST(quantize_bn_cnn_follows_float_on_every_path)
 {
     check_quantized(bn_cfg, 37, 0.08);
+}
+
+TEST(quantize_residual_cnn_follows_float_on_every_path)
+{
+    check_quantized(res_cfg, 37, 0.08);
+}
+
+/* Residual adds in int8: both inputs as bytes (one through an identity batch norm, one
+ * through a projection), the first add's bytes read by two convolutions and the second's by
+ * the next add: outputs bit for bit those of the float route between the int8 nodes, on
+ * every path and thread count; a checkpoint of another int8 version is refused. */
+TEST(quantize_residual_adds_run_in_int8_and_link)
+{
+    nerve_model *m = nerve_model_from_cfg(res_cfg, "q.cfg");
+    CHECK(m != NULL);
+    CHECK_OK(nerve_model_compile(m, 0));
+    nerve_dataset d = {0};
+    CHECK(make_data(m, 29, &d) == 0);
+    nerve_graph *g = nerve_model_graph(m);
+    nerve_quantize_info qi;
+    CHECK_OK(nerve_model_quantize(m, &d, 2, &qi));
+    CHECK_MSG(qi.nodes == 7 && qi.adds == 2 && qi.folded == 6, "%d nodes, %d adds, %d folded",
+              qi.nodes, qi.adds, qi.folded);
+    int adds = 0;
+    for (int id = 0; id < nerve_node_count(g); id++) {
+        const char *op = nerve_node_op(g, id);
+        adds += op && !strcmp(op, "qadd");
+        CHECK(!op || strcmp(op, "add"));
+    }
+    CHECK(adds == 2);
+    nerve_graph_set_training(g, 0); /* links pass through batch norms in evaluation only */
+    size_t k = out_numel(m), total = (size_t)d.n * k;
+    float *ref = malloc(total * sizeof(float)), *got = malloc(total * sizeof(float));
+    CHECK(ref && got);
+    static const char *const isas[] = {"portable", "avx2", "avx512"};
+    for (size_t p = 0; p < sizeof isas / sizeof *isas; p++) {
+        if (!kern_set_isa(isas[p]))
+            continue;
+        for (int threads = 1; threads <= 2; threads++) {
+            nerve_set_threads(threads);
+            CHECK(op_quant_links(g, 0) == 0);
+            CHECK_OK(nerve_predict_outputs(m, &d, ref, NULL));
+            /* stem, block 1's convolutions and add, block 2's convolutions and projection */
+            CHECK_MSG(op_quant_links(g, 1) == 7, "%d links", op_quant_links(g, 1));
+            CHECK_OK(nerve_predict_outputs(m, &d, got, NULL));
+            CHECK_MSG(!memcmp(got, ref, total * sizeof(float)),
+                      "path %s, %d threads: bytes through the adds change the outputs", isas[p],
+                      threads);
+        }
+    }
+    nerve_set_threads(0);
+    kern_set_isa("auto");
+    /* the checkpoint says int8-3; one that says int8-2 with an int8 add is refused */
+    char path[1024], bad[1024];
+    snprintf(path, sizeof path, "%s/qres.safetensors", test_tmpdir());
+    snprintf(bad, sizeof bad, "%s/qres2.safetensors", test_tmpdir());
+    CHECK_OK(nerve_model_save(m, path));
+    nerve_st_file *f = nerve_st_open(path);
+    CHECK(f != NULL);
+    CHECK(!strcmp(nerve_st_metadata(f, "nerve.quantized"), "int8-3"));
+    nerve_st_writer *w = nerve_st_writer_create();
+    CHECK(w != NULL);
+    for (int i = 0; i < nerve_st_count(f); i++) {
+        int nd, dims[NERVE_MAX_DIMS];
+        CHECK_OK(nerve_st_shape(f, i, &nd, dims));
+        size_t n = nerve_shape_numel(nd, dims);
+        float *v = malloc((n ? n : 1) * sizeof(float));
+        CHECK(v != NULL);
+        CHECK_OK(nerve_st_read(f, i, v, n));
+        CHECK_OK(nerve_st_writer_add(w, nerve_st_name(f, i), nd, dims, v));
+        free(v);
+    }
+    CHECK_OK(nerve_st_writer_meta(w, "nerve.quantized", "int8-2"));
+    CHECK_OK(nerve_st_writer_meta(w, "nerve.cfg", nerve_st_metadata(f, "nerve.cfg")));
+    nerve_st_close(f);
+    CHECK_OK(nerve_st_writer_save(w, bad));
+    nerve_st_writer_free(w);
+    CHECK(nerve_model_load(bad) == NULL);
+    CHECK_MSG(strstr(nerve_last_error(), "int8-3"), "message: %s", nerve_last_error());
+    free(ref);
+    free(got);
+    nerve_dataset_free(&d);
+    nerve_model_free(m);
 }
 
 TEST(quantize_mlp_follows_float_on_every_path)
@@ -451,6 +549,8 @@ TEST(quantize_export_c_gives_nerves_int8_outputs)
                  "qreg", 1);
     /* batch norms folded into the int8 layers: the exported program follows */
     check_export(bn_cfg, "qbn", 0);
+    /* int8 residual adds */
+    check_export(res_cfg, "qres", 0);
     check_export("[net]\nheight=9\nwidth=9\nchannels=2\n"
                  "[convolutional]\nfilters=6\nsize=3\npad=1\nbatch_normalize=1\nactivation=relu\n"
                  "[convolutional]\nfilters=5\nsize=2\nstride=2\nbatch_normalize=1\n"

@@ -86,7 +86,7 @@ enum { X_NONE, X_INPUT, X_CONST, X_ARENA, X_VIEW, X_META };
 /* kernels the generated file needs (each emitted once) */
 enum {
     K_DENSE, K_CONV, K_POOL_MAX, K_POOL_AVG, K_POOL_L2, K_SOFTMAX, K_SCALE_SHIFT, K_COPY_ROWS,
-    K_TRANSPOSE, K_BCAST, K_SIGMOID, K_LSTM, K_GRU, K_RNN, K_MATH, K_Q8, K_Q8_DENSE, K_Q8_CONV,
+    K_TRANSPOSE, K_BCAST, K_SIGMOID, K_LSTM, K_GRU, K_RNN, K_MATH, K_Q8, K_Q8_DENSE, K_Q8_CONV, K_Q8_ADD,
     K_COUNT
 };
 
@@ -156,7 +156,8 @@ static int is_view_op(const node *n)
 static int may_run_in_place(exporter *e, const node *n)
 {
     static const char *const ops[] = {"activation", "batchnorm", "affine", "prelu", "softmax",
-                                      "log_softmax", "zscore", "add", "sub", "mul", "div"};
+                                      "log_softmax", "zscore", "add", "sub", "mul", "div",
+                                      "qadd"};
     for (size_t i = 0; i < NERVE_ARRAY_LEN(ops); i++)
         if (!strcmp(n->op->name, ops[i])) {
             const node *x = gn(e, n->in[0]);
@@ -466,6 +467,25 @@ static const char *const kernel_text[K_COUNT] = {
         "                y[((long)o * OH + oy) * OW + ox] =\n"
         "                    scale * (float)(q8_requant(acc, bias[o], mult[o], shift[o], zout, lo) - zout);\n"
         "            }\n"
+        "}\n",
+    [K_Q8_ADD] =
+        "/* int8 add of a and b into y (n values): each quantised with its own scale, the bytes\n"
+        " * added into the output's with fixed-point multipliers ma, mb and one shift;\n"
+        " * p = {n, za, zb, zy, lo, ma, mb, shift} */\n"
+        "static void q8_add(const float *a, const float *b, float *y, const int *p, float inva,\n"
+        "                   float invb, float scale)\n"
+        "{\n"
+        "    int za = p[1], zb = p[2], zy = p[3], lo = p[4], sh = p[7];\n"
+        "    int32_t ma = p[5], mb = p[6];\n"
+        "    for (long i = 0; i < (long)p[0]; i++) {\n"
+        "        int32_t t = (int32_t)(q8_quantize(a[i], inva, za) - za) * ma +\n"
+        "                    (int32_t)(q8_quantize(b[i], invb, zb) - zb) * mb, q;\n"
+        "        if (sh > 0)\n"
+        "            t = (t + ((int32_t)1 << (sh - 1))) >> sh;\n"
+        "        q = zy + t;\n"
+        "        q = q < lo ? lo : q > 255 ? 255 : q;\n"
+        "        y[i] = scale * (float)(q - zy);\n"
+        "    }\n"
         "}\n",
     [K_DENSE] =
         "/* y[r, j] = b[j] + sum_i x[r, i] w[j, i] */\n"
@@ -882,6 +902,23 @@ static int emit_q8(exporter *e, int id, node *n)
     return NERVE_OK;
 }
 
+/* An int8 add: its zero points and fixed-point multipliers as a table, and a call of
+ * q8_add, which gives nerve's integers (kern_q8_add_one). */
+static int emit_qadd(exporter *e, int id, node *n)
+{
+    int32_t k[3];
+    const op_quant_add_params *q = op_quant_add_of(n, k);
+    char pname[96], l1[48], l2[48], l3[48];
+    int p[8] = {(int)node_numel(n), q->a_zero, q->b_zero, q->out_zero, q->relu ? q->out_zero : 0,
+                k[0], k[1], k[2]};
+    params_table(e, id, p, 8, pname, sizeof pname);
+    e->used[K_Q8] = e->used[K_MATH] = e->used[K_Q8_ADD] = 1;
+    sb_printf(&e->code, "    q8_add(%s, %s, %s, %s, %s, %s, %s);\n", ptr(e, n->in[0]), ptr(e, n->in[1]),
+              ptr(e, id), pname, flit(1.0f / q->a_scale, l1, sizeof l1),
+              flit(1.0f / q->b_scale, l2, sizeof l2), flit(q->out_scale, l3, sizeof l3));
+    return NERVE_OK;
+}
+
 static int emit_conv(exporter *e, int id, node *n)
 {
     node *x = gn(e, n->in[0]), *w = gn(e, n->in[1]);
@@ -1222,6 +1259,8 @@ static int emit_node(exporter *e, int id)
         return emit_conv(e, id, n);
     if (op_quant_of(n))
         return emit_q8(e, id, n);
+    if (op_quant_add_of(n, NULL))
+        return emit_qadd(e, id, n);
     if (!strcmp(op, "pool"))
         return emit_pool(e, id, n);
     if (!strcmp(op, "batchnorm"))

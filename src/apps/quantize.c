@@ -27,6 +27,8 @@ typedef struct calib {
     int bn; /* the batch norm folded into the node, or -1 */
     float in_lo, in_hi, out_lo, out_hi;
     int relu;
+    int add;          /* an add: in_* is input 0's range, b_* input 1's */
+    float b_lo, b_hi;
 } calib;
 
 /* The batch norm that alone reads node id's output, with one channel per output channel of
@@ -105,6 +107,20 @@ static int calibrate(nerve_model *m, const nerve_dataset *d, int batches, calib 
                (size_t)n * sample * sizeof(float));
         for (int i = 0; i < nc && st == NERVE_OK; i++) {
             node *q = &g->nodes[c[i].id];
+            if (c[i].add) { /* each input read right after its own forward (an add may run
+                             * in place over input 0) */
+                const node *a = &g->nodes[q->in[0]], *bb = &g->nodes[q->in[1]];
+                if ((st = nerve_forward(g, q->in[0])) != NERVE_OK)
+                    break;
+                range_of(a->value, node_numel(a), &c[i].in_lo, &c[i].in_hi);
+                if ((st = nerve_forward(g, q->in[1])) != NERVE_OK)
+                    break;
+                range_of(bb->value, node_numel(bb), &c[i].b_lo, &c[i].b_hi);
+                if ((st = nerve_forward(g, c[i].id)) != NERVE_OK)
+                    break;
+                range_of(q->value, node_numel(q), &c[i].out_lo, &c[i].out_hi);
+                continue;
+            }
             if ((st = nerve_forward(g, c[i].id)) != NERVE_OK)
                 break;
             const node *x = &g->nodes[q->in[0]];
@@ -122,7 +138,7 @@ static int calibrate(nerve_model *m, const nerve_dataset *d, int batches, calib 
     nerve_graph_set_training(g, was_training);
     for (int i = 0; i < nc && st == NERVE_OK; i++)
         if (!isfinite(c[i].in_lo) || !isfinite(c[i].in_hi) || !isfinite(c[i].out_lo) ||
-            !isfinite(c[i].out_hi))
+            !isfinite(c[i].out_hi) || (c[i].add && (!isfinite(c[i].b_lo) || !isfinite(c[i].b_hi))))
             st = nerve_set_error(NERVE_ERR_ARG, "quantize: node '%s' saw non-finite values in "
                                  "calibration", g->nodes[c[i].id].name);
     return st;
@@ -209,6 +225,33 @@ static int quantize_node(nerve_graph *g, const calib *c)
     return st;
 }
 
+/* An add node's int8 form (op_quantize_add) with its calibrated ranges. */
+static int quantize_add(nerve_graph *g, const calib *c)
+{
+    op_quant_add_params p = {0, 0, 0, 0, 0, 0, c->relu};
+    u8_params(c->in_lo, c->in_hi, &p.a_scale, &p.a_zero);
+    u8_params(c->b_lo, c->b_hi, &p.b_scale, &p.b_zero);
+    u8_params(c->relu ? 0.0f : c->out_lo, c->out_hi, &p.out_scale, &p.out_zero);
+    return op_quantize_add(g, c->id, &p);
+}
+
+/* 1 when node id's value comes from an int8 node (mark[] says which will be) through
+ * nothing but ReLUs, batch norms (folded ones become the identity) and views: where the
+ * bytes of a link can reach. */
+static int from_int8(const nerve_graph *g, int id, const unsigned char *mark)
+{
+    for (;;) {
+        const node *n = &g->nodes[id];
+        if (mark[id])
+            return 1;
+        if (!n->op || n->kind != NERVE_NODE_OP || n->n_in < 1)
+            return 0;
+        if (!(n->flags & (OP_PLAIN_RELU | OP_ALIAS_INPUT)) && strcmp(n->op->name, "batchnorm"))
+            return 0;
+        id = n->in[0];
+    }
+}
+
 int nerve_model_quantize(nerve_model *m, const nerve_dataset *calib_set, int batches,
                          nerve_quantize_info *info)
 {
@@ -226,15 +269,29 @@ int nerve_model_quantize(nerve_model *m, const nerve_dataset *calib_set, int bat
     calib *c = nerve_xcalloc((size_t)g->n_nodes + 1, sizeof *c);
     if (!c)
         return NERVE_ERR_NOMEM;
-    int nc = 0, skipped = 0, samples = 0, folded = 0;
+    unsigned char *mark = nerve_xcalloc((size_t)g->n_nodes + 1, 1);
+    if (!mark) {
+        nerve_xfree(c);
+        return NERVE_ERR_NOMEM;
+    }
+    int nc = 0, skipped = 0, samples = 0, folded = 0, adds = 0;
     for (int id = 0; id < g->n_nodes; id++) {
         const node *n = &g->nodes[id];
         if (!n->op)
             continue;
-        if (op_quantizable(g, n)) {
+        if (op_quant_addable(g, n) && from_int8(g, n->in[0], mark) &&
+            from_int8(g, n->in[1], mark)) {
+            /* a residual add between int8 layers: int8 too, so that bytes flow through it */
+            c[nc] = (calib){id, -1, INFINITY, -INFINITY, INFINITY, -INFINITY,
+                            feeds_relu_only(g, id), 1, INFINITY, -INFINITY};
+            mark[id] = 1;
+            adds++;
+            nc++;
+        } else if (op_quantizable(g, n)) {
+            mark[id] = 1;
             int bn = bn_to_fold(g, id);
             c[nc] = (calib){id, bn, INFINITY, -INFINITY, INFINITY, -INFINITY,
-                            feeds_relu_only(g, bn >= 0 ? bn : id)};
+                            feeds_relu_only(g, bn >= 0 ? bn : id), 0, 0, 0};
             folded += bn >= 0;
             nc++;
         } else if (!strcmp(n->op->name, "conv")) {
@@ -246,10 +303,12 @@ int nerve_model_quantize(nerve_model *m, const nerve_dataset *calib_set, int bat
     if (st == NERVE_OK)
         st = calibrate(m, calib_set, batches, c, nc, &samples);
     for (int i = 0; i < nc && st == NERVE_OK; i++)
-        st = quantize_node(g, &c[i]);
+        st = c[i].add ? quantize_add(g, &c[i]) : quantize_node(g, &c[i]);
     nerve_xfree(c);
+    nerve_xfree(mark);
     if (st == NERVE_OK && info) {
-        info->nodes = nc;
+        info->nodes = nc - adds;
+        info->adds = adds;
         info->skipped = skipped;
         info->samples = samples;
         info->folded = folded;

@@ -386,12 +386,41 @@ typedef struct kern_q8_pool {
 } kern_q8_pool;
 /* out[n, py, px] = lut[requant(max of S[n*sn + y*sy + x*sx] over the window of (py, px))]
  * for n < N: lut maps this layer's output bytes to the next layer's input bytes (the
- * dequantisation, any ReLU and the next quantisation, computed once). Every path. */
+ * dequantisation, any ReLU and the next quantisation, computed once; NULL: the identity).
+ * Every path. */
 /* o[i] = lut[o[i]] for i < n, on the active path (the table step of kern_q8_requant_pool). */
 void kern_q8_lut(const uint8_t *lut, uint8_t *o, size_t n);
 void kern_q8_requant_pool(const kern_q8_requant *r, int N, const int32_t *S, ptrdiff_t sn,
                           ptrdiff_t sy, ptrdiff_t sx, const kern_q8_pool *pl, const uint8_t *lut,
                           uint8_t *out);
+
+/* ---- int8 residual add -------------------------------------------------------------------
+ * Two u8 tensors, each with its own scale and zero point, added into a third scale:
+ * y = s_a (a - z_a) + s_b (b - z_b), q_y = z_y + y / s_y, with the real multipliers
+ * s_a / s_y and s_b / s_y written as ma * 2^-shift and mb * 2^-shift (one shift, the larger
+ * multiplier in [2^20, 2^21)). Integers only, 32-bit: |(a - z_a) ma + (b - z_b) mb| < 2^30
+ * and the rounding term is at most 2^30, so nothing overflows on any path. */
+typedef struct kern_q8_addp {
+    int za, zb, zy, lo; /* zero points; lowest output (zy with a fused ReLU, else 0) */
+    int32_t ma, mb;     /* 0 .. 2^21 - 1 */
+    int shift;          /* 0 .. 31 */
+} kern_q8_addp;
+#define KERN_Q8_ADD_MULT (1 << 21)
+/* ma, mb and shift of the real multipliers ra, rb (positive, finite); -1 when the larger is
+ * 2^21 or more (no shift fits), else 0. */
+int kern_q8_add_multipliers(double ra, double rb, int32_t *ma, int32_t *mb, int *shift);
+/* The sum's byte (the reference every path and the exported C follow). */
+static inline int kern_q8_add_one(int a, int b, const kern_q8_addp *p)
+{
+    int32_t t = (int32_t)(a - p->za) * p->ma + (int32_t)(b - p->zb) * p->mb;
+    if (p->shift > 0) /* >> of a negative int32 is an arithmetic shift on every compiler used */
+        t = (t + ((int32_t)1 << (p->shift - 1))) >> p->shift;
+    int32_t q = p->zy + t;
+    return q < p->lo ? p->lo : q > 255 ? 255 : (int)q;
+}
+/* out[i] = kern_q8_add_one(a[i], b[i]) for i < n, on the active path (out may be a or b). */
+void kern_q8_add(const kern_q8_addp *p, const uint8_t *a, const uint8_t *b, size_t n,
+                 uint8_t *out);
 
 /* Path internals (src/kernels/q8*.c only). */
 void kern_q8_conv_sums_avx512vnni(const kern_q8_conv_plan *p, const int32_t *off, const uint8_t *img,
@@ -419,6 +448,10 @@ void kern_q8_gemm_avx2(int M, int N, int K, const uint8_t *A, ptrdiff_t lda, con
                        int32_t *C, ptrdiff_t ldc, uint32_t *ws);
 void kern_q8_quantize_avx512(const float *x, size_t n, float inv_scale, int zp, uint8_t *q);
 void kern_q8_lut_avx512vbmi(const uint8_t *lut, uint8_t *o, size_t n);
+void kern_q8_add_avx512(const kern_q8_addp *p, const uint8_t *a, const uint8_t *b, size_t n,
+                        uint8_t *out);
+void kern_q8_add_avx2(const kern_q8_addp *p, const uint8_t *a, const uint8_t *b, size_t n,
+                      uint8_t *out);
 #define KERN_Q8_VNNI_NR 32 /* channels of a VNNI panel */
 #define KERN_Q8_AVX2_NR 16 /* channels of an AVX2 panel */
 #define KERN_Q8_AVX2_MR 6  /* rows of an AVX2 tile */

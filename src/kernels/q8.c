@@ -565,5 +565,43 @@ void kern_q8_requant_pool(const kern_q8_requant *r, int N, const int32_t *S, ptr
             }
         }
     }
-    lut_bytes(lut, out, total);
+    if (lut)
+        lut_bytes(lut, out, total);
+}
+
+/* ---- the residual add -------------------------------------------------------------------- */
+
+int kern_q8_add_multipliers(double ra, double rb, int32_t *ma, int32_t *mb, int *shift)
+{
+    double m = ra > rb ? ra : rb;
+    if (!(ra > 0.0) || !(rb > 0.0) || !isfinite(m))
+        return -1;
+    int e;
+    frexp(m, &e); /* m = f * 2^e, f in [0.5, 1): m * 2^(21 - e) in [2^20, 2^21) */
+    int s = 21 - e;
+    s = s > 31 ? 31 : s;
+    for (; s >= 0; s--) { /* once more, one lower, if the larger rounds up to 2^21 */
+        long long a = llround(ldexp(ra, s)), b = llround(ldexp(rb, s));
+        if (a < KERN_Q8_ADD_MULT && b < KERN_Q8_ADD_MULT) {
+            *ma = (int32_t)a;
+            *mb = (int32_t)b;
+            *shift = s;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+void kern_q8_add(const kern_q8_addp *p, const uint8_t *a, const uint8_t *b, size_t n,
+                 uint8_t *out)
+{
+#ifdef Q8_X86
+    int path = path_id();
+    if (path != PATH_PORTABLE) {
+        (path == PATH_VNNI ? kern_q8_add_avx512 : kern_q8_add_avx2)(p, a, b, n, out);
+        return;
+    }
+#endif
+    for (size_t i = 0; i < n; i++)
+        out[i] = (uint8_t)kern_q8_add_one(a[i], b[i], p);
 }

@@ -254,4 +254,40 @@ AVX2 void kern_q8_conv_sums_avx2(const kern_q8_conv_plan *p, const int32_t *off,
     }
 }
 
+/* ---- the residual add: 16 bytes of each input a step, the rest as kern_q8_add_one ------------ */
+
+AVX2_INLINE __m256i add8(const uint8_t *a, const uint8_t *b, __m256i za, __m256i zb, __m256i ma,
+                         __m256i mb, __m256i zy, __m256i lo, __m256i top, __m256i rnd, __m128i sh)
+{
+    __m256i va = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)a));
+    __m256i vb = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)b));
+    __m256i t = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_sub_epi32(va, za), ma),
+                                 _mm256_mullo_epi32(_mm256_sub_epi32(vb, zb), mb));
+    t = _mm256_sra_epi32(_mm256_add_epi32(t, rnd), sh);
+    return _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(t, zy), lo), top);
+}
+
+AVX2 void kern_q8_add_avx2(const kern_q8_addp *p, const uint8_t *a, const uint8_t *b, size_t n,
+                           uint8_t *out)
+{
+    __m256i za = _mm256_set1_epi32(p->za), zb = _mm256_set1_epi32(p->zb),
+            ma = _mm256_set1_epi32(p->ma), mb = _mm256_set1_epi32(p->mb),
+            zy = _mm256_set1_epi32(p->zy), lo = _mm256_set1_epi32(p->lo),
+            top = _mm256_set1_epi32(255),
+            rnd = _mm256_set1_epi32(p->shift > 0 ? (int32_t)1 << (p->shift - 1) : 0);
+    __m128i sh = _mm_cvtsi32_si128(p->shift);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256i t0 = add8(a + i, b + i, za, zb, ma, mb, zy, lo, top, rnd, sh);
+        __m256i t1 = add8(a + i + 8, b + i + 8, za, zb, ma, mb, zy, lo, top, rnd, sh);
+        /* 0..255 in every lane: the packs saturate nothing; the permute undoes their lane
+         * interleave */
+        __m256i w = _mm256_permute4x64_epi64(_mm256_packs_epi32(t0, t1), 0xD8);
+        __m128i q = _mm_packus_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
+        _mm_storeu_si128((__m128i *)(out + i), q);
+    }
+    for (; i < n; i++)
+        out[i] = (uint8_t)kern_q8_add_one(a[i], b[i], p);
+}
+
 #endif

@@ -295,4 +295,27 @@ VNNI void kern_q8_conv_sums_avx512vnni(const kern_q8_conv_plan *p, const int32_t
     }
 }
 
+/* ---- the residual add: 16 bytes of each input a step ---------------------------------------- */
+
+VNNI void kern_q8_add_avx512(const kern_q8_addp *p, const uint8_t *a, const uint8_t *b, size_t n,
+                             uint8_t *out)
+{
+    __m512i za = _mm512_set1_epi32(p->za), zb = _mm512_set1_epi32(p->zb),
+            ma = _mm512_set1_epi32(p->ma), mb = _mm512_set1_epi32(p->mb),
+            zy = _mm512_set1_epi32(p->zy), lo = _mm512_set1_epi32(p->lo),
+            top = _mm512_set1_epi32(255),
+            rnd = _mm512_set1_epi32(p->shift > 0 ? (int32_t)1 << (p->shift - 1) : 0);
+    __m128i sh = _mm_cvtsi32_si128(p->shift);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = lane_mask(n - i > 16 ? 16 : (int)(n - i));
+        __m512i va = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, a + i));
+        __m512i vb = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, b + i));
+        __m512i t = _mm512_add_epi32(_mm512_mullo_epi32(_mm512_sub_epi32(va, za), ma),
+                                     _mm512_mullo_epi32(_mm512_sub_epi32(vb, zb), mb));
+        t = _mm512_sra_epi32(_mm512_add_epi32(t, rnd), sh);
+        t = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(t, zy), lo), top);
+        _mm_mask_storeu_epi8(out + i, m, _mm512_cvtepi32_epi8(t));
+    }
+}
+
 #endif

@@ -20,6 +20,9 @@
 /* int8-2: some int8 node carries its own float bias, quant.<node>.bias (a batch norm folded
  * in); a reader of int8-1 only would lose it, so such files say so */
 #define QUANT_SCHEME_BIAS "int8-2"
+/* int8-3: some add runs in int8, quant.<node>.add (a residual add between int8 layers); a
+ * reader of int8-2 would compute it in float between layers whose scales assume it does not */
+#define QUANT_SCHEME_ADD "int8-3"
 
 /* The persistent nodes of the model's graph (caller frees). */
 static int persistent_nodes(nerve_model *m, int **ids)
@@ -48,7 +51,8 @@ int nerve_model_quantized(const nerve_model *m)
 {
     int count = 0;
     for (int i = 0; m && i < m->g->n_nodes; i++)
-        count += op_quant_of(&m->g->nodes[i]) != NULL;
+        count += op_quant_of(&m->g->nodes[i]) != NULL ||
+                 op_quant_add_of(&m->g->nodes[i], NULL) != NULL;
     return count;
 }
 
@@ -56,10 +60,21 @@ int nerve_model_quantized(const nerve_model *m)
  * out_scale, out_zero, relu; and metadata nerve.quantized. */
 static int write_quant(nerve_model *m, nerve_st_writer *w)
 {
-    int st = NERVE_OK, any = 0, biased = 0;
+    int st = NERVE_OK, any = 0, biased = 0, adds = 0;
     for (int i = 0; i < m->g->n_nodes && st == NERVE_OK; i++) {
         const node *n = &m->g->nodes[i];
         const op_quant_params *q = op_quant_of(n);
+        const op_quant_add_params *a = op_quant_add_of(n, NULL);
+        if (a) {
+            char key[96];
+            int seven = 7;
+            float v[7] = {a->a_scale, (float)a->a_zero, a->b_scale, (float)a->b_zero,
+                          a->out_scale, (float)a->out_zero, (float)a->relu};
+            snprintf(key, sizeof key, "quant.%s.add", n->name);
+            st = nerve_st_writer_add(w, key, 1, &seven, v);
+            any = adds = 1;
+            continue;
+        }
         if (!q)
             continue;
         any = 1;
@@ -79,7 +94,9 @@ static int write_quant(nerve_model *m, nerve_st_writer *w)
         }
     }
     if (st == NERVE_OK && any)
-        st = nerve_st_writer_meta(w, "nerve.quantized", biased ? QUANT_SCHEME_BIAS : QUANT_SCHEME);
+        st = nerve_st_writer_meta(w, "nerve.quantized", adds     ? QUANT_SCHEME_ADD
+                                                        : biased ? QUANT_SCHEME_BIAS
+                                                                 : QUANT_SCHEME);
     return st;
 }
 
@@ -116,11 +133,15 @@ static int whole_in(float v, int lo, int hi) { return v == floorf(v) && v >= lo 
 static int attach_quant(nerve_model *m, const nerve_st_file *f)
 {
     const char *scheme = nerve_st_metadata(f, "nerve.quantized");
-    if (strcmp(scheme, QUANT_SCHEME) != 0 && strcmp(scheme, QUANT_SCHEME_BIAS) != 0) {
+    int version = !strcmp(scheme, QUANT_SCHEME) ? 1 : !strcmp(scheme, QUANT_SCHEME_BIAS) ? 2
+                  : !strcmp(scheme, QUANT_SCHEME_ADD) ? 3 : 0;
+    if (!version) {
         char q[64];
         snprintf(q, sizeof q, "%s", scheme);
         return nerve_set_error(NERVE_ERR_FORMAT, "metadata nerve.quantized is '%s'; this build "
-                               "reads '%s' and '%s'", q, QUANT_SCHEME, QUANT_SCHEME_BIAS);
+                               "reads '%s', '%s' and '%s' (quantise the float checkpoint again "
+                               "with this build's nerve quantize)", q, QUANT_SCHEME,
+                               QUANT_SCHEME_BIAS, QUANT_SCHEME_ADD);
     }
     nerve_graph *g = m->g;
     /* int8 nodes size their workspace for the compiled batch: the cfg's */
@@ -128,7 +149,27 @@ static int attach_quant(nerve_model *m, const nerve_st_file *f)
     for (int id = 0; id < g->n_nodes && st == NERVE_OK; id++) {
         node *n = &g->nodes[id];
         char key[96];
-        float act[5];
+        float act[7];
+        snprintf(key, sizeof key, "quant.%s.add", n->name);
+        if (op_quant_addable(g, n) && read_small(f, key, act, 7, &st)) {
+            if (version < 3)
+                st = nerve_set_error(NERVE_ERR_FORMAT, "tensor '%s' in a file whose "
+                                     "nerve.quantized is '%s' (an int8 add needs '%s')", key,
+                                     scheme, QUANT_SCHEME_ADD);
+            else if (!whole_in(act[1], 0, 255) || !whole_in(act[3], 0, 255) ||
+                     !whole_in(act[5], 0, 255) || !whole_in(act[6], 0, 1))
+                st = nerve_set_error(NERVE_ERR_FORMAT, "%s: zero points must be whole numbers "
+                                     "in 0..255 and the ReLU flag 0 or 1", key);
+            if (st == NERVE_OK) {
+                op_quant_add_params p = {act[0], (int)act[1], act[2], (int)act[3], act[4],
+                                         (int)act[5], (int)act[6]};
+                st = op_quantize_add(g, id, &p);
+            }
+            count++;
+            continue;
+        }
+        if (st != NERVE_OK)
+            break;
         snprintf(key, sizeof key, "quant.%s.act", n->name);
         if (!op_quantizable(g, n) || !read_small(f, key, act, 5, &st))
             continue;
@@ -145,7 +186,7 @@ static int attach_quant(nerve_model *m, const nerve_st_file *f)
             st = nerve_set_error(NERVE_ERR_FORMAT, "tensor '%s' is missing", key);
         snprintf(key, sizeof key, "quant.%s.bias", n->name);
         int has_bias = st == NERVE_OK && read_small(f, key, bias, N, &st);
-        if (has_bias && strcmp(scheme, QUANT_SCHEME_BIAS) != 0)
+        if (has_bias && version < 2)
             st = nerve_set_error(NERVE_ERR_FORMAT, "tensor '%s' in a file whose nerve.quantized "
                                  "is '%s' (an int8 bias needs '%s')", key, QUANT_SCHEME,
                                  QUANT_SCHEME_BIAS);

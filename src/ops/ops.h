@@ -65,6 +65,26 @@ const op_quant_params *op_quant_of(const node *n);
 int op_quant_ints(const node *n, const int32_t **bias, const int32_t **mult,
                   const int32_t **shift, float *inv_in);
 
+/* What turns an add node (two inputs of its own shape) into its int8 form: each input
+ * quantised with its own scale and zero point (bytes from the int8 node before it where
+ * linked), the bytes added and requantised into the output's (kern_q8_add). */
+typedef struct op_quant_add_params {
+    float a_scale;   /* input 0: x = a_scale * (q - a_zero) */
+    int a_zero;
+    float b_scale;   /* input 1 */
+    int b_zero;
+    float out_scale; /* the sum */
+    int out_zero;
+    int relu;        /* the sum feeds a ReLU: outputs stop at out_zero */
+} op_quant_add_params;
+/* 1 when node n is an add of two inputs with its own shape (no broadcast). */
+int op_quant_addable(const nerve_graph *g, const node *n);
+/* Makes add node id run in int8 from now on (forward only). */
+int op_quantize_add(nerve_graph *g, int id, const op_quant_add_params *p);
+/* An int8 add's parameters, NULL for other nodes; with ints not NULL also its integer
+ * constants {ma, mb, shift} (kern_q8_addp's). */
+const op_quant_add_params *op_quant_add_of(const node *n, int32_t ints[3]);
+
 /* 1 when node n is a batch norm that computes its input unchanged (evaluation mode, gamma 1,
  * beta 0, running mean 0 and 1 / sqrt(running var + eps) exactly 1): what nerve quantize
  * leaves of a batch norm it folded into the int8 layer before it. Links pass through it. */

@@ -25,6 +25,27 @@
 #include <math.h>
 #include <string.h>
 
+/* Bytes between int8 nodes (link_graph). A producer's output reaches its consumers through
+ * ReLUs, at most one max pool, identity batch norms and views, each read by one node only;
+ * the last of them (or the producer itself) is read by int8 nodes only, every one of which
+ * takes the same bytes (one table). */
+enum { QNEXT = 8, QPATH = 16 };
+typedef struct qlink {
+    int linked;             /* link_graph ran since the graph's int8 nodes last changed, */
+    int link_batch;         /* for this max_batch */
+    int next[QNEXT];        /* the int8 nodes reading this one's output as bytes */
+    int n_next;
+    int prev[2];            /* the int8 node writing input k's bytes (in8[k]), or -1 */
+    const uint8_t *in8[2];  /* prev[k]'s out8 */
+    kern_q8_pool pool;      /* the max pool between (1 x 1 for none) */
+    uint8_t lut[256];       /* this node's output byte -> the next nodes' input byte */
+    int lut_id;             /* lut is the identity */
+    uint8_t *out8;          /* [max_batch, out8_sample] the next nodes' input bytes */
+    size_t out8_sample;
+    int bn[4], n_bn;        /* identity batch norms on the link (op_bn_identity) */
+    int path[QPATH], n_path; /* the nodes between, skipped when the bytes are written */
+} qlink;
+
 typedef struct qlayer {
     const op_def *orig;     /* dense or conv: shapes are inferred by it */
     op_quant_params p;      /* with w and w_scale pointing at the copies below */
@@ -44,20 +65,19 @@ typedef struct qlayer {
     int direct;             /* qconv: the direct route fits (it runs on the VNNI path) */
     kern_q8_conv_plan plan;
     int32_t *off;           /* [Kp] tap offsets of the direct route */
-    /* bytes to the next int8 node (link_graph) */
-    int linked;             /* link_graph ran since the graph's int8 nodes last changed, */
-    int link_batch;         /* for this max_batch */
-    int next;               /* the int8 node reading this one's output as bytes, or -1 */
-    int prev;               /* the int8 node writing this one's input bytes (in8), or -1 */
-    kern_q8_pool pool;      /* the max pool between (1 x 1 for none) */
-    uint8_t lut[256];       /* this node's output byte -> the next node's input byte */
-    uint8_t *out8;          /* [max_batch, out8_sample] the next node's input bytes */
-    size_t out8_sample;
-    const uint8_t *in8;     /* prev's out8 */
+    qlink l;                /* bytes from and to other int8 nodes */
     uint8_t *a8;            /* qdense with K % 4: in8's rows copied to Kp bytes */
     float *fbias;           /* [N] p.bias's copy (a folded batch norm), or NULL */
-    int bn[4], n_bn;        /* identity batch norms on the link (op_bn_identity) */
 } qlayer;
+
+/* An int8 add (op_qadd): both inputs as bytes, added into the output's scale. */
+typedef struct qaddn {
+    qlink l;
+    const op_def *orig;     /* add: shapes are inferred by it */
+    op_quant_add_params p;
+    kern_q8_addp k;
+    float inv_a, inv_b;
+} qaddn;
 
 static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
 
@@ -76,7 +96,8 @@ static void qlayer_free(void *data)
     nerve_xfree_aligned(q->a);
     nerve_xfree_aligned(q->c);
     nerve_xfree(q->off);
-    nerve_xfree_aligned(q->out8);
+    nerve_xfree_aligned(q->l.out8);
+    nerve_xfree_aligned(q->a8);
     nerve_xfree(q->fbias);
     nerve_xfree(q);
 }
@@ -99,9 +120,12 @@ static int threads_now(const qlayer *q)
 
 /* ---- bytes between int8 nodes ---------------------------------------------------------- */
 
-static const op_def op_qdense, op_qconv;
+static const op_def op_qdense, op_qconv, op_qadd;
 
-static int is_q(const node *n) { return n->op == &op_qdense || n->op == &op_qconv; }
+static int is_q(const node *n)
+{
+    return n->op == &op_qdense || n->op == &op_qconv || n->op == &op_qadd;
+}
 
 float op_bn_identity_var(float eps)
 {
@@ -128,85 +152,152 @@ int op_bn_identity(const nerve_graph *g, const node *n)
     return 1;
 }
 
-/* Links int8 node p to the int8 node its output reaches through ReLUs, at most one max pool
+static qaddn *qaddof(const node *n) { return n->op_data; }
+
+static qlink *lk(const node *n)
+{
+    return n->op == &op_qadd ? &qaddof(n)->l : &qof(n)->l;
+}
+
+/* The scale and zero point of int8 node c's input k. */
+static void input_params(const node *c, int k, float *inv, int *zp)
+{
+    if (c->op == &op_qadd) {
+        const qaddn *a = qaddof(c);
+        *inv = k ? a->inv_b : a->inv_a;
+        *zp = k ? a->p.b_zero : a->p.a_zero;
+        return;
+    }
+    *inv = qof(c)->inv_in;
+    *zp = qof(c)->p.in_zero;
+}
+
+/* Links int8 node p to the int8 nodes its output reaches through ReLUs, at most one max pool
  * (after a conv), identity batch norms and views, if any: p's output bytes then go straight
- * into that node's input. */
+ * into those nodes' inputs. */
 static void link_node(nerve_graph *g, int p)
 {
     node *np = &g->nodes[p];
-    qlayer *q = qof(np);
-    int path[16], np_path = 0, relu = 0, pooled = 0, g6[6], bn[4], n_bn = 0;
+    qlink *L = lk(np);
+    int path[QPATH], n_path = 0, relu = 0, pooled = 0, g6[6], bn[4], n_bn = 0;
     kern_q8_pool pool = {1, 1, 1, 1, 1, 1};
-    int cur = p, c = -1;
-    while (np_path < 16) {
-        int r = graph_sole_reader(g, cur);
-        if (r < 0)
-            return;
-        node *nr = &g->nodes[r];
-        if (is_q(nr)) {
-            c = r;
-            break;
+    int cur = p, rd[QNEXT], rk[QNEXT], nr = 0;
+    for (;;) {
+        int all_q = 1;
+        nr = 0;
+        for (int i = cur + 1; i < g->n_nodes; i++) {
+            const node *n = &g->nodes[i];
+            for (int k = 0; k < n->n_in; k++)
+                if (n->in[k] == cur) {
+                    if (nr == QNEXT)
+                        return;
+                    rd[nr] = i;
+                    rk[nr++] = k;
+                    all_q &= is_q(n) && (k == 0 || (n->op == &op_qadd && k == 1));
+                }
         }
-        if (nr->kind != NERVE_NODE_OP)
+        if (nr == 0)
             return;
-        if (nr->flags & OP_PLAIN_RELU)
+        if (all_q)
+            break;
+        if (nr != 1 || rk[0] != 0 || n_path == QPATH)
+            return;
+        int r = rd[0];
+        node *n = &g->nodes[r];
+        if (n->kind != NERVE_NODE_OP)
+            return;
+        if (n->flags & OP_PLAIN_RELU)
             relu = 1;
-        else if (!pooled && np->op == &op_qconv && q->ks.out[0] == 1 &&
-                 op_pool_plain_max(g, nr, g6)) {
+        else if (!pooled && np->op == &op_qconv && qof(np)->ks.out[0] == 1 &&
+                 op_pool_plain_max(g, n, g6)) {
             pooled = 1;
             pool = (kern_q8_pool){g6[0], g6[1], g6[2], g6[3], g6[4], g6[5]};
-        } else if (n_bn < 4 && op_bn_identity(g, nr)) {
+        } else if (n_bn < 4 && op_bn_identity(g, n)) {
             bn[n_bn++] = r;
-        } else if (!(nr->flags & OP_ALIAS_INPUT))
+        } else if (!(n->flags & OP_ALIAS_INPUT))
             return;
-        path[np_path++] = r;
+        path[n_path++] = r;
         cur = r;
     }
-    if (c < 0)
-        return;
-    qlayer *qc = qof(&g->nodes[c]);
-    if (qc->prev >= 0)
-        return;
     size_t sample;
+    float out_scale;
+    int out_zero;
     if (np->op == &op_qconv) {
+        const qlayer *q = qof(np);
         if (!pooled) /* rows of every depth, then columns (the direct route is 2-D) */
             pool = (kern_q8_pool){1, 1, 1, 1, q->ks.out[0] * q->ks.out[1], q->ks.out[2]};
         sample = (size_t)q->N * pool.OH * pool.OW;
+    } else if (np->op == &op_qdense) {
+        sample = (size_t)qof(np)->N;
     } else {
-        sample = (size_t)q->N;
+        sample = node_numel(np) / (size_t)g->batch;
     }
-    size_t c_sample = node_numel(&g->nodes[g->nodes[c].in[0]]) / (size_t)g->batch;
-    if (sample != c_sample)
-        return;
-    uint8_t *out8 = (uint8_t *)nerve_xalloc_floats(((size_t)g->max_batch * sample + 3) / 4);
-    uint8_t *a8 = NULL;
-    if (out8 && qc->K != qc->Kp && g->nodes[c].op == &op_qdense)
-        a8 = (uint8_t *)nerve_xalloc_floats(((size_t)g->max_batch * qc->Kp + 3) / 4);
-    if (!out8 || (qc->K != qc->Kp && g->nodes[c].op == &op_qdense && !a8)) {
-        nerve_xfree_aligned(out8); /* stays on the float route */
-        nerve_xfree_aligned(a8);
-        return;
+    if (np->op == &op_qadd) {
+        out_scale = qaddof(np)->p.out_scale;
+        out_zero = qaddof(np)->p.out_zero;
+    } else {
+        out_scale = qof(np)->rq.scale;
+        out_zero = qof(np)->rq.zp;
     }
-    if (a8)
-        memset(a8, 0, (size_t)g->max_batch * qc->Kp);
     float v[256];
     for (int b = 0; b < 256; b++) {
-        float x = q->rq.scale * (float)(b - q->rq.zp); /* as kern_q8_requantize writes it */
-        v[b] = relu ? (x > 0.0f ? x : 0.0f) : x;       /* as the ReLU operator computes it */
+        float x = out_scale * (float)(b - out_zero); /* as the int8 nodes write it */
+        v[b] = relu ? (x > 0.0f ? x : 0.0f) : x;  /* as the ReLU operator computes it */
     }
-    kern_q8_quantize(v, 256, qc->inv_in, qc->p.in_zero, q->lut);
-    q->pool = pool;
-    memcpy(q->bn, bn, sizeof bn);
-    q->n_bn = n_bn;
-    q->out8 = out8;
-    q->out8_sample = sample;
-    q->next = c;
-    qc->prev = p;
-    qc->in8 = out8;
-    nerve_xfree_aligned(qc->a8);
-    qc->a8 = a8;
-    for (int i = 0; i < np_path; i++)
-        g->nodes[path[i]].skip_with = c + 1;
+    uint8_t lut[256];
+    for (int j = 0; j < nr; j++) {
+        node *c = &g->nodes[rd[j]];
+        if (lk(c)->prev[rk[j]] >= 0 ||
+            node_numel(&g->nodes[c->in[rk[j]]]) / (size_t)g->batch != sample)
+            return;
+        float inv;
+        int zp;
+        input_params(c, rk[j], &inv, &zp);
+        uint8_t t[256];
+        kern_q8_quantize(v, 256, inv, zp, j ? t : lut);
+        if (j && memcmp(t, lut, 256)) /* the readers quantise differently: floats */
+            return;
+    }
+    uint8_t *out8 = (uint8_t *)nerve_xalloc_floats(((size_t)g->max_batch * sample + 3) / 4);
+    uint8_t *a8[QNEXT] = {0};
+    int ok = out8 != NULL;
+    for (int j = 0; j < nr && ok; j++) {
+        const node *c = &g->nodes[rd[j]];
+        if (c->op == &op_qdense && qof(c)->K != qof(c)->Kp) {
+            size_t bytes = (size_t)g->max_batch * qof(c)->Kp;
+            ok = (a8[j] = (uint8_t *)nerve_xalloc_floats((bytes + 3) / 4)) != NULL;
+            if (ok)
+                memset(a8[j], 0, bytes);
+        }
+    }
+    if (!ok) { /* stays on the float route */
+        nerve_xfree_aligned(out8);
+        for (int j = 0; j < nr; j++)
+            nerve_xfree_aligned(a8[j]);
+        return;
+    }
+    memcpy(L->lut, lut, 256);
+    L->lut_id = 1;
+    for (int b = 0; b < 256; b++)
+        L->lut_id &= lut[b] == b;
+    L->pool = pool;
+    memcpy(L->bn, bn, sizeof bn);
+    L->n_bn = n_bn;
+    memcpy(L->path, path, sizeof path);
+    L->n_path = n_path;
+    L->out8 = out8;
+    L->out8_sample = sample;
+    L->n_next = nr;
+    for (int j = 0; j < nr; j++) {
+        node *c = &g->nodes[rd[j]];
+        L->next[j] = rd[j];
+        lk(c)->prev[rk[j]] = p;
+        lk(c)->in8[rk[j]] = out8;
+        if (a8[j]) {
+            nerve_xfree_aligned(qof(c)->a8);
+            qof(c)->a8 = a8[j];
+        }
+    }
 }
 
 static int links_off; /* op_quant_links(g, 0): every int8 node takes and gives floats */
@@ -219,15 +310,18 @@ static void link_graph(nerve_graph *g)
         n->skip_with = 0;
         if (!is_q(n))
             continue;
-        qlayer *q = qof(n);
-        nerve_xfree_aligned(q->out8);
-        nerve_xfree_aligned(q->a8);
-        q->out8 = q->a8 = NULL;
-        q->in8 = NULL;
-        q->next = q->prev = -1;
-        q->n_bn = 0;
-        q->linked = 1;
-        q->link_batch = g->max_batch;
+        qlink *L = lk(n);
+        nerve_xfree_aligned(L->out8);
+        L->out8 = NULL;
+        if (n->op != &op_qadd) {
+            nerve_xfree_aligned(qof(n)->a8);
+            qof(n)->a8 = NULL;
+        }
+        L->in8[0] = L->in8[1] = NULL;
+        L->prev[0] = L->prev[1] = -1;
+        L->n_next = L->n_bn = L->n_path = 0;
+        L->linked = 1;
+        L->link_batch = g->max_batch;
     }
     for (int i = 0; i < g->n_nodes && !links_off; i++)
         if (is_q(&g->nodes[i]))
@@ -235,16 +329,16 @@ static void link_graph(nerve_graph *g)
     /* an identity batch norm running in place over an int8 node's float output (no link
      * through it) leaves the buffer as it is: skipped whenever that node runs */
     for (int i = 0; i < g->n_nodes && !links_off; i++) {
-        if (!is_q(&g->nodes[i]))
+        if (!is_q(&g->nodes[i]) || g->nodes[i].op == &op_qadd)
             continue;
-        qlayer *q = qof(&g->nodes[i]);
+        qlink *L = lk(&g->nodes[i]);
         int r = graph_sole_reader(g, i);
-        if (r < 0 || q->next >= 0 || q->n_bn >= 4)
+        if (r < 0 || L->n_next > 0 || L->n_bn >= 4)
             continue;
         node *b = &g->nodes[r];
         if (b->in_place && !b->fused_relu && !b->skip_with && op_bn_identity(g, b)) {
             b->skip_with = i + 1;
-            q->bn[q->n_bn++] = r;
+            L->bn[L->n_bn++] = r;
         }
     }
 }
@@ -255,27 +349,37 @@ int op_quant_links(nerve_graph *g, int on)
     link_graph(g);
     int links = 0;
     for (int i = 0; i < g->n_nodes; i++)
-        links += is_q(&g->nodes[i]) && qof(&g->nodes[i])->next >= 0;
+        links += is_q(&g->nodes[i]) && lk(&g->nodes[i])->n_next > 0;
     return links;
 }
 
-/* Whether this forward writes node n's output as the next node's bytes (and not as floats). */
-static int writes_bytes(const nerve_graph *g, const qlayer *q)
+/* Whether this forward writes the node's output as the next nodes' bytes (and not as
+ * floats): when it runs one of them. The nodes between are then skipped. */
+static int writes_bytes(nerve_graph *g, const qlink *L)
 {
-    return q->next >= 0 && g->mark[q->next];
+    int c = -1;
+    for (int j = 0; j < L->n_next && c < 0; j++)
+        if (g->mark[L->next[j]])
+            c = L->next[j];
+    for (int i = 0; i < L->n_path; i++)
+        g->nodes[L->path[i]].skip_with = c + 1;
+    return c >= 0;
 }
 
 /* Links made again if the graph changed under them: the batch size it was made for, or a
  * batch norm on a link that no longer computes the identity (its statistics changed, or the
  * graph is in training mode). */
-static void check_links(nerve_graph *g, const qlayer *q)
+static void check_links(nerve_graph *g, const qlink *L)
 {
-    int stale = !q->linked || q->link_batch != g->max_batch;
-    for (int i = 0; i < q->n_bn && !stale; i++)
-        stale = !op_bn_identity(g, &g->nodes[q->bn[i]]);
+    int stale = !L->linked || L->link_batch != g->max_batch;
+    for (int i = 0; i < L->n_bn && !stale; i++)
+        stale = !op_bn_identity(g, &g->nodes[L->bn[i]]);
     if (stale)
         link_graph(g);
 }
+
+/* The table a producer's bytes go through, NULL for the identity. */
+static const uint8_t *lut_of(const qlink *L) { return L->lut_id ? NULL : L->lut; }
 
 /* ---- qdense --------------------------------------------------------------------------- */
 
@@ -296,12 +400,13 @@ static void dense_task(void *ctx, int t, int T)
     if (r0 >= r1)
         return;
     const uint8_t *a = q->a + r0 * q->Kp;
-    if (q->in8 && q->K == q->Kp) { /* the previous int8 node's bytes, rows as they are */
-        a = q->in8 + r0 * q->Kp;
-    } else if (q->in8) {
+    const uint8_t *in8 = q->l.in8[0];
+    if (in8 && q->K == q->Kp) { /* the previous int8 node's bytes, rows as they are */
+        a = in8 + r0 * q->Kp;
+    } else if (in8) {
         a = q->a8 + r0 * q->Kp;
         for (size_t r = r0; r < r1; r++)
-            memcpy(q->a8 + r * q->Kp, q->in8 + r * q->K, (size_t)q->K);
+            memcpy(q->a8 + r * q->Kp, in8 + r * q->K, (size_t)q->K);
     } else {
         for (size_t r = r0; r < r1; r++)
             kern_q8_quantize(j->x + r * q->K, (size_t)q->K, q->inv_in, q->p.in_zero,
@@ -311,8 +416,8 @@ static void dense_task(void *ctx, int t, int T)
                  q->ws + (size_t)t * q->ws_thread);
     if (j->bytes) {
         for (size_t r = r0; r < r1; r++)
-            kern_q8_requant_pool(&q->rq, q->N, q->c + r * q->N, 1, 0, 0, &q->pool, q->lut,
-                                 q->out8 + r * q->out8_sample);
+            kern_q8_requant_pool(&q->rq, q->N, q->c + r * q->N, 1, 0, 0, &q->l.pool, lut_of(&q->l),
+                                 q->l.out8 + r * q->l.out8_sample);
         return;
     }
     kern_q8_requantize(&q->rq, (int)(r1 - r0), q->N, q->c + r0 * q->N, q->N, NULL,
@@ -325,8 +430,8 @@ enum { DENSE_ROWS_PER_THREAD = 8 };
 static void qdense_forward(nerve_graph *g, node *n)
 {
     qlayer *q = qof(n);
-    check_links(g, q);
-    dense_job j = {q, node_input(g, n, 0)->value, n->value, n->dims[0], writes_bytes(g, q)};
+    check_links(g, &q->l);
+    dense_job j = {q, node_input(g, n, 0)->value, n->value, n->dims[0], writes_bytes(g, &q->l)};
     int T = threads_now(q);
     if (j.rows < T * DENSE_ROWS_PER_THREAD)
         T = j.rows / DENSE_ROWS_PER_THREAD > 1 ? j.rows / DENSE_ROWS_PER_THREAD : 1;
@@ -383,20 +488,21 @@ static void conv_task(void *ctx, int t, int T)
     size_t P = conv_positions(k);
     size_t i0, i1;
     kern_split((size_t)j->images, t, T, &i0, &i1);
+    const uint8_t *in8 = q->l.in8[0];
     if (q->direct && kern_q8_conv_direct_runs()) {
         for (size_t i = i0; i < i1; i++) {
-            if (!j->bytes && !q->in8) {
+            if (!j->bytes && !in8) {
                 kern_q8_conv_direct(&q->plan, q->off, j->x + i * in_plane, q->inv_in,
                                     q->p.in_zero, q->packed, &q->rq, j->y + i * P * q->N, base);
                 continue;
             }
             const kern_q8_conv_plan *p = &q->plan;
-            int32_t *s = kern_q8_conv_direct_sums(p, q->off, q->in8 ? NULL : j->x + i * in_plane,
-                                                  q->in8 ? q->in8 + i * in_plane : NULL,
+            int32_t *s = kern_q8_conv_direct_sums(p, q->off, in8 ? NULL : j->x + i * in_plane,
+                                                  in8 ? in8 + i * in_plane : NULL,
                                                   q->inv_in, q->p.in_zero, q->packed, base);
             if (j->bytes)
-                kern_q8_requant_pool(&q->rq, q->N, s, (ptrdiff_t)p->spanp, p->Wp, 1, &q->pool,
-                                     q->lut, q->out8 + i * q->out8_sample);
+                kern_q8_requant_pool(&q->rq, q->N, s, (ptrdiff_t)p->spanp, p->Wp, 1, &q->l.pool,
+                                     lut_of(&q->l), q->l.out8 + i * q->l.out8_sample);
             else
                 kern_q8_conv_direct_requant(p, s, &q->rq, j->y + i * P * q->N);
         }
@@ -404,8 +510,8 @@ static void conv_task(void *ctx, int t, int T)
     }
     for (size_t i = i0; i < i1; i++) {
         const uint8_t *im = img;
-        if (q->in8)
-            im = q->in8 + i * in_plane;
+        if (in8)
+            im = in8 + i * in_plane;
         else
             kern_q8_quantize(j->x + i * in_plane, in_plane, q->inv_in, q->p.in_zero, img);
         kern_q8_im2row(k, im, (uint8_t)q->p.in_zero, rows, q->Kp);
@@ -413,7 +519,7 @@ static void conv_task(void *ctx, int t, int T)
         /* sums are [P, N]; the output is channel-major [N, P] */
         if (j->bytes)
             kern_q8_requant_pool(&q->rq, q->N, sums, 1, (ptrdiff_t)k->out[2] * q->N, q->N,
-                                 &q->pool, q->lut, q->out8 + i * q->out8_sample);
+                                 &q->l.pool, lut_of(&q->l), q->l.out8 + i * q->l.out8_sample);
         else
             kern_q8_requantize(&q->rq, (int)P, q->N, sums, q->N, NULL, j->y + i * P * q->N, 1,
                                (ptrdiff_t)P);
@@ -423,8 +529,8 @@ static void conv_task(void *ctx, int t, int T)
 static void qconv_forward(nerve_graph *g, node *n)
 {
     qlayer *q = qof(n);
-    check_links(g, q);
-    conv_job j = {q, node_input(g, n, 0)->value, n->value, n->dims[0], writes_bytes(g, q)};
+    check_links(g, &q->l);
+    conv_job j = {q, node_input(g, n, 0)->value, n->value, n->dims[0], writes_bytes(g, &q->l)};
     int T = threads_now(q);
     if (T > j.images)
         T = j.images;
@@ -436,6 +542,122 @@ static void qconv_forward(nerve_graph *g, node *n)
 
 static const op_def op_qconv = {"qconv", q_infer, q_scratch, qconv_forward, NULL,
                                 OP_OUTPUT_UNREAD | OP_SCRATCH_TRANSIENT};
+
+/* ---- qadd ----------------------------------------------------------------------------- */
+
+static void qadd_free(void *data)
+{
+    qaddn *q = data;
+    if (!q)
+        return;
+    nerve_xfree_aligned(q->l.out8);
+    nerve_xfree(q);
+}
+
+static int qadd_infer(nerve_graph *g, node *n) { return qaddof(n)->orig->infer(g, n); }
+
+/* Both inputs as bytes (the int8 nodes' before it, or its float inputs quantised), added
+ * and requantised (kern_q8_add), written as the next nodes' bytes or as floats
+ * out_scale * (q - out_zero). Elementwise, a chunk at a time: it may run in place. */
+static void qadd_forward(nerve_graph *g, node *n)
+{
+    qaddn *q = qaddof(n);
+    check_links(g, &q->l);
+    int bytes = writes_bytes(g, &q->l);
+    const float *xa = node_input(g, n, 0)->value, *xb = node_input(g, n, 1)->value;
+    const uint8_t *lut = lut_of(&q->l);
+    size_t total = node_numel(n);
+    enum { CHUNK = 4096 };
+    uint8_t ba[CHUNK], bb[CHUNK], by[CHUNK];
+    for (size_t i = 0; i < total; i += CHUNK) {
+        size_t m = total - i < CHUNK ? total - i : CHUNK;
+        const uint8_t *a = q->l.in8[0] ? q->l.in8[0] + i : ba, *b = q->l.in8[1] ? q->l.in8[1] + i : bb;
+        if (!q->l.in8[0])
+            kern_q8_quantize(xa + i, m, q->inv_a, q->p.a_zero, ba);
+        if (!q->l.in8[1])
+            kern_q8_quantize(xb + i, m, q->inv_b, q->p.b_zero, bb);
+        uint8_t *y = bytes ? q->l.out8 + i : by;
+        kern_q8_add(&q->k, a, b, m, y);
+        if (bytes) {
+            if (lut)
+                kern_q8_lut(lut, y, m);
+            continue;
+        }
+        float s = q->p.out_scale, *out = n->value + i;
+        int z = q->p.out_zero;
+        for (size_t j = 0; j < m; j++)
+            out[j] = s * (float)(by[j] - z);
+    }
+}
+
+static const op_def op_qadd = {"qadd", qadd_infer, NULL, qadd_forward, NULL, OP_OUTPUT_UNREAD};
+
+int op_quant_addable(const nerve_graph *g, const node *n)
+{
+    if (!n->op || strcmp(n->op->name, "add") || n->n_in != 2 || n->kind != NERVE_NODE_OP)
+        return 0;
+    const node *a = &g->nodes[n->in[0]], *b = &g->nodes[n->in[1]];
+    return nerve_same_shape(n->ndim, n->dims, a->ndim, a->dims) &&
+           nerve_same_shape(n->ndim, n->dims, b->ndim, b->dims);
+}
+
+const op_quant_add_params *op_quant_add_of(const node *n, int32_t ints[3])
+{
+    if (n->op != &op_qadd)
+        return NULL;
+    const qaddn *q = qaddof(n);
+    if (ints) {
+        ints[0] = q->k.ma;
+        ints[1] = q->k.mb;
+        ints[2] = q->k.shift;
+    }
+    return &q->p;
+}
+
+int op_quantize_add(nerve_graph *g, int id, const op_quant_add_params *p)
+{
+    if (!g || id < 0 || id >= g->n_nodes || !p)
+        return nerve_set_error(NERVE_ERR_ARG, "int8: bad node or parameters");
+    node *n = graph_node(g, id);
+    if (!g->compiled || !op_quant_addable(g, n))
+        return nerve_set_error(NERVE_ERR_ARG, "int8: node '%s' (%s) cannot run as an int8 add "
+                               "(an add of two inputs of its shape in a compiled graph can)",
+                               n->name, n->op ? n->op->name : "leaf");
+    float sc[3] = {p->a_scale, p->b_scale, p->out_scale};
+    int zp[3] = {p->a_zero, p->b_zero, p->out_zero};
+    for (int i = 0; i < 3; i++)
+        if (!(sc[i] > 0) || !isfinite(sc[i]) || zp[i] < 0 || zp[i] > 255)
+            return nerve_set_error(NERVE_ERR_ARG, "int8 add '%s': scales must be positive and "
+                                   "finite and zero points in 0..255 (%g/%d, %g/%d, out %g/%d)",
+                                   n->name, (double)sc[0], zp[0], (double)sc[1], zp[1],
+                                   (double)sc[2], zp[2]);
+    kern_q8_addp k = {p->a_zero, p->b_zero, p->out_zero, p->relu ? p->out_zero : 0, 0, 0, 0};
+    if (kern_q8_add_multipliers((double)p->a_scale / p->out_scale,
+                                (double)p->b_scale / p->out_scale, &k.ma, &k.mb, &k.shift))
+        return nerve_set_error(NERVE_ERR_ARG, "int8 add '%s': input scales %g and %g against "
+                               "the output's %g: a ratio of 2^21 or more has no fixed-point "
+                               "multiplier", n->name, (double)p->a_scale, (double)p->b_scale,
+                               (double)p->out_scale);
+    qaddn *q = nerve_xcalloc(1, sizeof *q);
+    if (!q)
+        return NERVE_ERR_NOMEM;
+    q->orig = n->op;
+    q->p = *p;
+    q->p.relu = p->relu != 0;
+    q->k = k;
+    q->inv_a = 1.0f / p->a_scale;
+    q->inv_b = 1.0f / p->b_scale;
+    q->l.prev[0] = q->l.prev[1] = -1;
+    if (n->op_data_free)
+        n->op_data_free(n->op_data);
+    n->op = &op_qadd;
+    n->op_data = q;
+    n->op_data_free = qadd_free;
+    for (int i = 0; i < g->n_nodes; i++) /* links are made again at the next forward */
+        if (is_q(&g->nodes[i]))
+            lk(&g->nodes[i])->linked = 0;
+    return NERVE_OK;
+}
 
 /* ---- making a node int8 ---------------------------------------------------------------- */
 
@@ -606,12 +828,12 @@ int op_quantize_node(nerve_graph *g, int id, const op_quant_params *p)
     }
     if (n->op_data_free)
         n->op_data_free(n->op_data);
-    q->next = q->prev = -1;
+    q->l.prev[0] = q->l.prev[1] = -1;
     n->op = is_conv ? &op_qconv : &op_qdense;
     n->op_data = q;
     n->op_data_free = qlayer_free;
     for (int i = 0; i < g->n_nodes; i++) /* links are made again at the next forward */
         if (is_q(&g->nodes[i]))
-            qof(&g->nodes[i])->linked = 0;
+            lk(&g->nodes[i])->linked = 0;
     return NERVE_OK;
 }
