@@ -237,10 +237,12 @@ TEST(q8_im2row_2d_matches_tap_by_tap)
 
 /* The direct convolution route (VNNI: padded image, pixels in the lanes, vector
  * requantisation) against im2row + the portable product + the scalar requantisation. */
-static int conv_case(int C, int H, int W, int N, int KH, int KW, int pad, int dil, int relu)
+static int conv_case_s(int C, int H, int W, int N, int KH, int KW, int pad, int dil, int relu,
+                       int sh, int sw)
 {
-    int OH = H + 2 * pad - (KH - 1) * dil, OW = W + 2 * pad - (KW - 1) * dil;
-    kern_conv_shape s = {C, {1, H, W}, {1, KH, KW}, {1, OH, OW}, {1, 1, 1}, {0, pad, pad},
+    int OH = (H + 2 * pad - (KH - 1) * dil - 1) / sh + 1,
+        OW = (W + 2 * pad - (KW - 1) * dil - 1) / sw + 1;
+    kern_conv_shape s = {C, {1, H, W}, {1, KH, KW}, {1, OH, OW}, {1, sh, sw}, {0, pad, pad},
                          {1, dil, dil}, 0};
     int K = C * KH * KW, Kp = kern_q8_kp(K);
     kern_q8_conv_plan plan;
@@ -285,9 +287,9 @@ static int conv_case(int C, int H, int W, int N, int KH, int KW, int pad, int di
         kern_q8_conv_direct(&plan, off, x, 7.0f, 37, P, &rq, got, ws);
         for (size_t i = 0; i < (size_t)N * plane && !bad; i++)
             if (memcmp(&got[i], &want[i], sizeof(float))) {
-                test_fail(__FILE__, __LINE__, "path %s, conv C%d %dx%d N%d k%dx%d pad %d dil %d: "
-                          "out[%zu] = %g, want %g", kern_q8_path(), C, H, W, N, KH, KW, pad, dil,
-                          i, got[i], want[i]);
+                test_fail(__FILE__, __LINE__, "path %s, conv C%d %dx%d N%d k%dx%d pad %d dil %d "
+                          "stride %dx%d: out[%zu] = %g, want %g", kern_q8_path(), C, H, W, N, KH,
+                          KW, pad, dil, sh, sw, i, got[i], want[i]);
                 bad = 1;
             }
         free(off);
@@ -299,6 +301,11 @@ static int conv_case(int C, int H, int W, int N, int KH, int KW, int pad, int di
     return bad;
 }
 
+static int conv_case(int C, int H, int W, int N, int KH, int KW, int pad, int dil, int relu)
+{
+    return conv_case_s(C, H, W, N, KH, KW, pad, dil, relu, 1, 1);
+}
+
 TEST(q8_direct_conv_matches_im2row_route)
 {
     CHECK(!conv_case(1, 28, 28, 6, 5, 5, 2, 1, 1));   /* LeNet's first layer */
@@ -306,6 +313,13 @@ TEST(q8_direct_conv_matches_im2row_route)
     CHECK(!conv_case(3, 9, 13, 7, 3, 3, 1, 2, 0));    /* dilation, no ReLU */
     CHECK(!conv_case(5, 6, 5, 13, 1, 1, 0, 1, 0));    /* 1x1 */
     CHECK(!conv_case(2, 8, 8, 1, 3, 2, 1, 1, 1));     /* one output channel */
+    /* strided: the phase images */
+    CHECK(!conv_case_s(16, 28, 28, 32, 3, 3, 1, 1, 1, 2, 2)); /* resnet_small's 3x3/2 */
+    CHECK(!conv_case_s(16, 28, 28, 32, 1, 1, 0, 1, 0, 2, 2)); /* its 1x1/2 projection */
+    CHECK(!conv_case_s(3, 11, 9, 7, 3, 3, 1, 1, 0, 2, 2));    /* odd sizes */
+    CHECK(!conv_case_s(2, 13, 10, 5, 5, 3, 2, 2, 1, 3, 2));   /* dilation, unequal strides */
+    CHECK(!conv_case_s(4, 9, 9, 6, 2, 2, 0, 1, 0, 2, 2));     /* 2x2/2: one phase per tap */
+    CHECK(!conv_case_s(1, 1, 1, 3, 1, 1, 0, 1, 1, 2, 2));     /* one pixel */
 }
 
 TEST(q8_requantize_vector_matches_scalar)

@@ -345,16 +345,23 @@ void kern_q8_im2row(const kern_conv_shape *s, const uint8_t *im, uint8_t pad, ui
  * Hp x Wp = (OH + (KH-1)D) x (OW + (KW-1)D), so that output pixel (y, x) of the "wide" row
  * p = y * Wp + x reads tap k at img[p + off[k]] with off[k] = (c * Hp + kh D) * Wp + kw D:
  * each tap's pixels are contiguous. Sums are computed for every wide position (the
- * (KW-1)D extra columns of each row are computed and dropped). */
+ * (KW-1)D extra columns of each row are computed and dropped). With stride s > 1 the padded
+ * image is split into its s x s phases, phase (a, b) holding the pixels (s y + a, s x + b):
+ * tap (kh, kw) of output (y, x) is then pixel (y + kh D / s, x + kw D / s) of phase
+ * (kh D % s, kw D % s), again a contiguous run per tap (Hp x Wp is then a phase's size). */
 typedef struct kern_q8_conv_plan {
     int C, H, W, N, KH, KW, OH, OW, pad_h, pad_w, dil_h, dil_w, K, Kp;
-    int Hp, Wp;
+    int Hp, Wp;        /* of each phase image */
+    int sh, sw;        /* strides */
+    int nph;           /* phase images (1 at stride 1) */
+    signed char ph[16]; /* phase (a, b) -> its image, a * sw + b, or -1 if no tap reads it */
+    size_t qoff;       /* strided: offset in the image bytes of the quantised input */
     size_t span;       /* OH * Wp wide positions */
     size_t spanp;      /* span rounded up to 64: the sums' row stride */
     size_t img_bytes;  /* padded image with read slack */
     size_t panel_bytes, sums_bytes;
 } kern_q8_conv_plan;
-/* Whether the direct route fits the shape (2-D, stride 1, no flip), and its plan. It runs
+/* Whether the direct route fits the shape (2-D, strides 1 to 4, no flip), and its plan. It runs
  * on the VNNI and AVX2 paths (kern_q8_conv_direct_runs()). */
 int kern_q8_conv_direct_runs(void);
 int kern_q8_conv_direct_plan(const kern_conv_shape *s, int N, kern_q8_conv_plan *p);

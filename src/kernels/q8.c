@@ -290,8 +290,8 @@ void kern_q8_im2row(const kern_conv_shape *s, const uint8_t *im, uint8_t pad, ui
 int kern_q8_conv_direct_plan(const kern_conv_shape *s, int N, kern_q8_conv_plan *p)
 {
     memset(p, 0, sizeof *p);
-    if (s->flip || s->image[0] != 1 || s->kernel[0] != 1 ||
-        s->out[0] != 1 || s->stride[1] != 1 || s->stride[2] != 1)
+    if (s->flip || s->image[0] != 1 || s->kernel[0] != 1 || s->out[0] != 1 ||
+        s->stride[1] < 1 || s->stride[1] > 4 || s->stride[2] < 1 || s->stride[2] > 4)
         return 0;
     p->C = s->channels;
     p->H = s->image[1];
@@ -305,17 +305,36 @@ int kern_q8_conv_direct_plan(const kern_conv_shape *s, int N, kern_q8_conv_plan 
     p->pad_w = s->pad[2];
     p->dil_h = s->dilation[1];
     p->dil_w = s->dilation[2];
+    p->sh = s->stride[1];
+    p->sw = s->stride[2];
     p->K = p->C * p->KH * p->KW;
     p->Kp = kern_q8_kp(p->K);
-    p->Hp = p->OH + (p->KH - 1) * p->dil_h;
-    p->Wp = p->OW + (p->KW - 1) * p->dil_w;
+    p->Hp = p->OH + (p->KH - 1) * p->dil_h / p->sh;
+    p->Wp = p->OW + (p->KW - 1) * p->dil_w / p->sw;
+    memset(p->ph, -1, sizeof p->ph);
+    for (int kh = 0; kh < p->KH; kh++) /* the phases some tap reads, in order */
+        for (int kw = 0; kw < p->KW; kw++) {
+            int f = kh * p->dil_h % p->sh * p->sw + kw * p->dil_w % p->sw;
+            if (p->ph[f] < 0)
+                p->ph[f] = (signed char)p->nph++;
+        }
     p->span = (size_t)p->OH * p->Wp;
     p->spanp = (p->span + 63) & ~(size_t)63;
-    /* the last tap's reads reach spanp + off[K-1]; then 16 bytes of a load */
-    size_t reach = p->spanp + (size_t)((p->C - 1) * p->Hp + (p->KH - 1) * p->dil_h) * p->Wp +
-                   (size_t)(p->KW - 1) * p->dil_w + 64;
-    size_t plane = (size_t)p->C * p->Hp * p->Wp;
+    /* the last tap's reads reach spanp + its offset; then 16 bytes of a load */
+    size_t top = 0, plane = (size_t)p->nph * p->C * p->Hp * p->Wp;
+    for (int kh = 0; kh < p->KH; kh++)
+        for (int kw = 0; kw < p->KW; kw++) {
+            int f = kh * p->dil_h % p->sh * p->sw + kw * p->dil_w % p->sw;
+            size_t o = (((size_t)p->ph[f] * p->C + p->C - 1) * p->Hp + kh * p->dil_h / p->sh) *
+                           p->Wp + (size_t)(kw * p->dil_w / p->sw);
+            top = o > top ? o : top;
+        }
+    size_t reach = p->spanp + top + 64;
     p->img_bytes = round64(reach > plane ? reach : plane);
+    if (p->sh > 1 || p->sw > 1) { /* then the quantised input itself */
+        p->qoff = p->img_bytes;
+        p->img_bytes += round64((size_t)p->C * p->H * p->W);
+    }
     p->panel_bytes = round64((size_t)64 * p->Kp);
     p->sums_bytes = round64((size_t)N * p->spanp * sizeof(int32_t));
     return 1;
@@ -326,11 +345,42 @@ void kern_q8_conv_offsets(const kern_q8_conv_plan *p, int32_t *off)
     int k = 0;
     for (int c = 0; c < p->C; c++)
         for (int kh = 0; kh < p->KH; kh++)
-            for (int kw = 0; kw < p->KW; kw++)
-                off[k++] = (int32_t)(((size_t)c * p->Hp + (size_t)kh * p->dil_h) * p->Wp +
-                                     (size_t)kw * p->dil_w);
+            for (int kw = 0; kw < p->KW; kw++) {
+                int f = kh * p->dil_h % p->sh * p->sw + kw * p->dil_w % p->sw;
+                off[k++] = (int32_t)((((size_t)p->ph[f] * p->C + c) * p->Hp +
+                                      (size_t)(kh * p->dil_h / p->sh)) * p->Wp +
+                                     (size_t)(kw * p->dil_w / p->sw));
+            }
     for (; k < p->Kp; k++)
         off[k] = 0;
+}
+
+/* The phase images of a strided convolution's input src [C, H, W] (bytes), positions
+ * outside the image reading the zero point. */
+static void phase_images(const kern_q8_conv_plan *p, const uint8_t *src, int zp, uint8_t *img)
+{
+    memset(img, zp, p->qoff);
+    for (int a = 0; a < p->sh; a++)
+        for (int b = 0; b < p->sw; b++) {
+            int f = p->ph[a * p->sw + b];
+            if (f < 0)
+                continue;
+            /* columns x with 0 <= x sw + b - pad_w < W */
+            int x0 = p->pad_w > b ? (p->pad_w - b + p->sw - 1) / p->sw : 0;
+            int last = p->W - 1 + p->pad_w - b;
+            int x1 = last < 0 ? 0 : last / p->sw + 1;
+            x1 = x1 < p->Wp ? x1 : p->Wp;
+            for (int c = 0; c < p->C; c++)
+                for (int y = 0; y < p->Hp; y++) {
+                    int iy = y * p->sh + a - p->pad_h;
+                    if (iy < 0 || iy >= p->H)
+                        continue;
+                    const uint8_t *row = src + ((size_t)c * p->H + iy) * p->W;
+                    uint8_t *dst = img + (((size_t)f * p->C + c) * p->Hp + y) * p->Wp;
+                    for (int x = x0; x < x1; x++)
+                        dst[x] = row[x * p->sw + b - p->pad_w];
+                }
+        }
 }
 
 int kern_q8_conv_direct_runs(void) { return path_id() != PATH_PORTABLE; }
@@ -355,19 +405,27 @@ int32_t *kern_q8_conv_direct_sums(const kern_q8_conv_plan *p, const int32_t *off
 {
     uint8_t *img = ws, *panel = img + p->img_bytes;
     int32_t *sums = (int32_t *)(panel + p->panel_bytes);
-    /* the padded image: the zero point around the quantised rows */
-    memset(img, zp, p->img_bytes);
-    int rows = p->H < p->Hp - p->pad_h ? p->H : p->Hp - p->pad_h;
-    int cols = p->W < p->Wp - p->pad_w ? p->W : p->Wp - p->pad_w;
-    for (int c = 0; c < p->C; c++)
-        for (int y = 0; y < rows; y++) {
-            size_t src = ((size_t)c * p->H + y) * p->W;
-            uint8_t *dst = img + ((size_t)c * p->Hp + y + p->pad_h) * p->Wp + p->pad_w;
-            if (xq)
-                memcpy(dst, xq + src, (size_t)cols);
-            else
-                kern_q8_quantize(x + src, (size_t)cols, inv_scale, zp, dst);
+    if (p->sh > 1 || p->sw > 1) {
+        if (!xq) {
+            kern_q8_quantize(x, (size_t)p->C * p->H * p->W, inv_scale, zp, img + p->qoff);
+            xq = img + p->qoff;
         }
+        phase_images(p, xq, zp, img);
+    } else {
+        /* the padded image: the zero point around the quantised rows */
+        memset(img, zp, p->img_bytes);
+        int rows = p->H < p->Hp - p->pad_h ? p->H : p->Hp - p->pad_h;
+        int cols = p->W < p->Wp - p->pad_w ? p->W : p->Wp - p->pad_w;
+        for (int c = 0; c < p->C; c++)
+            for (int y = 0; y < rows; y++) {
+                size_t src = ((size_t)c * p->H + y) * p->W;
+                uint8_t *dst = img + ((size_t)c * p->Hp + y + p->pad_h) * p->Wp + p->pad_w;
+                if (xq)
+                    memcpy(dst, xq + src, (size_t)cols);
+                else
+                    kern_q8_quantize(x + src, (size_t)cols, inv_scale, zp, dst);
+            }
+    }
 #ifdef Q8_X86
     if (path_id() == PATH_VNNI)
         kern_q8_conv_sums_avx512vnni(p, off, img, kern_q8_rows(packed), panel, sums);
@@ -510,6 +568,28 @@ void kern_q8_requant_pool(const kern_q8_requant *r, int N, const int32_t *S, ptr
                                          r->shift[n], r->zp, r->lo,
                                          out + (size_t)n * pl->OH * pl->OW);
 #endif
+    } else if (plain && sx == 1 && sy >= pl->OW && sy <= 1024) {
+        /* no pool: a channel's rows requantised several at a time (with the columns between
+         * them when sy > OW, then the rows moved together), or all at once when dense */
+        enum { RUN = 4096 };
+        uint8_t t[RUN];
+        int per = (int)(RUN / sy);
+        uint8_t *o = out;
+        for (int n = 0; n < N; n++) {
+            const int32_t *ch = S + n * sn;
+            if (sy == pl->OW) {
+                requant_run_bytes(path, ch, pl->OH * pl->OW, r, n, o);
+                o += (size_t)pl->OH * pl->OW;
+                continue;
+            }
+            for (int y0 = 0; y0 < pl->OH; y0 += per) {
+                int rows = pl->OH - y0 < per ? pl->OH - y0 : per;
+                requant_run_bytes(path, ch + (ptrdiff_t)y0 * sy, (int)((rows - 1) * sy + pl->OW),
+                                  r, n, t);
+                for (int y = 0; y < rows; y++, o += pl->OW)
+                    memcpy(o, t + (size_t)y * sy, (size_t)pl->OW);
+            }
+        }
     } else if (sx == 1 && path && (pl->OW - 1) * pl->sw + pl->kw <= 1024) {
         /* vectors: each window row requantised to bytes, then the bytes pooled (the
          * requantisation is nondecreasing, so either order gives the same bytes) */
