@@ -2644,14 +2644,17 @@ typedef struct nerve_quantize_info {
  * and maximum (including 0) seen over the first `batches` batches of `calib` (the cfg's
  * batch size; an output read only by a ReLU starts at 0). A batch norm that alone reads
  * such a node's output is folded into its weights and bias and left as the identity (gamma 1,
- * beta 0, mean 0, var + eps = 1). From then on those nodes run
+ * beta 0, mean 0, var + eps = 1). An add of two inputs of its shape, each the output of
+ * such a node through ReLUs, batch norms and views only (a residual shortcut), runs in int8
+ * as well: both inputs and the sum get their own calibrated u8 scale (info->adds counts
+ * them). From then on those nodes run
  * int32 products of u8 x s8 and requantise with fixed-point multipliers (docs/quantize.md);
  * the weight leaves hold the dequantised weights. nerve_model_save then writes an int8
  * checkpoint (I8 weights, metadata nerve.quantized), which nerve_model_load turns back into
  * this model and which training refuses. A quantised model has no backward pass. */
 int nerve_model_quantize(nerve_model *m, const nerve_dataset *calib, int batches,
                          nerve_quantize_info *info);
-/* Number of int8 nodes of the model (0: a float model). */
+/* Number of int8 nodes of the model, int8 adds included (0: a float model). */
 int nerve_model_quantized(const nerve_model *m);
 
 /* ---- Export to standalone C (src/apps/export_c.c, docs/export-c.md) ------------------------ */
