@@ -140,7 +140,7 @@ const cli_command cli_commands[] = {
         .run = cmd_detect,
         .usage = "detect CKPT IMAGE... [--thresh T] [--nms T] [--out DIR]",
         .summary = "a detector's boxes on PNG/JPEG images, printed and drawn",
-        .details = "Runs a detector (a cfg ending in [detection], YOLO v1, with darknet's [region] or [yolo] heads, or with [ssd] heads; docs/detection.md) on each image "
+        .details = "Runs a detector (a cfg ending in [detection], YOLO v1, or [fast_rcnn], Faster R-CNN, or with darknet's [region] or [yolo] heads, or with [ssd] heads; docs/detection.md) on each image "
                    "(files or folders of them), read at the model's input size by the cfg's resize policy, "
                    "and prints one line per object: class name, score (confidence x class score; SSD: the class's probability) and box "
                    "corners x1 y1 x2 y2 in the pixels of the image on disk. Boxes below --thresh are dropped "

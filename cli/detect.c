@@ -102,10 +102,11 @@ int cmd_detect(int argc, char **argv)
     }
     nerve_yolo1_config yc;
     int ssd = nerve_model_ssd(m, NULL, NULL, 0) > 0;
-    int yolo = ssd || nerve_model_yolo_heads(m, NULL, NULL, 0) > 0; /* [yolo] / [region] / [ssd] */
+    int frcnn = nerve_model_frcnn(m, NULL); /* a [fast_rcnn] head */
+    int yolo = ssd || frcnn || nerve_model_yolo_heads(m, NULL, NULL, 0) > 0; /* [yolo] / [region] / [ssd] */
     if (!yolo && nerve_model_yolo1(m, &yc) != 1) {
         fprintf(stderr, "nerve detect: %s is not a detector (its cfg has no [detection], "
-                "[region], [yolo] or [ssd] layer); for a classifier use nerve predict\n", ckpt);
+                "[region], [yolo], [ssd] or [fast_rcnn] layer); for a classifier use nerve predict\n", ckpt);
         nerve_model_free(m);
         free(files);
         return 1;
@@ -158,7 +159,9 @@ int cmd_detect(int argc, char **argv)
             break;
         }
         nerve_detection det[MAX_BOXES];
-        int n = yolo ? (ssd ? nerve_ssd_detect : nerve_yolo_detect)(m, d.x + (size_t)i * d.sample_numel, (float)im.w, (float)im.h,
+        int n = frcnn  ? nerve_frcnn_detect(m, d.x + (size_t)i * d.sample_numel, (float)im.w, (float)im.h,
+                                            thresh, nms, det, MAX_BOXES)
+                : yolo ? (ssd ? nerve_ssd_detect : nerve_yolo_detect)(m, d.x + (size_t)i * d.sample_numel, (float)im.w, (float)im.h,
                                          thresh, nms, det, MAX_BOXES)
                      : nerve_yolo1_decode(pred + (size_t)i * k, &yc, (float)im.w, (float)im.h, i, thresh,
                                           nms, det, MAX_BOXES);

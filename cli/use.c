@@ -50,9 +50,11 @@ static int eval_detection(nerve_model *m, const nerve_dataset *d)
     nerve_yolo1_config yc;
     nerve_yolo_config heads[8];
     nerve_ssd_config sc;
+    nerve_frcnn_config fc;
     int v1 = nerve_model_yolo1(m, &yc), nh = v1 ? 0 : nerve_model_yolo_heads(m, heads, NULL, 8);
     int ssd = v1 || nh ? 0 : nerve_model_ssd(m, &sc, NULL, 0);
-    int classes = v1 ? yc.classes : ssd ? sc.classes : heads[0].classes;
+    int frcnn = nerve_model_frcnn(m, &fc);
+    int classes = v1 ? yc.classes : ssd ? sc.classes : frcnn ? fc.classes : heads[0].classes;
     double *ap = calloc((size_t)classes, sizeof *ap);
     if (!ap)
         return cli_fail("evaluation");
@@ -64,7 +66,7 @@ static int eval_detection(nerve_model *m, const nerve_dataset *d)
     }
     printf("samples: %d\n", d->n);
     printf("task: detect (%s; %d objects, %d detections kept)\n",
-           v1 ? "loss yolo1" : ssd ? (ssd > 1 ? "[ssd] heads" : "[ssd] head") : heads[0].region ? "[region] head" : nh > 1 ? "[yolo] heads" : "[yolo] head",
+           v1 ? "loss yolo1" : ssd ? (ssd > 1 ? "[ssd] heads" : "[ssd] head") : frcnn ? "[fast_rcnn] head" : heads[0].region ? "[region] head" : nh > 1 ? "[yolo] heads" : "[yolo] head",
            r.truths, r.detections);
     printf("test mAP@0.5: %.4f (all-point), %.4f (VOC 2007 11-point); COCO mAP@[.5:.95]: %.4f\n",
            r.map50, r.map50_voc07, r.map_coco);
@@ -131,7 +133,7 @@ int cmd_eval(int argc, char **argv)
     nerve_metrics mt;
     int rc = 0;
     if (nerve_model_yolo1(m, NULL) || nerve_model_yolo_heads(m, NULL, NULL, 0) > 0 ||
-        nerve_model_ssd(m, NULL, NULL, 0) > 0) { /* a detector: mAP */
+        nerve_model_ssd(m, NULL, NULL, 0) > 0 || nerve_model_frcnn(m, NULL)) { /* a detector: mAP */
         rc = eval_detection(m, &d);
         nerve_dataset_free(&d);
         nerve_model_free(m);

@@ -604,6 +604,47 @@ int nerve_roi_pool(nerve_graph *g, int x, int rois, int out_h, int out_w, float 
 int nerve_roi_align(nerve_graph *g, int x, int rois, int out_h, int out_w, float spatial_scale,
                     int sampling_ratio, int aligned);
 
+/* Faster R-CNN (src/ops/rcnn.c, docs/detection.md). One configuration holds the region
+ * proposal network's and the head's settings. Boxes are corners in the input's pixels
+ * (net_w x net_h); a target [N, max_boxes*5] holds per image up to max_boxes truths
+ * (x1, y1, x2, y2, class), rows of zero size being no box. The RPN reads x [N, 5A, H, W]:
+ * planes 0..A-1 the objectness logits of the A anchors of a cell, planes A + 4a .. A + 4a + 3
+ * anchor a's box offsets (R-CNN coding, nerve_box_encode, weights 1); anchors
+ * [H*W*A, 4] in nerve_anchors' order.
+ *   nerve_rpn_proposals  -> rois [N, rois, 4]: every anchor decoded and clipped, sides below
+ *       min_size dropped, the pre_nms best by objectness, NMS at rpn_nms, the post_nms best;
+ *       evaluating, the first `rois` of them; training, the truths added and a sample of
+ *       `rois` with at most fg_fraction of them at IoU >= fg_iou with a truth (the rest with
+ *       IoU in [bg_iou, fg_iou)). Missing rows are empty boxes (0, 0, 0, 0). No gradient.
+ *   nerve_rpn_loss       -> scalar: anchors at IoU >= rpn_pos_iou with a truth (and each
+ *       truth's best anchors) positive, below rpn_neg_iou negative; rpn_batch sampled per
+ *       image, at most rpn_pos_fraction positive; binary cross-entropy of the objectness
+ *       over the sampled plus smooth L1 (rpn_beta) of the positives' offsets, both divided
+ *       by the number sampled in the batch.
+ *   nerve_fast_rcnn_loss -> scalar: scores [N, rois, classes + 1 + 4*classes] (class 0
+ *       background, k + 1 class k, then 4 offsets per class, coded with `weights`); each
+ *       non-empty RoI is class k + 1 when its best truth (class k) overlaps it by IoU >=
+ *       fg_iou, else background: softmax cross-entropy plus smooth L1 (beta) of the
+ *       foreground RoIs' offsets of their class, both divided by the non-empty RoIs.
+ * The sampling draws from the graph's generator when training and from a fixed seed
+ * otherwise; which anchor or RoI answers which truth is a constant of the step. */
+typedef struct nerve_frcnn_config {
+    int classes, net_w, net_h, max_boxes;
+    int pre_nms, post_nms, rois, rpn_batch;
+    float rpn_pos_iou, rpn_neg_iou, rpn_pos_fraction, rpn_nms, min_size, rpn_beta;
+    float fg_iou, bg_iou, fg_fraction, beta;
+    float weights[4];
+} nerve_frcnn_config;
+/* classes 1, max_boxes 32, pre_nms 6000, post_nms 300, rois 128, rpn_batch 256,
+ * IoU 0.7 / 0.3, fraction 0.5, NMS 0.7, min_size 0, rpn_beta 1/9, fg_iou 0.5, bg_iou 0,
+ * fg_fraction 0.25, beta 1/9, weights 10, 10, 5, 5; net_w, net_h 0 (to be set) */
+nerve_frcnn_config nerve_frcnn_default(void);
+int nerve_frcnn_check(const nerve_frcnn_config *c);
+int nerve_rpn_proposals(nerve_graph *g, int x, int anchors, int target, const nerve_frcnn_config *c);
+int nerve_rpn_loss(nerve_graph *g, int x, int anchors, int target, const nerve_frcnn_config *c);
+int nerve_fast_rcnn_loss(nerve_graph *g, int scores, int rois, int target,
+                         const nerve_frcnn_config *c);
+
 /* Upsampling by an integer factor along every spatial axis (L only for [N, C, L]). */
 typedef enum {
     NERVE_UPSAMPLE_NEAREST = 0,  /* each value fills its scale x scale block (nearest unpooling) */
@@ -1240,7 +1281,7 @@ nerve_scenes_options nerve_scenes_default(void);
 int nerve_scenes_generate(const char *outdir, const nerve_scenes_options *o,
                           nerve_scenes_stats *stats);
 
-/* ---- Box geometry for detection (src/data/boxes.c, docs/detection.md) ----------------
+/* ---- Box geometry for detection (src/core/boxes.c, docs/detection.md) ----------------
  * Boxes are corners (x1, y1, x2, y2), x2 >= x1, y2 >= y1, in any unit (pixels here). */
 /* Intersection over union; 0 when the union is empty (both boxes degenerate). */
 float nerve_box_iou(const float *a, const float *b);
@@ -1267,6 +1308,23 @@ void nerve_box_decode(const float *proposal, const float *t, const float *weight
  * status. The course's Faster R-CNN set is sizes {128, 256, 512} x ratios {0.5, 1, 2}. */
 int nerve_anchors(int fh, int fw, float stride, const float *sizes, int n_sizes,
                   const float *ratios, int n_ratios, float *out);
+/* Smooth L1 of d with transition beta (> 0): 0.5 d^2 / beta for |d| < beta, else
+ * |d| - 0.5 beta; *grad (may be NULL) gets its derivative. */
+float nerve_smooth_l1(float d, float beta, float *grad);
+/* Matching of boxes [n, 4] (anchors, proposals) to truths [nt, 4] by IoU: match[i] is the
+ * truth of highest IoU (the first on a tie) when that IoU >= hi, -1 (negative) when it is
+ * below lo, -2 (neither) between. best_per_truth: also every box whose IoU with a truth is
+ * that truth's highest (> 0, ties included) is matched to that truth (Faster R-CNN's rule,
+ * so that every truth has a box). iou (may be NULL) gets each box's highest IoU. Neither
+ * allocates. */
+int nerve_match_boxes(const float *boxes, int n, const float *truths, int nt, float hi, float lo,
+                      int best_per_truth, int *match, float *iou);
+/* Keeps at most `batch` labelled entries of match[n] (>= 0 positive, -1 negative): up to
+ * floor(batch * pos_fraction) positives, then negatives for the rest, each set drawn
+ * uniformly at random (all of it when it fits, drawing nothing); the others become -2.
+ * *n_pos and *n_neg (may be NULL) get the counts kept. Does not allocate. */
+int nerve_sample_matches(int *match, int n, int batch, float pos_fraction, nerve_rng *rng,
+                         int *n_pos, int *n_neg);
 
 /* ---- Detection metrics (src/train/map.c, docs/detection.md) ----------------------------
  * A detection (or a ground-truth box: score unused) in one image. */
@@ -1664,6 +1722,9 @@ int nerve_model_yolo1(const nerve_model *m, nerve_yolo1_config *out);
 /* The model's [yolo] / [region] heads in cfg order: their settings and output nodes (either
  * may be NULL; at most max of them); returns how many the model has (0: none). */
 int nerve_model_yolo_heads(const nerve_model *m, nerve_yolo_config *out, int *nodes, int max);
+/* A Faster R-CNN head ([rpn] ... [fast_rcnn]): 1 and its settings in *out (may be NULL),
+ * else 0. */
+int nerve_model_frcnn(const nerve_model *m, nerve_frcnn_config *out);
 /* The target [max_boxes*5] of one sample's boxes for nerve_yolo_loss (src/model/
  * model_detect.c): the first max_boxes boxes of non-zero size (x, y, w, h, class), then zeros
  * (darknet likewise reads at most max boxes an image); a class outside 0..classes-1 is an
@@ -2108,6 +2169,16 @@ int nerve_ssd_decode(nerve_model *m, int sample, float width, float height, floa
 /* nerve_ssd_decode of one input x, run as nerve_yolo_detect runs. */
 int nerve_ssd_detect(nerve_model *m, const float *x, float width, float height, float thresh,
                      float nms_iou, nerve_detection *out, int max_out);
+/* Detections of sample `sample` of the last forward pass of a Faster R-CNN model
+ * (src/train/yolo_detect.c): for each non-empty RoI and class k, the softmax probability of
+ * k + 1 as the score and the RoI moved by class k's offsets (clipped to the input) as the
+ * box; scores >= thresh, NMS per class at nms_iou (0: none), the best max_out; boxes in
+ * width x height. */
+int nerve_frcnn_decode(nerve_model *m, int sample, float width, float height, float thresh,
+                       float nms_iou, nerve_detection *out, int max_out);
+/* nerve_frcnn_decode of one input x, run in evaluation mode at batch 1. */
+int nerve_frcnn_detect(nerve_model *m, const float *x, float width, float height, float thresh,
+                       float nms_iou, nerve_detection *out, int max_out);
 /* A detection model's figures on a data set of boxes (a [detection] head, or [yolo] / [region]
  * heads whose detections are pooled before one NMS per image): mAP at IoU 0.5 (VOC 2007 11-point and
  * all-point) and COCO's mAP@[.5:.95], over the classes that have ground truth; ap (NULL, or

@@ -1,4 +1,4 @@
-/* Box geometry, suppression, coding and anchors (src/data/boxes.c) and the detection
+/* Box geometry, suppression, coding and anchors (src/core/boxes.c) and the detection
  * metrics (src/train/map.c): hand-worked cases, and torchvision's box_iou,
  * generalized_box_iou, nms and batched_nms on 10,000 random pairs and 400 random
  * suppression problems (tests/data/boxes_reference.h, from tests/gen_boxes_reference.py). */

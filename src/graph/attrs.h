@@ -114,6 +114,10 @@ typedef struct attr_yolo {
 
 /* ssd_loss (src/ops/ssd.c) */
 typedef nerve_ssd_config attr_ssd;
+/* rpn_proposals, rpn_loss, fast_rcnn_loss (src/ops/rcnn.c) */
+typedef struct attr_rcnn {
+    nerve_frcnn_config c;
+} attr_rcnn;
 
 /* reshape (the requested dims: 0 copies, -1 infers) and transpose (the permutation)
  * (src/ops/shape.c) */

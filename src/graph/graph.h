@@ -80,6 +80,7 @@ typedef union node_attr {
     attr_yolo1 yolo1;
     attr_yolo yolo;
     attr_ssd ssd;
+    attr_rcnn rcnn;
     attr_dims dims;
     attr_axis axis;
     attr_slice slice;

@@ -792,6 +792,11 @@ static int build_connected(build_ctx *b)
         nerve_node_shape(b->g, x, &nd, dims);
         per_step = nd == 3 && dims[1] == darknet_time_steps(b);
     }
+    if (!has_per_step && b->m->frcnn_per_roi) { /* after RoI pooling: one row per RoI */
+        int nd, dims[NERVE_MAX_DIMS];
+        nerve_node_shape(b->g, x, &nd, dims);
+        per_step = nd == 3;
+    }
     if (per_step)
         TRY(per_step_input(b, &x, &steps));
     TRY(get_activation(b, &act));
@@ -1563,6 +1568,10 @@ static const layer_kind layer_kinds[] = {
     {"yolo", yolo_keys, build_yolo},
     {"region", region_keys, build_region},
     {"ssd", ssd_keys, build_ssd},
+    {"rpn", rpn_keys, build_rpn},
+    {"roi_pool", roi_pool_keys, build_roi_pool},
+    {"roi_align", roi_align_keys, build_roi_align},
+    {"fast_rcnn", fast_rcnn_keys, build_fast_rcnn},
 };
 
 static int is_net(const char *name) { return strcmp(name, "net") == 0 || strcmp(name, "network") == 0; }
@@ -1845,6 +1854,10 @@ static int build_model(nerve_model *m, const cfg_doc *d)
         TRY(finish_yolo(&b));
     if (m->n_ssd)
         TRY(finish_ssd(&b));
+    if (m->has_frcnn == 1)
+        return cfg_error(d, NERVE_ERR_FORMAT, d->n_lines, "an [rpn] without a [fast_rcnn] head at "
+                         "the end: a Faster R-CNN ends in [roi_pool] (or [roi_align]), "
+                         "[connected] layers and [fast_rcnn]");
     if (!b.is_head)
         m->output = b.x;
     const cfg_entry *adv = cfg_find(net, "adversarial");

@@ -53,6 +53,10 @@ struct nerve_model {
     int ssd_pred[8];            /* each head's predictions [N, H*W*boxes, 5 + classes] */
     float ssd_scale[2];         /* min_scale, max_scale */
     int n_ssd, ssd_line, ssd_out, ssd_priors; /* the joined predictions, the default boxes */
+    nerve_frcnn_config frcnn; /* Faster R-CNN ([rpn] ... [fast_rcnn]): has_frcnn 1 after [rpn],
+                               * 2 after [fast_rcnn] */
+    int has_frcnn, frcnn_rpn_in, frcnn_anchors, frcnn_rois, frcnn_labels, frcnn_scores;
+    int frcnn_per_roi; /* a [roi_pool] / [roi_align] came: [connected] runs per RoI */
     int head_loss; /* the head's loss node when it has no penalties added, else -1 */
     char refuse_train[320];  /* non-empty: why nerve_fit refuses this model (file:line: ...) */
     char refuse_detect[320]; /* non-empty: why the YOLO decoder refuses it */
@@ -135,6 +139,18 @@ typedef int (*model_decode_fn)(nerve_model *m, int sample, float width, float he
                                float thresh, float nms_iou, nerve_detection *out, int max_out);
 int model_detect_one(nerve_model *m, const float *x, model_decode_fn decode, float width,
                      float height, float thresh, float nms_iou, nerve_detection *out, int max_out);
+
+/* ---- Faster R-CNN (src/model/model_rcnn.c) ------------------------------------------- */
+
+extern const char *const rpn_keys[], *const roi_pool_keys[], *const roi_align_keys[],
+    *const fast_rcnn_keys[];
+int build_rpn(build_ctx *b);
+int build_roi_pool(build_ctx *b);
+int build_roi_align(build_ctx *b);
+int build_fast_rcnn(build_ctx *b);
+/* key = index names an earlier layer (relative when negative): *layer, or an error naming the
+ * line (src/model/model_conv.c) */
+int resolve_layer(build_ctx *b, const char *key, int index, int *layer);
 
 /* ---- darknet's [rnn] and [gru] (src/model/model_rnn_darknet.c) ------------------------ */
 

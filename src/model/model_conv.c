@@ -432,7 +432,7 @@ int build_normalization(build_ctx *b)
 
 /* A layer index as darknet reads it: negative is relative to this layer, otherwise
  * absolute (0 = the first layer after [net]); it must name an earlier layer. */
-static int resolve_layer(build_ctx *b, const char *key, int index, int *layer)
+int resolve_layer(build_ctx *b, const char *key, int index, int *layer)
 {
     int here = b->m->n_layers, at = index < 0 ? here + index : index;
     if (at < 0 || at >= here)

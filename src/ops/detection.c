@@ -59,7 +59,7 @@ static pred_view view(const node *n, const float *p)
     return v;
 }
 
-/* IoU of two corner boxes (src/data/boxes.c has the public one; ops sit below data) */
+/* IoU of two corner boxes (src/core/boxes.c has the public one) */
 static float iou_of(const float *a, const float *b)
 {
     float iw = fminf(a[2], b[2]) - fmaxf(a[0], b[0]), ih = fminf(a[3], b[3]) - fmaxf(a[1], b[1]);

@@ -19,6 +19,7 @@ extern const op_def *const ops_conv[];        /* conv, conv_transpose, local */
 extern const op_def *const ops_pool[];        /* pool, max_unpool */
 extern const op_def *const ops_resample[];    /* upsample, depth_to_space, space_to_depth */
 extern const op_def *const ops_lrn[];         /* lrn, pixel_softmax_ce_loss */
+extern const op_def *const ops_rcnn[];        /* rpn_proposals, rpn_loss, fast_rcnn_loss */
 extern const op_def *const ops_roi[];         /* roi_pool, roi_align */
 extern const op_def *const ops_detection[];   /* yolo1_loss */
 extern const op_def *const ops_yolo[];        /* yolo, yolo_loss */

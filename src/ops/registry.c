@@ -9,7 +9,7 @@
 
 static const op_def *const *const families[] = {
     ops_linear, ops_elementwise, ops_reduce, ops_shape, ops_activation, ops_loss, ops_norm,
-    ops_recurrent, ops_conv, ops_pool, ops_resample, ops_lrn, ops_roi, ops_detection, ops_yolo,
+    ops_recurrent, ops_conv, ops_pool, ops_resample, ops_lrn, ops_roi, ops_rcnn, ops_detection, ops_yolo,
     ops_math, ops_ssd,
 };
 

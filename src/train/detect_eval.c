@@ -1,5 +1,5 @@
-/* Detections from a YOLO v1 head, and a detection model's mAP on a data set (YOLO v1, [yolo]
- * and [region] heads; docs/detection.md). */
+/* Detections from a YOLO v1 head, and a detection model's mAP on a data set (YOLO v1, [yolo],
+ * [region] and Faster R-CNN heads; docs/detection.md). */
 #include "../core/core.h"
 #include "train.h"
 
@@ -111,12 +111,14 @@ int nerve_evaluate_detection(nerve_model *m, const nerve_dataset *d, float thres
     memset(out, 0, sizeof *out);
     out->ap = ap;
     nerve_ssd_config sc;
+    nerve_frcnn_config fc;
     int v1 = nerve_model_yolo1(m, &c), nh = v1 ? 0 : nerve_model_yolo_heads(m, heads, NULL, 8);
     int ssd = v1 || nh ? 0 : nerve_model_ssd(m, &sc, NULL, 0);
-    if (!v1 && nh < 1 && !ssd)
+    int frcnn = nerve_model_frcnn(m, &fc);
+    if (!v1 && nh < 1 && !ssd && !frcnn)
         return nerve_set_error(NERVE_ERR_ARG, "evaluate detection: the model has no detection "
-                               "head ([detection], [yolo], [region] or [ssd])");
-    int classes = v1 ? c.classes : ssd ? sc.classes : heads[0].classes;
+                               "head ([detection], [yolo], [region], [ssd] or [fast_rcnn])");
+    int classes = v1 ? c.classes : ssd ? sc.classes : frcnn ? fc.classes : heads[0].classes;
     for (int h = 1; h < nh; h++)
         if (heads[h].classes != classes)
             return nerve_set_error(NERVE_ERR_SHAPE, "evaluate detection: the model's heads have %d "
@@ -146,7 +148,7 @@ int nerve_evaluate_detection(nerve_model *m, const nerve_dataset *d, float thres
         }
     } else if (!st) {
         yolo_eval e = {W, H, thresh, nms_iou, max_per_image, 0, dets,
-                       ssd ? nerve_ssd_decode : nerve_yolo_decode};
+                       ssd ? nerve_ssd_decode : frcnn ? nerve_frcnn_decode : nerve_yolo_decode};
         st = run_batches(m, d, yolo_eval_batch, &e);
         nd = e.nd;
     }

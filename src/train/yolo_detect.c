@@ -1,5 +1,6 @@
 /* Detections from darknet's [yolo] and [region] heads (docs/detection.md): darknet's
- * get_yolo_detections / get_region_detections and its per-class non-maximum suppression. */
+ * get_yolo_detections / get_region_detections and its per-class non-maximum suppression;
+ * and from a Faster R-CNN head ([fast_rcnn]). */
 #include "../core/core.h"
 #include "../model/model.h"
 
@@ -126,12 +127,77 @@ int nerve_yolo_decode(nerve_model *m, int sample, float width, float height, flo
     return st;
 }
 
-int nerve_yolo_detect(nerve_model *m, const float *x, float width, float height, float thresh,
-                      float nms_iou, nerve_detection *out, int max_out)
+/* Faster R-CNN: every non-empty RoI of the sample, every class */
+int nerve_frcnn_decode(nerve_model *m, int sample, float width, float height, float thresh,
+                       float nms_iou, nerve_detection *out, int max_out)
 {
-    return model_detect_one(m, x, nerve_yolo_decode, width, height, thresh, nms_iou, out, max_out);
+    nerve_frcnn_config c;
+    if (!nerve_model_frcnn(m, &c))
+        return nerve_set_error(NERVE_ERR_ARG, "Faster R-CNN decode: the model has no [fast_rcnn] head");
+    if (max_out < 0 || (max_out > 0 && !out) || !(width > 0) || !(height > 0) || sample < 0 ||
+        !(thresh >= 0) || !(nms_iou >= 0))
+        return nerve_set_error(NERVE_ERR_ARG, "Faster R-CNN decode: bad arguments");
+    nerve_graph *g = nerve_model_graph(m);
+    if (!nerve_graph_is_compiled(g) || sample >= nerve_graph_batch(g))
+        return nerve_set_error(NERVE_ERR_STATE, "Faster R-CNN decode: no sample %d in the last "
+                               "forward pass", sample);
+    int R = c.rois, K = c.classes, D = K + 1 + 4 * K;
+    const float *rois = nerve_value(g, m->frcnn_rois).data + (size_t)sample * R * 4;
+    const float *sc = nerve_value(g, m->frcnn_scores).data + (size_t)sample * R * D;
+    float sx = width / (float)c.net_w, sy = height / (float)c.net_h;
+    cands cd = {0};
+    int st = NERVE_OK;
+    for (int r = 0; r < R && !st; r++) {
+        const float *b = rois + (size_t)r * 4, *v = sc + (size_t)r * D;
+        if (!(b[2] > b[0]) || !(b[3] > b[1]))
+            continue;
+        float mx = v[0];
+        for (int k = 1; k <= K; k++)
+            mx = fmaxf(mx, v[k]);
+        double z = 0;
+        for (int k = 0; k <= K; k++)
+            z += exp((double)(v[k] - mx));
+        for (int k = 0; k < K && !st; k++) {
+            float p = (float)(exp((double)(v[k + 1] - mx)) / z), box[4];
+            if (!(p >= thresh))
+                continue;
+            nerve_box_decode(b, v + K + 1 + 4 * k, c.weights, box);
+            box[0] = fminf(fmaxf(box[0], 0), (float)c.net_w) * sx;
+            box[2] = fminf(fmaxf(box[2], 0), (float)c.net_w) * sx;
+            box[1] = fminf(fmaxf(box[1], 0), (float)c.net_h) * sy;
+            box[3] = fminf(fmaxf(box[3], 0), (float)c.net_h) * sy;
+            if (isfinite(box[0]) && isfinite(box[1]) && isfinite(box[2]) && isfinite(box[3]))
+                st = push(&cd, box, p, k);
+        }
+    }
+    int *keep = st ? NULL : nerve_xmalloc(((size_t)cd.n + 1) * sizeof *keep);
+    int nk = 0;
+    if (!st && !keep)
+        st = NERVE_ERR_NOMEM;
+    if (!st)
+        st = nerve_nms(cd.boxes, cd.scores, cd.classes, cd.n, nms_iou > 0 ? nms_iou : 2.0f, keep, &nk);
+    if (!st) {
+        if (nk > max_out)
+            nk = max_out;
+        for (int i = 0; i < nk; i++) {
+            int j = keep[i];
+            nerve_detection *d = &out[i];
+            memset(d, 0, sizeof *d);
+            d->image = sample;
+            d->cls = cd.classes[j];
+            d->score = cd.scores[j];
+            memcpy(d->box, cd.boxes + (size_t)j * 4, sizeof d->box);
+        }
+        st = nk;
+    }
+    nerve_xfree(keep);
+    nerve_xfree(cd.boxes);
+    nerve_xfree(cd.scores);
+    nerve_xfree(cd.classes);
+    return st;
 }
 
+/* one input x at batch 1 in evaluation mode, then `decode` */
 int model_detect_one(nerve_model *m, const float *x, model_decode_fn decode, float width,
                      float height, float thresh, float nms_iou, nerve_detection *out, int max_out)
 {
@@ -158,4 +224,16 @@ int model_detect_one(nerve_model *m, const float *x, model_decode_fn decode, flo
     nerve_graph_set_training(g, was);
     int st2 = nerve_graph_set_batch(g, max_batch);
     return st < 0 ? st : st2 < 0 ? st2 : st;
+}
+
+int nerve_yolo_detect(nerve_model *m, const float *x, float width, float height, float thresh,
+                      float nms_iou, nerve_detection *out, int max_out)
+{
+    return model_detect_one(m, x, nerve_yolo_decode, width, height, thresh, nms_iou, out, max_out);
+}
+
+int nerve_frcnn_detect(nerve_model *m, const float *x, float width, float height, float thresh,
+                       float nms_iou, nerve_detection *out, int max_out)
+{
+    return model_detect_one(m, x, nerve_frcnn_decode, width, height, thresh, nms_iou, out, max_out);
 }

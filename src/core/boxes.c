@@ -1,9 +1,11 @@
 /* Box geometry for detection (docs/detection.md): IoU and GIoU, greedy non-maximum
- * suppression (one class or per class), the R-CNN box coding t_x, t_y, t_w, t_h, and
- * anchors over a feature map. Boxes here are corners (x1, y1, x2, y2) in any unit; the
- * YOLO-style nerve_box (centre and size relative to the image) converts with
- * nerve_box_corners. */
-#include "../core/core.h"
+ * suppression (one class or per class), the R-CNN box coding t_x, t_y, t_w, t_h, anchors
+ * over a feature map, and what the anchor-based detectors share: the matching of anchors
+ * (or proposals) to truths, its random sampling and the smooth L1 loss. Boxes here are
+ * corners (x1, y1, x2, y2) in any unit; the YOLO-style nerve_box (centre and size relative
+ * to the image) converts with nerve_box_corners. It sits in core, below the detection
+ * operators that use it. */
+#include "core.h"
 
 #include <math.h>
 #include <string.h>
@@ -199,4 +201,87 @@ int nerve_anchors(int fh, int fw, float stride, const float *sizes, int n_sizes,
                 }
         }
     return (int)total;
+}
+
+/* ---- shared by the anchor-based detectors (Faster R-CNN, SSD) ------------------------- */
+
+float nerve_smooth_l1(float d, float beta, float *grad)
+{
+    float a = fabsf(d);
+    if (a < beta) {
+        if (grad)
+            *grad = d / beta;
+        return 0.5f * d * d / beta;
+    }
+    if (grad)
+        *grad = d > 0 ? 1.0f : d < 0 ? -1.0f : 0.0f;
+    return a - 0.5f * beta;
+}
+
+int nerve_match_boxes(const float *boxes, int n, const float *truths, int nt, float hi, float lo,
+                      int best_per_truth, int *match, float *iou)
+{
+    if (n < 0 || nt < 0 || (n > 0 && (!boxes || !match)) || (nt > 0 && !truths) || !(lo <= hi))
+        return nerve_set_error(NERVE_ERR_ARG, "match boxes: bad arguments (thresholds %g, %g)",
+                               (double)lo, (double)hi);
+    for (int i = 0; i < n; i++) {
+        float best = 0;
+        int bt = -1;
+        for (int t = 0; t < nt; t++) {
+            float o = nerve_box_iou(boxes + (size_t)i * 4, truths + (size_t)t * 4);
+            if (bt < 0 || o > best)
+                best = o, bt = t;
+        }
+        match[i] = bt >= 0 && best >= hi ? bt : best < lo ? -1 : -2;
+        if (iou)
+            iou[i] = best;
+    }
+    if (!best_per_truth)
+        return NERVE_OK;
+    for (int t = 0; t < nt; t++) {
+        float best = 0;
+        for (int i = 0; i < n; i++)
+            best = fmaxf(best, nerve_box_iou(boxes + (size_t)i * 4, truths + (size_t)t * 4));
+        if (!(best > 0))
+            continue;
+        for (int i = 0; i < n; i++)
+            if (nerve_box_iou(boxes + (size_t)i * 4, truths + (size_t)t * 4) == best)
+                match[i] = t;
+    }
+    return NERVE_OK;
+}
+
+/* Knuth's selection sampling: keeps k of the entries for which `is(m)`, uniformly */
+static int select_k(int *match, int n, int positive, int k, nerve_rng *rng)
+{
+    int total = 0;
+    for (int i = 0; i < n; i++)
+        total += positive ? match[i] >= 0 : match[i] == -1;
+    if (k >= total)
+        return total;
+    int seen = 0, kept = 0;
+    for (int i = 0; i < n; i++) {
+        if (!(positive ? match[i] >= 0 : match[i] == -1))
+            continue;
+        if ((int)nerve_rng_below(rng, (uint32_t)(total - seen)) < k - kept)
+            kept++;
+        else
+            match[i] = -2;
+        seen++;
+    }
+    return kept;
+}
+
+int nerve_sample_matches(int *match, int n, int batch, float pos_fraction, nerve_rng *rng,
+                         int *n_pos, int *n_neg)
+{
+    if (n < 0 || (n > 0 && !match) || batch < 0 || !(pos_fraction >= 0 && pos_fraction <= 1) || !rng)
+        return nerve_set_error(NERVE_ERR_ARG, "sample matches: bad arguments");
+    int np = select_k(match, n, 1, (int)floorf((float)batch * pos_fraction), rng);
+    int nn = select_k(match, n, 0, batch - np, rng);
+    if (n_pos)
+        *n_pos = np;
+    if (n_neg)
+        *n_neg = nn;
+    return NERVE_OK;
 }
