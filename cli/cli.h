@@ -109,6 +109,7 @@ int cmd_attack(int argc, char **argv);  /* cli/attack.c */
 int cmd_experiment(int argc, char **argv); /* cli/experiment.c */
 int cmd_detect(int argc, char **argv);  /* cli/detect.c */
 int cmd_segment(int argc, char **argv); /* cli/segment.c */
+int cmd_slide(int argc, char **argv);   /* cli/slide.c */
 int cmd_profile(int argc, char **argv); /* cli/profile.c */
 /* nerve train CFG --bag K (cli/ensemble.c): trains K members of the cfg on bootstrap
  * resamples of train, saving DIR/member-<k>.safetensors; reports the ensemble on test. */

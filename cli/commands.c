@@ -211,7 +211,7 @@ const cli_command cli_commands[] = {
     {
         .name = "eval",
         .run = cmd_eval,
-        .usage = "eval CKPT [--images F --labels F | --csv F] [--robust EPS]",
+        .usage = "eval CKPT [--images F --labels F | --csv F] [--robust EPS] [--pr FILE]",
         .summary = "metrics and confusion matrix of a checkpoint on test data",
         .details = "Loads a checkpoint (it carries its cfg) and prints the metrics of its task on the cfg's "
                    "test data or on the files given; a language model is measured on the held-out end of "
@@ -223,6 +223,8 @@ const cli_command cli_commands[] = {
             {"--csv", "F", "the cfg's test_csv=", "CSV file"},
             {"--robust", "EPS", "off", "also the robust accuracy of a classifier under PGD-20 (Linf, 2 random "
                                        "restarts, pixels kept in [0, 1]) at radius EPS"},
+            {"--pr", "FILE", "off", "a detector: also write its precision-recall curves at IoU 0.5 (one per "
+                                    "class, the AP in the legend) to FILE as an SVG plot"},
             END_OPTIONS,
         },
         .example = "nerve eval runs/mlp/model.safetensors",
@@ -469,6 +471,45 @@ const cli_command cli_commands[] = {
             END_OPTIONS,
         },
         .example = "nerve segment runs/unet/model.safetensors data/fseg/images/test --out pics",
+    },
+    {
+        .name = "slide",
+        .run = cmd_slide,
+        .usage = "slide crops LIST OUTDIR [--windows WxH,...] [--stride S] [--context F] [--names F] "
+                 "[--crop N] [--positives N] [--negatives N] [--seed N]\n"
+                 "slide CKPT LIST [--windows WxH,...] [--stride S] [--context F] [--names F] [--nms T] [--pr FILE] [--out DIR] [--show N] "
+                 "[--thresh T]",
+        .summary = "sliding-window detection with a classifier: its training windows, its mAP, heat maps",
+        .details = "Sliding windows (docs/detection.md): every window of the given shapes, on a grid of the given "
+                   "stride, with some context around it, warped to the classifier's input. crops writes a classifier's training set from the "
+                   "scenes of a darknet-style list (its class names: --names, else classes.names beside it): "
+                   "windows overlapping an object by IoU >= 0.6 are its class, windows overlapping every object "
+                   "by less than 0.3 are background, as an image folder OUTDIR/NN_NAME/ (class NN, background "
+                   "last) that train_folder= reads. CKPT LIST runs such a classifier over the windows of every "
+                   "scene of LIST, keeps each class's windows of probability >= 0.005, applies greedy NMS per "
+                   "class and prints mAP@0.5, COCO's mAP@[.5:.95] and each class's AP as nerve eval does; with "
+                   "--out, DIR/NNNNNN.png is each of the first --show scenes with its detections of score >= "
+                   "--thresh beside its heat map (each pixel in the colour of its most probable class, as "
+                   "bright as that probability). Give both commands the same --windows, --stride and --context.",
+        .options = (const cli_option[]){
+            {"--windows", "WxH,...", "28x28", "window shapes in the scenes' pixels (at most 16)"},
+            {"--stride", "S", "4", "pixels between neighbouring windows"},
+            {"--context", "F", "0.125", "the classifier sees each window with F of its width and height added on "
+                                        "each side (so that it can tell whether an object fits the window)"},
+            {"--names", "F", "classes.names beside LIST", "the scenes' class names"},
+            {"--crop", "N", "28", "crops: the side the windows are warped to (the classifier's input)"},
+            {"--positives", "N", "4", "crops: windows per object, at most"},
+            {"--negatives", "N", "8", "crops: background windows per scene, at most"},
+            {"--seed", "N", "1", "crops: random seed of the choice of windows"},
+            {"--nms", "T", "0.3", "NMS: a window overlapping a kept one of its class by IoU > T is dropped (0: no "
+                                  "NMS)"},
+            {"--pr", "FILE", "off", "write the precision-recall curves at IoU 0.5 to FILE (SVG)"},
+            {"--out", "DIR", "none", "write pictures of the first scenes there"},
+            {"--show", "N", "4", "scenes drawn with --out"},
+            {"--thresh", "T", "0.5", "the lowest score drawn, in [0, 1]"},
+            END_OPTIONS,
+        },
+        .example = "nerve slide runs/window_classifier/model.safetensors scenes/test.txt",
     },
     {
         .name = "style",

@@ -45,7 +45,7 @@ static int eval_text(nerve_model *m)
 
 /* A detection model: mAP at IoU 0.5 (VOC 2007 and all-point), COCO's mAP@[.5:.95], and the
  * AP of every class, on detections of score >= 0.005 after NMS at IoU 0.45. */
-static int eval_detection(nerve_model *m, const nerve_dataset *d)
+static int eval_detection(nerve_model *m, const nerve_dataset *d, const char *pr_svg)
 {
     nerve_yolo1_config yc;
     nerve_yolo_config heads[8];
@@ -60,7 +60,7 @@ static int eval_detection(nerve_model *m, const nerve_dataset *d)
         return cli_fail("evaluation");
     nerve_detection_metrics r;
     r.ap = ap;
-    if (nerve_evaluate_detection(m, d, 0.005f, 0.45f, &r) != NERVE_OK) {
+    if (nerve_evaluate_detection_pr(m, d, 0.005f, 0.45f, &r, pr_svg) != NERVE_OK) {
         free(ap);
         return cli_fail("evaluation");
     }
@@ -74,13 +74,16 @@ static int eval_detection(nerve_model *m, const nerve_dataset *d)
     for (int c = 0; c < classes; c++)
         if (!isnan(ap[c]))
             printf("  AP@0.5 %-16s %.4f\n", names && c < d->n_names ? names[c] : "", ap[c]);
+    if (pr_svg)
+        printf("precision-recall curves: %s%s\n", pr_svg,
+               classes > 12 ? " (the first 12 classes that have objects: the plot's limit)" : "");
     free(ap);
     return 0;
 }
 
 int cmd_eval(int argc, char **argv)
 {
-    const char *ckpt = NULL, *images = NULL, *labels = NULL, *csv = NULL, *v;
+    const char *ckpt = NULL, *images = NULL, *labels = NULL, *csv = NULL, *pr_svg = NULL, *v;
     double robust = -1;
     for (int i = 0; i < argc; i++) {
         if ((v = cli_option_value(argc, argv, &i, "--robust"))) {
@@ -96,6 +99,8 @@ int cmd_eval(int argc, char **argv)
             labels = v;
         else if ((v = cli_option_value(argc, argv, &i, "--csv")))
             csv = v;
+        else if ((v = cli_option_value(argc, argv, &i, "--pr")))
+            pr_svg = v;
         else if (argv[i][0] == '-') {
             fprintf(stderr, "nerve eval: unknown option '%s' (nerve eval --help)\n", argv[i]);
             return 2;
@@ -134,10 +139,17 @@ int cmd_eval(int argc, char **argv)
     int rc = 0;
     if (nerve_model_yolo1(m, NULL) || nerve_model_yolo_heads(m, NULL, NULL, 0) > 0 ||
         nerve_model_ssd(m, NULL, NULL, 0) > 0 || nerve_model_frcnn(m, NULL)) { /* a detector: mAP */
-        rc = eval_detection(m, &d);
+        rc = eval_detection(m, &d, pr_svg);
         nerve_dataset_free(&d);
         nerve_model_free(m);
         return rc;
+    }
+    if (pr_svg) {
+        fprintf(stderr, "nerve eval: --pr plots a detector's precision-recall curves; %s is not a "
+                        "detector\n", ckpt);
+        nerve_dataset_free(&d);
+        nerve_model_free(m);
+        return 2;
     }
     if (nerve_evaluate_metrics(m, &d, &mt) != NERVE_OK) {
         rc = cli_fail("evaluation");

@@ -1358,7 +1358,7 @@ int nerve_detection_pr(const nerve_detection *dets, int n_dets, const nerve_dete
                        int n_truths, int n_classes, int cls, float iou_threshold,
                        double **recall, double **precision, int *n);
 void nerve_detection_pr_free(double *recall, double *precision);
-/* Precision-recall curves (the envelope at 101 recall points) of the first 8 classes that
+/* Precision-recall curves (the envelope at 101 recall points) of the first 12 classes that
  * have ground truth, with their all-point AP in the legend, as an SVG plot. names may be NULL. */
 int nerve_detection_pr_svg(const char *path, const nerve_detection *dets, int n_dets,
                            const nerve_detection *truths, int n_truths, int n_classes,
@@ -2191,6 +2191,54 @@ typedef struct nerve_detection_metrics {
 } nerve_detection_metrics;
 int nerve_evaluate_detection(nerve_model *m, const nerve_dataset *d, float thresh, float nms_iou,
                              nerve_detection_metrics *out);
+/* The same, and with pr_svg (may be NULL) the precision-recall curves at IoU 0.5 of the
+ * detections (nerve_detection_pr_svg, the data set's class names in the legend) written there. */
+int nerve_evaluate_detection_pr(nerve_model *m, const nerve_dataset *d, float thresh, float nms_iou,
+                                nerve_detection_metrics *out, const char *pr_svg);
+
+/* Sliding-window detection (src/apps/sliding.c): a classifier of n_classes object classes
+ * and background (class n_classes, last) scores every window of the given shapes on a grid
+ * of the scene (left and top edges 0, stride, ..., and the last flush with the far edge),
+ * each window with its context (R-CNN's padding: it shows whether the object fits the
+ * window) warped bilinearly to the classifier's square input; per class, the windows
+ * whose probability is >= thresh are its detections, then greedy NMS per class at nms_iou
+ * (0: none). */
+#define NERVE_SLIDING_MAX_SHAPES 16
+typedef struct nerve_sliding_options {
+    int n_shapes;
+    int shapes[NERVE_SLIDING_MAX_SHAPES][2]; /* window width, height in the scene's pixels */
+    int stride;                              /* pixels between neighbouring windows */
+    float context;                           /* the classifier sees the window with this share
+                                                of its width and height added on each side */
+    float thresh, nms_iou;                   /* detection */
+    /* training crops (nerve_sliding_crops) */
+    int crop;                /* side the windows are warped to */
+    float pos_iou, neg_iou;  /* a window of IoU >= pos_iou with an object is its class; below
+                                neg_iou with every object, background */
+    int positives, negatives; /* at most this many windows per object, background per scene */
+    uint64_t seed;
+} nerve_sliding_options;
+/* One 28 x 28 shape, stride 4, context 0.125, thresh 0, NMS 0, crop 32, pos_iou 0.6, neg_iou 0.3, 4
+ * positives, 8 negatives, seed 1. */
+nerve_sliding_options nerve_sliding_default(void);
+/* Window shapes "WxH,WxH,..." (1 to 4096 pixels each, at most NERVE_SLIDING_MAX_SHAPES). */
+int nerve_sliding_parse_shapes(const char *s, nerve_sliding_options *o);
+/* A classifier's training crops from scenes with boxes: windows of the options' shapes and
+ * grid, chosen at random (o->seed) among those of each object (IoU >= pos_iou) and among the
+ * background ones (IoU < neg_iou with every object), warped to crop x crop; labels 0 ..
+ * n_classes (background), names the scenes' and "background". out is allocated. */
+int nerve_sliding_crops(const nerve_dataset *scenes, int n_classes, const nerve_sliding_options *o,
+                        nerve_dataset *out);
+/* The detections of one image [C, H, W] (at most max_out, decreasing score, image 0);
+ * heat (may be NULL) gets [n_classes, H, W]: at each pixel, the highest probability of each
+ * class among the windows whose centre's stride x stride square covers it. Returns the
+ * count or a negative status. */
+int nerve_sliding_detect(nerve_model *m, const float *image, int C, int H, int W, int n_classes,
+                         const nerve_sliding_options *o, float *heat, nerve_detection *out, int max_out);
+/* The figures of nerve_evaluate_detection for sliding windows on scenes with boxes (at most
+ * 100 detections per image), and with pr_svg the precision-recall curves. */
+int nerve_evaluate_sliding(nerve_model *m, const nerve_dataset *scenes, int n_classes,
+                           const nerve_sliding_options *o, nerve_detection_metrics *out, const char *pr_svg);
 
 /* Test-time augmentation for image models (src/apps/ensemble.c): each image is seen as
  * 10 views, the 10-crop of AlexNet kept at the input size: for each of the five crop x crop
@@ -2211,7 +2259,7 @@ int nerve_ensemble_evaluate(nerve_model **models, int k, const nerve_dataset *d,
 /* 14. Plots and logs                                                                     */
 /* ===================================================================================== */
 
-/* Line plot of up to 8 series sharing the x values (x may be NULL: 0..n-1), as a
+/* Line plot of up to 12 series sharing the x values (x may be NULL: 0..n-1), as a
  * standalone SVG file. */
 typedef struct nerve_series {
     const char *label;
@@ -2223,7 +2271,7 @@ int nerve_svg_lineplot(const char *path, const char *title, const char *xlabel,
 /* Paths in the plane over a field (src/io/svg.c; optimiser trajectories): box = {x0, x1,
  * y0, y1} is the square drawn; field (may be NULL) holds gh rows of gw values sampled on it,
  * row 0 at y0, drawn from dark blue (its smallest finite value) to pale yellow (its largest);
- * up to 8 paths of n points xy [n, 2], each from a dot at its start, clipped to the box and
+ * up to 12 paths of n points xy [n, 2], each from a dot at its start, clipped to the box and
  * ended at the first non-finite point (a diverged run). */
 typedef struct nerve_path2d {
     const char *label;

@@ -133,12 +133,13 @@ TEST(svg_lineplot_handles_one_point_and_constant_series)
 TEST(svg_lineplot_rejects_bad_arguments)
 {
     const double y[2] = {1, 2};
-    nerve_series s[9];
-    for (int i = 0; i < 9; i++)
+    nerve_series s[13];
+    for (int i = 0; i < 13; i++)
         s[i] = (nerve_series){"s", y};
     char path[512];
     snprintf(path, sizeof path, "%s/bad.svg", test_tmpdir());
-    CHECK(nerve_svg_lineplot(path, "t", "x", NULL, 2, s, 9) == NERVE_ERR_ARG);
+    CHECK(nerve_svg_lineplot(path, "t", "x", NULL, 2, s, 13) == NERVE_ERR_ARG);
+    CHECK_OK(nerve_svg_lineplot(path, "t", "x", NULL, 2, s, 12));
     CHECK(nerve_svg_lineplot(path, "t", "x", NULL, 0, s, 1) == NERVE_ERR_ARG);
     s[0].y = NULL;
     CHECK(nerve_svg_lineplot(path, "t", "x", NULL, 2, s, 1) == NERVE_ERR_ARG);

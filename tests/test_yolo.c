@@ -300,11 +300,21 @@ TEST(yolo_cfg_trains_on_generated_scenes_and_reports_map)
         fputs(cfg, f);
         fclose(f);
     }
-    char cmd[2000], text[8192], want[100];
-    snprintf(cmd, sizeof cmd, "%s eval %s", test_nerve(), ckpt);
+    char cmd[2000], text[8192], want[100], svg[600];
+    snprintf(svg, sizeof svg, "%s/yolo3-pr.svg", dir);
+    remove(svg);
+    snprintf(cmd, sizeof cmd, "%s eval %s --pr %s", test_nerve(), ckpt, svg);
     CHECK_MSG(test_run(cmd, text, sizeof text) == 0, "%s", text);
     snprintf(want, sizeof want, "test mAP@0.5: %.4f (all-point)", after.map50);
     CHECK_MSG(strstr(text, "task: detect ([yolo] head;") && strstr(text, want), "%s\nwanted: %s", text, want);
+    /* --pr: the curves of both classes, each with the AP that eval printed */
+    char *plot = test_read_file(svg, NULL);
+    CHECK_MSG(plot != NULL, "nerve eval --pr wrote no %s", svg);
+    for (int k = 0; plot && k < 2; k++) {
+        snprintf(want, sizeof want, "%s (AP %.3f)", names[k], ap[k]);
+        CHECK_MSG(strstr(plot, want) != NULL, "%s: no legend '%s'", svg, want);
+    }
+    free(plot);
     nerve_dataset_free(&train);
     nerve_dataset_free(&test);
     nerve_model_free(m);

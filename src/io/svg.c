@@ -7,17 +7,18 @@
 #include <math.h>
 #include <string.h>
 
-#define WIDTH 760
+#define WIDTH 800
 #define HEIGHT 460
 #define PLOT_LEFT 72.0
-#define PLOT_RIGHT (WIDTH - 180.0)
+#define PLOT_RIGHT (WIDTH - 220.0)
 #define PLOT_TOP 48.0
 #define PLOT_BOTTOM (HEIGHT - 64.0)
-#define MAX_SERIES 8
+#define MAX_SERIES 12
 #define MAX_TICKS 50
 
 static const char *const colours[MAX_SERIES] = {"#1f6fb4", "#e8731a", "#2a9d3a", "#d0312d",
-                                                "#8a5cc0", "#8c564b", "#d44fb0", "#6b6b6b"};
+                                                "#8a5cc0", "#8c564b", "#d44fb0", "#6b6b6b",
+                                                "#17a2b8", "#a6a21c", "#1a1a6e", "#e0a030"};
 
 /* Text as XML character data: markup characters escaped, control characters that XML 1.0
  * forbids dropped. */

@@ -103,6 +103,12 @@ static int yolo_eval_batch(void *ctx, nerve_model *m, int start, int n)
 int nerve_evaluate_detection(nerve_model *m, const nerve_dataset *d, float thresh, float nms_iou,
                              nerve_detection_metrics *out)
 {
+    return nerve_evaluate_detection_pr(m, d, thresh, nms_iou, out, NULL);
+}
+
+int nerve_evaluate_detection_pr(nerve_model *m, const nerve_dataset *d, float thresh, float nms_iou,
+                                nerve_detection_metrics *out, const char *pr_svg)
+{
     nerve_yolo1_config c;
     nerve_yolo_config heads[8];
     if (!out || !d || !m)
@@ -168,6 +174,9 @@ int nerve_evaluate_detection(nerve_model *m, const nerve_dataset *d, float thres
                                 &out->map50);
     if (!st)
         st = nerve_detection_map_coco(dets, nd, truths, nt, classes, &out->map_coco);
+    if (!st && pr_svg)
+        st = nerve_detection_pr_svg(pr_svg, dets, nd, truths, nt, classes,
+                                    d->n_names >= classes ? (const char *const *)d->names : NULL, 0.5f);
     out->detections = nd;
     out->truths = nt;
     nerve_xfree(pred);

@@ -308,9 +308,9 @@ int nerve_detection_pr_svg(const char *path, const nerve_detection *dets, int n_
     int st = check_input(dets, n_dets, truths, n_truths, n_classes);
     if (st)
         return st;
-    /* the envelope at 101 recall points, so every class shares the x axis; at most 8
-     * classes (the plot's limit): the first 8 that have ground truth */
-    enum { PTS = 101, MAXS = 8 };
+    /* the envelope at 101 recall points, so every class shares the x axis; at most 12
+     * classes (the plot's limit): the first 12 that have ground truth */
+    enum { PTS = 101, MAXS = 12 };
     double x[PTS], y[MAXS][PTS];
     char label[MAXS][96];
     nerve_series series[MAXS];
