@@ -114,29 +114,14 @@ static int n_truths(const ssd_ctx *c, const float *t)
     return nt;
 }
 
-/* IoU of two corner boxes (the operators sit below src/data's box geometry, so the loss
- * holds its own; the same formula as nerve_box_iou) */
-static float iou(const float *a, const float *b)
-{
-    float iw = fminf(a[2], b[2]) - fmaxf(a[0], b[0]), ih = fminf(a[3], b[3]) - fmaxf(a[1], b[1]);
-    float inter = iw > 0 && ih > 0 ? iw * ih : 0;
-    float u = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
-    return u > 0 ? inter / u : 0;
-}
-
-/* the offsets of truth g from default box d (corners), divided by the variances; 0 when
- * either box has no size */
+/* the offsets of truth g from default box d (corners): R-CNN's coding (nerve_box_encode)
+ * divided by the variances; 0 when either box has no size */
 static int encode(const float *d, const float *g, const float var[2], float t[4])
 {
-    double dw = (double)d[2] - d[0], dh = (double)d[3] - d[1];
-    double gw = (double)g[2] - g[0], gh = (double)g[3] - g[1];
-    if (!(dw > 0 && dh > 0 && gw > 0 && gh > 0))
+    if (!(d[2] > d[0] && d[3] > d[1] && g[2] > g[0] && g[3] > g[1]))
         return 0;
-    t[0] = (float)(((g[0] + g[2]) / 2.0 - (d[0] + d[2]) / 2.0) / dw / var[0]);
-    t[1] = (float)(((g[1] + g[3]) / 2.0 - (d[1] + d[3]) / 2.0) / dh / var[0]);
-    t[2] = (float)(log(gw / dw) / var[1]);
-    t[3] = (float)(log(gh / dh) / var[1]);
-    return 1;
+    const float w[4] = {1.0f / var[0], 1.0f / var[0], 1.0f / var[1], 1.0f / var[1]};
+    return nerve_box_encode(d, g, w, t) == NERVE_OK;
 }
 
 /* the feed checks classes; a hand-made target's truth of another class matches nothing */
@@ -163,7 +148,7 @@ static int match(ssd_ctx *c, const float *t)
             continue;
         truth_corners(t + k * 5, g);
         for (int p = 0; p < c->P; p++) {
-            float o = iou(c->priors + (size_t)p * 4, g);
+            float o = nerve_box_iou(c->priors + (size_t)p * 4, g);
             if (o > c->iou[p])
                 c->iou[p] = o, c->match[p] = (float)k;
         }
@@ -178,7 +163,7 @@ static int match(ssd_ctx *c, const float *t)
             continue;
         truth_corners(t + k * 5, g);
         for (int p = 0; p < c->P; p++) {
-            float o = iou(c->priors + (size_t)p * 4, g);
+            float o = nerve_box_iou(c->priors + (size_t)p * 4, g);
             if (o > best)
                 best = o, bp = p;
         }
@@ -256,10 +241,10 @@ static double sample_loss(const ssd_ctx *c, const float *x, const float *t, floa
             if (!encode(c->priors + (size_t)p * 4, g, a->variance, enc))
                 continue; /* a default box without size (a truth has one) */
             for (int i = 0; i < 4; i++) {
-                double d = (double)xp[i] - enc[i];
-                L += fabs(d) < 1 ? 0.5 * d * d : fabs(d) - 0.5;
+                float gr;
+                L += nerve_smooth_l1(xp[i] - enc[i], 1.0f, &gr);
                 if (dx)
-                    dx[(size_t)p * c->E + i] += scale * (float)(fabs(d) < 1 ? d : d > 0 ? 1 : -1);
+                    dx[(size_t)p * c->E + i] += scale * gr;
             }
         }
         const float *s = xp + 4;
